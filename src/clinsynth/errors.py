@@ -1,0 +1,86 @@
+"""The one exception hierarchy of clinsynth.
+
+Every error raised on purpose by the library is a :class:`ClinsynthError`. Messages say what is
+wrong, where (file, table, column, row), what was found and how to fix it. Validation collects all
+problems first and raises once; the individual problems are kept in ``error.problems``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClinsynthError",
+    "MetadataError",
+    "DataError",
+    "ParameterError",
+    "NotFittedError",
+    "BundleError",
+    "PrivacyError",
+    "SamplingError",
+]
+
+
+class ClinsynthError(Exception):
+    """Base class of every error clinsynth raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        One sentence (or a short list) saying what, where and how to fix.
+    problems : list of str, optional
+        The individual problems when several were collected.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        super().__init__(message)
+
+    @classmethod
+    def from_problems(cls, headline: str, problems: list[str]) -> ClinsynthError:
+        """Build one error listing every collected problem."""
+        if len(problems) == 1:
+            return cls(f"{headline}: {problems[0]}", problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        return cls(f"{headline} ({len(problems)} problems):\n{lines}", problems)
+
+
+class MetadataError(ClinsynthError, ValueError):
+    """Metadata is invalid or does not match the data (unknown column, bad sdtype, ...)."""
+
+
+class DataError(ClinsynthError, ValueError):
+    """Input data cannot be read or does not satisfy its metadata."""
+
+
+class ParameterError(ClinsynthError, ValueError):
+    """A parameter of a synthesizer, transformer or function is out of its allowed range."""
+
+
+class NotFittedError(ClinsynthError, RuntimeError):
+    """A method that needs a fitted object was called before ``fit``."""
+
+
+class BundleError(ClinsynthError, OSError):
+    """A saved model cannot be read: missing, corrupt, or written by an incompatible version."""
+
+
+class PrivacyError(ClinsynthError):
+    """A privacy guarantee cannot be met (budget spent, unsafe column, ...)."""
+
+
+class SamplingError(ClinsynthError):
+    """Sampling could not produce the requested rows (impossible condition, rules never met)."""
+
+
+def check_param(
+    owner: str,
+    name: str,
+    value: object,
+    ok: bool,
+    expected: str,
+) -> None:
+    """Raise the standard parameter error when ``ok`` is false.
+
+    >>> check_param("TVAE", "epochs", 3, True, "an int >= 1")
+    """
+    if not ok:
+        raise ParameterError(f"The '{name}' parameter of {owner} must be {expected}. Got {value!r}.")

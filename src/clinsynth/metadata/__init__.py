@@ -1,0 +1,17 @@
+"""Metadata: column sdtypes, keys, feature groups, relationships; detection and validation."""
+
+from clinsynth.metadata._detect import detect_column, detect_datetime_format
+from clinsynth.metadata._metadata import Metadata, TableMetadata
+from clinsynth.metadata._sdtypes import KNOWN as SDTYPES
+from clinsynth.metadata._sdtypes import PII as PII_SDTYPES
+from clinsynth.metadata._sdtypes import is_pii
+
+__all__ = [
+    "Metadata",
+    "TableMetadata",
+    "SDTYPES",
+    "PII_SDTYPES",
+    "is_pii",
+    "detect_column",
+    "detect_datetime_format",
+]
