@@ -1,7 +1,26 @@
-"""clinsynth: synthetic clinical data with evidence of fidelity and privacy."""
+"""clinsynth: synthetic clinical data with evidence of fidelity and privacy.
+
+>>> from clinsynth import Metadata, GaussianCopulaSynthesizer, load
+"""
 
 from clinsynth._version import __version__
 from clinsynth.errors import ClinsynthError
 from clinsynth.metadata import Metadata
+from clinsynth.synthesizers import (
+    BaseSynthesizer,
+    GaussianCopulaSynthesizer,
+    get_synthesizer,
+    list_synthesizers,
+    load,
+)
 
-__all__ = ["__version__", "ClinsynthError", "Metadata"]
+__all__ = [
+    "__version__",
+    "ClinsynthError",
+    "Metadata",
+    "BaseSynthesizer",
+    "GaussianCopulaSynthesizer",
+    "get_synthesizer",
+    "list_synthesizers",
+    "load",
+]

@@ -1,0 +1,3 @@
+"""Imports every command module so that its commands register on the shared typer app."""
+
+from clinsynth.cli import _core  # noqa: F401

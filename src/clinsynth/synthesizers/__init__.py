@@ -1,0 +1,23 @@
+"""Synthesizers: one contract (fit, sample, save, load), a registry, one module per model."""
+
+from clinsynth.synthesizers._base import BaseSynthesizer
+from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
+from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
+
+__all__ = [
+    "BaseSynthesizer",
+    "GaussianCopulaSynthesizer",
+    "get_synthesizer",
+    "list_synthesizers",
+    "register",
+    "load",
+]
+
+
+def load(filepath, *, device: str = "cpu") -> BaseSynthesizer:  # noqa: ANN001
+    """Load any saved synthesizer (the bundle names its model).
+
+    >>> import clinsynth
+    >>> # model = clinsynth.load("model_dir")
+    """
+    return BaseSynthesizer.load(filepath, device=device)

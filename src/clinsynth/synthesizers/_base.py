@@ -1,0 +1,386 @@
+"""The synthesizer contract shared by every model (scikit-learn's rules).
+
+``__init__`` only stores arguments; ``fit`` validates the data against the metadata (every problem
+at once), fits the :class:`~clinsynth.transform.TableTransformer` and calls the model's
+``_fit(encoded)``; ``sample`` calls ``_sample(n, rng)`` and decodes. A model module implements
+``_fit``, ``_sample``, ``_get_state``/``_set_state`` and its parameter constraints, nothing else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from clinsynth._utils import ProgressCallback, derive_seed, make_rng
+from clinsynth.errors import (
+    BundleError,
+    DataError,
+    NotFittedError,
+    ParameterError,
+)
+from clinsynth.metadata import Metadata, TableMetadata
+from clinsynth.transform import TableTransformer
+
+logger = logging.getLogger(__name__)
+
+#: Parameters that are runtime choices, not part of the model (not saved in the bundle).
+_RUNTIME_PARAMS = ("progress", "verbose", "device")
+
+
+def _is_int(minimum: int) -> Any:
+    return lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= minimum
+
+
+def _is_float(low: float, high: float | None = None) -> Any:
+    return lambda v: (
+        isinstance(v, int | float | np.floating)
+        and not isinstance(v, bool)
+        and v >= low
+        and (high is None or v <= high)
+    )
+
+
+class BaseSynthesizer:
+    """Base class of every single-table synthesizer.
+
+    Parameters
+    ----------
+    metadata : Metadata
+        The table's metadata (``Metadata.detect_from_dataframe(df)``).
+    enforce_min_max_values : bool
+        Keep numbers and dates inside the range seen in the real data.
+    enforce_rounding : bool
+        Round numbers to the decimals seen in the real data.
+    locale : str
+        Faker locale for fake personal data.
+    table_name : str, optional
+        Which table of a multi-table ``Metadata``.
+    random_state : int, optional
+        Seed: the same seed, data and device give the same rows.
+    device : {"cpu", "cuda", "auto"}
+        Where torch models train and sample.
+    verbose : bool
+        Log progress at INFO level.
+    progress : callable, optional
+        ``progress(total, completed, message)``, called during fit.
+    """
+
+    _model_name: ClassVar[str] = ""
+    #: Encoding the model wants from the TableTransformer.
+    _transformer_options: ClassVar[dict[str, Any]] = {"numerical": "mode", "categorical": "onehot"}
+    #: Parameter name -> (check, "expected ...") used by the standard parameter error.
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "enforce_min_max_values": (lambda v: isinstance(v, bool), "a bool"),
+        "enforce_rounding": (lambda v: isinstance(v, bool), "a bool"),
+        "random_state": (lambda v: v is None or _is_int(0)(v), "None or an int >= 0"),
+        "device": (
+            lambda v: isinstance(v, str) and (v in ("cpu", "cuda", "auto", "mps") or
+                                              v.startswith("cuda:")),
+            "'cpu', 'cuda', 'cuda:N' or 'auto'",
+        ),
+    }
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        enforce_min_max_values: bool = True,
+        enforce_rounding: bool = True,
+        locale: str = "en_US",
+        table_name: str | None = None,
+        random_state: int | None = None,
+        device: str = "cpu",
+        verbose: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.enforce_min_max_values = enforce_min_max_values
+        self.enforce_rounding = enforce_rounding
+        self.locale = locale
+        self.table_name = table_name
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.progress = progress
+
+    # ------------------------------------------------------------------ params
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        names: list[str] = []
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for klass in cls.__mro__:
+            if "__init__" not in klass.__dict__ or klass is object:
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.kind in kinds and p.name not in ("self", "metadata") and p.name not in names:
+                    names.append(p.name)
+        return names
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (scikit-learn style), metadata excluded."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> BaseSynthesizer:
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ParameterError(
+                    f"{type(self).__name__} has no parameter '{name}'. Valid: {', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def _validate_params(self) -> None:
+        constraints: dict[str, tuple[Any, str]] = {}
+        for klass in reversed(type(self).__mro__):
+            constraints.update(klass.__dict__.get("_parameter_constraints", {}))
+        for name, (check, expected) in constraints.items():
+            value = getattr(self, name)
+            if not check(value):
+                raise ParameterError(
+                    f"The '{name}' parameter of {type(self).__name__} must be {expected}. "
+                    f"Got {value!r}."
+                )
+        if not isinstance(self.metadata, Metadata | TableMetadata):
+            raise ParameterError(
+                f"{type(self).__name__} needs a Metadata object as its first argument. Got "
+                f"{type(self.metadata).__name__}. Use Metadata.detect_from_dataframe(data)."
+            )
+
+    # ------------------------------------------------------------------ metadata
+    def _table_metadata(self) -> TableMetadata:
+        if isinstance(self.metadata, TableMetadata):
+            return self.metadata
+        return self.metadata.get_table(self.table_name)
+
+    def get_metadata(self) -> Metadata:
+        if isinstance(self.metadata, TableMetadata):
+            return Metadata({self.table_name or "table": self.metadata})
+        return self.metadata
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: pd.DataFrame) -> BaseSynthesizer:
+        """Learn the table. Validates ``data`` first and reports every problem at once."""
+        from clinsynth.metadata._validate import table_problems
+
+        self._validate_params()
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(
+                f"fit() needs a pandas DataFrame; got {type(data).__name__}. Read files with "
+                "clinsynth.io.read_table(path)."
+            )
+        table = self._table_metadata()
+        if isinstance(self.metadata, Metadata):
+            self.metadata.validate()
+        problems, notes = table_problems(table, data)
+        if problems:
+            raise DataError.from_problems("The data does not match its metadata", problems)
+        for note in notes:
+            logger.warning(note)
+        start = time.perf_counter()
+        rng = make_rng(self.random_state)
+        self._transformer_ = TableTransformer(
+            table,
+            enforce_min_max=self.enforce_min_max_values,
+            locale=self.locale,
+            **self._transformer_options,
+        ).fit(data)
+        for column in table.columns:
+            if not self.enforce_rounding:
+                t = self._transformer_.get_transformer(column)
+                if hasattr(t, "decimals") and getattr(t, "kind", "") == "numerical":
+                    t.decimals = None
+        self._fit_seed_ = derive_seed(rng)
+        self._sample_seed_ = derive_seed(rng)
+        encoded = self._encode_for_fit(data)
+        self._loss_history_: pd.DataFrame | None = None
+        self._fit(encoded)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.num_training_rows_ = int(len(data))
+        self._fitted = True
+        self.reset_sampling()
+        logger.info("%s fitted in %.2f s", type(self).__name__, self.fit_seconds_)
+        return self
+
+    def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
+        return self._transformer_.transform(data)
+
+    # ------------------------------------------------------------------ sample
+    @property
+    def is_fitted(self) -> bool:
+        return bool(getattr(self, "_fitted", False))
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet. Call fit(data) before sampling."
+            )
+
+    def reset_sampling(self) -> None:
+        """Restart the sampling random stream: the next ``sample`` repeats the first one."""
+        self._check_fitted()
+        self._sample_rng = make_rng(self._sample_seed_)
+
+    def sample(
+        self,
+        num_rows: int,
+        *,
+        conditions: dict[str, Any] | None = None,
+        max_tries_per_batch: int = 100,
+    ) -> pd.DataFrame:
+        """Generate ``num_rows`` synthetic rows.
+
+        Parameters
+        ----------
+        num_rows : int
+        conditions : dict, optional
+            ``{column: value}`` for equality, ``{column: (low, high)}`` for a range (either end
+            may be None). Exactly ``num_rows`` rows come back, or a
+            :class:`~clinsynth.errors.SamplingError` says how many could be made and why.
+        """
+        self._check_fitted()
+        if not _is_int(0)(num_rows):
+            raise ParameterError(f"num_rows must be an int >= 0. Got {num_rows!r}.")
+        if conditions:
+            from clinsynth.synthesizers._conditions import sample_with_conditions
+
+            return sample_with_conditions(self, int(num_rows), conditions, max_tries_per_batch)
+        return self._sample_rows(int(num_rows))
+
+    def sample_from_conditions(self, conditions: pd.DataFrame) -> pd.DataFrame:
+        """One synthetic row per row of ``conditions`` (its non-null cells are the condition)."""
+        from clinsynth.synthesizers._conditions import sample_from_condition_rows
+
+        self._check_fitted()
+        return sample_from_condition_rows(self, conditions)
+
+    def _sample_rows(self, num_rows: int) -> pd.DataFrame:
+        rng = self._sample_rng
+        if num_rows == 0:
+            encoded = np.zeros((0, self._transformer_.output_dim), dtype=np.float32)
+        else:
+            encoded = self._sample(num_rows, rng)
+        return self._transformer_.inverse_transform(encoded, random_state=rng)
+
+    # ------------------------------------------------------------------ losses
+    def get_loss_values(self) -> pd.DataFrame:
+        """Training losses per epoch (empty for models without iterative training)."""
+        self._check_fitted()
+        if self._loss_history_ is None:
+            return pd.DataFrame(columns=["epoch", "loss"])
+        return self._loss_history_.copy()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, filepath: str | os.PathLike) -> Path:
+        """Save as a bundle folder (or ``.zip``): JSON + tensors, no pickle, no training row."""
+        from clinsynth.io._bundle import save_bundle
+
+        self._check_fitted()
+        state, tensors = self._get_state()
+        params = {k: v for k, v in self.get_params().items() if k not in _RUNTIME_PARAMS}
+        manifest = {
+            "model": self._model_name,
+            "class": type(self).__name__,
+            "params": _jsonable_params(params),
+            "metadata": self.get_metadata().to_dict(),
+            "table_name": self.table_name,
+            "fit": {
+                "seconds": self.fit_seconds_,
+                "num_training_rows": self.num_training_rows_,
+                "sample_seed": self._sample_seed_,
+                "fit_seed": self._fit_seed_,
+            },
+            **self._manifest_extra(),
+        }
+        documents = {
+            "transformer.json": self._transformer_.to_dict(),
+            "model.json": state,
+        }
+        if self._loss_history_ is not None:
+            documents["losses.json"] = self._loss_history_.to_dict(orient="list")
+        return save_bundle(filepath, manifest, documents, tensors)
+
+    @classmethod
+    def load(cls, filepath: str | os.PathLike, *, device: str = "cpu") -> BaseSynthesizer:
+        """Load a bundle written by :meth:`save` (checks the format version)."""
+        from clinsynth.io._bundle import load_bundle
+        from clinsynth.synthesizers._registry import get_synthesizer
+
+        manifest, documents, tensors = load_bundle(filepath)
+        try:
+            klass = get_synthesizer(manifest["model"])
+        except (KeyError, ParameterError):
+            raise BundleError(
+                f"Model '{filepath}' was made by an unknown model "
+                f"{manifest.get('model')!r}. Install the clinsynth version that wrote it."
+            ) from None
+        if cls is not BaseSynthesizer and not issubclass(klass, cls):
+            raise BundleError(
+                f"Model '{filepath}' is a {klass.__name__}, not a {cls.__name__}. Load it with "
+                f"{klass.__name__}.load() or clinsynth.load()."
+            )
+        try:
+            metadata = Metadata.from_dict(manifest["metadata"])
+            params = dict(manifest.get("params", {}))
+            obj = klass(metadata, **params, device=device)
+            obj._transformer_ = TableTransformer.from_dict(
+                documents["transformer.json"], metadata, manifest.get("table_name")
+            )
+            fit = manifest["fit"]
+            obj.fit_seconds_ = fit["seconds"]
+            obj.num_training_rows_ = fit["num_training_rows"]
+            obj._sample_seed_ = fit["sample_seed"]
+            obj._fit_seed_ = fit["fit_seed"]
+            losses = documents.get("losses.json")
+            obj._loss_history_ = pd.DataFrame(losses) if losses is not None else None
+            obj._set_state(documents.get("model.json", {}), tensors)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"Model '{filepath}' is corrupt or incomplete ({type(exc).__name__}: {exc}). "
+                "Fit and save the model again."
+            ) from None
+        obj._fitted = True
+        obj.reset_sampling()
+        return obj
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """Extra manifest entries (e.g. a privacy budget)."""
+        return {}
+
+    # ------------------------------------------------------------------ model hooks
+    def _fit(self, encoded: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(json_state, tensors)`` describing the fitted model."""
+        raise NotImplementedError
+
+    def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(
+            f"{k}={v!r}" for k, v in self.get_params().items() if k not in ("progress",)
+        )
+        return f"{type(self).__name__}({params})"
+
+
+def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        if callable(value):
+            continue
+        out[key] = value
+    return out

@@ -1,0 +1,20 @@
+"""Reversible transformers: one class per column kind, and the table transformer."""
+
+from clinsynth.transform._base import ColumnTransformer, SpanInfo
+from clinsynth.transform._categorical import CategoricalTransformer
+from clinsynth.transform._generated import IdTransformer, PiiTransformer
+from clinsynth.transform._numerical import DatetimeTransformer, NumericalTransformer, fit_gmm_1d
+from clinsynth.transform._table import TRANSFORMERS, TableTransformer
+
+__all__ = [
+    "TableTransformer",
+    "ColumnTransformer",
+    "SpanInfo",
+    "NumericalTransformer",
+    "DatetimeTransformer",
+    "CategoricalTransformer",
+    "IdTransformer",
+    "PiiTransformer",
+    "TRANSFORMERS",
+    "fit_gmm_1d",
+]

@@ -1,0 +1,153 @@
+"""The column-transformer contract and the span description the networks read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from clinsynth.errors import NotFittedError
+
+Activation = Literal["tanh", "softmax", "linear", "label"]
+
+
+@dataclass(frozen=True)
+class SpanInfo:
+    """One contiguous block of the encoded vector.
+
+    Attributes
+    ----------
+    dim : int
+        Width of the block.
+    activation : {"tanh", "softmax", "linear", "label"}
+        How a network produces it: ``tanh`` for a scaled scalar, ``softmax`` for a one-hot group,
+        ``linear`` for an unbounded scalar (normal scores, raw values), ``label`` for an integer
+        code in ``[0, n_levels)`` stored as one float (used by the Gaussian copula).
+    column : str
+        The source column.
+    role : {"value", "mode", "category", "null"}
+        What the block means: the scalar, its mixture component, a categorical level, or the
+        null indicator.
+    n_levels : int
+        For ``label`` spans: the number of levels.
+    """
+
+    dim: int
+    activation: Activation
+    column: str
+    role: str = "value"
+    n_levels: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ColumnTransformer:
+    """Base of the per-column transformers.
+
+    Subclasses implement ``_fit``, ``_transform``, ``_inverse`` and ``_spans`` and list their
+    fitted JSON-able attributes in ``_state``. Everything they store must be safe to publish:
+    statistics, never rows, identifiers or personal data.
+    """
+
+    kind: ClassVar[str] = ""
+    #: Fitted attributes saved in the model bundle (JSON-able values only).
+    _state: ClassVar[tuple[str, ...]] = ()
+    #: Constructor parameters saved in the model bundle.
+    _params: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.fitted = False
+
+    # ------------------------------------------------------------------ contract
+    def fit(self, series: pd.Series) -> ColumnTransformer:
+        self._fit(series)
+        self.fitted = True
+        return self
+
+    def transform(self, series: pd.Series, rng: np.random.Generator | None = None) -> np.ndarray:
+        self._check_fitted()
+        out = self._transform(series, rng)
+        return np.asarray(out, dtype=np.float32).reshape(len(series), -1)
+
+    def inverse_transform(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Decode ``data`` (n x output width) back to a column; ``rng`` for generated values."""
+        self._check_fitted()
+        return self._inverse(np.asarray(data), rng).rename(self.column)
+
+    @property
+    def output_info(self) -> list[SpanInfo]:
+        self._check_fitted()
+        return self._spans()
+
+    @property
+    def output_dim(self) -> int:
+        return sum(s.dim for s in self.output_info)
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "kind": self.kind,
+            "column": self.column,
+            "params": {p: getattr(self, p) for p in self._params},
+            "state": {s: getattr(self, s) for s in self._state},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnTransformer:
+        obj = cls(data["column"], **data.get("params", {}))
+        for key, value in data["state"].items():
+            setattr(obj, key, value)
+        obj.fitted = True
+        obj._restore()
+        return obj
+
+    def _restore(self) -> None:
+        """Rebuild derived attributes (arrays) after loading the JSON state."""
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _fit(self, series: pd.Series) -> None:
+        raise NotImplementedError
+
+    def _transform(self, series: pd.Series, rng: np.random.Generator | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        raise NotImplementedError
+
+    def _spans(self) -> list[SpanInfo]:
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise NotFittedError(
+                f"The transformer of column '{self.column}' is not fitted; call fit() first."
+            )
+
+
+def decode_choice(block: np.ndarray) -> np.ndarray:
+    """Level index of a one-hot/probability block (argmax), or of a label span (rounded)."""
+    if block.shape[1] == 1:
+        return np.rint(block[:, 0]).astype(np.int64)
+    return np.argmax(block, axis=1)
+
+
+def one_hot(codes: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((len(codes), width), dtype=np.float32)
+    out[np.arange(len(codes)), codes] = 1.0
+    return out
+
+
+def to_python(value: Any) -> Any:
+    """A JSON-able Python scalar from a numpy/pandas scalar."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
