@@ -6,17 +6,28 @@ code 2, without a traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from clinsynth.cli._app import app
+from clinsynth.cli._core import parse_conditions
 from clinsynth.errors import ClinsynthError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "parse_conditions"]
+
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     from clinsynth.cli import _commands  # noqa: F401  (registers the core commands)
+
+    # The library only logs; the CLI shows its warnings as plain lines.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("Warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger("clinsynth")
+    if not root.handlers:
+        root.addHandler(handler)
 
     try:
         app(args=argv, standalone_mode=False)

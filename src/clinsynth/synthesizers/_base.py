@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from clinsynth._utils import ProgressCallback, derive_seed, make_rng
+from clinsynth._utils import ProgressCallback, derive_seed, make_rng, report
 from clinsynth.errors import (
     BundleError,
     DataError,
@@ -201,7 +201,9 @@ class BaseSynthesizer:
         self._sample_seed_ = derive_seed(rng)
         encoded = self._encode_for_fit(data)
         self._loss_history_: pd.DataFrame | None = None
+        report(self.progress, 1, 0, "fitting")
         self._fit(encoded)
+        report(self.progress, 1, 1, "done")
         self.fit_seconds_ = time.perf_counter() - start
         self.num_training_rows_ = int(len(data))
         self._fitted = True

@@ -1,0 +1,375 @@
+"""Core commands: detect, fit, sample, info, models, demo."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from clinsynth.cli._app import app
+from clinsynth.errors import DataError, ParameterError
+
+console = Console(stderr=False, highlight=False)
+
+
+# --------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def progress_bar(description: str, quiet: bool = False) -> Iterator[Any]:
+    """A rich progress bar driven by the library's ``(total, completed, message)`` callback."""
+    if quiet:
+        yield None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[message]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(description, total=None, message="")
+
+        def update(total: int, completed: int, message: str = "") -> None:
+            bar.update(task, total=total, completed=completed, message=message)
+
+        yield update
+
+
+def _load_metadata(metadata: Path | None, data: Any) -> Any:
+    from clinsynth import Metadata
+
+    if metadata is not None:
+        return Metadata.load_from_json(metadata)
+    if isinstance(data, dict):
+        return Metadata.detect_from_dataframes(data)
+    return Metadata.detect_from_dataframe(data)
+
+
+def _parse_value(text: str) -> Any:
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text.strip("'\"")
+
+
+_CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|=|>|<)\s*(.+?)\s*$")
+
+
+def parse_conditions(items: list[str]) -> dict[str, Any]:
+    """``["condition=diabetes", "age>=60"]`` -> ``{"condition": "diabetes", "age": (60, None)}``.
+
+    >>> parse_conditions(["sex=F", "age>=60", "age<=80"])
+    {'sex': 'F', 'age': (60, 80)}
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        match = _CONDITION.match(item)
+        if not match:
+            raise ParameterError(
+                f"Cannot read condition {item!r}. Write COLUMN=VALUE, COLUMN>=LOW or COLUMN<=HIGH, "
+                "e.g. --condition 'condition=diabetes' --condition 'age>=60'."
+            )
+        column, op, raw = match.groups()
+        value = _parse_value(raw)
+        if op in ("=", "=="):
+            out[column] = value
+            continue
+        low, high = out.get(column, (None, None)) if isinstance(out.get(column), tuple) else (
+            None,
+            None,
+        )
+        if op in (">=", ">"):
+            low = value
+        else:
+            high = value
+        out[column] = (low, high)
+    return out
+
+
+def _output_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".xlsx", ".parquet", ".tsv"):
+        return "file"
+    if suffix == "":
+        return "folder"
+    raise DataError(
+        f"Cannot write '{path}': unsupported type '{suffix}'. Use .csv, .xlsx or .parquet (or a "
+        "folder for multi-table output)."
+    )
+
+
+# --------------------------------------------------------------------------- detect
+@app.command()
+def detect(
+    data: Path = typer.Argument(..., help="A CSV/Excel/Parquet file, or a folder of CSVs."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write metadata.json."),
+) -> None:
+    """Detect the metadata (column types, keys, relationships, PII) and save it as JSON.
+
+    Example: clinsynth detect patients.csv -o metadata.json
+    """
+    from clinsynth.io import read_data
+
+    tables = read_data(data)
+    md = _load_metadata(None, tables)
+    md.save_to_json(output)
+    for name, table in md.tables.items():
+        grid = Table(title=f"{name} ({len(table.columns)} columns, key: {table.primary_key})")
+        grid.add_column("column")
+        grid.add_column("sdtype")
+        grid.add_column("details")
+        for col, spec in table.columns.items():
+            details = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")
+            grid.add_row(col, spec["sdtype"], details)
+        console.print(grid)
+    for rel in md.relationships:
+        console.print(
+            f"relationship: {rel['parent_table_name']}.{rel['parent_primary_key']} -> "
+            f"{rel['child_table_name']}.{rel['child_foreign_key']}"
+        )
+    unknown = [c for t in md.tables.values() for c, s in t.columns.items()
+               if s["sdtype"] == "unknown"]
+    if unknown:
+        console.print(f"[yellow]Empty columns whose type could not be detected: {unknown}. "
+                      "Drop them or set their sdtype in the JSON before fitting.[/yellow]")
+    console.print(f"Metadata written to {output}")
+
+
+# --------------------------------------------------------------------------- fit
+@app.command()
+def fit(
+    data: Path | None = typer.Argument(
+        None, help="Training data: a CSV/Excel/Parquet file, or a folder of CSVs (multi-table)."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to save the model (folder or .zip)."),
+    metadata: Path | None = typer.Option(None, "--metadata", "-m", help="metadata.json (detected if omitted)."),
+    model: str = typer.Option("gaussian_copula", "--model", help="Model name (see `clinsynth models`)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (deep models)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (deep models)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    seed: int | None = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
+    sql: str | None = typer.Option(None, "--sql", help="Read every table of this database URL."),
+    param: list[str] = typer.Option(
+        [], "--param", help="Extra model parameter NAME=VALUE (repeatable), e.g. --param epsilon=1"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fit a synthesizer on real data and save it (JSON + tensors, never pickle).
+
+    Examples:
+      clinsynth fit patients.csv -o model
+      clinsynth fit patients.csv --metadata metadata.json --model tvae --epochs 300 -o model.zip
+      clinsynth fit --sql duckdb:///hospital.duckdb -o hospital_model
+    """
+    from clinsynth import get_synthesizer
+    from clinsynth.io import read_data
+
+    if data is None and sql is None:
+        raise ParameterError("Give the training data: a file, a folder of CSVs, or --sql URL.")
+    params: dict[str, Any] = {"random_state": seed}
+    for item in param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ParameterError(f"Cannot read --param {item!r}; write NAME=VALUE.")
+        params[key.strip()] = _parse_value(value)
+    if epochs is not None:
+        params["epochs"] = epochs
+    if batch_size is not None:
+        params["batch_size"] = batch_size
+    if sql is not None:
+        from clinsynth.io import read_sql_schema
+
+        tables, md = read_sql_schema(sql)
+        if metadata is not None:
+            md = _load_metadata(metadata, tables)
+    else:
+        tables = read_data(data)
+        md = _load_metadata(metadata, tables)
+    started = time.perf_counter()
+    with progress_bar(f"fitting {model}", quiet) as update:
+        if isinstance(tables, dict):
+            from clinsynth.multitable import HMASynthesizer
+
+            synth = HMASynthesizer(
+                md, table_synthesizers=model, progress=update, **params
+            )
+        else:
+            cls = get_synthesizer(model)
+            if device != "cpu":
+                params["device"] = device
+            synth = cls(md, progress=update, **params)
+        synth.fit(tables)
+    path = synth.save(output)
+    console.print(f"Fitted {model} in {time.perf_counter() - started:.1f} s; saved to {path}")
+
+
+# --------------------------------------------------------------------------- sample
+@app.command()
+def sample(
+    model: Path = typer.Argument(..., help="A saved model (folder or .zip)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="OUT.csv|.xlsx|.parquet, or a folder."),
+    num_rows: int | None = typer.Option(None, "--num-rows", "-n", help="Rows to generate (single table)."),
+    scale: float = typer.Option(1.0, "--scale", help="Size relative to the training data (multi-table)."),
+    condition: list[str] = typer.Option(
+        [], "--condition", "-c", help="Condition, e.g. 'condition=diabetes' or 'age>=60' (repeatable)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Sampling seed (default: the model's)."),
+    sql: str | None = typer.Option(None, "--sql", help="Write the tables to this database URL."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+) -> None:
+    """Generate synthetic rows from a saved model.
+
+    Examples:
+      clinsynth sample model -n 1000 -o synthetic.csv
+      clinsynth sample model -n 500 --condition 'condition=diabetes' --condition 'age>=60' -o dm.xlsx
+      clinsynth sample hospital_model --scale 0.5 -o synthetic_hospital/
+    """
+    import clinsynth
+    from clinsynth.io import write_table, write_tables
+
+    if output is None and sql is None:
+        raise ParameterError("Say where to write the rows: -o OUT.csv (or a folder), or --sql URL.")
+    synth = clinsynth.load(model, device=device)
+    if hasattr(synth, "sample") and getattr(synth, "is_multi_table", False):
+        if seed is not None:
+            synth.random_state = seed
+        tables = synth.sample(scale=scale)
+        if sql is not None:
+            from clinsynth.io import write_sql_schema
+
+            write_sql_schema(tables, sql, metadata=synth.metadata)
+            console.print(f"Wrote {len(tables)} tables to the database.")
+        if output is not None:
+            write_tables(tables, output, file_format="parquet" if str(output).endswith("pq") else "csv")
+            console.print(f"Wrote {len(tables)} tables to {output}/")
+        return
+    if num_rows is None:
+        num_rows = max(1, round(synth.num_training_rows_ * scale))
+    if seed is not None:
+        from clinsynth._utils import make_rng
+
+        synth._sample_rng = make_rng(seed)
+    conditions = parse_conditions(condition) if condition else None
+    if output is not None and _output_kind(output) == "folder":
+        raise DataError(
+            f"'{output}' has no file type. Give OUT.csv, OUT.xlsx or OUT.parquet for a single table."
+        )
+    df = synth.sample(num_rows, conditions=conditions)
+    if output is not None:
+        write_table(df, output)
+    if sql is not None:
+        from clinsynth.io import write_sql_schema
+
+        write_sql_schema({synth.get_metadata().single_table_name(): df}, sql,
+                         metadata=synth.get_metadata())
+    console.print(f"Generated {len(df)} rows" + (f" -> {output}" if output else ""))
+
+
+# --------------------------------------------------------------------------- info / models
+@app.command()
+def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).")) -> None:
+    """Describe a saved model: its type, parameters, training size and privacy budget."""
+    from clinsynth.io._bundle import load_bundle
+
+    manifest, _, _ = load_bundle(model)
+    grid = Table(title=f"{model}", show_header=False)
+    grid.add_row("model", str(manifest.get("model")))
+    grid.add_row("class", str(manifest.get("class", "")))
+    grid.add_row("clinsynth version", str(manifest.get("clinsynth_version")))
+    grid.add_row("bundle format", str(manifest.get("format_version")))
+    fit_info = manifest.get("fit", {})
+    if fit_info:
+        grid.add_row("training rows", str(fit_info.get("num_training_rows")))
+        grid.add_row("fit time (s)", f"{fit_info.get('seconds', 0):.2f}")
+    tables = manifest.get("metadata", {}).get("tables", {})
+    grid.add_row("tables", ", ".join(f"{k} ({len(v['columns'])} columns)" for k, v in tables.items()))
+    for key, value in manifest.get("params", {}).items():
+        grid.add_row(f"param {key}", json.dumps(value))
+    privacy = manifest.get("privacy")
+    if privacy:
+        for key, value in privacy.items():
+            grid.add_row(f"privacy {key}", json.dumps(value))
+    else:
+        grid.add_row("privacy", "no differential privacy (no formal guarantee)")
+    console.print(grid)
+
+
+@app.command()
+def models() -> None:
+    """List the available synthesizers (the model registry)."""
+    from clinsynth import list_synthesizers
+
+    grid = Table(title="clinsynth models")
+    grid.add_column("name")
+    grid.add_column("class")
+    grid.add_column("description")
+    for name, cls in list_synthesizers().items():
+        doc = (cls.__doc__ or "").strip().splitlines()
+        grid.add_row(name, cls.__name__, doc[0] if doc else "")
+    console.print(grid)
+
+
+# --------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("demo_output"), "--output", "-o", help="Folder for the results."),
+    rows: int = typer.Option(2000, "--rows", "-n", help="Size of the simulated real cohort."),
+    model: str = typer.Option("gaussian_copula", "--model", help="Model name (see `clinsynth models`)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (deep models)."),
+) -> None:
+    """Run the whole job on built-in data: simulate a cohort, fit, sample, evaluate, report.
+
+    Writes OUTPUT/real.csv, OUTPUT/synthetic.csv, OUTPUT/metadata.json, OUTPUT/model/,
+    OUTPUT/report.html and OUTPUT/report.json.
+    """
+    from clinsynth import get_synthesizer
+    from clinsynth.evaluation import evaluate
+    from clinsynth.io import write_table
+    from clinsynth.simulate import simulate_cohort
+
+    real, md = simulate_cohort(rows, seed=seed)
+    holdout_n = max(1, len(real) // 4)
+    train, holdout = real.iloc[holdout_n:].reset_index(drop=True), real.iloc[:holdout_n].reset_index(drop=True)
+    params: dict[str, Any] = {"random_state": seed}
+    if epochs is not None:
+        params["epochs"] = epochs
+    with progress_bar(f"fitting {model}") as update:
+        synth = get_synthesizer(model)(md, progress=update, **params)
+        synth.fit(train)
+    synthetic = synth.sample(len(train))
+    output.mkdir(parents=True, exist_ok=True)
+    write_table(real, output / "real.csv")
+    write_table(synthetic, output / "synthetic.csv")
+    md.save_to_json(output / "metadata.json")
+    synth.save(output / "model")
+    target = "condition" if "condition" in real.columns else None
+    result = evaluate(train, synthetic, md, holdout=holdout, target=target, model=synth)
+    result.save_html(output / "report.html")
+    result.save_json(output / "report.json")
+    grid = Table(title=f"clinsynth demo: {model} on a simulated cohort of {rows} patients")
+    grid.add_column("evidence")
+    grid.add_column("score", justify="right")
+    for name, report in result.reports.items():
+        grid.add_row(name, f"{report.get_score():.3f}")
+    console.print(grid)
+    console.print(
+        f"Real data, synthetic data, model and report written to {output}/ "
+        f"(open {output / 'report.html'} in a browser)."
+    )

@@ -1,0 +1,158 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clinsynth.cli import main, parse_conditions
+
+
+@pytest.fixture
+def csv(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    age = rng.integers(20, 90, n)
+    df = pd.DataFrame(
+        {
+            "patient_id": np.arange(n),
+            "age": age,
+            "sbp": (100 + age * 0.5 + rng.normal(0, 5, n)).round(1),
+            "sex": rng.choice(["F", "M"], n),
+            "condition": rng.choice(["healthy", "diabetes", "hypertension"], n),
+        }
+    )
+    path = tmp_path / "patients.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_detect_fit_sample_info_models(tmp_path, csv, capsys):
+    md_path = tmp_path / "metadata.json"
+    code, out, _ = run(["detect", csv, "-o", md_path], capsys)
+    assert code == 0 and md_path.exists()
+    assert json.loads(md_path.read_text())["tables"]["table"]["primary_key"] == "patient_id"
+    code, out, _ = run(["fit", csv, "-m", md_path, "-o", tmp_path / "model", "-q"], capsys)
+    assert code == 0 and (tmp_path / "model" / "manifest.json").exists()
+    for suffix in ("csv", "xlsx", "parquet"):
+        out_path = tmp_path / f"syn.{suffix}"
+        code, _, err = run(["sample", tmp_path / "model", "-n", 40, "-o", out_path], capsys)
+        assert code == 0, err
+        assert out_path.exists()
+    syn = pd.read_csv(tmp_path / "syn.csv")
+    assert syn.shape == (40, 5)
+    code, out, _ = run(
+        ["sample", tmp_path / "model", "-n", 25, "-c", "condition=diabetes", "-c", "age>=60",
+         "-o", tmp_path / "dm.csv"], capsys)
+    assert code == 0
+    dm = pd.read_csv(tmp_path / "dm.csv")
+    assert len(dm) == 25 and (dm["condition"] == "diabetes").all() and (dm["age"] >= 60).all()
+    code, out, _ = run(["info", tmp_path / "model"], capsys)
+    assert code == 0 and "gaussian_copula" in out and "training rows" in out
+    code, out, _ = run(["models"], capsys)
+    assert code == 0 and "gaussian_copula" in out
+
+
+def test_help_everywhere_has_examples(capsys):
+    for command in ("fit", "sample", "detect"):
+        code, out, _ = run([command, "--help"], capsys)
+        assert code == 0 and "clinsynth " + command in out
+
+
+def write(tmp_path, name, content: bytes):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+BAD_DATA = {
+    "empty file": (b"", "is empty"),
+    "not a table": (b"\x00\x01PK\x03\x04binary junk\x00\x00", "binary"),
+    "duplicate columns": (b"a,b,a\n1,2,3\n4,5,6\n", "duplicate column names"),
+    "all-null column": (
+        b"a,b\n" + b"".join(f"{i},\n".encode() for i in range(30)),
+        "is empty",
+    ),
+    "mixed numbers and text": (
+        b"age,sex\n" + b"".join(f"{i},F\n".encode() for i in range(40)) + b"unknown,M\n",
+        "not numbers",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_gives_one_line_exit_2_and_no_output(tmp_path, capsys, case):
+    content, message = BAD_DATA[case]
+    data = write(tmp_path, "data.csv", content)
+    code, out, err = run(["fit", data, "-o", tmp_path / "model", "-q"], capsys)
+    assert code == 2
+    assert err.startswith("Error: ")
+    assert message in err
+    assert "Traceback" not in err + out
+    assert not (tmp_path / "model").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
+
+
+def test_unknown_encoding_is_read_or_refused_clearly(tmp_path, capsys):
+    data = write(tmp_path, "latin.csv", "name,city\nJos\xe9,M\xfcnchen\n".encode("latin-1") * 1)
+    code, _, err = run(["detect", data, "-o", tmp_path / "m.json"], capsys)
+    assert code == 0, err
+
+
+def test_constant_column_is_a_warning_not_an_error(tmp_path, csv, capsys):
+    df = pd.read_csv(csv).assign(site="A")
+    df.to_csv(csv, index=False)
+    code, _, err = run(["fit", csv, "-o", tmp_path / "model", "-q"], capsys)
+    assert code == 0
+    assert "constant" in err and "'site'" in err
+
+
+def test_metadata_errors(tmp_path, csv, capsys):
+    md = json.loads(
+        '{"columns": {"patient_id": {"sdtype": "id"}, "age": {"sdtype": "numerical"},'
+        ' "missing_col": {"sdtype": "categorical"}}, "primary_key": "patient_id"}'
+    )
+    (tmp_path / "md.json").write_text(json.dumps(md))
+    code, _, err = run(["fit", csv, "-m", tmp_path / "md.json", "-o", tmp_path / "m"], capsys)
+    assert code == 2 and "missing_col" in err and "not in the data" in err
+    df = pd.read_csv(csv)
+    df.loc[5, "patient_id"] = 0
+    df.to_csv(csv, index=False)
+    md = {"columns": {c: {"sdtype": "categorical"} for c in df.columns}, "primary_key": "patient_id"}
+    md["columns"]["patient_id"] = {"sdtype": "id"}
+    md["columns"]["age"] = {"sdtype": "numerical"}
+    md["columns"]["sbp"] = {"sdtype": "numerical"}
+    (tmp_path / "md.json").write_text(json.dumps(md))
+    code, _, err = run(["fit", csv, "-m", tmp_path / "md.json", "-o", tmp_path / "m"], capsys)
+    assert code == 2 and "primary key 'patient_id' has 1 duplicated values" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_bad_models(tmp_path, csv, capsys):
+    code, _, _ = run(["fit", csv, "-o", tmp_path / "model", "-q"], capsys)
+    assert code == 0
+    manifest = tmp_path / "model" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["format_version"] = 1000
+    manifest.write_text(json.dumps(data))
+    code, _, err = run(["sample", tmp_path / "model", "-n", 5, "-o", tmp_path / "o.csv"], capsys)
+    assert code == 2 and "Upgrade clinsynth" in err
+    (tmp_path / "model" / "manifest.json").write_text("{")
+    code, _, err = run(["sample", tmp_path / "model", "-n", 5, "-o", tmp_path / "o.csv"], capsys)
+    assert code == 2 and "corrupt" in err
+    assert not (tmp_path / "o.csv").exists()
+    code, _, err = run(["fit", csv, "--model", "nope", "-o", tmp_path / "x"], capsys)
+    assert code == 2 and "Unknown model 'nope'" in err
+
+
+def test_condition_parsing():
+    assert parse_conditions(["condition=diabetes", "age>=60", "age<=80", "x=1.5"]) == {
+        "condition": "diabetes",
+        "age": (60, 80),
+        "x": 1.5,
+    }

@@ -1,0 +1,90 @@
+"""One contract, every registered synthesizer: the same checks run on each model.
+
+A new model needs only an entry in FAST_PARAMS when its defaults are too slow for a unit test.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import clinsynth
+from clinsynth import list_synthesizers
+from clinsynth.errors import DataError, NotFittedError, ParameterError
+
+#: Small settings so every model trains in a second or two on the tiny fixture table.
+FAST_PARAMS: dict[str, dict] = {}
+
+MODELS = sorted(list_synthesizers())
+
+
+def make(name, metadata, **extra):
+    params = {"random_state": 0, **FAST_PARAMS.get(name, {}), **extra}
+    return list_synthesizers()[name](metadata, **params)
+
+
+@pytest.fixture(scope="module")
+def table():
+    from conftest import make_mixed_metadata, make_mixed_table
+
+    return make_mixed_table(120, seed=3), make_mixed_metadata()
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    df, md = table
+    return {name: make(name, md).fit(df) for name in MODELS}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shapes_dtypes_ranges_categories(name, fitted, table):
+    df, _ = table
+    syn = fitted[name].sample(150)
+    assert list(syn.columns) == list(df.columns)
+    assert len(syn) == 150
+    for col in ("age", "sbp", "code", "smoker", "sex", "stage"):
+        assert syn[col].dtype == df[col].dtype, col
+        assert syn[col].notna().all(), col  # never missing in the real data
+    assert syn["age"].between(df["age"].min(), df["age"].max()).all()
+    assert set(syn["sex"]) <= set(df["sex"])
+    assert set(syn["stage"]) <= set(df["stage"])
+    assert set(syn["diagnosis"].dropna()) <= set(df["diagnosis"].dropna())
+    assert syn["pid"].is_unique and not syn["pid"].isin(df["pid"]).any()
+    assert not syn["email"].isin(df["email"]).any()
+    dates = pd.to_datetime(syn["admitted"].dropna(), format="%Y-%m-%d")
+    assert dates.between(pd.Timestamp("2020-01-01"), pd.Timestamp("2022-12-31")).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_determinism(name, fitted, table):
+    df, md = table
+    again = make(name, md).fit(df)
+    fitted[name].reset_sampling()
+    pd.testing.assert_frame_equal(again.sample(40), fitted[name].sample(40))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_save_load(name, fitted, tmp_path):
+    model = fitted[name]
+    path = model.save(tmp_path / f"{name}.zip")
+    loaded = clinsynth.load(path)
+    assert type(loaded) is type(model)
+    model.reset_sampling()
+    pd.testing.assert_frame_equal(loaded.sample(30), model.sample(30))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_conditional_sampling(name, fitted):
+    rows = fitted[name].sample(20, conditions={"sex": "F"})
+    assert len(rows) == 20 and (rows["sex"] == "F").all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bad_input(name, table):
+    df, md = table
+    with pytest.raises(NotFittedError):
+        make(name, md).sample(3)
+    with pytest.raises(ParameterError, match="'random_state' parameter of .* must be"):
+        make(name, md, random_state=-5).fit(df)
+    with pytest.raises(DataError, match="not in the data"):
+        make(name, md).fit(df.drop(columns=["sex"]))
