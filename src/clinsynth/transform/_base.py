@@ -68,10 +68,12 @@ class ColumnTransformer:
         self.fitted = True
         return self
 
-    def transform(self, series: pd.Series, rng: np.random.Generator | None = None) -> np.ndarray:
+    def transform(
+        self, series: pd.Series, rng: np.random.Generator | None = None, dtype: type = np.float32
+    ) -> np.ndarray:
         self._check_fitted()
         out = self._transform(series, rng)
-        return np.asarray(out, dtype=np.float32).reshape(len(series), -1)
+        return np.asarray(out, dtype=dtype).reshape(len(series), -1)
 
     def inverse_transform(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Decode ``data`` (n x output width) back to a column; ``rng`` for generated values."""
