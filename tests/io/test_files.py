@@ -85,3 +85,12 @@ def test_folder_of_csvs(tmp_path):
     assert back["a"]["x"].tolist() == [1, 2]
     with pytest.raises(DataError, match="no .csv files"):
         load_csvs(tmp_path / "schema" / ".." / "schema" / "..")
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+
+    path = write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -28,12 +28,17 @@ def atomic_path(target: str | os.PathLike, *, directory: bool = False) -> Iterat
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.tmp-"
+    # mkstemp/mkdtemp create private (0600/0700) entries; give the result the permissions a
+    # plain open()/mkdir() would have under the user's umask.
+    mask = _umask()
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+        os.chmod(tmp, 0o777 & ~mask)
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent, suffix=target.suffix)
         os.close(fd)
         tmp = Path(name)
+        os.chmod(tmp, 0o666 & ~mask)
     try:
         yield tmp
         if directory:
@@ -46,6 +51,12 @@ def atomic_path(target: str | os.PathLike, *, directory: bool = False) -> Iterat
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:
