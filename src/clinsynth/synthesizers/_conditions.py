@@ -64,7 +64,9 @@ def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -
             transformer = synth._transformer_.get_transformer(column)
             if hasattr(transformer, "_key_or_none"):
                 key = transformer._key_or_none(cond[1])
-                keep &= values.map(transformer._key_or_none).to_numpy() == key
+                factor, uniques = pd.factorize(values, use_na_sentinel=True)
+                hits = np.array([transformer._key(u) == key for u in uniques], dtype=bool)
+                keep &= (factor >= 0) & hits[np.maximum(factor, 0)] if len(hits) else False
             else:
                 keep &= (values == cond[1]).to_numpy()
         else:

@@ -138,10 +138,13 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
 
     @staticmethod
     def _normal_scores(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        order = np.lexsort((rng.random(len(values)), values))
-        ranks = np.empty(len(values))
-        ranks[order] = np.arange(1, len(values) + 1)
-        return special.ndtri((ranks - 0.5) / len(values))
+        """Normal scores of the empirical CDF; tied values spread uniformly over their step
+        (the same as ranking with random tie-breaks, in one sort)."""
+        n = len(values)
+        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+        below = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        u = (below[inverse] + rng.random(n) * counts[inverse]) / n
+        return special.ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
 
     @staticmethod
     def _pairwise_correlation(scores: np.ndarray) -> np.ndarray:

@@ -99,13 +99,15 @@ class CategoricalTransformer(ColumnTransformer):
 
     # ------------------------------------------------------------------ transform
     def codes(self, series: pd.Series) -> np.ndarray:
-        """Level index of every value; an unseen value is an error naming the column."""
-        uniques, inverse = np.unique(series.astype(object).map(self._key_or_none).to_numpy(
-            dtype=object, na_value=None).astype(str), return_inverse=True)
-        lookup = np.array([self._index.get(u, -2) for u in uniques], dtype=np.int64)
-        if "\x00null" in uniques:
-            lookup[list(uniques).index("\x00null")] = self._null_code
-        codes = lookup[inverse]
+        """Level index of every value; an unseen value is an error naming the column.
+
+        Values are hashed once by ``pd.factorize``; only the distinct values go through Python.
+        """
+        factor, uniques = pd.factorize(series, use_na_sentinel=True)
+        lookup = np.array([self._index.get(self._key(u), -2) for u in uniques], dtype=np.int64)
+        null_code = self._null_code if self._null_code >= 0 else -2
+        codes = np.where(factor < 0, null_code, lookup[np.maximum(factor, 0)] if len(lookup)
+                         else null_code)
         bad = codes < 0
         if bad.any():
             values = series[bad].unique()[:5].tolist()
@@ -114,7 +116,7 @@ class CategoricalTransformer(ColumnTransformer):
                 f"fitted: {values}. Use only the column's known levels "
                 f"({[v for v in self.levels if v is not None][:10]})."
             )
-        return codes
+        return codes.astype(np.int64)
 
     def _key_or_none(self, value: object) -> str:
         if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
