@@ -66,3 +66,14 @@ def test_integer_keys_are_shown_not_scored():
     validity = run_diagnostic(real, synth, md).get_details("Data Validity")
     row = validity[validity["Metric"].str.startswith("IdOverlap")].iloc[0]
     assert pd.isna(row["Score"]) and row["Share Copied"] == 1.0
+
+
+def test_copied_personal_data_is_a_finding_in_the_summary():
+    from clinsynth.evaluation import evaluate
+
+    train, _, fresh, md = splits()
+    leaked = fresh.assign(email=train["email"].to_numpy())
+    result = evaluate(train, leaked, md, detection=False)
+    assert any("'email'" in note and "100%" in note for note in result.diagnostic.notes)
+    verdict = result.summary().set_index("Section").loc["Diagnostic", "Verdict"]
+    assert verdict == "poor (identifiers copied)"

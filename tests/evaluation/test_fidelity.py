@@ -28,6 +28,12 @@ def _sdmetrics_scores(real, synthetic, metadata_dict, thresholds: bool):
             return props["Column Shapes"], props["Column Pair Trends"]
         from sdmetrics.reports.single_table._properties import ColumnPairTrends, ColumnShapes
 
+        # the report converts datetime text with its format before the properties run; do the same
+        real, synthetic = real.copy(), synthetic.copy()
+        for col, spec in metadata_dict["columns"].items():
+            if spec["sdtype"] == "datetime" and "datetime_format" in spec:
+                for df in (real, synthetic):
+                    df[col] = pd.to_datetime(df[col], format=spec["datetime_format"])
         return (
             ColumnShapes().get_score(real, synthetic, metadata_dict),
             ColumnPairTrends().get_score(real, synthetic, metadata_dict),

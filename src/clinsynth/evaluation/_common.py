@@ -13,7 +13,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from clinsynth.errors import DataError, MetadataError, ParameterError
-from clinsynth.metadata import Metadata, TableMetadata, is_pii
+from clinsynth.metadata import Metadata, TableMetadata, detect_datetime_format, is_pii
 
 #: SDMetrics' column kinds: continuous columns are compared with KS, discrete ones with TV.
 CONTINUOUS = ("numerical", "datetime")
@@ -90,10 +90,10 @@ def to_numeric(series: pd.Series, spec: dict) -> np.ndarray:
             if getattr(values.dt, "tz", None) is not None:
                 values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         else:
-            fmt = spec.get("datetime_format")
-            values = pd.to_datetime(series, format=fmt, errors="coerce", utc=fmt is None)
-            if getattr(values.dt, "tz", None) is not None:
-                values = values.dt.tz_localize(None)
+            text = series.astype("string")
+            fmt = spec.get("datetime_format") or detect_datetime_format(text.dropna()) or "mixed"
+            values = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+            values = values.dt.tz_localize(None)
         out = values.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
         out[values.isna().to_numpy()] = np.nan
         return out

@@ -165,6 +165,13 @@ def run_diagnostic(
         "missing_columns": missing,
         "extra_columns": extra,
     }
+    for col, share in metrics["identifier_copy_share"].items():
+        if share > 0:
+            notes.append(
+                f"Column '{col}' ({table.sdtype(col)}): {share:.0%} of the synthetic values are "
+                "real values. Identifiers and personal data must not be copied: replace them with "
+                "generated values before release."
+            )
     if copy_share is not None and copy_share > 0:
         notes.append(
             f"{copy_share:.1%} of the synthetic rows are exact copies of a real row "

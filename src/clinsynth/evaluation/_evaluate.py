@@ -12,6 +12,7 @@ import pandas as pd
 
 from clinsynth._utils import ProgressCallback, report
 from clinsynth._version import __version__
+from clinsynth.errors import DataError
 from clinsynth.evaluation._common import (
     check_frame,
     jsonable,
@@ -93,6 +94,11 @@ class EvaluationResult:
             if name == "privacy":
                 level = self.privacy_verdict()
                 rows.append((title[name], rep.get_score(), f"{level} risk"))
+            elif name == "diagnostic" and any(
+                share > 0.01 for share in rep.metrics.get("identifier_copy_share", {}).values()
+            ):
+                # a copied identifier is a finding whatever the average says
+                rows.append((title[name], rep.get_score(), "poor (identifiers copied)"))
             else:
                 rows.append((title[name], rep.get_score(), score_verdict(score)))
         return pd.DataFrame(rows, columns=["Section", "Score", "Verdict"])
@@ -237,17 +243,21 @@ def evaluate(
         if target is None:
             skipped["utility"] = "No target column was given (the column a model should predict)."
         else:
-            reports["utility"] = timed(
-                "utility",
-                2,
-                evaluate_utility,
-                real,
-                synthetic,
-                table,
-                target=target,
-                holdout=holdout,
-                random_state=random_state,
-            )
+            try:
+                reports["utility"] = timed(
+                    "utility",
+                    2,
+                    evaluate_utility,
+                    real,
+                    synthetic,
+                    table,
+                    target=target,
+                    holdout=holdout,
+                    random_state=random_state,
+                )
+            except DataError as exc:
+                # e.g. a synthetic table whose target is empty: the report says why, in place
+                skipped["utility"] = f"ML utility could not be measured: {exc}"
         if statistical_columns(table):
             reports["privacy"] = timed(
                 "privacy",

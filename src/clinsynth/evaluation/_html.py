@@ -135,6 +135,24 @@ def _quality_body(result: EvaluationResult) -> str:
         return f"<p>{_esc(result.info['skipped'].get('quality', 'Not measured.'))}</p>"
     figs = result.figures
     parts = [_table(q.get_properties()), _notes(q.notes)]
+    pairs = q.get_details("Column Pair Trends")
+    counted = pairs[pairs["Meets Threshold?"].astype(bool)].sort_values("Score").head(10)
+    if len(counted):
+        parts.append("<h3>Relationships reproduced least well</h3>")
+        parts.append(
+            _table(
+                counted[
+                    [
+                        "Column 1",
+                        "Column 2",
+                        "Metric",
+                        "Score",
+                        "Real Correlation",
+                        "Synthetic Correlation",
+                    ]
+                ]
+            )
+        )
     m = q.metrics
     if "detection_score" in m:
         parts.append(

@@ -23,9 +23,9 @@ compared with the Euclidean distance. The training set is subsampled to the hold
 
 Verdicts ("low", "medium", "high") only call a risk medium or high when it stands out from
 sampling noise (by two standard errors, or by the lower bound of an attack's interval).
-The score is the lowest of the property scores (1 = no measurable risk): ``1 - 2 * max(dcr_share
-- 0.5, 0)``, ``1 - 2 * max(mia_auc - 0.5, 0)``, ``1 - excess copy share / (1 - baseline)`` and
-``1 - risk`` for each attack.
+The score is the lowest of the property scores (1 = no measurable risk): ``1 - 2 * excess`` where
+the excess is ``dcr_share - 0.5`` (and ``mia_auc - 0.5``) beyond two standard errors,
+``1 - excess copy share / (1 - baseline)``, and ``1 - lower bound of the risk`` for each attack.
 """
 
 from __future__ import annotations
@@ -174,9 +174,10 @@ def evaluate_privacy(
     h = subsample(hold, max_rows, rng)
     t = subsample(train, len(h), rng)
     s = subsample(synth, max_rows, rng)
-    sampling.record(
-        "Distances, membership and attacks", train=len(t), holdout=len(h), synthetic=len(s)
-    )
+    if (len(t), len(h), len(s)) != (len(train), len(hold), len(synth)):
+        sampling.record(
+            "Distances, membership and attacks", train=len(t), holdout=len(h), synthetic=len(s)
+        )
     enc = FeatureEncoder(table, columns).fit(train)
     xt, xh, xs = enc.transform(t), enc.transform(h), enc.transform(s)
     report(progress, total, 1, "Distances to closest records")
@@ -224,7 +225,7 @@ def evaluate_privacy(
     metrics = {
         "dcr_share": dcr_share,
         # standard errors under "no leakage", used so that noise is not called a risk
-        "dcr_share_se": 0.5 / np.sqrt(min(len(s), len(h))),
+        "dcr_share_se": float(0.5 / np.sqrt(min(len(s), len(h)))),
         "mia_auc_se": float(np.sqrt((len(t) + len(h) + 1) / (12 * len(t) * len(h)))),
         "dcr_train_median": float(np.median(dcr_t)),
         "dcr_holdout_median": float(np.median(d_sh)),

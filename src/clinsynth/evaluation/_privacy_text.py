@@ -93,7 +93,7 @@ def _attack_row(name: str, res: dict | None, metrics: dict, column: str | None =
         res["risk"],
         "risk (0 = none, 1 = total)",
         level,
-        1.0 - res["risk"],
+        1.0 - res["ci_low"],  # what is measurable: the lower bound of the risk
         metrics,
         ci=(res["ci_low"], res["ci_high"]),
         column=column,
@@ -106,22 +106,25 @@ def risk_rows(metrics: dict) -> tuple[pd.DataFrame, dict[str, float | None]]:
     mia = metrics["mia_auc"]
     excess = max(metrics["exact_copy_share"] - metrics["holdout_copy_share_baseline"], 0.0)
     copy_norm = min(1.0, excess / max(1.0 - metrics["holdout_copy_share_baseline"], 1e-12))
+    # Excess beyond two standard errors of the no-leakage value: noise is not a risk.
+    dcr_excess = max(dcr - 0.5 - 2 * metrics["dcr_share_se"], 0.0)
+    mia_excess = max(mia - 0.5 - 2 * metrics["mia_auc_se"], 0.0)
     nndr_excess = max(metrics["nndr_below_holdout_p5_share"] - 0.05, 0.0)
     rows = [
         _row(
             "Distance To Closest Record",
             dcr,
             "dcr_share (0.5 ideal)",
-            verdict(dcr - 0.5 - 2 * metrics["dcr_share_se"], 0.05, 0.15),
-            1 - 2 * max(dcr - 0.5, 0.0),
+            verdict(dcr_excess, 0.05, 0.15),
+            1 - 2 * dcr_excess,
             metrics,
         ),
         _row(
             "Membership Inference",
             mia,
             "mia_auc (0.5 ideal)",
-            verdict(mia - 0.5 - 2 * metrics["mia_auc_se"], 0.05, 0.15),
-            1 - 2 * max(mia - 0.5, 0.0),
+            verdict(mia_excess, 0.05, 0.15),
+            1 - 2 * mia_excess,
             metrics,
         ),
         _row(
