@@ -88,3 +88,20 @@ def test_bad_input(name, table):
         make(name, md, random_state=-5).fit(df)
     with pytest.raises(DataError, match="not in the data"):
         make(name, md).fit(df.drop(columns=["sex"]))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_rules_hold_on_every_row_with_conditions(name, table):
+    from clinsynth.constraints import FixedCombinations, Inequality, Positive
+
+    df, md = table
+    rules = [Inequality(low="age", high="sbp"), Positive("weight"),
+             FixedCombinations(["sex", "stage"])]
+    model = make(name, md, constraints=rules).fit(df)
+    syn = model.sample(120)
+    assert (syn["age"] <= syn["sbp"]).all()
+    assert (syn["weight"].dropna() > 0).all()
+    seen = set(zip(df["sex"], df["stage"], strict=True))
+    assert set(zip(syn["sex"], syn["stage"], strict=True)) <= seen
+    both = model.sample(30, conditions={"code": 1})
+    assert len(both) == 30 and (both["code"] == 1).all() and (both["age"] <= both["sbp"]).all()

@@ -138,6 +138,13 @@ def detect(
             details = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")
             grid.add_row(col, spec["sdtype"], details)
         console.print(grid)
+    if not isinstance(tables, dict):
+        suggestions = md.suggest_constraints(tables)
+        if suggestions:
+            console.print("Suggested rules (not applied; add them to 'constraints' in the JSON "
+                          "to enforce them):")
+            for rule in suggestions:
+                console.print(f"  {json.dumps(rule.to_dict())}")
     for rel in md.relationships:
         console.print(
             f"relationship: {rel['parent_table_name']}.{rel['parent_primary_key']} -> "

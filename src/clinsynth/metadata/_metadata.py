@@ -362,6 +362,18 @@ class Metadata:
                 return name
         return "?"
 
+    def suggest_constraints(
+        self, data: pd.DataFrame | None = None, *, table_name: str | None = None
+    ) -> list:
+        """Clinical rules the column names suggest (blood pressure pair, date order, BMI formula,
+        physiological ranges, ...), kept only when ``data`` (if given) obey them. Nothing is
+        applied: pass the ones you want as ``constraints=[...]`` or add their ``to_dict()`` to
+        ``get_table().constraints``.
+        """
+        from clinsynth.constraints import suggest_constraints
+
+        return suggest_constraints(self.get_table(table_name), data)
+
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
         """Check the metadata itself; raise one :class:`MetadataError` listing every problem."""

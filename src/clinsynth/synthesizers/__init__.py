@@ -14,10 +14,10 @@ __all__ = [
 ]
 
 
-def load(filepath, *, device: str = "cpu") -> BaseSynthesizer:  # noqa: ANN001
+def load(filepath, *, device: str = "cpu", custom_constraints=None) -> BaseSynthesizer:  # noqa: ANN001
     """Load any saved synthesizer (the bundle names its model).
 
     >>> import clinsynth
     >>> # model = clinsynth.load("model_dir")
     """
-    return BaseSynthesizer.load(filepath, device=device)
+    return BaseSynthesizer.load(filepath, device=device, custom_constraints=custom_constraints)

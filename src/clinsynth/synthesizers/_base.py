@@ -24,14 +24,16 @@ from clinsynth.errors import (
     DataError,
     NotFittedError,
     ParameterError,
+    SamplingError,
 )
 from clinsynth.metadata import Metadata, TableMetadata
+from clinsynth.synthesizers import _rules
 from clinsynth.transform import TableTransformer
 
 logger = logging.getLogger(__name__)
 
 #: Parameters that are runtime choices, not part of the model (not saved in the bundle).
-_RUNTIME_PARAMS = ("progress", "verbose", "device")
+_RUNTIME_PARAMS = ("progress", "verbose", "device", "constraints")
 
 
 def _is_int(minimum: int) -> Any:
@@ -62,6 +64,9 @@ class BaseSynthesizer:
         Faker locale for fake personal data.
     table_name : str, optional
         Which table of a multi-table ``Metadata``.
+    constraints : list, optional
+        Clinical rules (:mod:`clinsynth.constraints`) every output row must satisfy, in addition
+        to those declared in the metadata.
     random_state : int, optional
         Seed: the same seed, data and device give the same rows.
     device : {"cpu", "cuda", "auto"}
@@ -73,6 +78,8 @@ class BaseSynthesizer:
     """
 
     _model_name: ClassVar[str] = ""
+    #: Parameters left out of saved bundles (runtime choices such as a local folder).
+    _runtime_params: ClassVar[tuple[str, ...]] = _RUNTIME_PARAMS
     #: Encoding the model wants from the TableTransformer.
     _transformer_options: ClassVar[dict[str, Any]] = {"numerical": "mode", "categorical": "onehot"}
     #: Parameter name -> (check, "expected ...") used by the standard parameter error.
@@ -95,12 +102,14 @@ class BaseSynthesizer:
         enforce_rounding: bool = True,
         locale: str = "en_US",
         table_name: str | None = None,
+        constraints: list | None = None,
         random_state: int | None = None,
         device: str = "cpu",
         verbose: bool = False,
         progress: ProgressCallback | None = None,
     ) -> None:
         self.metadata = metadata
+        self.constraints = constraints
         self.enforce_min_max_values = enforce_min_max_values
         self.enforce_rounding = enforce_rounding
         self.locale = locale
@@ -185,14 +194,24 @@ class BaseSynthesizer:
         for note in notes:
             logger.warning(note)
         start = time.perf_counter()
+        self.num_training_rows_ = int(len(data))
         rng = make_rng(self.random_state)
+        self._rules_ = _rules.collect_rules(table, self.constraints)
+        self._dtypes_ = {c: str(data[c].dtype) for c in table.columns}
+        if self._rules_:
+            data = data[~_rules.violations(self._rules_, data, table)]
+            if len(data) == 0:
+                raise DataError("No row of the data satisfies the rules; check the rules.")
+            data, model_table = _rules.reparametrize(self._rules_, data, table)
+        else:
+            model_table = table
         self._transformer_ = TableTransformer(
-            table,
+            model_table,
             enforce_min_max=self.enforce_min_max_values,
             locale=self.locale,
             **self._transformer_options,
         ).fit(data)
-        for column in table.columns:
+        for column in model_table.columns:
             if not self.enforce_rounding:
                 t = self._transformer_.get_transformer(column)
                 if hasattr(t, "decimals") and getattr(t, "kind", "") == "numerical":
@@ -205,7 +224,6 @@ class BaseSynthesizer:
         self._fit(encoded)
         report(self.progress, 1, 1, "done")
         self.fit_seconds_ = time.perf_counter() - start
-        self.num_training_rows_ = int(len(data))
         self._fitted = True
         self.reset_sampling()
         logger.info("%s fitted in %.2f s", type(self).__name__, self.fit_seconds_)
@@ -263,13 +281,60 @@ class BaseSynthesizer:
         self._check_fitted()
         return sample_from_condition_rows(self, conditions)
 
+    def _decode(self, encoded: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+        """Encoded rows -> a DataFrame of the user's table (rules' reparametrizations undone)."""
+        df = self._transformer_.inverse_transform(encoded, random_state=rng)
+        if not getattr(self, "_rules_", None):
+            return df
+        table = self._table_metadata()
+        df = _rules.reverse(self._rules_, df, table, _rules.tables_seen(self._rules_, table))
+        return _rules.restore_dtypes(df, self._dtypes_)
+
+    def _valid(self, df: pd.DataFrame) -> np.ndarray:
+        if not getattr(self, "_rules_", None):
+            return np.ones(len(df), dtype=bool)
+        return _rules.valid_rows(self._rules_, df, self._table_metadata())
+
     def _sample_rows(self, num_rows: int) -> pd.DataFrame:
+        """Exactly ``num_rows`` rows that satisfy every rule (rejection for the few that do not
+        hold by construction, with batches sized by the measured acceptance rate)."""
         rng = self._sample_rng
         if num_rows == 0:
-            encoded = np.zeros((0, self._transformer_.output_dim), dtype=np.float32)
-        else:
-            encoded = self._sample(num_rows, rng)
-        return self._transformer_.inverse_transform(encoded, random_state=rng)
+            empty = np.zeros((0, self._transformer_.output_dim), dtype=np.float32)
+            return self._decode(empty, rng)
+        kept: list[pd.DataFrame] = []
+        have, tried, batch = 0, 0, num_rows
+        for _ in range(100):
+            df = self._decode(self._sample(batch, rng), rng)
+            tried += len(df)
+            ok = self._valid(df)
+            if ok.all() and not kept:
+                kept.append(df)
+                have = len(df)
+                break
+            kept.append(df[ok])
+            have += int(ok.sum())
+            if have >= num_rows:
+                break
+            rate = max(have / tried, 1.0 / tried)
+            batch = int(min(max((num_rows - have) / rate * 1.2, 100), 2_000_000))
+        if have < num_rows:
+            raise SamplingError(
+                f"Only {have} of {tried} generated rows satisfy the rules "
+                f"({', '.join(r.describe() for r in self._rules_)}); the model rarely produces "
+                "valid rows. Train longer, or check that the rules agree with the data."
+            )
+        out = pd.concat(kept, ignore_index=True).iloc[:num_rows].reset_index(drop=True)
+        return self._regenerate_ids(out, rng) if len(kept) > 1 else out
+
+    def _regenerate_ids(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """Rows assembled from several batches get fresh, unique identifiers."""
+        from clinsynth.transform import IdTransformer
+
+        for column, transformer in self._transformer_.transformers_.items():
+            if isinstance(transformer, IdTransformer) and column in df.columns:
+                df[column] = transformer.inverse_transform(np.zeros((len(df), 0)), rng).to_numpy()
+        return df
 
     # ------------------------------------------------------------------ losses
     def get_loss_values(self) -> pd.DataFrame:
@@ -286,7 +351,7 @@ class BaseSynthesizer:
 
         self._check_fitted()
         state, tensors = self._get_state()
-        params = {k: v for k, v in self.get_params().items() if k not in _RUNTIME_PARAMS}
+        params = {k: v for k, v in self.get_params().items() if k not in self._runtime_params}
         manifest = {
             "model": self._model_name,
             "class": type(self).__name__,
@@ -298,7 +363,9 @@ class BaseSynthesizer:
                 "num_training_rows": self.num_training_rows_,
                 "sample_seed": self._sample_seed_,
                 "fit_seed": self._fit_seed_,
+                "dtypes": getattr(self, "_dtypes_", {}),
             },
+            "constraints": _rules.to_json(getattr(self, "_rules_", [])),
             **self._manifest_extra(),
         }
         documents = {
@@ -310,8 +377,18 @@ class BaseSynthesizer:
         return save_bundle(filepath, manifest, documents, tensors)
 
     @classmethod
-    def load(cls, filepath: str | os.PathLike, *, device: str = "cpu") -> BaseSynthesizer:
-        """Load a bundle written by :meth:`save` (checks the format version)."""
+    def load(
+        cls,
+        filepath: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        custom_constraints: dict[str, Any] | None = None,
+    ) -> BaseSynthesizer:
+        """Load a bundle written by :meth:`save` (checks the format version).
+
+        ``custom_constraints`` gives back the functions of :class:`~clinsynth.constraints.Custom`
+        rules by name (a bundle stores no code).
+        """
         from clinsynth.io._bundle import load_bundle
         from clinsynth.synthesizers._registry import get_synthesizer
 
@@ -335,11 +412,13 @@ class BaseSynthesizer:
             obj._transformer_ = TableTransformer.from_dict(
                 documents["transformer.json"], metadata, manifest.get("table_name")
             )
+            obj._rules_ = _rules.from_json(manifest.get("constraints", []), custom_constraints)
             fit = manifest["fit"]
             obj.fit_seconds_ = fit["seconds"]
             obj.num_training_rows_ = fit["num_training_rows"]
             obj._sample_seed_ = fit["sample_seed"]
             obj._fit_seed_ = fit["fit_seed"]
+            obj._dtypes_ = fit.get("dtypes", {})
             losses = documents.get("losses.json")
             obj._loss_history_ = pd.DataFrame(losses) if losses is not None else None
             obj._set_state(documents.get("model.json", {}), tensors)

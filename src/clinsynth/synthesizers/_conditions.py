@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.errors import SamplingError
+from clinsynth.transform import CategoricalTransformer
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._base import BaseSynthesizer
@@ -42,7 +43,9 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
                 )
             parsed[column] = ("range", low, high)
         else:
-            transformer = synth._transformer_.get_transformer(column)
+            model_columns = synth._transformer_.column_names
+            transformer = (synth._transformer_.get_transformer(column)
+                           if column in model_columns else None)
             levels = getattr(transformer, "levels", None)
             if levels is not None:
                 keys = {transformer._key_or_none(v) for v in levels}
@@ -61,14 +64,11 @@ def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -
     for column, cond in parsed.items():
         values = df[column]
         if cond[0] == "eq":
-            transformer = synth._transformer_.get_transformer(column)
-            if hasattr(transformer, "_key_or_none"):
-                key = transformer._key_or_none(cond[1])
-                factor, uniques = pd.factorize(values, use_na_sentinel=True)
-                hits = np.array([transformer._key(u) == key for u in uniques], dtype=bool)
-                keep &= (factor >= 0) & hits[np.maximum(factor, 0)] if len(hits) else False
-            else:
-                keep &= (values == cond[1]).to_numpy()
+            # Compare as levels do: 2, 2.0 and "2" are the same value.
+            key = CategoricalTransformer._key(cond[1])
+            factor, uniques = pd.factorize(values, use_na_sentinel=True)
+            hits = np.array([CategoricalTransformer._key(u) == key for u in uniques], dtype=bool)
+            keep &= (factor >= 0) & (hits[np.maximum(factor, 0)] if len(hits) else False)
         else:
             _, low, high = cond
             compare = pd.to_datetime(values) if not pd.api.types.is_numeric_dtype(values) else values
@@ -84,20 +84,32 @@ def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -
 def sample_with_conditions(
     synth: BaseSynthesizer, num_rows: int, conditions: dict[str, Any], max_tries: int
 ) -> pd.DataFrame:
+    """Exactly ``num_rows`` rows meeting ``conditions`` and every rule of the model.
+
+    Uses the model's native conditioning (``_sample_conditioned(n, parsed, rng)`` returning
+    encoded rows) when it has one and no condition falls on a column reparametrized by a rule;
+    otherwise rejection, with batches sized by the measured acceptance rate.
+    """
     parsed = parse_conditions(synth, conditions)
+    rng = synth._sample_rng
     native = getattr(synth, "_sample_conditioned", None)
-    if native is not None:
-        out = native(num_rows, parsed)
-        if out is not None:
-            return out
+    reparametrized = {c for r in getattr(synth, "_rules_", []) if r.reparametrized
+                      for c in r.columns}
+    use_native = native is not None and not set(parsed) & reparametrized
     kept: list[pd.DataFrame] = []
-    have = 0
-    batch = max(num_rows, 100)
-    tried = 0
+    have, tried, batch = 0, 0, max(num_rows, 100)
     for _ in range(max_tries):
-        df = synth._sample_rows(batch)
+        df = None
+        if use_native:
+            out = native(batch, parsed, rng)
+            if out is None:
+                use_native = False
+            else:
+                df = out if isinstance(out, pd.DataFrame) else synth._decode(out, rng)
+        if df is None:
+            df = synth._decode(synth._sample(batch, rng), rng)
         tried += len(df)
-        ok = mask_for(df, parsed, synth)
+        ok = mask_for(df, parsed, synth) & synth._valid(df)
         if ok.any():
             kept.append(df[ok])
             have += int(ok.sum())
@@ -110,10 +122,10 @@ def sample_with_conditions(
         raise SamplingError(
             f"Could make only {have} of {num_rows} rows meeting {conditions} after {tried} "
             "draws: the condition is too rare for the model (or contradicts the data). Relax "
-            "the condition or train a model with native conditioning (e.g. CTGAN)."
+            "the condition or use a model with native conditioning (gaussian_copula, ctgan)."
         )
-    out = pd.concat(kept, ignore_index=True).iloc[:num_rows]
-    return out.reset_index(drop=True)
+    out = pd.concat(kept, ignore_index=True).iloc[:num_rows].reset_index(drop=True)
+    return synth._regenerate_ids(out, rng)
 
 
 def sample_from_condition_rows(synth: BaseSynthesizer, conditions: pd.DataFrame) -> pd.DataFrame:

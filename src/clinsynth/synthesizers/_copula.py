@@ -1,10 +1,17 @@
 """Gaussian copula: per-column marginals and one correlation matrix of normal scores.
 
-Fitting ranks every column (random tie-breaks, so categories and discrete numbers occupy their
-probability interval), turns ranks into normal scores, and estimates the correlation pairwise on
-the rows where both columns are present. Missing values are variables of their own (the null
-indicator), so missingness keeps its relation to the other columns. Sampling draws correlated
-normals and maps each through its marginal's inverse CDF: a handful of vectorized array operations.
+Fitting ranks every column (tied values spread over their step, so categories and discrete
+numbers occupy their probability interval), turns ranks into normal scores, and estimates the
+correlation pairwise on the rows where both columns are present. Missing values are variables of
+their own (the null indicator), so missingness keeps its relation to the other columns. Sampling
+draws correlated normals and maps each through its marginal's inverse CDF: a handful of vectorized
+array operations.
+
+One Gaussian cannot express that each level of a nominal column (healthy, diabetes,
+hypertension...) shifts *different* columns. So the copula is *stratified*: one copula per level
+of the categorical column that explains most of the numbers (chosen automatically, or named with
+``stratify_by``), a mixture whose weights are the level frequencies. Conditioning on that column
+then gives exactly that stratum's joint distribution.
 """
 
 from __future__ import annotations
@@ -22,6 +29,14 @@ from clinsynth.synthesizers._marginals import FAMILIES, Marginal
 from clinsynth.synthesizers._registry import register
 from clinsynth.transform import SpanInfo
 
+#: A stratum needs this many rows per copula variable (and at least MIN_STRATUM_ROWS) to get a
+#: copula of its own; smaller levels share a pooled copula.
+ROWS_PER_VARIABLE = 2
+MIN_STRATUM_ROWS = 50
+#: Mean share of variance a column must explain to be used for stratification.
+MIN_STRATIFY_ETA2 = 0.02
+MAX_STRATA = 12
+
 
 def _nearest_correlation(corr: np.ndarray, floor: float = 1e-6) -> np.ndarray:
     """Clip negative eigenvalues and rescale to unit diagonal (a valid correlation matrix)."""
@@ -32,6 +47,173 @@ def _nearest_correlation(corr: np.ndarray, floor: float = 1e-6) -> np.ndarray:
     fixed = fixed / np.outer(d, d)
     np.fill_diagonal(fixed, 1.0)
     return fixed
+
+
+def _positive_definite(cov: np.ndarray, floor: float = 1e-9) -> np.ndarray:
+    cov = (cov + cov.T) / 2
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs * np.maximum(vals, floor)) @ vecs.T
+
+
+def _normal_scores(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Normal scores of the empirical CDF; tied values spread uniformly over their step (the same
+    as ranking with random tie-breaks, in one sort)."""
+    n = len(values)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    below = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    u = (below[inverse] + rng.random(n) * counts[inverse]) / n
+    return special.ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
+
+
+def _pairwise_correlation(scores: np.ndarray) -> np.ndarray:
+    present = ~np.isnan(scores)
+    filled = np.where(present, scores, 0.0)
+    counts = present.T.astype(np.float64) @ present.astype(np.float64)
+    # Scores are standard normal by construction, so E[z_i z_j] over the rows where both are
+    # present estimates the correlation; too few shared rows means no evidence -> 0.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = (filled.T @ filled) / counts
+    corr[counts < 10] = 0.0
+    corr = np.nan_to_num(np.clip(corr, -1.0, 1.0))
+    np.fill_diagonal(corr, 1.0)
+    return _nearest_correlation(corr)
+
+
+class _Copula:
+    """One Gaussian copula over the encoded variables (a stratum of the synthesizer)."""
+
+    def __init__(self, marginals: list[dict[str, Any]], correlation: np.ndarray) -> None:
+        self.marginals = marginals
+        self.correlation = correlation
+        self.fitted = [Marginal.from_dict(m) if m["kind"] == "continuous" else None
+                       for m in marginals]
+        self.cuts = [
+            special.ndtri(np.clip(m["cum"], 0.0, 1.0)).astype(np.float32)
+            if m["kind"] == "discrete" else None
+            for m in marginals
+        ]
+        k = len(correlation)
+        self.cholesky = (
+            np.linalg.cholesky(_nearest_correlation(correlation) + 1e-10 * np.eye(k))
+            if k else np.zeros((0, 0))
+        ).astype(np.float32)
+
+    # -------------------------------------------------------------- fit
+    @classmethod
+    def fit(cls, encoded: np.ndarray, variables: list[tuple[SpanInfo, int]],
+            families: dict[str, str], default: str, rng: np.random.Generator) -> _Copula:
+        n = len(encoded)
+        scores = np.full((n, len(variables)), np.nan)
+        null_of = {
+            span.column: encoded[:, start + 1] > 0.5
+            for span, start in variables if span.role == "null"
+        }
+        marginals: list[dict[str, Any]] = []
+        for j, (span, start) in enumerate(variables):
+            block = encoded[:, start : start + span.dim]
+            if span.activation in ("label", "softmax"):
+                codes = np.rint(block[:, 0]).astype(np.int64) if span.dim == 1 else block.argmax(1)
+                size = span.n_levels if span.dim == 1 else span.dim
+                freq = np.bincount(codes, minlength=size) / max(n, 1)
+                marginals.append({"kind": "discrete", "cum": np.cumsum(freq)[:-1].tolist(),
+                                  "size": int(size)})
+                scores[:, j] = _normal_scores(codes.astype(np.float64), rng)
+                continue
+            present = ~null_of.get(span.column, np.zeros(n, dtype=bool))
+            values = block[present, 0].astype(np.float64)
+            if len(values) == 0:
+                marginals.append({"kind": "continuous",
+                                  **Marginal._empirical(np.zeros(1)).to_dict()})
+                continue
+            family = families.get(span.column, default)
+            marginals.append({"kind": "continuous", **Marginal.fit(values, family).to_dict()})
+            scores[present, j] = _normal_scores(values, rng)
+        return cls(marginals, _pairwise_correlation(scores))
+
+    # -------------------------------------------------------------- sample
+    def sample_scores(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Correlated normal scores, variables in rows (k x n)."""
+        g = rng.standard_normal((len(self.marginals), n), dtype=np.float32)
+        return self.cholesky @ g
+
+    def interval_mass(self, intervals: dict[int, tuple[float, float]]) -> float:
+        """Probability of the intervals, variables taken one at a time (exact for one)."""
+        mass = 1.0
+        for a, b in intervals.values():
+            mass *= float(special.ndtr(b) - special.ndtr(a))
+        return mass
+
+    def conditioned_scores(self, n: int, intervals: dict[int, tuple[float, float]],
+                           rng: np.random.Generator) -> np.ndarray:
+        """Scores with the conditioned variables inside their intervals.
+
+        Conditioned variables are drawn one after another from their truncated conditional
+        normals (inverse CDF; exact for one variable); with several, the draws are weighted by the
+        probability each later interval had and resampled, which removes the order bias. The other
+        variables follow the Gaussian conditional given the conditioned ones, so a rare condition
+        costs no rejection.
+        """
+        cond = sorted(intervals)
+        rest = [j for j in range(len(self.marginals)) if j not in intervals]
+        sigma = self.correlation
+        draws = n * (4 if len(cond) > 1 else 1)
+        zc = np.zeros((draws, len(cond)))
+        log_w = np.zeros(draws)
+        for i, j in enumerate(cond):
+            prev = cond[:i]
+            if prev:
+                coef = np.linalg.solve(sigma[np.ix_(prev, prev)], sigma[j, prev])
+                mean = zc[:, :i] @ coef
+                sd = float(np.sqrt(max(sigma[j, j] - sigma[j, prev] @ coef, 1e-12)))
+            else:
+                mean, sd = np.zeros(draws), 1.0
+            a, b = intervals[j]
+            pa, pb = special.ndtr((a - mean) / sd), special.ndtr((b - mean) / sd)
+            u = pa + rng.random(draws) * (pb - pa)
+            zc[:, i] = mean + sd * special.ndtri(np.clip(u, 1e-15, 1 - 1e-15))
+            if prev:
+                log_w += np.log(np.maximum(pb - pa, 1e-300))
+        if len(cond) > 1:
+            weights = np.exp(log_w - log_w.max())
+            zc = zc[rng.choice(draws, size=n, p=weights / weights.sum())]
+        z = np.zeros((len(self.marginals), n), dtype=np.float32)
+        z[cond] = zc.T
+        if rest:
+            s_rc = sigma[np.ix_(rest, cond)]
+            coef = np.linalg.solve(sigma[np.ix_(cond, cond)], s_rc.T).T
+            cov = sigma[np.ix_(rest, rest)] - coef @ s_rc.T
+            noise = np.linalg.cholesky(_positive_definite(cov)) @ rng.standard_normal(
+                (len(rest), n))
+            z[rest] = (coef @ zc.T + noise).astype(np.float32)
+        return z
+
+    # -------------------------------------------------------------- decode
+    def decode(self, zt: np.ndarray, variables: list[tuple[SpanInfo, int]], out: np.ndarray,
+               rows: slice) -> None:
+        """Write the encoded values of scores ``zt`` into ``out[rows]``."""
+        n = zt.shape[1]
+        for j, (span, start) in enumerate(variables):
+            z = zt[j]
+            cuts = self.cuts[j]
+            if cuts is not None:
+                # Level k owns the normal-score interval [cut[k-1], cut[k]).
+                if len(cuts) <= 16:  # a few comparisons beat a binary search per value
+                    codes = np.zeros(n, dtype=np.int64)
+                    for cut in cuts:
+                        codes += z >= cut
+                else:
+                    codes = np.searchsorted(cuts, z, side="right")
+                if span.dim == 1:
+                    out[rows, start] = codes
+                else:
+                    block = np.zeros((n, span.dim), dtype=np.float32)
+                    block[np.arange(n), codes] = 1.0
+                    out[rows, start : start + span.dim] = block
+            else:
+                out[rows, start] = self.fitted[j].ppf_z(z)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"marginals": self.marginals}
 
 
 @register("gaussian_copula", aliases=("copula", "gaussiancopula", "gc"))
@@ -47,9 +229,13 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         the empirical (quantile) marginal.
     numerical_distributions : dict, optional
         Per-column family overriding ``default_distribution``.
+    stratify_by : str, "auto" or None
+        A categorical column with one copula per level (a mixture). ``auto`` picks the column
+        whose levels explain the most variance of the other columns, if any explains enough;
+        None fits one copula.
     **kwargs
         Common options of :class:`~clinsynth.synthesizers.BaseSynthesizer` (``random_state``,
-        ``enforce_min_max_values``, ``locale``, ...).
+        ``constraints``, ``enforce_min_max_values``, ``locale``, ...).
 
     Examples
     --------
@@ -78,6 +264,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             lambda v: v is None or (isinstance(v, dict) and all(f in FAMILIES for f in v.values())),
             f"None or a dict of column to one of {FAMILIES}",
         ),
+        "stratify_by": (lambda v: v is None or isinstance(v, str), "None, 'auto' or a column name"),
     }
 
     def __init__(
@@ -86,11 +273,13 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         *,
         default_distribution: str = "auto",
         numerical_distributions: dict[str, str] | None = None,
+        stratify_by: str | None = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
         self.default_distribution = default_distribution
         self.numerical_distributions = numerical_distributions
+        self.stratify_by = stratify_by
 
     # ------------------------------------------------------------------ layout
     def _variables(self) -> list[tuple[SpanInfo, int]]:
@@ -101,132 +290,209 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             start += span.dim
         return out
 
+    def _label_index(self, column: str) -> int | None:
+        for j, (span, _) in enumerate(self._variables()):
+            if span.column == column and span.role == "category" and span.activation == "label":
+                return j
+        return None
+
+    # ------------------------------------------------------------------ stratification
+    def _choose_stratum_column(self, encoded: np.ndarray) -> str | None:
+        from clinsynth.errors import ParameterError
+
+        variables = self._variables()
+        if self.stratify_by is None:
+            return None
+        if self.stratify_by != "auto":
+            if self._label_index(self.stratify_by) is None:
+                raise ParameterError(
+                    f"The 'stratify_by' parameter of GaussianCopulaSynthesizer must name a "
+                    f"categorical column. Got {self.stratify_by!r}."
+                )
+            return self.stratify_by
+        n, k = len(encoded), len(variables)
+        min_rows = max(MIN_STRATUM_ROWS, ROWS_PER_VARIABLE * k)
+        values = np.column_stack([encoded[:, start] for span, start in variables
+                                  if span.activation == "linear"]) if any(
+            span.activation == "linear" for span, _ in variables) else None
+        if values is None or n < 2 * min_rows:
+            return None
+        # Rank-transform so outliers do not decide; then eta^2 per numeric variable.
+        ranks = np.argsort(np.argsort(values, axis=0), axis=0).astype(np.float64)
+        ranks -= ranks.mean(axis=0)
+        total = (ranks**2).sum(axis=0) + 1e-12
+        best, best_score = None, MIN_STRATIFY_ETA2
+        for j, (span, start) in enumerate(variables):
+            if span.activation != "label" or span.role != "category":
+                continue
+            if not 2 <= span.n_levels <= MAX_STRATA:
+                continue
+            codes = np.rint(encoded[:, start]).astype(np.int64)
+            counts = np.bincount(codes, minlength=span.n_levels)
+            if np.sort(counts)[-2] < min_rows:  # fewer than two levels big enough
+                continue
+            sums = np.zeros((span.n_levels, ranks.shape[1]))
+            np.add.at(sums, codes, ranks)
+            between = (sums**2 / np.maximum(counts, 1)[:, None]).sum(axis=0)
+            score = float(np.mean(between / total))
+            if score > best_score:
+                best, best_score = span.column, score
+        return best
+
+    def _strata(self, codes: np.ndarray, n_levels: int, k: int) -> list[list[int]]:
+        """Levels grouped into strata: each big level alone, the small ones pooled."""
+        counts = np.bincount(codes, minlength=n_levels)
+        min_rows = max(MIN_STRATUM_ROWS, ROWS_PER_VARIABLE * k)
+        big = [[lvl] for lvl in range(n_levels) if counts[lvl] >= min_rows]
+        small = [lvl for lvl in range(n_levels) if 0 < counts[lvl] < min_rows]
+        return big + ([small] if small else [])
+
     # ------------------------------------------------------------------ fit
     def _fit(self, encoded: np.ndarray) -> None:
         rng = np.random.default_rng(self._fit_seed_)
         variables = self._variables()
-        n = len(encoded)
-        scores = np.full((n, len(variables)), np.nan)
-        null_of: dict[str, np.ndarray] = {}
-        for span, start in variables:
-            if span.role == "null":
-                null_of[span.column] = encoded[:, start + 1] > 0.5
-        marginals: list[dict[str, Any]] = []
-        overrides = self.numerical_distributions or {}
-        for j, (span, start) in enumerate(variables):
-            block = encoded[:, start : start + span.dim]
-            if span.activation in ("label", "softmax"):
-                codes = np.rint(block[:, 0]).astype(np.int64) if span.dim == 1 else block.argmax(1)
-                size = span.n_levels if span.dim == 1 else span.dim
-                freq = np.bincount(codes, minlength=size) / n
-                marginals.append({"kind": "discrete", "cum": np.cumsum(freq)[:-1].tolist(),
-                                  "size": int(size)})
-                scores[:, j] = self._normal_scores(codes.astype(np.float64), rng)
-            else:
-                present = ~null_of.get(span.column, np.zeros(n, dtype=bool))
-                values = block[present, 0].astype(np.float64)
-                family = overrides.get(span.column, self.default_distribution)
-                if len(values) == 0:
-                    marginals.append({"kind": "continuous", **Marginal._empirical(
-                        np.zeros(1)).to_dict()})
-                    continue
-                marginals.append({"kind": "continuous", **Marginal.fit(values, family).to_dict()})
-                scores[present, j] = self._normal_scores(values, rng)
-        self._marginals = marginals
-        self._correlation = self._pairwise_correlation(scores)
-        self._build_marginals()
-
-    @staticmethod
-    def _normal_scores(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Normal scores of the empirical CDF; tied values spread uniformly over their step
-        (the same as ranking with random tie-breaks, in one sort)."""
-        n = len(values)
-        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-        below = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        u = (below[inverse] + rng.random(n) * counts[inverse]) / n
-        return special.ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
-
-    @staticmethod
-    def _pairwise_correlation(scores: np.ndarray) -> np.ndarray:
-        present = ~np.isnan(scores)
-        filled = np.where(present, scores, 0.0)
-        counts = present.T.astype(np.float64) @ present.astype(np.float64)
-        # Scores are standard normal by construction, so E[z_i z_j] over the rows where both are
-        # present estimates the correlation; too few shared rows means no evidence -> 0.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = (filled.T @ filled) / counts
-        corr[counts < 10] = 0.0
-        corr = np.nan_to_num(np.clip(corr, -1.0, 1.0))
-        np.fill_diagonal(corr, 1.0)
-        return _nearest_correlation(corr)
-
-    def _build_marginals(self) -> None:
-        self._fitted_marginals = [
-            Marginal.from_dict(m) if m["kind"] == "continuous" else None for m in self._marginals
-        ]
-        self._cholesky = np.linalg.cholesky(
-            _nearest_correlation(self._correlation) + 1e-10 * np.eye(len(self._correlation))
-        ) if len(self._correlation) else np.zeros((0, 0))
+        families = self.numerical_distributions or {}
+        column = self._choose_stratum_column(encoded)
+        self._stratum_column = column
+        if column is None:
+            self._groups: list[list[int]] = [[]]
+            self._weights = np.array([1.0])
+            self._copulas = [_Copula.fit(encoded, variables, families, self.default_distribution,
+                                         rng)]
+            return
+        start = variables[self._label_index(column)][1]
+        codes = np.rint(encoded[:, start]).astype(np.int64)
+        self._groups = self._strata(codes, variables[self._label_index(column)][0].n_levels,
+                                    len(variables))
+        self._copulas, weights = [], []
+        for levels in self._groups:
+            rows = np.isin(codes, levels)
+            weights.append(rows.mean())
+            self._copulas.append(_Copula.fit(encoded[rows], variables, families,
+                                             self.default_distribution, rng))
+        self._weights = np.asarray(weights) / np.sum(weights)
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
-        k = len(self._marginals)
-        # Variables in rows (k x n): each variable's scores are one contiguous array.
-        g = rng.standard_normal((k, num_rows), dtype=np.float32)
-        return self._decode_scores(self._cholesky.astype(np.float32) @ g)
+        counts = rng.multinomial(num_rows, self._weights)
+        return self._assemble(counts, [c.sample_scores(m, rng) if m else None
+                                       for c, m in zip(self._copulas, counts, strict=True)], rng)
 
-    def _decode_scores(self, zt: np.ndarray) -> np.ndarray:
-        """Normal scores (variables x rows) to the encoded matrix the transformer decodes."""
+    def _assemble(self, counts: np.ndarray, scores: list[np.ndarray | None],
+                  rng: np.random.Generator) -> np.ndarray:
         variables = self._variables()
-        n = zt.shape[1]
+        total = int(counts.sum())
         # Column-major: each variable is written, and later decoded, as one contiguous column.
-        out = np.zeros((n, self._transformer_.output_dim), dtype=np.float32, order="F")
-        for j, ((span, start), marginal) in enumerate(zip(variables, self._marginals, strict=True)):
-            z = zt[j]
-            if marginal["kind"] == "discrete":
-                # Level k owns the normal-score interval [ndtri(cum[k-1]), ndtri(cum[k])).
-                cuts = special.ndtri(np.clip(marginal["cum"], 0.0, 1.0)).astype(np.float32)
-                if len(cuts) <= 16:  # a few comparisons beat a binary search per value
-                    codes = np.zeros(n, dtype=np.int64)
-                    for cut in cuts:
-                        codes += z >= cut
-                else:
-                    codes = np.searchsorted(cuts, z, side="right")
-                if span.dim == 1:
-                    out[:, start] = codes
-                else:
-                    out[np.arange(n), start + codes] = 1.0
-            else:
-                out[:, start] = self._fitted_marginals[j].ppf_z(z)
+        out = np.zeros((total, self._transformer_.output_dim), dtype=np.float32, order="F")
+        start = 0
+        for copula, m, zt in zip(self._copulas, counts, scores, strict=True):
+            if m:
+                copula.decode(zt, variables, out, slice(start, start + int(m)))
+                start += int(m)
+        if len(self._copulas) > 1:  # do not hand out rows ordered by stratum
+            out = out[rng.permutation(total)]
         return out
+
+    # ------------------------------------------------------------------ conditions
+    def _condition_intervals(self, copula: _Copula, parsed: dict[str, Any],
+                             levels: list[int]) -> dict[int, tuple[float, float]] | None:
+        """Normal-score interval of each conditioned variable in ``copula``; None if a condition
+        cannot be expressed as intervals; an empty interval when the stratum cannot meet it."""
+        intervals: dict[int, tuple[float, float]] = {}
+        index = {(span.column, span.role): j for j, (span, _) in enumerate(self._variables())}
+        for column, cond in parsed.items():
+            transformer = self._transformer_.get_transformer(column)
+            if cond[0] == "eq" and hasattr(transformer, "levels"):
+                j = index.get((column, "category"))
+                key = transformer._key_or_none(cond[1])
+                codes = [i for i, v in enumerate(transformer.levels)
+                         if transformer._key_or_none(v) == key]
+                if j is None or not codes:
+                    return None
+                cum = np.asarray(copula.marginals[j]["cum"])
+                cuts = np.concatenate([[-np.inf], special.ndtri(np.clip(cum, 0, 1)), [np.inf]])
+                a, b = float(cuts[codes[0]]), float(cuts[codes[0] + 1])
+                intervals[j] = (a, b) if b > a else (0.0, 0.0)
+            elif cond[0] == "range" and (column, "value") in index and transformer.kind in (
+                "numerical", "datetime"
+            ):
+                j = index[(column, "value")]
+                low, high = cond[1], cond[2]
+                if transformer.kind == "datetime":
+                    low, high = (None if v is None else pd.Timestamp(v).value / 1e9
+                                 for v in (low, high))
+                intervals[j] = copula.fitted[j].z_bounds(low, high)
+                if (column, "null") in index:  # a value in range is a present value
+                    jn = index[(column, "null")]
+                    cum = np.asarray(copula.marginals[jn]["cum"])
+                    intervals[jn] = (-np.inf, float(special.ndtri(np.clip(cum[0], 0, 1))))
+            else:
+                return None
+        return intervals
+
+    def _sample_conditioned(self, num_rows: int, parsed: dict[str, Any],
+                            rng: np.random.Generator) -> np.ndarray | None:
+        """Native conditioning: each stratum is weighted by the probability it gives the
+        condition, then sampled inside the condition's normal-score intervals."""
+        per_copula = []
+        for copula, levels in zip(self._copulas, self._groups, strict=True):
+            intervals = self._condition_intervals(copula, parsed, levels)
+            if intervals is None:
+                return None
+            per_copula.append(intervals)
+        mass = np.array([w * c.interval_mass(iv) for w, c, iv in
+                         zip(self._weights, self._copulas, per_copula, strict=True)])
+        if mass.sum() <= 0:
+            return None  # let rejection report that the condition cannot be met
+        counts = rng.multinomial(num_rows, mass / mass.sum())
+        scores = [c.conditioned_scores(int(m), iv, rng) if m else None
+                  for c, m, iv in zip(self._copulas, counts, per_copula, strict=True)]
+        return self._assemble(counts, scores, rng)
 
     # ------------------------------------------------------------------ introspection
     def get_learned_distributions(self) -> dict[str, dict[str, Any]]:
-        """The marginal family and parameters chosen for each numerical/datetime column."""
+        """The marginal family and parameters chosen for each numerical/datetime column (of the
+        largest stratum when the copula is stratified)."""
         self._check_fitted()
+        main = self._copulas[int(np.argmax(self._weights))]
         out = {}
-        for (span, _), m in zip(self._variables(), self._marginals, strict=True):
+        for (span, _), m in zip(self._variables(), main.marginals, strict=True):
             if m["kind"] == "continuous":
                 params = {k: v for k, v in m["params"].items() if k not in ("x", "p")}
                 out[span.column] = {"distribution": m["family"], "parameters": params}
         return out
 
-    def get_correlation(self) -> pd.DataFrame:
-        """The correlation matrix of normal scores, labelled by variable."""
+    def get_correlation(self, stratum: int | None = None) -> pd.DataFrame:
+        """The correlation matrix of normal scores (of one stratum; the largest by default)."""
         self._check_fitted()
-        labels = [
-            f"{span.column}{'#null' if span.role == 'null' else ''}"
-            for span, _ in self._variables()
-        ]
-        return pd.DataFrame(self._correlation, index=labels, columns=labels)
+        index = int(np.argmax(self._weights)) if stratum is None else stratum
+        labels = [f"{span.column}{'#null' if span.role == 'null' else ''}"
+                  for span, _ in self._variables()]
+        return pd.DataFrame(self._copulas[index].correlation, index=labels, columns=labels)
+
+    @property
+    def stratified_by_(self) -> str | None:
+        """The column the copula is stratified by (None when it is a single copula)."""
+        self._check_fitted()
+        return self._stratum_column
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {"marginals": self._marginals}, {
-            "correlation": torch.from_numpy(np.ascontiguousarray(self._correlation))
+        state = {
+            "stratum_column": self._stratum_column,
+            "groups": self._groups,
+            "weights": self._weights.tolist(),
+            "copulas": [c.to_json() for c in self._copulas],
         }
+        tensors = {f"correlation_{i}": torch.from_numpy(np.ascontiguousarray(c.correlation))
+                   for i, c in enumerate(self._copulas)}
+        return state, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        self._marginals = state["marginals"]
-        self._correlation = tensors["correlation"].numpy().astype(np.float64)
-        self._build_marginals()
+        self._stratum_column = state["stratum_column"]
+        self._groups = state["groups"]
+        self._weights = np.asarray(state["weights"])
+        self._copulas = [
+            _Copula(c["marginals"], tensors[f"correlation_{i}"].numpy().astype(np.float64))
+            for i, c in enumerate(state["copulas"])
+        ]

@@ -126,6 +126,27 @@ class Marginal:
             return np.interp(z, self._zs, self._xs)
         return np.interp(z, self._zg, self._xg)
 
+    def z_bounds(self, low: float | None, high: float | None) -> tuple[float, float]:
+        """The normal-score interval whose values fall in ``[low, high]``."""
+        lo, hi = -np.inf, np.inf
+        if self.family == "empirical":
+            if self.params.get("discrete"):
+                if low is not None:
+                    lo = self._zs[np.searchsorted(self._xs, low, side="left")]
+                if high is not None:
+                    hi = self._zs[np.searchsorted(self._xs, high, side="right")]
+            else:
+                if low is not None:
+                    lo = float(np.interp(low, self._xs, self._zs, left=-np.inf, right=np.inf))
+                if high is not None:
+                    hi = float(np.interp(high, self._xs, self._zs, left=-np.inf, right=np.inf))
+            return float(lo), float(hi)
+        if low is not None:
+            lo = float(np.interp(low, self._xg, self._zg, left=-np.inf, right=np.inf))
+        if high is not None:
+            hi = float(np.interp(high, self._xg, self._zg, left=-np.inf, right=np.inf))
+        return lo, hi
+
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "params": self.params}
 

@@ -1,0 +1,71 @@
+import time
+
+import numpy as np
+import pytest
+
+from clinsynth import GaussianCopulaSynthesizer
+from clinsynth.errors import SamplingError
+from clinsynth.simulate import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    df, md = simulate_cohort(4000, seed=1)
+    return df, md, GaussianCopulaSynthesizer(md, random_state=0).fit(df)
+
+
+@pytest.mark.parametrize("condition", ["healthy", "diabetes", "hypertension", "heart_disease"])
+def test_condition_keeps_its_conditional_distribution(cohort, condition):
+    df, _, model = cohort
+    rows = model.sample(1000, conditions={"condition": condition})
+    assert len(rows) == 1000 and (rows["condition"] == condition).all()
+    real = df[df["condition"] == condition]
+    for col in ("hba1c", "systolic_bp", "fasting_glucose", "ldl_cholesterol"):
+        spread = df[col].std()
+        # close to the condition's own mean, not to the population's
+        assert abs(rows[col].mean() - real[col].mean()) < 0.15 * spread, col
+    shift = abs(real["hba1c"].mean() - df["hba1c"].mean())
+    if shift > 0.3 * df["hba1c"].std():
+        assert abs(rows["hba1c"].mean() - df["hba1c"].mean()) > 0.5 * shift
+
+
+def test_rare_condition_is_fast_and_exact(cohort):
+    df, _, model = cohort
+    low = df["age"].quantile(0.99)
+    start = time.perf_counter()
+    rows = model.sample(10_000, conditions={"condition": "diabetes", "age": (low, None)})
+    assert time.perf_counter() - start < 30  # native: no rejection loop
+    assert len(rows) == 10_000 and (rows["age"] >= low).all()
+    assert (rows["condition"] == "diabetes").all()
+
+
+def test_sample_from_conditions_one_row_per_condition(cohort):
+    import pandas as pd
+
+    _, _, model = cohort
+    conds = pd.DataFrame({"condition": ["diabetes", "healthy", None, "diabetes"],
+                          "sex": ["female", None, "male", "male"]})
+    out = model.sample_from_conditions(conds)
+    assert len(out) == 4
+    assert out["condition"].iloc[[0, 1, 3]].tolist() == ["diabetes", "healthy", "diabetes"]
+    assert out["sex"].iloc[[0, 2, 3]].tolist() == ["female", "male", "male"]
+
+
+def test_impossible_conditions_say_why(cohort):
+    _, _, model = cohort
+    with pytest.raises(SamplingError, match="never seen"):
+        model.sample(5, conditions={"condition": "gout"})
+    with pytest.raises(SamplingError, match="contradictory"):
+        model.sample(5, conditions={"age": (70, 30)})
+    with pytest.raises(SamplingError, match="not a column"):
+        model.sample(5, conditions={"zodiac": "leo"})
+
+
+def test_conditions_are_reproducible(cohort):
+    _, _, model = cohort
+    model.reset_sampling()
+    a = model.sample(50, conditions={"condition": "heart_disease"})
+    model.reset_sampling()
+    b = model.sample(50, conditions={"condition": "heart_disease"})
+    assert a.equals(b)
+    assert np.isfinite(a.select_dtypes("number").to_numpy(dtype=float)).all()
