@@ -67,3 +67,13 @@ def test_report_is_json_ready_and_validates_columns():
     json.dumps(report.to_dict(), allow_nan=False)
     with pytest.raises(ParameterError, match="sensitive_columns"):
         evaluate_privacy(train, fresh, md, holdout=holdout, sensitive_columns=["email"])
+
+
+def test_quasi_identifiers_drive_singling_out_advice():
+    train, holdout, _, md = splits()
+    report = evaluate_privacy(
+        train, train.copy(), md, holdout=holdout, quasi_identifiers=["age", "sex"]
+    )
+    assert set(report.metrics["singling_out"]["columns_most_used"]) <= {"age", "sex"}
+    advice = report.get_details("Risks").set_index("Risk").loc["Singling Out", "Advice"]
+    assert "'age'" in advice

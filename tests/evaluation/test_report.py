@@ -120,3 +120,18 @@ def test_only_what_inputs_allow():
     assert summary.loc["Privacy", "Verdict"] == "not measured"
     html = result.to_dict()
     assert html["reports"].keys() == {"diagnostic", "quality"}
+
+
+def test_progress_is_reported_to_the_callback():
+    train, holdout, fresh, md = splits()
+    calls = []
+    evaluate(
+        train,
+        fresh,
+        md,
+        holdout=holdout,
+        detection=False,
+        progress=lambda total, done, message: calls.append((total, done, message)),
+    )
+    assert calls[0][1] == 0 and calls[-1][0] == calls[-1][1]
+    assert all(isinstance(m, str) for _, _, m in calls)

@@ -11,9 +11,10 @@ formula (lower bound: members' lower bound against control's upper bound). A ris
 bound is 0 is not measurable with this many attacks. Own simplified versions, not anonymeter's
 code:
 
-* **Singling out** — predicates are combinations of up to three column values (numbers cut into the
-  training deciles) that match exactly one synthetic record. An attack succeeds when the predicate
-  matches exactly one record of the target table (train subsample or holdout, of equal size).
+* **Singling out** — predicates are combinations of up to three column values (numbers cut into
+  the training percentiles) that match exactly one synthetic record. An attack succeeds when the
+  predicate matches exactly one record of the target table (train subsample or holdout, of equal
+  size). With ``quasi_identifiers``, the predicates use only those columns.
 * **Linkability** — the columns are split in two halves the attacker holds separately. A target
   record is linked when its nearest synthetic record on the first half is also its nearest on the
   second half.
@@ -75,7 +76,7 @@ def attack_risk(members: np.ndarray, control: np.ndarray) -> dict:
 def _codes(
     frames: list[pd.DataFrame], table: TableMetadata, columns: list[str]
 ) -> list[np.ndarray]:
-    """Integer codes per column, shared across frames: deciles of the first frame for numbers,
+    """Integer codes per column, shared across frames: percentiles of the first frame for numbers,
     categories (missing included) for the rest."""
     out = [np.empty((len(f), len(columns)), dtype=np.int64) for f in frames]
     for j, col in enumerate(columns):
@@ -83,7 +84,7 @@ def _codes(
         if spec["sdtype"] in CONTINUOUS:
             values = [to_numeric(f[col], spec) for f in frames]
             ref = values[0][~np.isnan(values[0])]
-            edges = np.unique(np.quantile(ref, np.linspace(0.1, 0.9, 9))) if len(ref) else []
+            edges = np.unique(np.quantile(ref, np.linspace(0.01, 0.99, 99))) if len(ref) else []
             for o, v in zip(out, values, strict=True):
                 o[:, j] = np.where(np.isnan(v), -1, np.searchsorted(edges, v, side="right"))
         else:

@@ -108,8 +108,8 @@ def evaluate_privacy(
         Columns an attacker should not learn (diagnosis, HIV status...): attribute-inference and
         inference risks are measured for them.
     quasi_identifiers : list of str, optional
-        Columns an attacker may know (age, sex, postcode...); every other statistical column by
-        default.
+        Columns an attacker may know (age, sex, postcode...): the singling-out predicates and the
+        inference attacks use them. Every statistical column (other than the secret) by default.
     aux_columns : (list, list), optional
         The two column sets of the linkability attack; the two halves of the columns by default.
     max_rows : int or None
@@ -201,7 +201,8 @@ def evaluate_privacy(
     na = min(n_attacks, len(h))
     at = t.iloc[rng.permutation(len(t))[:na]]
     ah = h.iloc[rng.permutation(len(h))[:na]]
-    so, so_cols = singling_out(t, h, s, table, columns, n_attacks=n_attacks, rng=rng)
+    qi = list(quasi_identifiers) if quasi_identifiers else columns
+    so, so_cols = singling_out(t, h, s, table, qi, n_attacks=n_attacks, rng=rng)
     link = (
         linkability(at, ah, s, table, columns, aux_columns=aux_columns)
         if len(columns) > 1
