@@ -156,3 +156,12 @@ def test_condition_parsing():
         "age": (60, 80),
         "x": 1.5,
     }
+
+
+def test_demo_writes_everything(tmp_path, capsys):
+    code, out, err = run(["demo", "--rows", 400, "--output", tmp_path / "demo"], capsys)
+    assert code == 0, err
+    for name in ("real.csv", "synthetic.csv", "metadata.json", "report.html", "report.json"):
+        assert (tmp_path / "demo" / name).exists(), name
+    assert (tmp_path / "demo" / "model" / "manifest.json").exists()
+    assert "Fidelity" in out and "Privacy" in out

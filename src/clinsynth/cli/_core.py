@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -373,9 +374,15 @@ def demo(
     grid = Table(title=f"clinsynth demo: {model} on a simulated cohort of {rows} patients")
     grid.add_column("evidence")
     grid.add_column("score", justify="right")
-    for name, report in result.reports.items():
-        grid.add_row(name, f"{report.get_score():.3f}")
+    grid.add_column("verdict")
+    for _, row in result.summary().iterrows():
+        score = "-" if pd.isna(row["Score"]) else f"{row['Score']:.3f}"
+        grid.add_row(str(row["Section"]), score, str(row["Verdict"]))
     console.print(grid)
+    if result.quality is not None:
+        props = result.quality.get_properties()
+        console.print("Fidelity: " + ", ".join(
+            f"{p} {s:.3f}" for p, s in zip(props["Property"], props["Score"], strict=True)))
     console.print(
         f"Real data, synthetic data, model and report written to {output}/ "
         f"(open {output / 'report.html'} in a browser)."
