@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "Installing Debian's chromium for the dashboard's browser test (apt-get)..."; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || { \
+	    echo "Could not install chromium: apt-get needs root on Debian. Run 'apt-get install chromium', then 'make install' again."; \
+	    exit 1; }; \
+	fi
 	touch $(STAMP)
 
 install: $(STAMP)

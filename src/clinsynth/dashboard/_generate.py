@@ -1,0 +1,115 @@
+"""Step 4, Generate: how many rows, optional conditions (condition = diabetes, age >= 60), seed."""
+
+from __future__ import annotations
+
+import inspect
+
+import pandas as pd
+import streamlit as st
+
+from clinsynth.cli import parse_conditions
+from clinsynth.dashboard import _state, _ui
+from clinsynth.synthesizers import BaseSynthesizer
+
+_EXAMPLE = "condition = diabetes\nage >= 60"
+
+
+def supports_seed(model: BaseSynthesizer) -> bool:
+    """Whether the model's sampling stream can be restarted from a chosen seed."""
+    return "seed" in inspect.signature(model.reset_sampling).parameters
+
+
+def read_conditions(text: str) -> dict:
+    """Conditions typed one per line (``column = value``, ``column >= low``, ``column <= high``)."""
+    lines = [line.strip() for line in text.replace(";", "\n").splitlines() if line.strip()]
+    return parse_conditions(lines) if lines else {}
+
+
+def generate(
+    model: BaseSynthesizer, num_rows: int, conditions: dict, seed: int | None
+) -> pd.DataFrame:
+    """Sample ``num_rows`` rows; the same seed (or the model's own) gives the same rows."""
+    if seed is not None and supports_seed(model):
+        model.reset_sampling(seed=seed)
+    else:
+        model.reset_sampling()
+    return model.sample(num_rows, conditions=conditions or None)
+
+
+def render() -> None:
+    """Draw the Generate step."""
+    st.header("4. Generate synthetic patients")
+    if not _ui.needs("Model", "synth", "First train a model in step 3."):
+        return
+    model: BaseSynthesizer = _state.get("synth")
+    train: pd.DataFrame = st.session_state["train"]
+    st.write(
+        "Make as many synthetic patients as you need. Conditions restrict them, for example to "
+        "older patients with diabetes."
+    )
+    left, right = st.columns(2)
+    num_rows = int(
+        left.number_input(
+            "Number of synthetic patients",
+            min_value=1,
+            max_value=1_000_000,
+            step=100,
+            key=_ui.default("keep_num_rows", len(train)),
+        )
+    )
+    seed: int | None = None
+    if supports_seed(model):
+        seed = int(
+            right.number_input(
+                "Seed (the same seed gives the same patients)",
+                min_value=0,
+                step=1,
+                key=_ui.default("keep_sample_seed", 0),
+            )
+        )
+    else:
+        right.caption("The same model always gives the same patients.")
+    text = st.text_area(
+        "Conditions (optional), one per line",
+        key="keep_conditions",
+        placeholder=_EXAMPLE,
+        help="Write COLUMN = VALUE for a category or COLUMN >= LOW / COLUMN <= HIGH for a range. "
+        "Columns: " + ", ".join(map(str, train.columns)),
+    )
+    if st.button("Generate synthetic patients", type="primary", key="generate_button"):
+        try:
+            conditions = read_conditions(text or "")
+            with st.spinner(f"Generating {num_rows:,} patients..."):
+                synthetic = generate(model, num_rows, conditions, seed)
+        except Exception as exc:  # noqa: BLE001 - e.g. conditions that cannot be met
+            _ui.show_error(exc, where="Could not generate the patients.")
+        else:
+            _state.put("synthetic", synthetic)
+            st.session_state["generated_with"] = {
+                "rows": num_rows,
+                "conditions": conditions,
+                "seed": seed,
+            }
+    synthetic = _state.get("synthetic")
+    if synthetic is not None:
+        used = st.session_state.get("generated_with", {})
+        where = ""
+        if used.get("conditions"):
+            where = " with " + ", ".join(f"{k} {_show(v)}" for k, v in used["conditions"].items())
+        st.success(
+            f"{len(synthetic):,} synthetic patients generated{where}.",
+            icon=":material/check_circle:",
+        )
+        st.subheader("Preview (first 100 rows)")
+        st.dataframe(synthetic.head(100), hide_index=True)
+    _ui.next_step("Generate")
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        low, high = value
+        parts = ([f">= {low}"] if low is not None else []) + (
+            [f"<= {high}"] if high is not None else []
+        )
+        return " and ".join(parts)
+    return f"= {value}"

@@ -1,0 +1,82 @@
+"""Small pieces shared by the steps: error messages, progress bars, the 'next step' button."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import streamlit as st
+
+from clinsynth.dashboard import _state
+from clinsynth.errors import ClinsynthError
+
+logger = logging.getLogger(__name__)
+
+
+def error_text(exc: BaseException) -> str:
+    """The message a user reads: the ClinsynthError text, or a plain summary of anything else."""
+    if isinstance(exc, ClinsynthError):
+        return str(exc)
+    # Anything else is a bug or an environment problem: say so plainly; the log has the trace.
+    logger.exception("Unexpected error in the dashboard")
+    return (
+        f"Something went wrong ({type(exc).__name__}: {exc}). Your data and settings are kept; "
+        "try again, or change the settings of this step."
+    )
+
+
+def show_error(exc: BaseException, *, where: str = "") -> None:
+    """Show an error in the page (never a stack trace); the app keeps running."""
+    text = error_text(exc)
+    headline, *rest = text.splitlines() or [""]
+    body = (f"**{where}** " if where else "") + headline
+    if rest:
+        body += "\n\n" + "\n".join(f"- {line.strip().removeprefix('- ')}" for line in rest)
+    st.error(body, icon=":material/error:")
+
+
+def progress_callback(bar: st.delta_generator.DeltaGenerator, what: str) -> Callable:
+    """A ``(total, completed, message)`` callback that moves ``bar`` (an ``st.progress``)."""
+
+    def update(total: int, completed: int, message: str = "") -> None:
+        fraction = 0.0 if not total else min(max(completed / total, 0.0), 1.0)
+        detail = f" — {message}" if message else ""
+        bar.progress(fraction, text=f"{what}: {completed} of {total}{detail}")
+
+    return update
+
+
+def next_step(current: str, *, label: str | None = None) -> None:
+    """A button that opens the step after ``current`` (enabled once ``current`` is done)."""
+    index = _state.STEPS.index(current)
+    if index + 1 >= len(_state.STEPS):
+        return
+    following = _state.STEPS[index + 1]
+    st.divider()
+    st.button(
+        label or f"Next: {index + 2}. {following} →",
+        type="primary",
+        disabled=not _state.is_done(current),
+        on_click=_state.go_to,
+        args=(following,),
+        key=f"next_{current}",
+    )
+
+
+def needs(step: str, product: str, message: str) -> bool:
+    """Show where to go first when ``product`` is missing; True when the step can go on."""
+    if _state.get(product) is not None:
+        return True
+    st.info(message, icon=":material/arrow_back:")
+    st.button(f"Go to {_state.STEPS.index(step) + 1}. {step}", on_click=_state.go_to, args=(step,))
+    return False
+
+
+def default(key: str, value: object) -> str:
+    """Give the widget ``key`` its first value (kept in the session afterwards); returns the key.
+
+    Widgets get their value from the session rather than from ``value=``, so that a value set
+    once is neither reset nor set twice.
+    """
+    st.session_state.setdefault(key, value)
+    return key

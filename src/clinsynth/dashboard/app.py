@@ -1,0 +1,63 @@
+"""The clinsynth dashboard (Streamlit entry point).
+
+Run it with ``clinsynth dashboard`` or ``streamlit run <path to this file>``. Six steps, one
+after another, in the sidebar; each step's work is kept in the browser session.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import clinsynth
+from clinsynth.dashboard import (
+    _compare,
+    _data,
+    _download,
+    _generate,
+    _metadata,
+    _model,
+    _state,
+    _ui,
+)
+
+PAGES = {
+    "Data": _data.render,
+    "Metadata": _metadata.render,
+    "Model": _model.render,
+    "Generate": _generate.render,
+    "Compare": _compare.render,
+    "Download": _download.render,
+}
+
+
+def _sidebar() -> str:
+    with st.sidebar:
+        st.title("clinsynth")
+        st.caption(
+            "Make a synthetic copy of a patient table: same statistics, no real patient. "
+            "Your data stays on this computer."
+        )
+        labels = {
+            step: f"{i + 1}. {step}" + ("  ✓" if _state.is_done(step) else "")
+            for i, step in enumerate(_state.STEPS)
+        }
+        step = st.radio("Steps", _state.STEPS, key="step", format_func=labels.get)
+        st.divider()
+        st.caption(f"clinsynth {clinsynth.__version__}")
+    return step
+
+
+def main() -> None:
+    """Draw the page of the current step."""
+    st.set_page_config(
+        page_title="clinsynth", page_icon=":material/health_and_safety:", layout="wide"
+    )
+    _state.init()
+    step = _sidebar()
+    try:
+        PAGES[step]()
+    except Exception as exc:  # noqa: BLE001 - the page shows a message, never a stack trace
+        _ui.show_error(exc)
+
+
+main()

@@ -1,0 +1,174 @@
+"""End to end in a real headless browser (Debian's chromium driven by Playwright).
+
+Starts ``clinsynth dashboard``'s server on a free localhost port, uploads a CSV, trains the
+Gaussian copula, generates rows, sees the comparison plots and downloads the CSV. Screenshots
+of every step are saved under the test's ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed at /usr/bin/chromium (`make install` or "
+        "`apt-get install chromium` installs it).",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"The dashboard server exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"The dashboard server did not answer within {timeout} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``clinsynth dashboard`` on a free 127.0.0.1 port; stopped after the test."""
+    port = _free_port()
+    log = tmp_path / "server.log"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}  # no user-level Streamlit config or credentials
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("clinsynth")), "dashboard", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,  # its own process group: the server goes with it
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from clinsynth.simulate import simulate_cohort
+
+    real, _ = simulate_cohort(150, seed=3)
+    csv_path = tmp_path / "patients.csv"
+    real.to_csv(csv_path, index=False)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+            page.set_default_timeout(60_000)
+            expect.set_options(timeout=60_000)
+            main = page.get_by_role("main")
+
+            def shot(name: str) -> None:
+                page.wait_for_timeout(800)  # let tables and charts finish drawing
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+            page.goto(server)
+            expect(main.get_by_role("heading", name="1. Data")).to_be_visible()
+            shot("0_start")
+
+            # 1. Data: upload the CSV.
+            page.locator("input[type=file]").set_input_files(str(csv_path))
+            expect(main.get_by_text("Using the file 'patients.csv'")).to_be_visible()
+            expect(main.get_by_text("150 rows and 21 columns")).to_be_visible()
+            shot("1_data")
+
+            # 2. Metadata: detected types, all fine.
+            main.get_by_role("button", name="Next: 2. Metadata").click()
+            expect(main.get_by_text("The metadata fits the data")).to_be_visible()
+            shot("2_metadata")
+
+            # 3. Model: the default (fast) model.
+            main.get_by_role("button", name="Next: 3. Model").click()
+            main.get_by_role("button", name="Train the model").click()
+            expect(main.get_by_text("trained on 120 patients")).to_be_visible()
+            shot("3_model")
+
+            # 4. Generate 200 rows, with a condition.
+            main.get_by_role("button", name="Next: 4. Generate").click()
+            rows = main.get_by_role("spinbutton", name="Number of synthetic patients")
+            rows.fill("200")
+            rows.press("Enter")
+            main.get_by_role("textbox", name="Conditions (optional), one per line").fill(
+                "age >= 40"
+            )
+            main.get_by_role("button", name="Generate synthetic patients").click()
+            generated = main.get_by_text("200 synthetic patients generated with age")
+            expect(generated).to_be_visible()
+            shot("4_generate")
+
+            # 5. Compare: scores and plots.
+            main.get_by_role("button", name="Next: 5. Compare").click()
+            main.get_by_role("button", name="Compare real and synthetic data").click()
+            expect(main.get_by_text("Fidelity", exact=True)).to_be_visible()
+            plots = main.locator(".js-plotly-plot")
+            expect(plots).to_have_count(3)  # one column (histogram + box) and two heatmaps
+            expect(main.get_by_text("How the numbers move together")).to_be_visible()
+            shot("5_compare")
+
+            # 6. Download the synthetic CSV.
+            main.get_by_role("button", name="Next: 6. Download").click()
+            with page.expect_download() as info:
+                main.get_by_role("button", name="Synthetic data (CSV)").click()
+            download = tmp_path / "synthetic.csv"
+            info.value.save_as(download)
+            shot("6_download")
+            assert not main.locator(".stException").count(), "a stack trace is on the page"
+        finally:
+            browser.close()
+
+    synthetic = pd.read_csv(download)
+    assert synthetic.shape == (200, real.shape[1])
+    assert list(synthetic.columns) == list(real.columns)
+    assert (synthetic["age"] >= 40).all()
