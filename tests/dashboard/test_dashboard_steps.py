@@ -229,6 +229,10 @@ def test_generate_with_conditions_and_seed(app: AppTest) -> None:
     assert "40 synthetic patients generated" in app.success[0].value
     again = generate(app, rows=40, conditions="sex = F\nage >= 50").session_state["synthetic"]
     pd.testing.assert_frame_equal(synthetic, again)  # same seed, same rows
+    app.number_input(key="keep_sample_seed").set_value(5)
+    other = generate(app, rows=40, conditions="sex = F\nage >= 50").session_state["synthetic"]
+    assert not other.equals(synthetic)
+    assert (other["sex"] == "F").all()
 
 
 @pytest.mark.parametrize(

@@ -243,10 +243,24 @@ class BaseSynthesizer:
                 f"This {type(self).__name__} is not fitted yet. Call fit(data) before sampling."
             )
 
-    def reset_sampling(self) -> None:
-        """Restart the sampling random stream: the next ``sample`` repeats the first one."""
+    def reset_sampling(self, seed: int | None = None) -> None:
+        """Restart the sampling random stream: the next ``sample`` repeats the first one.
+
+        Parameters
+        ----------
+        seed : int, optional
+            Start the stream from this seed instead of the model's own (fixed at fit time):
+            the same seed gives the same rows, another seed other rows.
+
+        Examples
+        --------
+        >>> # model.reset_sampling(seed=7); a = model.sample(10)
+        >>> # model.reset_sampling(seed=7); b = model.sample(10)  # b equals a
+        """
         self._check_fitted()
-        self._sample_rng = make_rng(self._sample_seed_)
+        if seed is not None and not _is_int(0)(seed):
+            raise ParameterError(f"The 'seed' of reset_sampling must be an int >= 0. Got {seed!r}.")
+        self._sample_rng = make_rng(self._sample_seed_ if seed is None else int(seed))
 
     def sample(
         self,
