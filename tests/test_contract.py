@@ -14,6 +14,20 @@ from clinsynth.errors import DataError, NotFittedError, ParameterError
 
 #: Small settings so every model trains in a second or two on the tiny fixture table.
 FAST_PARAMS: dict[str, dict] = {}
+#: The DP marginal model needs a budget; the fixture's domain is public so no level is dropped.
+FAST_PARAMS["dp_marginal"] = {
+    "epsilon": 20.0,
+    "public_bounds": {
+        "age": (18, 89),
+        "weight": (40.0, 120.0),
+        "sbp": (100, 180),
+        "admitted": ("2020-01-01", "2022-12-31"),
+        "sex": ["F", "M"],
+        "diagnosis": ["copd", "chf", "ards", "sepsis"],
+        "code": [0, 1, 2],
+    },
+}
+
 
 MODELS = sorted(list_synthesizers())
 

@@ -8,6 +8,7 @@ from clinsynth.errors import ClinsynthError
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers import (
     BaseSynthesizer,
+    DPMarginalSynthesizer,
     GaussianCopulaSynthesizer,
     get_synthesizer,
     list_synthesizers,
@@ -20,6 +21,7 @@ __all__ = [
     "Metadata",
     "BaseSynthesizer",
     "GaussianCopulaSynthesizer",
+    "DPMarginalSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
     "load",

@@ -2,11 +2,13 @@
 
 from clinsynth.synthesizers._base import BaseSynthesizer
 from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
+from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
 
 __all__ = [
     "BaseSynthesizer",
     "GaussianCopulaSynthesizer",
+    "DPMarginalSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
     "register",

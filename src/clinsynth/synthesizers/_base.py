@@ -67,6 +67,10 @@ class BaseSynthesizer:
     constraints : list, optional
         Clinical rules (:mod:`clinsynth.constraints`) every output row must satisfy, in addition
         to those declared in the metadata.
+    rare_category_threshold : int, optional
+        Categorical levels held by fewer patients (distinct primary-key values, or rows) are
+        merged into one "other" level before training and never stored (default 5); None
+        keeps every level. See :class:`~clinsynth.transform.CategoricalTransformer`.
     random_state : int, optional
         Seed: the same seed, data and device give the same rows.
     device : {"cpu", "cuda", "auto"}
@@ -87,9 +91,12 @@ class BaseSynthesizer:
         "enforce_min_max_values": (lambda v: isinstance(v, bool), "a bool"),
         "enforce_rounding": (lambda v: isinstance(v, bool), "a bool"),
         "random_state": (lambda v: v is None or _is_int(0)(v), "None or an int >= 0"),
+        "rare_category_threshold": (lambda v: v is None or _is_int(1)(v), "None or an int >= 1"),
         "device": (
-            lambda v: isinstance(v, str) and (v in ("cpu", "cuda", "auto", "mps") or
-                                              v.startswith("cuda:")),
+            lambda v: (
+                isinstance(v, str)
+                and (v in ("cpu", "cuda", "auto", "mps") or v.startswith("cuda:"))
+            ),
             "'cpu', 'cuda', 'cuda:N' or 'auto'",
         ),
     }
@@ -103,6 +110,7 @@ class BaseSynthesizer:
         locale: str = "en_US",
         table_name: str | None = None,
         constraints: list | None = None,
+        rare_category_threshold: int | None = 5,
         random_state: int | None = None,
         device: str = "cpu",
         verbose: bool = False,
@@ -110,6 +118,7 @@ class BaseSynthesizer:
     ) -> None:
         self.metadata = metadata
         self.constraints = constraints
+        self.rare_category_threshold = rare_category_threshold
         self.enforce_min_max_values = enforce_min_max_values
         self.enforce_rounding = enforce_rounding
         self.locale = locale
@@ -203,12 +212,21 @@ class BaseSynthesizer:
             if len(data) == 0:
                 raise DataError("No row of the data satisfies the rules; check the rules.")
             data, model_table = _rules.reparametrize(self._rules_, data, table)
+            for column in set(model_table.columns) - set(table.columns):
+                # Joint columns of rules (FixedCombinations) hold keys that must decode back
+                # to a combination: no rare-level merging for them.
+                model_table.columns[column] = {
+                    **model_table.columns[column],
+                    "rare_category_threshold": None,
+                }
         else:
             model_table = table
         self._transformer_ = TableTransformer(
             model_table,
             enforce_min_max=self.enforce_min_max_values,
             locale=self.locale,
+            rare_category_threshold=self.rare_category_threshold,
+            privacy=self._privacy_statistics(len(data)),
             **self._transformer_options,
         ).fit(data)
         for column in model_table.columns:
@@ -436,6 +454,7 @@ class BaseSynthesizer:
             losses = documents.get("losses.json")
             obj._loss_history_ = pd.DataFrame(losses) if losses is not None else None
             obj._set_state(documents.get("model.json", {}), tensors)
+            obj._load_manifest_extra(manifest)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
                 f"Model '{filepath}' is corrupt or incomplete ({type(exc).__name__}: {exc}). "
@@ -446,8 +465,27 @@ class BaseSynthesizer:
         return obj
 
     def _manifest_extra(self) -> dict[str, Any]:
-        """Extra manifest entries (e.g. a privacy budget)."""
-        return {}
+        """Extra manifest entries: the privacy report (see :meth:`get_privacy_report`)."""
+        return {"privacy": self.get_privacy_report()}
+
+    def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
+        """Restore what :meth:`_manifest_extra` wrote (models with more state override)."""
+
+    def _privacy_statistics(self, num_rows: int) -> Any:
+        """A :class:`~clinsynth.privacy.DPStatistics` for the transformer (DP models), or None."""
+        return None
+
+    def get_privacy_report(self) -> dict[str, Any]:
+        """What protects the training patients: JSON-able, saved as ``manifest["privacy"]``.
+
+        Without differential privacy: ``{"differential_privacy": False, ...}`` with the rare
+        category threshold, how many levels it merged per column, and the generated (never
+        learned) columns. DP models add the budget (see ``docs/PRIVACY.md``).
+        """
+        self._check_fitted()
+        from clinsynth.synthesizers._dp import base_privacy_report
+
+        return base_privacy_report(self)
 
     # ------------------------------------------------------------------ model hooks
     def _fit(self, encoded: np.ndarray) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from clinsynth.errors import NotFittedError
+
+if TYPE_CHECKING:
+    from clinsynth.privacy import ColumnPrivacy
 
 Activation = Literal["tanh", "softmax", "linear", "label"]
 
@@ -61,10 +64,28 @@ class ColumnTransformer:
     def __init__(self, column: str) -> None:
         self.column = column
         self.fitted = False
+        self._entities: pd.Series | None = None
+        self._privacy: ColumnPrivacy | None = None
 
     # ------------------------------------------------------------------ contract
-    def fit(self, series: pd.Series) -> ColumnTransformer:
-        self._fit(series)
+    def fit(
+        self,
+        series: pd.Series,
+        *,
+        entities: pd.Series | None = None,
+        privacy: ColumnPrivacy | None = None,
+    ) -> ColumnTransformer:
+        """Learn the column's statistics.
+
+        ``entities`` (the primary key) lets rarity be counted per patient; ``privacy`` makes
+        every statistic come from public bounds or a DP mechanism
+        (:class:`~clinsynth.privacy.ColumnPrivacy`). Both are used during ``fit`` only.
+        """
+        self._entities, self._privacy = entities, privacy
+        try:
+            self._fit(series)
+        finally:
+            self._entities = self._privacy = None
         self.fitted = True
         return self
 

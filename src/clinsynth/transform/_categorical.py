@@ -20,31 +20,73 @@ class CategoricalTransformer(ColumnTransformer):
     relation to the other columns. Levels are ordered by frequency (most frequent first), or by
     ``order`` for ordinal columns, so that integer codes keep the order.
 
+    Levels held by fewer than ``rare_threshold`` patients (distinct primary-key values when the
+    table has a key, rows otherwise) are merged into one "other" level before anything is
+    learned, and are not stored: an existing level spelled "other" (any case) absorbs them;
+    otherwise text columns get the level ``"Other"`` and number-coded columns the code ``-1``
+    (or one less than the smallest code when ``-1`` is taken). Values not seen at fit time are
+    coded as "other" when the column has one. Ordinal and boolean columns are never merged:
+    their levels are declared (the order) or public (True/False).
+
     Parameters
     ----------
     column : str
     method : {"onehot", "label"}
     order : list, optional
         The ordered levels of an ordinal column. Values outside it are an error.
+    rare_threshold : int, optional
+        Merge levels rarer than this into "other"; None keeps every level.
+
+    Examples
+    --------
+    >>> t = CategoricalTransformer("dx", rare_threshold=5)
+    >>> _ = t.fit(pd.Series(["copd"] * 6 + ["chf"] * 6 + ["kuru"] * 2))
+    >>> t.levels
+    ['copd', 'chf', 'Other']
     """
 
     kind: ClassVar[str] = "categorical"
-    _params = ("method", "order")
-    _state = ("levels", "frequencies", "has_nulls", "dtype")
+    _params = ("method", "order", "rare_threshold")
+    _state = ("levels", "frequencies", "has_nulls", "dtype", "other_code", "merged_levels")
+    #: Defaults for bundles written before rare-level merging existed.
+    other_code: int = -1
+    merged_levels: int = 0
 
-    def __init__(self, column: str, method: str = "onehot", order: list | None = None) -> None:
+    def __init__(
+        self,
+        column: str,
+        method: str = "onehot",
+        order: list | None = None,
+        rare_threshold: int | None = None,
+    ) -> None:
         super().__init__(column)
         if method not in METHODS:
             raise ParameterError(
                 f"The 'method' parameter of CategoricalTransformer must be one of {METHODS}. "
                 f"Got {method!r}."
             )
+        if rare_threshold is not None and (
+            not isinstance(rare_threshold, int | np.integer)
+            or isinstance(rare_threshold, bool)
+            or rare_threshold < 1
+        ):
+            raise ParameterError(
+                "The 'rare_category_threshold' parameter must be None or an int >= 1. "
+                f"Got {rare_threshold!r}."
+            )
         self.method = method
         self.order = list(order) if order is not None else None
+        self.rare_threshold = int(rare_threshold) if rare_threshold is not None else None
 
     # ------------------------------------------------------------------ fit
     def _fit(self, series: pd.Series) -> None:
         self.dtype = str(series.dtype)
+        self.other_code, self.merged_levels = -1, 0
+        if self.order is None:
+            _refuse_free_text(series, self.column)
+        if self._privacy is not None:
+            self._fit_private(series)
+            return
         counts = series.value_counts(dropna=True, sort=False)
         if self.order is not None:
             levels = [to_python(v) for v in self.order]
@@ -58,23 +100,127 @@ class CategoricalTransformer(ColumnTransformer):
             by_key = {self._key(v): int(c) for v, c in counts.items()}
             freqs = [by_key.get(self._key(v), 0) for v in levels]
         else:
-            items = sorted(
-                ((to_python(v), int(c)) for v, c in counts.items()),
-                key=lambda vc: (-vc[1], str(vc[0])),
-            )
+            items = [(to_python(v), int(c)) for v, c in counts.items()]
+            if self.rare_threshold is not None and self.dtype != "bool":
+                items = self._merge_rare(items, self._support(series, counts))
+            items.sort(key=lambda vc: (-vc[1], str(vc[0])))
             levels = [v for v, _ in items]
             freqs = [c for _, c in items]
-        nulls = int(series.isna().sum())
+        self._finish(levels, freqs, int(series.isna().sum()), len(series))
+
+    def _finish(
+        self, levels: list, freqs: list, nulls: float, n_rows: int, other: object = None
+    ) -> None:
         self.has_nulls = bool(nulls > 0)
         if self.has_nulls:
             levels.append(None)
             freqs.append(nulls)
         if not levels:  # an empty column still needs one level to decode to
-            levels, freqs = [None], [len(series)]
+            levels, freqs = [None], [n_rows]
         total = float(sum(freqs)) or 1.0
         self.levels = levels
         self.frequencies = [f / total for f in freqs]
+        if self.merged_levels or other is not None:
+            label = self._other_label if other is None else other
+            self.other_code = next(
+                i
+                for i, v in enumerate(levels)
+                if v is not None and self._key(v) == self._key(label)
+            )
         self._restore()
+
+    # ------------------------------------------------------------------ rare levels
+    def _support(self, series: pd.Series, counts: pd.Series) -> dict[str, int]:
+        """Patients per level: distinct entity keys when known, rows otherwise."""
+        if self._entities is None:
+            return {self._key(v): int(c) for v, c in counts.items()}
+        pairs = pd.DataFrame({"v": series.to_numpy(), "e": self._entities.to_numpy()}).dropna()
+        per = pairs.drop_duplicates().groupby("v", sort=False)["e"].size()
+        return {self._key(v): int(c) for v, c in per.items()}
+
+    def _merge_rare(self, items: list[tuple], support: dict[str, int]) -> list[tuple]:
+        """Fold the levels held by fewer than ``rare_threshold`` patients into "other"."""
+        rare = [(v, c) for v, c in items if support.get(self._key(v), 0) < self.rare_threshold]
+        if not rare:
+            return items
+        kept = [(v, c) for v, c in items if support.get(self._key(v), 0) >= self.rare_threshold]
+        label = self._other_for([v for v, _ in items])
+        merged = sum(c for _, c in rare)
+        absorbed = [
+            (v, c + merged) if self._key(v) == self._key(label) else (v, c) for v, c in kept
+        ]
+        if not any(self._key(v) == self._key(label) for v, _ in kept):
+            absorbed.append((label, merged))
+        self.merged_levels = sum(1 for v, _ in rare if self._key(v) != self._key(label))
+        self._other_label = label
+        return absorbed
+
+    def _other_for(self, values: list) -> object:
+        """The level rare values become: an existing "other", "Other", or a spare number code."""
+        for v in values:
+            if isinstance(v, str) and v.strip().lower() in ("other", "others"):
+                return v
+        numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if values and len(numeric) == len(values):
+            code = -1
+            if any(self._key(v) == "-1" for v in values):
+                code = int(np.floor(min(numeric))) - 1
+            return float(code) if self.dtype.startswith(("float", "Float")) else code
+        return "Other"
+
+    # ------------------------------------------------------------------ private fit
+    def _fit_private(self, series: pd.Series) -> None:
+        """Levels and frequencies from public lists or noisy (thresholded) histograms."""
+        cp = self._privacy
+        factor, uniques = pd.factorize(series, use_na_sentinel=True)
+        counts = np.bincount(factor[factor >= 0], minlength=len(uniques))
+        n_missing = int((factor < 0).sum())
+        values = [to_python(u) for u in uniques]
+        public = self.order if self.order is not None else cp.public
+        if public is None and self.dtype in ("bool", "boolean"):
+            public = [False, True]
+        other_label = None
+        if public is not None:
+            levels = [to_python(v) for v in public]
+            where = {self._key(v): i for i, v in enumerate(levels)}
+            aligned = np.zeros(len(levels))
+            n_other = 0
+            for v, c in zip(values, counts, strict=True):
+                if self._key(v) in where:
+                    aligned[where[self._key(v)]] += c
+                else:
+                    n_other += int(c)
+            noisy, missing, other, sigma = cp.public_levels(aligned, n_missing, n_other)
+            items = list(zip(levels, noisy.tolist(), strict=True))
+        else:
+            named, noisy, missing, other, sigma = cp.discover_levels(counts, n_missing)
+            items = [(values[i], c) for i, c in zip(named, noisy.tolist(), strict=True)]
+            if self.rare_threshold is not None and self.dtype != "bool":
+                rare = [(v, c) for v, c in items if c < self.rare_threshold]
+                items = [(v, c) for v, c in items if c >= self.rare_threshold]
+                other += sum(c for _, c in rare)
+                self.merged_levels = len(rare)
+        # Post-processing only from here: keep "other"/missing when their noisy count is clear.
+        if other > 2 * sigma or not items:
+            other_label = self._other_for([v for v, _ in items])
+            match = [i for i, (v, _) in enumerate(items) if self._key(v) == self._key(other_label)]
+            if match:
+                v, c = items[match[0]]
+                items[match[0]] = (v, c + other)
+            else:
+                items.append((other_label, other))
+        if self.order is None:
+            items.sort(key=lambda vc: (-vc[1], str(vc[0])))
+        self._finish(
+            [v for v, _ in items],
+            [c for _, c in items],
+            missing if missing > 2 * sigma else 0.0,
+            len(series),
+            other_label,
+        )
+        if self.other_code < 0:  # rows whose level (or missing) was not kept: the top level
+            self.other_code = 0
+        self.dp_counts_ = np.array([c for _, c in items] + ([missing] if self.has_nulls else []))
 
     @staticmethod
     def _key(value: object) -> str:
@@ -105,9 +251,16 @@ class CategoricalTransformer(ColumnTransformer):
         """
         factor, uniques = pd.factorize(series, use_na_sentinel=True)
         lookup = np.array([self._index.get(self._key(u), -2) for u in uniques], dtype=np.int64)
-        null_code = self._null_code if self._null_code >= 0 else -2
-        codes = np.where(factor < 0, null_code, lookup[np.maximum(factor, 0)] if len(lookup)
-                         else null_code)
+        if self.other_code >= 0:  # merged rare levels and unseen values are "other"
+            lookup[lookup < 0] = self.other_code
+        null_code = (
+            self._null_code
+            if self._null_code >= 0
+            else (self.other_code if self.other_code >= 0 else -2)
+        )
+        codes = np.where(
+            factor < 0, null_code, lookup[np.maximum(factor, 0)] if len(lookup) else null_code
+        )
         bad = codes < 0
         if bad.any():
             values = series[bad].unique()[:5].tolist()
@@ -138,6 +291,32 @@ class CategoricalTransformer(ColumnTransformer):
         values = pd.Series(self._levels[codes], dtype=object)
         has_null = bool(self._null_code >= 0 and np.any(codes == self._null_code))
         return _restore_dtype(values, self.dtype, has_null)
+
+
+def _refuse_free_text(series: pd.Series, column: str) -> None:
+    """Free text (long, mostly distinct sentences) is never learned: a model would memorize it.
+
+    The thresholds are those of metadata detection, which declares such columns ``text``.
+    """
+    values = series.dropna()
+    if len(values) < 20 or not (
+        pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+    ):
+        return
+    text = values.astype(str).iloc[:2000]
+    distinct = text.nunique()
+    if (
+        distinct >= 20
+        and distinct > 0.5 * len(text)
+        and text.str.len().mean() > 40
+        and text.str.contains(" ").mean() > 0.8
+    ):
+        raise DataError(
+            f"Column '{column}' is declared categorical but holds free text ({values.nunique()} "
+            f"distinct values, {text.str.len().mean():.0f} characters on average): a model "
+            "would memorize it. Declare it sdtype 'text' (it is then replaced by fake "
+            "sentences and nothing is learned from it) or drop the column."
+        )
 
 
 def _restore_dtype(values: pd.Series, dtype: str, has_null: bool) -> pd.Series:

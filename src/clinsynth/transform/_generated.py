@@ -96,6 +96,13 @@ class IdTransformer(ColumnTransformer):
         self.null_rate = float(series.isna().mean())
         values = series.dropna()
         self.unique_ratio = float(values.nunique() / len(values)) if len(values) else 1.0
+        if self._privacy is not None:
+            # DP: nothing is measured. Keep the layout (prefix, width), not the numbering after
+            # the largest real key; no missing values, every generated key distinct.
+            if "start" in self.shape:
+                width = self.shape.get("width") or 0
+                self.shape["start"] = 10 ** (width - 1) if width > 1 else 1
+            self.null_rate, self.unique_ratio = 0.0, 1.0
 
     def _spans(self) -> list[SpanInfo]:
         return []
@@ -171,6 +178,8 @@ class PiiTransformer(ColumnTransformer):
 
     def _fit(self, series: pd.Series) -> None:
         self.null_rate = float(series.isna().mean())
+        if self._privacy is not None:  # DP: nothing is measured, the fakes are never missing
+            self.null_rate = 0.0
         self.shape = None
         if self.sdtype == "mrn":
             shape = _learn_shape(series)
@@ -213,8 +222,10 @@ class PiiTransformer(ColumnTransformer):
             area = np.where(area == 666, 667, area)
             group, serial = rng.integers(1, 100, size=n), rng.integers(1, 10000, size=n)
             return (
-                pd.Series(area).astype(str).str.zfill(3) + "-"
-                + pd.Series(group).astype(str).str.zfill(2) + "-"
+                pd.Series(area).astype(str).str.zfill(3)
+                + "-"
+                + pd.Series(group).astype(str).str.zfill(2)
+                + "-"
                 + pd.Series(serial).astype(str).str.zfill(4)
             ).to_numpy(dtype=object)
         if self.sdtype == "mrn":
@@ -227,7 +238,9 @@ class PiiTransformer(ColumnTransformer):
             domains = np.array([fake.free_email_domain() for _ in range(min(pool_size, 50))])
             number = pd.Series(rng.integers(1, 10_000, size=n)).astype(str).to_numpy(dtype=object)
             return (
-                users[rng.integers(0, pool_size, size=n)] + number + "@"
+                users[rng.integers(0, pool_size, size=n)]
+                + number
+                + "@"
                 + domains[rng.integers(0, len(domains), size=n)].astype(object)
             )
         method = getattr(fake, self._method() or "sentence")

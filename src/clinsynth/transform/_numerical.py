@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import special
 
 from clinsynth.errors import DataError, ParameterError
+from clinsynth.privacy._statistics import sample_from_histogram
 from clinsynth.transform._base import ColumnTransformer, SpanInfo, decode_choice, one_hot
 
 METHODS = ("mode", "quantile", "identity")
@@ -47,7 +48,11 @@ def fit_gmm_1d(
         x = rng.choice(x, max_rows, replace=False)
     spread = float(np.std(x))
     if spread == 0.0 or len(np.unique(x)) == 1:
-        return np.array([1.0]), np.array([float(x[0])]), np.array([max(abs(float(x[0])), 1.0) * 1e-3])
+        return (
+            np.array([1.0]),
+            np.array([float(x[0])]),
+            np.array([max(abs(float(x[0])), 1.0) * 1e-3]),
+        )
     uniq = np.unique(x)
     k = int(min(max_components, len(uniq)))
     means = np.quantile(x, (np.arange(k) + 0.5) / k)
@@ -85,7 +90,7 @@ def _log_gauss(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- helpers
 def detect_decimals(values: np.ndarray, max_decimals: int = 10) -> int | None:
     """The fewest decimals that represent every value, or None when there are more."""
-    sample = values[: 50_000]
+    sample = values[:50_000]
     scale = np.maximum(1.0, np.abs(sample))
     for d in range(max_decimals + 1):
         if np.all(np.abs(sample - np.round(sample, d)) <= 1e-9 * scale):
@@ -183,6 +188,9 @@ class NumericalTransformer(ColumnTransformer):
         raw = self._values(series)
         present = ~np.isnan(raw)
         values = raw[present]
+        if self._privacy is not None:
+            self._fit_private(values, int((~present).sum()))
+            return
         self.null_rate = float(1.0 - present.mean()) if len(raw) else 0.0
         self.has_nulls = bool(self.null_rate > 0)
         self.empty = bool(len(values) == 0)
@@ -202,6 +210,59 @@ class NumericalTransformer(ColumnTransformer):
             self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
             self._fit_knots(values)
+        self._restore()
+
+    #: Candidate rounding units of the private fit (numbers: 1, 0.1, ... 1e-6).
+    _DP_UNITS: ClassVar[tuple[float, ...]] = tuple(10.0**-d for d in range(7))
+
+    def _fit_private(self, values: np.ndarray, n_missing: int) -> None:
+        """Every statistic from public bounds or noisy histograms (``ColumnPrivacy``).
+
+        Bounds: public ``(low, high)`` or a DP range (30% of the column budget); rounding unit:
+        a noisy histogram (10%) unless the metadata says integer; the rest: one noisy histogram
+        on the bounds with a missing bin. Null rate, fill value, the mixture (fitted on points
+        drawn from the noisy histogram) and quantile knots are post-processing of it.
+        """
+        cp = self._privacy
+        share = 1.0
+        if cp.public is not None:
+            bounds = self._values(pd.Series(list(cp.public)))
+            low, high = float(np.nanmin(bounds)), float(np.nanmax(bounds))
+        else:
+            low, high = cp.numeric_range(values, 0.3)
+            share -= 0.3
+        if high <= low:
+            high = low + 1.0
+        self._dp_unit = 0
+        if self.integer is not True:
+            self._dp_unit = cp.granularity(values, np.array(self._DP_UNITS), 0.1)
+            share -= 0.1
+        edges, counts, missing, sigma = cp.numeric_histogram(values, n_missing, low, high, share)
+        total = counts.sum() + missing
+        self.empty = bool(counts.sum() <= 2 * sigma and missing > 2 * sigma)
+        self.null_rate = float(missing / total) if missing > 2 * sigma and total > 0 else 0.0
+        self.has_nulls = bool(self.null_rate > 0)
+        self.min, self.max = low, high
+        self.is_integer = bool(self.integer) if self.integer is not None else self._dp_unit == 0
+        unit = self._dp_unit
+        self.decimals = 0 if self.is_integer else (unit if unit < len(self._DP_UNITS) else None)
+        cdf = np.cumsum(counts) / max(counts.sum(), 1e-12)
+        self.fill_value = (
+            float(np.interp(0.5, np.r_[0.0, cdf], edges)) if counts.sum() > 0 else (low + high) / 2
+        )
+        self.dp_edges_, self.dp_counts_, self.dp_missing_ = edges, counts, missing
+        if self.empty:
+            return
+        if self.method == "mode":
+            pseudo = sample_from_histogram(edges, counts, 5000, cp.rng)
+            w, m, s = fit_gmm_1d(pseudo, self.max_modes, rng=cp.rng)
+            self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
+        elif self.method == "quantile":
+            self.discrete = False
+            # A floor on every bin keeps the map strictly increasing, hence invertible.
+            mass = np.maximum(counts, 0.0) + 1e-6 * max(counts.sum(), 1.0)
+            p = np.r_[0.0, np.cumsum(mass) / mass.sum()]
+            self.knots_x, self.knots_p = edges.tolist(), np.clip(p, 1e-6, 1 - 1e-6).tolist()
         self._restore()
 
     def _fit_knots(self, values: np.ndarray) -> None:
@@ -308,8 +369,9 @@ class NumericalTransformer(ColumnTransformer):
         elif dtype in ("bool", "boolean", "object", "string", "str", "category"):
             dtype = ("Int64" if has_nan else "int64") if self.is_integer else "float64"
         if dtype in ("Int64", "Int32", "Int16", "Int8") or dtype.startswith("UInt"):
-            return pd.Series(pd.array(np.where(np.isnan(x), 0, x).astype(np.int64), dtype=dtype)
-                             ).mask(np.isnan(x))
+            return pd.Series(
+                pd.array(np.where(np.isnan(x), 0, x).astype(np.int64), dtype=dtype)
+            ).mask(np.isnan(x))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return pd.Series(x.astype(dtype))
@@ -330,6 +392,7 @@ class DatetimeTransformer(NumericalTransformer):
 
     #: Rounding units tried from coarsest: a day, an hour, a minute, a second, a millisecond.
     _UNITS: ClassVar[tuple[float, ...]] = (86400.0, 3600.0, 60.0, 1.0, 1e-3)
+    _DP_UNITS = _UNITS
 
     def __init__(
         self,
@@ -375,7 +438,14 @@ class DatetimeTransformer(NumericalTransformer):
         self.is_text = not pd.api.types.is_datetime64_any_dtype(series)
         tz = getattr(series.dt, "tz", None) if not self.is_text else None
         self.tz = str(tz) if tz is not None else None
+        private = self._privacy is not None
         super()._fit(series)
+        self.decimals = None
+        self.is_integer = False
+        if private:
+            unit = self._dp_unit
+            self.unit = self._DP_UNITS[unit] if unit < len(self._DP_UNITS) else 1e-9
+            return
         values = self._values(series)
         values = values[~np.isnan(values)]
         self.unit = 1e-9
@@ -383,8 +453,6 @@ class DatetimeTransformer(NumericalTransformer):
             if len(values) and np.all(np.abs(values / unit - np.round(values / unit)) < 1e-6):
                 self.unit = unit
                 break
-        self.decimals = None
-        self.is_integer = False
 
     def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
         seconds = self.decode_values(data)

@@ -11,6 +11,7 @@ import pandas as pd
 from clinsynth._utils import make_rng
 from clinsynth.errors import DataError, NotFittedError, ParameterError
 from clinsynth.metadata import Metadata, TableMetadata, is_pii
+from clinsynth.privacy._statistics import DPStatistics
 from clinsynth.transform._base import ColumnTransformer, SpanInfo
 from clinsynth.transform._categorical import CategoricalTransformer
 from clinsynth.transform._generated import IdTransformer, PiiTransformer
@@ -35,12 +36,20 @@ TRANSFORMERS: dict[str, _Factory] = {
         enforce_min_max=o["enforce_min_max"],
         datetime_format=spec.get("datetime_format"),
     ),
-    "categorical": lambda col, spec, o: CategoricalTransformer(col, method=o["categorical"]),
+    "categorical": lambda col, spec, o: CategoricalTransformer(
+        col,
+        method=o["categorical"],
+        rare_threshold=spec.get("rare_category_threshold", o["rare_category_threshold"]),
+    ),
     "boolean": lambda col, spec, o: CategoricalTransformer(col, method=o["categorical"]),
     "ordinal": lambda col, spec, o: CategoricalTransformer(
         col, method=o["categorical"], order=spec.get("order")
     ),
-    "unknown": lambda col, spec, o: CategoricalTransformer(col, method=o["categorical"]),
+    "unknown": lambda col, spec, o: CategoricalTransformer(
+        col,
+        method=o["categorical"],
+        rare_threshold=spec.get("rare_category_threshold", o["rare_category_threshold"]),
+    ),
     "id": lambda col, spec, o: IdTransformer(col),
 }
 
@@ -74,6 +83,12 @@ class TableTransformer:
         Keep decoded numbers inside the observed range.
     locale : str
         Faker locale for the fake personal data.
+    rare_category_threshold : int, optional
+        Categorical levels held by fewer patients (distinct primary-key values, or rows) are
+        merged into an "other" level and not stored; None keeps every level.
+    privacy : DPStatistics, optional
+        Learn every column statistic from public bounds or noisy histograms, recording the
+        cost in ``privacy.accountant`` (:mod:`clinsynth.privacy`). Not saved.
 
     Examples
     --------
@@ -99,6 +114,8 @@ class TableTransformer:
         max_modes: int = 10,
         enforce_min_max: bool = True,
         locale: str = "en_US",
+        rare_category_threshold: int | None = None,
+        privacy: DPStatistics | None = None,
     ) -> None:
         self.metadata = metadata
         self.table_name = table_name
@@ -107,6 +124,8 @@ class TableTransformer:
         self.max_modes = max_modes
         self.enforce_min_max = enforce_min_max
         self.locale = locale
+        self.rare_category_threshold = rare_category_threshold
+        self.privacy = privacy
         self.transformers_: dict[str, ColumnTransformer] | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -121,6 +140,7 @@ class TableTransformer:
             "categorical": self.categorical,
             "max_modes": self.max_modes,
             "enforce_min_max": self.enforce_min_max,
+            "rare_category_threshold": self.rare_category_threshold,
         }
 
     def _make(self, column: str, spec: dict) -> ColumnTransformer:
@@ -157,9 +177,20 @@ class TableTransformer:
                 f"Columns {missing} are in the metadata but not in the data. Add them to the "
                 "data or remove them from the metadata."
             )
+        key = table.primary_key
+        entities = data[key] if key is not None and key in data.columns else None
+        budgets: dict[str, Any] = {}
+        if self.privacy is not None:  # generated columns learn nothing, so they get no budget
+            generated = {
+                c for c, spec in table.columns.items() if is_pii(spec) or spec["sdtype"] == "id"
+            }
+            budgets = self.privacy.split([c for c in table.columns if c not in generated])
+            budgets.update(dict.fromkeys(generated, self.privacy.generated))
         transformers = {}
         for column, spec in table.columns.items():
-            transformers[column] = self._make(column, spec).fit(data[column])
+            transformers[column] = self._make(column, spec).fit(
+                data[column], entities=entities, privacy=budgets.get(column)
+            )
         self.transformers_ = transformers
         return self
 
@@ -195,9 +226,7 @@ class TableTransformer:
         transformers = self._check_fitted()
         data = np.asarray(data)
         if data.ndim != 2 or data.shape[1] != self.output_dim:
-            raise DataError(
-                f"Expected an array of shape (n, {self.output_dim}); got {data.shape}."
-            )
+            raise DataError(f"Expected an array of shape (n, {self.output_dim}); got {data.shape}.")
         rng = make_rng(random_state)
         columns = {}
         start = 0
@@ -248,10 +277,9 @@ class TableTransformer:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], metadata: Metadata | TableMetadata,
-                  table_name: str | None = None) -> TableTransformer:
+    def from_dict(
+        cls, data: dict[str, Any], metadata: Metadata | TableMetadata, table_name: str | None = None
+    ) -> TableTransformer:
         obj = cls(metadata, table_name=table_name, **data["options"])
-        obj.transformers_ = {
-            d["column"]: _KINDS[d["kind"]].from_dict(d) for d in data["columns"]
-        }
+        obj.transformers_ = {d["column"]: _KINDS[d["kind"]].from_dict(d) for d in data["columns"]}
         return obj

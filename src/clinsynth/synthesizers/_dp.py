@@ -1,0 +1,212 @@
+"""Differential privacy for synthesizers: parameters, budget planning, the privacy report.
+
+:class:`DPMixin` gives a synthesizer ``epsilon``, ``delta``, ``max_grad_norm`` and
+``public_bounds``; when ``epsilon`` is None nothing changes. With a budget, the transformer learns
+its statistics privately (a share of the budget, :class:`~clinsynth.privacy.DPStatistics`), the
+model spends the rest, every release is written to one
+:class:`~clinsynth.privacy.PrivacyAccountant`, and the result is ``privacy_budget_``, saved in the
+bundle manifest under ``"privacy"`` and returned by ``get_privacy_report()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from clinsynth.errors import ParameterError
+from clinsynth.privacy import (
+    DPStatistics,
+    PrivacyAccountant,
+    calibrate_noise_multiplier,
+    default_delta,
+    rho_for_epsilon,
+)
+
+#: How the ledger is turned into (ε, δ), as written in reports.
+ACCOUNTANT = (
+    "Renyi DP (Gaussian and sampled Gaussian mechanisms, Mironov et al. 2017/2019); "
+    "RDP to (epsilon, delta) by Balle et al. 2020"
+)
+#: Share of δ reserved for naming categories found in the data (thresholded histograms).
+_RELEASE_DELTA_SHARE = 0.1
+
+
+def _is_epsilon(v: Any) -> bool:
+    return v is None or (
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    )
+
+
+def _is_bounds(v: Any) -> bool:
+    if v is None:
+        return True
+    if not isinstance(v, dict):
+        return False
+    for bounds in v.values():
+        if isinstance(bounds, tuple) and len(bounds) == 2:
+            continue
+        if isinstance(bounds, list):  # a category list, or a JSON round trip of (low, high)
+            continue
+        return False
+    return True
+
+
+def base_privacy_report(model: Any) -> dict[str, Any]:
+    """The privacy facts of any fitted synthesizer (plus its DP budget when it has one)."""
+    transformers = model._transformer_.transformers_
+    merged = {
+        c: int(t.merged_levels) for c, t in transformers.items() if getattr(t, "merged_levels", 0)
+    }
+    report: dict[str, Any] = {
+        "differential_privacy": False,
+        "guarantee": "none: no differential privacy (use epsilon= or the dp_marginal model)",
+        "rare_category_threshold": model.rare_category_threshold,
+        "rare_levels_merged": merged,
+        "generated_columns": [c for c, t in transformers.items() if t.kind in ("id", "pii")],
+    }
+    budget = getattr(model, "privacy_budget_", None)
+    if budget:
+        report.update(budget)
+    return report
+
+
+class DPMixin:
+    """Differential-privacy parameters and bookkeeping shared by the private synthesizers.
+
+    Parameters
+    ----------
+    epsilon : float, optional
+        Total privacy budget ε of the model (transformer statistics and training together).
+        None trains without differential privacy.
+    delta : float, optional
+        δ of the (ε, δ) guarantee; default ``1 / (10 n)`` for ``n`` training rows.
+    max_grad_norm : float
+        Per-row gradient clipping norm of DP-SGD.
+    public_bounds : dict, optional
+        Public knowledge that costs no budget: ``{"age": (0, 110)}`` for numbers and dates,
+        ``{"sex": ["F", "M"]}`` for category lists. Columns without it get DP ranges and
+        thresholded category discovery, which cost budget and cut rare tails.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "epsilon": (_is_epsilon, "None or a finite float > 0"),
+        "delta": (
+            lambda v: v is None or (isinstance(v, float) and 0 < v < 1),
+            "None or a float in (0, 1)",
+        ),
+        "max_grad_norm": (
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
+            "a float > 0",
+        ),
+        "public_bounds": (
+            _is_bounds,
+            "None or a dict of column to (low, high) or a list of levels",
+        ),
+    }
+    #: Share of the budget (in zCDP ρ) spent on the transformer's statistics.
+    _statistics_share: ClassVar[float] = 0.1
+
+    def _init_dp(
+        self,
+        epsilon: float | None,
+        delta: float | None,
+        max_grad_norm: float,
+        public_bounds: dict[str, Any] | None,
+    ) -> None:
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.public_bounds = public_bounds
+
+    @property
+    def dp_enabled(self) -> bool:
+        """Whether this model trains with differential privacy."""
+        return getattr(self, "epsilon", None) is not None
+
+    # ------------------------------------------------------------------ planning
+    def _privacy_statistics(self, num_rows: int) -> DPStatistics | None:
+        """Plan the budget and hand the transformer its share (called by ``fit``)."""
+        self.privacy_budget_ = None
+        if not self.dp_enabled:
+            return None
+        self._dp_rows = int(num_rows)
+        self._dp_delta = float(self.delta) if self.delta is not None else default_delta(num_rows)
+        self._accountant_ = PrivacyAccountant()
+        rho = rho_for_epsilon(float(self.epsilon), self._dp_delta * (1 - _RELEASE_DELTA_SHARE))
+        self._dp_rho_total = rho
+        bounds = {
+            k: tuple(v) if isinstance(v, tuple) else v
+            for k, v in (self.public_bounds or {}).items()
+        }
+        return DPStatistics(
+            rho=rho * self._statistics_share,
+            delta=self._dp_delta * _RELEASE_DELTA_SHARE,
+            public_bounds=bounds,
+            n_bins=self._dp_bins(),
+            random_state=int(self._dp_seed()),
+            accountant=self._accountant_,
+        )
+
+    def _dp_bins(self) -> int:
+        return 32
+
+    def _dp_seed(self) -> int:
+        rng = np.random.default_rng(self.random_state)  # type: ignore[attr-defined]
+        return int(rng.integers(0, 2**31 - 1))
+
+    def _remaining_delta(self) -> float:
+        return self._dp_delta - self._accountant_.delta_slack()
+
+    def _calibrate_sgd(self, sample_rate: float, steps: int) -> float:
+        """The DP-SGD noise multiplier that spends the rest of ε in ``steps`` steps."""
+        return calibrate_noise_multiplier(
+            float(self.epsilon),
+            self._remaining_delta(),
+            sample_rate,
+            steps,
+            extra_rdp=self._accountant_.rdp(),
+        )
+
+    def _finish_privacy(self, **details: Any) -> None:
+        """Write ``privacy_budget_`` from the ledger (call at the end of ``_fit``)."""
+        summary = self._accountant_.summary(self._dp_delta)
+        self.privacy_budget_ = {
+            "differential_privacy": True,
+            "guarantee": (
+                f"({self.epsilon}, {self._dp_delta:.3g})-differential privacy for "
+                "each training row (add/remove one row)"
+            ),
+            "epsilon": float(self.epsilon),
+            "epsilon_spent": summary["epsilon"],
+            "delta": self._dp_delta,
+            "accountant": ACCOUNTANT,
+            "consumers": summary["consumers"],
+            "public_bounds": sorted((self.public_bounds or {}).keys()),
+            **details,
+            "ledger": self._accountant_.to_dict()["mechanisms"],
+        }
+
+    def get_privacy_budget(self) -> dict[str, Any] | None:
+        """The DP budget of the fitted model (None without differential privacy)."""
+        return getattr(self, "privacy_budget_", None)
+
+    def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
+        privacy = manifest.get("privacy") or {}
+        self.privacy_budget_ = (
+            {
+                k: v
+                for k, v in privacy.items()
+                if k not in ("rare_category_threshold", "rare_levels_merged", "generated_columns")
+            }
+            if privacy.get("differential_privacy")
+            else None
+        )
+
+    def _require_epsilon(self) -> None:
+        if self.epsilon is None:
+            raise ParameterError(
+                f"{type(self).__name__} is a differentially private model: give it a budget, "
+                "e.g. epsilon=1.0 (smaller is more private; 0.5-3 is typical)."
+            )
