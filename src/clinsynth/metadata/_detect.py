@@ -198,44 +198,129 @@ def _detect_primary_key(df: pd.DataFrame, table: TableMetadata) -> str | None:
     return None
 
 
-def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[dict]:
-    """Find parent -> child links: a child id column whose values lie in a parent's primary key.
+#: Key names too generic to link tables by name alone (``visits.id`` is not ``patients.id``).
+_GENERIC_KEYS = frozenset({"id", "key", "uuid", "guid", "uid", "pk", "rownames"})
+#: Least share of a child column's values found in the parent key, by strength of the name match:
+#: the parent key's own specific name (``PERSON_ID``) needs only some overlap, because real
+#: extracts ship with broken links that validation must report, not hide.
+_MIN_CONTAINMENT = {"exact": 0.0, "stem": 0.5, "role": 0.9}
+_STRENGTH = {"exact": 0, "stem": 1, "role": 2}
+#: An id-named column that is neither a key nor linked, and repeats at most this many distinct
+#: values, is a code (``GENDER_CONCEPT_ID``), not an identifier.
+MAX_CODE_IDS = 50
 
-    A child column is linked when its name matches the parent key (``PERSON_ID``), the parent
-    table name (``PATIENT`` -> ``patients.Id``) or ``<parent>_id``, and at least half of its
-    values are found in the parent key (real schemas ship with some orphans; validation reports
-    them).
+
+def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[dict]:
+    """Find parent -> child links: a child column whose values lie in a parent's primary key.
+
+    A child column ``c`` is a candidate foreign key of parent table ``p`` (primary key ``k``)
+    when its name says so, and enough of its non-null values are found in ``p.k``:
+
+    - ``exact``: ``c`` is ``k`` and ``k`` is specific (``PERSON_ID``, not ``id``): any overlap,
+      so that a link shipped broken is still found and its orphans reported by validation;
+    - ``stem``: ``c`` is the parent's singular name, ``<name>_id`` or ``<name>id``
+      (``PATIENT`` -> ``patients.Id``), or ``c`` is a generic ``k`` (``id``): at least 50%;
+    - ``role``: ``c`` ends with ``_<k>`` for a specific ``k`` (``GENDER_CONCEPT_ID`` ->
+      ``concept.CONCEPT_ID``): at least 90%.
+
+    The values must be of the same kind (numbers or text). Each child column gets at most one
+    parent (the strongest name match, then the highest overlap); a table is never its own
+    parent. Linked columns get the sdtype ``id`` in ``md``; id-named columns that end up neither
+    a key nor linked and repeat at most 50 distinct values become ``categorical`` codes.
+
+    Parameters
+    ----------
+    data : dict of str to DataFrame
+    md : Metadata
+        The detected tables (primary keys set); updated in place as described above.
+
+    Returns
+    -------
+    list of dict
+        SDV-style relationships, in parent then child order.
+
+    Examples
+    --------
+    >>> patients = pd.DataFrame({"patient_id": [1, 2, 3], "age": [50, 60, 70]})
+    >>> visits = pd.DataFrame({"visit_id": [10, 11, 12], "patient_id": [1, 1, 3]})
+    >>> data = {"patients": patients, "visits": visits}
+    >>> md = Metadata({n: detect_table(df, n) for n, df in data.items()})
+    >>> [(r["parent_table_name"], r["child_foreign_key"]) for r in detect_relationships(data, md)]
+    [('patients', 'patient_id')]
     """
-    relationships = []
+    best: dict[tuple[str, str], tuple[int, float, str]] = {}
     for parent, ptable in md.tables.items():
         pk = ptable.primary_key
-        if pk is None:
+        if pk is None or parent not in data:
             continue
-        pvalues = pd.Index(data[parent][pk].dropna().unique())
-        stem = _singular(parent).lower()
+        pvalues = data[parent][pk].dropna()
+        if len(pvalues) == 0:
+            continue
+        pindex = pd.Index(pvalues.unique())
+        pnumeric = pd.api.types.is_numeric_dtype(pvalues)
         for child, ctable in md.tables.items():
-            if child == parent:
+            if child == parent or child not in data:
                 continue
-            for col, spec in ctable.columns.items():
-                if spec["sdtype"] != "id" or col == ctable.primary_key:
+            for col in ctable.columns:
+                if col == ctable.primary_key or col not in data[child].columns:
                     continue
-                lname = col.lower()
-                named = lname == pk.lower() or lname in (stem, f"{stem}_id", f"{stem}id")
-                if not named:
+                match = _name_match(col, pk, parent)
+                if match is None:
                     continue
                 cvalues = data[child][col].dropna()
-                if len(cvalues) == 0:
+                if len(cvalues) == 0 or pd.api.types.is_numeric_dtype(cvalues) != pnumeric:
                     continue
-                if cvalues.isin(pvalues).mean() >= 0.5:
-                    relationships.append(
-                        {
-                            "parent_table_name": parent,
-                            "parent_primary_key": pk,
-                            "child_table_name": child,
-                            "child_foreign_key": col,
-                        }
-                    )
+                if pd.api.types.is_bool_dtype(cvalues):
+                    continue
+                share = float(cvalues.isin(pindex).mean())
+                if share <= 0.0 or share < _MIN_CONTAINMENT[match]:
+                    continue
+                key = (_STRENGTH[match], -share, parent)
+                if (child, col) not in best or key < best[(child, col)]:
+                    best[(child, col)] = key
+    relationships = []
+    order = {name: i for i, name in enumerate(md.tables)}
+    for (child, col), (_, _, parent) in sorted(
+        best.items(), key=lambda kv: (order[kv[1][2]], order[kv[0][0]], kv[0][1])
+    ):
+        relationships.append(
+            {
+                "parent_table_name": parent,
+                "parent_primary_key": md.tables[parent].primary_key,
+                "child_table_name": child,
+                "child_foreign_key": col,
+            }
+        )
+        md.tables[child].columns[col] = {"sdtype": "id"}
+    _ids_to_codes(data, md, {(c, col) for c, col in best})
     return relationships
+
+
+def _name_match(col: str, pk: str, parent: str) -> str | None:
+    lname, lpk = col.lower(), pk.lower()
+    generic = lpk in _GENERIC_KEYS
+    if lname == lpk:
+        return "stem" if generic else "exact"
+    stem = _singular(parent).lower()
+    if lname in (stem, f"{stem}_id", f"{stem}id"):
+        return "stem"
+    if not generic and lname.endswith("_" + lpk):
+        return "role"
+    return None
+
+
+def _ids_to_codes(data: dict[str, pd.DataFrame], md: Metadata, linked: set) -> None:
+    """Id-named columns that repeat a few values and link nowhere are codes, not identifiers."""
+    for name, table in md.tables.items():
+        if name not in data:
+            continue
+        for col, spec in table.columns.items():
+            if spec["sdtype"] != "id" or col == table.primary_key or (name, col) in linked:
+                continue
+            values = data[name][col].dropna()
+            distinct = values.nunique()
+            if 0 < distinct <= MAX_CODE_IDS and distinct < 0.5 * len(values):
+                table.columns[col] = {"sdtype": "categorical"}
 
 
 def _singular(name: str) -> str:

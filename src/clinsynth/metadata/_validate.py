@@ -38,7 +38,9 @@ def validate_data(md: Metadata, data: pd.DataFrame | dict[str, pd.DataFrame]) ->
     for name in tables:
         if name not in md.tables:
             problems.append(f"table '{name}' is in the data but not in the metadata.")
-    if multi and not problems:
+    if multi:
+        # Orphans are reported with the other problems (all at once); the check skips the
+        # tables and key columns already reported missing.
         from clinsynth.metadata._relations import relationship_problems
 
         problems.extend(relationship_problems(md, tables))
