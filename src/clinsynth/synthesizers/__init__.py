@@ -17,9 +17,16 @@ __all__ = [
 
 
 def load(filepath, *, device: str = "cpu", custom_constraints=None) -> BaseSynthesizer:  # noqa: ANN001
-    """Load any saved synthesizer (the bundle names its model).
+    """Load any saved synthesizer (the bundle names its model); a multi-table bundle loads as a
+    :class:`~clinsynth.multitable.HierarchicalSynthesizer`.
 
     >>> import clinsynth
     >>> # model = clinsynth.load("model_dir")
     """
+    from clinsynth.multitable._persist import bundle_kind
+
+    if bundle_kind(filepath) == "multi_table":
+        from clinsynth.multitable import HierarchicalSynthesizer
+
+        return HierarchicalSynthesizer.load(filepath)
     return BaseSynthesizer.load(filepath, device=device, custom_constraints=custom_constraints)
