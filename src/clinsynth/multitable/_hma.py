@@ -25,23 +25,12 @@ import pandas as pd
 from clinsynth._utils import ProgressCallback, derive_seed, make_rng, report
 from clinsynth._version import __version__
 from clinsynth.errors import BundleError, DataError, NotFittedError, ParameterError
-from clinsynth.metadata import Metadata, TableMetadata
+from clinsynth.metadata import Metadata
 from clinsynth.metadata._validate import table_problems
-from clinsynth.multitable._conditional import sample_conditioned, strata_statistics
-from clinsynth.multitable._context import (
-    FeatureEncoder,
-    encoder_sdtype,
-    projection,
-    select_features,
-)
-from clinsynth.multitable._dates import (
-    date_format_of,
-    decode_dates,
-    encode_dates,
-    needed_ancestor_bounds,
-    plan_dates,
-    to_ns,
-)
+from clinsynth.multitable._conditional import strata_statistics
+from clinsynth.multitable._context import projection
+from clinsynth.multitable._generate import References, SampleState, generate_table
+from clinsynth.multitable._learn import child_counts, date_columns, learn_table
 from clinsynth.multitable._persist import (
     jsonable,
     pack_frame,
@@ -49,24 +38,19 @@ from clinsynth.multitable._persist import (
     unpack_frame,
     unpack_model,
 )
-from clinsynth.multitable._plan import inherited_columns, plan_links
+from clinsynth.multitable._plan import plan_links
 from clinsynth.multitable._schema import (
     ORPHAN_POLICIES,
-    compose,
     empty_columns,
-    link_positions,
     orphan_error_problems,
     resolve_orphans,
     topological_order,
 )
 from clinsynth.synthesizers import BaseSynthesizer, get_synthesizer
-from clinsynth.transform import IdTransformer
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gaussian_copula"
-#: Rows used to choose context columns (correlations are stable long before this).
-_SELECTION_ROWS = 100_000
 
 
 class HierarchicalSynthesizer:
@@ -268,7 +252,7 @@ class HierarchicalSynthesizer:
         rng = make_rng(self.random_state)
         classes = {t: self._model_class(t) for t in order if t not in reference}
         params = self._params_by_table(classes)
-        counts = _child_counts(work_md, tables, links, ancestors)
+        counts = child_counts(work_md, tables, links, ancestors)
         self._models: dict[str, BaseSynthesizer | None] = {}
         self._plan: dict[str, dict[str, Any]] = {}
         self._reference_data: dict[str, pd.DataFrame] = {}
@@ -282,10 +266,10 @@ class HierarchicalSynthesizer:
                 self._plan[name] = {"reference": True, "n_rows": len(df)}
                 self._models[name] = None
                 augmented[name] = df
-                date_cache[name] = _date_columns(work_md.tables[name], df)
+                date_cache[name] = date_columns(work_md.tables[name], df)
                 continue
             seed = derive_seed(rng)
-            plan, frame, model_md, context = self._plan_table(
+            plan, frame, model_md, context = learn_table(
                 name,
                 work_md,
                 tables,
@@ -296,6 +280,8 @@ class HierarchicalSynthesizer:
                 date_cache,
                 empties.get(name, {}),
                 make_rng(seed),
+                columns_order=list(self.metadata.tables[name].columns),
+                max_context=self.max_context_columns,
             )
             model = None
             if len(frame.columns) and len(frame):
@@ -318,7 +304,7 @@ class HierarchicalSynthesizer:
                 ],
                 axis=1,
             )
-            date_cache[name] = _date_columns(work_md.tables[name], df)
+            date_cache[name] = date_columns(work_md.tables[name], df)
             logger.info("Table '%s' fitted (%d rows).", name, len(df))
         report(self.progress, len(order), len(order), "done")
         self._order = order
@@ -406,164 +392,6 @@ class HierarchicalSynthesizer:
             )
         return out
 
-    def _plan_table(
-        self,
-        name: str,
-        md: Metadata,
-        tables: dict[str, pd.DataFrame],
-        link: dict[str, Any],
-        chain: dict[str, np.ndarray],
-        counts: dict[str, np.ndarray],
-        augmented: dict[str, pd.DataFrame],
-        date_cache: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
-        empties: dict[str, str],
-        rng: np.random.Generator,
-    ) -> tuple[dict[str, Any], pd.DataFrame, TableMetadata, list[str]]:
-        """Decide what the table's model learns; build its training frame."""
-        table = md.tables[name]
-        df = tables[name]
-        pk = table.primary_key
-        keys = {pk} if pk else set()
-        if link["primary"]:
-            keys.add(link["primary"]["fk"])
-        keys.update(e["fk"] for e in link["derived"] + link["secondary"] + link["self_fks"])
-        usable = {a: set(md.tables[a].columns) - _key_columns(md, a) for a in chain}
-        inherited = inherited_columns(name, md, tables, chain, keys, usable)
-        datetime_cols = [
-            c
-            for c, s in table.columns.items()
-            if s["sdtype"] == "datetime" and c not in keys and c not in inherited
-        ]
-        own_ns = {c: to_ns(df[c], table.columns[c].get("datetime_format")) for c in datetime_cols}
-        formats = {c: date_format_of(df[c], table.columns[c]) for c in datetime_cols}
-        bounds = {
-            (anc, c): _aligned(ns, ok, chain[anc])
-            for anc in chain
-            for c, (ns, ok) in date_cache[anc].items()
-        }
-        dates = plan_dates(own_ns, formats, bounds)
-        gaps = encode_dates(dates, own_ns, bounds, rng)
-        whole = {e["column"]: e["whole"] for e in dates}
-
-        columns: dict[str, pd.Series | np.ndarray] = {}
-        specs: dict[str, dict] = {}
-        for column, spec in table.columns.items():
-            if column in keys or column in inherited:
-                continue
-            if column in link["reference_fks"]:
-                # Keys of a public vocabulary: every level is kept (none merged as rare).
-                spec = {"sdtype": "categorical", "rare_category_threshold": None}
-            if column in gaps:
-                columns[column] = gaps[column]
-                rep = "Int64" if whole[column] else "Float"
-                spec = {"sdtype": "numerical", "computer_representation": rep}
-            else:
-                columns[column] = df[column]
-            specs[column] = dict(spec)
-        for entry in link["secondary"]:
-            if entry["nullable"]:
-                entry["has"] = f"__has__{entry['fk']}"
-                columns[entry["has"]] = df[entry["fk"]].notna().to_numpy()
-                specs[entry["has"]] = {"sdtype": "boolean"}
-        for column, values in counts.items():
-            columns[column] = values
-            specs[column] = {"sdtype": "numerical", "computer_representation": "Int64"}
-
-        context: list[dict[str, Any]] = []
-        primary = link["primary"]
-        parentless = 0
-        if primary:
-            pos = chain[primary["parent"]]
-            parentless = int((pos < 0).sum())
-            context = self._choose_context(md, augmented, chain, columns, specs)
-            for feature in context:
-                columns[feature["name"]] = feature.pop("values")
-                specs[feature["name"]] = {"sdtype": "numerical", "computer_representation": "Float"}
-        frame = pd.DataFrame(columns, index=df.index, copy=False)
-        plan = {
-            "reference": False,
-            "n_rows": len(df),
-            "parentless": parentless,
-            "columns": [
-                c for c in self.metadata.tables[name].columns if c in table.columns or c in empties
-            ],
-            "pk": pk,
-            "pk_generator": IdTransformer(pk).fit(df[pk]).to_dict() if pk else None,
-            "key_dtypes": {k: str(df[k].dtype) for k in keys},
-            "dtypes": {c: str(df[c].dtype) for c in df.columns},
-            "empty": dict(empties),
-            "inherited": inherited,
-            "dates": dates,
-            "context": context,
-            "counts": list(counts),
-            **link,
-        }
-        model_md = TableMetadata(specs)
-        return plan, frame, model_md, [f["name"] for f in context]
-
-    def _choose_context(
-        self,
-        md: Metadata,
-        augmented: dict[str, pd.DataFrame],
-        chain: dict[str, np.ndarray],
-        columns: dict[str, Any],
-        specs: dict[str, dict],
-    ) -> list[dict[str, Any]]:
-        """Encode the columns of the parent and grandparent... rows for the child rows; keep
-        the ones most associated with the child's own columns."""
-        if self.max_context_columns == 0 or not columns or not chain:
-            return []
-        first = next(iter(chain))
-        attached = chain[first] >= 0
-        n = len(attached)
-        rng = np.random.default_rng(0)
-        rows = np.sort(rng.permutation(n)[:_SELECTION_ROWS]) if n > _SELECTION_ROWS else None
-        candidates: dict[str, dict[str, Any]] = {}
-        for anc, pos in chain.items():
-            frame = augmented[anc]
-            table = md.tables[anc]
-            keys = _key_columns(md, anc)
-            valid = pos >= 0
-            for column in frame.columns:
-                if column.startswith("__n__"):
-                    sdtype, fmt = "count", None
-                elif column in table.columns and column not in keys:
-                    sdtype = encoder_sdtype(table.columns[column])
-                    fmt = table.columns[column].get("datetime_format")
-                else:
-                    continue
-                if sdtype is None:
-                    continue
-                encoder = FeatureEncoder.fit(frame[column], sdtype, fmt)
-                z_anc = encoder.transform(frame[column], sdtype)
-                # 0 (neutral) where a grandparent is missing; NaN only for rows with no parent.
-                values = np.where(attached, 0.0, np.nan)
-                values[valid] = z_anc[pos[valid]]
-                name = f"__ctx__{anc}__{column.lstrip('_')}"
-                candidates[name] = {
-                    "name": name,
-                    "table": anc,
-                    "column": column,
-                    "sdtype": sdtype,
-                    "encoder": encoder.to_dict(),
-                    "values": values,
-                }
-        targets = []
-        for column, values in columns.items():
-            sdtype = "count" if column.startswith("__n__") else encoder_sdtype(specs[column])
-            if sdtype is None:
-                continue
-            series = values if isinstance(values, pd.Series) else pd.Series(values)
-            fmt = specs[column].get("datetime_format") if sdtype == "datetime" else None
-            sub = series.iloc[rows] if rows is not None else series
-            targets.append(FeatureEncoder.fit(sub, sdtype, fmt).transform(sub, sdtype))
-        subset = {
-            k: (v["values"][rows] if rows is not None else v["values"])
-            for k, v in candidates.items()
-        }
-        chosen = select_features(subset, targets, self.max_context_columns)
-        return [candidates[c] for c in chosen]
-
     # ------------------------------------------------------------------ sample
     @property
     def is_fitted(self) -> bool:
@@ -605,192 +433,19 @@ class HierarchicalSynthesizer:
                 f"The 'scale' parameter of sample must be a number >= 0. Got {scale!r}."
             )
         seeds = np.random.SeedSequence(derive_seed(self._sample_rng)).spawn(len(self._order))
-        state = _SampleState()
+        state = SampleState()
+        references = References(self._metadata_used, self._reference_data)
         for name, seed in zip(self._order, seeds, strict=True):
-            self._sample_table(name, float(scale), np.random.default_rng(seed), state)
-        return {name: state.out[name] for name in self.metadata.tables}
-
-    def _sample_table(
-        self, name: str, scale: float, rng: np.random.Generator, state: _SampleState
-    ) -> None:
-        plan = self._plan[name]
-        if plan["reference"]:
-            df = self._reference_data[name].copy()
-            state.out[name] = df
-            state.aug[name] = df
-            state.anc[name] = {}
-            return
-        model = self._models[name]
-        primary = plan["primary"]
-        context_names = [f["name"] for f in plan["context"]]
-        if primary is None:
-            n = int(round(scale * plan["n_rows"]))
-            rows = self._unconditional(model, n, rng, context_names)
-            ppos = np.full(n, -1, dtype=np.int64)
-        else:
-            parent = primary["parent"]
-            count = _count_column(name, primary["fk"])
-            counts = state.aug[parent][count].to_numpy(dtype=np.float64, na_value=0.0)
-            counts = np.clip(np.nan_to_num(np.round(counts)), 0, None).astype(np.int64)
-            ppos = np.repeat(np.arange(len(counts)), counts)
-            # Context of every parent row (its own and its ancestors' columns), shared by its
-            # children.
-            every = np.arange(len(counts))
-            parent_anc = {parent: every}
-            for a, pos in state.anc[parent].items():
-                parent_anc[a] = pos
-            parent_ctx = self._context_frame(plan, state, parent_anc)
-            if model is None:
-                rows = pd.DataFrame(index=range(len(ppos)))
-            else:
-                rows = sample_conditioned(
-                    model,
-                    parent_ctx,
-                    rng,
-                    rows=ppos,
-                    axis=np.asarray(plan.get("axis", [])),
-                    strata=plan.get("strata"),
-                )
-            extra = int(round(scale * plan["parentless"]))
-            if extra:
-                loose = self._unconditional(model, extra, rng, context_names)
-                rows = pd.concat([rows, loose], ignore_index=True)
-                ppos = np.concatenate([ppos, np.full(extra, -1, dtype=np.int64)])
-        rows = rows.reset_index(drop=True)
-        n = len(rows)
-        anc = {}
-        if primary is not None:
-            anc[primary["parent"]] = ppos
-            for a, pos in state.anc[primary["parent"]].items():
-                anc[a] = compose(ppos, pos)
-        state.anc[name] = anc
-
-        bounds = {}
-        for a, column in needed_ancestor_bounds(plan["dates"]):
-            ns, ok = state.dates(a, column, self._metadata_used)
-            bounds[(a, column)] = _aligned(ns, ok, anc[a])
-        decoded = decode_dates(
-            plan["dates"],
-            {e["column"]: rows[e["column"]] for e in plan["dates"] if e["column"] in rows},
-            bounds,
-        )
-
-        pk = plan["pk"]
-        if pk:
-            gen = IdTransformer.from_dict(plan["pk_generator"])
-            state.keys[name] = gen.inverse_transform(np.zeros((n, 0), dtype=np.float32), rng)
-        fks: dict[str, pd.Series] = {}
-        if primary is not None:
-            fks[primary["fk"]] = _take(state.keys[primary["parent"]], ppos)
-        for entry in plan["derived"]:
-            fks[entry["fk"]] = _take(state.keys[entry["parent"]], anc[entry["parent"]])
-        for entry in plan["secondary"]:
-            fks[entry["fk"]] = _take(
-                state.keys[entry["parent"]],
-                self._pick_secondary(name, entry, rows, anc, state, rng),
+            generate_table(
+                name,
+                self._plan[name],
+                self._models[name],
+                float(scale),
+                np.random.default_rng(seed),
+                state,
+                references,
             )
-        for fk in plan["reference_fks"]:
-            fks[fk] = self._valid_reference_keys(name, fk, rows[fk], rng)
-        for entry in plan["self_fks"]:
-            pos = rng.integers(0, max(n, 1), size=n)
-            pos[rng.random(n) < entry["null_rate"]] = -1
-            fks[entry["fk"]] = _take(state.keys[name], pos if n else pos.astype(np.int64))
-
-        out = {}
-        for column in plan["columns"]:
-            if column == pk and column not in fks:
-                out[column] = state.keys[name]
-            elif column in fks:
-                out[column] = _restore_key_dtype(fks[column], plan["key_dtypes"].get(column))
-            elif column in plan["inherited"]:
-                a, source = plan["inherited"][column]
-                out[column] = _take(state.out[a][source], anc[a])
-            elif column in decoded:
-                out[column] = decoded[column]
-            elif column in plan["empty"]:
-                out[column] = pd.Series([None] * n, dtype=_empty_dtype(plan["empty"][column]))
-            elif column in rows.columns:
-                out[column] = rows[column].reset_index(drop=True)
-            else:  # an empty real table: nothing was learned
-                dtype = _empty_dtype(plan.get("dtypes", {}).get(column, "object"))
-                out[column] = pd.Series([None] * n, dtype=dtype)
-        table = pd.DataFrame(out, index=range(n), copy=False)
-        if pk and pk in fks:
-            state.keys[name] = table[pk]
-        state.out[name] = table
-        helpers = [c for c in rows.columns if c.startswith("__n__")]
-        state.aug[name] = pd.concat([table, rows[helpers].reset_index(drop=True)], axis=1)
-
-    def _valid_reference_keys(
-        self, name: str, fk: str, values: pd.Series, rng: np.random.Generator
-    ) -> pd.Series:
-        """Keys into a reference table, any value outside it (a level merged as rare by the
-        table model) replaced by a random key of the reference table."""
-        rel = next(
-            r
-            for r in self._metadata_used.relationships
-            if r["child_table_name"] == name and r["child_foreign_key"] == fk
-        )
-        keys = self._reference_data[rel["parent_table_name"]][rel["parent_primary_key"]]
-        bad = values.notna() & ~values.isin(keys)
-        if not bad.any():
-            return values.reset_index(drop=True)
-        fixed = values.astype(object).copy()
-        fixed[bad] = keys.to_numpy()[rng.integers(0, len(keys), int(bad.sum()))]
-        return _restore_key_dtype(fixed.reset_index(drop=True), str(keys.dtype))
-
-    def _unconditional(
-        self, model: BaseSynthesizer | None, n: int, rng: np.random.Generator, drop: list[str]
-    ) -> pd.DataFrame:
-        if model is None:
-            return pd.DataFrame(index=range(n))
-        model._sample_rng = rng
-        return model._sample_rows(n).drop(columns=drop, errors="ignore")
-
-    def _context_frame(
-        self, plan: dict[str, Any], state: _SampleState, anc: dict[str, np.ndarray]
-    ) -> pd.DataFrame:
-        """The context scores of the child rows, from their synthetic ancestor rows."""
-        columns = {}
-        n = len(next(iter(anc.values()))) if anc else 0
-        for feature in plan["context"]:
-            table = feature["table"]
-            encoder = FeatureEncoder.from_dict(feature["encoder"])
-            z = encoder.transform(state.aug[table][feature["column"]], feature["sdtype"])
-            pos = anc[table]
-            values = np.zeros(n)
-            values[pos >= 0] = z[pos[pos >= 0]]
-            columns[feature["name"]] = values
-        return pd.DataFrame(columns, index=range(n))
-
-    def _pick_secondary(
-        self,
-        name: str,
-        entry: dict[str, Any],
-        rows: pd.DataFrame,
-        anc: dict[str, np.ndarray],
-        state: _SampleState,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """A parent row per child row, weighted by the parents' modeled child counts, inside
-        the child's ancestor group when there is one."""
-        parent = entry["parent"]
-        n = len(rows)
-        weights = state.aug[parent][_count_column(name, entry["fk"])].to_numpy(
-            dtype=np.float64, na_value=0.0
-        )
-        group = entry.get("group")
-        if group is None:
-            cand_group = np.zeros(len(weights), dtype=np.int64)
-            child_group = np.zeros(n, dtype=np.int64)
-        else:
-            cand_group = np.arange(len(weights)) if group == parent else state.anc[parent][group]
-            child_group = anc[group]
-        pick = weighted_group_pick(cand_group, weights, child_group, rng)
-        if entry.get("has") and entry["has"] in rows:
-            has = rows[entry["has"]].astype("boolean").fillna(False).to_numpy(dtype=bool)
-            pick[~has] = -1
-        return pick
+        return {name: state.out[name] for name in self.metadata.tables}
 
     # ------------------------------------------------------------------ introspection
     def get_table_synthesizer(self, table_name: str) -> BaseSynthesizer | None:
@@ -926,155 +581,3 @@ class HierarchicalSynthesizer:
 
 #: SDV's name for the same idea.
 HMASynthesizer = HierarchicalSynthesizer
-
-
-class _SampleState:
-    """What one ``sample`` call has produced so far."""
-
-    def __init__(self) -> None:
-        self.out: dict[str, pd.DataFrame] = {}
-        self.aug: dict[str, pd.DataFrame] = {}
-        self.anc: dict[str, dict[str, np.ndarray]] = {}
-        self.keys: dict[str, pd.Series] = {}
-        self._dates: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-
-    def dates(self, table: str, column: str, md: Metadata) -> tuple[np.ndarray, np.ndarray]:
-        if (table, column) not in self._dates:
-            fmt = md.tables[table].columns[column].get("datetime_format")
-            self._dates[(table, column)] = to_ns(self.out[table][column], fmt)
-        return self._dates[(table, column)]
-
-
-# --------------------------------------------------------------------------- helpers
-def _count_column(child: str, fk: str) -> str:
-    return f"__n__{child}__{fk}"
-
-
-def _key_columns(md: Metadata, name: str) -> set[str]:
-    keys = {md.tables[name].primary_key} - {None}
-    keys |= {r["child_foreign_key"] for r in md.relationships if r["child_table_name"] == name}
-    return keys
-
-
-def _child_counts(
-    md: Metadata,
-    tables: dict[str, pd.DataFrame],
-    links: dict[str, dict[str, Any]],
-    ancestors: dict[str, dict[str, np.ndarray]],
-) -> dict[str, dict[str, np.ndarray]]:
-    """``{parent: {count column: children per parent row}}`` for primary and secondary links."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for child, link in links.items():
-        primary = link["primary"]
-        if primary:
-            pos = ancestors[child][primary["parent"]]
-            n = len(tables[primary["parent"]])
-            out.setdefault(primary["parent"], {})[_count_column(child, primary["fk"])] = (
-                np.bincount(pos[pos >= 0], minlength=n)
-            )
-        for entry in link["secondary"]:
-            parent = tables[entry["parent"]]
-            pos = link_positions(parent[entry["pk"]], tables[child][entry["fk"]])
-            out.setdefault(entry["parent"], {})[_count_column(child, entry["fk"])] = np.bincount(
-                pos[pos >= 0], minlength=len(parent)
-            )
-    return out
-
-
-def _date_columns(
-    table: TableMetadata, df: pd.DataFrame
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {
-        c: to_ns(df[c], s.get("datetime_format"))
-        for c, s in table.columns.items()
-        if s["sdtype"] == "datetime" and c in df.columns
-    }
-
-
-def _aligned(ns: np.ndarray, ok: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    valid = pos >= 0
-    safe = np.where(valid, pos, 0)
-    if len(ns) == 0:
-        return np.zeros(len(pos), dtype=np.int64), np.zeros(len(pos), dtype=bool)
-    return ns[safe], ok[safe] & valid
-
-
-def _take(values: pd.Series, pos: np.ndarray) -> pd.Series:
-    """``values`` at positions ``pos``; missing where ``pos`` is -1."""
-    pos = np.asarray(pos, dtype=np.int64)
-    valid = pos >= 0
-    if len(values) == 0:
-        return pd.Series([None] * len(pos), dtype=object)
-    taken = values.iloc[np.where(valid, pos, 0)].reset_index(drop=True)
-    if valid.all():
-        return taken
-    if pd.api.types.is_integer_dtype(taken.dtype) and not isinstance(
-        taken.dtype, pd.api.extensions.ExtensionDtype
-    ):
-        taken = taken.astype("Int64")
-    elif pd.api.types.is_bool_dtype(taken.dtype):
-        taken = taken.astype("boolean")
-    return taken.mask(~valid)
-
-
-def _restore_key_dtype(values: pd.Series, dtype: str | None) -> pd.Series:
-    """Foreign keys with the real column's dtype (``Int64`` when an integer key has gaps)."""
-    if dtype is None or str(values.dtype) == dtype:
-        return values
-    try:
-        if dtype.startswith(("int", "uint")):
-            return values.astype(dtype if values.notna().all() else "Int64")
-        if dtype.startswith("float") and pd.api.types.is_numeric_dtype(values):
-            return values.astype(dtype)
-    except (TypeError, ValueError):
-        return values
-    return values
-
-
-def _empty_dtype(dtype: str) -> str:
-    if dtype.startswith(("int", "uint")):
-        return "Int64"
-    if dtype == "bool":
-        return "boolean"
-    return dtype
-
-
-def weighted_group_pick(
-    cand_group: np.ndarray,
-    weights: np.ndarray,
-    child_group: np.ndarray,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """For each child, a candidate of its group drawn with probability proportional to its
-    weight (uniform where a group's weights are all 0); ``-1`` where the group has none.
-
-    >>> pick = weighted_group_pick(np.array([0, 0, 1]), np.array([0.0, 1.0, 1.0]),
-    ...                            np.array([0, 1, 2, -1]), np.random.default_rng(0))
-    >>> pick.tolist()
-    [1, 2, -1, -1]
-    """
-    n = len(child_group)
-    pick = np.full(n, -1, dtype=np.int64)
-    valid = cand_group >= 0
-    if not valid.any() or n == 0:
-        return pick
-    idx = np.flatnonzero(valid)
-    order = idx[np.argsort(cand_group[idx], kind="stable")]
-    groups = cand_group[order]
-    w = np.clip(np.nan_to_num(weights[order].astype(np.float64)), 0.0, None)
-    size = int(max(groups.max(), child_group.max(initial=-1)) + 1)
-    starts = np.searchsorted(groups, np.arange(size), side="left")
-    ends = np.searchsorted(groups, np.arange(size), side="right")
-    totals = np.bincount(groups, weights=w, minlength=size)
-    # Groups whose weights are all zero draw uniformly.
-    w = np.where(totals[groups] > 0, w, 1.0)
-    cum = np.concatenate([[0.0], np.cumsum(w)])
-    ok = (child_group >= 0) & (child_group < size)
-    ok[ok] = ends[child_group[ok]] > starts[child_group[ok]]
-    g = child_group[ok]
-    lo, hi = cum[starts[g]], cum[ends[g]]
-    target = lo + rng.random(len(g)) * (hi - lo)
-    at = np.searchsorted(cum, target, side="right") - 1
-    at = np.clip(at, starts[g], ends[g] - 1)
-    pick[ok] = order[at]
-    return pick
