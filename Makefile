@@ -31,7 +31,18 @@ demo: install
 	$(VENV)/bin/clinsynth demo --output demo_output
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@set +e; \
+	if scripts/postgres.sh status >/dev/null 2>&1; then ours=0; else ours=1; fi; \
+	url="$$(scripts/postgres.sh start)"; rc=$$?; \
+	if [ $$rc -eq 3 ]; then \
+	  echo "PostgreSQL is not installed: the PostgreSQL tests will be skipped."; url=""; ours=0; \
+	elif [ $$rc -ne 0 ]; then \
+	  echo "Could not start PostgreSQL (log: .pgdata/server.log)."; exit $$rc; \
+	fi; \
+	export CLINSYNTH_TEST_POSTGRES_URL="$${CLINSYNTH_TEST_POSTGRES_URL:-$$url}"; \
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$ours -eq 1 ]; then scripts/postgres.sh stop; fi; \
+	exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,0 +1,568 @@
+"""Whole schemas in and out of SQL databases through SQLAlchemy: DuckDB (embedded) and PostgreSQL.
+
+:func:`read_sql_schema` reads tables with their metadata: primary and foreign keys come from the
+database's own constraints when it declares them, from detection otherwise.
+:func:`write_sql_schema` creates the tables with their primary and foreign key constraints and
+writes parents before children in one transaction, so a failure leaves nothing half-written.
+
+Bulk paths keep large tables fast: DuckDB reads and writes DataFrames natively, PostgreSQL loads
+rows with ``COPY``; other SQLAlchemy dialects use batched ``INSERT``. Every error names the URL
+with its password masked.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import importlib.util
+import io
+import logging
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from clinsynth.errors import DataError, ParameterError
+from clinsynth.metadata import Metadata
+
+logger = logging.getLogger(__name__)
+
+_EXAMPLES = "duckdb:///path/to/file.duckdb or postgresql://user:password@host:5432/database"
+_NULL = r"\N"
+_INSERT_BATCH = 10_000
+
+
+# --------------------------------------------------------------------------- public API
+def read_sql_schema(
+    url: str,
+    tables: list[str] | None = None,
+    schema: str | None = None,
+) -> tuple[dict[str, pd.DataFrame], Metadata]:
+    """Read tables of a database with their metadata (keys and relationships).
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL: ``duckdb:///file.duckdb`` or ``postgresql://user:pw@host:5432/db``.
+    tables : list of str, optional
+        Tables to read; all the tables of the schema when None.
+    schema : str, optional
+        Database schema (namespace); the connection's default when None.
+
+    Returns
+    -------
+    tables : dict of str to DataFrame
+        One DataFrame per table; date and time columns as ``datetime64[ns]``.
+    metadata : Metadata
+        Detected column sdtypes; primary keys and relationships from the database's
+        constraints, or detected from names and values when it declares none.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, os
+    >>> from clinsynth.io import read_sql_schema, write_sql_schema
+    >>> url = "duckdb:///" + os.path.join(tempfile.mkdtemp(), "demo.duckdb")
+    >>> patients = pd.DataFrame({"patient_id": [1, 2], "age": [54, 61]})
+    >>> visits = pd.DataFrame({"visit_id": [10, 11, 12], "patient_id": [1, 1, 2]})
+    >>> write_sql_schema({"patients": patients, "visits": visits}, url)
+    >>> data, md = read_sql_schema(url)
+    >>> md.relationships[0]["child_table_name"], md.tables["visits"].primary_key
+    ('visits', 'visit_id')
+    """
+    engine, shown = _engine(url, must_exist=True)
+    try:
+        with _connect(engine, shown) as conn:
+            backend = _backend(conn)
+            available = backend.table_names(conn, schema)
+            if not available:
+                where = f" in schema '{schema}'" if schema else ""
+                raise DataError(f"The database {shown} has no tables{where}.")
+            if tables is None:
+                names = available
+            else:
+                if isinstance(tables, str):
+                    tables = [tables]
+                missing = [t for t in tables if t not in available]
+                if missing:
+                    raise DataError(
+                        f"Tables {missing} are not in the database {shown}. Tables there: "
+                        f"{', '.join(available)}."
+                    )
+                names = list(tables)
+            data = {name: _normalize(backend.read(conn, name, schema)) for name in names}
+            pks, fks = backend.keys(conn, schema, names)
+    finally:
+        engine.dispose()
+    return data, _metadata(data, pks, fks)
+
+
+def write_sql_schema(
+    tables: dict[str, pd.DataFrame],
+    url: str,
+    *,
+    metadata: Metadata | None = None,
+    schema: str | None = None,
+    if_exists: Literal["fail", "replace"] = "fail",
+) -> None:
+    """Write tables to a database with primary and foreign key constraints, in one transaction.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+    url : str
+        SQLAlchemy URL (``duckdb:///file.duckdb`` creates the file).
+    metadata : Metadata, optional
+        Keys and relationships; detected from the tables when None.
+    schema : str, optional
+        Database schema (namespace) to write into; it must exist.
+    if_exists : {"fail", "replace"}
+        When a table already exists: raise without writing anything, or drop and recreate it.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, os
+    >>> url = "duckdb:///" + os.path.join(tempfile.mkdtemp(), "out.duckdb")
+    >>> write_sql_schema({"patients": pd.DataFrame({"patient_id": [1, 2]})}, url)
+    """
+    import sqlalchemy as sa
+
+    if if_exists not in ("fail", "replace"):
+        raise ParameterError(
+            f"The 'if_exists' parameter of write_sql_schema must be 'fail' or 'replace'. "
+            f"Got {if_exists!r}."
+        )
+    if not isinstance(tables, dict) or not all(
+        isinstance(v, pd.DataFrame) for v in tables.values()
+    ):
+        raise DataError("write_sql_schema needs a dict of table name to pandas DataFrame.")
+    md = metadata if metadata is not None else Metadata.detect_from_dataframes(tables)
+    if not isinstance(md, Metadata):
+        raise ParameterError(
+            f"The 'metadata' parameter of write_sql_schema must be a Metadata or None. "
+            f"Got {type(md).__name__}."
+        )
+    missing = [t for t in tables if t not in md.tables]
+    if missing:
+        raise DataError(f"Tables {missing} are not in the metadata; add them or leave them out.")
+    order = _parents_first(md, list(tables))
+    engine, shown = _engine(url, must_exist=False)
+    try:
+        frames = {name: _prepare(tables[name]) for name in order}
+        sa_md = sa.MetaData(schema=schema)
+        sa_tables = {name: _table_ddl(sa_md, name, frames[name], md, set(order)) for name in order}
+        with _connect(engine, shown) as conn:
+            backend = _backend(conn)
+            try:
+                with conn.begin():
+                    existing = set(backend.table_names(conn, schema))
+                    clash = [t for t in order if t in existing]
+                    if clash and if_exists == "fail":
+                        raise DataError(
+                            f"Tables {clash} already exist in {shown}; nothing was written. "
+                            "Pass if_exists='replace' to overwrite them, or write to another "
+                            "database or schema."
+                        )
+                    for name in reversed(order):
+                        if name in existing:
+                            sa.Table(name, sa.MetaData(schema=schema)).drop(conn)
+                    sa_md.create_all(conn)
+                    for name in order:
+                        backend.write(conn, sa_tables[name], frames[name])
+            except sa.exc.SQLAlchemyError as exc:
+                raise DataError(
+                    f"Writing the tables to {shown} failed, so nothing was written (the "
+                    f"transaction was rolled back): {_first_line(exc)}"
+                ) from None
+            except Exception as exc:
+                if not _is_driver_error(exc):
+                    raise
+                raise DataError(
+                    f"Writing the tables to {shown} failed, so nothing was written (the "
+                    f"transaction was rolled back): {_first_line(exc)}"
+                ) from None
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- connection
+def mask_url(url: object) -> str:
+    """The URL with its password replaced by ``***`` (also for URLs that do not parse).
+
+    >>> mask_url("postgresql://ana:s3cret@db.example.org:5432/ehr")
+    'postgresql://ana:***@db.example.org:5432/ehr'
+    """
+    import re
+
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, TypeError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def _engine(url: str, *, must_exist: bool) -> tuple[Any, str]:
+    import sqlalchemy as sa
+
+    shown = mask_url(url)
+    if not isinstance(url, str | sa.engine.URL) or not str(url).strip():
+        raise ParameterError(
+            f"The 'url' parameter must be a database URL such as {_EXAMPLES}. Got {url!r}."
+        )
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ParameterError(f"'{shown}' is not a database URL. Use {_EXAMPLES}.") from None
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is not None:
+        # SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 (a clinsynth dependency) loads rows
+        # with COPY.
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if must_exist and not path.exists():
+            raise DataError(
+                f"The DuckDB file '{path}' does not exist ({shown}). Check the path; write "
+                "tables there first with write_sql_schema or `clinsynth sample --sql`."
+            )
+        if not must_exist and not path.parent.exists():
+            raise DataError(
+                f"The folder of the DuckDB file '{path}' does not exist ({shown}). Create it first."
+            )
+    try:
+        engine = sa.create_engine(parsed)
+    except sa.exc.NoSuchModuleError:
+        raise ParameterError(
+            f"'{shown}' names a database kind SQLAlchemy does not know "
+            f"('{parsed.drivername}'). Use {_EXAMPLES}."
+        ) from None
+    except ImportError as exc:
+        raise ParameterError(
+            f"The database driver for '{shown}' is not installed ({exc}). Install it, e.g. "
+            "pip install psycopg2-binary (PostgreSQL) or duckdb-engine (DuckDB)."
+        ) from None
+    return engine, shown
+
+
+class _connect:
+    """``engine.connect()`` whose connection failures are reported with the masked URL."""
+
+    def __init__(self, engine: Any, shown: str) -> None:
+        self.engine, self.shown, self.conn = engine, shown, None
+
+    def __enter__(self) -> Any:
+        import sqlalchemy as sa
+
+        try:
+            self.conn = self.engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise DataError(
+                f"Cannot connect to {self.shown}: {_first_line(exc)}. Check that the server is "
+                "running and reachable, and the user, password and database name."
+            ) from None
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    """Errors raised by a database driver directly (the bulk paths bypass SQLAlchemy)."""
+    module = type(exc).__module__ or ""
+    return module.split(".")[0].lstrip("_") in ("duckdb", "psycopg2")
+
+
+# --------------------------------------------------------------------------- backends
+def _backend(conn: Any) -> _Backend:
+    name = conn.dialect.name
+    if name == "duckdb":
+        return _DuckDB()
+    if name == "postgresql" and conn.dialect.driver == "psycopg2":
+        return _Postgres()
+    return _Backend()
+
+
+class _Backend:
+    """Any SQLAlchemy dialect: the inspector for names and keys, batched INSERTs."""
+
+    def table_names(self, conn: Any, schema: str | None) -> list[str]:
+        import sqlalchemy as sa
+
+        return list(sa.inspect(conn).get_table_names(schema=schema))
+
+    def read(self, conn: Any, name: str, schema: str | None) -> pd.DataFrame:
+        import sqlalchemy as sa
+
+        query = sa.select(sa.text("*")).select_from(sa.table(name, schema=schema))
+        return pd.read_sql_query(query, conn)
+
+    def keys(
+        self, conn: Any, schema: str | None, names: list[str]
+    ) -> tuple[dict[str, str], list[dict]]:
+        import sqlalchemy as sa
+
+        insp = sa.inspect(conn)
+        pks: dict[str, str] = {}
+        fks: list[dict] = []
+        for name in names:
+            cols = (insp.get_pk_constraint(name, schema=schema) or {}).get(
+                "constrained_columns"
+            ) or []
+            if len(cols) == 1:
+                pks[name] = cols[0]
+            for fk in insp.get_foreign_keys(name, schema=schema):
+                if len(fk["constrained_columns"]) == 1 and len(fk["referred_columns"]) == 1:
+                    fks.append(
+                        {
+                            "parent_table_name": fk["referred_table"],
+                            "parent_primary_key": fk["referred_columns"][0],
+                            "child_table_name": name,
+                            "child_foreign_key": fk["constrained_columns"][0],
+                        }
+                    )
+        return pks, fks
+
+    def write(self, conn: Any, table: Any, df: pd.DataFrame) -> None:
+        records = df.astype(object).where(df.notna(), None).to_dict("records")
+        for start in range(0, len(records), _INSERT_BATCH):
+            conn.execute(table.insert(), records[start : start + _INSERT_BATCH])
+
+
+class _DuckDB(_Backend):
+    """DuckDB: DataFrames in and out natively; keys from ``duckdb_constraints()`` (its
+    SQLAlchemy dialect cannot reflect them)."""
+
+    def read(self, conn: Any, name: str, schema: str | None) -> pd.DataFrame:
+        raw = conn.connection.driver_connection
+        return raw.execute(f"SELECT * FROM {_qualified(conn, name, schema)}").df()
+
+    def keys(
+        self, conn: Any, schema: str | None, names: list[str]
+    ) -> tuple[dict[str, str], list[dict]]:
+        import sqlalchemy as sa
+
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_name, constraint_type, constraint_column_names, referenced_table, "
+                "referenced_column_names FROM duckdb_constraints() "
+                "WHERE schema_name = coalesce(:schema, current_schema())"
+            ),
+            {"schema": schema},
+        ).fetchall()
+        pks: dict[str, str] = {}
+        fks: list[dict] = []
+        for table, kind, cols, ref_table, ref_cols in rows:
+            if table not in names or len(cols) != 1:
+                continue
+            if kind == "PRIMARY KEY":
+                pks[table] = cols[0]
+            elif kind == "FOREIGN KEY" and ref_cols and len(ref_cols) == 1:
+                fks.append(
+                    {
+                        "parent_table_name": ref_table,
+                        "parent_primary_key": ref_cols[0],
+                        "child_table_name": table,
+                        "child_foreign_key": cols[0],
+                    }
+                )
+        return pks, fks
+
+    def write(self, conn: Any, table: Any, df: pd.DataFrame) -> None:
+        raw = conn.connection.driver_connection
+        view = "__clinsynth_frame"
+        columns = ", ".join(_quote(conn, c) for c in df.columns)
+        raw.register(view, df)
+        # No unregister on failure: the aborted transaction refuses it and would hide the cause
+        # (the connection is discarded with the engine anyway).
+        raw.execute(
+            f"INSERT INTO {_qualified(conn, table.name, table.schema)} ({columns}) "
+            f"SELECT {columns} FROM {view}"
+        )
+        raw.unregister(view)
+
+
+class _Postgres(_Backend):
+    """PostgreSQL with psycopg2: rows loaded with ``COPY ... FROM STDIN`` (CSV)."""
+
+    def write(self, conn: Any, table: Any, df: pd.DataFrame) -> None:
+        raw = conn.connection.driver_connection
+        columns = ", ".join(_quote(conn, c) for c in df.columns)
+        sql = (
+            f"COPY {_qualified(conn, table.name, table.schema)} ({columns}) FROM STDIN "
+            f"WITH (FORMAT csv, NULL '{_NULL}')"
+        )
+        with raw.cursor() as cursor:
+            for start in range(0, max(len(df), 1), 200_000):
+                chunk = df.iloc[start : start + 200_000]
+                if len(chunk) == 0:
+                    break
+                buffer = io.StringIO()
+                chunk.to_csv(
+                    buffer,
+                    index=False,
+                    header=False,
+                    na_rep=_NULL,
+                    quoting=csv.QUOTE_MINIMAL,
+                    date_format="%Y-%m-%d %H:%M:%S.%f",
+                )
+                buffer.seek(0)
+                cursor.copy_expert(sql, buffer)
+
+
+def _quote(conn: Any, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _qualified(conn: Any, name: str, schema: str | None) -> str:
+    quoted = _quote(conn, name)
+    return f"{_quote(conn, schema)}.{quoted}" if schema else quoted
+
+
+# --------------------------------------------------------------------------- reading helpers
+def _normalize(df: pd.DataFrame) -> pd.DataFrame:
+    """Driver values as pandas types: dates and times as datetime64[ns], decimals as floats,
+    UUIDs as text."""
+    out = {}
+    for column in df.columns:
+        s = df[column]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            if getattr(s.dt, "tz", None) is None:
+                s = s.astype("datetime64[ns]")
+        elif s.dtype == object:
+            first = s.dropna()
+            first = first.iloc[0] if len(first) else None
+            if isinstance(first, dt.datetime | dt.date) and not isinstance(first, dt.time):
+                s = pd.to_datetime(s)
+                if getattr(s.dt, "tz", None) is None:
+                    s = s.astype("datetime64[ns]")
+            elif isinstance(first, decimal.Decimal):
+                s = pd.to_numeric(
+                    s.astype(object)
+                    .where(s.notna(), None)
+                    .map(lambda v: None if v is None else float(v))
+                )
+            elif isinstance(first, uuid.UUID):
+                s = s.map(lambda v: None if v is None else str(v))
+        out[column] = s
+    return pd.DataFrame(out, index=df.index)
+
+
+def _metadata(data: dict[str, pd.DataFrame], pks: dict[str, str], fks: list[dict]) -> Metadata:
+    from clinsynth.metadata._detect import _ids_to_codes, detect_relationships, detect_table
+
+    md = Metadata({name: detect_table(df, name) for name, df in data.items()})
+    for name, pk in pks.items():
+        md.tables[name].columns[pk] = {"sdtype": "id"}
+        md.tables[name].primary_key = pk
+    declared = [
+        fk
+        for fk in fks
+        if fk["parent_table_name"] in data
+        and md.tables[fk["parent_table_name"]].primary_key == fk["parent_primary_key"]
+    ]
+    if declared:
+        for fk in declared:
+            md.tables[fk["child_table_name"]].columns[fk["child_foreign_key"]] = {"sdtype": "id"}
+        md.relationships = declared
+        _ids_to_codes(
+            data, md, {(fk["child_table_name"], fk["child_foreign_key"]) for fk in declared}
+        )
+    else:
+        md.relationships = detect_relationships(data, md)
+    return md
+
+
+# --------------------------------------------------------------------------- writing helpers
+def _parents_first(md: Metadata, names: list[str]) -> list[str]:
+    parents = {n: set() for n in names}
+    for rel in md.relationships:
+        p, c = rel["parent_table_name"], rel["child_table_name"]
+        if p != c and p in parents and c in parents:
+            parents[c].add(p)
+    order: list[str] = []
+    while len(order) < len(names):
+        ready = [n for n in names if n not in order and parents[n] <= set(order)]
+        if not ready:
+            raise DataError(
+                "The relationships form a cycle, so no table can be written first. Remove one "
+                "relationship of the cycle (Metadata.validate() names it)."
+            )
+        order.extend(ready)
+    return order
+
+
+def _prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """Column values the drivers accept: text for mixed objects, naive UTC for zoned times."""
+    out = {}
+    for column in df.columns:
+        s = df[column]
+        if pd.api.types.is_datetime64_any_dtype(s) and getattr(s.dt, "tz", None) is not None:
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif s.dtype == object:
+            present = s.dropna()
+            if len(present) and not present.map(lambda v: isinstance(v, str)).all():
+                if present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+                    s = s.astype("boolean")
+                elif present.map(lambda v: isinstance(v, int | float | np.number)).all():
+                    s = pd.to_numeric(s)
+                else:
+                    s = s.map(lambda v: None if v is None or v is pd.NA else str(v))
+        out[str(column)] = s
+    return pd.DataFrame(out, index=df.index).reset_index(drop=True)
+
+
+def _sql_type(s: pd.Series) -> Any:
+    import sqlalchemy as sa
+
+    if pd.api.types.is_bool_dtype(s):
+        return sa.Boolean()
+    if pd.api.types.is_integer_dtype(s):
+        return sa.BigInteger()
+    if pd.api.types.is_float_dtype(s):
+        return sa.Float(precision=53)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return sa.DateTime()
+    return sa.Text()
+
+
+def _table_ddl(sa_md: Any, name: str, df: pd.DataFrame, md: Metadata, written: set[str]) -> Any:
+    import sqlalchemy as sa
+
+    table = md.tables[name]
+    links = {
+        r["child_foreign_key"]: r
+        for r in md.relationships
+        if r["child_table_name"] == name
+        and r["parent_table_name"] in written
+        and r["parent_table_name"] != name
+    }
+    columns = []
+    for column in df.columns:
+        args: list[Any] = []
+        rel = links.get(column)
+        if rel is not None:
+            target = f"{rel['parent_table_name']}.{rel['parent_primary_key']}"
+            if sa_md.schema:
+                target = f"{sa_md.schema}.{target}"
+            args.append(sa.ForeignKey(target))
+        is_pk = column == table.primary_key
+        columns.append(
+            sa.Column(
+                column,
+                _sql_type(df[column]),
+                *args,
+                primary_key=is_pk,
+                autoincrement=False,
+                nullable=not is_pk,
+            )
+        )
+    return sa.Table(name, sa_md, *columns)
