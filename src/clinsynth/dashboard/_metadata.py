@@ -45,8 +45,26 @@ def check(metadata: Metadata, data: pd.DataFrame) -> tuple[dict[str, list[str]],
     """Problems per column, problems about no single column, and notes per column.
 
     Runs :meth:`Metadata.validate` and :meth:`Metadata.validate_data` and files each problem under
-    the column it names.
+    the column it names. The result is kept in the session until the data or metadata change.
     """
+    spec = json.dumps(metadata.to_dict(), sort_keys=True, default=str)
+    cached = st.session_state.get("_metadata_check")
+    if cached is not None and cached[0] is data and cached[1] == spec:
+        return cached[2]
+    result = _check(metadata, data)
+    st.session_state["_metadata_check"] = (data, spec, result)
+    return result
+
+
+def is_ready(metadata: Metadata | None, data: pd.DataFrame | None) -> bool:
+    """Whether the metadata fits the data (nothing blocks training)."""
+    if metadata is None or data is None:
+        return False
+    by_column, general, _ = check(metadata, data)
+    return not general and not any(by_column.values())
+
+
+def _check(metadata: Metadata, data: pd.DataFrame) -> tuple[dict[str, list[str]], list[str], dict]:
     problems: list[str] = []
     notes: list[str] = []
     try:
@@ -91,9 +109,9 @@ def _table(metadata: Metadata, data: pd.DataFrame, by_column: dict, notes: dict)
             {
                 "Column": column,
                 "Type": spec["sdtype"],
+                "Check": status,
                 "Personal data": is_pii(spec),
                 "Examples": _examples(data[column]) if column in data else "",
-                "Check": status,
             }
         )
     return pd.DataFrame(rows)
@@ -162,20 +180,22 @@ def render() -> None:
         num_rows="fixed",
         disabled=["Column", "Personal data", "Examples", "Check"],
         column_config={
-            "Column": st.column_config.TextColumn("Column", width=170),
+            "Column": st.column_config.TextColumn("Column", width=150),
             "Type": st.column_config.SelectboxColumn(
                 "Type",
                 options=options,
                 required=True,
                 format_func=_label,
-                width=330,
+                width=300,
                 help="How the column is learned. Click a cell to change it.",
             ),
             "Personal data": st.column_config.CheckboxColumn(
-                "Personal data", help="Replaced by realistic fakes, never learned.", width=110
+                "Personal data", help="Replaced by realistic fakes, never learned.", width=100
             ),
-            "Examples": st.column_config.TextColumn("Examples", width=220),
-            "Check": st.column_config.TextColumn("Check", width="large"),
+            "Examples": st.column_config.TextColumn("Examples", width=170),
+            "Check": st.column_config.TextColumn(
+                "Check", width=320, help="What does not fit this column (full text below)."
+            ),
         },
         width="stretch",
         # Every column in view (up to about 25) rather than a scrolling box.
@@ -227,5 +247,4 @@ def render() -> None:
         mime="application/json",
         key="download_metadata_step2",
     )
-    st.session_state["metadata_ok"] = not (failing or general)
     _ui.next_step("Metadata")

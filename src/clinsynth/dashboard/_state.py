@@ -72,6 +72,8 @@ def is_done(step: str) -> bool:
         "Generate": "synthetic",
         "Compare": "evaluation",
     }.get(step)
-    if step == "Metadata" and not st.session_state.get("metadata_ok", True):
-        return False
+    if step == "Metadata":
+        from clinsynth.dashboard._metadata import is_ready
+
+        return is_ready(st.session_state.get("metadata"), st.session_state.get("real"))
     return product is not None and st.session_state.get(product) is not None
