@@ -53,6 +53,12 @@ def _is_bounds(v: Any) -> bool:
     return True
 
 
+def _compact(mechanism: dict[str, Any]) -> dict[str, Any]:
+    """A ledger entry without the fields at their neutral value (shorter manifests)."""
+    neutral = {"noise_multiplier": 0.0, "sample_rate": 1.0, "steps": 1, "count": 1, "delta": 0.0}
+    return {k: v for k, v in mechanism.items() if neutral.get(k, object()) != v}
+
+
 def base_privacy_report(model: Any) -> dict[str, Any]:
     """The privacy facts of any fitted synthesizer (plus its DP budget when it has one)."""
     transformers = model._transformer_.transformers_
@@ -185,7 +191,7 @@ class DPMixin:
             "consumers": summary["consumers"],
             "public_bounds": sorted((self.public_bounds or {}).keys()),
             **details,
-            "ledger": self._accountant_.to_dict()["mechanisms"],
+            "ledger": [_compact(m) for m in self._accountant_.to_dict()["mechanisms"]],
         }
 
     def get_privacy_budget(self) -> dict[str, Any] | None:
