@@ -47,8 +47,20 @@ def test_detect_fit_sample_info_models(tmp_path, csv, capsys):
     syn = pd.read_csv(tmp_path / "syn.csv")
     assert syn.shape == (40, 5)
     code, out, _ = run(
-        ["sample", tmp_path / "model", "-n", 25, "-c", "condition=diabetes", "-c", "age>=60",
-         "-o", tmp_path / "dm.csv"], capsys)
+        [
+            "sample",
+            tmp_path / "model",
+            "-n",
+            25,
+            "-c",
+            "condition=diabetes",
+            "-c",
+            "age>=60",
+            "-o",
+            tmp_path / "dm.csv",
+        ],
+        capsys,
+    )
     assert code == 0
     dm = pd.read_csv(tmp_path / "dm.csv")
     assert len(dm) == 25 and (dm["condition"] == "diabetes").all() and (dm["age"] >= 60).all()
@@ -123,7 +135,10 @@ def test_metadata_errors(tmp_path, csv, capsys):
     df = pd.read_csv(csv)
     df.loc[5, "patient_id"] = 0
     df.to_csv(csv, index=False)
-    md = {"columns": {c: {"sdtype": "categorical"} for c in df.columns}, "primary_key": "patient_id"}
+    md = {
+        "columns": {c: {"sdtype": "categorical"} for c in df.columns},
+        "primary_key": "patient_id",
+    }
     md["columns"]["patient_id"] = {"sdtype": "id"}
     md["columns"]["age"] = {"sdtype": "numerical"}
     md["columns"]["sbp"] = {"sdtype": "numerical"}
@@ -165,3 +180,26 @@ def test_demo_writes_everything(tmp_path, capsys):
         assert (tmp_path / "demo" / name).exists(), name
     assert (tmp_path / "demo" / "model" / "manifest.json").exists()
     assert "Fidelity" in out and "Privacy" in out
+
+
+def test_multi_table_folder_and_duckdb(tmp_path, capsys):
+    code, _, err = run(["simulate", "hospital", "-n", 150, "-o", tmp_path / "hosp", "--seed", 2],
+                       capsys)
+    assert code == 0, err
+    code, _, err = run(["fit", tmp_path / "hosp", "-m", tmp_path / "hosp" / "metadata.json",
+                        "-o", tmp_path / "model", "-q"], capsys)
+    assert code == 0, err
+    code, _, err = run(["sample", tmp_path / "model", "--scale", 0.5, "-o", tmp_path / "syn"],
+                       capsys)
+    assert code == 0, err
+    patients = pd.read_csv(tmp_path / "syn" / "patients.csv")
+    visits = pd.read_csv(tmp_path / "syn" / "visits.csv")
+    labs = pd.read_csv(tmp_path / "syn" / "lab_results.csv")
+    assert visits["patient_id"].isin(patients["patient_id"]).all()
+    assert labs["visit_id"].isin(visits["visit_id"]).all()
+    url = f"duckdb:///{tmp_path / 'syn.duckdb'}"
+    code, _, err = run(["sample", tmp_path / "model", "--scale", 0.5, "--sql", url], capsys)
+    assert code == 0, err
+    code, _, err = run(["fit", "--sql", url, "-o", tmp_path / "model2", "-q"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "model2" / "manifest.json").exists()

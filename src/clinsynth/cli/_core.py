@@ -91,9 +91,13 @@ def parse_conditions(items: list[str]) -> dict[str, Any]:
         if op in ("=", "=="):
             out[column] = value
             continue
-        low, high = out.get(column, (None, None)) if isinstance(out.get(column), tuple) else (
-            None,
-            None,
+        low, high = (
+            out.get(column, (None, None))
+            if isinstance(out.get(column), tuple)
+            else (
+                None,
+                None,
+            )
         )
         if op in (">=", ">"):
             low = value
@@ -142,8 +146,10 @@ def detect(
     if not isinstance(tables, dict):
         suggestions = md.suggest_constraints(tables)
         if suggestions:
-            console.print("Suggested rules (not applied; add them to 'constraints' in the JSON "
-                          "to enforce them):")
+            console.print(
+                "Suggested rules (not applied; add them to 'constraints' in the JSON "
+                "to enforce them):"
+            )
             for rule in suggestions:
                 console.print(f"  {json.dumps(rule.to_dict())}")
     for rel in md.relationships:
@@ -151,11 +157,14 @@ def detect(
             f"relationship: {rel['parent_table_name']}.{rel['parent_primary_key']} -> "
             f"{rel['child_table_name']}.{rel['child_foreign_key']}"
         )
-    unknown = [c for t in md.tables.values() for c, s in t.columns.items()
-               if s["sdtype"] == "unknown"]
+    unknown = [
+        c for t in md.tables.values() for c, s in t.columns.items() if s["sdtype"] == "unknown"
+    ]
     if unknown:
-        console.print(f"[yellow]Empty columns whose type could not be detected: {unknown}. "
-                      "Drop them or set their sdtype in the JSON before fitting.[/yellow]")
+        console.print(
+            f"[yellow]Empty columns whose type could not be detected: {unknown}. "
+            "Drop them or set their sdtype in the JSON before fitting.[/yellow]"
+        )
     console.print(f"Metadata written to {output}")
 
 
@@ -165,9 +174,15 @@ def fit(
     data: Path | None = typer.Argument(
         None, help="Training data: a CSV/Excel/Parquet file, or a folder of CSVs (multi-table)."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to save the model (folder or .zip)."),
-    metadata: Path | None = typer.Option(None, "--metadata", "-m", help="metadata.json (detected if omitted)."),
-    model: str = typer.Option("gaussian_copula", "--model", help="Model name (see `clinsynth models`)."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Where to save the model (folder or .zip)."
+    ),
+    metadata: Path | None = typer.Option(
+        None, "--metadata", "-m", help="metadata.json (detected if omitted)."
+    ),
+    model: str = typer.Option(
+        "gaussian_copula", "--model", help="Model name (see `clinsynth models`)."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (deep models)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (deep models)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
@@ -175,6 +190,19 @@ def fit(
     sql: str | None = typer.Option(None, "--sql", help="Read every table of this database URL."),
     param: list[str] = typer.Option(
         [], "--param", help="Extra model parameter NAME=VALUE (repeatable), e.g. --param epsilon=1"
+    ),
+    orphans: str = typer.Option(
+        "error",
+        "--orphans",
+        help="Multi-table rows whose parent is missing: error, drop or keep_as_null.",
+    ),
+    reference_table: list[str] = typer.Option(
+        [],
+        "--reference-table",
+        help="Multi-table: a table copied as is (e.g. OMOP's concept vocabulary); repeatable.",
+    ),
+    empty_columns: str = typer.Option(
+        "keep", "--empty-columns", help="Multi-table: columns with no value: keep or drop."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -184,6 +212,7 @@ def fit(
       clinsynth fit patients.csv -o model
       clinsynth fit patients.csv --metadata metadata.json --model tvae --epochs 300 -o model.zip
       clinsynth fit --sql duckdb:///hospital.duckdb -o hospital_model
+      clinsynth fit omop_csvs/ --orphans drop --reference-table concept -o omop_model
     """
     from clinsynth import get_synthesizer
     from clinsynth.io import read_data
@@ -215,7 +244,13 @@ def fit(
             from clinsynth.multitable import HMASynthesizer
 
             synth = HMASynthesizer(
-                md, table_synthesizers=model, progress=update, **params
+                md,
+                table_synthesizers=model,
+                orphans=orphans,
+                reference_tables=reference_table or None,
+                empty_columns=empty_columns,
+                progress=update,
+                **params,
             )
         else:
             cls = get_synthesizer(model)
@@ -231,11 +266,20 @@ def fit(
 @app.command()
 def sample(
     model: Path = typer.Argument(..., help="A saved model (folder or .zip)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="OUT.csv|.xlsx|.parquet, or a folder."),
-    num_rows: int | None = typer.Option(None, "--num-rows", "-n", help="Rows to generate (single table)."),
-    scale: float = typer.Option(1.0, "--scale", help="Size relative to the training data (multi-table)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="OUT.csv|.xlsx|.parquet, or a folder."
+    ),
+    num_rows: int | None = typer.Option(
+        None, "--num-rows", "-n", help="Rows to generate (single table)."
+    ),
+    scale: float = typer.Option(
+        1.0, "--scale", help="Size relative to the training data (multi-table)."
+    ),
     condition: list[str] = typer.Option(
-        [], "--condition", "-c", help="Condition, e.g. 'condition=diabetes' or 'age>=60' (repeatable)."
+        [],
+        "--condition",
+        "-c",
+        help="Condition, e.g. 'condition=diabetes' or 'age>=60' (repeatable).",
     ),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed (default: the model's)."),
     sql: str | None = typer.Option(None, "--sql", help="Write the tables to this database URL."),
@@ -245,7 +289,7 @@ def sample(
 
     Examples:
       clinsynth sample model -n 1000 -o synthetic.csv
-      clinsynth sample model -n 500 --condition 'condition=diabetes' --condition 'age>=60' -o dm.xlsx
+      clinsynth sample model -n 500 -c 'condition=diabetes' -c 'age>=60' -o dm.xlsx
       clinsynth sample hospital_model --scale 0.5 -o synthetic_hospital/
     """
     import clinsynth
@@ -253,8 +297,10 @@ def sample(
 
     if output is None and sql is None:
         raise ParameterError("Say where to write the rows: -o OUT.csv (or a folder), or --sql URL.")
+    from clinsynth.multitable import HierarchicalSynthesizer
+
     synth = clinsynth.load(model, device=device)
-    if hasattr(synth, "sample") and getattr(synth, "is_multi_table", False):
+    if isinstance(synth, HierarchicalSynthesizer):
         if seed is not None:
             synth.random_state = seed
         tables = synth.sample(scale=scale)
@@ -264,7 +310,9 @@ def sample(
             write_sql_schema(tables, sql, metadata=synth.metadata)
             console.print(f"Wrote {len(tables)} tables to the database.")
         if output is not None:
-            write_tables(tables, output, file_format="parquet" if str(output).endswith("pq") else "csv")
+            write_tables(
+                tables, output, file_format="parquet" if str(output).endswith("pq") else "csv"
+            )
             console.print(f"Wrote {len(tables)} tables to {output}/")
         return
     if num_rows is None:
@@ -276,7 +324,8 @@ def sample(
     conditions = parse_conditions(condition) if condition else None
     if output is not None and _output_kind(output) == "folder":
         raise DataError(
-            f"'{output}' has no file type. Give OUT.csv, OUT.xlsx or OUT.parquet for a single table."
+            f"'{output}' has no file type. Give OUT.csv, OUT.xlsx or OUT.parquet for a single "
+            "table."
         )
     df = synth.sample(num_rows, conditions=conditions)
     if output is not None:
@@ -284,8 +333,9 @@ def sample(
     if sql is not None:
         from clinsynth.io import write_sql_schema
 
-        write_sql_schema({synth.get_metadata().single_table_name(): df}, sql,
-                         metadata=synth.get_metadata())
+        write_sql_schema(
+            {synth.get_metadata().single_table_name(): df}, sql, metadata=synth.get_metadata()
+        )
     console.print(f"Generated {len(df)} rows" + (f" -> {output}" if output else ""))
 
 
@@ -306,7 +356,9 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
         grid.add_row("training rows", str(fit_info.get("num_training_rows")))
         grid.add_row("fit time (s)", f"{fit_info.get('seconds', 0):.2f}")
     tables = manifest.get("metadata", {}).get("tables", {})
-    grid.add_row("tables", ", ".join(f"{k} ({len(v['columns'])} columns)" for k, v in tables.items()))
+    grid.add_row(
+        "tables", ", ".join(f"{k} ({len(v['columns'])} columns)" for k, v in tables.items())
+    )
     for key, value in manifest.get("params", {}).items():
         grid.add_row(f"param {key}", json.dumps(value))
     privacy = manifest.get("privacy")
@@ -336,9 +388,13 @@ def models() -> None:
 # --------------------------------------------------------------------------- demo
 @app.command()
 def demo(
-    output: Path = typer.Option(Path("demo_output"), "--output", "-o", help="Folder for the results."),
+    output: Path = typer.Option(
+        Path("demo_output"), "--output", "-o", help="Folder for the results."
+    ),
     rows: int = typer.Option(2000, "--rows", "-n", help="Size of the simulated real cohort."),
-    model: str = typer.Option("gaussian_copula", "--model", help="Model name (see `clinsynth models`)."),
+    model: str = typer.Option(
+        "gaussian_copula", "--model", help="Model name (see `clinsynth models`)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (deep models)."),
 ) -> None:
@@ -354,7 +410,10 @@ def demo(
 
     real, md = simulate_cohort(rows, seed=seed)
     holdout_n = max(1, len(real) // 4)
-    train, holdout = real.iloc[holdout_n:].reset_index(drop=True), real.iloc[:holdout_n].reset_index(drop=True)
+    train, holdout = (
+        real.iloc[holdout_n:].reset_index(drop=True),
+        real.iloc[:holdout_n].reset_index(drop=True),
+    )
     params: dict[str, Any] = {"random_state": seed}
     if epochs is not None:
         params["epochs"] = epochs
@@ -381,8 +440,12 @@ def demo(
     console.print(grid)
     if result.quality is not None:
         props = result.quality.get_properties()
-        console.print("Fidelity: " + ", ".join(
-            f"{p} {s:.3f}" for p, s in zip(props["Property"], props["Score"], strict=True)))
+        console.print(
+            "Fidelity: "
+            + ", ".join(
+                f"{p} {s:.3f}" for p, s in zip(props["Property"], props["Score"], strict=True)
+            )
+        )
     console.print(
         f"Real data, synthetic data, model and report written to {output}/ "
         f"(open {output / 'report.html'} in a browser)."

@@ -109,6 +109,9 @@ def _bin_codes(values: np.ndarray) -> np.ndarray:
     """SDMetrics' discretization: 10 equal-width bins on this table's own range, digitized so that
     the maximum and missing values fall in the last code."""
     finite = values[~np.isnan(values)]
+    if len(finite) == 0 or finite.min() == finite.max():
+        # One value (or none): a single bin; missing values get a code of their own.
+        return np.where(np.isnan(values), NUM_DISCRETE_BINS + 1, 1)
     edges = np.histogram_bin_edges(finite, bins=NUM_DISCRETE_BINS)
     return np.digitize(values, edges)
 
