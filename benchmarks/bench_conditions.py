@@ -14,6 +14,7 @@ import inspect
 import time
 
 from _common import markdown
+
 from clinsynth import list_synthesizers
 from clinsynth.simulate import simulate_cohort
 
@@ -50,12 +51,23 @@ def main() -> None:
             out = model.sample(10_000, conditions=conditions)
             sample_s = time.perf_counter() - start
             ok = bool(((out["condition"] == "heart_disease") & (out["age"] >= cut)).all())
-            rows.append({"model": name, "fit s": fit_s, "10k rows of the 1% condition, s": sample_s,
-                         "all rows meet it": ok})
+            rows.append(
+                {
+                    "model": name,
+                    "fit s": fit_s,
+                    "10k rows of the 1% condition, s": sample_s,
+                    "all rows meet it": ok,
+                }
+            )
         except Exception as exc:  # a benchmark reports failures instead of stopping
-            rows.append({"model": name, "fit s": float("nan"),
-                         "10k rows of the 1% condition, s": float("nan"),
-                         "all rows meet it": f"error: {exc}"[:80]})
+            rows.append(
+                {
+                    "model": name,
+                    "fit s": float("nan"),
+                    "10k rows of the 1% condition, s": float("nan"),
+                    "all rows meet it": f"error: {exc}"[:80],
+                }
+            )
         print(rows[-1], flush=True)
     print(f"\ncondition {conditions} holds for {share:.2%} of {len(df)} training rows\n")
     print(markdown(rows))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from _common import load_rhc, markdown, peak_mib, sdmetrics_quality, split, timed
+
 from clinsynth import GaussianCopulaSynthesizer, Metadata
 from clinsynth.transform import TableTransformer
 
@@ -24,20 +24,50 @@ def bench_table(name, df, md, sample_rows):
     t_fit, _ = timed(lambda: tt.fit(df))
     t_tr, enc = timed(lambda: tt.transform(df))
     t_inv, _ = timed(lambda: tt.inverse_transform(enc, random_state=0))
-    rows.append({"table": name, "step": "transformer fit (mode-specific)", "seconds": t_fit,
-                 "peak MiB": peak_mib(lambda: TableTransformer(md).fit(df))})
-    rows.append({"table": name, "step": "transformer transform", "seconds": t_tr,
-                 "peak MiB": peak_mib(lambda: tt.transform(df))})
-    rows.append({"table": name, "step": "transformer inverse", "seconds": t_inv,
-                 "peak MiB": peak_mib(lambda: tt.inverse_transform(enc, random_state=0))})
+    rows.append(
+        {
+            "table": name,
+            "step": "transformer fit (mode-specific)",
+            "seconds": t_fit,
+            "peak MiB": peak_mib(lambda: TableTransformer(md).fit(df)),
+        }
+    )
+    rows.append(
+        {
+            "table": name,
+            "step": "transformer transform",
+            "seconds": t_tr,
+            "peak MiB": peak_mib(lambda: tt.transform(df)),
+        }
+    )
+    rows.append(
+        {
+            "table": name,
+            "step": "transformer inverse",
+            "seconds": t_inv,
+            "peak MiB": peak_mib(lambda: tt.inverse_transform(enc, random_state=0)),
+        }
+    )
     model = GaussianCopulaSynthesizer(md, random_state=0)
     t_cfit, _ = timed(lambda: model.fit(df))
-    rows.append({"table": name, "step": "copula fit", "seconds": t_cfit,
-                 "peak MiB": peak_mib(lambda: GaussianCopulaSynthesizer(md).fit(df))})
+    rows.append(
+        {
+            "table": name,
+            "step": "copula fit",
+            "seconds": t_cfit,
+            "peak MiB": peak_mib(lambda: GaussianCopulaSynthesizer(md).fit(df)),
+        }
+    )
     for n in (100_000, sample_rows):
         t_s, _ = timed(lambda n=n: model.sample(n))
-        rows.append({"table": name, "step": f"copula sample {n:,} rows", "seconds": t_s,
-                     "peak MiB": peak_mib(lambda n=n: model.sample(n))})
+        rows.append(
+            {
+                "table": name,
+                "step": f"copula sample {n:,} rows",
+                "seconds": t_s,
+                "peak MiB": peak_mib(lambda n=n: model.sample(n)),
+            }
+        )
     return rows, model
 
 
@@ -61,8 +91,10 @@ def main() -> None:
     print(markdown(rows + big_rows))
     print()
     print(f"Gaussian copula quality on RHC (SDMetrics QualityReport, 70% split): {quality:.3f}")
-    print("SDV 2.0 GaussianCopula on the same split (issue 2): fit 5.3 s, 100k rows 9.6 s, "
-          "quality 0.900")
+    print(
+        "SDV 2.0 GaussianCopula on the same split (issue 2): fit 5.3 s, 100k rows 9.6 s, "
+        "quality 0.900"
+    )
 
 
 if __name__ == "__main__":

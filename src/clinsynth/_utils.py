@@ -27,6 +27,8 @@ def derive_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
-def report(callback: ProgressCallback | None, total: int, completed: int, message: str = "") -> None:
+def report(
+    callback: ProgressCallback | None, total: int, completed: int, message: str = ""
+) -> None:
     if callback is not None:
         callback(total, completed, message)

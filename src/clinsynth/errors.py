@@ -83,4 +83,6 @@ def check_param(
     >>> check_param("TVAE", "epochs", 3, True, "an int >= 1")
     """
     if not ok:
-        raise ParameterError(f"The '{name}' parameter of {owner} must be {expected}. Got {value!r}.")
+        raise ParameterError(
+            f"The '{name}' parameter of {owner} must be {expected}. Got {value!r}."
+        )

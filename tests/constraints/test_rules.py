@@ -150,8 +150,9 @@ def test_custom_rule_by_rejection_and_its_persistence(tmp_path, data):
     path = model.save(tmp_path / "m")
     with pytest.raises(MetadataError, match="custom_constraints"):
         clinsynth.load(path).sample(10)
-    assert short_stay(clinsynth.load(path, custom_constraints={"short_stay": short_stay})
-                      .sample(50)).all()
+    assert short_stay(
+        clinsynth.load(path, custom_constraints={"short_stay": short_stay}).sample(50)
+    ).all()
 
 
 def test_bad_rules_are_reported(data):
@@ -176,5 +177,7 @@ def test_suggestions_are_offered_not_applied(data):
     assert md.get_table().constraints == []
     # a range the data would break is not suggested (weights in grams, say)
     grams = df.assign(weight=df["weight"] * 1000)
-    assert not any(isinstance(r, Range) and r.column == "weight"
-                   for r in suggest_constraints(md.get_table(), grams))
+    assert not any(
+        isinstance(r, Range) and r.column == "weight"
+        for r in suggest_constraints(md.get_table(), grams)
+    )

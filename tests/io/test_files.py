@@ -41,8 +41,10 @@ def test_semicolon_and_cp1252(tmp_path):
         (b"a,b\n", "no data rows"),
         (b"\x00\x01\x02\x03binary\x00", "binary"),
         (b"a,b,a\n1,2,3\n", "duplicate column names"),
-        (b"<html><body>not a table at all but a page that someone saved</body></html>\n<p>x</p>\n",
-         "does not look like a table"),
+        (
+            b"<html><body>not a table at all but a page someone saved</body></html>\n<p>x</p>\n",
+            "does not look like a table",
+        ),
     ],
 )
 def test_bad_files_have_clear_errors(tmp_path, content, message):

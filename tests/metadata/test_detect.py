@@ -25,7 +25,9 @@ def test_detects_every_kind():
             "first_name": rng.choice(["Ann", "Bob", "Cid"], n),
             "address": [f"{i} Main Street" for i in range(n)],
             "mrn": [f"MRN{100000 + i}" for i in range(n)],
-            "notes": [f"patient reports mild symptoms on day {i} after the procedure" for i in range(n)],
+            "notes": [
+                f"patient reports mild symptoms on day {i} after the procedure" for i in range(n)
+            ],
             "empty": [None] * n,
             "uuid_col": [f"{i:08x}-aaaa-4bbb-8ccc-{i:012x}" for i in range(n)],
             "icd_code": rng.choice([401, 250, 428, 496, 585, 272, 530, 414, 427, 244, 715, 311], n),

@@ -104,16 +104,28 @@ def test_validate_finds_relationship_cycle():
     md = Metadata.from_dict(
         {
             "tables": {
-                "a": {"columns": {"id": {"sdtype": "id"}, "b_id": {"sdtype": "id"}},
-                      "primary_key": "id"},
-                "b": {"columns": {"id": {"sdtype": "id"}, "a_id": {"sdtype": "id"}},
-                      "primary_key": "id"},
+                "a": {
+                    "columns": {"id": {"sdtype": "id"}, "b_id": {"sdtype": "id"}},
+                    "primary_key": "id",
+                },
+                "b": {
+                    "columns": {"id": {"sdtype": "id"}, "a_id": {"sdtype": "id"}},
+                    "primary_key": "id",
+                },
             },
             "relationships": [
-                {"parent_table_name": "a", "parent_primary_key": "id",
-                 "child_table_name": "b", "child_foreign_key": "a_id"},
-                {"parent_table_name": "b", "parent_primary_key": "id",
-                 "child_table_name": "a", "child_foreign_key": "b_id"},
+                {
+                    "parent_table_name": "a",
+                    "parent_primary_key": "id",
+                    "child_table_name": "b",
+                    "child_foreign_key": "a_id",
+                },
+                {
+                    "parent_table_name": "b",
+                    "parent_primary_key": "id",
+                    "child_table_name": "a",
+                    "child_foreign_key": "b_id",
+                },
             ],
         }
     )
@@ -179,12 +191,18 @@ def test_validate_data_multi_table_reports_orphans():
         {
             "tables": {
                 "patients": {"columns": {"pid": {"sdtype": "id"}}, "primary_key": "pid"},
-                "visits": {"columns": {"vid": {"sdtype": "id"}, "pid": {"sdtype": "id"}},
-                           "primary_key": "vid"},
+                "visits": {
+                    "columns": {"vid": {"sdtype": "id"}, "pid": {"sdtype": "id"}},
+                    "primary_key": "vid",
+                },
             },
             "relationships": [
-                {"parent_table_name": "patients", "parent_primary_key": "pid",
-                 "child_table_name": "visits", "child_foreign_key": "pid"}
+                {
+                    "parent_table_name": "patients",
+                    "parent_primary_key": "pid",
+                    "child_table_name": "visits",
+                    "child_foreign_key": "pid",
+                }
             ],
         }
     )

@@ -43,8 +43,12 @@ def test_sample_from_conditions_one_row_per_condition(cohort):
     import pandas as pd
 
     _, _, model = cohort
-    conds = pd.DataFrame({"condition": ["diabetes", "healthy", None, "diabetes"],
-                          "sex": ["female", None, "male", "male"]})
+    conds = pd.DataFrame(
+        {
+            "condition": ["diabetes", "healthy", None, "diabetes"],
+            "sex": ["female", None, "male", "male"],
+        }
+    )
     out = model.sample_from_conditions(conds)
     assert len(out) == 4
     assert out["condition"].iloc[[0, 1, 3]].tolist() == ["diabetes", "healthy", "diabetes"]

@@ -88,7 +88,8 @@ def test_save_load_round_trip(tmp_path, fitted, name):
     model.reset_sampling()
     pd.testing.assert_frame_equal(loaded.sample(100), model.sample(100))
     assert GaussianCopulaSynthesizer.load(path).get_params() == {
-        **model.get_params(), "progress": None
+        **model.get_params(),
+        "progress": None,
     }
 
 
@@ -133,6 +134,7 @@ def test_failed_save_keeps_previous_model(tmp_path, fitted, monkeypatch):
     _, model = fitted
     path = model.save(tmp_path / "m")
     before = (path / "model.json").read_text()
+
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
@@ -164,8 +166,10 @@ def test_contract_errors(fitted, mixed_metadata):
     df, model = fitted
     with pytest.raises(NotFittedError, match="fit"):
         GaussianCopulaSynthesizer(model.metadata).sample(5)
-    with pytest.raises(ParameterError, match="'default_distribution' parameter of "
-                       "GaussianCopulaSynthesizer must be one of"):
+    with pytest.raises(
+        ParameterError,
+        match="'default_distribution' parameter of GaussianCopulaSynthesizer must be one of",
+    ):
         GaussianCopulaSynthesizer(model.metadata, default_distribution="bogus").fit(df)
     with pytest.raises(ParameterError, match="num_rows"):
         model.sample(-1)

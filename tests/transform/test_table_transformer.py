@@ -55,17 +55,24 @@ def test_generated_columns_never_copy_real_values(mixed_df, mixed_metadata):
 
 
 def test_id_shapes_are_kept(mixed_metadata):
-    md = Metadata.from_dict({"columns": {"code": {"sdtype": "id"}, "u": {"sdtype": "id"}},
-                             "primary_key": "code"})
-    df = pd.DataFrame({
-        "code": [f"PAT-{i:06d}" for i in range(30)],
-        "u": [f"{i:08x}-aaaa-4bbb-8ccc-{i:012x}" for i in range(30)],
-    })
+    md = Metadata.from_dict(
+        {"columns": {"code": {"sdtype": "id"}, "u": {"sdtype": "id"}}, "primary_key": "code"}
+    )
+    df = pd.DataFrame(
+        {
+            "code": [f"PAT-{i:06d}" for i in range(30)],
+            "u": [f"{i:08x}-aaaa-4bbb-8ccc-{i:012x}" for i in range(30)],
+        }
+    )
     tt = TableTransformer(md).fit(df)
     back = tt.inverse_transform(tt.transform(df), random_state=0)
     assert back["code"].str.fullmatch(r"PAT-\d{6}").all()
     assert back["code"].is_unique and not back["code"].isin(df["code"]).any()
-    assert back["u"].str.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}").all()
+    assert (
+        back["u"]
+        .str.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+        .all()
+    )
 
 
 def test_state_round_trip_decodes_identically(mixed_df, mixed_metadata):
@@ -74,7 +81,8 @@ def test_state_round_trip_decodes_identically(mixed_df, mixed_metadata):
     encoded = tt.transform(mixed_df)
     np.testing.assert_array_equal(clone.transform(mixed_df), encoded)
     pd.testing.assert_frame_equal(
-        clone.inverse_transform(encoded, random_state=3), tt.inverse_transform(encoded, random_state=3)
+        clone.inverse_transform(encoded, random_state=3),
+        tt.inverse_transform(encoded, random_state=3),
     )
 
 

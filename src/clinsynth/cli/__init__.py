@@ -16,7 +16,6 @@ from clinsynth.errors import ClinsynthError
 __all__ = ["app", "main", "parse_conditions"]
 
 
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     from clinsynth.cli import _commands  # noqa: F401  (registers the core commands)

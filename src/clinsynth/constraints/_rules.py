@@ -32,7 +32,8 @@ def _numeric(series: pd.Series, spec: dict) -> tuple[np.ndarray, bool]:
             parsed = (
                 series
                 if pd.api.types.is_datetime64_any_dtype(series)
-                else pd.to_datetime(series, format=fmt, errors="coerce") if fmt
+                else pd.to_datetime(series, format=fmt, errors="coerce")
+                if fmt
                 else pd.to_datetime(series, errors="coerce", format="mixed")
             )
         if getattr(parsed.dt, "tz", None) is not None:
@@ -151,8 +152,10 @@ class Inequality(Constraint):
     def check_metadata(self, table: TableMetadata) -> list[str]:
         problems = super().check_metadata(table)
         for col in self.columns:
-            if col in table.columns and table.columns[col]["sdtype"] not in ("numerical",
-                                                                                "datetime"):
+            if col in table.columns and table.columns[col]["sdtype"] not in (
+                "numerical",
+                "datetime",
+            ):
                 problems.append(
                     f"rule {self.describe()}: '{col}' is {table.columns[col]['sdtype']}; "
                     "an inequality needs numbers or dates."
@@ -201,8 +204,9 @@ class Inequality(Constraint):
 
     def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
         low, is_date = _numeric(data[self.low], table.columns[self.low])
-        diff = pd.to_numeric(data[self.high], errors="coerce").to_numpy(dtype=np.float64,
-                                                                       na_value=np.nan)
+        diff = pd.to_numeric(data[self.high], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
         floor = self.state["min_positive"] if self.strict else 0.0
         high = low + np.maximum(diff, floor)
         out = data.copy()
@@ -239,8 +243,10 @@ class DateOrder(Constraint):
         return {"type": self.type, "columns": self.columns, "strict": self.strict}
 
     def _pairs(self) -> list[Inequality]:
-        return [Inequality(a, b, self.strict) for a, b in zip(self._columns, self._columns[1:],
-                                                              strict=False)]
+        return [
+            Inequality(a, b, self.strict)
+            for a, b in zip(self._columns, self._columns[1:], strict=False)
+        ]
 
     def check_metadata(self, table: TableMetadata) -> list[str]:
         return [p for pair in self._pairs() for p in pair.check_metadata(table)]
@@ -291,8 +297,9 @@ class Range(Constraint):
     type = "range"
     can_reparametrize = True
 
-    def __init__(self, column: str, low: float | None = None, high: float | None = None,
-                 strict: bool = False) -> None:
+    def __init__(
+        self, column: str, low: float | None = None, high: float | None = None, strict: bool = False
+    ) -> None:
         super().__init__()
         if low is None and high is None:
             raise MetadataError(f"Range on '{column}' needs a low or a high bound.")
@@ -305,8 +312,13 @@ class Range(Constraint):
         return [self.column]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "column": self.column, "low": self.low, "high": self.high,
-                "strict": self.strict}
+        return {
+            "type": self.type,
+            "column": self.column,
+            "low": self.low,
+            "high": self.high,
+            "strict": self.strict,
+        }
 
     def check_metadata(self, table: TableMetadata) -> list[str]:
         problems = super().check_metadata(table)
@@ -326,8 +338,11 @@ class Range(Constraint):
     def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         x = x[~np.isnan(x)]
-        span = (self.high - self.low) if self.low is not None and self.high is not None else (
-            max(float(np.ptp(x)) if len(x) else 1.0, 1e-9))
+        span = (
+            (self.high - self.low)
+            if self.low is not None and self.high is not None
+            else (max(float(np.ptp(x)) if len(x) else 1.0, 1e-9))
+        )
         # The margin keeps values exactly on a bound representable (log(0) is -inf).
         self.state = {"eps": span * 1e-6}
         return True
@@ -525,8 +540,9 @@ class OneHot(Constraint):
             series = data[c]
             if pd.api.types.is_bool_dtype(series):
                 series = series.astype("float64")
-            columns.append(pd.to_numeric(series, errors="coerce")
-                           .to_numpy(dtype=np.float64, na_value=np.nan))
+            columns.append(
+                pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            )
         return np.column_stack(columns)
 
     def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
@@ -581,15 +597,19 @@ class Formula(Constraint):
         return [self.column]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "column": self.column, "expression": self.expression,
-                "tolerance": self.tolerance}
+        return {
+            "type": self.type,
+            "column": self.column,
+            "expression": self.expression,
+            "tolerance": self.tolerance,
+        }
 
     def evaluate(self, data: pd.DataFrame) -> np.ndarray:
-        numeric = data.apply(lambda s: pd.to_numeric(s, errors="coerce")
-                             if s.dtype == object else s)
+        numeric = data.apply(
+            lambda s: pd.to_numeric(s, errors="coerce") if s.dtype == object else s
+        )
         try:
-            result = numeric.eval(self.expression, engine="python", local_dict={},
-                                  global_dict={})
+            result = numeric.eval(self.expression, engine="python", local_dict={}, global_dict={})
         except Exception as exc:  # pandas raises many types for a bad expression
             raise MetadataError(
                 f"rule {self.describe()}: cannot evaluate {self.expression!r} "
@@ -652,8 +672,12 @@ class Custom(Constraint):
 
     type = "custom"
 
-    def __init__(self, predicate: Callable[[pd.DataFrame], Any] | None, columns: list[str] | None
-                 = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        predicate: Callable[[pd.DataFrame], Any] | None,
+        columns: list[str] | None = None,
+        name: str | None = None,
+    ) -> None:
         super().__init__()
         self.predicate = predicate
         self._columns = list(columns or [])
@@ -677,13 +701,23 @@ class Custom(Constraint):
 
 RULES: dict[str, type[Constraint]] = {
     cls.type: cls
-    for cls in (Inequality, DateOrder, Range, Positive, NonNegative, FixedCombinations, OneHot,
-                Formula, Custom)
+    for cls in (
+        Inequality,
+        DateOrder,
+        Range,
+        Positive,
+        NonNegative,
+        FixedCombinations,
+        OneHot,
+        Formula,
+        Custom,
+    )
 }
 
 
-def constraint_from_dict(data: dict[str, Any],
-                         custom: dict[str, Callable[..., Any]] | None = None) -> Constraint:
+def constraint_from_dict(
+    data: dict[str, Any], custom: dict[str, Callable[..., Any]] | None = None
+) -> Constraint:
     """Build a rule from its JSON form (as written in metadata ``constraints``)."""
     if not isinstance(data, dict) or data.get("type") not in RULES:
         raise MetadataError(

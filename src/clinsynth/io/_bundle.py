@@ -51,8 +51,10 @@ def save_bundle(
         for name, doc in documents.items():
             (folder / name).write_text(_dumps(doc), encoding="utf-8")
         if tensors:
-            torch.save({k: v.detach().cpu() if hasattr(v, "detach") else v
-                        for k, v in tensors.items()}, folder / WEIGHTS)
+            torch.save(
+                {k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in tensors.items()},
+                folder / WEIGHTS,
+            )
 
     if path.suffix.lower() == ".zip":
         staging = Path(tempfile.mkdtemp(prefix=".clinsynth-bundle-"))

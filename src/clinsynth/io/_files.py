@@ -78,7 +78,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
             last_error = exc
             continue
         except pd.errors.EmptyDataError:
-            raise DataError(f"File '{path}' has no columns. Give a file with a header row.") from None
+            raise DataError(
+                f"File '{path}' has no columns. Give a file with a header row."
+            ) from None
         except pd.errors.ParserError as exc:
             raise DataError(
                 f"File '{path}' is not a well-formed table ({str(exc).strip()}). "

@@ -433,7 +433,9 @@ def _table_problems(name: str, table: TableMetadata, multi: bool) -> list[str]:
                 )
         elif sdtype == "ordinal":
             order = spec.get("order")
-            if order is not None and (not isinstance(order, list) or len(set(map(str, order))) != len(order)):
+            if order is not None and (
+                not isinstance(order, list) or len(set(map(str, order))) != len(order)
+            ):
                 problems.append(f"{at}: 'order' must be a list of distinct levels. Got {order!r}.")
         elif sdtype == "datetime":
             fmt = spec.get("datetime_format")
@@ -446,7 +448,10 @@ def _table_problems(name: str, table: TableMetadata, multi: bool) -> list[str]:
     if pk is not None:
         if pk not in table.columns:
             problems.append(f"{where}primary key '{pk}' is not a column of the table.")
-        elif table.columns[pk]["sdtype"] in STATISTICAL and table.columns[pk]["sdtype"] != "numerical":
+        elif (
+            table.columns[pk]["sdtype"] in STATISTICAL
+            and table.columns[pk]["sdtype"] != "numerical"
+        ):
             problems.append(
                 f"{where}primary key '{pk}' has sdtype '{table.columns[pk]['sdtype']}'; "
                 "declare it as 'id' (or a PII type such as 'mrn')."
@@ -473,7 +478,9 @@ def _relationship_problems(md: Metadata) -> list[str]:
             continue
         parent, child = rel["parent_table_name"], rel["child_table_name"]
         if parent not in md.tables:
-            problems.append(f"relationship {i + 1}: parent table '{parent}' is not in the metadata.")
+            problems.append(
+                f"relationship {i + 1}: parent table '{parent}' is not in the metadata."
+            )
         elif md.tables[parent].primary_key != rel["parent_primary_key"]:
             problems.append(
                 f"relationship {i + 1}: '{rel['parent_primary_key']}' is not the primary key of "

@@ -95,7 +95,8 @@ def table_problems(
             continue
         if nonnull.nunique() == 1 and sdtype not in ("id",) and len(series) > 1:
             notes.append(
-                f"{at} is constant ({nonnull.iloc[0]!r}); it will be constant in the synthetic data."
+                f"{at} is constant ({nonnull.iloc[0]!r}); it will be constant in the synthetic "
+                "data."
             )
         checker = _CHECKS.get(sdtype)
         if checker is not None:
@@ -152,8 +153,10 @@ def _check_datetime(series: pd.Series, spec: dict) -> str | None:
     text = series.dropna().astype(str)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(text, format=fmt, errors="coerce") if fmt else pd.to_datetime(
-            text, errors="coerce", format="mixed"
+        parsed = (
+            pd.to_datetime(text, format=fmt, errors="coerce")
+            if fmt
+            else pd.to_datetime(text, errors="coerce", format="mixed")
         )
     bad_mask = parsed.isna()
     if bad_mask.any():

@@ -44,8 +44,9 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
             parsed[column] = ("range", low, high)
         else:
             model_columns = synth._transformer_.column_names
-            transformer = (synth._transformer_.get_transformer(column)
-                           if column in model_columns else None)
+            transformer = (
+                synth._transformer_.get_transformer(column) if column in model_columns else None
+            )
             levels = getattr(transformer, "levels", None)
             if levels is not None:
                 keys = {transformer._key_or_none(v) for v in levels}
@@ -71,7 +72,9 @@ def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -
             keep &= (factor >= 0) & (hits[np.maximum(factor, 0)] if len(hits) else False)
         else:
             _, low, high = cond
-            compare = pd.to_datetime(values) if not pd.api.types.is_numeric_dtype(values) else values
+            compare = (
+                pd.to_datetime(values) if not pd.api.types.is_numeric_dtype(values) else values
+            )
             ok = compare.notna()
             if low is not None:
                 ok &= compare >= (pd.Timestamp(low) if isinstance(low, str) else low)
@@ -93,8 +96,9 @@ def sample_with_conditions(
     parsed = parse_conditions(synth, conditions)
     rng = synth._sample_rng
     native = getattr(synth, "_sample_conditioned", None)
-    reparametrized = {c for r in getattr(synth, "_rules_", []) if r.reparametrized
-                      for c in r.columns}
+    reparametrized = {
+        c for r in getattr(synth, "_rules_", []) if r.reparametrized for c in r.columns
+    }
     use_native = native is not None and not set(parsed) & reparametrized
     kept: list[pd.DataFrame] = []
     have, tried, batch = 0, 0, max(num_rows, 100)
@@ -135,8 +139,10 @@ def sample_from_condition_rows(synth: BaseSynthesizer, conditions: pd.DataFrame)
     filled = conditions.notna()
     groups = conditions.assign(_order=np.arange(len(conditions)))
     pieces = []
-    keys = filled.astype(int).astype(str).agg("".join, axis=1) + "|" + conditions.astype(str).agg(
-        "\x1f".join, axis=1
+    keys = (
+        filled.astype(int).astype(str).agg("".join, axis=1)
+        + "|"
+        + conditions.astype(str).agg("\x1f".join, axis=1)
     )
     for _, idx in groups.groupby(keys, sort=False).groups.items():
         first = conditions.loc[idx[0]]

@@ -85,28 +85,38 @@ class _Copula:
     def __init__(self, marginals: list[dict[str, Any]], correlation: np.ndarray) -> None:
         self.marginals = marginals
         self.correlation = correlation
-        self.fitted = [Marginal.from_dict(m) if m["kind"] == "continuous" else None
-                       for m in marginals]
+        self.fitted = [
+            Marginal.from_dict(m) if m["kind"] == "continuous" else None for m in marginals
+        ]
         self.cuts = [
             special.ndtri(np.clip(m["cum"], 0.0, 1.0)).astype(np.float32)
-            if m["kind"] == "discrete" else None
+            if m["kind"] == "discrete"
+            else None
             for m in marginals
         ]
         k = len(correlation)
         self.cholesky = (
             np.linalg.cholesky(_nearest_correlation(correlation) + 1e-10 * np.eye(k))
-            if k else np.zeros((0, 0))
+            if k
+            else np.zeros((0, 0))
         ).astype(np.float32)
 
     # -------------------------------------------------------------- fit
     @classmethod
-    def fit(cls, encoded: np.ndarray, variables: list[tuple[SpanInfo, int]],
-            families: dict[str, str], default: str, rng: np.random.Generator) -> _Copula:
+    def fit(
+        cls,
+        encoded: np.ndarray,
+        variables: list[tuple[SpanInfo, int]],
+        families: dict[str, str],
+        default: str,
+        rng: np.random.Generator,
+    ) -> _Copula:
         n = len(encoded)
         scores = np.full((n, len(variables)), np.nan)
         null_of = {
             span.column: encoded[:, start + 1] > 0.5
-            for span, start in variables if span.role == "null"
+            for span, start in variables
+            if span.role == "null"
         }
         marginals: list[dict[str, Any]] = []
         for j, (span, start) in enumerate(variables):
@@ -115,15 +125,17 @@ class _Copula:
                 codes = np.rint(block[:, 0]).astype(np.int64) if span.dim == 1 else block.argmax(1)
                 size = span.n_levels if span.dim == 1 else span.dim
                 freq = np.bincount(codes, minlength=size) / max(n, 1)
-                marginals.append({"kind": "discrete", "cum": np.cumsum(freq)[:-1].tolist(),
-                                  "size": int(size)})
+                marginals.append(
+                    {"kind": "discrete", "cum": np.cumsum(freq)[:-1].tolist(), "size": int(size)}
+                )
                 scores[:, j] = _normal_scores(codes.astype(np.float64), rng)
                 continue
             present = ~null_of.get(span.column, np.zeros(n, dtype=bool))
             values = block[present, 0].astype(np.float64)
             if len(values) == 0:
-                marginals.append({"kind": "continuous",
-                                  **Marginal._empirical(np.zeros(1)).to_dict()})
+                marginals.append(
+                    {"kind": "continuous", **Marginal._empirical(np.zeros(1)).to_dict()}
+                )
                 continue
             family = families.get(span.column, default)
             marginals.append({"kind": "continuous", **Marginal.fit(values, family).to_dict()})
@@ -143,8 +155,9 @@ class _Copula:
             mass *= float(special.ndtr(b) - special.ndtr(a))
         return mass
 
-    def conditioned_scores(self, n: int, intervals: dict[int, tuple[float, float]],
-                           rng: np.random.Generator) -> np.ndarray:
+    def conditioned_scores(
+        self, n: int, intervals: dict[int, tuple[float, float]], rng: np.random.Generator
+    ) -> np.ndarray:
         """Scores with the conditioned variables inside their intervals.
 
         Conditioned variables are drawn one after another from their truncated conditional
@@ -183,13 +196,15 @@ class _Copula:
             coef = np.linalg.solve(sigma[np.ix_(cond, cond)], s_rc.T).T
             cov = sigma[np.ix_(rest, rest)] - coef @ s_rc.T
             noise = np.linalg.cholesky(_positive_definite(cov)) @ rng.standard_normal(
-                (len(rest), n))
+                (len(rest), n)
+            )
             z[rest] = (coef @ zc.T + noise).astype(np.float32)
         return z
 
     # -------------------------------------------------------------- decode
-    def decode(self, zt: np.ndarray, variables: list[tuple[SpanInfo, int]], out: np.ndarray,
-               rows: slice) -> None:
+    def decode(
+        self, zt: np.ndarray, variables: list[tuple[SpanInfo, int]], out: np.ndarray, rows: slice
+    ) -> None:
         """Write the encoded values of scores ``zt`` into ``out[rows]``."""
         n = zt.shape[1]
         for j, (span, start) in enumerate(variables):
@@ -312,9 +327,13 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             return self.stratify_by
         n, k = len(encoded), len(variables)
         min_rows = max(MIN_STRATUM_ROWS, ROWS_PER_VARIABLE * k)
-        values = np.column_stack([encoded[:, start] for span, start in variables
-                                  if span.activation == "linear"]) if any(
-            span.activation == "linear" for span, _ in variables) else None
+        values = (
+            np.column_stack(
+                [encoded[:, start] for span, start in variables if span.activation == "linear"]
+            )
+            if any(span.activation == "linear" for span, _ in variables)
+            else None
+        )
         if values is None or n < 2 * min_rows:
             return None
         # Rank-transform so outliers do not decide; then eta^2 per numeric variable.
@@ -322,7 +341,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         ranks -= ranks.mean(axis=0)
         total = (ranks**2).sum(axis=0) + 1e-12
         best, best_score = None, MIN_STRATIFY_ETA2
-        for j, (span, start) in enumerate(variables):
+        for span, start in variables:
             if span.activation != "label" or span.role != "category":
                 continue
             if not 2 <= span.n_levels <= MAX_STRATA:
@@ -357,29 +376,39 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         if column is None:
             self._groups: list[list[int]] = [[]]
             self._weights = np.array([1.0])
-            self._copulas = [_Copula.fit(encoded, variables, families, self.default_distribution,
-                                         rng)]
+            self._copulas = [
+                _Copula.fit(encoded, variables, families, self.default_distribution, rng)
+            ]
             return
         start = variables[self._label_index(column)][1]
         codes = np.rint(encoded[:, start]).astype(np.int64)
-        self._groups = self._strata(codes, variables[self._label_index(column)][0].n_levels,
-                                    len(variables))
+        self._groups = self._strata(
+            codes, variables[self._label_index(column)][0].n_levels, len(variables)
+        )
         self._copulas, weights = [], []
         for levels in self._groups:
             rows = np.isin(codes, levels)
             weights.append(rows.mean())
-            self._copulas.append(_Copula.fit(encoded[rows], variables, families,
-                                             self.default_distribution, rng))
+            self._copulas.append(
+                _Copula.fit(encoded[rows], variables, families, self.default_distribution, rng)
+            )
         self._weights = np.asarray(weights) / np.sum(weights)
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
         counts = rng.multinomial(num_rows, self._weights)
-        return self._assemble(counts, [c.sample_scores(m, rng) if m else None
-                                       for c, m in zip(self._copulas, counts, strict=True)], rng)
+        return self._assemble(
+            counts,
+            [
+                c.sample_scores(m, rng) if m else None
+                for c, m in zip(self._copulas, counts, strict=True)
+            ],
+            rng,
+        )
 
-    def _assemble(self, counts: np.ndarray, scores: list[np.ndarray | None],
-                  rng: np.random.Generator) -> np.ndarray:
+    def _assemble(
+        self, counts: np.ndarray, scores: list[np.ndarray | None], rng: np.random.Generator
+    ) -> np.ndarray:
         variables = self._variables()
         total = int(counts.sum())
         # Column-major: each variable is written, and later decoded, as one contiguous column.
@@ -394,8 +423,9 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         return out
 
     # ------------------------------------------------------------------ conditions
-    def _condition_intervals(self, copula: _Copula, parsed: dict[str, Any],
-                             levels: list[int]) -> dict[int, tuple[float, float]] | None:
+    def _condition_intervals(
+        self, copula: _Copula, parsed: dict[str, Any], levels: list[int]
+    ) -> dict[int, tuple[float, float]] | None:
         """Normal-score interval of each conditioned variable in ``copula``; None if a condition
         cannot be expressed as intervals; an empty interval when the stratum cannot meet it."""
         intervals: dict[int, tuple[float, float]] = {}
@@ -405,22 +435,28 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             if cond[0] == "eq" and hasattr(transformer, "levels"):
                 j = index.get((column, "category"))
                 key = transformer._key_or_none(cond[1])
-                codes = [i for i, v in enumerate(transformer.levels)
-                         if transformer._key_or_none(v) == key]
+                codes = [
+                    i
+                    for i, v in enumerate(transformer.levels)
+                    if transformer._key_or_none(v) == key
+                ]
                 if j is None or not codes:
                     return None
                 cum = np.asarray(copula.marginals[j]["cum"])
                 cuts = np.concatenate([[-np.inf], special.ndtri(np.clip(cum, 0, 1)), [np.inf]])
                 a, b = float(cuts[codes[0]]), float(cuts[codes[0] + 1])
                 intervals[j] = (a, b) if b > a else (0.0, 0.0)
-            elif cond[0] == "range" and (column, "value") in index and transformer.kind in (
-                "numerical", "datetime"
+            elif (
+                cond[0] == "range"
+                and (column, "value") in index
+                and transformer.kind in ("numerical", "datetime")
             ):
                 j = index[(column, "value")]
                 low, high = cond[1], cond[2]
                 if transformer.kind == "datetime":
-                    low, high = (None if v is None else pd.Timestamp(v).value / 1e9
-                                 for v in (low, high))
+                    low, high = (
+                        None if v is None else pd.Timestamp(v).value / 1e9 for v in (low, high)
+                    )
                 intervals[j] = copula.fitted[j].z_bounds(low, high)
                 if (column, "null") in index:  # a value in range is a present value
                     jn = index[(column, "null")]
@@ -430,8 +466,9 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
                 return None
         return intervals
 
-    def _sample_conditioned(self, num_rows: int, parsed: dict[str, Any],
-                            rng: np.random.Generator) -> np.ndarray | None:
+    def _sample_conditioned(
+        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
+    ) -> np.ndarray | None:
         """Native conditioning: each stratum is weighted by the probability it gives the
         condition, then sampled inside the condition's normal-score intervals."""
         per_copula = []
@@ -440,13 +477,19 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             if intervals is None:
                 return None
             per_copula.append(intervals)
-        mass = np.array([w * c.interval_mass(iv) for w, c, iv in
-                         zip(self._weights, self._copulas, per_copula, strict=True)])
+        mass = np.array(
+            [
+                w * c.interval_mass(iv)
+                for w, c, iv in zip(self._weights, self._copulas, per_copula, strict=True)
+            ]
+        )
         if mass.sum() <= 0:
             return None  # let rejection report that the condition cannot be met
         counts = rng.multinomial(num_rows, mass / mass.sum())
-        scores = [c.conditioned_scores(int(m), iv, rng) if m else None
-                  for c, m, iv in zip(self._copulas, counts, per_copula, strict=True)]
+        scores = [
+            c.conditioned_scores(int(m), iv, rng) if m else None
+            for c, m, iv in zip(self._copulas, counts, per_copula, strict=True)
+        ]
         return self._assemble(counts, scores, rng)
 
     # ------------------------------------------------------------------ introspection
@@ -466,8 +509,10 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         """The correlation matrix of normal scores (of one stratum; the largest by default)."""
         self._check_fitted()
         index = int(np.argmax(self._weights)) if stratum is None else stratum
-        labels = [f"{span.column}{'#null' if span.role == 'null' else ''}"
-                  for span, _ in self._variables()]
+        labels = [
+            f"{span.column}{'#null' if span.role == 'null' else ''}"
+            for span, _ in self._variables()
+        ]
         return pd.DataFrame(self._copulas[index].correlation, index=labels, columns=labels)
 
     @property
@@ -484,8 +529,10 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             "weights": self._weights.tolist(),
             "copulas": [c.to_json() for c in self._copulas],
         }
-        tensors = {f"correlation_{i}": torch.from_numpy(np.ascontiguousarray(c.correlation))
-                   for i, c in enumerate(self._copulas)}
+        tensors = {
+            f"correlation_{i}": torch.from_numpy(np.ascontiguousarray(c.correlation))
+            for i, c in enumerate(self._copulas)
+        }
         return state, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:

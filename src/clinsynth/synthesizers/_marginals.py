@@ -116,8 +116,9 @@ class Marginal:
             edges = np.concatenate([[0.0], np.cumsum(counts) / n])
             return cls("empirical", {"x": uniq.tolist(), "p": edges.tolist(), "discrete": True})
         qs = np.linspace(0.0, 1.0, 1001)
-        return cls("empirical", {"x": np.quantile(x, qs).tolist(), "p": qs.tolist(),
-                                 "discrete": False})
+        return cls(
+            "empirical", {"x": np.quantile(x, qs).tolist(), "p": qs.tolist(), "discrete": False}
+        )
 
     def ppf_z(self, z: np.ndarray) -> np.ndarray:
         if self.family == "empirical":

@@ -1,4 +1,4 @@
-"""The model registry: name -> synthesizer class. Drives the CLI, dashboard, benchmarks and tests."""
+"""The model registry: name -> synthesizer class (drives CLI, dashboard, benchmarks, tests)."""
 
 from __future__ import annotations
 

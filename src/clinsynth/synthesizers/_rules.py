@@ -17,8 +17,9 @@ from clinsynth.metadata import TableMetadata
 logger = logging.getLogger(__name__)
 
 
-def collect_rules(table: TableMetadata, given: list | None,
-                  custom: dict[str, Callable[..., Any]] | None = None) -> list[Constraint]:
+def collect_rules(
+    table: TableMetadata, given: list | None, custom: dict[str, Callable[..., Any]] | None = None
+) -> list[Constraint]:
     """The rules declared in the metadata followed by those passed to the synthesizer."""
     rules = [constraint_from_dict(d, custom) for d in table.constraints]
     for item in given or []:
@@ -45,14 +46,18 @@ def violations(rules: list[Constraint], data: pd.DataFrame, table: TableMetadata
         if broken.any():
             logger.warning(
                 "The real data break the rule %s on %d of %d rows; those rows are left out of "
-                "training.", rule.describe(), int(broken.sum()), len(data)
+                "training.",
+                rule.describe(),
+                int(broken.sum()),
+                len(data),
             )
         bad |= broken
     return bad
 
 
-def reparametrize(rules: list[Constraint], data: pd.DataFrame,
-                  table: TableMetadata) -> tuple[pd.DataFrame, TableMetadata]:
+def reparametrize(
+    rules: list[Constraint], data: pd.DataFrame, table: TableMetadata
+) -> tuple[pd.DataFrame, TableMetadata]:
     """Fit every rule on the real data and apply the reparametrizations in order."""
     touched: set[str] = set()
     for rule in rules:
@@ -70,8 +75,9 @@ def transformed_table(rules: list[Constraint], table: TableMetadata) -> TableMet
     return table
 
 
-def reverse(rules: list[Constraint], data: pd.DataFrame, table: TableMetadata,
-            tables: list[TableMetadata]) -> pd.DataFrame:
+def reverse(
+    rules: list[Constraint], data: pd.DataFrame, table: TableMetadata, tables: list[TableMetadata]
+) -> pd.DataFrame:
     """Undo the reparametrizations (last first); ``tables`` are the tables each rule saw."""
     for rule, seen in zip(reversed(rules), reversed(tables), strict=True):
         data = rule.reverse(data, seen)
@@ -115,12 +121,14 @@ def valid_rows(rules: list[Constraint], data: pd.DataFrame, table: TableMetadata
 
 
 def to_json(rules: list[Constraint]) -> list[dict[str, Any]]:
-    return [{"rule": r.to_dict(), "reparametrized": r.reparametrized, "state": r.state}
-            for r in rules]
+    return [
+        {"rule": r.to_dict(), "reparametrized": r.reparametrized, "state": r.state} for r in rules
+    ]
 
 
-def from_json(items: list[dict[str, Any]],
-              custom: dict[str, Callable[..., Any]] | None = None) -> list[Constraint]:
+def from_json(
+    items: list[dict[str, Any]], custom: dict[str, Callable[..., Any]] | None = None
+) -> list[Constraint]:
     rules = []
     for item in items:
         rule = constraint_from_dict(item["rule"], custom)
