@@ -164,6 +164,10 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
             download = tmp_path / "synthetic.csv"
             info.value.save_as(download)
             shot("6_download")
+
+            # Back to step 1 from the sidebar: the data is still there.
+            page.get_by_role("radiogroup", name="Steps").get_by_text("1. Data").click()
+            expect(main.get_by_text("Using the file 'patients.csv'")).to_be_visible()
             assert not main.locator(".stException").count(), "a stack trace is on the page"
         finally:
             browser.close()

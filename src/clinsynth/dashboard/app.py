@@ -30,7 +30,8 @@ PAGES = {
 }
 
 
-def _sidebar() -> str:
+def _sidebar() -> None:
+    # Drawn after the page, so that the ticks include what the page has just done.
     with st.sidebar:
         st.title("clinsynth")
         st.caption(
@@ -41,10 +42,11 @@ def _sidebar() -> str:
             step: f"{i + 1}. {step}" + ("  ✓" if _state.is_done(step) else "")
             for i, step in enumerate(_state.STEPS)
         }
-        step = st.radio("Steps", _state.STEPS, key="step", format_func=labels.get)
+        # The ticks change the labels; handing the step over explicitly keeps it selected.
+        st.session_state["step"] = st.session_state["step"]
+        st.radio("Steps", _state.STEPS, key="step", index=None, format_func=labels.get)
         st.divider()
         st.caption(f"clinsynth {clinsynth.__version__}")
-    return step
 
 
 def main() -> None:
@@ -53,11 +55,11 @@ def main() -> None:
         page_title="clinsynth", page_icon=":material/health_and_safety:", layout="wide"
     )
     _state.init()
-    step = _sidebar()
     try:
-        PAGES[step]()
+        PAGES[st.session_state["step"]]()
     except Exception as exc:  # noqa: BLE001 - the page shows a message, never a stack trace
         _ui.show_error(exc)
+    _sidebar()
 
 
 main()
