@@ -291,6 +291,32 @@ def test_compare_without_holdout_says_what_is_not_measured(app: AppTest) -> None
     assert values["Privacy"] == "not measured" and values["ML utility"] == "not measured"
 
 
+def test_latent_space_for_models_that_encode(app: AppTest) -> None:
+    import clinsynth
+
+    if (
+        not hasattr(clinsynth, "visualize_latent_space")
+        or "tvae" not in clinsynth.list_synthesizers()
+    ):
+        pytest.skip("No latent-space model (tvae) or visualize_latent_space in this build.")
+    upload_small(app)
+    go(app, "Model")
+    app.selectbox(key="keep_model").set_value("tvae").run()
+    app.number_input(key="keep_epochs_tvae").set_value(2)
+    app.number_input(key="keep_batch_tvae").set_value(32)
+    app.button(key="train_button").click().run()
+    no_crash(app)
+    assert not app.session_state["synth"].get_loss_values().empty
+    assert len(app.get("plotly_chart")) == 1  # the loss curve
+    generate(app)
+    go(app, "Compare")
+    app.button(key="compare_button").click().run()
+    no_crash(app)
+    assert "What the model learned (latent space)" in [h.value for h in app.subheader]
+    assert len(app.get("plotly_chart")) == 4
+    assert app.selectbox(key="keep_latent_color").value == "condition"
+
+
 # ----------------------------------------------------------------------------- download
 def test_download_step_offers_every_file(app: AppTest) -> None:
     upload_small(app)

@@ -129,7 +129,12 @@ def _latent_space() -> None:
     )
     train: pd.DataFrame = st.session_state["train"]
     options = [c for c in _target_options(_state.get("metadata")) if c in train.columns]
-    color_by = st.selectbox("Colour by", [_NO_TARGET, *options], key="keep_latent_color")
+    first = "condition" if "condition" in options else _NO_TARGET
+    color_by = st.selectbox(
+        "Colour the patients by",
+        [_NO_TARGET, *options],
+        key=_ui.default("keep_latent_color", first),
+    )
     try:
         fig = visualize(
             model, train, color_by=None if color_by == _NO_TARGET else color_by, method="pca"

@@ -12,6 +12,9 @@ from clinsynth.dashboard import _state, _ui
 from clinsynth.synthesizers import BaseSynthesizer
 
 _EXAMPLE = "condition = diabetes\nage >= 60"
+#: Sampling rounds before giving up on conditions: a condition that no synthetic row meets
+#: (say, an age beyond any seen) fails in seconds rather than minutes; rare ones still succeed.
+MAX_TRIES = 10
 
 
 def supports_seed(model: BaseSynthesizer) -> bool:
@@ -33,7 +36,7 @@ def generate(
         model.reset_sampling(seed=seed)
     else:
         model.reset_sampling()
-    return model.sample(num_rows, conditions=conditions or None)
+    return model.sample(num_rows, conditions=conditions or None, max_tries_per_batch=MAX_TRIES)
 
 
 def render() -> None:
