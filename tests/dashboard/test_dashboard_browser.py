@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import clinsynth
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -163,6 +165,17 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
                 main.get_by_role("button", name="Synthetic data (CSV)").click()
             download = tmp_path / "synthetic.csv"
             info.value.save_as(download)
+            files = {}
+            for label, name in (
+                ("Synthetic data (Excel)", "synthetic.xlsx"),
+                ("Report (HTML", "report.html"),
+                ("Metadata (JSON)", "metadata.json"),
+                ("Model (zip", "model.zip"),
+            ):
+                with page.expect_download() as info:
+                    main.get_by_role("button", name=label).click()
+                files[name] = tmp_path / name
+                info.value.save_as(files[name])
             shot("6_download")
 
             # Back to step 1 from the sidebar: the data is still there.
@@ -176,3 +189,9 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
     assert synthetic.shape == (200, real.shape[1])
     assert list(synthetic.columns) == list(real.columns)
     assert (synthetic["age"] >= 40).all()
+    pd.testing.assert_frame_equal(pd.read_excel(files["synthetic.xlsx"]), synthetic)
+    assert "<html" in files["report.html"].read_text(encoding="utf-8")[:500].lower()
+    metadata = clinsynth.Metadata.load_from_json(files["metadata.json"])
+    assert list(metadata.columns) == list(real.columns)
+    model = clinsynth.load(files["model.zip"])
+    assert model.sample(5).shape == (5, real.shape[1])

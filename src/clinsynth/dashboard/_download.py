@@ -62,6 +62,7 @@ def render() -> None:
         type="primary",
         key="download_csv",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
     )
     right.download_button(
         "Synthetic data (Excel)",
@@ -70,6 +71,7 @@ def render() -> None:
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key="download_excel",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
     )
     st.subheader("Evidence and set-up")
     result = _state.get("evaluation")
@@ -82,6 +84,7 @@ def render() -> None:
             mime="text/html",
             key="download_report",
             icon=":material/download:",
+            on_click="ignore",  # no rerun: a rerun would drop the file being prepared
         )
     else:
         left.info("Run the comparison in step 5 to get the report.", icon=":material/arrow_back:")
@@ -92,6 +95,7 @@ def render() -> None:
         mime="application/json",
         key="download_metadata",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
     )
     model = _state.get("synth")
     st.download_button(
@@ -101,6 +105,7 @@ def render() -> None:
         mime="application/zip",
         key="download_model",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
     )
     st.caption(
         "The model file holds the learned statistics, not the training rows; rare categories "

@@ -246,5 +246,7 @@ def render() -> None:
         file_name="metadata.json",
         mime="application/json",
         key="download_metadata_step2",
+        icon=":material/download:",
+        on_click="ignore",
     )
     _ui.next_step("Metadata")
