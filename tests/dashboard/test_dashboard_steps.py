@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from dashdata import csv_upload, errors, excel_upload, new_app, no_crash, small_table
 from streamlit.testing.v1 import AppTest
 
-from conftest import csv_upload, errors, excel_upload, no_crash, small_table
+
+@pytest.fixture
+def app() -> AppTest:
+    """A fresh dashboard session after its first run."""
+    return new_app()
 
 
 def go(at: AppTest, step: str) -> AppTest:
@@ -340,10 +345,7 @@ def test_download_step_offers_every_file(app: AppTest) -> None:
 
 # ----------------------------------------------------------------------------- sessions
 def test_two_sessions_do_not_share_data() -> None:
-    from clinsynth.dashboard import APP_PATH
-
-    first = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
-    second = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
+    first, second = new_app(), new_app()
     upload_small(first)
     second.run()
     assert first.session_state["real"] is not None

@@ -1,13 +1,15 @@
-"""Fixtures of the dashboard tests: the app under Streamlit's AppTest, tiny tables as files."""
+"""Helpers of the dashboard tests: the app under Streamlit's AppTest, tiny tables as files.
+
+Not named conftest.py: pytest would register it as the module ``conftest`` and hide the
+repository's ``tests/conftest.py`` from the tests that import helpers from it.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from clinsynth.dashboard import APP_PATH
@@ -47,8 +49,7 @@ def excel_upload(df: pd.DataFrame, name: str = "patients.xlsx") -> tuple[str, by
     return name, buffer.getvalue(), mime
 
 
-@pytest.fixture
-def app() -> AppTest:
+def new_app() -> AppTest:
     """A fresh dashboard session (its own ``st.session_state``), after its first run."""
     return AppTest.from_file(str(APP_PATH), default_timeout=60).run()
 
@@ -62,11 +63,3 @@ def no_crash(at: AppTest) -> None:
     """The page shows no stack trace and no unexpected error."""
     assert not at.exception, [e.value for e in at.exception]
     assert not any("Something went wrong" in text for text in errors(at)), errors(at)
-
-
-@pytest.fixture
-def upload() -> Callable[[AppTest, tuple[str, bytes, str]], AppTest]:
-    def run(at: AppTest, file: tuple[str, bytes, str]) -> AppTest:
-        return at.file_uploader(key="upload").set_value(file).run()
-
-    return run
