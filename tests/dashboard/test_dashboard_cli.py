@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tomllib
 
+import pytest
+
 from clinsynth.cli import main
 from clinsynth.dashboard import APP_PATH, MAX_UPLOAD_MB, streamlit_command
 
@@ -42,3 +44,21 @@ def test_config_beside_the_app_has_the_same_settings() -> None:
     assert config["server"]["headless"] is True
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
     assert config["client"]["showErrorDetails"] == "none"
+
+
+@pytest.mark.parametrize("usage_statistics", [False, True])
+def test_app_warns_when_usage_statistics_are_on(usage_statistics: bool) -> None:
+    from dashdata import new_app
+    from streamlit import config
+
+    previous = config.get_option("browser.gatherUsageStats")
+    config.set_option("browser.gatherUsageStats", usage_statistics)
+    try:
+        at = new_app()
+    finally:
+        config.set_option("browser.gatherUsageStats", previous)
+    warnings = [w.value for w in at.sidebar.warning]
+    if usage_statistics:
+        assert "usage statistics are switched on" in warnings[0]
+    else:
+        assert not warnings

@@ -46,6 +46,13 @@ def _sidebar() -> None:
         st.session_state["step"] = st.session_state["step"]
         st.radio("Steps", _state.STEPS, key="step", index=None, format_func=labels.get)
         st.divider()
+        if st.get_option("browser.gatherUsageStats"):
+            # Started without clinsynth's settings (e.g. `streamlit run` on an installed copy).
+            st.warning(
+                "Streamlit's usage statistics are switched on. Start the dashboard with "
+                "`clinsynth dashboard` to switch them off.",
+                icon=":material/privacy_tip:",
+            )
         st.caption(f"clinsynth {clinsynth.__version__}")
 
 
