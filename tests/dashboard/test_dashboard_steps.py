@@ -231,7 +231,7 @@ def test_generate_with_conditions_and_seed(app: AppTest) -> None:
     synthetic = app.session_state["synthetic"]
     assert len(synthetic) == 40
     assert (synthetic["sex"] == "F").all() and (synthetic["age"] >= 50).all()
-    assert "40 synthetic patients generated" in app.success[0].value
+    assert "40 synthetic patients generated with sex = F, age >= 50" in app.success[0].value
     again = generate(app, rows=40, conditions="sex = F\nage >= 50").session_state["synthetic"]
     pd.testing.assert_frame_equal(synthetic, again)  # same seed, same rows
     app.number_input(key="keep_sample_seed").set_value(5)

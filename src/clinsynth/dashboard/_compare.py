@@ -180,9 +180,9 @@ def render() -> None:
     if conditions:
         st.info(
             "The synthetic patients were generated with conditions ("
-            + ", ".join(map(str, conditions))
-            + "), so they differ from the real patients on purpose: compare without conditions "
-            "to judge the model.",
+            + _ui.describe_conditions(conditions)
+            + "), so they differ from the real patients on purpose: generate without "
+            "conditions to judge the model.",
             icon=":material/info:",
         )
     _scores(result)

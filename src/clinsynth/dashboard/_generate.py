@@ -98,7 +98,7 @@ def render() -> None:
         used = st.session_state.get("generated_with", {})
         where = ""
         if used.get("conditions"):
-            where = " with " + ", ".join(f"{k} {_show(v)}" for k, v in used["conditions"].items())
+            where = " with " + _ui.describe_conditions(used["conditions"])
         st.success(
             f"{len(synthetic):,} synthetic patients generated{where}.",
             icon=":material/check_circle:",
@@ -106,13 +106,3 @@ def render() -> None:
         st.subheader("Preview (first 100 rows)")
         st.dataframe(synthetic.head(100), hide_index=True)
     _ui.next_step("Generate")
-
-
-def _show(value: object) -> str:
-    if isinstance(value, tuple):
-        low, high = value
-        parts = ([f">= {low}"] if low is not None else []) + (
-            [f"<= {high}"] if high is not None else []
-        )
-        return " and ".join(parts)
-    return f"= {value}"

@@ -80,3 +80,18 @@ def default(key: str, value: object) -> str:
     """
     st.session_state.setdefault(key, value)
     return key
+
+
+def describe_conditions(conditions: dict) -> str:
+    """``{"sex": "F", "age": (60, None)}`` -> ``"sex = F, age >= 60"``."""
+    parts = []
+    for column, value in conditions.items():
+        if isinstance(value, tuple):
+            low, high = value
+            if low is not None:
+                parts.append(f"{column} >= {low}")
+            if high is not None:
+                parts.append(f"{column} <= {high}")
+        else:
+            parts.append(f"{column} = {value}")
+    return ", ".join(parts)
