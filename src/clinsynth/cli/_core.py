@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,8 @@ from rich.table import Table
 
 from clinsynth.cli._app import app
 from clinsynth.errors import DataError, ParameterError
+from clinsynth.synthesizers._conditions import parse_condition_strings as parse_conditions
+from clinsynth.synthesizers._conditions import parse_value as _parse_value
 
 console = Console(stderr=False, highlight=False)
 
@@ -55,56 +56,6 @@ def _load_metadata(metadata: Path | None, data: Any) -> Any:
     if isinstance(data, dict):
         return Metadata.detect_from_dataframes(data)
     return Metadata.detect_from_dataframe(data)
-
-
-def _parse_value(text: str) -> Any:
-    text = text.strip()
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text.strip("'\"")
-
-
-_CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|=|>|<)\s*(.+?)\s*$")
-
-
-def parse_conditions(items: list[str]) -> dict[str, Any]:
-    """``["condition=diabetes", "age>=60"]`` -> ``{"condition": "diabetes", "age": (60, None)}``.
-
-    >>> parse_conditions(["sex=F", "age>=60", "age<=80"])
-    {'sex': 'F', 'age': (60, 80)}
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        match = _CONDITION.match(item)
-        if not match:
-            raise ParameterError(
-                f"Cannot read condition {item!r}. Write COLUMN=VALUE, COLUMN>=LOW or COLUMN<=HIGH, "
-                "e.g. --condition 'condition=diabetes' --condition 'age>=60'."
-            )
-        column, op, raw = match.groups()
-        value = _parse_value(raw)
-        if op in ("=", "=="):
-            out[column] = value
-            continue
-        low, high = (
-            out.get(column, (None, None))
-            if isinstance(out.get(column), tuple)
-            else (
-                None,
-                None,
-            )
-        )
-        if op in (">=", ">"):
-            low = value
-        else:
-            high = value
-        out[column] = (low, high)
-    return out
 
 
 def _output_kind(path: Path) -> str:
@@ -204,6 +155,12 @@ def fit(
     empty_columns: str = typer.Option(
         "keep", "--empty-columns", help="Multi-table: columns with no value: keep or drop."
     ),
+    time_budget: str | None = typer.Option(
+        None, "--time-budget", help="Seconds for the whole fit (auto model): 90s, 10m, 1h."
+    ),
+    target: str | None = typer.Option(
+        None, "--target", help="Column to predict: the auto model also scores ML utility on it."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fit a synthesizer on real data and save it (JSON + tensors, never pickle).
@@ -213,6 +170,7 @@ def fit(
       clinsynth fit patients.csv --metadata metadata.json --model tvae --epochs 300 -o model.zip
       clinsynth fit --sql duckdb:///hospital.duckdb -o hospital_model
       clinsynth fit omop_csvs/ --orphans drop --reference-table concept -o omop_model
+      clinsynth fit patients.csv --model auto --time-budget 10m --target outcome -o model
     """
     from clinsynth import get_synthesizer
     from clinsynth.io import read_data
@@ -256,8 +214,20 @@ def fit(
             cls = get_synthesizer(model)
             if device != "cpu":
                 params["device"] = device
+            for name, value in (("time_budget", time_budget), ("target", target)):
+                if value is not None:
+                    if name not in cls._param_names():
+                        raise ParameterError(
+                            f"--{name.replace('_', '-')} needs a model that takes it (auto); "
+                            f"{model} does not."
+                        )
+                    params[name] = value
             synth = cls(md, progress=update, **params)
         synth.fit(tables)
+    if getattr(synth, "leaderboard_", None) is not None:
+        from clinsynth.synthesizers._auto import leaderboard_markdown
+
+        console.print(leaderboard_markdown(synth.leaderboard_), markup=False)
     path = synth.save(output)
     console.print(f"Fitted {model} in {time.perf_counter() - started:.1f} s; saved to {path}")
 
@@ -318,9 +288,7 @@ def sample(
     if num_rows is None:
         num_rows = max(1, round(synth.num_training_rows_ * scale))
     if seed is not None:
-        from clinsynth._utils import make_rng
-
-        synth._sample_rng = make_rng(seed)
+        synth.reset_sampling(seed=seed)
     conditions = parse_conditions(condition) if condition else None
     if output is not None and _output_kind(output) == "folder":
         raise DataError(

@@ -7,7 +7,7 @@ import inspect
 import pandas as pd
 import streamlit as st
 
-from clinsynth.cli import parse_conditions
+from clinsynth.synthesizers import parse_condition_strings as parse_conditions
 from clinsynth.dashboard import _state, _ui
 from clinsynth.synthesizers import BaseSynthesizer
 

@@ -1,6 +1,7 @@
 """Synthesizers: one contract (fit, sample, save, load), a registry, one module per model."""
 
 from clinsynth.synthesizers._base import BaseSynthesizer
+from clinsynth.synthesizers._conditions import parse_condition_strings
 from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
 from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
@@ -11,6 +12,7 @@ __all__ = [
     "DPMarginalSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
+    "parse_condition_strings",
     "register",
     "load",
 ]

@@ -6,16 +6,67 @@ sampling whose batch size follows the measured acceptance rate.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from clinsynth.errors import SamplingError
+from clinsynth.errors import ParameterError, SamplingError
 from clinsynth.transform import CategoricalTransformer
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._base import BaseSynthesizer
+
+
+_CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|=|>|<)\s*(.+?)\s*$")
+
+
+def parse_value(text: str) -> Any:
+    text = text.strip()
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text.strip("'\"")
+
+
+def parse_condition_strings(items: list[str]) -> dict[str, Any]:
+    """``["condition=diabetes", "age>=60"]`` -> ``{"condition": "diabetes", "age": (60, None)}``.
+
+    >>> parse_condition_strings(["sex=F", "age>=60", "age<=80"])
+    {'sex': 'F', 'age': (60, 80)}
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        match = _CONDITION.match(item)
+        if not match:
+            raise ParameterError(
+                f"Cannot read condition {item!r}. Write COLUMN=VALUE, COLUMN>=LOW or COLUMN<=HIGH, "
+                "e.g. --condition 'condition=diabetes' --condition 'age>=60'."
+            )
+        column, op, raw = match.groups()
+        value = parse_value(raw)
+        if op in ("=", "=="):
+            out[column] = value
+            continue
+        low, high = (
+            out.get(column, (None, None))
+            if isinstance(out.get(column), tuple)
+            else (
+                None,
+                None,
+            )
+        )
+        if op in (">=", ">"):
+            low = value
+        else:
+            high = value
+        out[column] = (low, high)
+    return out
 
 
 def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +92,7 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
                     f"Condition on '{column}' is a contradictory range ({low}, {high}): the low "
                     "end is above the high end."
                 )
+            _check_range_reachable(synth, column, low, high)
             parsed[column] = ("range", low, high)
         else:
             model_columns = synth._transformer_.column_names
@@ -58,6 +110,29 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
                     )
             parsed[column] = ("eq", value)
     return parsed
+
+
+def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: Any) -> None:
+    """A range entirely outside the values seen in training can never be met: say so at once
+    instead of drawing millions of rows."""
+    if not synth.enforce_min_max_values or column not in synth._transformer_.column_names:
+        return
+    reparametrized = {c for r in getattr(synth, "_rules_", []) if r.reparametrized
+                      for c in r.columns}
+    if column in reparametrized:
+        return
+    transformer = synth._transformer_.get_transformer(column)
+    if transformer.kind not in ("numerical", "datetime") or getattr(transformer, "empty", True):
+        return
+    lo, hi = transformer.min, transformer.max
+    to_num = (lambda v: pd.Timestamp(v).value / 1e9) if transformer.kind == "datetime" else float
+    if (low is not None and to_num(low) > hi) or (high is not None and to_num(high) < lo):
+        shown = (lo, hi) if transformer.kind == "numerical" else tuple(
+            str(pd.Timestamp(v, unit="s")) for v in (lo, hi))
+        raise SamplingError(
+            f"Condition {column} in ({low}, {high}) lies outside the values seen in training "
+            f"({shown[0]} to {shown[1]}), so no row can meet it. Choose a range that overlaps it."
+        )
 
 
 def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -> np.ndarray:
