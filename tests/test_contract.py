@@ -29,6 +29,42 @@ FAST_PARAMS["dp_marginal"] = {
 }
 
 
+#: Deep models: tiny networks, two epochs (the contract, not the fidelity, is under test).
+FAST_PARAMS["tvae"] = {
+    "epochs": 2,
+    "batch_size": 64,
+    "embedding_dim": 16,
+    "compress_dims": (32, 32),
+    "decompress_dims": (32, 32),
+}
+FAST_PARAMS["ctgan"] = {
+    "epochs": 2,
+    "batch_size": 50,
+    "pac": 5,
+    "embedding_dim": 16,
+    "generator_dim": (32, 32),
+    "discriminator_dim": (32, 32),
+}
+FAST_PARAMS["cwgan"] = {
+    "condition_column": "sex",
+    "epochs": 2,
+    "batch_size": 64,
+    "discriminator_steps": 2,
+    "embedding_dim": 16,
+    "generator_dim": (32, 32),
+    "discriminator_dim": (32, 32),
+}
+FAST_PARAMS["hvaegan"] = {
+    "column_groups": {"clinical": ["age", "weight", "sbp"], "demographic": ["sex", "smoker"]},
+    "epochs": 2,
+    "batch_size": 64,
+    "group_embedding_dim": 8,
+    "embedding_dim": 8,
+    "compress_dims": (32,),
+    "decompress_dims": (32, 32),
+    "discriminator_dim": (32,),
+}
+
 MODELS = sorted(list_synthesizers())
 
 

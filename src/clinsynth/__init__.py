@@ -8,11 +8,16 @@ from clinsynth.errors import ClinsynthError
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers import (
     BaseSynthesizer,
+    CTGANSynthesizer,
+    CWGANGPSynthesizer,
     DPMarginalSynthesizer,
     GaussianCopulaSynthesizer,
+    HVAEGANSynthesizer,
+    TVAESynthesizer,
     get_synthesizer,
     list_synthesizers,
     load,
+    visualize_latent_space,
 )
 
 __all__ = [
@@ -22,7 +27,12 @@ __all__ = [
     "BaseSynthesizer",
     "GaussianCopulaSynthesizer",
     "DPMarginalSynthesizer",
+    "TVAESynthesizer",
+    "CTGANSynthesizer",
+    "CWGANGPSynthesizer",
+    "HVAEGANSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
     "load",
+    "visualize_latent_space",
 ]

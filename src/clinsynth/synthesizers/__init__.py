@@ -3,18 +3,28 @@
 from clinsynth.synthesizers._base import BaseSynthesizer
 from clinsynth.synthesizers._conditions import parse_condition_strings
 from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
+from clinsynth.synthesizers._ctgan import CTGANSynthesizer
+from clinsynth.synthesizers._cwgan import CWGANGPSynthesizer
 from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
+from clinsynth.synthesizers._hvaegan import HVAEGANSynthesizer
+from clinsynth.synthesizers._latent import visualize_latent_space
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
+from clinsynth.synthesizers._tvae import TVAESynthesizer
 
 __all__ = [
     "BaseSynthesizer",
     "GaussianCopulaSynthesizer",
     "DPMarginalSynthesizer",
+    "TVAESynthesizer",
+    "CTGANSynthesizer",
+    "CWGANGPSynthesizer",
+    "HVAEGANSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
     "parse_condition_strings",
     "register",
     "load",
+    "visualize_latent_space",
 ]
 
 

@@ -1,0 +1,97 @@
+"""Deep synthesizers on RHC: fit time, sampling throughput and fidelity (SDV's default sizes).
+
+RHC's fixed 70% split (seed 0, 4,014 rows). For each model: seconds per epoch, total fit time,
+rows per second when sampling 1M rows, and the SDMetrics QualityReport score of 4,014 synthetic
+rows against the training rows (plus clinsynth's own ``evaluate_quality`` when present).
+Reference (SDV 2.0, same split, 2 CPU cores, 300 epochs): TVAE fit 69 s, CTGAN fit 303 s.
+
+    .venv/bin/python benchmarks/bench_deep.py --epochs 300 --models tvae ctgan
+    .venv/bin/python benchmarks/bench_deep.py --epochs 5 --sample-rows 100000   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from _common import load_rhc, markdown, sdmetrics_quality, split  # noqa: E402
+
+from clinsynth import Metadata, get_synthesizer  # noqa: E402
+
+SDV_FIT_SECONDS = {"tvae": 69.0, "ctgan": 303.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--models", nargs="+", default=["tvae", "ctgan"])
+    parser.add_argument("--sample-rows", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-quality", action="store_true", help="skip the fidelity scores")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # a benchmark's choice, never the library's
+
+    train, _ = split(load_rhc())
+    metadata = Metadata.detect_from_dataframe(train)
+    rows = []
+    for name in args.models:
+        epoch_times: list[float] = []
+        last = [time.perf_counter()]
+
+        def progress(total: int, done: int, message: str, _t: list = epoch_times,
+                     _last: list = last) -> None:
+            if message.startswith("epoch"):
+                now = time.perf_counter()
+                _t.append(now - _last[0])
+                _last[0] = now
+
+        model = get_synthesizer(name)(metadata, epochs=args.epochs, device=args.device,
+                                      random_state=args.seed, progress=progress)
+        start = time.perf_counter()
+        last[0] = start
+        model.fit(train)
+        fit_s = time.perf_counter() - start
+        # Per-epoch time without the first epoch (warm-up, transformer fit).
+        per_epoch = sorted(epoch_times[1:] or epoch_times)[len(epoch_times[1:] or epoch_times)
+                                                          // 2]
+        start = time.perf_counter()
+        big = model.sample(args.sample_rows)
+        sample_s = time.perf_counter() - start
+        del big
+        row = {
+            "model": name,
+            "epochs": args.epochs,
+            "s/epoch (median)": per_epoch,
+            "fit s": fit_s,
+            "SDV fit s (300 ep)": SDV_FIT_SECONDS.get(name, float("nan")),
+            "speed-up (scaled to 300 ep)": SDV_FIT_SECONDS.get(name, float("nan"))
+            / (fit_s * 300 / args.epochs),
+            f"sample {args.sample_rows:,} s": sample_s,
+            "rows/s": args.sample_rows / sample_s,
+        }
+        if not args.no_quality:
+            model.reset_sampling()
+            synthetic = model.sample(len(train))
+            row["SDMetrics quality"] = sdmetrics_quality(train, synthetic, metadata)
+            try:
+                from clinsynth.evaluation import evaluate_quality
+
+                report = evaluate_quality(train, synthetic, metadata, detection=False)
+                row["clinsynth quality"] = float(report.get_score())
+            except ImportError:
+                pass
+        rows.append(row)
+        print(markdown([row]), flush=True)
+    print()
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

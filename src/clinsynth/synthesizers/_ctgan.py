@@ -1,0 +1,379 @@
+"""CTGAN: a conditional GAN for tables (Xu et al., "Modeling Tabular Data using Conditional GAN",
+NeurIPS 2019), with PacGAN packing (Lin et al., 2018) and the WGAN gradient penalty (Gulrajani et
+al., 2017).
+
+Training by sampling: every generated row comes with a conditional vector that fixes one level of
+one categorical column (the column uniformly, the level by its log-frequency), the generator is
+penalised by the cross-entropy of that column, and the critic compares the generated rows with
+real rows that have the same level. This keeps rare categories in the game. Everything runs as
+tensor operations on the device: the condition, the matching real rows (from per-level index
+tables built once) and the loss on the chosen column (one gather).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clinsynth.errors import ParameterError
+from clinsynth.metadata import Metadata
+from clinsynth.synthesizers._base import _is_int
+from clinsynth.synthesizers._deep import (
+    DIMS,
+    NON_NEGATIVE_FLOAT,
+    POSITIVE_FLOAT,
+    DeepSynthesizer,
+    adam,
+)
+from clinsynth.synthesizers._registry import register
+from clinsynth.synthesizers.nn import (
+    ChoiceLoss,
+    Critic,
+    ResidualGenerator,
+    SpanLayout,
+    activate,
+    critic_losses,
+    output_t,
+    sample_rows_t,
+)
+
+#: Temperature of the Gumbel-softmax that makes generated one-hot groups nearly one-hot.
+GUMBEL_TAU = 0.2
+
+
+class ConditionSpace:
+    """The conditional vector: one slot per level of every categorical (one-hot) column.
+
+    Parameters
+    ----------
+    layout : SpanLayout
+    spans : list of SpanInfo
+    frequencies : list of list of float
+        Level frequencies of each categorical span (for unconditional sampling).
+    device : torch.device
+    """
+
+    def __init__(self, layout: SpanLayout, spans: list[Any], frequencies: list[list[float]],
+                 device: torch.device) -> None:
+        chosen = [i for i, s in enumerate(spans) if s.role == "category"
+                  and s.activation == "softmax"]
+        self.columns = [spans[i].column for i in chosen]
+        #: Permuted positions of the levels of each categorical span.
+        self.positions = [layout.span_columns(i) for i in chosen]
+        self.widths = [spans[i].dim for i in chosen]
+        self.offsets = np.concatenate([[0], np.cumsum(self.widths)[:-1]]).astype(np.int64) \
+            if chosen else np.zeros(0, dtype=np.int64)
+        self.dim = int(sum(self.widths))
+        self.device = device
+        self._offsets = torch.as_tensor(self.offsets, device=device)
+        self.choice_loss = ChoiceLoss(self.positions, device) if chosen else None
+        self._index = [torch.as_tensor(c, device=device) for c in self.positions]
+        self.sample_cum = self._cumulative(frequencies)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def _cumulative(self, probabilities: list[Any]) -> torch.Tensor:
+        """Padded cumulative probabilities ``(columns, max width)``; the tail is exactly 1."""
+        width = max(self.widths) if self.widths else 1
+        cum = np.ones((len(self.widths), width), dtype=np.float64)
+        for j, p in enumerate(probabilities):
+            p = np.asarray(p, dtype=np.float64)
+            p = p / p.sum() if p.sum() > 0 else np.full(len(p), 1.0 / len(p))
+            cum[j, : len(p)] = np.cumsum(p)
+            cum[j, len(p) - 1 :] = 1.0
+        return torch.as_tensor(cum, dtype=torch.float32, device=self.device)
+
+    def draw(self, n: int, generator: torch.Generator, cum: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                    torch.Tensor]:
+        """A column (uniformly) and a level (by ``cum``) per row: ``(column, level)``."""
+        column = torch.randint(len(self), (n,), generator=generator, device=self.device)
+        u = torch.rand(n, 1, generator=generator, device=self.device)
+        level = (u >= cum[column]).sum(dim=1)
+        return column, level
+
+    def levels(self, rows: torch.Tensor) -> torch.Tensor:
+        """The level of every categorical span in encoded rows: ``(rows, columns)``."""
+        return torch.stack([rows.index_select(1, idx).argmax(dim=1) for idx in self._index], 1)
+
+    def vector(self, column: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        cond = torch.zeros(len(column), self.dim, device=self.device)
+        return cond.scatter_(1, (self._offsets[column] + level).unsqueeze(1), 1.0)
+
+
+class RealRowSampler:
+    """Real rows having a given level of a given column, drawn uniformly (index tables)."""
+
+    def __init__(self, space: ConditionSpace, data: torch.Tensor, log_frequency: bool) -> None:
+        n = data.shape[0]
+        table = space.levels(data)
+        levels = [table[:, j] for j in range(len(space))]
+        counts = [torch.bincount(level, minlength=w) for level, w in zip(levels, space.widths,
+                                                                          strict=True)]
+        flat_counts = torch.cat(counts) if counts else torch.zeros(0, dtype=torch.long)
+        # Rows of column j sorted by level; level k of column j starts at j*n + (rows below k).
+        rows = [torch.argsort(level, stable=True) for level in levels]
+        self.rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+        starts = []
+        for j, c in enumerate(counts):
+            starts.append(j * n + torch.cumsum(c, 0) - c)
+        self.start = torch.cat(starts) if starts else flat_counts
+        self.count = flat_counts
+        weights = [np.log1p(c.cpu().numpy()) if log_frequency else c.cpu().numpy()
+                   for c in counts]
+        self.train_cum = space._cumulative(weights)
+        self.space = space
+
+    def rows_for(self, column: torch.Tensor, level: torch.Tensor,
+                 generator: torch.Generator) -> torch.Tensor:
+        slot = self.space._offsets[column] + level
+        u = torch.rand(len(slot), generator=generator, device=slot.device)
+        count = self.count[slot]
+        pos = torch.minimum((u * count).long(), count - 1)
+        return self.rows[self.start[slot] + pos]
+
+
+@register("ctgan")
+class CTGANSynthesizer(DeepSynthesizer):
+    """Conditional tabular GAN (CTGAN), with SDV's parameter names.
+
+    Parameters
+    ----------
+    metadata : Metadata
+    embedding_dim : int
+        Size of the generator's noise input.
+    generator_dim : tuple of int
+        Widths of the generator's residual layers.
+    discriminator_dim : tuple of int
+        Widths of the critic's layers.
+    generator_lr, discriminator_lr : float
+        Adam learning rates (betas 0.5, 0.9).
+    generator_decay, discriminator_decay : float
+        Adam weight decays.
+    batch_size : int
+        Rows per step; a multiple of ``pac``.
+    discriminator_steps : int
+        Critic updates per generator update.
+    log_frequency : bool
+        Draw the training condition's level by log-frequency (rare levels more often).
+    pac : int
+        Rows the critic judges together (PacGAN), against mode collapse.
+    epochs : int
+        One epoch is ``max(rows // batch_size, 1)`` steps.
+    validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
+        See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`. The validation loss is the
+        critic's estimate of the Wasserstein distance between held-out rows and generated rows.
+    **kwargs
+        ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from clinsynth import Metadata, CTGANSynthesizer
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"age": rng.normal(60, 10, 200).round(),
+    ...                    "sex": rng.choice(["F", "M"], 200)})
+    >>> model = CTGANSynthesizer(Metadata.detect_from_dataframe(df), epochs=2, batch_size=100,
+    ...                          random_state=0)
+    >>> rows = model.fit(df).sample(5, conditions={"sex": "F"})
+    >>> rows["sex"].unique().tolist()
+    ['F']
+    """
+
+    _network_names: ClassVar[tuple[str, ...]] = ("generator", "discriminator")
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "embedding_dim": (_is_int(1), "an int >= 1"),
+        "generator_dim": DIMS,
+        "discriminator_dim": DIMS,
+        "generator_lr": POSITIVE_FLOAT,
+        "generator_decay": NON_NEGATIVE_FLOAT,
+        "discriminator_lr": POSITIVE_FLOAT,
+        "discriminator_decay": NON_NEGATIVE_FLOAT,
+        "discriminator_steps": (_is_int(1), "an int >= 1"),
+        "log_frequency": (lambda v: isinstance(v, bool), "a bool"),
+        "pac": (_is_int(1), "an int >= 1"),
+    }
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        embedding_dim: int = 128,
+        generator_dim: tuple[int, ...] = (256, 256),
+        discriminator_dim: tuple[int, ...] = (256, 256),
+        generator_lr: float = 2e-4,
+        generator_decay: float = 1e-6,
+        discriminator_lr: float = 2e-4,
+        discriminator_decay: float = 1e-6,
+        batch_size: int = 500,
+        discriminator_steps: int = 1,
+        log_frequency: bool = True,
+        pac: int = 10,
+        epochs: int = 300,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(metadata, **kwargs)
+        self.embedding_dim = embedding_dim
+        self.generator_dim = generator_dim
+        self.discriminator_dim = discriminator_dim
+        self.generator_lr = generator_lr
+        self.generator_decay = generator_decay
+        self.discriminator_lr = discriminator_lr
+        self.discriminator_decay = discriminator_decay
+        self.batch_size = batch_size
+        self.discriminator_steps = discriminator_steps
+        self.log_frequency = log_frequency
+        self.pac = pac
+        self.epochs = epochs
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.batch_size % self.pac:
+            raise ParameterError(
+                f"The 'batch_size' parameter of {type(self).__name__} must be a multiple of pac "
+                f"({self.pac}). Got {self.batch_size!r}."
+            )
+
+    # ------------------------------------------------------------------ networks
+    def _condition_space(self, device: torch.device) -> ConditionSpace:
+        spans = self._transformer_.output_info
+        freqs = [
+            self._transformer_.get_transformer(s.column).frequencies
+            for s in spans if s.role == "category" and s.activation == "softmax"
+        ]
+        return ConditionSpace(self._layout, spans, freqs, device)
+
+    def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
+        self._space = self._condition_space(device)
+        dim, cond = self._layout.dim, self._space.dim
+        self.generator = self._build(
+            lambda: ResidualGenerator(self.embedding_dim + cond, tuple(self.generator_dim), dim),
+            generator, device,
+        )
+        self.discriminator = self._build(
+            lambda: Critic(dim + cond, tuple(self.discriminator_dim), self.pac, dropout=0.5),
+            generator, device,
+        )
+
+    def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+        self._opt_g = adam(self.generator.parameters(), self.generator_lr, self.generator_decay,
+                           device, betas=(0.5, 0.9))
+        self._opt_d = adam(self.discriminator.parameters(), self.discriminator_lr,
+                           self.discriminator_decay, device, betas=(0.5, 0.9))
+        return {"generator": self._opt_g, "discriminator": self._opt_d}
+
+    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        super()._prepare_training(data, generator)
+        self._rows = RealRowSampler(self._space, data, self.log_frequency) if len(self._space) \
+            else None
+
+    def _release_training(self) -> None:
+        super()._release_training()
+        self._rows = None
+
+    def _steps_per_epoch(self, n_rows: int) -> int:
+        return max(n_rows // self.batch_size, 1)
+
+    # ------------------------------------------------------------------ training
+    def _noise(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return torch.randn(n, self.embedding_dim, generator=generator, device=device)
+
+    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        g, data, bs = self._generator, self._data, self.batch_size
+        space, layout = self._space, self._layout
+        gen, critic = self.generator, self.discriminator
+        for _ in range(self.discriminator_steps):
+            if self._rows is not None:
+                column, level = space.draw(bs, g, self._rows.train_cum)
+                cond = space.vector(column, level)
+                perm = torch.randperm(bs, generator=g, device=data.device)
+                real = data[self._rows.rows_for(column[perm], level[perm], g)]
+                real = torch.cat([real, cond[perm]], dim=1)
+            else:
+                cond = data.new_zeros(bs, 0)
+                real = data[torch.randint(len(data), (bs,), generator=g, device=data.device)]
+            with torch.no_grad():
+                raw = gen(torch.cat([self._noise(bs, g, data.device), cond], dim=1))
+                fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], 1)
+            loss_d, penalty = critic_losses(critic, real, fake, g)
+            self._opt_d.zero_grad(set_to_none=True)
+            (loss_d + penalty).backward()
+            self._opt_d.step()
+
+        if self._rows is not None:
+            column, level = space.draw(bs, g, self._rows.train_cum)
+            cond = space.vector(column, level)
+        else:
+            cond = data.new_zeros(bs, 0)
+        raw = gen(torch.cat([self._noise(bs, g, data.device), cond], dim=1))
+        fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], dim=1)
+        critic.requires_grad_(False)  # no weight gradients for the critic in the generator step
+        loss_g = -critic(fake, g).mean()
+        critic.requires_grad_(True)
+        if self._rows is not None:
+            loss_g = loss_g + space.choice_loss(raw, column, level)
+        self._opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._opt_g.step()
+        return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+
+    def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The critic's Wasserstein estimate between held-out rows and generated rows."""
+        n = (len(valid) // self.pac) * self.pac
+        if n == 0:
+            return torch.tensor(float("nan"))
+        valid = valid[:n]
+        if len(self._space):
+            column = torch.randint(len(self._space), (n,), generator=generator,
+                                   device=valid.device)
+            level = self._space.levels(valid).gather(1, column.unsqueeze(1)).squeeze(1)
+            cond = self._space.vector(column, level)
+        else:
+            cond = valid.new_zeros(n, 0)
+        raw = self.generator(torch.cat([self._noise(n, generator, valid.device), cond], dim=1))
+        fake = torch.cat([activate(raw, self._layout, tau=GUMBEL_TAU, generator=generator),
+                          cond], dim=1)
+        real = torch.cat([valid, cond], dim=1)
+        return self.discriminator(real).mean() - self.discriminator(fake).mean()
+
+    # ------------------------------------------------------------------ sampling
+    def _generate(self, num_rows: int, generator: torch.Generator, slot: int | None = None,
+                  **kwargs: Any) -> torch.Tensor:
+        device = self._space.device
+        z = self._noise(num_rows, generator, device)
+        if len(self._space):
+            if slot is None:
+                column, level = self._space.draw(num_rows, generator, self._space.sample_cum)
+                cond = self._space.vector(column, level)
+            else:
+                cond = torch.zeros(num_rows, self._space.dim, device=device)
+                cond[:, slot] = 1.0
+            z = torch.cat([z, cond], dim=1)
+        raw_t = output_t(self.generator.out, self.generator.blocks(z))
+        return sample_rows_t(raw_t, self._layout, generator)
+
+    def _sample_conditioned(
+        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
+    ) -> np.ndarray | None:
+        """Rows generated under the conditional vector of an equality condition.
+
+        With several equalities on categorical columns, the rarest level drives the vector;
+        every condition is then checked on the rows by the caller (which rejects the few rows
+        that miss).
+        """
+        best: tuple[float, int] | None = None
+        for column, cond in parsed.items():
+            if cond[0] != "eq" or column not in self._space.columns:
+                continue
+            j = self._space.columns.index(column)
+            transformer = self._transformer_.get_transformer(column)
+            level = int(transformer.codes(pd.Series([cond[1]], dtype=object))[0])
+            freq = float(transformer.frequencies[level])
+            if best is None or freq < best[0]:
+                best = (freq, int(self._space.offsets[j]) + level)
+        if best is None:
+            return None
+        return self._generate_encoded(num_rows, rng, slot=best[1])

@@ -1,0 +1,456 @@
+"""What every neural synthesizer shares: device, seeds, the training engine, losses, persistence.
+
+A model module (``_tvae``, ``_ctgan``, ...) only builds its networks and optimizers, says what
+one training step is, and how to generate a batch of encoded rows; this module turns that into
+``fit`` (with validation, early stopping, checkpoints and resume), ``sample`` in large batches
+under ``torch.inference_mode``, loss tables and plots, and the bundle's ``(json, tensors)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clinsynth._utils import derive_seed
+from clinsynth.errors import ParameterError
+from clinsynth.metadata import Metadata
+from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_float, _is_int
+from clinsynth.synthesizers.nn import (
+    SpanLayout,
+    TrainingEngine,
+    TrainingHistory,
+    build_module,
+    load_checkpoint,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def is_dims(value: Any) -> bool:
+    """A tuple/list of positive ints (layer widths); empty means no hidden layer."""
+    return isinstance(value, tuple | list) and all(_is_int(1)(v) for v in value)
+
+
+DIMS = (is_dims, "a tuple of ints >= 1")
+POSITIVE_FLOAT = (lambda v: _is_float(0.0)(v) and v > 0, "a float > 0")
+NON_NEGATIVE_FLOAT = (_is_float(0.0), "a float >= 0")
+
+
+def adam(
+    params: Any, lr: float, weight_decay: float, device: torch.device,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one (one kernel for all parameters)."""
+    fused = True if device.type in ("cpu", "cuda") else None
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused)
+
+
+class DeepSynthesizer(BaseSynthesizer):
+    """Base of the neural synthesizers (TVAE, CTGAN, CWGAN-GP, HVAE-GAN).
+
+    Parameters
+    ----------
+    metadata : Metadata
+    validation_split : float
+        Fraction of the rows held out to measure a validation loss after every epoch.
+    early_stopping_patience : int, optional
+        Stop after this many epochs without a better validation loss and keep the best weights
+        (needs ``validation_split > 0``).
+    checkpoint_dir : str or path, optional
+        Folder for a checkpoint of the training state, written atomically every
+        ``checkpoint_every`` epochs; ``fit(data, resume=True)`` continues from it.
+    checkpoint_every : int
+        Epochs between checkpoints.
+    **kwargs
+        Common options of :class:`~clinsynth.synthesizers.BaseSynthesizer` (``random_state``,
+        ``device``, ``progress``, ``verbose``, ...).
+    """
+
+    _runtime_params: ClassVar[tuple[str, ...]] = (
+        *_RUNTIME_PARAMS, "checkpoint_dir", "checkpoint_every",
+    )
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "epochs": (_is_int(1), "an int >= 1"),
+        "batch_size": (_is_int(1), "an int >= 1"),
+        "validation_split": (lambda v: _is_float(0.0)(v) and v < 1.0, "a float in [0, 1)"),
+        "early_stopping_patience": (lambda v: v is None or _is_int(1)(v), "None or an int >= 1"),
+        "checkpoint_dir": (
+            lambda v: v is None or isinstance(v, str | os.PathLike), "None or a folder path"
+        ),
+        "checkpoint_every": (_is_int(1), "an int >= 1"),
+        "verbose": (lambda v: isinstance(v, bool), "a bool"),
+        "progress": (lambda v: v is None or callable(v), "None or a callable"),
+    }
+    #: Rows generated per forward pass when sampling.
+    _sample_batch_size: ClassVar[int] = 16_384
+    #: Names of the networks saved in the bundle (attributes of the model).
+    _network_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        validation_split: float = 0.0,
+        early_stopping_patience: int | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(metadata, **kwargs)
+        self.validation_split = validation_split
+        self.early_stopping_patience = early_stopping_patience
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: pd.DataFrame, *, resume: bool = False) -> DeepSynthesizer:
+        """Learn the table.
+
+        Parameters
+        ----------
+        data : DataFrame
+        resume : bool
+            Continue from the checkpoint in ``checkpoint_dir`` (written by an earlier, possibly
+            interrupted, fit with the same parameters and data). Training picks up after the
+            last saved epoch and ends with the same weights an uninterrupted fit would have;
+            ``epochs`` may be raised to train an extended schedule. Without a checkpoint,
+            training starts from scratch.
+        """
+        self._validate_params()
+        if resume and self.checkpoint_dir is None:
+            raise ParameterError(
+                f"fit(resume=True) needs the folder of the checkpoint: set checkpoint_dir on "
+                f"{type(self).__name__}."
+            )
+        self._check_params()
+        self._resume = bool(resume)
+        try:
+            return super().fit(data)
+        finally:
+            self._resume = False
+            self._resume_state = None
+
+    def _check_params(self) -> None:
+        """Checks across parameters, run before any work (models add their own)."""
+        if self.early_stopping_patience is not None and self.validation_split == 0:
+            raise ParameterError(
+                f"early_stopping_patience of {type(self).__name__} needs validation rows: set "
+                "validation_split > 0 (e.g. 0.1)."
+            )
+        self._torch_device()
+
+    def _torch_device(self) -> torch.device:
+        device = self.device
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ParameterError(
+                f"device={device!r} but torch sees no CUDA GPU (torch.cuda.is_available() is "
+                "False). Use device='cpu', or 'auto' to take a GPU only when there is one."
+            )
+        if device == "mps" and not torch.backends.mps.is_available():
+            raise ParameterError("device='mps' but torch sees no Apple GPU. Use device='cpu'.")
+        return torch.device(device)
+
+    def _seeds(self) -> dict[str, int]:
+        rng = np.random.default_rng(self._fit_seed_)
+        return {k: derive_seed(rng) for k in ("encode", "init", "train", "split", "valid")}
+
+    def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
+        self._resume_state = None
+        if self.checkpoint_dir is not None:
+            hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
+            self._data_fingerprint = hashlib.sha256(hashed.tobytes()).hexdigest()
+        if getattr(self, "_resume", False):
+            self._resume_state = self._read_checkpoint()
+        # The mixture component of every number is drawn from its posterior (CTGAN's encoding).
+        return self._transformer_.transform(data, random_state=self._seeds()["encode"])
+
+    def _fit(self, encoded: np.ndarray) -> None:
+        device = self._torch_device()
+        self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
+        seeds = self._seeds()
+        data = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
+        n_val = int(math.floor(len(data) * self.validation_split))
+        if n_val and len(data) - n_val < 1:
+            n_val = 0
+        if n_val:
+            split = torch.Generator().manual_seed(seeds["split"])
+            perm = torch.randperm(len(data), generator=split)
+            valid, data = data[perm[:n_val]].to(device), data[perm[n_val:]]
+        data = data.to(device)
+        self._build_networks(torch.Generator().manual_seed(seeds["init"]), device)
+        optimizers = self._make_optimizers(device)
+        generator = torch.Generator(device=device).manual_seed(seeds["train"])
+        self._prepare_training(data, generator)
+        validate = None
+        if n_val:
+            def validate() -> float:
+                g = torch.Generator(device=device).manual_seed(seeds["valid"])
+                for net in self._networks().values():
+                    net.eval()
+                with torch.no_grad():
+                    return float(self._validation_loss(valid, g))
+
+        engine = TrainingEngine(
+            modules=self._networks(),
+            optimizers=optimizers,
+            step=self._train_step,
+            n_rows=len(data),
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            generator=generator,
+            steps_per_epoch=self._steps_per_epoch(len(data)),
+            validate=validate,
+            patience=self.early_stopping_patience,
+            progress=self.progress,
+            checkpoint_path=self._checkpoint_path(),
+            checkpoint_every=self.checkpoint_every,
+            checkpoint_meta=self._checkpoint_meta() if self.checkpoint_dir is not None else {},
+            verbose=self.verbose,
+        )
+        try:
+            history = engine.run(resume=self._resume_state)
+        finally:
+            self._release_training()
+        self._set_history(history)
+
+    # ------------------------------------------------------------------ model hooks
+    def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
+        """Create the networks (``build_module``) as attributes named in ``_network_names``."""
+        raise NotImplementedError
+
+    def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        """Keep what the training steps need (the data tensor, samplers)."""
+        self._data = data
+        self._generator = generator
+
+    def _release_training(self) -> None:
+        """Drop the training tensors: a fitted model holds no training row."""
+        self._data = None
+        self._generator = None
+
+    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _steps_per_epoch(self, n_rows: int) -> int | None:
+        return None
+
+    def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
+        """``num_rows`` sampled rows, transposed: ``(permuted columns, rows)``.
+
+        See :func:`~clinsynth.synthesizers.nn.output_t` and ``sample_rows_t``.
+        """
+        raise NotImplementedError
+
+    def _networks(self) -> dict[str, torch.nn.Module]:
+        return {name: getattr(self, name) for name in self._network_names}
+
+    def _build(self, factory: Callable[[], torch.nn.Module], generator: torch.Generator,
+               device: torch.device) -> torch.nn.Module:
+        return build_module(factory, generator, device)
+
+    # ------------------------------------------------------------------ sample
+    def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
+        return self._generate_encoded(num_rows, rng)
+
+    def _generate_encoded(self, num_rows: int, rng: np.random.Generator,
+                          **kwargs: Any) -> np.ndarray:
+        """Encoded rows in the transformer's column order (column-major, for fast decoding)."""
+        device = self._torch_device()
+        generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
+        out_t = np.empty((self._layout.dim, num_rows), dtype=np.float32)
+        order = self._layout.order
+        for net in self._networks().values():
+            net.eval()
+        with torch.inference_mode():
+            for start in range(0, num_rows, self._sample_batch_size):
+                n = min(self._sample_batch_size, num_rows - start)
+                rows_t = self._generate(n, generator, **kwargs)
+                # Row j of the permuted space is column order[j] of the transformer's layout.
+                out_t[order, start : start + n] = rows_t.float().cpu().numpy()
+        return out_t.T
+
+    # ------------------------------------------------------------------ losses
+    def _set_history(self, history: TrainingHistory) -> None:
+        epoch = pd.DataFrame(history.epoch)
+        self._loss_history_ = epoch[["epoch", *[c for c in epoch.columns if c != "epoch"]]]
+        batch = pd.DataFrame(history.batch)
+        self._batch_loss_history_ = batch[
+            ["epoch", "batch", *[c for c in batch.columns if c not in ("epoch", "batch")]]
+        ]
+        self.stopped_early_ = history.stopped_early
+        self.best_epoch_ = history.best_epoch
+
+    def get_loss_values(self, *, per_batch: bool = False) -> pd.DataFrame:
+        """Training losses: one row per epoch, or per batch with ``per_batch=True``.
+
+        Columns: ``epoch`` (and ``batch``), then the model's losses (``loss`` for the VAEs,
+        ``generator_loss`` and ``discriminator_loss`` for the GANs) and ``val_loss`` when a
+        validation split was held out.
+        """
+        self._check_fitted()
+        if per_batch:
+            return self._batch_loss_history_.copy()
+        return self._loss_history_.copy()
+
+    def plot_loss(self, *, show_batch_loss: bool = False) -> Any:
+        """A plotly figure of the losses per epoch (and, faintly, per batch)."""
+        import plotly.graph_objects as go
+
+        epochs = self.get_loss_values()
+        fig = go.Figure()
+        palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+        names = [c for c in epochs.columns if c != "epoch"]
+        for i, name in enumerate(names):
+            color = palette[i % len(palette)]
+            if show_batch_loss and name in self._batch_loss_history_:
+                batch = self._batch_loss_history_
+                steps = batch.groupby("epoch")["batch"].transform("max") + 1
+                x = batch["epoch"] - 1 + (batch["batch"] + 1) / steps
+                fig.add_trace(go.Scatter(x=x, y=batch[name], mode="lines", opacity=0.3,
+                                         line={"width": 1, "color": color},
+                                         name=f"{name} (batch)"))
+            fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[name], mode="lines",
+                                     line={"width": 2, "color": color}, name=name))
+        fig.update_layout(title=f"{type(self).__name__} training loss", xaxis_title="epoch",
+                          yaxis_title="loss", template="plotly_white")
+        return fig
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_path(self) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        return Path(self.checkpoint_dir) / f"{self._model_name}.checkpoint.pt"
+
+    def _checkpoint_meta(self) -> dict[str, Any]:
+        skip = (*self._runtime_params, "epochs", "progress")
+        params = {k: (list(v) if isinstance(v, tuple) else v)
+                  for k, v in self.get_params().items() if k not in skip and not callable(v)}
+        return {
+            "model": self._model_name,
+            "params": repr(sorted(params.items())),
+            "data": self._data_fingerprint,
+            "fit_seed": int(self._fit_seed_),
+            "sample_seed": int(self._sample_seed_),
+        }
+
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        path = self._checkpoint_path()
+        if path is None or not path.exists():
+            logger.info("no checkpoint at %s: training from the start", path)
+            return None
+        state = load_checkpoint(path, self._torch_device())
+        meta = state.get("meta", {})
+        name = type(self).__name__
+        if meta.get("model") != self._model_name:
+            raise ParameterError(
+                f"The checkpoint {path} belongs to model {meta.get('model')!r}, not {name}. Use "
+                "another checkpoint_dir or fit without resume=True."
+            )
+        if meta.get("data") != self._data_fingerprint:
+            raise ParameterError(
+                f"The checkpoint {path} was trained on other data than the table given to fit. "
+                "Pass the same data, or fit without resume=True to start over."
+            )
+        # Same seeds as the interrupted fit, even when random_state is None.
+        self._fit_seed_, self._sample_seed_ = int(meta["fit_seed"]), int(meta["sample_seed"])
+        expected = self._checkpoint_meta()
+        if meta.get("params") != expected["params"]:
+            raise ParameterError(
+                f"The checkpoint {path} was written by a {name} with other parameters "
+                f"({meta.get('params')}); this one has {expected['params']}. Use the same "
+                "parameters (only epochs may change), another checkpoint_dir, or fit without "
+                "resume=True."
+            )
+        return state
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        tensors: dict[str, Any] = {}
+        for name, net in self._networks().items():
+            for key, value in net.state_dict().items():
+                tensors[f"{name}.{key}"] = value.detach().cpu()
+        batch = self._batch_loss_history_
+        tensors["history.batch"] = torch.from_numpy(batch.to_numpy(dtype=np.float64))
+        state = {
+            "output_dim": int(self._layout.dim),
+            "batch_loss_columns": list(batch.columns),
+            "stopped_early": bool(self.stopped_early_),
+            "best_epoch": self.best_epoch_,
+            **self._extra_state(),
+        }
+        return state, tensors
+
+    def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
+        if int(state["output_dim"]) != self._layout.dim:
+            raise ValueError("the network width does not match the transformer")
+        self._load_extra_state(state)
+        device = self._torch_device()
+        self._build_networks(torch.Generator().manual_seed(0), device)
+        for name, net in self._networks().items():
+            prefix = f"{name}."
+            sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            net.load_state_dict(sub)
+            net.eval()
+        self._batch_loss_history_ = pd.DataFrame(
+            tensors["history.batch"].numpy(), columns=state["batch_loss_columns"]
+        ).astype({"epoch": "int64", "batch": "int64"})
+        self.stopped_early_ = bool(state.get("stopped_early", False))
+        self.best_epoch_ = state.get("best_epoch")
+        if self._loss_history_ is not None and "epoch" in self._loss_history_:
+            self._loss_history_ = self._loss_history_.astype({"epoch": "int64"})
+
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON-able model state beyond the network weights."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`_extra_state` before the networks are built."""
+
+
+class LatentMixin:
+    """``encode(data)``: latent coordinates of rows (the posterior mean of a VAE encoder)."""
+
+    def encode(self, data: pd.DataFrame, **options: Any) -> np.ndarray:
+        """Latent coordinates of the rows of ``data``: the mean of ``q(z | x)``.
+
+        Numbers are encoded with their most likely mixture component, so the same rows always
+        land on the same points.
+        """
+        self._check_fitted()  # type: ignore[attr-defined]
+        encoded = self._transformer_.transform(data)  # type: ignore[attr-defined]
+        device = self._torch_device()  # type: ignore[attr-defined]
+        x = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order])).to(device)
+        for net in self._networks().values():  # type: ignore[attr-defined]
+            net.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(x), 65_536):
+                mean = self._latent_mean(x[start : start + 65_536], **options)
+                out.append(mean.float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self._latent_dim(**options)), dtype=np.float32)
+        return np.concatenate(out)
+
+    def _latent_mean(self, x: torch.Tensor, **options: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _latent_dim(self, **options: Any) -> int:
+        raise NotImplementedError

@@ -1,0 +1,178 @@
+"""TVAE: a variational autoencoder for tables (Xu et al., "Modeling Tabular Data using
+Conditional GAN", NeurIPS 2019, section 4.3).
+
+The encoder maps an encoded row to the mean and log-variance of ``q(z | x)``; the decoder maps
+``z`` to one output per span: a tanh-bounded scalar with a learned noise scale ``sigma`` for each
+scaled number, and logits for each one-hot group (the mixture component of a number, a category,
+a null indicator). The loss is ``loss_factor`` times the negative log-likelihood of the row plus
+the KL divergence to ``N(0, I)``. Sampling draws ``z ~ N(0, I)``, decodes it, adds the learned
+noise to the scalars and draws every one-hot group from its softmax.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from clinsynth.metadata import Metadata
+from clinsynth.synthesizers._base import _is_int
+from clinsynth.synthesizers._deep import (
+    DIMS,
+    NON_NEGATIVE_FLOAT,
+    POSITIVE_FLOAT,
+    DeepSynthesizer,
+    LatentMixin,
+    adam,
+)
+from clinsynth.synthesizers._registry import register
+from clinsynth.synthesizers.nn import (
+    gaussian_kl,
+    mlp,
+    output_t,
+    reconstruction_loss,
+    sample_rows_t,
+)
+
+
+class Decoder(nn.Module):
+    """``z`` to raw span outputs, plus the learned scale of every scalar column."""
+
+    def __init__(self, embedding_dim: int, hidden: tuple[int, ...], out_dim: int,
+                 n_scalar: int) -> None:
+        super().__init__()
+        self.net = mlp(embedding_dim, hidden, out_dim)
+        self.sigma = nn.Parameter(torch.full((n_scalar,), 0.1))
+
+    def init_parameters(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            self.sigma.fill_(0.1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+@register("tvae")
+class TVAESynthesizer(LatentMixin, DeepSynthesizer):
+    """Variational autoencoder for tables (TVAE), with SDV's parameter names.
+
+    Parameters
+    ----------
+    metadata : Metadata
+    embedding_dim : int
+        Size of the latent space.
+    compress_dims : tuple of int
+        Hidden layer widths of the encoder.
+    decompress_dims : tuple of int
+        Hidden layer widths of the decoder.
+    l2scale : float
+        Weight decay of Adam.
+    batch_size : int
+    epochs : int
+    loss_factor : float
+        Weight of the reconstruction term against the KL term.
+    learning_rate : float
+        Adam's learning rate.
+    validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
+        See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`.
+    **kwargs
+        ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from clinsynth import Metadata, TVAESynthesizer
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"age": rng.normal(60, 10, 200).round(),
+    ...                    "sex": rng.choice(["F", "M"], 200)})
+    >>> model = TVAESynthesizer(Metadata.detect_from_dataframe(df), epochs=2, random_state=0)
+    >>> model.fit(df).sample(5).shape
+    (5, 2)
+    >>> model.encode(df.head(3)).shape
+    (3, 128)
+    """
+
+    _network_names: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "embedding_dim": (_is_int(1), "an int >= 1"),
+        "compress_dims": DIMS,
+        "decompress_dims": DIMS,
+        "l2scale": NON_NEGATIVE_FLOAT,
+        "loss_factor": POSITIVE_FLOAT,
+        "learning_rate": POSITIVE_FLOAT,
+    }
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        embedding_dim: int = 128,
+        compress_dims: tuple[int, ...] = (128, 128),
+        decompress_dims: tuple[int, ...] = (128, 128),
+        l2scale: float = 1e-5,
+        batch_size: int = 500,
+        epochs: int = 300,
+        loss_factor: float = 2,
+        learning_rate: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(metadata, **kwargs)
+        self.embedding_dim = embedding_dim
+        self.compress_dims = compress_dims
+        self.decompress_dims = decompress_dims
+        self.l2scale = l2scale
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.loss_factor = loss_factor
+        self.learning_rate = learning_rate
+
+    # ------------------------------------------------------------------ networks
+    def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
+        dim, emb = self._layout.dim, self.embedding_dim
+        self.encoder = self._build(
+            lambda: mlp(dim, tuple(self.compress_dims), 2 * emb), generator, device
+        )
+        self.decoder = self._build(
+            lambda: Decoder(emb, tuple(self.decompress_dims), dim, self._layout.n_scalar),
+            generator, device,
+        )
+
+    def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+        params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        self._optimizer = adam(params, self.learning_rate, self.l2scale, device)
+        return {"adam": self._optimizer}
+
+    # ------------------------------------------------------------------ training
+    def _loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        eps = torch.randn(mu.shape, generator=generator, device=x.device, dtype=x.dtype)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        nll = reconstruction_loss(self.decoder(z), x, self._layout, self.decoder.sigma)
+        return (self.loss_factor * nll + gaussian_kl(mu, logvar)) / x.shape[0]
+
+    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = self._loss(self._data[idx], self._generator)
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._optimizer.step()
+        with torch.no_grad():
+            self.decoder.sigma.clamp_(0.01, 1.0)
+        return {"loss": loss.detach()}
+
+    def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self._loss(valid, generator)
+
+    # ------------------------------------------------------------------ sampling
+    def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
+        sigma = self.decoder.sigma
+        z = torch.randn(num_rows, self.embedding_dim, generator=generator, device=sigma.device)
+        net = self.decoder.net
+        raw_t = output_t(net[-1], net[:-1](z))
+        return sample_rows_t(raw_t, self._layout, generator, sigma)
+
+    def _latent_mean(self, x: torch.Tensor, **options: Any) -> torch.Tensor:
+        return self.encoder(x).chunk(2, dim=1)[0]
+
+    def _latent_dim(self, **options: Any) -> int:
+        return int(self.embedding_dim)

@@ -1,0 +1,462 @@
+"""Torch building blocks of the deep synthesizers: span layout, fused activations, losses, nets.
+
+The encoded table arrives as spans (a scaled scalar, a one-hot group, ...). Looping over spans in
+Python at every batch is where much of the time of common implementations goes, so the columns
+are reordered once: scalars first, then the one-hot groups sorted by width. Every group of equal
+width is then one contiguous block that reshapes to a 3-D tensor, and an activation or a loss
+over all spans is a handful of tensor operations whatever the number of columns.
+
+In the *level-major* order (what the synthesizers use) a block of ``count`` spans of ``width``
+levels holds level 0 of every span, then level 1 of every span, ...: it reshapes to
+``(rows, width, count)`` and the softmax runs over the middle axis, vectorized across spans.
+A softmax over a short last axis (``(rows, count, width)``, the *span-major* order) is several
+times slower on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Logit given to padding slots of ragged gathers: exp() underflows to 0 and 0 * it stays finite.
+_PAD_LOGIT = -1e4
+
+
+class SpanLayout:
+    """Where each kind of span lies once the encoded columns are reordered.
+
+    Parameters
+    ----------
+    spans : sequence of SpanInfo-like objects
+        Each with ``dim``, ``activation`` (``tanh``, ``linear`` or ``softmax``) and ``role``.
+    level_major : bool
+        Order each block of equal-width one-hot spans level by level (see the module notes);
+        otherwise span by span.
+
+    Attributes
+    ----------
+    order : ndarray
+        ``permuted = encoded[:, order]``.
+    inverse : ndarray
+        ``encoded = permuted[:, inverse]``.
+    n_tanh, n_linear : int
+        Scalar columns: ``[0, n_tanh)`` are tanh-bounded, then ``n_linear`` unbounded ones.
+    groups : list of (start, count, width)
+        Blocks of ``count`` one-hot spans of equal ``width``, contiguous from ``start``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> spans = [S(dim=2, activation="softmax", role="category"),
+    ...          S(dim=1, activation="tanh", role="value"),
+    ...          S(dim=2, activation="softmax", role="null")]
+    >>> layout = SpanLayout(spans, level_major=True)
+    >>> layout.order.tolist(), layout.groups
+    ([2, 0, 3, 1, 4], [(1, 2, 2)])
+    >>> layout.span_columns(0).tolist(), layout.span_columns(2).tolist()
+    ([1, 3], [2, 4])
+    """
+
+    def __init__(self, spans: Sequence[Any], *, level_major: bool = False) -> None:
+        tanh: list[int] = []
+        linear: list[int] = []
+        by_width: dict[int, list[int]] = {}
+        starts: list[int] = []
+        start = 0
+        for i, span in enumerate(spans):
+            starts.append(start)
+            if span.activation == "tanh":
+                tanh.append(i)
+            elif span.activation == "linear":
+                linear.append(i)
+            elif span.activation == "softmax":
+                by_width.setdefault(span.dim, []).append(i)
+            else:
+                raise ValueError(
+                    f"Neural synthesizers need tanh/linear/softmax spans; got a "
+                    f"{span.activation!r} span. Use numerical='mode', categorical='onehot'."
+                )
+            start += span.dim
+        self.dim = start
+        self.level_major = level_major
+        self.spans = list(spans)
+        self.n_tanh, self.n_linear = len(tanh), len(linear)
+        # Permuted position of every column of every span, in the span's own column order.
+        self._columns: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(spans)
+        order = [starts[i] for i in tanh + linear]
+        for pos, i in enumerate(tanh + linear):
+            self._columns[i] = np.array([pos], dtype=np.int64)
+        self.groups: list[tuple[int, int, int]] = []
+        for width in sorted(by_width):
+            members = by_width[width]
+            first, count = len(order), len(members)
+            self.groups.append((first, count, width))
+            for j, i in enumerate(members):
+                levels = np.arange(width)
+                self._columns[i] = (first + levels * count + j) if level_major else (
+                    first + j * width + levels)
+            block = np.empty(count * width, dtype=np.int64)
+            for i in members:
+                block[self._columns[i] - first] = starts[i] + np.arange(width)
+            order.extend(block.tolist())
+        self.order = np.asarray(order, dtype=np.int64)
+        self.inverse = np.argsort(self.order)
+
+    @property
+    def n_scalar(self) -> int:
+        return self.n_tanh + self.n_linear
+
+    def span_columns(self, index: int) -> np.ndarray:
+        """Permuted positions of the columns of span ``index`` (level 0, 1, ... of a one-hot)."""
+        return self._columns[index]
+
+    def permuted_columns(self, span_indices: Sequence[int]) -> np.ndarray:
+        """Permuted positions of every column of the given spans (in span order)."""
+        cols = [self._columns[i] for i in span_indices]
+        return np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, dtype=np.int64)
+
+    def blocks(self, x: torch.Tensor, *, transposed: bool = False, offset: int = 0
+               ) -> list[tuple[torch.Tensor, int]]:
+        """3-D views of the one-hot blocks of ``x`` and the axis of their levels.
+
+        ``x`` is ``(rows, permuted columns)``, or ``(permuted columns, rows)`` when
+        ``transposed``, starting at permuted column ``offset``; views share its memory.
+        """
+        out = []
+        for first, count, width in self.groups:
+            start, end = first - offset, first - offset + count * width
+            if transposed:
+                n = x.shape[1]
+                shape, axis = ((width, count, n), 0) if self.level_major else ((count, width, n), 1)
+                out.append((x[start:end].view(shape), axis))
+            else:
+                n = x.shape[0]
+                shape, axis = ((n, width, count), 1) if self.level_major else ((n, count, width), 2)
+                out.append((x[:, start:end].reshape(shape), axis))
+        return out
+
+
+# --------------------------------------------------------------------------- activations
+def gumbel_noise(
+    shape: Sequence[int], generator: torch.Generator, like: torch.Tensor
+) -> torch.Tensor:
+    """Standard Gumbel noise ``-log(-log(U))`` from a local generator (in place: uniforms are
+    several times cheaper to draw than exponentials on the CPU)."""
+    u = torch.rand(tuple(shape), generator=generator, device=like.device, dtype=like.dtype)
+    return u.clamp_(1e-10, 1.0 - 1e-7).log_().neg_().log_().neg_()
+
+
+def activate(
+    raw: torch.Tensor,
+    layout: SpanLayout,
+    *,
+    tau: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Network output (permuted space) to data space: tanh, identity, softmax per span.
+
+    With ``tau`` the one-hot groups use the Gumbel-softmax relaxation (noise from ``generator``),
+    as GAN generators need to produce nearly one-hot, differentiable rows.
+    """
+    s = layout.n_scalar
+    parts = []
+    if layout.n_tanh:
+        parts.append(torch.tanh(raw[:, : layout.n_tanh]))
+    if layout.n_linear:
+        parts.append(raw[:, layout.n_tanh : s])
+    if layout.groups:
+        logits = raw[:, s:]
+        if tau is not None:
+            if generator is None:
+                raise ValueError("Gumbel-softmax needs a generator.")
+            logits = (logits + gumbel_noise(logits.shape, generator, logits)) / tau
+        n = raw.shape[0]
+        for block, axis in layout.blocks(logits, offset=s):
+            parts.append(torch.softmax(block, dim=axis).reshape(n, -1))
+    return torch.cat(parts, dim=1) if parts else raw
+
+
+def output_t(layer: nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+    """``layer(hidden)`` transposed: ``(out_features, rows)``, computed as one matmul.
+
+    Sampling works on columns: each variable is one contiguous row of this tensor, so the
+    activations, the column permutation and the hand-over to the (column-major) decoder of the
+    transformer are all contiguous copies, with no transposition of a large matrix.
+    """
+    return torch.addmm(layer.bias.unsqueeze(1), layer.weight, hidden.T)
+
+
+def sample_rows_t(
+    raw_t: torch.Tensor,
+    layout: SpanLayout,
+    generator: torch.Generator,
+    sigma: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Draw rows from the network's output distribution, in place; input and output transposed.
+
+    Scalars: ``tanh`` (plus ``sigma``-scaled Gaussian noise when given, clipped to ``[-1, 1]``).
+    One-hot groups: one level per span by inverse CDF on the unnormalized cumulative
+    ``exp(logit - max)`` (one uniform per span, no division), returned one-hot.
+    """
+    s = layout.n_scalar
+    n = raw_t.shape[1]
+    out = raw_t
+    if layout.n_tanh:
+        out[: layout.n_tanh].tanh_()
+    if s and sigma is not None:
+        noise = torch.randn(s, n, generator=generator, device=raw_t.device, dtype=raw_t.dtype)
+        out[:s].addcmul_(noise, sigma.unsqueeze(1))
+        if layout.n_tanh:
+            out[: layout.n_tanh].clamp_(-1.0, 1.0)
+    for block, axis in layout.blocks(out, transposed=True):
+        width = block.shape[axis]
+        block.sub_(block.amax(dim=axis, keepdim=True)).exp_().cumsum_(dim=axis)
+        total = block.narrow(axis, width - 1, 1)
+        u = torch.rand(total.shape, generator=generator, device=raw_t.device, dtype=raw_t.dtype)
+        # Step: 1 from the drawn level on (u * total < total, so the last slot is always 1) ...
+        torch.gt(block, u.mul_(total), out=block)
+        # ... and its difference is the one-hot of the drawn level (from the end: in place).
+        for j in range(width - 1, 0, -1):
+            block.select(axis, j).sub_(block.select(axis, j - 1))
+    return out
+
+
+# --------------------------------------------------------------------------- losses
+def reconstruction_loss(
+    raw: torch.Tensor, target: torch.Tensor, layout: SpanLayout, sigma: torch.Tensor | None
+) -> torch.Tensor:
+    """Negative log-likelihood of ``target`` under the decoder output, summed over the batch.
+
+    Scalars: Gaussian with a learned scale ``sigma`` per column (around ``tanh(raw)`` for tanh
+    spans); one-hot groups: cross-entropy of the softmax, one ``log_softmax`` per width group.
+    """
+    s = layout.n_scalar
+    n = raw.shape[0]
+    loss = raw.new_zeros(())
+    if s:
+        pred = raw[:, :s]
+        if layout.n_tanh:
+            pred = torch.cat([torch.tanh(pred[:, : layout.n_tanh]), pred[:, layout.n_tanh :]], 1)
+        if sigma is None:
+            loss = loss + ((target[:, :s] - pred) ** 2).sum() / 2
+        else:
+            loss = loss + (((target[:, :s] - pred) / sigma) ** 2).sum() / 2
+            loss = loss + torch.log(sigma).sum() * n
+    for (logits, axis), (block, _) in zip(layout.blocks(raw), layout.blocks(target),
+                                          strict=True):
+        loss = loss - (block * torch.log_softmax(logits, dim=axis)).sum()
+    return loss
+
+
+def gaussian_kl(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    prior_mu: torch.Tensor | None = None,
+    prior_logvar: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``KL(N(mu, exp(logvar)) || prior)`` summed over all entries; prior N(0, I) by default."""
+    if prior_mu is None or prior_logvar is None:
+        return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return 0.5 * torch.sum(
+        prior_logvar - logvar + (logvar.exp() + (mu - prior_mu).pow(2)) / prior_logvar.exp() - 1
+    )
+
+
+class ChoiceLoss:
+    """Cross-entropy of one chosen one-hot span per row (CTGAN's conditional-vector loss).
+
+    Parameters
+    ----------
+    columns : sequence of int arrays
+        Permuted positions of the levels of each candidate span.
+    device : torch.device
+    """
+
+    def __init__(self, columns: Sequence[np.ndarray], device: torch.device) -> None:
+        width = max((len(c) for c in columns), default=1)
+        index = np.zeros((len(columns), width), dtype=np.int64)
+        pad = np.ones((len(columns), width), dtype=bool)
+        for j, cols in enumerate(columns):
+            index[j, : len(cols)] = cols
+            pad[j, : len(cols)] = False
+        self.index = torch.as_tensor(index, device=device)
+        self.pad = torch.as_tensor(pad, device=device)
+
+    def __call__(self, raw: torch.Tensor, span: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """Mean over rows of the cross-entropy of span ``span[i]`` against ``level[i]``."""
+        logits = raw.gather(1, self.index[span]).masked_fill(self.pad[span], _PAD_LOGIT)
+        return F.cross_entropy(logits, level)
+
+
+# --------------------------------------------------------------------------- layers
+class Residual(nn.Module):
+    """``[relu(bn(linear(x))), x]``: the residual block of the CTGAN generator."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_dim, out_dim)
+        self.bn = nn.BatchNorm1d(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+class ResidualGenerator(nn.Module):
+    """Stack of :class:`Residual` blocks and a linear output (CTGAN's generator)."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        blocks, dim = [], in_dim
+        for h in hidden:
+            blocks.append(Residual(dim, h))
+            dim += h
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Linear(dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(x))
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """Linear-ReLU stack ending in a linear layer."""
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for h in hidden:
+        layers += [nn.Linear(dim, h), nn.ReLU()]
+        dim = h
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class Critic(nn.Module):
+    """Discriminator/critic over packs of ``pac`` rows (PacGAN), LeakyReLU and dropout.
+
+    Dropout draws its masks from the generator passed to ``forward`` (``torch.nn.Dropout`` would
+    use the global random state, which breaks reproducibility).
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], pac: int = 1,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.pac, self.in_dim, self.dropout = pac, in_dim, dropout
+        dims = [in_dim * pac, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:],
+                                                                      strict=True))
+        self.out = nn.Linear(dims[-1], 1)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        h = x.reshape(-1, self.pac * self.in_dim)
+        keep = 1.0 - self.dropout
+        for layer in self.hidden:
+            h = F.leaky_relu(layer(h), 0.2)
+            if self.training and self.dropout > 0:
+                mask = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+                h = h * (mask < keep).to(h.dtype) / keep
+        return self.out(h)
+
+
+def gradient_penalty(
+    critic: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator,
+    weight: float = 10.0,
+) -> torch.Tensor:
+    """WGAN-GP penalty ``weight * E[(||grad D(x_hat)|| - 1)^2]`` on interpolates of each pack."""
+    pac = critic.pac
+    packs, dim = real.shape[0] // pac, real.shape[1]
+    alpha = torch.rand(packs, 1, 1, generator=generator, device=real.device, dtype=real.dtype)
+    mixed = (alpha * real.reshape(packs, pac, dim) + (1 - alpha) * fake.reshape(packs, pac, dim))
+    mixed = mixed.reshape(-1, dim).requires_grad_(True)
+    out = critic(mixed, generator)
+    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+    norm = grad.reshape(packs, pac * dim).norm(2, dim=1)
+    return weight * ((norm - 1) ** 2).mean()
+
+
+def critic_losses(
+    critic: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator,
+    penalty_weight: float = 10.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(E[D(fake)] - E[D(real)], gradient penalty)`` for one critic update.
+
+    Real and fake rows go through the critic in one pass: one large matrix product (and one
+    weight gradient) instead of two small ones.
+    """
+    packs = real.shape[0] // critic.pac
+    scores = critic(torch.cat([real, fake], dim=0), generator)
+    loss = scores[packs:].mean() - scores[:packs].mean()
+    return loss, gradient_penalty(critic, real, fake, generator, penalty_weight)
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (block-diagonal encoders)."""
+
+    def __init__(self, in_dim: int, out_dim: int, mask: np.ndarray) -> None:
+        super().__init__(in_dim, out_dim)
+        self._mask_values = np.asarray(mask, dtype=np.float32)
+        self.register_buffer("mask", torch.as_tensor(self._mask_values))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+    def init_parameters(self, generator: torch.Generator) -> None:
+        """Uniform init with the fan-in each output unit really has (its mask row)."""
+        with torch.no_grad():
+            self.mask.copy_(torch.as_tensor(self._mask_values))
+            bound = 1.0 / torch.sqrt(self.mask.sum(dim=1, keepdim=True).clamp_min(1.0))
+            self.weight.uniform_(-1.0, 1.0, generator=generator).mul_(bound)
+            self.bias.uniform_(-1.0, 1.0, generator=generator).mul_(bound[:, 0])
+
+
+# --------------------------------------------------------------------------- construction
+def build_module(
+    factory: Callable[[], nn.Module], generator: torch.Generator, device: torch.device
+) -> nn.Module:
+    """Build a module with weights drawn from ``generator`` (on the CPU, then moved).
+
+    The module is constructed on the meta device, so building it neither spends time on a
+    throw-away initialization nor touches torch's global random state; the same seed gives the
+    same weights on every device.
+    """
+    with torch.device("meta"):
+        module = factory()
+    module = module.to_empty(device="cpu")
+    init_parameters(module, generator)
+    return module.to(device)
+
+
+def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
+    """Initialize every parameter and buffer of ``module`` from ``generator``.
+
+    Linear layers get PyTorch's default distribution, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``;
+    normalization layers their identity; a module with ``init_parameters(generator)``
+    initializes its own (non-recursive) parameters and buffers.
+    """
+    done: set[int] = set()
+    for m in module.modules():
+        if hasattr(m, "init_parameters"):
+            m.init_parameters(generator)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.in_features) if m.in_features else 0.0
+            with torch.no_grad():
+                m.weight.uniform_(-bound, bound, generator=generator)
+                if m.bias is not None:
+                    m.bias.uniform_(-bound, bound, generator=generator)
+        elif isinstance(m, nn.BatchNorm1d | nn.LayerNorm):
+            m.reset_parameters()
+        else:
+            continue
+        done.update(id(p) for p in m.parameters(recurse=False))
+    missing = [n for n, p in module.named_parameters() if id(p) not in done]
+    if missing:
+        raise TypeError(f"No initializer for parameters {missing}.")
