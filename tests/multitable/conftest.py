@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from mt_data import hospital_metadata, make_hospital
+from .mt_data import hospital_metadata, make_hospital
 
 from clinsynth import Metadata
 

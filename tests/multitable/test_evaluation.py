@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from mt_data import hospital_metadata, make_hospital
+from .mt_data import hospital_metadata, make_hospital
 
 from clinsynth.errors import DataError
 from clinsynth.multitable import HMASynthesizer, MultiTableReport, evaluate_multi_table

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from mt_data import hospital_metadata, make_hospital
+from .mt_data import hospital_metadata, make_hospital
 
 import clinsynth
 from clinsynth import Metadata

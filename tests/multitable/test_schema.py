@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from mt_data import hospital_metadata, make_hospital
+from .mt_data import hospital_metadata, make_hospital
 
 from clinsynth import Metadata
 from clinsynth.errors import DataError, MetadataError

@@ -1,0 +1,1 @@
+"""Multi-table tests (a package, so its conftest does not shadow tests/conftest.py)."""
