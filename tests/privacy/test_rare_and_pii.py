@@ -59,6 +59,10 @@ def _fast(name: str) -> dict:
     params = dict(FAST_PARAMS.get(name, {}))
     if name == "dp_marginal":
         params = {"epsilon": 5.0, "public_bounds": {"age": (0, 110)}}
+    if "condition_column" in params:  # the contract table's columns are not this table's
+        params["condition_column"] = "dx"
+    if "column_groups" in params:
+        params["column_groups"] = {"clinical": ["age"], "context": ["dx", "ward"]}
     return params
 
 

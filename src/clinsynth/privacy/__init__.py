@@ -20,7 +20,7 @@ from clinsynth.privacy._accountant import (
     rho_for_epsilon,
     sampled_gaussian_rdp,
 )
-from clinsynth.privacy._dpsgd import DPSGD, functional, poisson_batch
+from clinsynth.privacy._dpsgd import DPSGD, critic_row_loss, functional, poisson_batch
 from clinsynth.privacy._statistics import (
     ColumnPrivacy,
     DPStatistics,
@@ -35,6 +35,7 @@ __all__ = [
     "DPStatistics",
     "PrivacyAccountant",
     "calibrate_noise_multiplier",
+    "critic_row_loss",
     "default_delta",
     "epsilon_from_rdp",
     "functional",

@@ -21,7 +21,7 @@ from torch.func import functional_call, grad, vmap
 
 from clinsynth.errors import ParameterError, PrivacyError
 
-__all__ = ["DPSGD", "functional", "poisson_batch"]
+__all__ = ["DPSGD", "critic_row_loss", "functional", "poisson_batch"]
 
 #: A per-row loss: ``loss(params, *row_tensors) -> scalar``; each row tensor has a batch of 1.
 RowLoss = Callable[..., torch.Tensor]
@@ -55,6 +55,38 @@ def functional(
     torch.Size([2, 1])
     """
     return functional_call(module, dict(params), args)
+
+
+def critic_row_loss(
+    critic: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    alpha: torch.Tensor,
+    *,
+    penalty_weight: float = 10.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One row's WGAN-GP critic loss ``D(fake) - D(real) + λ (‖∇D(x̂)‖ - 1)²``.
+
+    ``x̂ = α·real + (1-α)·fake``; the input gradient is taken with ``torch.func.grad`` so the
+    loss can itself be differentiated per row under ``vmap`` (the DP-SGD step). ``generator``
+    is handed to the critic (its dropout masks).
+
+    >>> critic = nn.Linear(3, 1)
+    >>> p = {k: v.detach() for k, v in critic.named_parameters()}
+    >>> critic_row_loss(critic, p, torch.ones(1, 3), torch.zeros(1, 3), torch.full((1, 1), 0.5),
+    ...                 generator=None).shape
+    torch.Size([])
+    """
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        args = (x,) if generator is None else (x, generator)
+        return functional(critic, params, *args).sum()
+
+    mixed = alpha * real + (1 - alpha) * fake
+    penalty = (grad(score)(mixed).norm() - 1) ** 2
+    return score(fake) - score(real) + penalty_weight * penalty
 
 
 class DPSGD:
@@ -164,6 +196,14 @@ class DPSGD:
         for start in range(0, n, self.chunk_size):
             chunk = [b[start : start + self.chunk_size] for b in batch]
             grads = per_row(params, *chunk)
+            # A row whose gradient is not finite contributes nothing (still within the bound).
+            grads = {
+                name: {
+                    k: torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+                    for k, g in group.items()
+                }
+                for name, group in grads.items()
+            }
             flat = [g for group in grads.values() for g in group.values()]
             norm = torch.sqrt(sum(g.reshape(len(g), -1).pow(2).sum(1) for g in flat))
             factor = torch.clamp(self.max_grad_norm / (norm + 1e-6), max=1.0)

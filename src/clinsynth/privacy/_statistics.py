@@ -16,6 +16,7 @@ whose count is measured with a second Gaussian release.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from scipy import special
 
 from clinsynth.errors import ParameterError
 from clinsynth.privacy._accountant import PrivacyAccountant
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ColumnPrivacy", "DPStatistics", "noisy_histogram", "release_threshold"]
 
@@ -147,26 +150,33 @@ class ColumnPrivacy:
         """
         mags = 10.0 ** np.arange(-3.0, 13.01, 0.25)
         edges = np.concatenate([-mags[::-1], [0.0], mags])
-        coarse = self._occupied(values, edges, share / 2, 3.0, "range (coarse)")
-        if coarse is None:
-            return 0.0, 1.0
-        i, j = coarse
+        coarse, noisy = self._occupied(values, edges, share / 2, 3.0, "range (coarse)")
+        if coarse is None:  # nothing clears 3σ (few rows, small budget): mostly noise
+            logger.warning(
+                "Column '%s' has no public bounds and its differentially private range is "
+                "mostly noise at this budget; give public_bounds={'%s': (low, high)}.",
+                self.column,
+                self.column,
+            )
+        i, j = coarse if coarse is not None else (int(np.argmax(noisy)),) * 2
         low, high = float(edges[max(i - 1, 0)]), float(edges[min(j + 2, len(edges) - 1)])
         fine_edges = np.linspace(low, high, self.n_bins + 1)
-        fine = self._occupied(values, fine_edges, share / 2, 2.0, "range (fine)")
+        fine, _ = self._occupied(values, fine_edges, share / 2, 2.0, "range (fine)")
         if fine is None:
             return float(edges[i]), float(edges[j + 1])
         return float(fine_edges[fine[0]]), float(fine_edges[fine[1] + 1])
 
     def _occupied(
         self, values: np.ndarray, edges: np.ndarray, share: float, cut: float, what: str
-    ) -> tuple[int, int] | None:
+    ) -> tuple[tuple[int, int] | None, np.ndarray]:
+        """The first and last bins whose noisy count exceeds ``cut·σ`` (or None), and the
+        noisy counts."""
         counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
         noisy, sigma = self.histogram(counts, share, what)
         occupied = np.flatnonzero(noisy > cut * sigma)
         if len(occupied) == 0:
-            return None
-        return int(occupied[0]), int(occupied[-1])
+            return None, noisy
+        return (int(occupied[0]), int(occupied[-1])), noisy
 
     def numeric_histogram(
         self, values: np.ndarray, n_missing: int, low: float, high: float, share: float

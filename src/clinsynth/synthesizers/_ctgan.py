@@ -20,6 +20,7 @@ import torch
 
 from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
+from clinsynth.privacy import critic_row_loss
 from clinsynth.synthesizers._base import _is_int
 from clinsynth.synthesizers._deep import (
     DIMS,
@@ -28,6 +29,7 @@ from clinsynth.synthesizers._deep import (
     DeepSynthesizer,
     adam,
 )
+from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     ChoiceLoss,
@@ -137,7 +139,7 @@ class RealRowSampler:
 
 
 @register("ctgan")
-class CTGANSynthesizer(DeepSynthesizer):
+class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
     """Conditional tabular GAN (CTGAN), with SDV's parameter names.
 
     Parameters
@@ -166,6 +168,12 @@ class CTGANSynthesizer(DeepSynthesizer):
     validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
         See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`. The validation loss is the
         critic's estimate of the Wasserstein distance between held-out rows and generated rows.
+    epsilon, delta, max_grad_norm, public_bounds
+        Differential privacy (DP-SGD on the critic), see
+        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``. With
+        ``epsilon`` the critic judges single rows (``pac`` is not used: a pack would mix
+        several patients in one clipped gradient), every real row is conditioned on one of its
+        own levels, and the generator's conditions follow the DP level frequencies.
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
 
@@ -231,7 +239,7 @@ class CTGANSynthesizer(DeepSynthesizer):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.batch_size % self.pac:
+        if not self.dp_enabled and self.batch_size % self.pac:
             raise ParameterError(
                 f"The 'batch_size' parameter of {type(self).__name__} must be a multiple of pac "
                 f"({self.pac}). Got {self.batch_size!r}."
@@ -254,7 +262,8 @@ class CTGANSynthesizer(DeepSynthesizer):
             generator, device,
         )
         self.discriminator = self._build(
-            lambda: Critic(dim + cond, tuple(self.discriminator_dim), self.pac, dropout=0.5),
+            lambda: Critic(dim + cond, tuple(self.discriminator_dim),
+                           1 if self.dp_enabled else self.pac, dropout=0.5),
             generator, device,
         )
 
@@ -267,8 +276,9 @@ class CTGANSynthesizer(DeepSynthesizer):
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
-        self._rows = RealRowSampler(self._space, data, self.log_frequency) if len(self._space) \
-            else None
+        # DP: no table of real rows per level (it would steer training outside the budget).
+        self._rows = RealRowSampler(self._space, data, self.log_frequency) \
+            if len(self._space) and not self.dp_enabled else None
 
     def _release_training(self) -> None:
         super()._release_training()
@@ -282,6 +292,8 @@ class CTGANSynthesizer(DeepSynthesizer):
         return torch.randn(n, self.embedding_dim, generator=generator, device=device)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.dp_enabled:
+            return self._dp_train_step()
         g, data, bs = self._generator, self._data, self.batch_size
         space, layout = self._space, self._layout
         gen, critic = self.generator, self.discriminator
@@ -319,6 +331,60 @@ class CTGANSynthesizer(DeepSynthesizer):
         loss_g.backward()
         self._opt_g.step()
         return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+
+    # ------------------------------------------------------------------ DP-SGD
+    def _dp_modules(self) -> torch.nn.Module:
+        return self.discriminator
+
+    def _dp_steps_per_step(self) -> int:
+        return int(self.discriminator_steps)
+
+    def _dp_critic_loss(self, params: dict, real: torch.Tensor, fake: torch.Tensor,
+                        alpha: torch.Tensor) -> torch.Tensor:
+        return critic_row_loss(self.discriminator, params, real, fake, alpha,
+                               generator=self._generator)
+
+    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+        """Private critic steps on Poisson batches, then a generator step that reads no row."""
+        g, data, bs = self._generator, self._data, self.batch_size
+        space, layout, gen = self._space, self._layout, self.generator
+        for _ in range(self.discriminator_steps):
+            real = data[self._dp_batch(len(data), g)]
+            n = len(real)
+            if len(space):  # each row is conditioned on one of its own levels
+                column = torch.randint(len(space), (n,), generator=g, device=data.device)
+                level = space.levels(real).gather(1, column.unsqueeze(1)).squeeze(1)
+                cond = space.vector(column, level)
+            else:
+                cond = data.new_zeros(n, 0)
+            # Running batch-norm statistics: no fake row depends on another row's condition,
+            # and the generator's buffers do not see the real conditions.
+            gen.eval()
+            with torch.no_grad():
+                raw = gen(torch.cat([self._noise(n, g, data.device), cond], dim=1))
+                fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], 1)
+            gen.train()
+            alpha = torch.rand(n, 1, generator=g, device=data.device)
+            self._dp_sgd.step(self._dp_critic_loss, torch.cat([real, cond], 1), fake, alpha)
+            self._opt_d.step()
+        if len(space):  # conditions drawn from the DP level frequencies of the transformer
+            column, level = space.draw(bs, g, space.sample_cum)
+            cond = space.vector(column, level)
+        else:
+            cond = data.new_zeros(bs, 0)
+        raw = gen(torch.cat([self._noise(bs, g, data.device), cond], dim=1))
+        fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], dim=1)
+        self.discriminator.requires_grad_(False)
+        loss_g = -self.discriminator(fake, g).mean()
+        self.discriminator.requires_grad_(True)
+        if len(space):
+            loss_g = loss_g + space.choice_loss(raw, column, level)
+        self._opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._opt_g.step()
+        # The critic's loss reads real rows: not kept. The generator's reads none.
+        return {"generator_loss": loss_g.detach(),
+                "discriminator_loss": torch.tensor(float("nan"), device=data.device)}
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The critic's Wasserstein estimate between held-out rows and generated rows."""

@@ -18,6 +18,7 @@ import torch
 
 from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
+from clinsynth.privacy import critic_row_loss
 from clinsynth.synthesizers._base import _is_int
 from clinsynth.synthesizers._deep import (
     DIMS,
@@ -26,6 +27,7 @@ from clinsynth.synthesizers._deep import (
     DeepSynthesizer,
     adam,
 )
+from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     Critic,
@@ -42,7 +44,7 @@ GUMBEL_TAU = 0.2
 
 
 @register("cwgan", aliases=("cwgan_gp", "cwgangp"))
-class CWGANGPSynthesizer(DeepSynthesizer):
+class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
     """Conditional Wasserstein GAN with gradient penalty, conditioned on one categorical column.
 
     Parameters
@@ -68,6 +70,10 @@ class CWGANGPSynthesizer(DeepSynthesizer):
     validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
         See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`; the validation loss is the
         critic's Wasserstein estimate between held-out and generated rows.
+    epsilon, delta, max_grad_norm, public_bounds
+        Differential privacy: DP-SGD on the critic, each fake row taking its real row's
+        condition; the generator's conditions follow the DP level frequencies (see
+        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``).
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
 
@@ -215,6 +221,8 @@ class CWGANGPSynthesizer(DeepSynthesizer):
         return torch.cat([real, real.index_select(1, self._cond_index)], dim=1)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.dp_enabled:
+            return self._dp_train_step()
         g, data = self._generator, self._data
         width = self._cond_width
         critic = self.discriminator
@@ -237,6 +245,44 @@ class CWGANGPSynthesizer(DeepSynthesizer):
         loss_g.backward()
         self._opt_g.step()
         return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+
+    # ------------------------------------------------------------------ DP-SGD
+    def _dp_modules(self) -> torch.nn.Module:
+        return self.discriminator
+
+    def _dp_steps_per_step(self) -> int:
+        return int(self.discriminator_steps)
+
+    def _dp_critic_loss(self, params: dict, real: torch.Tensor, fake: torch.Tensor,
+                        alpha: torch.Tensor) -> torch.Tensor:
+        return critic_row_loss(self.discriminator, params, real, fake, alpha,
+                               penalty_weight=self.gradient_penalty_weight)
+
+    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+        """Private critic steps on Poisson batches (each fake row takes its real row's
+        condition); the generator's conditions follow the DP level frequencies."""
+        g, data, width = self._generator, self._data, self._cond_width
+        for _ in range(self.discriminator_steps):
+            real = self._with_condition(data[self._dp_batch(len(data), g)])
+            self.generator.eval()  # running batch-norm statistics: rows stay independent
+            with torch.no_grad():
+                fake = self._fake(real[:, -width:], g)
+            self.generator.train()
+            alpha = torch.rand(len(real), 1, generator=g, device=data.device)
+            self._dp_sgd.step(self._dp_critic_loss, real, fake, alpha)
+            self._opt_d.step()
+        u = torch.rand(self.batch_size, 1, generator=g, device=data.device)
+        level = (u >= self._cond_cum).sum(dim=1).clamp(max=width - 1)
+        cond = torch.nn.functional.one_hot(level, width).to(data.dtype)
+        fake = self._fake(cond, g)
+        self.discriminator.requires_grad_(False)
+        loss_g = -self.discriminator(fake).mean()
+        self.discriminator.requires_grad_(True)
+        self._opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self._opt_g.step()
+        return {"generator_loss": loss_g.detach(),
+                "discriminator_loss": torch.tensor(float("nan"), device=data.device)}
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         real = self._with_condition(valid)

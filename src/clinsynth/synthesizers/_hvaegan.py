@@ -30,6 +30,7 @@ from torch import nn
 
 from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
+from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
 from clinsynth.synthesizers._deep import (
     DIMS,
@@ -39,6 +40,7 @@ from clinsynth.synthesizers._deep import (
     LatentMixin,
     adam,
 )
+from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers._tvae import Decoder
 from clinsynth.synthesizers.nn import (
@@ -86,7 +88,7 @@ class GroupEncoder(nn.Module):
 
 
 @register("hvaegan", aliases=("hvae_gan", "hvae"))
-class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
+class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     """Hierarchical VAE-GAN with one encoder per feature group and a shared latent space.
 
     Parameters
@@ -120,6 +122,9 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
     validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
         See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer` (validation: the negative
         ELBO of held-out rows).
+    epsilon, delta, max_grad_norm, public_bounds
+        Differential privacy: DP-SGD on the encoders, prior, decoder and critic together (see
+        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``).
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
 
@@ -301,6 +306,8 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
         return mu + self._noise(mu, generator) * torch.exp(0.5 * logvar)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.dp_enabled:
+            return self._dp_train_step()
         g, x = self._generator, self._data[idx]
         loss = self._elbo(x, g)
         out = {}
@@ -326,6 +333,62 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self._elbo(valid, generator)
+
+    # ------------------------------------------------------------------ DP-SGD
+    def _dp_modules(self) -> dict[str, nn.Module]:
+        names = ["encoder", "top", "prior", "decoder"]
+        if self.adversarial_weight > 0:
+            names.append("discriminator")
+        return {name: getattr(self, name) for name in names}
+
+    def _dp_row_loss(self, params: dict, x: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor,
+                     fake: torch.Tensor) -> torch.Tensor:
+        """One row's negative ELBO (the VAE's networks) plus its critic loss against one
+        generated row (the critic's): one gradient vector per row, clipped as a whole."""
+        mu, logvar = functional(self.encoder, params["encoder"], x).chunk(2, dim=1)
+        z = mu + e1 * torch.exp(0.5 * logvar)
+        top_mu, top_logvar = functional(self.top, params["top"], z).chunk(2, dim=1)
+        z_top = top_mu + e2 * torch.exp(0.5 * top_logvar)
+        prior_mu, prior_logvar = functional(self.prior, params["prior"], z_top).chunk(2, dim=1)
+        kl = gaussian_kl(top_mu, top_logvar) + gaussian_kl(mu, logvar, prior_mu, prior_logvar)
+        raw = functional(self.decoder, params["decoder"], z)
+        nll = reconstruction_loss(raw, x, self._layout, params["decoder"]["sigma"])
+        loss = self.loss_factor * nll + self.kl_weight * kl
+        if self.adversarial_weight > 0:
+            d = params["discriminator"]
+            loss = loss + F.softplus(-functional(self.discriminator, d, x)).sum() \
+                + F.softplus(functional(self.discriminator, d, fake)).sum()
+        return loss
+
+    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+        """DP-SGD on every network that reads real rows; the adversarial term of the decoder
+        reads none (generated rows through the private critic) and is added as it is."""
+        g, data = self._generator, self._data
+        x = data[self._dp_batch(len(data), g)]
+        n, latent = len(x), self.group_embedding_dim * len(self._group_names)
+        e1 = torch.randn(n, latent, generator=g, device=x.device, dtype=x.dtype)
+        e2 = torch.randn(n, self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
+        with torch.no_grad():
+            fake = activate(self.decoder(self._prior_latents(n, g, x.device)), self._layout,
+                            tau=GUMBEL_TAU, generator=g)
+        self._dp_sgd.step(self._dp_row_loss, x, e1, e2, fake)
+        if self.adversarial_weight > 0:
+            critic = self.discriminator
+            raw = self.decoder(self._prior_latents(self.batch_size, g, x.device))
+            generated = activate(raw, self._layout, tau=GUMBEL_TAU, generator=g)
+            critic.requires_grad_(False)
+            adversarial = self.adversarial_weight * F.softplus(-critic(generated)).mean()
+            critic.requires_grad_(True)
+            params = [p for name in ("prior", "decoder") for p in getattr(self, name).parameters()]
+            for p, extra in zip(params, torch.autograd.grad(adversarial, params,
+                                                            allow_unused=True), strict=True):
+                if extra is not None:
+                    p.grad = extra if p.grad is None else p.grad + extra
+            self._opt_d.step()
+        self._opt.step()
+        with torch.no_grad():
+            self.decoder.sigma.clamp_(0.01, 1.0)
+        return {"loss": torch.tensor(float("nan"), device=x.device)}
 
     # ------------------------------------------------------------------ sampling
     def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from clinsynth.metadata import Metadata
+from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
 from clinsynth.synthesizers._deep import (
     DIMS,
@@ -26,6 +27,7 @@ from clinsynth.synthesizers._deep import (
     LatentMixin,
     adam,
 )
+from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     gaussian_kl,
@@ -54,7 +56,7 @@ class Decoder(nn.Module):
 
 
 @register("tvae")
-class TVAESynthesizer(LatentMixin, DeepSynthesizer):
+class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     """Variational autoencoder for tables (TVAE), with SDV's parameter names.
 
     Parameters
@@ -76,6 +78,10 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
         Adam's learning rate.
     validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
         See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`.
+    epsilon, delta, max_grad_norm, public_bounds
+        Differential privacy: DP-SGD on the encoder and decoder (see
+        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``); None trains
+        without it.
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
 
@@ -152,6 +158,8 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
         return (self.loss_factor * nll + gaussian_kl(mu, logvar)) / x.shape[0]
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.dp_enabled:
+            return self._dp_train_step()
         loss = self._loss(self._data[idx], self._generator)
         self._optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -162,6 +170,31 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self._loss(valid, generator)
+
+    # ------------------------------------------------------------------ DP-SGD
+    def _dp_modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def _dp_row_loss(self, params: dict, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The loss of one row (``x`` and its reparametrization noise ``eps``)."""
+        mu, logvar = functional(self.encoder, params["encoder"], x).chunk(2, dim=1)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        raw = functional(self.decoder, params["decoder"], z)
+        nll = reconstruction_loss(raw, x, self._layout, params["decoder"]["sigma"])
+        return self.loss_factor * nll + gaussian_kl(mu, logvar)
+
+    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+        """A Poisson batch, per-row clipped and noised gradients; the loss is not kept (it is
+        a statistic of real rows)."""
+        g = self._generator
+        x = self._data[self._dp_batch(len(self._data), g)]
+        eps = torch.randn(len(x), self.embedding_dim, generator=g, device=x.device,
+                          dtype=x.dtype)
+        self._dp_sgd.step(self._dp_row_loss, x, eps)
+        self._optimizer.step()
+        with torch.no_grad():
+            self.decoder.sigma.clamp_(0.01, 1.0)
+        return {"loss": torch.tensor(float("nan"), device=x.device)}
 
     # ------------------------------------------------------------------ sampling
     def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:

@@ -152,7 +152,11 @@ class NumericalTransformer(ColumnTransformer):
         "knots_p",
         "discrete",
         "empty",
+        "clip_input",
     )
+    #: Clip values to [min, max] before encoding: DP fits, whose bounds are public or noisy
+    #: (default for bundles written before it existed).
+    clip_input: bool = False
 
     def __init__(
         self,
@@ -185,6 +189,7 @@ class NumericalTransformer(ColumnTransformer):
 
     def _fit(self, series: pd.Series) -> None:
         self.dtype = str(series.dtype)
+        self.clip_input = self._privacy is not None
         raw = self._values(series)
         present = ~np.isnan(raw)
         values = raw[present]
@@ -307,6 +312,8 @@ class NumericalTransformer(ColumnTransformer):
         raw = self._values(series)
         missing = np.isnan(raw)
         x = np.where(missing, self.fill_value, raw)
+        if self.clip_input:  # DP: the model learns values inside the public/noisy bounds only
+            x = np.clip(x, self.min, self.max)
         blocks = []
         if not self.empty:
             blocks.extend(self._encode(x, rng))
