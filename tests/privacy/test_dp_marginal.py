@@ -142,3 +142,19 @@ def test_parameter_errors():
         DPMarginalSynthesizer(md, epsilon=1.0, budget_split=(1, 0)).fit(df)
     with pytest.raises(ParameterError, match="'public_bounds' parameter"):
         DPMarginalSynthesizer(md, epsilon=1.0, public_bounds={"age": 5}).fit(df)
+
+
+def test_rules_that_read_the_data_are_named_outside_the_guarantee(tmp_path):
+    from clinsynth.constraints import FixedCombinations, Positive
+
+    df, md = _cohort(400)
+    rules = [Positive("sbp"), FixedCombinations(["sex", "frail"])]
+    model = DPMarginalSynthesizer(
+        md, epsilon=5.0, public_bounds=PUBLIC, constraints=rules, random_state=0
+    ).fit(df)
+    report = model.get_privacy_report()
+    assert report["not_covered"] == ["Positive(sbp)", "FixedCombinations(sex, frail)"]
+    assert report["guarantee"].endswith("the rules in 'not_covered' read from the data")
+    assert load(model.save(tmp_path / "m")).get_privacy_report() == report
+    clean = DPMarginalSynthesizer(md, epsilon=5.0, public_bounds=PUBLIC, random_state=0)
+    assert clean.fit(df).get_privacy_report()["not_covered"] == []

@@ -10,6 +10,7 @@ bundle manifest under ``"privacy"`` and returned by ``get_privacy_report()``.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, ClassVar
 
@@ -23,6 +24,8 @@ from clinsynth.privacy import (
     default_delta,
     rho_for_epsilon,
 )
+
+logger = logging.getLogger(__name__)
 
 #: How the ledger is turned into (ε, δ), as written in reports.
 ACCOUNTANT = (
@@ -53,6 +56,25 @@ def _is_bounds(v: Any) -> bool:
     return True
 
 
+def _rules_outside_budget(rules: list[Any]) -> list[str]:
+    """Rules whose fitted state holds values read from the data (beyond dtypes): the allowed
+    combinations of FixedCombinations, Positive's smallest value, a Formula's decimals..."""
+
+    def reads_data(state: Any) -> bool:
+        if isinstance(state, list):  # values (allowed combinations), or sub-rules' states
+            return any(reads_data(v) if isinstance(v, dict | list) else True for v in state)
+        if not isinstance(state, dict):
+            return False
+        for key, value in state.items():
+            if key in ("dtype", "dtypes"):  # the schema, not the patients
+                continue
+            if not isinstance(value, dict | list) or reads_data(value):
+                return True
+        return False
+
+    return [r.describe() for r in rules if reads_data(getattr(r, "state", None) or {})]
+
+
 def _compact(mechanism: dict[str, Any]) -> dict[str, Any]:
     """A ledger entry without the fields at their neutral value (shorter manifests)."""
     neutral = {"noise_multiplier": 0.0, "sample_rate": 1.0, "steps": 1, "count": 1, "delta": 0.0}
@@ -75,6 +97,14 @@ def base_privacy_report(model: Any) -> dict[str, Any]:
     budget = getattr(model, "privacy_budget_", None)
     if budget:
         report.update(budget)
+        # Rules fit on the real rows outside the DP mechanisms (their state is in the bundle).
+        outside = _rules_outside_budget(getattr(model, "_rules_", None) or [])
+        report["not_covered"] = outside
+        if outside:
+            report["guarantee"] = (
+                budget["guarantee"] + ", except the values that the rules in 'not_covered' "
+                "read from the data"
+            )
     return report
 
 
@@ -200,15 +230,18 @@ class DPMixin:
 
     def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
         privacy = manifest.get("privacy") or {}
-        self.privacy_budget_ = (
-            {
-                k: v
-                for k, v in privacy.items()
-                if k not in ("rare_category_threshold", "rare_levels_merged", "generated_columns")
-            }
-            if privacy.get("differential_privacy")
-            else None
+        if not privacy.get("differential_privacy"):
+            self.privacy_budget_ = None
+            return
+        derived = (
+            "rare_category_threshold",
+            "rare_levels_merged",
+            "generated_columns",
+            "not_covered",
         )
+        budget = {k: v for k, v in privacy.items() if k not in derived}
+        budget["guarantee"] = budget["guarantee"].split(", except")[0]  # re-derived on report
+        self.privacy_budget_ = budget
 
     def _require_epsilon(self) -> None:
         if self.epsilon is None:
