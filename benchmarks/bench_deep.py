@@ -4,9 +4,14 @@ RHC's fixed 70% split (seed 0, 4,014 rows). For each model: seconds per epoch, t
 rows per second when sampling 1M rows, and the SDMetrics QualityReport score of 4,014 synthetic
 rows against the training rows (plus clinsynth's own ``evaluate_quality`` when present).
 Reference (SDV 2.0, same split, 2 CPU cores, 300 epochs): TVAE fit 69 s, CTGAN fit 303 s.
+With ``--sdv`` (needs the ``bench`` extra) SDV's TVAE and CTGAN run right after ours, with the
+same epochs, threads and machine load, for a side-by-side comparison.
 
-    .venv/bin/python benchmarks/bench_deep.py --epochs 300 --models tvae ctgan
+    .venv/bin/python benchmarks/bench_deep.py --epochs 300 --models tvae ctgan --sdv
     .venv/bin/python benchmarks/bench_deep.py --epochs 5 --sample-rows 100000   # quick look
+
+On a machine shared with other jobs, use ``--threads 1``: torch's OpenMP threads wait for each
+other at every operation, and a descheduled thread stalls them all.
 """
 
 from __future__ import annotations
@@ -26,6 +31,38 @@ from clinsynth import Metadata, get_synthesizer  # noqa: E402
 SDV_FIT_SECONDS = {"tvae": 69.0, "ctgan": 303.0}
 
 
+def run_sdv(name: str, train, metadata, epochs: int, sample_rows: int, quality: bool) -> dict:
+    """SDV's model with the same data, metadata, epochs and threads: time and fidelity."""
+    import warnings
+
+    from sdv.metadata import Metadata as SDVMetadata
+    from sdv.single_table import CTGANSynthesizer, TVAESynthesizer
+
+    cls = {"tvae": TVAESynthesizer, "ctgan": CTGANSynthesizer}[name]
+    sdv_metadata = SDVMetadata.load_from_dict(metadata.to_dict())
+    table = next(iter(sdv_metadata.tables))
+
+    def sample(n: int):
+        out = model.sample(n)
+        return out[table] if isinstance(out, dict) else out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = cls(sdv_metadata, epochs=epochs, enable_gpu=False)
+        start = time.perf_counter()
+        model.fit({table: train})  # SDV 2 takes {table name: DataFrame}
+        fit_s = time.perf_counter() - start
+        start = time.perf_counter()
+        sample(sample_rows)
+        sample_s = time.perf_counter() - start
+        row = {"model": f"SDV {name}", "epochs": epochs, "s/epoch (median)": fit_s / epochs,
+               "fit s": fit_s, f"sample {sample_rows:,} s": sample_s,
+               "rows/s": sample_rows / sample_s}
+        if quality:
+            row["SDMetrics quality"] = sdmetrics_quality(train, sample(len(train)), metadata)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=300)
@@ -35,6 +72,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-quality", action="store_true", help="skip the fidelity scores")
+    parser.add_argument("--sdv", action="store_true", help="also run SDV's model, same settings")
+    parser.add_argument("--sdv-sample-rows", type=int, default=100_000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # a benchmark's choice, never the library's
 
@@ -89,8 +128,15 @@ def main() -> None:
                 pass
         rows.append(row)
         print(markdown([row]), flush=True)
+        if args.sdv:
+            sdv_row = run_sdv(name, train, metadata, args.epochs, args.sdv_sample_rows,
+                              not args.no_quality)
+            row["speed-up vs SDV (same run)"] = sdv_row["fit s"] / fit_s
+            rows.append(sdv_row)
+            print(markdown([sdv_row]), flush=True)
     print()
-    print(markdown(rows))
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    print(markdown([{k: row.get(k, "") for k in columns} for row in rows]))
 
 
 if __name__ == "__main__":

@@ -179,6 +179,17 @@ def test_fit_on_cuda_load_on_cpu(name, df, tmp_path):
     assert loaded.sample(40).shape == (40, 3)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_device_and_resume_on_cuda(df, tmp_path):
+    model = make("ctgan", epochs=1, device="auto").fit(df)
+    assert next(model.generator.parameters()).is_cuda
+    straight = make("ctgan", epochs=2, device="cuda").fit(df)
+    make("ctgan", epochs=1, device="cuda", checkpoint_dir=tmp_path).fit(df)
+    resumed = make("ctgan", epochs=2, device="cuda", checkpoint_dir=tmp_path).fit(df,
+                                                                                resume=True)
+    pd.testing.assert_frame_equal(resumed.get_loss_values(), straight.get_loss_values())
+
+
 # --------------------------------------------------------------------------- latent space
 @pytest.mark.parametrize("cls", [TVAESynthesizer, HVAEGANSynthesizer])
 def test_latent_space_plot_with_pca(cls, df, one_thread):  # noqa: F811

@@ -85,3 +85,19 @@ def test_hvaegan_learns_dependence_across_groups(one_thread):  # noqa: F811
     ).fit(df)
     assert_learned(df, model.sample(3000))
     assert time.perf_counter() - start < 60
+
+
+def test_a_rule_joint_column_stays_in_its_group(one_thread):  # noqa: F811
+    """FixedCombinations merges columns into one joint column: it joins its members' group and
+    encode() still takes the user's rows."""
+    from clinsynth.constraints import FixedCombinations
+    from conftest import make_mixed_metadata, make_mixed_table
+
+    df = make_mixed_table(120, seed=3)
+    groups = {"clinical": ["age", "weight", "sbp"], "demographic": ["sex", "stage", "smoker"]}
+    model = HVAEGANSynthesizer(make_mixed_metadata(), column_groups=groups, epochs=1,
+                               random_state=0, constraints=[FixedCombinations(["sex", "stage"])],
+                               **SMALL).fit(df)
+    assert list(model.latent_groups_) == ["clinical", "demographic", "other"]
+    assert any("sex" in c and "stage" in c for c in model._groups["demographic"])
+    assert model.encode(df).shape == (120, 12)

@@ -435,7 +435,7 @@ class LatentMixin:
         land on the same points.
         """
         self._check_fitted()  # type: ignore[attr-defined]
-        encoded = self._transformer_.transform(data)  # type: ignore[attr-defined]
+        encoded = self._transformer_.transform(self._model_rows(data))  # type: ignore[attr-defined]
         device = self._torch_device()  # type: ignore[attr-defined]
         x = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order])).to(device)
         for net in self._networks().values():  # type: ignore[attr-defined]
@@ -448,6 +448,15 @@ class LatentMixin:
         if not out:
             return np.zeros((0, self._latent_dim(**options)), dtype=np.float32)
         return np.concatenate(out)
+
+    def _model_rows(self, data: pd.DataFrame) -> pd.DataFrame:
+        """The user's rows as the model sees them: the rules' reparametrizations applied."""
+        table = self._table_metadata()  # type: ignore[attr-defined]
+        for rule in getattr(self, "_rules_", None) or []:
+            if rule.reparametrized:
+                data = rule.transform(data, table)
+                table = rule.transform_metadata(table)
+        return data
 
     def _latent_mean(self, x: torch.Tensor, **options: Any) -> torch.Tensor:
         raise NotImplementedError

@@ -233,6 +233,22 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
             groups.setdefault(OTHER_GROUP, []).extend(rest)
         return groups
 
+    def _model_groups(self) -> dict[str, list[str]]:
+        """The declared groups over the columns the model encodes: a joint column made by a
+        rule (``FixedCombinations``) joins the group of its members; any unclaimed column joins
+        the ``"other"`` group."""
+        declared = self._declared_groups()
+        owner = {c: g for g, columns in declared.items() for c in columns}
+        for rule in getattr(self, "_rules_", None) or []:
+            joint = getattr(rule, "joint_column", None)
+            members = [c for c in getattr(rule, "columns", []) if c in owner]
+            if joint is not None and members:
+                owner.setdefault(joint, owner[members[0]])
+        groups: dict[str, list[str]] = {g: [] for g in declared}
+        for column in self._transformer_.column_names:
+            groups.setdefault(owner.get(column, OTHER_GROUP), []).append(column)
+        return groups
+
     def _group_columns(self) -> tuple[list[str], list[np.ndarray]]:
         """Group names and their permuted encoded columns (groups with no encoded column
         -- only identifiers or personal data -- are dropped)."""
@@ -257,7 +273,7 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
 
     # ------------------------------------------------------------------ networks
     def _fit(self, encoded: np.ndarray) -> None:
-        self._groups = self._declared_groups()
+        self._groups = self._model_groups()
         super()._fit(encoded)
 
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:

@@ -42,7 +42,7 @@ def visualize_latent_space(
     data: pd.DataFrame,
     *,
     color_by: str | None = None,
-    method: Literal["umap", "pca"] = "umap",
+    method: Literal["pca", "umap"] = "pca",
     max_points: int = 20_000,
     random_state: int | None = 0,
     **encode_options: Any,
@@ -50,7 +50,8 @@ def visualize_latent_space(
     """A plotly scatter of the rows of ``data`` in a fitted VAE's latent space.
 
     Each row is encoded to the mean of ``q(z | x)`` (:meth:`encode`) and projected to two
-    dimensions with UMAP (optional extra ``clinsynth[umap]``) or PCA.
+    dimensions with PCA (no extra dependency; the axes say how much variance they keep) or
+    UMAP (optional extra: ``pip install clinsynth[umap]``).
 
     Parameters
     ----------
@@ -60,7 +61,7 @@ def visualize_latent_space(
         Rows with the model's columns (real rows, or synthetic rows to compare).
     color_by : str, optional
         A column of ``data`` to colour the points by (categories get a legend, numbers a scale).
-    method : {"umap", "pca"}
+    method : {"pca", "umap"}
     max_points : int
         Rows drawn at random (with ``random_state``) when ``data`` has more.
     random_state : int, optional

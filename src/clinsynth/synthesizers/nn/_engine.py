@@ -240,7 +240,7 @@ class TrainingEngine:
         self._load_states(ckpt["modules"])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
-        self.generator.set_state(ckpt["generator"])
+        self.generator.set_state(ckpt["generator"].cpu())  # a CPU ByteTensor on any device
         self.history = TrainingHistory.from_dict(ckpt["history"])
         self._best_loss = float(ckpt["best_loss"])
         self._best_state = ckpt["best_state"]

@@ -121,24 +121,41 @@ class SpanLayout:
         cols = [self._columns[i] for i in span_indices]
         return np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, dtype=np.int64)
 
-    def blocks(self, x: torch.Tensor, *, transposed: bool = False, offset: int = 0
+    def block_view(self, piece: torch.Tensor, count: int, width: int,
+                   transposed: bool = False) -> tuple[torch.Tensor, int]:
+        """A one-hot block (``rows x count*width``, or its transpose) as a 3-D tensor, and the
+        axis of its levels."""
+        if transposed:
+            n = piece.shape[1]
+            if self.level_major:
+                return piece.view(width, count, n), 0
+            return piece.view(count, width, n), 1
+        n = piece.shape[0]
+        if self.level_major:
+            return piece.reshape(n, width, count), 1
+        return piece.reshape(n, count, width), 2
+
+    def split(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[tanh part, linear part, block 1, block 2, ...]`` of ``(rows, permuted columns)``.
+
+        One ``torch.split``: its gradient is a single concatenation, where slicing piece by
+        piece would allocate and fill a full-width gradient for every piece.
+        """
+        sizes = [self.n_tanh, self.n_linear, *(c * w for _, c, w in self.groups)]
+        return list(torch.split(x, sizes, dim=1))
+
+    def blocks(self, x: torch.Tensor, *, transposed: bool = False
                ) -> list[tuple[torch.Tensor, int]]:
         """3-D views of the one-hot blocks of ``x`` and the axis of their levels.
 
         ``x`` is ``(rows, permuted columns)``, or ``(permuted columns, rows)`` when
-        ``transposed``, starting at permuted column ``offset``; views share its memory.
+        ``transposed``; views share its memory.
         """
         out = []
         for first, count, width in self.groups:
-            start, end = first - offset, first - offset + count * width
-            if transposed:
-                n = x.shape[1]
-                shape, axis = ((width, count, n), 0) if self.level_major else ((count, width, n), 1)
-                out.append((x[start:end].view(shape), axis))
-            else:
-                n = x.shape[0]
-                shape, axis = ((n, width, count), 1) if self.level_major else ((n, count, width), 2)
-                out.append((x[:, start:end].reshape(shape), axis))
+            end = first + count * width
+            piece = x[first:end] if transposed else x[:, first:end]
+            out.append(self.block_view(piece, count, width, transposed))
         return out
 
 
@@ -164,20 +181,24 @@ def activate(
     With ``tau`` the one-hot groups use the Gumbel-softmax relaxation (noise from ``generator``),
     as GAN generators need to produce nearly one-hot, differentiable rows.
     """
-    s = layout.n_scalar
+    pieces = layout.split(raw)
     parts = []
     if layout.n_tanh:
-        parts.append(torch.tanh(raw[:, : layout.n_tanh]))
+        parts.append(torch.tanh(pieces[0]))
     if layout.n_linear:
-        parts.append(raw[:, layout.n_tanh : s])
+        parts.append(pieces[1])
     if layout.groups:
-        logits = raw[:, s:]
+        n = raw.shape[0]
+        noise: list[torch.Tensor | None] = [None] * len(layout.groups)
         if tau is not None:
             if generator is None:
                 raise ValueError("Gumbel-softmax needs a generator.")
-            logits = (logits + gumbel_noise(logits.shape, generator, logits)) / tau
-        n = raw.shape[0]
-        for block, axis in layout.blocks(logits, offset=s):
+            sizes = [c * w for _, c, w in layout.groups]
+            noise = list(gumbel_noise((n, sum(sizes)), generator, raw).split(sizes, dim=1))
+        for (_, count, width), logits, g in zip(layout.groups, pieces[2:], noise, strict=True):
+            if g is not None:
+                logits = (logits + g) / tau
+            block, axis = layout.block_view(logits, count, width)
             parts.append(torch.softmax(block, dim=axis).reshape(n, -1))
     return torch.cat(parts, dim=1) if parts else raw
 
@@ -238,19 +259,21 @@ def reconstruction_loss(
     """
     s = layout.n_scalar
     n = raw.shape[0]
+    pieces = layout.split(raw)
     loss = raw.new_zeros(())
     if s:
-        pred = raw[:, :s]
-        if layout.n_tanh:
-            pred = torch.cat([torch.tanh(pred[:, : layout.n_tanh]), pred[:, layout.n_tanh :]], 1)
+        pred = torch.tanh(pieces[0])
+        if layout.n_linear:
+            pred = torch.cat([pred, pieces[1]], dim=1)
         if sigma is None:
             loss = loss + ((target[:, :s] - pred) ** 2).sum() / 2
         else:
             loss = loss + (((target[:, :s] - pred) / sigma) ** 2).sum() / 2
             loss = loss + torch.log(sigma).sum() * n
-    for (logits, axis), (block, _) in zip(layout.blocks(raw), layout.blocks(target),
-                                          strict=True):
-        loss = loss - (block * torch.log_softmax(logits, dim=axis)).sum()
+    for (_, count, width), logits, (block, _) in zip(layout.groups, pieces[2:],
+                                                     layout.blocks(target), strict=True):
+        view, axis = layout.block_view(logits, count, width)
+        loss = loss - (block * torch.log_softmax(view, dim=axis)).sum()
     return loss
 
 
