@@ -28,7 +28,14 @@ FAST_PARAMS["dp_marginal"] = {
     },
 }
 
-
+FAST_PARAMS["tabddpm"] = {
+    "epochs": 3,
+    "batch_size": 64,
+    "hidden_dims": (32, 32),
+    "embedding_dim": 16,
+    "num_timesteps": 100,
+    "sampling_steps": 10,
+}
 #: Deep models: tiny networks, two epochs (the contract, not the fidelity, is under test).
 FAST_PARAMS["tvae"] = {
     "epochs": 2,
@@ -63,6 +70,12 @@ FAST_PARAMS["hvaegan"] = {
     "compress_dims": (32,),
     "decompress_dims": (32, 32),
     "discriminator_dim": (32,),
+}
+
+#: Two quick candidates: the choice, the refit and the delegation are what is under test.
+FAST_PARAMS["auto"] = {
+    "candidates": ["gaussian_copula", "tabddpm"],
+    "candidate_params": {"tabddpm": FAST_PARAMS["tabddpm"]},
 }
 
 MODELS = sorted(list_synthesizers())

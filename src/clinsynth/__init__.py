@@ -7,12 +7,14 @@ from clinsynth._version import __version__
 from clinsynth.errors import ClinsynthError
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers import (
+    AutoSynthesizer,
     BaseSynthesizer,
     CTGANSynthesizer,
     CWGANGPSynthesizer,
     DPMarginalSynthesizer,
     GaussianCopulaSynthesizer,
     HVAEGANSynthesizer,
+    TabDDPMSynthesizer,
     TVAESynthesizer,
     get_synthesizer,
     list_synthesizers,
@@ -31,6 +33,8 @@ __all__ = [
     "CTGANSynthesizer",
     "CWGANGPSynthesizer",
     "HVAEGANSynthesizer",
+    "TabDDPMSynthesizer",
+    "AutoSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
     "load",

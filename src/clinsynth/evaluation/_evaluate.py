@@ -140,6 +140,9 @@ def _model_info(model: Any) -> dict | None:
             info["params"] = jsonable(get_params())
         except TypeError:  # a get_params that needs arguments is not the sklearn one
             pass
+    board = getattr(model, "leaderboard_", None)
+    if isinstance(board, pd.DataFrame):  # the AutoSynthesizer's comparison of candidates
+        info["leaderboard"] = jsonable(board.to_dict(orient="records"))
     return info
 
 

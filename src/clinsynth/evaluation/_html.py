@@ -311,10 +311,23 @@ def _privacy_body(result: EvaluationResult) -> str:
 
 def _training_body(result: EvaluationResult) -> str:
     loss = result.figures.get("loss")
+    board = (result.info.get("model") or {}).get("leaderboard")
+    leaderboard = (
+        "<h3>Model choice (leaderboard)</h3><p class='muted'>Candidates scored on a validation "
+        "split; the best one that passed the privacy checks was chosen and refitted.</p>"
+        + _table(pd.DataFrame(board).dropna(axis=1, how="all"))
+        if board
+        else ""
+    )
     if not loss:
         note = next((n for n in result.info.get("notes", []) if "loss" in n), None)
-        return f"<p>{_esc(note or 'No model was given, so there is no training curve.')}</p>"
-    return _fig(lines_figure("Training loss", loss["x"], loss["series"], loss["x_label"], "loss"))
+        return (
+            f"<p>{_esc(note or 'No model was given, so there is no training curve.')}</p>"
+            + leaderboard
+        )
+    return leaderboard + _fig(
+        lines_figure("Training loss", loss["x"], loss["series"], loss["x_label"], "loss")
+    )
 
 
 def _methods(result: EvaluationResult) -> str:

@@ -1,5 +1,6 @@
 """Synthesizers: one contract (fit, sample, save, load), a registry, one module per model."""
 
+from clinsynth.synthesizers._auto import AutoSynthesizer
 from clinsynth.synthesizers._base import BaseSynthesizer
 from clinsynth.synthesizers._conditions import parse_condition_strings
 from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
@@ -9,6 +10,7 @@ from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
 from clinsynth.synthesizers._hvaegan import HVAEGANSynthesizer
 from clinsynth.synthesizers._latent import visualize_latent_space
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
+from clinsynth.synthesizers._tabddpm import TabDDPMSynthesizer
 from clinsynth.synthesizers._tvae import TVAESynthesizer
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "CTGANSynthesizer",
     "CWGANGPSynthesizer",
     "HVAEGANSynthesizer",
+    "TabDDPMSynthesizer",
+    "AutoSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
     "parse_condition_strings",

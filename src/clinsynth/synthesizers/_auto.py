@@ -1,0 +1,649 @@
+"""AutoSynthesizer: fit several models, measure fidelity and privacy, keep the best safe one.
+
+The rows are split once (``validation_size`` held out, seeded). Each candidate model is fitted on
+the training split and samples as many rows as the validation split has; the synthetic rows are
+scored against the validation rows with the evaluation suite: the fidelity score (Column Shapes
+and Column Pair Trends), the detection score (can a classifier tell them apart?) and, with a
+``target``, ML utility (train on synthetic, test on real). Privacy is measured against the same
+split: the DCR share (the share of synthetic rows closer to a training row than to a validation
+row; 0.5 when the model does not memorize) and the membership-inference AUC (0.5: training rows
+are no closer to the synthetic data than unseen rows). The best candidate that passes both
+privacy checks is refitted on every row and samples from then on; the comparison is kept as
+``leaderboard_`` and saved in the bundle's manifest.
+
+With a ``time_budget``, candidates train in order, each within an even share of what is left
+(the refit of the winner counts as one more share, scaled by the data it will see). A model
+trained by epochs first trains two epochs to measure the cost of one, then trains as many epochs
+as its share allows (at most its own ``epochs``), rounded down to a coarse grid so that similar
+machines choose the same number; a model that cannot train a tenth of its epochs in its share is
+skipped. Without a time budget every candidate trains with its own parameters and the choice is
+fully determined by ``random_state``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from clinsynth._utils import derive_seed, make_rng, report
+from clinsynth.errors import ClinsynthError, DataError, ParameterError, PrivacyError
+from clinsynth.metadata import Metadata
+from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _jsonable_params
+from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
+
+logger = logging.getLogger(__name__)
+
+#: Candidates tried by default, in this order (those registered).
+DEFAULT_CANDIDATES = ("gaussian_copula", "tvae", "ctgan", "tabddpm")
+#: Options of the AutoSynthesizer passed on to every candidate.
+_SHARED = (
+    "enforce_min_max_values",
+    "enforce_rounding",
+    "locale",
+    "table_name",
+    "constraints",
+    "rare_category_threshold",
+    "random_state",
+    "device",
+    "verbose",
+)
+#: A model trained by epochs is skipped when its share of the budget allows fewer than this
+#: fraction of its epochs.
+_MIN_EPOCH_FRACTION = 0.1
+#: Epochs chosen from a budget are rounded down to this grid (times powers of 10).
+_EPOCH_GRID = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0}
+
+#: Leaderboard columns, in order.
+LEADERBOARD_COLUMNS = (
+    "rank",
+    "model",
+    "status",
+    "score",
+    "fidelity",
+    "column_shapes",
+    "column_pair_trends",
+    "detection_auc",
+    "detection_score",
+    "utility",
+    "tstr",
+    "trtr",
+    "dcr_share",
+    "mia_auc",
+    "passes_privacy",
+    "epochs",
+    "fit_seconds",
+    "evaluation_seconds",
+    "note",
+)
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number or a text such as ``"90s"``, ``"10m"``, ``"1.5h"``, ``"1h30m"``.
+
+    Examples
+    --------
+    >>> parse_duration("10m"), parse_duration("90s"), parse_duration("1h30m"), parse_duration(45)
+    (600.0, 90.0, 5400.0, 45.0)
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().lower().replace(" ", "")
+        parts = re.findall(r"(\d+(?:\.\d+)?)([a-z]*)", text)
+        if (
+            not parts
+            or "".join(a + b for a, b in parts) != text
+            or any(unit not in _UNITS for _, unit in parts)
+        ):
+            raise ParameterError(
+                f"Cannot read the duration {value!r}. Write seconds or a number with a unit: "
+                "'90s', '10m', '1h', '1h30m'."
+            )
+        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    else:
+        raise ParameterError(
+            f"A duration must be a number of seconds or a text like '10m'. Got {value!r}."
+        )
+    if not seconds > 0:
+        raise ParameterError(f"A duration must be positive. Got {value!r}.")
+    return seconds
+
+
+def _is_duration(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        parse_duration(value)
+    except ParameterError:
+        return False
+    return True
+
+
+def _floor_to_grid(epochs: float) -> int:
+    if epochs < 1:
+        return 0
+    power = 10 ** math.floor(math.log10(epochs))
+    best = max(g for g in _EPOCH_GRID if g * power <= epochs + 1e-9)
+    return max(1, int(best * power))
+
+
+class _EpochClock:
+    """A progress callback that timestamps the epochs a deep model reports."""
+
+    def __init__(self) -> None:
+        self.times: dict[int, float] = {}
+
+    def __call__(self, total: int, completed: int, message: str) -> None:
+        if message.startswith("epoch"):
+            self.times[completed] = time.perf_counter()
+
+
+@register("auto")
+class AutoSynthesizer(BaseSynthesizer):
+    """Choose the synthesizer by measured fidelity and privacy, within a time budget.
+
+    Parameters
+    ----------
+    metadata : Metadata
+    candidates : list of str, optional
+        Registered model names to try, in order (or one comma-separated text); default:
+        gaussian_copula, tvae, ctgan and tabddpm (those registered).
+    candidate_params : dict, optional
+        Parameters per candidate, e.g. ``{"tabddpm": {"epochs": 500}}``.
+    time_budget : float or str, optional
+        Seconds for the whole fit (``"10m"``, ``"1h"`` also work), including the refit of the
+        winner; None trains every candidate with its own parameters.
+    target : str, optional
+        A column to predict: adds ML utility (TSTR against TRTR) to the score, and becomes the
+        ``condition_column`` of candidates that have one (when categorical).
+    validation_size : float
+        Share of rows held out to score the candidates.
+    max_dcr_share : float
+        A candidate whose DCR share exceeds this is not chosen (0.5 means no memorization).
+    max_mia_auc : float
+        A candidate whose membership-inference AUC exceeds this is not chosen.
+    refit : bool
+        Refit the winner on every row (True), or keep the model fitted on the training split.
+    **kwargs
+        ``random_state``, ``device``, ``constraints``, ... passed on to every candidate.
+
+    Attributes
+    ----------
+    leaderboard_ : DataFrame
+        One row per candidate: the scores, privacy measures, epochs, times and status.
+    chosen_ : str
+        The name of the chosen model.
+    model_ : BaseSynthesizer
+        The chosen, fitted model (it makes every sample).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from clinsynth import Metadata
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"age": rng.normal(60, 10, 300).round(),
+    ...                    "sex": rng.choice(["F", "M"], 300)})
+    >>> auto = AutoSynthesizer(Metadata.detect_from_dataframe(df), candidates=["gaussian_copula"],
+    ...                        random_state=0).fit(df)
+    >>> auto.chosen_, auto.sample(3).shape
+    ('gaussian_copula', (3, 2))
+    """
+
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "candidates": (
+            lambda v: (
+                v is None
+                or (isinstance(v, str) and v.strip() != "")
+                or (
+                    isinstance(v, list | tuple)
+                    and len(v) > 0
+                    and all(isinstance(c, str) for c in v)
+                )
+            ),
+            "None or a non-empty list of model names (or one text, comma-separated)",
+        ),
+        "candidate_params": (
+            lambda v: (
+                v is None or (isinstance(v, dict) and all(isinstance(p, dict) for p in v.values()))
+            ),
+            "None or a dict of model name to a dict of parameters",
+        ),
+        "time_budget": (_is_duration, "None, seconds > 0 or a duration such as '10m'"),
+        "target": (lambda v: v is None or isinstance(v, str), "None or a column name"),
+        "validation_size": (lambda v: _is_float(0.05, 0.8)(v), "a float in [0.05, 0.8]"),
+        "max_dcr_share": (_is_float(0.0, 1.0), "a float in [0, 1]"),
+        "max_mia_auc": (_is_float(0.0, 1.0), "a float in [0, 1]"),
+        "refit": (lambda v: isinstance(v, bool), "a bool"),
+        "progress": (lambda v: v is None or callable(v), "None or a callable"),
+    }
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        candidates: list[str] | tuple[str, ...] | None = None,
+        candidate_params: dict[str, dict[str, Any]] | None = None,
+        time_budget: float | str | None = None,
+        target: str | None = None,
+        validation_size: float = 0.3,
+        max_dcr_share: float = 0.6,
+        max_mia_auc: float = 0.6,
+        refit: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(metadata, **kwargs)
+        self.candidates = candidates
+        self.candidate_params = candidate_params
+        self.time_budget = time_budget
+        self.target = target
+        self.validation_size = validation_size
+        self.max_dcr_share = max_dcr_share
+        self.max_mia_auc = max_mia_auc
+        self.refit = refit
+
+    # ------------------------------------------------------------------ candidates
+    def _candidate_names(self) -> list[str]:
+        if self.candidates is None:
+            registered = list_synthesizers()
+            return [name for name in DEFAULT_CANDIDATES if name in registered]
+        given = self.candidates
+        if isinstance(given, str):  # "gaussian_copula,tabddpm" from the command line
+            given = [c.strip() for c in given.split(",") if c.strip()]
+        names = []
+        for name in given:
+            cls = get_synthesizer(name)  # unknown names: ParameterError listing the models
+            if cls is type(self):
+                raise ParameterError("AutoSynthesizer cannot be its own candidate.")
+            names.append(cls._model_name)
+        return names
+
+    def _make_candidate(self, name: str, **override: Any) -> BaseSynthesizer:
+        cls = get_synthesizer(name)
+        params: dict[str, Any] = {k: getattr(self, k) for k in _SHARED}
+        accepted = cls._param_names()
+        table = self._table_metadata()
+        if (
+            self.target is not None
+            and "condition_column" in accepted
+            and table.columns[self.target]["sdtype"] in ("categorical", "boolean", "ordinal")
+        ):
+            params["condition_column"] = self.target
+        given = dict((self.candidate_params or {}).get(name, {}))
+        unknown = sorted(set(given) - set(accepted))
+        if unknown:
+            raise ParameterError(
+                f"candidate_params of AutoSynthesizer gives {cls.__name__} unknown parameters "
+                f"{unknown}. Valid: {', '.join(accepted)}."
+            )
+        params.update(given)
+        params.update(override)
+        model = cls(self.metadata, **params)
+        model._validate_params()
+        return model
+
+    def _check_target(self) -> None:
+        table = self._table_metadata()
+        if self.target is not None and self.target not in table.columns:
+            raise ParameterError(
+                f"The 'target' parameter of AutoSynthesizer must be a column of the table. Got "
+                f"{self.target!r}; columns: {', '.join(table.columns)}."
+            )
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: pd.DataFrame) -> AutoSynthesizer:
+        """Fit and score every candidate, choose the best safe one and refit it on ``data``."""
+        from clinsynth.metadata._validate import table_problems
+
+        self._validate_params()
+        self._check_target()
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"fit() needs a pandas DataFrame; got {type(data).__name__}.")
+        table = self._table_metadata()
+        if isinstance(self.metadata, Metadata):
+            self.metadata.validate()
+        problems, _ = table_problems(table, data)
+        if problems:
+            raise DataError.from_problems("The data does not match its metadata", problems)
+        names = self._candidate_names()
+        for name in names:  # every parameter problem before any training
+            self._make_candidate(name)
+        if len(data) < 20:
+            raise DataError(
+                f"AutoSynthesizer needs at least 20 rows to hold out a validation split; got "
+                f"{len(data)}. Choose a model yourself for such a small table."
+            )
+        start = time.perf_counter()
+        budget = None if self.time_budget is None else parse_duration(self.time_budget)
+        deadline = None if budget is None else start + budget
+        rng = make_rng(self.random_state)
+        perm = rng.permutation(len(data))
+        n_valid = max(5, int(round(len(data) * self.validation_size)))
+        valid = data.iloc[perm[:n_valid]].reset_index(drop=True)
+        train = data.iloc[perm[n_valid:]].reset_index(drop=True)
+        eval_seed = derive_seed(rng)
+        refit_scale = len(data) / len(train) if self.refit else 0.0
+        rows: list[dict[str, Any]] = []
+        models: dict[str, BaseSynthesizer] = {}
+        eval_times: list[float] = []
+        total = len(names) + 1
+        for i, name in enumerate(names):
+            report(self.progress, total, i, f"fitting {name}")
+            row: dict[str, Any] = {"model": name}
+            rows.append(row)
+            try:
+                model = self._fit_candidate(
+                    name, train, row, deadline, len(names) - i, refit_scale, eval_times
+                )
+                if model is None:
+                    continue
+                began = time.perf_counter()
+                model.reset_sampling()
+                synthetic = model.sample(len(valid))
+                row.update(self._score(train, valid, synthetic, eval_seed))
+            except Exception as exc:  # a failing candidate is reported; the others go on
+                logger.warning("candidate %s failed: %s: %s", name, type(exc).__name__, exc)
+                row.update(status="error", note=f"{type(exc).__name__}: {exc}")
+                continue
+            row["evaluation_seconds"] = round(time.perf_counter() - began, 3)
+            eval_times.append(row["evaluation_seconds"])
+            models[name] = model
+        self.leaderboard_ = self._rank(rows)
+        self._thresholds = {"max_dcr_share": self.max_dcr_share, "max_mia_auc": self.max_mia_auc}
+        passing = self.leaderboard_[self.leaderboard_["status"] == "chosen"]
+        if not models:
+            raise ClinsynthError(
+                "No candidate model could be fitted and scored:\n"
+                + leaderboard_markdown(self.leaderboard_)
+                + "\nSee the notes; give a larger time_budget or other candidates."
+            )
+        if passing.empty:
+            raise PrivacyError(
+                "No candidate model passed the privacy checks (DCR share <= "
+                f"{self.max_dcr_share}, membership-inference AUC <= {self.max_mia_auc}):\n"
+                + leaderboard_markdown(self.leaderboard_)
+                + "\nSee leaderboard_; train longer or other models, or relax the thresholds "
+                "knowingly."
+            )
+        chosen = str(passing["model"].iloc[0])
+        report(self.progress, total, total - 1, f"refitting {chosen} on every row")
+        model = models[chosen]
+        if self.refit:
+            epochs = passing["epochs"].iloc[0]
+            override = {} if pd.isna(epochs) else {"epochs": int(epochs)}
+            model = self._make_candidate(chosen, **override).fit(data)
+        self._adopt(model, chosen, len(data))
+        self.fit_seconds_ = time.perf_counter() - start
+        report(self.progress, total, total, "done")
+        logger.info("AutoSynthesizer chose %s in %.1f s", chosen, self.fit_seconds_)
+        return self
+
+    def _fit_candidate(
+        self,
+        name: str,
+        train: pd.DataFrame,
+        row: dict[str, Any],
+        deadline: float | None,
+        remaining: int,
+        refit_scale: float,
+        eval_times: list[float],
+    ) -> BaseSynthesizer | None:
+        """Fit one candidate within its share of the budget (None when it is skipped)."""
+        model = self._make_candidate(name)
+        has_epochs = "epochs" in type(model)._param_names()
+        row["epochs"] = int(model.epochs) if has_epochs else None
+        began = time.perf_counter()
+        if deadline is None:
+            model.fit(train)
+            row["fit_seconds"] = round(time.perf_counter() - began, 3)
+            return model
+        left = deadline - began
+        share = left / (remaining + refit_scale)
+        eval_guess = float(np.mean(eval_times)) if eval_times else 0.0
+        if not has_epochs:
+            if left <= eval_guess:
+                row.update(status="skipped", note=f"no time left ({left:.0f} s)")
+                return None
+            model.fit(train)
+            row["fit_seconds"] = round(time.perf_counter() - began, 3)
+            return model
+        wanted = int(model.epochs)
+        probe_epochs = min(2, wanted)
+        clock = _EpochClock()
+        probe = self._make_candidate(name, epochs=probe_epochs, progress=clock).fit(train)
+        spent = time.perf_counter() - began
+        per_epoch = spent / probe_epochs
+        if probe_epochs == 2 and {1, 2} <= set(clock.times):
+            per_epoch = max(clock.times[2] - clock.times[1], 1e-6)
+        overhead = max(spent - probe_epochs * per_epoch, 0.0)
+        # The refit sees more rows: its epochs cost refit_scale times as much.
+        affordable = (share - eval_guess - overhead) / per_epoch
+        epochs = min(wanted, _floor_to_grid(affordable))
+        if epochs < max(1, math.ceil(_MIN_EPOCH_FRACTION * wanted)):
+            row.update(
+                status="skipped",
+                epochs=None,
+                fit_seconds=round(spent, 3),
+                note=f"needs ~{overhead + per_epoch * wanted * _MIN_EPOCH_FRACTION:.0f} s "
+                f"for a tenth of its {wanted} epochs; its share was {share:.0f} s",
+            )
+            return None
+        row["epochs"] = epochs
+        if epochs != probe_epochs:
+            model = self._make_candidate(name, epochs=epochs).fit(train)
+        else:
+            model = probe
+            model.progress = None
+        if epochs < wanted:
+            row["note"] = f"epochs cut from {wanted} to fit the time budget"
+        row["fit_seconds"] = round(time.perf_counter() - began, 3)
+        return model
+
+    def _score(
+        self, train: pd.DataFrame, valid: pd.DataFrame, synthetic: pd.DataFrame, seed: int
+    ) -> dict[str, Any]:
+        from clinsynth.evaluation import evaluate_privacy, evaluate_quality, evaluate_utility
+
+        table = self._table_metadata()
+        quality = evaluate_quality(valid, synthetic, table, random_state=seed)
+        privacy = evaluate_privacy(
+            train, synthetic, table, holdout=valid, n_attacks=100, random_state=seed
+        )
+        aucs = [v for v in quality.metrics.get("detection_auc", {}).values() if v == v]
+        out: dict[str, Any] = {
+            "fidelity": quality.get_score(),
+            "column_shapes": quality.metrics["column_shapes"],
+            "column_pair_trends": quality.metrics["column_pair_trends"],
+            "detection_auc": max(aucs) if aucs else None,
+            "detection_score": quality.metrics.get("detection_score"),
+            "dcr_share": privacy.metrics["dcr_share"],
+            "mia_auc": privacy.metrics["mia_auc"],
+        }
+        parts = [out["fidelity"], out["detection_score"]]
+        if self.target is not None:
+            try:
+                utility = evaluate_utility(
+                    train, synthetic, table, target=self.target, holdout=valid, random_state=seed
+                )
+            except DataError as exc:  # e.g. no synthetic row has the target: no utility
+                out["note"] = f"utility not measured: {exc}"
+                out["utility"] = 0.0
+            else:
+                score = utility.get_score()
+                out["utility"] = None if score != score else score
+                out["tstr"] = _mean(utility.metrics["tstr"].values())
+                out["trtr"] = _mean(utility.metrics["trtr"].values())
+            parts.append(out["utility"])
+        measured = [p for p in parts if p is not None and p == p]
+        out["score"] = float(np.mean(measured)) if measured else None
+        out["passes_privacy"] = bool(
+            out["dcr_share"] <= self.max_dcr_share and out["mia_auc"] <= self.max_mia_auc
+        )
+        return out
+
+    def _rank(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        board = leaderboard_frame(rows)
+        scored = board["score"].notna()
+        board.loc[scored & (board["passes_privacy"] == True), "status"] = "ok"  # noqa: E712
+        board.loc[scored & (board["passes_privacy"] == False), "status"] = (  # noqa: E712
+            "failed privacy check"
+        )
+        order = board.assign(
+            _ok=(board["status"] == "ok").astype(int),
+            _score=board["score"].astype(float).fillna(-1.0),
+        ).sort_values(["_ok", "_score"], ascending=[False, False], kind="stable")
+        board = board.loc[order.index].reset_index(drop=True)
+        if (board["status"] == "ok").any():
+            board.loc[0, "status"] = "chosen"
+        board["rank"] = np.arange(1, len(board) + 1)
+        return board
+
+    def _adopt(self, model: BaseSynthesizer, name: str, num_rows: int) -> None:
+        """Sample through ``model`` from now on (the base class decodes with its transformer)."""
+        self.model_ = model
+        self.chosen_ = name
+        self._transformer_ = model._transformer_
+        self._rules_ = getattr(model, "_rules_", [])
+        self._dtypes_ = getattr(model, "_dtypes_", {})
+        self._loss_history_ = getattr(model, "_loss_history_", None)
+        self.num_training_rows_ = int(num_rows)
+        rng = make_rng(self.random_state)
+        self._fit_seed_ = derive_seed(rng)
+        self._sample_seed_ = derive_seed(rng)
+        self._fitted = True
+        self.reset_sampling()
+
+    # ------------------------------------------------------------------ sampling
+    def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
+        return self.model_._sample(num_rows, rng)
+
+    def _sample_conditioned(
+        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
+    ) -> np.ndarray | None:
+        native = getattr(self.model_, "_sample_conditioned", None)
+        return None if native is None else native(num_rows, parsed, rng)
+
+    def get_privacy_report(self) -> dict[str, Any]:
+        """The chosen model's privacy report (see :meth:`BaseSynthesizer.get_privacy_report`)."""
+        self._check_fitted()
+        return self.model_.get_privacy_report()
+
+    # ------------------------------------------------------------------ leaderboard
+    def save_leaderboard(self, path_stem: str | os.PathLike) -> tuple[Path, Path]:
+        """Write the leaderboard as ``<stem>.md`` (a table) and ``<stem>.json``.
+
+        Returns the two paths.
+        """
+        from clinsynth.io._atomic import atomic_write_text
+
+        self._check_fitted()
+        stem = Path(path_stem)
+        md, js = stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".json")
+        atomic_write_text(md, leaderboard_markdown(self.leaderboard_) + "\n")
+        document = {
+            "chosen": self.chosen_,
+            **self._thresholds,
+            "leaderboard": leaderboard_records(self.leaderboard_),
+        }
+        atomic_write_text(js, json.dumps(document, indent=1, allow_nan=False) + "\n")
+        return md, js
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        model = self.model_
+        state, tensors = model._get_state()
+        params = {k: v for k, v in model.get_params().items() if k not in model._runtime_params}
+        return {"chosen": self.chosen_, "params": _jsonable_params(params), "state": state}, tensors
+
+    def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        cls = get_synthesizer(state["chosen"])
+        model = cls(self.metadata, **state["params"], device=self.device)
+        for attr in (
+            "_transformer_",
+            "_rules_",
+            "_dtypes_",
+            "fit_seconds_",
+            "num_training_rows_",
+            "_sample_seed_",
+            "_fit_seed_",
+            "_loss_history_",
+        ):
+            setattr(model, attr, getattr(self, attr))
+        model._set_state(state["state"], tensors)
+        model._fitted = True
+        self.model_, self.chosen_ = model, state["chosen"]
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {
+            **super()._manifest_extra(),
+            "auto": {
+                "chosen": self.chosen_,
+                **self._thresholds,
+                "leaderboard": leaderboard_records(self.leaderboard_),
+            },
+        }
+
+    def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
+        auto = manifest["auto"]
+        self._thresholds = {k: auto[k] for k in ("max_dcr_share", "max_mia_auc")}
+        self.leaderboard_ = leaderboard_frame(auto["leaderboard"])
+        self.model_._load_manifest_extra(manifest)
+        self.model_.reset_sampling()
+
+
+def _mean(values: Any) -> float | None:
+    values = [float(v) for v in values if v is not None and v == v]
+    return float(np.mean(values)) if values else None
+
+
+def leaderboard_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The leaderboard from its JSON records (missing values as NaN, numbers as floats)."""
+    board = pd.DataFrame(records).reindex(columns=list(LEADERBOARD_COLUMNS))
+    for column in board.columns:
+        if column in ("model", "status", "passes_privacy", "note"):
+            values = board[column].astype("object")
+            board[column] = values.where(values.notna(), np.nan)
+        else:
+            board[column] = pd.to_numeric(board[column])
+    return board
+
+
+def leaderboard_records(board: pd.DataFrame) -> list[dict[str, Any]]:
+    """The leaderboard as JSON-able records (NaN becomes None)."""
+    out = []
+    for record in board.to_dict(orient="records"):
+        clean = {}
+        for key, value in record.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            clean[key] = value
+        out.append(clean)
+    return out
+
+
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    """A markdown table of the leaderboard (numbers to 3 decimals, empty cells for missing)."""
+    columns = [c for c in board.columns if board[c].notna().any()]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for record in leaderboard_records(board[columns]):
+        cells = []
+        for value in record.values():
+            if value is None:
+                cells.append("")
+            elif isinstance(value, float):
+                cells.append(f"{value:.3f}")
+            else:
+                cells.append(str(value).replace("|", "/").replace("\n", " "))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,436 @@
+"""TabDDPM: a diffusion model for tables (Kotelnikov et al., "TabDDPM: Modelling Tabular Data
+with Diffusion Models", ICML 2023).
+
+Numbers and dates are mapped to normal scores through their empirical distribution (the
+transformer's ``numerical="quantile"``) and diffused with Gaussian noise; categorical columns,
+ordinal and boolean columns and the null indicators of numbers and dates are one-hot groups
+diffused with multinomial noise (Hoogeboom et al. 2021). One MLP with a sinusoidal step embedding
+denoises the whole row; the Gaussian and multinomial losses are added. The diffusion itself lives
+in :mod:`clinsynth.synthesizers.nn._diffusion`.
+
+Training: AdamW with a learning rate annealed linearly to zero, an exponential moving average
+(EMA) of the weights used for sampling, batches of shuffled row indices from the shared training
+engine. Sampling: ``sampling_steps`` strided steps (DDIM for the numbers, the respaced
+multinomial posterior for the categories; see the ``nn._diffusion`` module docstring).
+
+The quantile map is made exact for clinical numbers, which are mostly few-valued (integers,
+rounded labs, imputed defaults): a generated score is snapped to the value whose CDF interval
+holds it (the transformer would decode to the nearest knot, splitting a frequent value's interval
+with its neighbours), and tied values of continuous columns train on the middle of their
+interval. On RHC this took the detection AUC from 0.89 to 0.75.
+
+With ``condition_column`` (a categorical column), that column is not diffused: its level is a
+class label whose learned embedding is added to the denoiser's input, as TabDDPM does for the
+target of a classification dataset. Unconditional sampling draws the label from the column's
+frequencies; ``sample(n, conditions={column: level})`` fixes it (no rejection).
+
+With ``epsilon`` the model is differentially private (:mod:`clinsynth.privacy`): the transformer
+learns its statistics privately and the denoiser trains with DP-SGD, on Poisson batches with each
+row's gradient clipped to ``max_grad_norm`` and Gaussian noise calibrated so that the whole fit
+spends ``epsilon``. The moving average of the weights is post-processing. The training loss reads
+real rows, so in DP mode it is not recorded (the history holds the noise multiplier instead).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy import special
+
+from clinsynth.errors import ParameterError
+from clinsynth.metadata import Metadata
+from clinsynth.privacy import functional
+from clinsynth.synthesizers._base import _is_float, _is_int
+from clinsynth.synthesizers._deep import DIMS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, DeepSynthesizer
+from clinsynth.synthesizers._dp import DPDeepMixin
+from clinsynth.synthesizers._registry import register
+from clinsynth.synthesizers.nn import SpanLayout
+from clinsynth.synthesizers.nn._diffusion import Denoiser, TabularDiffusion
+
+
+def tie_midpoint_scores(x: np.ndarray, knots_x: np.ndarray, knots_p: np.ndarray) -> np.ndarray:
+    """Normal scores of ``x`` through the CDF knots, ties at the middle of their interval.
+
+    The knots of a tied value are equal up to a tiny increasing nudge; a value whose knots form
+    such a run gets the mean of the run's first and last probability.
+
+    Examples
+    --------
+    >>> kx = np.array([0.0, 1.0, 1.0 + 1e-12, 1.0 + 2e-12, 2.0])
+    >>> kp = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    >>> bool(np.isclose(tie_midpoint_scores(np.array([1.0]), kx, kp)[0], 0.0))
+    True
+    """
+    tol = 2e-9 * max(1.0, float(np.abs(knots_x).max()))
+    last = len(knots_x) - 1
+    lo = np.clip(np.searchsorted(knots_x, x - tol, side="left"), 0, last)
+    hi = np.clip(np.searchsorted(knots_x, x + tol, side="right") - 1, 0, last)
+    p = np.where(hi > lo, (knots_p[lo] + knots_p[hi]) / 2, np.interp(x, knots_x, knots_p))
+    return special.ndtri(p)
+
+
+@register("tabddpm", aliases=("diffusion", "ddpm"))
+class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
+    """Gaussian-multinomial diffusion model for tables (TabDDPM).
+
+    Parameters
+    ----------
+    metadata : Metadata
+    epochs : int
+        Passes over the training rows.
+    batch_size : int
+        Rows per gradient step (capped at the number of rows).
+    lr : float
+        Initial learning rate of AdamW, annealed linearly to 0 over training.
+    weight_decay : float
+        AdamW's weight decay.
+    num_timesteps : int
+        Diffusion steps ``T`` of training.
+    sampling_steps : int, optional
+        Denoising steps when sampling (an evenly strided subset of the ``T`` steps); None uses
+        all ``T``. Fewer steps sample faster; on the benchmark tables 50 steps scored as well
+        as 100 or 200 at a quarter of the time.
+    eta : float
+        Noise of the Gaussian reverse step: 0 is DDIM's deterministic update, 1 the ancestral
+        DDPM step. Categories are always drawn from the reverse posterior.
+    hidden_dims : tuple of int
+        Hidden layer widths of the denoiser MLP.
+    embedding_dim : int
+        Width of the input projection and of the step and class embeddings.
+    ema_decay : float
+        Decay of the moving average of the weights that samples (0 samples with the last
+        weights).
+    condition_column : str, optional
+        A categorical (or boolean, ordinal) column given to the denoiser as a class label
+        instead of being diffused; conditions on it are met natively.
+    validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
+        See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`.
+    epsilon, delta, max_grad_norm, public_bounds
+        Differential privacy with DP-SGD (see :class:`~clinsynth.synthesizers._dp.DPDeepMixin`);
+        ``epsilon=None`` (default) trains without it.
+    **kwargs
+        ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from clinsynth import Metadata, TabDDPMSynthesizer
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"age": rng.normal(60, 10, 200).round(),
+    ...                    "sex": rng.choice(["F", "M"], 200)})
+    >>> model = TabDDPMSynthesizer(Metadata.detect_from_dataframe(df), epochs=2,
+    ...                            sampling_steps=10, condition_column="sex", random_state=0)
+    >>> model.fit(df).sample(5).shape
+    (5, 2)
+    >>> bool((model.sample(5, conditions={"sex": "F"})["sex"] == "F").all())
+    True
+    """
+
+    _transformer_options: ClassVar[dict[str, Any]] = {
+        "numerical": "quantile",
+        "categorical": "onehot",
+    }
+    _network_names: ClassVar[tuple[str, ...]] = ("denoiser", "ema")
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "lr": POSITIVE_FLOAT,
+        "weight_decay": NON_NEGATIVE_FLOAT,
+        "num_timesteps": (_is_int(2), "an int >= 2"),
+        "sampling_steps": (lambda v: v is None or _is_int(1)(v), "None or an int >= 1"),
+        "eta": (_is_float(0.0, 1.0), "a float in [0, 1]"),
+        "hidden_dims": DIMS,
+        "embedding_dim": (_is_int(2), "an int >= 2"),
+        "ema_decay": (lambda v: _is_float(0.0)(v) and v < 1.0, "a float in [0, 1)"),
+        "condition_column": (lambda v: v is None or isinstance(v, str), "None or a column name"),
+    }
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        epochs: int = 300,
+        batch_size: int = 256,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        num_timesteps: int = 1000,
+        sampling_steps: int | None = 50,
+        eta: float = 0.0,
+        hidden_dims: tuple[int, ...] = (256, 256, 256),
+        embedding_dim: int = 128,
+        ema_decay: float = 0.995,
+        condition_column: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(metadata, **kwargs)
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.num_timesteps = num_timesteps
+        self.sampling_steps = sampling_steps
+        self.eta = eta
+        self.hidden_dims = hidden_dims
+        self.embedding_dim = embedding_dim
+        self.ema_decay = ema_decay
+        self.condition_column = condition_column
+
+    # ------------------------------------------------------------------ layout
+    def _check_params(self) -> None:
+        super()._check_params()
+        column = self.condition_column
+        if column is not None:
+            table = self._table_metadata()
+            sdtype = table.columns.get(column, {}).get("sdtype")
+            if sdtype not in ("categorical", "boolean", "ordinal"):
+                found = "not a column" if sdtype is None else f"{sdtype}"
+                raise ParameterError(
+                    f"The 'condition_column' parameter of {type(self).__name__} must name a "
+                    f"categorical, boolean or ordinal column. Got {column!r} ({found})."
+                )
+
+    def _setup_diffusion(self, device: torch.device) -> None:
+        """Split the row into the diffused variables and the class label (condition column)."""
+        spans = self._transformer_.output_info
+        column = self.condition_column
+        label = [
+            i
+            for i, s in enumerate(spans)
+            if column is not None and s.column == column and s.role == "category"
+        ]
+        if column is not None and not label:
+            raise ParameterError(
+                f"The condition column {column!r} of {type(self).__name__} has no categorical "
+                "encoding (a rule such as FixedCombinations may have merged it into a joint "
+                "column). Condition on another column or drop the rule."
+            )
+        diffused = [i for i in range(len(spans)) if i not in label]
+        inner = SpanLayout([spans[i] for i in diffused])
+        full_positions = self._layout.permuted_columns(diffused)
+        self._gather = torch.as_tensor(full_positions[inner.order], device=device)
+        self._label_columns = torch.as_tensor(self._layout.permuted_columns(label), device=device)
+        self._n_classes = int(spans[label[0]].dim) if label else 0
+        self._diffusion = TabularDiffusion(
+            inner.n_scalar, inner.groups, int(self.num_timesteps), device
+        )
+        if label:
+            freq = np.clip(
+                np.asarray(
+                    self._transformer_.get_transformer(column).frequencies, dtype=np.float64
+                ),
+                0,
+                None,
+            )
+            if freq.sum() <= 0:  # DP frequencies may all be noise: fall back to uniform
+                freq = np.ones_like(freq)
+            self._label_probs = torch.as_tensor(
+                freq / freq.sum(), dtype=torch.float32, device=device
+            )
+
+    def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
+        """The transformer's encoding, with tied values at the middle of their quantile range.
+
+        A value held by many rows (a default lab value, a rounded measure) spans an interval of
+        the empirical CDF, and the transformer sends every such row to the interval's lower end.
+        The decoder maps the whole interval back to that value, so training on its midpoint
+        (as scikit-learn's QuantileTransformer does) makes the generated spread around the point
+        mass decode to it instead of leaking below it. Decoding is unchanged.
+        """
+        encoded = super()._encode_for_fit(data)
+        start = 0
+        for column, transformer in self._transformer_.transformers_.items():
+            width = sum(span.dim for span in transformer.output_info)
+            if (
+                getattr(transformer, "method", None) == "quantile"
+                and getattr(transformer, "discrete", True) is False
+                and not transformer.empty
+            ):
+                x = transformer._values(data[column])
+                x = np.where(np.isnan(x), transformer.fill_value, x)
+                if getattr(transformer, "clip_input", False):  # as the transformer does (DP)
+                    x = np.clip(x, transformer.min, transformer.max)
+                encoded[:, start] = tie_midpoint_scores(x, transformer._kx, transformer._kp)
+            start += width
+        return encoded
+
+    def _discrete_snaps(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(column position, CDF upper bounds, knot scores)`` of each few-valued number."""
+        snaps = []
+        start = 0
+        for transformer in self._transformer_.transformers_.values():
+            if (
+                getattr(transformer, "method", None) == "quantile"
+                and getattr(transformer, "discrete", False) is True
+                and not transformer.empty
+            ):
+                kp = np.asarray(transformer._kp, dtype=np.float64)
+                # Value i holds the CDF interval [b_{i-1}, b_i] and its knot is the midpoint.
+                bounds = np.empty_like(kp)
+                previous = 0.0
+                for i, mid in enumerate(kp):
+                    previous = bounds[i] = 2.0 * mid - previous
+                snaps.append((start, bounds, special.ndtri(kp)))
+            start += sum(span.dim for span in transformer.output_info)
+        return snaps
+
+    def _generate_encoded(
+        self, num_rows: int, rng: np.random.Generator, **kwargs: Any
+    ) -> np.ndarray:
+        """Generated rows, each few-valued number snapped to the value whose CDF interval holds
+        its score.
+
+        The transformer decodes such a score to the nearest knot (the midpoint of each value's
+        interval), which splits a frequent value's interval with its neighbours; snapping
+        first gives each value exactly the probability mass the model assigns to its interval.
+        """
+        out = super()._generate_encoded(num_rows, rng, **kwargs)
+        for column, bounds, scores in self._discrete_snaps():
+            p = special.ndtr(out[:, column].astype(np.float64))
+            index = np.minimum(np.searchsorted(bounds[:-1], p, side="right"), len(bounds) - 1)
+            out[:, column] = scores[index]
+        return out
+
+    # ------------------------------------------------------------------ networks
+    def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
+        self._setup_diffusion(device)
+        dim = self._diffusion.dim
+
+        def factory() -> Denoiser:
+            return Denoiser(dim, tuple(self.hidden_dims), int(self.embedding_dim), self._n_classes)
+
+        self.denoiser = self._build(factory, generator, device)
+        self.ema = self._build(factory, generator, device)
+        self.ema.requires_grad_(False)
+
+    def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+        fused = True if device.type in ("cpu", "cuda") else None
+        self._optimizer = torch.optim.AdamW(
+            self.denoiser.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused
+        )
+        return {"adamw": self._optimizer}
+
+    # ------------------------------------------------------------------ training
+    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        super()._prepare_training(data, generator)
+        self._x0 = data[:, self._gather]
+        self._labels = self._label_of(data)
+        self.ema.load_state_dict(self.denoiser.state_dict())
+        per_epoch = math.ceil(len(data) / max(1, min(self.batch_size, len(data))))
+        self._total_steps = max(1, per_epoch * int(self.epochs))
+        resume = getattr(self, "_resume_state", None)
+        self._steps_done = int(resume["epoch"]) * per_epoch if resume else 0
+
+    def _release_training(self) -> None:
+        super()._release_training()
+        self._x0 = self._labels = None
+
+    def _label_of(self, rows: torch.Tensor) -> torch.Tensor | None:
+        if not self._n_classes:
+            return None
+        return rows[:, self._label_columns].argmax(dim=1)
+
+    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Linear annealing of the learning rate to 0 over the whole schedule (as TabDDPM).
+        for group in self._optimizer.param_groups:
+            group["lr"] = self.lr * max(0.0, 1.0 - self._steps_done / self._total_steps)
+        self._optimizer.zero_grad(set_to_none=True)
+        if self.dp_enabled:
+            out = self._private_step()
+        else:
+            labels = None if self._labels is None else self._labels[idx]
+            num, cat = self._diffusion.loss(self.denoiser, self._x0[idx], labels, self._generator)
+            loss = num + cat
+            loss.backward()
+            out = {
+                "loss": loss.detach(),
+                "gaussian_loss": num.detach(),
+                "multinomial_loss": cat.detach(),
+            }
+        self._optimizer.step()
+        self._update_ema()
+        self._steps_done += 1
+        return out
+
+    def _dp_modules(self) -> torch.nn.Module:
+        return self.denoiser
+
+    def _private_step(self) -> dict[str, torch.Tensor]:
+        """One DP-SGD step on a Poisson batch (the engine's batch indices are not used)."""
+        diffusion, net = self._diffusion, self.denoiser
+        n = self._x0.shape[0]
+        idx = self._dp_batch(n, self._generator)
+        x0 = self._x0[idx]
+        t, noise, gumbel = diffusion.draw_training_noise(len(idx), self._generator)
+        xt = diffusion.q_sample(x0, t, noise, gumbel)  # no parameter in it: drawn per batch
+        labels = (
+            self._labels[idx]
+            if self._labels is not None
+            else torch.zeros(len(idx), dtype=torch.long, device=x0.device)
+        )
+        conditional = self._labels is not None
+
+        def row_loss(
+            params: Any,
+            x0: torch.Tensor,
+            xt: torch.Tensor,
+            t: torch.Tensor,
+            noise: torch.Tensor,
+            y: torch.Tensor,
+        ) -> torch.Tensor:
+            out = functional(net, params, xt, t, y if conditional else None)
+            num, cat = diffusion.loss_terms(out, x0, xt, t, noise)
+            return (num + cat).sum()
+
+        self._dp_sgd.step(row_loss, x0, xt, t, noise, labels)
+        return {"noise_multiplier": torch.tensor(self._dp_noise, device=x0.device)}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # Warm-up: early on the average follows the weights closely, so short fits still
+        # sample from trained weights.
+        decay = min(float(self.ema_decay), (1 + self._steps_done) / (10 + self._steps_done))
+        ema = list(self.ema.parameters())
+        torch._foreach_lerp_(ema, list(self.denoiser.parameters()), 1.0 - decay)
+
+    def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        num, cat = self._diffusion.loss(
+            self.ema, valid[:, self._gather], self._label_of(valid), generator
+        )
+        return num + cat
+
+    # ------------------------------------------------------------------ sampling
+    def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
+        device = self._gather.device
+        labels = None
+        if self._n_classes:
+            level = kwargs.get("label")
+            if level is None:
+                labels = torch.multinomial(
+                    self._label_probs, num_rows, replacement=True, generator=generator
+                )
+            else:
+                labels = torch.full((num_rows,), int(level), dtype=torch.long, device=device)
+        steps = self.sampling_steps or self.num_timesteps
+        x = self._diffusion.sample(
+            self.ema, num_rows, labels, generator, sampling_steps=int(steps), eta=float(self.eta)
+        )
+        out = torch.zeros(num_rows, self._layout.dim, device=device)
+        out[:, self._gather] = x
+        if labels is not None:
+            out[:, self._label_columns] = F.one_hot(labels, self._n_classes).float()
+        return out.T
+
+    def _sample_conditioned(
+        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
+    ) -> np.ndarray | None:
+        """Equality on ``condition_column`` is met by fixing the class label; other conditions
+        are left to rejection (None when the condition column is not among them)."""
+        cond = parsed.get(self.condition_column) if self.condition_column else None
+        if cond is None or cond[0] != "eq":
+            return None
+        transformer = self._transformer_.get_transformer(self.condition_column)
+        level = int(transformer.codes(pd.Series([cond[1]], dtype=object))[0])
+        return self._generate_encoded(num_rows, rng, label=level)

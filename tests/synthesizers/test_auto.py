@@ -1,0 +1,258 @@
+"""AutoSynthesizer: deterministic choice, privacy gate, leaderboard, bundle, time budget."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import clinsynth
+from clinsynth import AutoSynthesizer, BaseSynthesizer
+from clinsynth.errors import ParameterError, PrivacyError
+from clinsynth.synthesizers import _registry
+from clinsynth.synthesizers._auto import parse_duration
+
+TABDDPM = {
+    "epochs": 3,
+    "batch_size": 64,
+    "hidden_dims": (32, 32),
+    "embedding_dim": 16,
+    "num_timesteps": 100,
+    "sampling_steps": 10,
+}
+TIMING = ["fit_seconds", "evaluation_seconds"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small tensors on shared, busy cores: a second intra-op thread only adds waiting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class CopyCat(BaseSynthesizer):
+    """A 'model' that releases training rows: perfect fidelity, no privacy."""
+
+    def _fit(self, encoded: np.ndarray) -> None:
+        self._rows = encoded.copy()
+
+    def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
+        return self._rows[rng.integers(len(self._rows), size=num_rows)]
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {}, {"rows": torch.from_numpy(self._rows)}
+
+    def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        self._rows = tensors["rows"].numpy()
+
+
+@pytest.fixture
+def copycat(monkeypatch):
+    monkeypatch.setattr(CopyCat, "_model_name", "copycat")
+    monkeypatch.setitem(_registry._REGISTRY, "copycat", CopyCat)
+    return "copycat"
+
+
+@pytest.fixture(scope="module")
+def table():
+    from conftest import make_mixed_metadata, make_mixed_table
+
+    return make_mixed_table(200, seed=5), make_mixed_metadata()
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    df, md = table
+    auto = AutoSynthesizer(
+        md,
+        candidates=["gaussian_copula", "tabddpm"],
+        candidate_params={"tabddpm": TABDDPM},
+        target="sex",
+        random_state=0,
+    )
+    return auto.fit(df)
+
+
+def test_choice_is_deterministic_and_ranked(fitted, table):
+    df, md = table
+    again = AutoSynthesizer(
+        md, **{k: v for k, v in fitted.get_params().items() if k != "progress"}
+    ).fit(df)
+    assert again.chosen_ == fitted.chosen_
+    pd.testing.assert_frame_equal(
+        again.leaderboard_.drop(columns=TIMING), fitted.leaderboard_.drop(columns=TIMING)
+    )
+    board = fitted.leaderboard_
+    assert list(board["rank"]) == [1, 2] and board.loc[0, "status"] == "chosen"
+    assert board.loc[0, "model"] == fitted.chosen_
+    assert board["score"].is_monotonic_decreasing
+    for column in ("fidelity", "detection_score", "utility", "dcr_share", "mia_auc", "tstr"):
+        assert board[column].notna().all(), column
+    # The target is the class label of the diffusion model.
+    assert fitted.leaderboard_.set_index("model").loc["tabddpm", "epochs"] == 3
+
+
+def test_a_model_that_copies_rows_is_not_chosen(table, copycat):
+    df, md = table
+    auto = AutoSynthesizer(md, candidates=[copycat, "gaussian_copula"], random_state=0).fit(df)
+    board = auto.leaderboard_.set_index("model")
+    assert board.loc["copycat", "dcr_share"] > 0.6 or board.loc["copycat", "mia_auc"] > 0.6
+    assert not board.loc["copycat", "passes_privacy"]
+    assert board.loc["copycat", "status"] == "failed privacy check"
+    assert auto.chosen_ == "gaussian_copula"
+    assert isinstance(auto.model_, clinsynth.GaussianCopulaSynthesizer)
+    relaxed = AutoSynthesizer(
+        md, candidates=[copycat], max_dcr_share=1.0, max_mia_auc=1.0, random_state=0
+    ).fit(df)
+    assert relaxed.chosen_ == "copycat" and relaxed.leaderboard_.loc[0, "passes_privacy"]
+
+
+def test_no_safe_candidate_raises_with_the_leaderboard(table, copycat):
+    df, md = table
+    auto = AutoSynthesizer(md, candidates=[copycat], random_state=0)
+    with pytest.raises(PrivacyError, match=r"(?s)privacy checks.*copycat.*failed privacy"):
+        auto.fit(df)
+    assert (
+        auto.leaderboard_.loc[0, "passes_privacy"] is False
+        or not auto.leaderboard_.loc[0, "passes_privacy"]
+    )
+
+
+def test_leaderboard_files(fitted, tmp_path):
+    md_path, json_path = fitted.save_leaderboard(tmp_path / "leaderboard")
+    text = md_path.read_text()
+    assert text.startswith("| rank | model | status |") and "gaussian_copula" in text
+    document = json.loads(json_path.read_text())
+    assert document["chosen"] == fitted.chosen_ and document["max_dcr_share"] == 0.6
+    assert [r["model"] for r in document["leaderboard"]] == list(fitted.leaderboard_["model"])
+
+
+def test_bundle_loads_as_auto_with_its_leaderboard(fitted, tmp_path):
+    path = fitted.save(tmp_path / "auto.zip")
+    loaded = clinsynth.load(path)
+    assert isinstance(loaded, AutoSynthesizer) and loaded.chosen_ == fitted.chosen_
+    assert type(loaded.model_) is type(fitted.model_)
+    pd.testing.assert_frame_equal(loaded.leaderboard_, fitted.leaderboard_, check_dtype=False)
+    fitted.reset_sampling()
+    pd.testing.assert_frame_equal(loaded.sample(15), fitted.sample(15))
+    assert loaded.get_privacy_report() == fitted.get_privacy_report()
+
+
+def test_time_budget_cuts_epochs_and_is_respected(table):
+    df, md = table
+    slow = {**TABDDPM, "epochs": 100_000}
+    start = time.perf_counter()
+    auto = AutoSynthesizer(
+        md,
+        candidates=["gaussian_copula", "tabddpm"],
+        candidate_params={"tabddpm": slow},
+        time_budget="12s",
+        random_state=0,
+    ).fit(df)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 12 * 2.0
+    row = auto.leaderboard_.set_index("model").loc["tabddpm"]
+    assert row["status"] == "skipped" or 1 <= row["epochs"] < 100_000
+    assert "budget" in row["note"] or "share" in row["note"]
+
+
+def test_parameters_are_checked_before_training(table):
+    df, md = table
+    with pytest.raises(ParameterError, match="Unknown model 'nope'"):
+        AutoSynthesizer(md, candidates=["nope"]).fit(df)
+    with pytest.raises(ParameterError, match="unknown parameters \\['epochz'\\]"):
+        AutoSynthesizer(
+            md, candidates=["tabddpm"], candidate_params={"tabddpm": {"epochz": 3}}
+        ).fit(df)
+    with pytest.raises(ParameterError, match="'time_budget' parameter"):
+        AutoSynthesizer(md, time_budget="soon").fit(df)
+    with pytest.raises(ParameterError, match="'target' parameter"):
+        AutoSynthesizer(md, target="outcome").fit(df)
+
+
+def test_parse_duration():
+    assert parse_duration("10m") == 600 and parse_duration("1h") == 3600
+    assert parse_duration("90s") == 90 and parse_duration("2m30s") == 150
+    assert parse_duration(" 1.5 h ") == 5400 and parse_duration(30) == 30
+    for bad in ("ten minutes", "10 parsecs", "", "-5", 0):
+        with pytest.raises(ParameterError):
+            parse_duration(bad)
+
+
+def test_cli_fit_auto_prints_the_leaderboard(tmp_path, table, capsys):
+    from clinsynth.cli import main
+
+    df, md = table
+    data = tmp_path / "patients.csv"
+    df.to_csv(data, index=False)
+    md.save_to_json(tmp_path / "metadata.json")
+    code = main(
+        [
+            "fit",
+            str(data),
+            "-m",
+            str(tmp_path / "metadata.json"),
+            "--model",
+            "auto",
+            "--time-budget",
+            "1m",
+            "--target",
+            "sex",
+            "--param",
+            "candidates=gaussian_copula",
+            "-o",
+            str(tmp_path / "model"),
+            "-q",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "| rank | model | status |" in out and "gaussian_copula | chosen" in out
+    assert isinstance(clinsynth.load(tmp_path / "model"), AutoSynthesizer)
+    code = main(
+        [
+            "fit",
+            str(data),
+            "-m",
+            str(tmp_path / "metadata.json"),
+            "--time-budget",
+            "1m",
+            "-o",
+            str(tmp_path / "other"),
+            "-q",
+        ]
+    )
+    assert code != 0 and "--time-budget needs a model that takes it" in capsys.readouterr().err
+
+
+def test_evaluation_report_shows_the_leaderboard(fitted, table, tmp_path):
+    from clinsynth.evaluation import evaluate
+
+    df, md = table
+    result = evaluate(df, fitted.sample(len(df)), md, model=fitted, detection=False)
+    assert result.info["model"]["leaderboard"][0]["status"] == "chosen"
+    result.save_html(tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "Model choice (leaderboard)" in html and "tabddpm" in html
+    assert fitted.chosen_ in html
+
+
+def test_a_candidate_that_fails_is_reported_and_the_others_go_on(table):
+    df, md = table
+    broken = {**TABDDPM, "condition_column": "age"}  # numerical: fit refuses it
+    auto = AutoSynthesizer(
+        md,
+        candidates=["tabddpm", "gaussian_copula"],
+        candidate_params={"tabddpm": broken},
+        random_state=0,
+    ).fit(df)
+    row = auto.leaderboard_.set_index("model").loc["tabddpm"]
+    assert row["status"] == "error" and "condition_column" in row["note"]
+    assert auto.chosen_ == "gaussian_copula"
