@@ -139,7 +139,10 @@ def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -
     keep = np.ones(len(df), dtype=bool)
     for column, cond in parsed.items():
         values = df[column]
-        if cond[0] == "eq":
+        if cond[0] == "eq" and (cond[1] is None or (isinstance(cond[1], float)
+                                                     and np.isnan(cond[1]))):
+            keep &= values.isna().to_numpy()  # a condition on "missing"
+        elif cond[0] == "eq":
             # Compare as levels do: 2, 2.0 and "2" are the same value.
             key = CategoricalTransformer._key(cond[1])
             factor, uniques = pd.factorize(values, use_na_sentinel=True)
