@@ -71,7 +71,6 @@ FAST_PARAMS["hvaegan"] = {
     "decompress_dims": (32, 32),
     "discriminator_dim": (32,),
 }
-
 #: Two quick candidates: the choice, the refit and the delegation are what is under test.
 FAST_PARAMS["auto"] = {
     "candidates": ["gaussian_copula", "tabddpm"],
@@ -158,8 +157,11 @@ def test_rules_hold_on_every_row_with_conditions(name, table):
     from clinsynth.constraints import FixedCombinations, Inequality, Positive
 
     df, md = table
-    rules = [Inequality(low="age", high="sbp"), Positive("weight"),
-             FixedCombinations(["sex", "stage"])]
+    rules = [
+        Inequality(low="age", high="sbp"),
+        Positive("weight"),
+        FixedCombinations(["sex", "stage"]),
+    ]
     model = make(name, md, constraints=rules).fit(df)
     syn = model.sample(120)
     assert (syn["age"] <= syn["sbp"]).all()
