@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_privacy.py [--datasets rhc,population]
         [--models dp_marginal,tvae,ctgan] [--epsilons 0.5,1,3,10,inf] [--audit-runs 40]
-        [--epochs 30] [--out benchmarks/results/privacy.csv]
+        [--epochs 20] [--out benchmarks/results/privacy.csv]
 
 **Curve.** For each dataset (RHC with the fixed 70/30 split, seed 0; the population simulator,
 3000 + 1300 patients) and each model and budget ε (``inf``: no differential privacy; for the DP
@@ -51,6 +51,24 @@ from clinsynth.evaluation import (  # noqa: E402
 )
 
 NO_NOISE = 1e9
+#: Network sizes of the deep models here: DP-SGD computes one gradient per row, so the default
+#: widths (128-256) take minutes per epoch on a CPU; the same sizes are used with and without DP.
+DEEP_PARAMS = {
+    "tvae": {"embedding_dim": 64, "compress_dims": (64, 64), "decompress_dims": (64, 64)},
+    "ctgan": {
+        "embedding_dim": 64,
+        "generator_dim": (64, 64),
+        "discriminator_dim": (64, 64),
+        "batch_size": 500,
+    },
+    "cwgan": {"embedding_dim": 64, "generator_dim": (64, 64), "discriminator_dim": (64, 64)},
+    "hvaegan": {
+        "embedding_dim": 32,
+        "compress_dims": (64,),
+        "decompress_dims": (64, 64),
+        "discriminator_dim": (64,),
+    },
+}
 
 
 # --------------------------------------------------------------------------- data
@@ -97,7 +115,7 @@ def make_model(name: str, md: Metadata, epsilon: float, public: dict, epochs: in
     else:
         if not math.isinf(epsilon):
             params |= {"epsilon": epsilon, "public_bounds": public}
-        params |= {"epochs": epochs}
+        params |= {"epochs": epochs, **DEEP_PARAMS.get(name, {})}
     return klass(md, **params)
 
 
@@ -270,7 +288,7 @@ def main() -> None:
     parser.add_argument("--epsilons", default="0.5,1,3,10,inf")
     parser.add_argument("--audit-runs", type=int, default=40)
     parser.add_argument("--audit-models", default="dp_marginal")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--out", default="benchmarks/results/privacy.csv")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # third-party fit warnings would drown the tables
