@@ -140,6 +140,12 @@ def _model_info(model: Any) -> dict | None:
             info["params"] = jsonable(get_params())
         except TypeError:  # a get_params that needs arguments is not the sklearn one
             pass
+    privacy = getattr(model, "get_privacy_report", None)
+    if callable(privacy):  # the budget travels with the model into the report
+        try:
+            info["privacy"] = jsonable(privacy())
+        except Exception as exc:  # an unfitted model has no report; say so instead of failing
+            info["privacy"] = {"error": f"{type(exc).__name__}: {exc}"}
     board = getattr(model, "leaderboard_", None)
     if isinstance(board, pd.DataFrame):  # the AutoSynthesizer's comparison of candidates
         info["leaderboard"] = jsonable(board.to_dict(orient="records"))

@@ -309,6 +309,34 @@ def _privacy_body(result: EvaluationResult) -> str:
     return "".join(parts)
 
 
+def _privacy_budget(result: EvaluationResult) -> str:
+    """The model's own protection: its DP budget, or a plain statement that it has none."""
+    privacy = (result.info.get("model") or {}).get("privacy")
+    if not privacy:
+        return ""
+    if not privacy.get("differential_privacy"):
+        return (
+            "<h3>Formal guarantee</h3><p>This model was trained without differential privacy: "
+            "there is no formal guarantee, only the measured risks in the privacy section. "
+            f"Rare categories merged: {_esc(privacy.get('rare_levels_merged', {}))}.</p>"
+        )
+    keys = (
+        "guarantee",
+        "epsilon",
+        "epsilon_spent",
+        "delta",
+        "noise_multiplier",
+        "sample_rate",
+        "steps",
+        "consumers",
+        "not_covered",
+    )
+    rows = [(k, privacy[k]) for k in keys if k in privacy]
+    return "<h3>Formal guarantee (differential privacy)</h3>" + _table(
+        pd.DataFrame([(k, str(v)) for k, v in rows], columns=["Item", "Value"])
+    )
+
+
 def _training_body(result: EvaluationResult) -> str:
     loss = result.figures.get("loss")
     board = (result.info.get("model") or {}).get("leaderboard")
@@ -319,6 +347,7 @@ def _training_body(result: EvaluationResult) -> str:
         if board
         else ""
     )
+    leaderboard = _privacy_budget(result) + leaderboard
     if not loss:
         note = next((n for n in result.info.get("notes", []) if "loss" in n), None)
         return (
