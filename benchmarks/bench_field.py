@@ -15,6 +15,11 @@ side by side on the same split, with the same epochs and SDV's other defaults.
     .venv/bin/python benchmarks/bench_field.py --epochs 100 --output docs/BENCHMARKS.md
     .venv/bin/python benchmarks/bench_field.py --datasets heart_failure_clinical \\
         --models gaussian_copula tabddpm sdv_gaussian_copula --epochs tabddpm=300,tvae=50
+    .venv/bin/python benchmarks/bench_field.py --from-results benchmarks/results/field.jsonl \\
+        --output docs/BENCHMARKS.md   # re-render after re-running some models
+
+The population simulator's rows are simulated once by the main process (seed ``--seed``) and
+read back by every worker.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from _common import shared_path, split  # noqa: E402
 
-#: Dataset -> (target column, how to prepare the table).
+#: Dataset -> its binary target (heart_disease_uci: num > 0).
 DATASETS: dict[str, str] = {
     "rhc": "fac_swang1",
     "support2": "hospdead",
