@@ -112,6 +112,31 @@ def test_same_seed_same_data_other_seed_other_data():
     assert not a.drop(columns="patient_id").equals(c.drop(columns="patient_id"))
 
 
+_DIGEST = """
+import hashlib, pandas as pd
+from clinsynth.simulate import simulate_cohort, simulate_hospital, simulate_population
+frames = [simulate_population(400, seed=0)[0], simulate_cohort(300, seed=0)[0]]
+frames += list(simulate_hospital(40, seed=0)[0].values())
+print("DIGEST", [hashlib.md5(pd.util.hash_pandas_object(f).values.tobytes()).hexdigest() for f in frames])
+"""
+
+
+def test_same_seed_same_data_across_processes():
+    """Same seed, other process and other string-hash seed -> the same data (no set order leaks)."""
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for hash_seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run(
+            [sys.executable, "-c", _DIGEST], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        digests.add(next(line for line in out.splitlines() if line.startswith("DIGEST")))
+    assert len(digests) == 1
+
+
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "10", True])
 def test_bad_num_rows(bad):
     with pytest.raises(ParameterError, match="num_rows"):

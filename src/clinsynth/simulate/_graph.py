@@ -509,8 +509,12 @@ def lab_dependencies(g: nx.DiGraph) -> nx.DiGraph:
 
 
 def ordered(g: nx.DiGraph, nodes: list[str]) -> list[str]:
-    """``nodes`` in an order that puts every parent first, ties broken by file order."""
-    rank = {n: i for i, n in enumerate(g)}
+    """``nodes`` in an order that puts every parent first, ties broken by the order of ``nodes``.
+
+    The rank comes from ``nodes`` (a list in file order), never from iterating ``g``: a networkx
+    subgraph view iterates its nodes in set order, which changes with the string hash seed.
+    """
+    rank = {n: i for i, n in enumerate(nodes)}
     return list(nx.lexicographical_topological_sort(g.subgraph(nodes), key=rank.__getitem__))
 
 
