@@ -13,33 +13,15 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import sys
-import time
-import tracemalloc
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from clinsynth.simulate import simulate_cohort, simulate_hospital, simulate_population
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import peak_mib, timed  # noqa: E402
 
-def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-def _peak_mib(fn: Callable[[], Any]) -> float:
-    tracemalloc.start()
-    try:
-        fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2**20
+from clinsynth.simulate import simulate_cohort, simulate_hospital, simulate_population  # noqa: E402
 
 
 def _rows(result: Any) -> str:
@@ -66,10 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     print("| simulator | size | seconds | target | peak MiB (tracemalloc) | rows |")
     print("|---|---|---|---|---|---|")
     for name, size, target, fn in cases:
-        seconds, result = _timed(fn, args.repeat)
+        seconds, result = timed(fn, args.repeat)
         rows = _rows(result)
         del result
-        peak = _peak_mib(fn)
+        peak = peak_mib(fn)
         goal = f"< {target:.0f} s" if target else "-"
         print(f"| {name} | {size} | {seconds:.2f} | {goal} | {peak:,.0f} | {rows} |", flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
