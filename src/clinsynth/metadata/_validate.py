@@ -126,6 +126,13 @@ def _first_bad(series: pd.Series, bad: pd.Series) -> str:
     return f"{int(bad.sum())} values (first: {series.iloc[pos]!r} in row {pos + 1})"
 
 
+def _on_all_rows(series: pd.Series, bad_non_null: pd.Series) -> pd.Series:
+    """A mask over the non-null values of ``series`` widened to all its rows (nulls are fine)."""
+    bad = pd.Series(False, index=series.index)
+    bad.loc[bad_non_null[bad_non_null].index] = True
+    return bad
+
+
 def _check_numerical(series: pd.Series, spec: dict) -> str | None:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         values = series.to_numpy(dtype="float64", na_value=np.nan)
@@ -160,8 +167,7 @@ def _check_datetime(series: pd.Series, spec: dict) -> str | None:
         )
     bad_mask = parsed.isna()
     if bad_mask.any():
-        bad = pd.Series(False, index=series.index)
-        bad.loc[bad_mask[bad_mask].index] = True
+        bad = _on_all_rows(series, bad_mask)
         fix = f"format '{fmt}'" if fmt else "any date format"
         return (
             f"is declared datetime but {_first_bad(series, bad)} do not parse with {fix}. "
@@ -176,8 +182,7 @@ def _check_boolean(series: pd.Series, spec: dict) -> str | None:
     text = series.dropna().astype(str).str.strip().str.lower()
     bad_mask = ~text.isin(_BOOL_SPELLINGS)
     if bad_mask.any():
-        bad = pd.Series(False, index=series.index)
-        bad.loc[bad_mask[bad_mask].index] = True
+        bad = _on_all_rows(series, bad_mask)
         return (
             f"is declared boolean but {_first_bad(series, bad)} are not true/false. "
             "Declare it categorical or clean the values."
@@ -195,8 +200,7 @@ def _check_ordinal(series: pd.Series, spec: dict) -> str | None:
     text = text.where(~text.str.fullmatch(r"-?\d+\.0"), text.str[:-2])
     bad_mask = ~text.isin(allowed)
     if bad_mask.any():
-        bad = pd.Series(False, index=series.index)
-        bad.loc[bad_mask[bad_mask].index] = True
+        bad = _on_all_rows(series, bad_mask)
         return (
             f"is ordinal but {_first_bad(series, bad)} are not among its levels {order}. "
             "Add the level to 'order' in the metadata or clean the values."
