@@ -63,7 +63,9 @@ def load_dataset(name: str) -> tuple[pd.DataFrame, Any, str]:
         cache = Path(os.environ["BENCH_FIELD_SIMULATED"])
         md = Metadata.load_from_json(cache.with_suffix(".json"))
         return pd.read_parquet(cache), md, target
-    df = pd.read_csv(shared_path(name, f"{name}.csv"))
+    # heart_failure_clinical writes platelets with a thousands separator ("265,000"): without
+    # ``thousands`` that count is read as a 176-level string column.
+    df = pd.read_csv(shared_path(name, f"{name}.csv"), thousands=",", low_memory=False)
     if name == "heart_disease_uci":
         df["num"] = (df["num"] > 0).astype(int)  # any disease vs none
     md = Metadata.detect_from_dataframe(df)
