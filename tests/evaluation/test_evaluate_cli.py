@@ -93,3 +93,47 @@ def test_evaluate_with_a_saved_model(tmp_path, capsys):
     text = out.read_text()
     assert "GaussianCopulaSynthesizer" in text
     assert "no training losses" in text  # a copula has no loss curve: said, not crashed
+
+
+def _schema_folders(tmp_path):
+    """The hospital simulator (50 patients) and its synthetic copy, as folders of CSVs."""
+    from clinsynth.io import write_tables
+    from clinsynth.multitable import HMASynthesizer
+    from clinsynth.simulate import simulate_hospital
+
+    tables, md = simulate_hospital(50, seed=0)
+    synthetic = HMASynthesizer(md, random_state=0).fit(tables).sample()
+    real_dir = write_tables(tables, tmp_path / "real")
+    synth_dir = write_tables(synthetic, tmp_path / "synthetic")
+    md_path = tmp_path / "metadata.json"
+    md.save_to_json(md_path)
+    return real_dir, synth_dir, md_path
+
+
+def test_evaluate_folders_writes_the_multi_table_report(tmp_path, capsys):
+    real_dir, synth_dir, md_path = _schema_folders(tmp_path)
+    out, js = tmp_path / "out" / "schema.html", tmp_path / "out" / "schema.json"
+    args = [str(real_dir), str(synth_dir), "-m", str(md_path), "-q", "-o", str(out)]
+    code = main(["evaluate", *args, "--json", str(js)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "Keys and links: PASS (0 orphan foreign keys in 3 relationships)" in printed
+    text = out.read_text(encoding="utf-8")
+    for heading in ("Children per parent", "Parent-child trends", "Table lab_results"):
+        assert heading in text
+    data = json.loads(js.read_text())
+    assert data["report"] == "multi_table" and data["diagnostic_passed"] is True
+    assert len(data["figures"]["cardinality"]) == 3
+    assert sorted(data["info"]["rows"]) == ["lab_results", "patients", "visits"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["schema.html", "schema.json"]
+
+
+def test_evaluate_folders_rejects_single_table_options(tmp_path, capsys):
+    real_dir, synth_dir = tmp_path / "real", tmp_path / "synthetic"
+    real_dir.mkdir()
+    synth_dir.mkdir()
+    out = tmp_path / "r.html"
+    code = main(["evaluate", str(real_dir), str(synth_dir), "--target", "age", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--target apply to a single table" in err
+    assert err.strip().count("\n") == 0 and not out.exists()

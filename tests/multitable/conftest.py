@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from .mt_data import hospital_metadata, make_hospital
 
 from clinsynth import Metadata
+
+from .mt_data import hospital_metadata, make_hospital
 
 
 @pytest.fixture(scope="session")

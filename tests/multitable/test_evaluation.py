@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from .mt_data import hospital_metadata, make_hospital
 
 from clinsynth.errors import DataError
 from clinsynth.multitable import HMASynthesizer, MultiTableReport, evaluate_multi_table
+
+from .mt_data import hospital_metadata, make_hospital
 
 
 @pytest.fixture(scope="module")

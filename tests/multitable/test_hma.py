@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from .mt_data import hospital_metadata, make_hospital
 
 import clinsynth
 from clinsynth import Metadata
 from clinsynth.errors import BundleError, DataError, NotFittedError, ParameterError
 from clinsynth.multitable import HierarchicalSynthesizer, HMASynthesizer
 from clinsynth.synthesizers import BaseSynthesizer
+
+from .mt_data import hospital_metadata, make_hospital
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from .mt_data import hospital_metadata, make_hospital
 
 from clinsynth import Metadata
 from clinsynth.errors import DataError, MetadataError
 from clinsynth.multitable import HMASynthesizer
+
+from .mt_data import hospital_metadata, make_hospital
 
 SDV_JSON = {
     "METADATA_SPEC_VERSION": "V1",

@@ -1,4 +1,5 @@
-"""``clinsynth evaluate``: the HTML (and JSON) evaluation report of a synthetic table."""
+"""``clinsynth evaluate``: the HTML (and JSON) evaluation report of a synthetic table, or of a
+synthetic schema when REAL and SYNTHETIC are folders of CSV files (one file per table)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ console = Console(highlight=False)
 @app.command("evaluate")
 def evaluate_command(
     real: Path = typer.Argument(
-        ..., help="Real data the model was trained on (CSV/Excel/Parquet)."
+        ...,
+        help="Real data the model was trained on (CSV/Excel/Parquet), or a folder of CSVs "
+        "(one per table) for a multi-table report.",
     ),
-    synthetic: Path = typer.Argument(..., help="Synthetic data to evaluate."),
+    synthetic: Path = typer.Argument(
+        ..., help="Synthetic data to evaluate (a file, or a folder of CSVs like REAL)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="HTML report to write."),
     metadata: Path | None = typer.Option(
         None, "--metadata", "-m", help="Metadata JSON; detected from REAL when not given."
@@ -41,7 +46,28 @@ def evaluate_command(
     seed: int = typer.Option(0, "--seed", help="Seed of every subsample and model."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Evaluate SYNTHETIC against REAL: diagnostic, fidelity, ML utility and privacy risk."""
+    """Evaluate SYNTHETIC against REAL: diagnostic, fidelity, ML utility and privacy risk.
+
+    With two folders: keys and links, children per parent, parent-child trends and each
+    table's fidelity (the multi-table report).
+    """
+    if real.is_dir() or synthetic.is_dir():
+        _evaluate_schema(
+            real,
+            synthetic,
+            output=output,
+            metadata=metadata,
+            json_path=json_path,
+            seed=seed,
+            quiet=quiet,
+            single_only={
+                "--holdout": holdout,
+                "--target": target,
+                "--sensitive": sensitive,
+                "--model": model,
+            },
+        )
+        return
     from clinsynth.evaluation import evaluate
     from clinsynth.io import read_table
     from clinsynth.metadata import Metadata
@@ -71,14 +97,7 @@ def evaluate_command(
     if quiet:
         result = evaluate(real_df, synth_df, md, **kwargs)
     else:
-        with Progress(
-            TextColumn("[bold]Evaluating"),
-            BarColumn(),
-            TextColumn("{task.fields[message]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with _progress_bar() as bar:
             task = bar.add_task("evaluate", total=None, message="")
 
             def update(total: int, completed: int, message: str = "") -> None:
@@ -105,5 +124,87 @@ def evaluate_command(
         )
     for name, why in result.info["skipped"].items():
         console.print(f"[dim]{name}: {why}[/dim]")
+    written = f"Wrote {output}" + (f" and {json_path}" if json_path is not None else "")
+    console.print(written + ".")
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]Evaluating"),
+        BarColumn(),
+        TextColumn("{task.fields[message]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _evaluate_schema(
+    real: Path,
+    synthetic: Path,
+    *,
+    output: Path,
+    metadata: Path | None,
+    json_path: Path | None,
+    seed: int,
+    quiet: bool,
+    single_only: dict[str, object],
+) -> None:
+    """The multi-table report of two folders of CSV files."""
+    from clinsynth.errors import DataError, ParameterError
+    from clinsynth.io import load_csvs
+    from clinsynth.metadata import Metadata
+    from clinsynth.multitable import evaluate_multi_table
+
+    given = [name for name, value in single_only.items() if value]
+    if given:
+        raise ParameterError(
+            f"{', '.join(given)} apply to a single table; a folder is evaluated as a schema "
+            "(keys, cardinality, parent-child trends, per-table fidelity). Leave them out, or "
+            "give one file for REAL and one for SYNTHETIC."
+        )
+    for path in (real, synthetic):
+        if not path.is_dir():
+            raise DataError(
+                f"'{path}' is not a folder. Give two folders of CSV files (one file per table) "
+                "for a multi-table report, or two files for a single table."
+            )
+    real_tables = load_csvs(real)
+    synth_tables = load_csvs(synthetic)
+    md = (
+        Metadata.load_from_json(metadata)
+        if metadata is not None
+        else Metadata.detect_from_dataframes(real_tables)
+    )
+    if quiet:
+        result = evaluate_multi_table(real_tables, synth_tables, md, random_state=seed)
+    else:
+        with _progress_bar() as bar:
+            task = bar.add_task("evaluate", total=None, message="")
+
+            def update(total: int, completed: int, message: str = "") -> None:
+                bar.update(task, total=total, completed=completed, message=message)
+
+            result = evaluate_multi_table(
+                real_tables, synth_tables, md, random_state=seed, progress=update
+            )
+    result.save_html(output)
+    if json_path is not None:
+        result.save_json(json_path)
+
+    table = Table(title="Multi-table evaluation")
+    for col in ("Section", "Property", "Score"):
+        table.add_column(col)
+    for _, row in result.get_properties().iterrows():
+        score = "—" if row["Score"] != row["Score"] else f"{row['Score']:.3f}"
+        table.add_row(row["Section"], row["Property"], score)
+    console.print(table)
+    links = result.get_details("Referential Integrity")
+    orphans = int(links["Orphans"].sum()) if len(links) else 0
+    verdict = "PASS" if result.diagnostic_passed() else "FAIL"
+    console.print(
+        f"Keys and links: {verdict} ({orphans} orphan foreign keys in "
+        f"{len(links)} relationships). Quality score {result.get_score():.3f}."
+    )
     written = f"Wrote {output}" + (f" and {json_path}" if json_path is not None else "")
     console.print(written + ".")

@@ -24,6 +24,7 @@ from clinsynth.evaluation._plots import (
 
 if TYPE_CHECKING:
     from clinsynth.evaluation._evaluate import EvaluationResult
+    from clinsynth.evaluation._reports import QualityReport
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:auto;
@@ -36,6 +37,8 @@ th{background:#eef3f8}.muted{color:#5c6773;font-size:.9em}
 .explain{background:#f6f8fa;border-left:4px solid #1f4e79;padding:.6em 1em;margin:.8em 0}
 .v-good,.v-low{background:#dff3e4}.v-fair,.v-medium{background:#fff4d6}
 .v-poor,.v-high{background:#fde0dd}.grid{display:grid;grid-template-columns:1fr 1fr;gap:.5em}
+.banner{padding:.7em 1em;margin:.8em 0;border-radius:4px;font-weight:600}
+.pass{background:#dff3e4}.warn{background:#fff4d6}.fail{background:#fde0dd}
 """
 
 _INTRO = {
@@ -133,7 +136,14 @@ def _quality_body(result: EvaluationResult) -> str:
     q = result.quality
     if q is None:
         return f"<p>{_esc(result.info['skipped'].get('quality', 'Not measured.'))}</p>"
-    figs = result.figures
+    column_notes = [n for n in result.info.get("notes", []) if "Per-column" in n]
+    return quality_block(q, result.figures, column_notes)
+
+
+def quality_block(q: QualityReport, figs: dict, column_notes: list[str]) -> str:
+    """The fidelity section of one table: its properties, least reproduced pairs, detection,
+    correlation heatmaps, per-column plots and statistical tests (also used per table by the
+    multi-table report)."""
     parts = [_table(q.get_properties()), _notes(q.notes)]
     pairs = q.get_details("Column Pair Trends")
     counted = pairs[pairs["Meets Threshold?"].astype(bool)].sort_values("Score").head(10)
@@ -231,7 +241,7 @@ def _quality_body(result: EvaluationResult) -> str:
             )
         )
     parts.append("<h3>Each column, real vs synthetic</h3>")
-    parts.append(_notes([n for n in result.info.get("notes", []) if "Per-column" in n]))
+    parts.append(_notes(column_notes))
     for name, data in figs.get("columns", {}).items():
         parts.append(_fig(column_figure(name, data)))
     parts.append(
@@ -418,10 +428,15 @@ def render_html(result: EvaluationResult) -> str:
         _section("training", "5. Model training", _training_body(result)),
         _section("methods", "6. How this was computed", _methods(result)),
     ]
+    return page("Synthetic data evaluation report", "".join(body))
+
+
+def page(title: str, body: str) -> str:
+    """A whole HTML document: the style and plotly.js inlined in the head, then ``body``."""
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        "<title>Synthetic data evaluation report</title>"
+        f"<title>{_esc(title)}</title>"
         f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head>"
-        "<body><h1>Synthetic data evaluation report</h1>" + "".join(body) + "</body></html>\n"
+        f"<body><h1>{_esc(title)}</h1>" + body + "</body></html>\n"
     )

@@ -267,3 +267,55 @@ def lines_figure(title: str, x: list, series: dict[str, list], x_title: str, y_t
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title)
     return _layout(fig, title)
+
+
+# ---------------------------------------------------------------------------- multi-table figures
+def cardinality_data(real: np.ndarray, synthetic: np.ndarray, max_bins: int = 30) -> dict:
+    """Share of parent rows with 0, 1, 2... children, real vs synthetic (pre-binned).
+
+    Counts above the ``max_bins - 1``-th value share one last bin labelled ``">= k"``.
+
+    >>> d = cardinality_data(np.array([0, 1, 1, 2]), np.array([1, 1, 1, 5]), max_bins=3)
+    >>> d["bins"], d["real"], d["synthetic"]
+    (['0', '1', '>= 2'], [0.25, 0.5, 0.25], [0.0, 0.75, 0.25])
+    """
+    real = np.asarray(real, dtype=np.int64)
+    synthetic = np.asarray(synthetic, dtype=np.int64)
+    top = int(max(real.max(initial=0), synthetic.max(initial=0)))
+    if top + 1 <= max_bins:
+        edges = np.arange(top + 2)
+        labels = [str(k) for k in range(top + 1)]
+    else:
+        edges = np.r_[np.arange(max_bins), top + 1]
+        labels = [str(k) for k in range(max_bins - 1)] + [f">= {max_bins - 1}"]
+
+    def shares(x: np.ndarray) -> list[float]:
+        counts = np.histogram(x, edges)[0]
+        return (counts / max(len(x), 1)).tolist()
+
+    return {"bins": labels, "real": shares(real), "synthetic": shares(synthetic)}
+
+
+def cardinality_figure(title: str, data: dict) -> go.Figure:
+    """Bars of the share of parent rows by number of children, real vs synthetic."""
+    fig = bars_figure(
+        title,
+        data["bins"],
+        {"Real": data["real"], "Synthetic": data["synthetic"]},
+        "share of parent rows",
+        percent=True,
+    )
+    fig.update_xaxes(title_text="children per parent row", type="category")
+    return fig
+
+
+def matrix_figure(
+    title: str, x: list, y: list, z: list, *, zmin: float, zmax: float, scale: str
+) -> go.Figure:
+    """A rectangular heatmap (rows ``y``, columns ``x``): parent columns by child aggregates."""
+    fig = go.Figure(
+        go.Heatmap(z=z, x=x, y=y, zmin=zmin, zmax=zmax, colorscale=scale, hoverongaps=False)
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-30)
+    return _layout(fig, title, height=max(320, 22 * len(y) + 160))

@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -29,54 +31,15 @@ from scipy import stats
 
 from clinsynth._utils import ProgressCallback, report
 from clinsynth.errors import DataError, ParameterError
-from clinsynth.evaluation._common import jsonable, nanmean
-from clinsynth.evaluation._reports import BaseReport, DiagnosticReport, QualityReport
+from clinsynth.evaluation._common import nanmean
+from clinsynth.evaluation._plots import cardinality_data, figure_data
+from clinsynth.evaluation._reports import DiagnosticReport, QualityReport
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.multitable._dates import to_ns
+from clinsynth.multitable._report import MultiTableReport, trend_matrices
 
 #: Parent rows used for the intertable correlations.
 _MAX_PARENTS = 200_000
-
-
-class MultiTableReport(BaseReport):
-    """Quality of a synthetic schema, with its diagnostic and the per-table reports.
-
-    ``get_score()`` is the quality score; ``diagnostic`` holds the key checks
-    (``diagnostic.get_score()`` is 1 for a valid schema); ``table_reports`` holds each table's
-    :class:`~clinsynth.evaluation.QualityReport`. ``get_details(name)`` accepts the names of the
-    quality and diagnostic properties.
-    """
-
-    name = "multi_table"
-    title = "Multi-table fidelity"
-
-    def __init__(
-        self,
-        properties: dict[str, float | None],
-        details: dict[str, pd.DataFrame],
-        *,
-        diagnostic: DiagnosticReport,
-        table_reports: dict[str, QualityReport],
-        metrics: dict[str, Any] | None = None,
-        notes: list[str] | None = None,
-    ) -> None:
-        super().__init__(
-            properties, {**details, **diagnostic._details}, metrics=metrics, notes=notes
-        )
-        self.diagnostic = diagnostic
-        self.table_reports = dict(table_reports)
-
-    def get_properties(self) -> pd.DataFrame:
-        """Quality and diagnostic properties: columns ``Section``, ``Property``, ``Score``."""
-        quality = super().get_properties().assign(Section="quality")
-        diag = self.diagnostic.get_properties().assign(Section="diagnostic")
-        return pd.concat([quality, diag], ignore_index=True)[["Section", "Property", "Score"]]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["diagnostic"] = self.diagnostic.to_dict()
-        out["tables"] = {name: r.to_dict() for name, r in self.table_reports.items()}
-        return jsonable(out)
 
 
 def evaluate_multi_table(
@@ -85,6 +48,7 @@ def evaluate_multi_table(
     metadata: Metadata,
     *,
     per_table: bool = True,
+    max_plot_columns: int = 10,
     random_state: int | None = 0,
     progress: ProgressCallback | None = None,
 ) -> MultiTableReport:
@@ -100,6 +64,9 @@ def evaluate_multi_table(
     per_table : bool
         Run :func:`clinsynth.evaluation.evaluate_quality` on every table (Column Shapes and
         Column Pair Trends); False keeps only the relational properties (faster).
+    max_plot_columns : int
+        Columns per table drawn with their own plots in the HTML report (those whose shapes
+        differ most).
     random_state : int, optional
         Seed of the subsamples of the per-table reports.
     progress : callable, optional
@@ -139,45 +106,37 @@ def evaluate_multi_table(
         raise DataError.from_problems("Cannot evaluate the schema", problems)
     rels = [r for r in metadata.relationships if r["parent_table_name"] != r["child_table_name"]]
     steps = len(metadata.tables) * per_table + 2
+    started = time.perf_counter()
     report(progress, steps, 0, "Keys and cardinality")
     diagnostic = _diagnostic(synthetic_tables, real_tables, metadata, rels)
-    cardinality = _cardinality(real_tables, synthetic_tables, rels)
+    cardinality, cardinality_figures = _cardinality(real_tables, synthetic_tables, rels)
     report(progress, steps, 1, "Intertable trends")
     trends = _intertable_trends(real_tables, synthetic_tables, metadata, rels)
     table_reports: dict[str, QualityReport] = {}
+    table_figures: dict[str, dict] = {}
     notes: list[str] = []
-    shapes, pairs = [], []
+    figure_notes: dict[str, list[str]] = {}
     if per_table:
-        from clinsynth.evaluation import evaluate_quality
-
         for i, name in enumerate(metadata.tables):
             report(progress, steps, 2 + i, f"Table '{name}'")
-            real, synth = real_tables[name], synthetic_tables[name]
-            if len(real) == 0 or len(synth) == 0:
-                notes.append(f"Table '{name}' is empty in one of the schemas; not compared.")
-                continue
-            single = Metadata({name: _statistical_only(metadata.tables[name], real)})
-            if not single.tables[name].columns:
-                notes.append(f"Table '{name}' has only keys or personal data; not compared.")
-                continue
-            columns = list(single.tables[name].columns)
-            result = evaluate_quality(
-                real[columns], synth[columns], single, detection=False, random_state=random_state
+            compared = _compare_table(
+                name,
+                real_tables[name],
+                synthetic_tables[name],
+                metadata,
+                random_state,
+                max_plot_columns,
             )
-            table_reports[name] = result
-            props = dict(
-                zip(
-                    result.get_properties()["Property"],
-                    result.get_properties()["Score"],
-                    strict=True,
-                )
-            )
-            shapes.append((name, props.get("Column Shapes")))
-            pairs.append((name, props.get("Column Pair Trends")))
+            if isinstance(compared, str):
+                notes.append(compared)
+                continue
+            table_reports[name], table_figures[name], figure_notes[name] = compared
     report(progress, steps, steps, "done")
+    shapes = {n: _property(r, "Column Shapes") for n, r in table_reports.items()}
+    pairs = {n: _property(r, "Column Pair Trends") for n, r in table_reports.items()}
     properties = {
-        "Column Shapes": _mean([s for _, s in shapes]) if per_table else None,
-        "Column Pair Trends": _mean([s for _, s in pairs]) if per_table else None,
+        "Column Shapes": _mean(list(shapes.values())) if per_table else None,
+        "Column Pair Trends": _mean(list(pairs.values())) if per_table else None,
         "Cardinality": _mean(cardinality["Score"].tolist()) if len(cardinality) else None,
         "Intertable Trends": _mean(trends["Score"].tolist()) if len(trends) else None,
     }
@@ -190,18 +149,30 @@ def evaluate_multi_table(
         "Intertable Trends": trends,
         "Tables": pd.DataFrame(
             {
-                "Table": [t for t, _ in shapes],
-                "Column Shapes": [s for _, s in shapes],
-                "Column Pair Trends": [s for _, s in pairs],
+                "Table": list(shapes),
+                "Column Shapes": list(shapes.values()),
+                "Column Pair Trends": list(pairs.values()),
             }
         ),
     }
-    metrics = {
-        "diagnostic_score": diagnostic.get_score(),
-        "rows": {
-            name: {"real": len(real_tables[name]), "synthetic": len(synthetic_tables[name])}
-            for name in metadata.tables
-        },
+    rows = {
+        name: {"real": len(real_tables[name]), "synthetic": len(synthetic_tables[name])}
+        for name in metadata.tables
+    }
+    metrics = {"diagnostic_score": diagnostic.get_score(), "rows": rows}
+    figures = {
+        "cardinality": cardinality_figures,
+        "intertable_trends": trend_matrices(trends),
+        "tables": table_figures,
+    }
+    info = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": rows,
+        "relationships": len(rels),
+        "per_table": per_table,
+        "random_state": random_state,
+        "seconds": round(time.perf_counter() - started, 3),
+        "figure_notes": figure_notes,
     }
     return MultiTableReport(
         properties,
@@ -210,7 +181,46 @@ def evaluate_multi_table(
         table_reports=table_reports,
         metrics=metrics,
         notes=notes,
+        figures=figures,
+        info=info,
     )
+
+
+def _compare_table(
+    name: str,
+    real: pd.DataFrame,
+    synth: pd.DataFrame,
+    metadata: Metadata,
+    random_state: int | None,
+    max_plot_columns: int,
+) -> tuple[QualityReport, dict, list[str]] | str:
+    """One table's quality report and figure data, or why it was not compared."""
+    from clinsynth.evaluation import evaluate_quality
+
+    if len(real) == 0 or len(synth) == 0:
+        return f"Table '{name}' is empty in one of the schemas; not compared."
+    single = Metadata({name: _statistical_only(metadata.tables[name], real)})
+    table = single.tables[name]
+    if not table.columns:
+        return f"Table '{name}' has only keys or personal data; not compared."
+    columns = list(table.columns)
+    result = evaluate_quality(
+        real[columns], synth[columns], single, detection=False, random_state=random_state
+    )
+    figures, notes = figure_data(
+        real[columns],
+        synth[columns],
+        table,
+        shapes=result.get_details("Column Shapes"),
+        pairs=result.get_details("Column Pair Trends"),
+        max_columns=max_plot_columns,
+    )
+    return result, figures, notes
+
+
+def _property(report: QualityReport, name: str) -> float | None:
+    props = report.get_properties().set_index("Property")["Score"]
+    return float(props[name]) if name in props.index and pd.notna(props[name]) else None
 
 
 # --------------------------------------------------------------------------- diagnostic
@@ -293,13 +303,15 @@ def _children_per_parent(tables: dict[str, pd.DataFrame], rel: dict) -> np.ndarr
 
 
 # --------------------------------------------------------------------------- quality
-def _cardinality(real: dict, synth: dict, rels: list[dict]) -> pd.DataFrame:
-    rows = []
+def _cardinality(real: dict, synth: dict, rels: list[dict]) -> tuple[pd.DataFrame, list[dict]]:
+    """The children-per-parent statistics per relationship, and their histograms."""
+    rows, figures = [], []
     for rel in rels:
         r, s = _children_per_parent(real, rel), _children_per_parent(synth, rel)
         if len(r) == 0 or len(s) == 0:
             continue
-        ks = float(stats.ks_2samp(r, s).statistic)
+        # only the statistic is used; the exact p-value can fail (and warn) on ties
+        ks = float(stats.ks_2samp(r, s, method="asymp").statistic)
         rows.append(
             {
                 "Parent": rel["parent_table_name"],
@@ -309,10 +321,21 @@ def _cardinality(real: dict, synth: dict, rels: list[dict]) -> pd.DataFrame:
                 "Synthetic Mean": float(s.mean()),
                 "Real SD": float(r.std()),
                 "Synthetic SD": float(s.std()),
+                "Real Max": int(r.max()),
+                "Synthetic Max": int(s.max()),
+                "KS Statistic": ks,
                 "Score": 1.0 - ks,
             }
         )
-    return pd.DataFrame(rows)
+        figures.append(
+            {
+                "parent": rel["parent_table_name"],
+                "child": rel["child_table_name"],
+                "foreign_key": rel["child_foreign_key"],
+                **cardinality_data(r, s),
+            }
+        )
+    return pd.DataFrame(rows), figures
 
 
 def _intertable_trends(real: dict, synth: dict, md: Metadata, rels: list[dict]) -> pd.DataFrame:
