@@ -72,6 +72,22 @@ def check_columns(table: TableMetadata, frames: dict[str, pd.DataFrame]) -> None
         )
 
 
+def check_release_inputs(
+    metadata: Metadata | TableMetadata | dict,
+    real_train: object,
+    synthetic: object,
+    holdout: object,
+) -> tuple[TableMetadata, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The table and the three frames of a train / synthetic / holdout comparison (privacy,
+    utility), each checked, with every missing metadata column reported at once."""
+    table = resolve_table(metadata)
+    train = check_frame(real_train, "real_train")
+    synth = check_frame(synthetic, "synthetic")
+    hold = check_frame(holdout, "holdout")
+    check_columns(table, {"real_train": train, "synthetic": synth, "holdout": hold})
+    return table, train, synth, hold
+
+
 def statistical_columns(table: TableMetadata, kinds: tuple[str, ...] = STATISTICAL) -> list[str]:
     """Columns whose sdtype is in ``kinds``; id and PII columns never are."""
     return [c for c, s in table.columns.items() if s["sdtype"] in kinds and not is_pii(s)]

@@ -40,10 +40,8 @@ from clinsynth.errors import DataError, ParameterError
 from clinsynth.evaluation._attacks import inference, linkability, singling_out
 from clinsynth.evaluation._common import (
     Sampling,
-    check_columns,
-    check_frame,
     check_positive_int,
-    resolve_table,
+    check_release_inputs,
     row_keys,
     single_threaded,
     statistical_columns,
@@ -97,9 +95,8 @@ def evaluate_privacy(
 
     Parameters
     ----------
-    real_train : DataFrame
-        The real records the synthesizer was trained on.
-    synthetic : DataFrame
+    real_train, synthetic : DataFrame
+        The real records the synthesizer was trained on, and the synthetic records to release.
     metadata : Metadata
         Single-table metadata; id and PII columns are left out of the distances.
     holdout : DataFrame
@@ -132,20 +129,17 @@ def evaluate_privacy(
     >>> import numpy as np, pandas as pd
     >>> from clinsynth import Metadata
     >>> rng = np.random.default_rng(0)
-    >>> def draw(n):
-    ...     return pd.DataFrame({"age": rng.normal(60, 10, n), "bmi": rng.normal(27, 4, n),
-    ...                          "sex": rng.choice(["F", "M"], n)})
-    >>> train, holdout = draw(300), draw(300)
+    >>> train, holdout = (
+    ...     pd.DataFrame({"age": rng.normal(60, 10, 300), "bmi": rng.normal(27, 4, 300),
+    ...                   "sex": rng.choice(["F", "M"], 300)})
+    ...     for _ in range(2)
+    ... )
     >>> md = Metadata.detect_from_dataframe(train)
     >>> copy = evaluate_privacy(train, train, md, holdout=holdout)
     >>> copy.metrics["dcr_share"], copy.metrics["exact_copy_share"]
     (1.0, 1.0)
     """
-    table = resolve_table(metadata)
-    train = check_frame(real_train, "real_train")
-    synth = check_frame(synthetic, "synthetic")
-    hold = check_frame(holdout, "holdout")
-    check_columns(table, {"real_train": train, "synthetic": synth, "holdout": hold})
+    table, train, synth, hold = check_release_inputs(metadata, real_train, synthetic, holdout)
     check_positive_int("evaluate_privacy", "max_rows", max_rows)
     check_positive_int("evaluate_privacy", "n_attacks", n_attacks, allow_none=False)
     columns = statistical_columns(table)

@@ -37,12 +37,10 @@ from clinsynth.evaluation._common import (
     CONTINUOUS,
     DISCRETE,
     Sampling,
-    check_columns,
-    check_frame,
     check_positive_int,
+    check_release_inputs,
     clip01,
     nanmean,
-    resolve_table,
     single_threaded,
     statistical_columns,
     subsample,
@@ -198,11 +196,7 @@ def evaluate_utility(
     >>> rep.get_score() > 0.9
     True
     """
-    table = resolve_table(metadata)
-    train = check_frame(real_train, "real_train")
-    synth = check_frame(synthetic, "synthetic")
-    hold = check_frame(holdout, "holdout")
-    check_columns(table, {"real_train": train, "synthetic": synth, "holdout": hold})
+    table, train, synth, hold = check_release_inputs(metadata, real_train, synthetic, holdout)
     check_positive_int("evaluate_utility", "max_rows_train", max_rows_train)
     check_positive_int("evaluate_utility", "max_rows_holdout", max_rows_holdout)
     columns = statistical_columns(table)
