@@ -186,6 +186,8 @@ def test_train_keeps_data_and_settings_and_can_train_again(app: AppTest) -> None
     no_crash(app)
     assert app.session_state["synth"] is not first
     assert "trained on 80 patients" in app.success[0].value
+    assert app.session_state["live_loss_draws"] == 0  # the copula reports no training rounds
+    assert "no training curve" in " ".join(c.value for c in app.caption)
     assert app.session_state["real"].shape == (80, 6)
 
 
@@ -307,11 +309,14 @@ def test_latent_space_for_models_that_encode(app: AppTest) -> None:
     upload_small(app)
     go(app, "Model")
     app.selectbox(key="keep_model").set_value("tvae").run()
-    app.number_input(key="keep_epochs_tvae").set_value(2)
+    app.number_input(key="keep_epochs_tvae").set_value(3)
     app.number_input(key="keep_batch_tvae").set_value(32)
     app.button(key="train_button").click().run()
     no_crash(app)
-    assert not app.session_state["synth"].get_loss_values().empty
+    assert len(app.session_state["synth"].get_loss_values()) == 3
+    # The live curve was drawn during training: after the first and after the last round
+    # at least (and at most every 0.5 s in between); then the model's own curve replaces it.
+    assert 2 <= app.session_state["live_loss_draws"] <= 3
     assert len(app.get("plotly_chart")) == 1  # the loss curve
     generate(app)
     go(app, "Compare")

@@ -9,7 +9,8 @@ import streamlit as st
 
 import clinsynth
 from clinsynth import Metadata
-from clinsynth.dashboard import _figures, _state, _ui
+from clinsynth.dashboard import _state, _ui
+from clinsynth.evaluation import plots
 from clinsynth.metadata import is_pii
 
 _NO_TARGET = "(none)"
@@ -74,8 +75,7 @@ def _scores(result) -> None:  # noqa: ANN001 - an EvaluationResult
     cells = st.columns(len(summary))
     for cell, (_, row) in zip(cells, summary.iterrows(), strict=True):
         score = row["Score"]
-        value = "not measured" if score is None or math.isnan(score) else f"{score:.2f}"
-        cell.metric(row["Section"], value, help=EXPLAIN.get(row["Section"]))
+        cell.metric(row["Section"], _score_text(score), help=EXPLAIN.get(row["Section"]))
         verdict = str(row["Verdict"])
         cell.markdown(f":{_COLOURS.get(verdict, 'orange')}[**{verdict}**]")
     st.caption("Scores go from 0 to 1; 1 is best. Hover over a score's title for what it measures.")
@@ -87,35 +87,37 @@ def _scores(result) -> None:  # noqa: ANN001 - an EvaluationResult
             st.dataframe(result.privacy.risks, hide_index=True)
 
 
-def _columns(result) -> None:  # noqa: ANN001
+def _columns(result, table: str | None = None) -> None:  # noqa: ANN001
     per_column = result.figures.get("columns", {})
+    if table is None:
+        st.subheader("Column by column")
     if not per_column:
         st.caption("No column can be plotted (no number, category, yes/no or date column).")
         return
-    st.subheader("Column by column")
     names = list(per_column)
     st.caption("Listed from the column that differs most to the one that differs least.")
-    name = st.selectbox("Column", names, key="keep_compare_column")
-    st.plotly_chart(_figures.column_figure(name, per_column[name]), key="column_chart")
+    suffix = f"_{table}" if table else ""
+    name = st.selectbox("Column", names, key=f"keep_compare_column{suffix}")
+    st.plotly_chart(plots.column_figure(name, per_column[name]), key=f"column_chart{suffix}")
 
 
-def _correlations(result) -> None:  # noqa: ANN001
+def _correlations(result, table: str | None = None) -> None:  # noqa: ANN001
     corr = result.figures.get("correlation")
     if not corr:
         return
-    st.subheader("How the numbers move together (correlations)")
+    where = f" in table {table}" if table else ""
+    st.subheader(f"How the numbers move together{where} (correlations)")
     st.caption(
-        "Red: two measurements rise together; blue: one rises when the other falls. The two "
-        "maps should look alike."
+        "Blue: two measurements rise together; red: one rises when the other falls; white: "
+        "unrelated. The two maps should look alike."
     )
     left, right = st.columns(2)
-    left.plotly_chart(
-        _figures.heatmap_figure("Real", corr["columns"], corr["real"]), key="corr_real"
-    )
-    right.plotly_chart(
-        _figures.heatmap_figure("Synthetic", corr["columns"], corr["synthetic"]),
-        key="corr_synthetic",
-    )
+    for where, label in ((left, "Real"), (right, "Synthetic")):
+        fig = plots.heatmap_figure(
+            f"{label} data", corr["columns"], corr[label.lower()], zmin=-1, zmax=1, scale="RdBu"
+        )
+        fig.update_traces(colorbar={"title": {"text": "correlation"}})
+        where.plotly_chart(fig, key=f"corr_{label.lower()}_{table or ''}")
 
 
 def _latent_space() -> None:
@@ -145,10 +147,120 @@ def _latent_space() -> None:
     st.plotly_chart(fig, key="latent_chart")
 
 
+#: The properties of the multi-table evaluation, in plain words.
+TABLE_PROPERTIES = {
+    "Column Shapes": "Each column's distribution, table by table (mean over the tables).",
+    "Column Pair Trends": "How pairs of columns move together, table by table.",
+    "Cardinality": "How many rows each parent row has (visits per patient, results per visit).",
+    "Intertable Trends": "How a parent's columns go with its children (older patients, more "
+    "visits).",
+    "Primary Keys": "Every row has its own, unique key.",
+    "Referential Integrity": "Every link points to an existing row (no visit without its patient).",
+    "Cardinality Bounds": "The number of children per parent stays within the real range.",
+}
+
+
+def _evaluate_tables() -> None:
+    from clinsynth.multitable import evaluate_multi_table
+
+    bar = st.progress(0.0, text="Starting...")
+    try:
+        report = evaluate_multi_table(
+            st.session_state["train"],
+            _state.get("synthetic"),
+            _state.get("metadata"),
+            progress=_ui.progress_callback(bar, "Comparing"),
+        )
+    except Exception as exc:  # noqa: BLE001
+        bar.empty()
+        _ui.show_error(exc, where="The comparison failed.")
+        return
+    bar.empty()
+    _state.put("evaluation", report)
+
+
+def _table_result(table: str):  # noqa: ANN202 - an EvaluationResult or None
+    """The single-table comparison of one linked table (its plots), computed once."""
+    from clinsynth.evaluation import evaluate
+
+    synthetic = _state.get("synthetic")
+    cached = st.session_state.get("table_evaluations")
+    if cached is None or cached[0] is not synthetic:
+        cached = (synthetic, {})
+        st.session_state["table_evaluations"] = cached
+    if table not in cached[1]:
+        metadata: Metadata = _state.get("metadata")
+        try:
+            with st.spinner(f"Comparing table {table}..."):
+                cached[1][table] = evaluate(
+                    st.session_state["train"][table],
+                    synthetic[table],
+                    metadata.get_table(table),
+                    detection=False,
+                )
+        except Exception as exc:  # noqa: BLE001
+            _ui.show_error(exc, where=f"Could not compare table {table}.")
+            return None
+    return cached[1][table]
+
+
+def _render_tables() -> None:
+    st.write(
+        "Do the synthetic tables look like the real ones, and are their links intact? "
+        "Scores go from 0 to 1; 1 is best."
+    )
+    report = _state.get("evaluation")
+    label = "Compare again" if report is not None else "Compare real and synthetic tables"
+    if st.button(label, type="primary", key="compare_button"):
+        _evaluate_tables()
+        report = _state.get("evaluation")
+    if report is None:
+        st.caption("The comparison takes a few seconds to a few minutes, depending on the size.")
+        return
+    left, right = st.columns(2)
+    left.metric(
+        "Fidelity",
+        _score_text(report.get_score()),
+        help="How closely the synthetic tables follow the real statistics, within each table "
+        "and across the links.",
+    )
+    right.metric(
+        "Keys and links",
+        _score_text(report.diagnostic.get_score()),
+        help="Unique keys, no broken link (both always hold in clinsynth's copies) and numbers "
+        "of children per parent within the real range.",
+    )
+    properties = report.get_properties()
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Measure": properties["Property"],
+                "Score": properties["Score"].map(_score_text),
+                "What it checks": properties["Property"].map(TABLE_PROPERTIES).fillna(""),
+            }
+        ),
+        hide_index=True,
+    )
+    st.subheader("Table by table, column by column")
+    table = _ui.table_picker(_state.get("synthetic"), "keep_compare_table")
+    result = _table_result(table)
+    if result is not None:
+        _columns(result, table)
+        _correlations(result, table)
+    _ui.next_step("Compare")
+
+
+def _score_text(score: float | None) -> str:
+    return "not measured" if score is None or math.isnan(score) else f"{score:.2f}"
+
+
 def render() -> None:
     """Draw the Compare step."""
     st.header("5. Compare real and synthetic data")
     if not _ui.needs("Generate", "synthetic", "First generate synthetic patients in step 4."):
+        return
+    if isinstance(_state.get("synthetic"), dict):
+        _render_tables()
         return
     metadata: Metadata = _state.get("metadata")
     options = _target_options(metadata)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -11,30 +13,57 @@ import streamlit as st
 from clinsynth import Metadata
 from clinsynth.dashboard import _state, _ui
 from clinsynth.errors import DataError
-from clinsynth.io import read_table
+from clinsynth.io import load_csvs, read_table
 
 UPLOAD_TYPES = ("csv", "tsv", "txt", "xlsx", "xls", "parquet", "pq")
-_UPLOAD = "Upload my own file"
+_UPLOAD = "Upload one table"
+_UPLOAD_MANY = "Upload linked tables (several CSV files)"
 _SIMULATE = "Use built-in example data (no real patient)"
 _SIMULATORS = {
-    "cohort": "Cohort: 20 clinical measurements and a condition label",
-    "population": "Population: genetic variants, exposures, diseases, labs and medicines",
+    "cohort": "Cohort: 20 clinical measurements and a condition label (one table)",
+    "population": "Population: genetic variants, exposures, diseases, labs and medicines "
+    "(one table)",
+    "hospital": "Hospital: patients, their visits and the visits' lab results (three linked "
+    "tables)",
 }
 
 
-def read_upload(name: str, content: bytes) -> pd.DataFrame:
-    """Read an uploaded file with :func:`clinsynth.io.read_table`, from a private temp folder.
+def _read_private(files: dict[str, bytes], read: Callable[[Path], Any]) -> Any:
+    """``read(folder)`` on copies of ``files`` in a private temp folder, deleted at once.
 
-    The copy is deleted as soon as it is read; error messages name the file, not the folder.
+    Error messages name the files, not the folder.
     """
     with tempfile.TemporaryDirectory(prefix="clinsynth-upload-") as folder:
-        path = Path(folder) / Path(name).name
-        path.write_bytes(content)
+        for name, content in files.items():
+            (Path(folder) / Path(name).name).write_bytes(content)
         try:
-            return read_table(path)
+            return read(Path(folder))
         except DataError as exc:
-            message = str(exc).replace(str(path), path.name).replace(folder + "/", "")
+            message = str(exc).replace(folder + "/", "").replace(folder, "the uploaded files")
             raise DataError(message, exc.problems) from None
+
+
+def read_upload(name: str, content: bytes) -> pd.DataFrame:
+    """Read an uploaded file with :func:`clinsynth.io.read_table`, from a private temp folder."""
+    return _read_private({name: content}, lambda folder: read_table(folder / Path(name).name))
+
+
+def read_uploads(files: dict[str, bytes]) -> dict[str, pd.DataFrame]:
+    """Read uploaded CSV files, one table each (named after the file), with
+    :func:`clinsynth.io.load_csvs`."""
+    others = [name for name in files if Path(name).suffix.lower() != ".csv"]
+    if others:
+        raise DataError(
+            f"Linked tables are read from CSV files only; {', '.join(others)} "
+            f"{'is' if len(others) == 1 else 'are'} not CSV. Save every table as CSV and upload "
+            "them again."
+        )
+    if len(files) < 2:
+        raise DataError(
+            "Linked tables need two or more CSV files (one per table, such as patients.csv and "
+            "visits.csv). For a single table, choose 'Upload one table'."
+        )
+    return _read_private(files, load_csvs)
 
 
 def _disease_names() -> list[str]:
@@ -49,16 +78,24 @@ _PER_TABLE = (
     "keep_conditions",
     "keep_target",
     "keep_compare_column",
+    "keep_compare_table",
+    "keep_md_table",
+    "keep_preview_table",
     "keep_latent_color",
     "primary_key_choice",
 )
 
 
-def _use(data: pd.DataFrame, source: str, metadata: Metadata | None = None) -> None:
+def _use(data: pd.DataFrame | dict, source: str, metadata: Metadata | None = None) -> None:
     for key in _PER_TABLE:
         st.session_state.pop(key, None)
+    if metadata is None:
+        if isinstance(data, dict):
+            metadata = Metadata.detect_from_dataframes(data)
+        else:
+            metadata = Metadata.detect_from_dataframe(data)
     _state.put("real", data)
-    _state.put("metadata", metadata or Metadata.detect_from_dataframe(data))
+    _state.put("metadata", metadata)
     st.session_state["source"] = source
     st.session_state["detected"] = _state.get("metadata").copy()
 
@@ -85,6 +122,33 @@ def _upload() -> None:
     _use(data, f"file '{uploaded.name}'")
 
 
+def _upload_many() -> None:
+    st.caption(
+        "One CSV file per table, for example patients.csv, visits.csv and lab_results.csv: "
+        "each file's name becomes the table's name. Tables are linked through key columns "
+        "(a `patient_id` in visits.csv that points to patients.csv). The files are read on "
+        "this computer and are not sent anywhere else."
+    )
+    uploaded = st.file_uploader(
+        "Your tables (select all the CSV files at once)",
+        key="upload_tables",
+        accept_multiple_files=True,
+    )
+    if not uploaded:
+        return
+    signature = tuple((f.name, f.size, getattr(f, "file_id", "")) for f in uploaded)
+    if st.session_state.get("upload_signature") == signature:
+        return  # already read; keep the metadata edits and the model
+    try:
+        tables = read_uploads({f.name: f.getvalue() for f in uploaded})
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the page
+        st.session_state["upload_signature"] = None
+        _ui.show_error(exc, where="Could not use these files.")
+        return
+    st.session_state["upload_signature"] = signature
+    _use(tables, f"{len(tables)} uploaded tables")
+
+
 def _simulate() -> None:
     kind = st.selectbox(
         "Example data set",
@@ -106,6 +170,7 @@ def _simulate() -> None:
         step=1,
         key=_ui.default("keep_sim_seed", 0),
     )
+    picked: list[str] = []
     if kind == "population":
         picked = st.multiselect(
             "Diseases to include (leave empty for all)",
@@ -113,7 +178,7 @@ def _simulate() -> None:
             key="keep_sim_diseases",
             format_func=lambda name: name.replace("_", " "),
         )
-    else:
+    elif kind == "cohort":
         from clinsynth.simulate import COHORT_CONDITIONS
 
         picked = st.multiselect(
@@ -124,12 +189,14 @@ def _simulate() -> None:
         )
     if not st.button("Create the example data", type="primary", key="simulate_button"):
         return
-    from clinsynth.simulate import simulate_cohort, simulate_population
+    from clinsynth.simulate import simulate_cohort, simulate_hospital, simulate_population
 
     try:
         with st.spinner("Simulating patients..."):
             if kind == "population":
                 data, md = simulate_population(int(rows), seed=int(seed), diseases=picked or None)
+            elif kind == "hospital":
+                data, md = simulate_hospital(int(rows), seed=int(seed))
             else:
                 data, md = simulate_cohort(int(rows), seed=int(seed), conditions=picked or None)
     except Exception as exc:  # noqa: BLE001
@@ -139,25 +206,8 @@ def _simulate() -> None:
     _use(data, f"simulated {kind} ({int(rows)} patients, seed {int(seed)})", md)
 
 
-def render() -> None:
-    """Draw the Data step."""
-    st.header("1. Data")
-    st.write(
-        "Start from a table of real patients, one row per patient, or try the tool on built-in "
-        "example data."
-    )
-    choice = st.radio(
-        "Where does the data come from?",
-        (_UPLOAD, _SIMULATE),
-        key=_ui.default("keep_data_source", _UPLOAD),
-        horizontal=True,
-    )
-    if choice == _UPLOAD:
-        _upload()
-    else:
-        _simulate()
-    data = _state.get("real")
-    if data is not None:
+def _preview(data: pd.DataFrame | dict) -> None:
+    if not isinstance(data, dict):
         st.success(
             f"Using the {st.session_state['source']}: {len(data):,} rows and "
             f"{data.shape[1]} columns.",
@@ -165,4 +215,37 @@ def render() -> None:
         )
         st.subheader("Preview (first 100 rows)")
         st.dataframe(data.head(100), hide_index=True)
+        return
+    sizes = ", ".join(f"{name} ({len(df):,} rows)" for name, df in data.items())
+    st.success(
+        f"Using the {st.session_state['source']}: {len(data)} linked tables — {sizes}.",
+        icon=":material/check_circle:",
+    )
+    st.subheader("Preview (first 100 rows)")
+    name = _ui.table_picker(data, "keep_preview_table")
+    st.dataframe(data[name].head(100), hide_index=True)
+
+
+def render() -> None:
+    """Draw the Data step."""
+    st.header("1. Data")
+    st.write(
+        "Start from a table of real patients (one row per patient), from several linked tables "
+        "(patients, visits, lab results...), or try the tool on built-in example data."
+    )
+    choice = st.radio(
+        "Where does the data come from?",
+        (_UPLOAD, _UPLOAD_MANY, _SIMULATE),
+        key=_ui.default("keep_data_source", _UPLOAD),
+        horizontal=True,
+    )
+    if choice == _UPLOAD:
+        _upload()
+    elif choice == _UPLOAD_MANY:
+        _upload_many()
+    else:
+        _simulate()
+    data = _state.get("real")
+    if data is not None:
+        _preview(data)
     _ui.next_step("Data")

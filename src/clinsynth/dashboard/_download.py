@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from clinsynth.dashboard import _state, _ui
-from clinsynth.io import write_table
+from clinsynth.io import write_table, write_tables
 
 
 def _via_file(name: str, write: Callable[[Path], object]) -> bytes:
@@ -42,70 +44,148 @@ def report_bytes(result: object) -> bytes:
     return _via_file("report.html", result.save_html)  # type: ignore[attr-defined]
 
 
+def button(
+    where: st.delta_generator.DeltaGenerator,
+    label: str,
+    data: bytes | str | Callable[[], bytes],
+    file_name: str,
+    mime: str,
+    *,
+    primary: bool = False,
+) -> None:
+    """A download button; ``data`` may be a function, run only when the user clicks."""
+    where.download_button(
+        label,
+        data=data,
+        file_name=file_name,
+        mime=mime,
+        type="primary" if primary else "secondary",
+        key=f"download_{file_name}",
+        icon=":material/download:",
+        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
+    )
+
+
+def metadata_json(metadata: object) -> str:
+    """The metadata as indented JSON (what ``Metadata.load_from_json`` reads)."""
+    return json.dumps(metadata.to_dict(), indent=2, default=str)  # type: ignore[attr-defined]
+
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def tables_zip(tables: dict[str, pd.DataFrame], metadata: object, report: object = None) -> bytes:
+    """A ZIP of one CSV per table (written by :func:`clinsynth.io.write_tables`), the metadata
+    JSON and, when given, the comparison's scores (``report.json``)."""
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="clinsynth-download-") as folder:
+        written = write_tables(tables, Path(folder) / "tables")
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in tables:
+                archive.write(written / f"{name}.csv", f"{name}.csv")
+            archive.writestr("metadata.json", metadata_json(metadata))
+            if report is not None:
+                text = json.dumps(report.to_dict(), indent=2, default=str)  # type: ignore[attr-defined]
+                archive.writestr("report.json", text)
+    return buffer.getvalue()
+
+
+def _render_tables(tables: dict[str, pd.DataFrame]) -> None:
+    sizes = ", ".join(f"{name} ({len(df):,} rows)" for name, df in tables.items())
+    st.write(
+        f"The synthetic tables: {sizes}. They hold no real patient; their keys are new and "
+        "their links are intact."
+    )
+    report = _state.get("evaluation")
+    st.subheader("Synthetic data")
+    button(
+        st,
+        "All tables (ZIP of CSV files, with the metadata"
+        + (" and the scores)" if report is not None else ")"),
+        lambda: tables_zip(tables, _state.get("metadata"), report),
+        "synthetic_tables.zip",
+        "application/zip",
+        primary=True,
+    )
+    if report is None:
+        st.info(
+            "Run the comparison in step 5 to add its scores (report.json) to the ZIP.",
+            icon=":material/arrow_back:",
+        )
+    st.subheader("Set-up")
+    left, right = st.columns(2)
+    button(
+        left,
+        "Metadata (JSON)",
+        metadata_json(_state.get("metadata")),
+        "metadata.json",
+        "application/json",
+    )
+    model = _state.get("synth")
+    button(
+        right,
+        "Model (zip, to make more tables later)",
+        lambda: model_bytes(model),
+        "model.zip",
+        "application/zip",
+    )
+    st.caption(
+        "The model file holds the learned statistics, not the training rows. Make more tables "
+        "from it with `clinsynth sample model.zip --scale 2 -o more_tables/`."
+    )
+
+
 def render() -> None:
     """Draw the Download step."""
     st.header("6. Download")
     if not _ui.needs("Generate", "synthetic", "First generate synthetic patients in step 4."):
         return
     synthetic: pd.DataFrame = _state.get("synthetic")
+    if isinstance(synthetic, dict):
+        _render_tables(synthetic)
+        return
     st.write(
         f"The synthetic table has {len(synthetic):,} rows. It holds no real patient; share it "
         "with the report that shows how faithful and how private it is."
     )
     st.subheader("Synthetic data")
     left, right = st.columns(2)
-    left.download_button(
+    button(
+        left,
         "Synthetic data (CSV)",
-        data=csv_bytes(synthetic),
-        file_name="synthetic.csv",
-        mime="text/csv",
-        type="primary",
-        key="download_csv",
-        icon=":material/download:",
-        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
+        csv_bytes(synthetic),
+        "synthetic.csv",
+        "text/csv",
+        primary=True,
     )
-    right.download_button(
-        "Synthetic data (Excel)",
-        data=lambda: excel_bytes(synthetic),
-        file_name="synthetic.xlsx",
-        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        key="download_excel",
-        icon=":material/download:",
-        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
-    )
+    button(right, "Synthetic data (Excel)", lambda: excel_bytes(synthetic), "synthetic.xlsx", _XLSX)
     st.subheader("Evidence and set-up")
     result = _state.get("evaluation")
     left, right = st.columns(2)
     if result is not None:
-        left.download_button(
+        button(
+            left,
             "Report (HTML, opens in any browser)",
-            data=lambda: report_bytes(result),
-            file_name="report.html",
-            mime="text/html",
-            key="download_report",
-            icon=":material/download:",
-            on_click="ignore",  # no rerun: a rerun would drop the file being prepared
+            lambda: report_bytes(result),
+            "report.html",
+            "text/html",
         )
     else:
         left.info("Run the comparison in step 5 to get the report.", icon=":material/arrow_back:")
-    right.download_button(
+    button(
+        right,
         "Metadata (JSON)",
-        data=json.dumps(_state.get("metadata").to_dict(), indent=2, default=str),
-        file_name="metadata.json",
-        mime="application/json",
-        key="download_metadata",
-        icon=":material/download:",
-        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
+        metadata_json(_state.get("metadata")),
+        "metadata.json",
+        "application/json",
     )
     model = _state.get("synth")
-    st.download_button(
+    button(
+        st,
         "Model (zip, to make more patients later)",
-        data=lambda: model_bytes(model),
-        file_name="model.zip",
-        mime="application/zip",
-        key="download_model",
-        icon=":material/download:",
-        on_click="ignore",  # no rerun: a rerun would drop the file being prepared
+        lambda: model_bytes(model),
+        "model.zip",
+        "application/zip",
     )
     st.caption(
         "The model file holds the learned statistics, not the training rows; rare categories "

@@ -7,9 +7,9 @@ import inspect
 import pandas as pd
 import streamlit as st
 
-from clinsynth.synthesizers import parse_condition_strings as parse_conditions
 from clinsynth.dashboard import _state, _ui
 from clinsynth.synthesizers import BaseSynthesizer
+from clinsynth.synthesizers import parse_condition_strings as parse_conditions
 
 _EXAMPLE = "condition = diabetes\nage >= 60"
 #: Sampling rounds before giving up on conditions: a condition that no synthetic row meets
@@ -39,10 +39,53 @@ def generate(
     return model.sample(num_rows, conditions=conditions or None, max_tries_per_batch=MAX_TRIES)
 
 
+def _render_tables(model: object) -> None:
+    train: dict[str, pd.DataFrame] = st.session_state["train"]
+    sizes = ", ".join(f"{name} {len(df):,}" for name, df in train.items())
+    st.write(
+        "Make a synthetic copy of the linked tables, as large as the real one or larger or "
+        f"smaller. Real tables: {sizes} rows."
+    )
+    scale = _ui.number(
+        st,
+        "Size compared with the real data (1 = as many patients as the real data, 2 = twice "
+        "as many)",
+        "keep_scale",
+        1.0,
+        min_value=0.01,
+        max_value=100.0,
+        step=0.5,
+        help="The first table gets this multiple of its rows; the number of visits, results "
+        "and so on of each synthetic patient is drawn by the model.",
+    )
+    st.caption("The same model always gives the same tables.")
+    if st.button("Generate synthetic tables", type="primary", key="generate_button"):
+        try:
+            with st.spinner("Generating the tables..."):
+                model.reset_sampling()  # type: ignore[attr-defined]
+                synthetic = model.sample(scale=scale)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001
+            _ui.show_error(exc, where="Could not generate the tables.")
+        else:
+            _state.put("synthetic", synthetic)
+            st.session_state["generated_with"] = {"scale": scale}
+    synthetic = _state.get("synthetic")
+    if synthetic is not None:
+        sizes = ", ".join(f"{name} ({len(df):,} rows)" for name, df in synthetic.items())
+        st.success(f"Synthetic tables generated: {sizes}.", icon=":material/check_circle:")
+        st.subheader("Preview (first 100 rows)")
+        name = _ui.table_picker(synthetic, "keep_generated_table")
+        st.dataframe(synthetic[name].head(100), hide_index=True)
+    _ui.next_step("Generate")
+
+
 def render() -> None:
     """Draw the Generate step."""
     st.header("4. Generate synthetic patients")
     if not _ui.needs("Model", "synth", "First train a model in step 3."):
+        return
+    if isinstance(st.session_state["train"], dict):
+        _render_tables(_state.get("synth"))
         return
     model: BaseSynthesizer = _state.get("synth")
     train: pd.DataFrame = st.session_state["train"]
@@ -51,24 +94,19 @@ def render() -> None:
         "older patients with diabetes."
     )
     left, right = st.columns(2)
-    num_rows = int(
-        left.number_input(
-            "Number of synthetic patients",
-            min_value=1,
-            max_value=1_000_000,
-            step=100,
-            key=_ui.default("keep_num_rows", len(train)),
-        )
+    num_rows = _ui.number(
+        left,
+        "Number of synthetic patients",
+        "keep_num_rows",
+        len(train),
+        min_value=1,
+        max_value=1_000_000,
+        step=100,
     )
     seed: int | None = None
     if supports_seed(model):
-        seed = int(
-            right.number_input(
-                "Seed (the same seed gives the same patients)",
-                min_value=0,
-                step=1,
-                key=_ui.default("keep_sample_seed", 0),
-            )
+        seed = _ui.number(
+            right, "Seed (the same seed gives the same patients)", "keep_sample_seed", 0
         )
     else:
         right.caption("The same model always gives the same patients.")

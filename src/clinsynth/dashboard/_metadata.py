@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from clinsynth import Metadata
-from clinsynth.dashboard import _state, _ui
+from clinsynth.dashboard import _download, _state, _ui
 from clinsynth.errors import ClinsynthError
 from clinsynth.metadata import SDTYPES, detect_column, detect_datetime_format, is_pii
 
@@ -41,11 +41,20 @@ def _examples(series: pd.Series, n: int = 3) -> str:
     return ", ".join(values) + ("" if len(values) else "(empty)")
 
 
-def check(metadata: Metadata, data: pd.DataFrame) -> tuple[dict[str, list[str]], list[str], dict]:
-    """Problems per column, problems about no single column, and notes per column.
+def is_multi(data: object) -> bool:
+    """Whether the session works on several linked tables (a dict of DataFrames)."""
+    return isinstance(data, dict)
+
+
+Problems = dict[tuple[str | None, str], list[str]]
+
+
+def check(metadata: Metadata, data: pd.DataFrame | dict) -> tuple[Problems, list[str], Problems]:
+    """Problems per ``(table, column)``, problems about no single column, notes per column.
 
     Runs :meth:`Metadata.validate` and :meth:`Metadata.validate_data` and files each problem under
-    the column it names. The result is kept in the session until the data or metadata change.
+    the column it names (``table`` is None for a single table). The result is kept in the session
+    until the data or metadata change.
     """
     spec = json.dumps(metadata.to_dict(), sort_keys=True, default=str)
     cached = st.session_state.get("_metadata_check")
@@ -56,7 +65,7 @@ def check(metadata: Metadata, data: pd.DataFrame) -> tuple[dict[str, list[str]],
     return result
 
 
-def is_ready(metadata: Metadata | None, data: pd.DataFrame | None) -> bool:
+def is_ready(metadata: Metadata | None, data: pd.DataFrame | dict | None) -> bool:
     """Whether the metadata fits the data (nothing blocks training)."""
     if metadata is None or data is None:
         return False
@@ -64,7 +73,7 @@ def is_ready(metadata: Metadata | None, data: pd.DataFrame | None) -> bool:
     return not general and not any(by_column.values())
 
 
-def _check(metadata: Metadata, data: pd.DataFrame) -> tuple[dict[str, list[str]], list[str], dict]:
+def _check(metadata: Metadata, data: pd.DataFrame | dict) -> tuple[Problems, list[str], Problems]:
     problems: list[str] = []
     notes: list[str] = []
     try:
@@ -72,14 +81,23 @@ def _check(metadata: Metadata, data: pd.DataFrame) -> tuple[dict[str, list[str]]
         notes = metadata.validate_data(data)
     except ClinsynthError as exc:
         problems = exc.problems or [str(exc)]
-    columns = list(metadata.columns)
-    by_column: dict[str, list[str]] = {c: [] for c in columns}
-    notes_by_column: dict[str, list[str]] = {c: [] for c in columns}
+    multi = is_multi(data)
+    places = {
+        (table if multi else None, column): f"table '{table}', " if multi else ""
+        for table, spec in metadata.tables.items()
+        for column in spec.columns
+    }
+    by_column: Problems = {place: [] for place in places}
+    notes_by_column: Problems = {place: [] for place in places}
     general: list[str] = []
     for text, target in [(p, by_column) for p in problems] + [(n, notes_by_column) for n in notes]:
-        named = [c for c in columns if f"column '{c}'" in text or f"key '{c}'" in text]
-        for column in named:
-            target[column].append(text)
+        named = [
+            (table, column)
+            for (table, column), where in places.items()
+            if f"{where}column '{column}'" in text or f"{where}key '{column}'" in text
+        ]
+        for place in named:
+            target[place].append(text)
         if not named and target is by_column:
             general.append(text)
     return by_column, general, notes_by_column
@@ -88,7 +106,7 @@ def _check(metadata: Metadata, data: pd.DataFrame) -> tuple[dict[str, list[str]]
 def short(problem: str, column: str) -> str:
     """A problem without the column name it starts with (the table row already names it)."""
     text = problem
-    for prefix in (f"column '{column}': ", f"column '{column}' "):
+    for prefix in (f"column '{column}': ", f"column '{column}' ", f"column '{column}', "):
         if prefix in text:
             text = text.split(prefix, 1)[1]
             break
@@ -96,24 +114,41 @@ def short(problem: str, column: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _table(metadata: Metadata, data: pd.DataFrame, by_column: dict, notes: dict) -> pd.DataFrame:
+def _role(column: str, table: str | None, metadata: Metadata) -> str:
+    """'key' or 'link to <table>' for a key column of a linked table, else ''."""
+    if table is None:
+        return ""
+    if metadata.get_table(table).primary_key == column:
+        return "key of this table"
+    parents = [
+        r["parent_table_name"]
+        for r in metadata.relationships
+        if r["child_table_name"] == table and r["child_foreign_key"] == column
+    ]
+    return "link to " + ", ".join(parents) if parents else ""
+
+
+def _table(
+    metadata: Metadata, table: str | None, data: pd.DataFrame, by_column: Problems, notes: Problems
+) -> pd.DataFrame:
     rows = []
-    for column, spec in metadata.columns.items():
-        if by_column.get(column):
-            status = "⚠ " + " ".join(short(p, column) for p in by_column[column])
-        elif notes.get(column):
-            status = "Note: " + " ".join(short(n, column) for n in notes[column])
+    for column, spec in metadata.get_table(table).columns.items():
+        place = (table, column)
+        if by_column.get(place):
+            status = "⚠ " + " ".join(short(p, column) for p in by_column[place])
+        elif notes.get(place):
+            status = "Note: " + " ".join(short(n, column) for n in notes[place])
         else:
             status = "✓ OK"
-        rows.append(
-            {
-                "Column": column,
-                "Type": spec["sdtype"],
-                "Check": status,
-                "Personal data": is_pii(spec),
-                "Examples": _examples(data[column]) if column in data else "",
-            }
-        )
+        row = {"Column": column, "Type": spec["sdtype"]}
+        if table is not None:
+            row["Key"] = _role(column, table, metadata)
+        row |= {
+            "Check": status,
+            "Personal data": is_pii(spec),
+            "Examples": _examples(data[column]) if column in data else "",
+        }
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -129,17 +164,25 @@ def _new_spec(column: str, sdtype: str, series: pd.Series) -> dict:
 
 
 def _apply(
-    edited: pd.DataFrame, shown: pd.DataFrame, metadata: Metadata, data: pd.DataFrame
+    edited: pd.DataFrame,
+    shown: pd.DataFrame,
+    metadata: Metadata,
+    table: str | None,
+    data: pd.DataFrame,
 ) -> bool:
     changed = False
     for (_, new), (_, old) in zip(edited.iterrows(), shown.iterrows(), strict=True):
         if new["Type"] != old["Type"] and isinstance(new["Type"], str):
             column = old["Column"]
             metadata.update_column(
-                column, sdtype=new["Type"], **_new_spec(column, new["Type"], data[column])
+                column,
+                table_name=table,
+                sdtype=new["Type"],
+                **_new_spec(column, new["Type"], data[column]),
             )
-            if metadata.primary_key == column and new["Type"] not in ("id", "numerical", "mrn"):
-                metadata.set_primary_key(None)
+            key = metadata.get_table(table).primary_key
+            if key == column and new["Type"] not in ("id", "numerical", "mrn"):
+                metadata.set_primary_key(None, table_name=table)
             changed = True
     return changed
 
@@ -157,12 +200,86 @@ def _reset() -> None:
     st.session_state.pop("primary_key_choice", None)
 
 
+def links_frame(metadata: Metadata) -> pd.DataFrame:
+    """The relationships between tables in plain words, one row per link."""
+    return pd.DataFrame(
+        [
+            {
+                "Table": r["child_table_name"],
+                "Column": r["child_foreign_key"],
+                "points to table": r["parent_table_name"],
+                "key column there": r["parent_primary_key"],
+            }
+            for r in metadata.relationships
+        ],
+        columns=["Table", "Column", "points to table", "key column there"],
+    )
+
+
+def _links(metadata: Metadata, tables: dict[str, pd.DataFrame]) -> str:
+    """Draw the links between the tables; returns the table chosen for the column view."""
+    st.subheader("How the tables are linked")
+    links = links_frame(metadata)
+    if links.empty:
+        st.warning(
+            "No link between the tables was found. A link is a column whose values are the key "
+            "of another table (for example `patient_id` in a visits table). Without links, "
+            "each table is synthesized on its own.",
+            icon=":material/link_off:",
+        )
+    else:
+        st.caption(
+            "Each row of the first table belongs to one row of the table it points to (a visit "
+            "belongs to a patient). The synthetic tables keep these links."
+        )
+        st.dataframe(links, hide_index=True)
+    st.subheader("Columns of each table")
+    return _ui.table_picker(tables, "keep_md_table")
+
+
+def _key_choice(metadata: Metadata) -> None:
+    keys = [_NO_KEY, *metadata.columns]
+    current = metadata.primary_key if metadata.primary_key in metadata.columns else _NO_KEY
+    st.session_state.setdefault("primary_key_choice", current)
+    if st.session_state["primary_key_choice"] not in keys:
+        st.session_state["primary_key_choice"] = current
+    st.selectbox(
+        "Which column identifies a patient (the key)? Its values are replaced by new "
+        "identifiers in the synthetic data.",
+        keys,
+        key="primary_key_choice",
+        on_change=_set_key,
+    )
+
+
+def _verdict(by_column: Problems, general: list[str]) -> None:
+    failing = {place: p for place, p in by_column.items() if p}
+    if failing or general:
+        count = sum(len(p) for p in failing.values()) + len(general)
+        lines = [
+            f"- **{f'{t}.' if t else ''}{c}**: {short(p, c)}"
+            for (t, c), ps in failing.items()
+            for p in ps
+        ]
+        lines += [f"- {p}" for p in general]
+        st.error(
+            f"{count} problem{'s' if count > 1 else ''} to fix before training. Change the "
+            "column's type in the table above, or fix the file and upload it again.\n\n"
+            + "\n".join(lines),
+            icon=":material/error:",
+        )
+    else:
+        st.success(
+            "The metadata fits the data: ready to train a model.", icon=":material/check_circle:"
+        )
+
+
 def render() -> None:
     """Draw the Metadata step."""
     st.header("2. Metadata: what each column means")
     if not _ui.needs("Data", "real", "First choose the data in step 1."):
         return
-    data: pd.DataFrame = _state.get("real")
+    data: pd.DataFrame | dict = _state.get("real")
     metadata: Metadata = _state.get("metadata")
     st.write(
         "clinsynth guessed the type of every column. Check the **Type** column and change it "
@@ -171,14 +288,16 @@ def render() -> None:
         "realistic fake values instead."
     )
     by_column, general, notes = check(metadata, data)
-    shown = _table(metadata, data, by_column, notes)
+    table = _links(metadata, data) if is_multi(data) else None
+    frame = data[table] if table is not None else data
+    shown = _table(metadata, table, frame, by_column, notes)
     options = list(dict.fromkeys([*SDTYPES, *shown["Type"]]))
     edited = st.data_editor(
         shown,
-        key=f"md_editor_{st.session_state['editor_version']}",
+        key=f"md_editor_{st.session_state['editor_version']}" + (f"_{table}" if table else ""),
         hide_index=True,
         num_rows="fixed",
-        disabled=["Column", "Personal data", "Examples", "Check"],
+        disabled=["Column", "Key", "Personal data", "Examples", "Check"],
         column_config={
             "Column": st.column_config.TextColumn("Column", width=150),
             "Type": st.column_config.SelectboxColumn(
@@ -188,6 +307,9 @@ def render() -> None:
                 format_func=_label,
                 width=300,
                 help="How the column is learned. Click a cell to change it.",
+            ),
+            "Key": st.column_config.TextColumn(
+                "Key", width=140, help="The table's own key, or a link to another table."
             ),
             "Personal data": st.column_config.CheckboxColumn(
                 "Personal data", help="Replaced by realistic fakes, never learned.", width=100
@@ -202,51 +324,23 @@ def render() -> None:
         height=min(35 * (len(shown) + 1) + 3, 35 * 26 + 3),
     )
     try:
-        if _apply(edited, shown, metadata, data):
+        if _apply(edited, shown, metadata, table, frame):
             _state.forget_after("metadata")
             st.session_state["editor_version"] += 1
             st.rerun()
     except ClinsynthError as exc:
         _ui.show_error(exc)
-
-    keys = [_NO_KEY, *metadata.columns]
-    current = metadata.primary_key if metadata.primary_key in metadata.columns else _NO_KEY
-    st.session_state.setdefault("primary_key_choice", current)
-    if st.session_state["primary_key_choice"] not in keys:
-        st.session_state["primary_key_choice"] = current
-    st.selectbox(
-        "Which column identifies a patient (the key)? Its values are replaced by new "
-        "identifiers in the synthetic data.",
-        keys,
-        key="primary_key_choice",
-        on_change=_set_key,
-    )
-
-    failing = {c: p for c, p in by_column.items() if p}
-    if failing or general:
-        count = sum(len(p) for p in failing.values()) + len(general)
-        lines = [f"- **{c}**: {short(p, c)}" for c, ps in failing.items() for p in ps]
-        lines += [f"- {p}" for p in general]
-        st.error(
-            f"{count} problem{'s' if count > 1 else ''} to fix before training. Change the "
-            "column's type in the table above, or fix the file and upload it again.\n\n"
-            + "\n".join(lines),
-            icon=":material/error:",
-        )
-    else:
-        st.success(
-            "The metadata fits the data: ready to train a model.", icon=":material/check_circle:"
-        )
+    if table is None:
+        _key_choice(metadata)
+    _verdict(by_column, general)
 
     left, right = st.columns(2)
     left.button("Undo my changes (back to the detected types)", on_click=_reset)
-    right.download_button(
+    _download.button(
+        right,
         "Download the metadata (JSON)",
-        data=json.dumps(metadata.to_dict(), indent=2, default=str),
-        file_name="metadata.json",
-        mime="application/json",
-        key="download_metadata_step2",
-        icon=":material/download:",
-        on_click="ignore",
+        _download.metadata_json(metadata),
+        "metadata.json",
+        "application/json",
     )
     _ui.next_step("Metadata")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -10,6 +14,7 @@ import streamlit as st
 
 from clinsynth import Metadata, list_synthesizers
 from clinsynth.dashboard import _state, _ui
+from clinsynth.evaluation import plots
 
 #: Share of the patients kept out of training to measure privacy risk and usefulness.
 HOLDOUT_SHARE = 0.2
@@ -38,70 +43,117 @@ def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
     params: dict[str, Any] = {}
     left, right = st.columns(2)
     if "epochs" in defaults:
-        params["epochs"] = int(
-            left.number_input(
-                "Training rounds (epochs): more learns better but takes longer",
-                min_value=1,
-                max_value=10_000,
-                step=10,
-                key=_ui.default(f"keep_epochs_{name}", int(defaults["epochs"] or 300)),
-            )
+        params["epochs"] = _ui.number(
+            left,
+            "Training rounds (epochs): more learns better but takes longer",
+            f"keep_epochs_{name}",
+            int(defaults["epochs"] or 300),
+            min_value=1,
+            max_value=10_000,
+            step=10,
         )
     if "batch_size" in defaults:
-        params["batch_size"] = int(
-            right.number_input(
-                "Batch size (rows per training step)",
-                min_value=2,
-                max_value=100_000,
-                step=10,
-                key=_ui.default(f"keep_batch_{name}", int(defaults["batch_size"] or 500)),
-            )
+        params["batch_size"] = _ui.number(
+            right,
+            "Batch size (rows per training step)",
+            f"keep_batch_{name}",
+            int(defaults["batch_size"] or 500),
+            min_value=2,
+            max_value=100_000,
+            step=10,
         )
     if "epsilon" in defaults:
         use_dp = st.checkbox(
             "Add differential privacy (a formal, mathematical privacy guarantee)",
             key=_ui.default(f"keep_dp_{name}", defaults["epsilon"] is not None),
         )
+        params["epsilon"] = None
         if use_dp:
-            params["epsilon"] = float(
-                st.number_input(
-                    "Privacy budget ε (smaller is more private and less accurate; 1 is common)",
-                    min_value=0.01,
-                    max_value=100.0,
-                    step=0.5,
-                    key=_ui.default(f"keep_epsilon_{name}", float(defaults["epsilon"] or 1.0)),
-                )
+            params["epsilon"] = _ui.number(
+                st,
+                "Privacy budget ε (smaller is more private and less accurate; 1 is common)",
+                f"keep_epsilon_{name}",
+                float(defaults["epsilon"] or 1.0),
+                min_value=0.01,
+                max_value=100.0,
+                step=0.5,
             )
-        else:
-            params["epsilon"] = None
     return params
 
 
-def loss_figure(losses: pd.DataFrame) -> go.Figure | None:
-    """The training loss per epoch (None when the model recorded none)."""
-    if losses is None or losses.empty:
+_LOSS_TITLE = "Training loss (lower means the model fits the data better)"
+#: ``name value`` pairs in a training progress message ("epoch 3/10 loss 1.2 ETA 4s").
+_LOSS_PAIR = re.compile(r"([A-Za-z_]+) (-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)")
+_EPOCH = re.compile(r"epoch (\d+)/\d+")
+
+
+def loss_figure(model: object, table: str | None = None) -> go.Figure | None:
+    """The fitted model's training loss per epoch (None when it recorded none)."""
+    data, _ = plots.loss_data(model)
+    if data is None:
         return None
-    x = "epoch" if "epoch" in losses.columns else None
-    values = [
-        c
-        for c in losses.columns
-        if c != x and c not in ("batch", "step") and pd.api.types.is_numeric_dtype(losses[c])
-    ]
-    if not values:
+    title = f"Table {table}: {_LOSS_TITLE[0].lower()}{_LOSS_TITLE[1:]}" if table else _LOSS_TITLE
+    return plots.lines_figure(title, data["x"], data["series"], data["x_label"], "loss")
+
+
+class LiveLoss:
+    """Draws the loss curve in a placeholder while a model trains, at most every ``interval`` s.
+
+    The model's loss history (``get_loss_values()``) exists only once ``fit`` returns, so the
+    losses are read from the training engine's progress messages
+    (``"epoch 3/10 generator_loss 0.71 discriminator_loss -0.01 ETA 4s"``). The first and the
+    last epoch are always drawn; ``draws`` counts the redraws.
+    """
+
+    def __init__(self, placeholder: Any, *, interval: float = 0.5) -> None:
+        self.placeholder = placeholder
+        self.interval = interval
+        self.epochs: list[int] = []
+        self.series: dict[str, list[float]] = {}
+        self.draws = 0
+        self._last = -math.inf
+
+    def __call__(self, total: int, completed: int, message: str = "") -> None:
+        epoch = _EPOCH.match(message or "")
+        if epoch is None:
+            return  # "fitting", "done": not a training round
+        pairs = [(k, float(v)) for k, v in _LOSS_PAIR.findall(message[epoch.end() :])]
+        values = {k: v for k, v in pairs if k != "ETA"}
+        if not values:
+            return
+        self.epochs.append(int(epoch.group(1)))
+        for name, value in values.items():
+            self.series.setdefault(name, [math.nan] * (len(self.epochs) - 1)).append(value)
+        now = time.monotonic()
+        last_epoch = completed >= total
+        if len(self.epochs) == 1 or last_epoch or now - self._last >= self.interval:
+            self._last = now
+            self.draws += 1
+            fig = plots.lines_figure(
+                _LOSS_TITLE + " — training...", self.epochs, self.series, "epoch", "loss"
+            )
+            self.placeholder.plotly_chart(fig)
+
+
+def _fit(fit: Callable[[Callable], Any], what: str) -> Any:
+    """Run ``fit(progress)`` under a progress bar and a live loss curve.
+
+    Returns the fitted model, or None after showing the error in the page.
+    """
+    bar = st.progress(0.0, text="Starting...")
+    live = LiveLoss(st.empty())
+    try:
+        model = fit(_ui.progress_callback(bar, what, then=live))
+    except Exception as exc:  # noqa: BLE001 - shown in the page; the previous model is kept
+        bar.empty()
+        live.placeholder.empty()
+        _ui.show_error(exc, where="Training failed.")
         return None
-    frame = losses.groupby(x)[values].mean() if x else losses[values]
-    fig = go.Figure()
-    for column in values:
-        fig.add_scatter(x=list(frame.index), y=frame[column], mode="lines", name=str(column))
-    fig.update_layout(
-        title="Training loss (lower means the model fits the data better)",
-        xaxis_title=x or "step",
-        yaxis_title="loss",
-        height=320,
-        template="plotly_white",
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-    )
-    return fig
+    bar.empty()  # the success message below says how long it took
+    live.placeholder.empty()  # the final curve is drawn from the model's own history
+    st.session_state["live_loss_draws"] = live.draws
+    model.progress = None  # the bar belongs to this page run; do not call it again later
+    return model
 
 
 def _train(name: str, params: dict[str, Any], seed: int, keep_holdout: bool) -> None:
@@ -111,26 +163,80 @@ def _train(name: str, params: dict[str, Any], seed: int, keep_holdout: bool) -> 
         train, holdout = split_holdout(data, seed)
     else:
         train, holdout = data, None
-    bar = st.progress(0.0, text="Starting...")
     cls = list_synthesizers()[name]
-    try:
-        model = cls(
-            metadata.copy(),
-            random_state=seed,
-            progress=_ui.progress_callback(bar, "Training"),
-            **params,
-        )
-        model.fit(train)
-    except Exception as exc:  # noqa: BLE001 - shown in the page; the previous model is kept
-        bar.empty()
-        _ui.show_error(exc, where="Training failed.")
+
+    def fit(progress: Callable) -> Any:
+        return cls(metadata.copy(), random_state=seed, progress=progress, **params).fit(train)
+
+    model = _fit(fit, "Training")
+    if model is None:
         return
-    bar.empty()  # the success message below says how long it took
-    model.progress = None  # the bar belongs to this page run; do not call it again later
     _state.put("synth", model)
     st.session_state["train"] = train
     st.session_state["holdout"] = holdout
     st.session_state["trained_with"] = {"model": name, **params, "seed": seed}
+
+
+def _train_tables(name: str, params: dict[str, Any], seed: int) -> None:
+    from clinsynth.multitable import HMASynthesizer
+
+    tables: dict[str, pd.DataFrame] = _state.get("real")
+    metadata: Metadata = _state.get("metadata")
+
+    def fit(progress: Callable) -> Any:
+        return HMASynthesizer(
+            metadata.copy(),
+            table_synthesizers=name,
+            random_state=seed,
+            progress=progress,
+            **params,
+        ).fit(tables)
+
+    model = _fit(fit, "Learning the tables")
+    if model is None:
+        return
+    _state.put("synth", model)
+    st.session_state["train"] = tables
+    st.session_state["holdout"] = None
+    st.session_state["trained_with"] = {"model": name, **params, "seed": seed}
+
+
+def _holdout_choice(data: pd.DataFrame) -> bool:
+    can_hold = len(data) >= _MIN_HOLDOUT_ROWS
+    if not can_hold:
+        st.session_state["keep_holdout"] = False
+    keep = st.checkbox(
+        f"Keep {HOLDOUT_SHARE:.0%} of the patients aside to measure privacy and usefulness "
+        "(recommended)",
+        disabled=not can_hold,
+        key=_ui.default("keep_holdout", can_hold),
+        help=f"Needs at least {_MIN_HOLDOUT_ROWS} rows. These patients are not used for training; "
+        "step 5 compares them with the synthetic data.",
+    )
+    return keep and can_hold
+
+
+def _trained(model: Any, multi: bool) -> None:
+    used = st.session_state.get("trained_with", {})
+    train = st.session_state["train"]
+    if multi:
+        rows = sum(len(df) for df in train.values())
+        what = f"{len(train)} linked tables ({rows:,} rows in all)"
+    else:
+        what = f"{len(train):,} patients"
+    st.success(
+        f"Model **{used.get('model')}** trained on {what} in {model.fit_seconds_:.1f} s.",
+        icon=":material/check_circle:",
+    )
+    if st.session_state.get("holdout") is not None:
+        st.caption(f"{len(st.session_state['holdout']):,} patients kept aside for step 5.")
+    models = {t: model.get_table_synthesizer(t) for t in train} if multi else {None: model}
+    figures = {t: loss_figure(m, t) for t, m in models.items() if m is not None}
+    for table, fig in figures.items():
+        if fig is not None:
+            st.plotly_chart(fig, key=f"loss_chart_{table}" if table else "loss_chart")
+    if not any(fig is not None for fig in figures.values()):
+        st.caption("This model learns in one pass, so there is no training curve.")
 
 
 def render() -> None:
@@ -139,53 +245,46 @@ def render() -> None:
     if not _ui.needs("Data", "real", "First choose the data in step 1."):
         return
     metadata: Metadata = _state.get("metadata")
-    data: pd.DataFrame = _state.get("real")
-    st.write(
-        "The model learns the statistics of the real table; it then makes new rows that follow "
-        "them. Start with the default model: it is fast and works well for most tables."
-    )
+    data: pd.DataFrame | dict = _state.get("real")
+    multi = isinstance(data, dict)
+    if multi:
+        st.write(
+            "The model learns the linked tables one after another, parents first: each "
+            "patient's number of visits together with the patient's columns, then each visit "
+            "given its patient, and so on. The synthetic tables keep the links. The model "
+            "below is used for every table; start with the default: it is fast and works well."
+        )
+    else:
+        st.write(
+            "The model learns the statistics of the real table; it then makes new rows that "
+            "follow them. Start with the default model: it is fast and works well for most "
+            "tables."
+        )
     names = list(list_synthesizers())
     fast = _DEFAULT_MODEL if _DEFAULT_MODEL in names else names[0]
-    name = st.selectbox("Model", names, format_func=describe, key=_ui.default("keep_model", fast))
+    name = st.selectbox(
+        "Model for every table" if multi else "Model",
+        names,
+        format_func=describe,
+        key=_ui.default("keep_model", fast),
+    )
     params = settings_form(name, metadata)
-    seed = int(
-        st.number_input(
-            "Seed (the same seed gives the same model)",
-            min_value=0,
-            step=1,
-            key=_ui.default("keep_train_seed", 0),
+    seed = _ui.number(st, "Seed (the same seed gives the same model)", "keep_train_seed", 0)
+    if multi:
+        st.caption(
+            "All rows of all tables are used for training: keeping patients aside to measure "
+            "privacy is offered for a single table only."
         )
-    )
-    can_hold = len(data) >= _MIN_HOLDOUT_ROWS
-    if not can_hold:
-        st.session_state["keep_holdout"] = False
-    keep_holdout = st.checkbox(
-        f"Keep {HOLDOUT_SHARE:.0%} of the patients aside to measure privacy and usefulness "
-        "(recommended)",
-        disabled=not can_hold,
-        key=_ui.default("keep_holdout", can_hold),
-        help=f"Needs at least {_MIN_HOLDOUT_ROWS} rows. These patients are not used for training; "
-        "step 5 compares them with the synthetic data.",
-    )
+    else:
+        keep_holdout = _holdout_choice(data)
     label = "Train the model again" if _state.get("synth") is not None else "Train the model"
     st.caption("Training stops if you leave this page or click elsewhere while it runs.")
     if st.button(label, type="primary", key="train_button"):
-        _train(name, params, seed, keep_holdout and can_hold)
-
+        if multi:
+            _train_tables(name, params, seed)
+        else:
+            _train(name, params, seed, keep_holdout)
     model = _state.get("synth")
     if model is not None:
-        used = st.session_state.get("trained_with", {})
-        rows = len(st.session_state["train"])
-        st.success(
-            f"Model **{used.get('model')}** trained on {rows:,} patients in "
-            f"{model.fit_seconds_:.1f} s.",
-            icon=":material/check_circle:",
-        )
-        if st.session_state.get("holdout") is not None:
-            st.caption(f"{len(st.session_state['holdout']):,} patients kept aside for step 5.")
-        fig = loss_figure(model.get_loss_values())
-        if fig is not None:
-            st.plotly_chart(fig, key="loss_chart")
-        else:
-            st.caption("This model learns in one pass, so there is no training curve.")
+        _trained(model, multi)
     _ui.next_step("Model")

@@ -35,15 +35,48 @@ def show_error(exc: BaseException, *, where: str = "") -> None:
     st.error(body, icon=":material/error:")
 
 
-def progress_callback(bar: st.delta_generator.DeltaGenerator, what: str) -> Callable:
-    """A ``(total, completed, message)`` callback that moves ``bar`` (an ``st.progress``)."""
+def progress_callback(
+    bar: st.delta_generator.DeltaGenerator, what: str, *, then: Callable | None = None
+) -> Callable:
+    """A ``(total, completed, message)`` callback that moves ``bar`` (an ``st.progress``).
+
+    ``then``, when given, is called with the same arguments after the bar has moved.
+    """
 
     def update(total: int, completed: int, message: str = "") -> None:
         fraction = 0.0 if not total else min(max(completed / total, 0.0), 1.0)
         detail = f" — {message}" if message else ""
         bar.progress(fraction, text=f"{what}: {completed} of {total}{detail}")
+        if then is not None:
+            then(total, completed, message)
 
     return update
+
+
+def number(
+    where: st.delta_generator.DeltaGenerator,
+    label: str,
+    key: str,
+    first: int | float,
+    *,
+    min_value: int | float = 0,
+    max_value: int | float | None = None,
+    step: int | float = 1,
+    help: str | None = None,  # noqa: A002 - Streamlit's name
+) -> int | float:
+    """A number input in ``where`` whose value is kept in the session under ``key``.
+
+    Integers in, integers out; a float ``first`` gives a float input.
+    """
+    value = where.number_input(
+        label,
+        min_value=min_value,
+        max_value=max_value,
+        step=step,
+        key=default(key, first),
+        help=help,
+    )
+    return float(value) if isinstance(first, float) else int(value)
 
 
 def next_step(current: str, *, label: str | None = None) -> None:
@@ -95,3 +128,16 @@ def describe_conditions(conditions: dict) -> str:
         else:
             parts.append(f"{column} = {value}")
     return ", ".join(parts)
+
+
+def table_picker(tables: dict, key: str, *, label: str = "Table") -> str:
+    """A choice among linked tables (``{name: DataFrame}``), kept under ``key``."""
+    names = list(tables)
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
+    return st.selectbox(
+        label,
+        names,
+        key=key,
+        format_func=lambda t: f"{t} ({len(tables[t]):,} rows, {tables[t].shape[1]} columns)",
+    )

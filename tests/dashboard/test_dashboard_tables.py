@@ -1,0 +1,122 @@
+"""Linked tables in the dashboard (the hospital simulator, uploaded CSVs) and the live loss."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pandas as pd
+from dashdata import new_app, no_crash
+from streamlit.testing.v1 import AppTest
+
+import clinsynth
+
+SIMULATE = "Use built-in example data (no real patient)"
+UPLOAD_MANY = "Upload linked tables (several CSV files)"
+
+
+def go(at: AppTest, step: str) -> AppTest:
+    return at.radio(key="step").set_value(step).run()
+
+
+def simulate_hospital(at: AppTest, patients: int = 30) -> AppTest:
+    at.radio(key="keep_data_source").set_value(SIMULATE).run()
+    at.selectbox(key="keep_sim_kind").set_value("hospital").run()
+    at.number_input(key="keep_sim_rows").set_value(patients)
+    return at.button(key="simulate_button").click().run()
+
+
+def test_hospital_tables_through_every_step() -> None:
+    at = new_app()
+    simulate_hospital(at)
+    no_crash(at)
+    tables = at.session_state["real"]
+    assert sorted(tables) == ["lab_results", "patients", "visits"]
+    assert "3 linked tables" in at.success[0].value and "patients (30 rows)" in at.success[0].value
+    assert at.selectbox(key="keep_preview_table").value == "patients"
+    at.selectbox(key="keep_preview_table").set_value("visits").run()
+    assert at.dataframe[0].value.shape[0] == len(tables["visits"])
+
+    # 2. Metadata: the links, and the columns of the chosen table with their key roles.
+    go(at, "Metadata")
+    no_crash(at)
+    links = at.dataframe[0].value
+    assert {tuple(r) for r in links[["Table", "Column", "points to table"]].to_numpy()} == {
+        ("visits", "patient_id", "patients"),
+        ("lab_results", "visit_id", "visits"),
+        ("lab_results", "patient_id", "patients"),
+    }
+    at.selectbox(key="keep_md_table").set_value("visits").run()
+    columns = at.data_editor[0].value.set_index("Column")
+    assert columns.loc["visit_id", "Key"] == "key of this table"
+    assert columns.loc["patient_id", "Key"] == "link to patients"
+    assert "The metadata fits the data" in at.success[0].value
+    assert not at.button(key="next_Metadata").disabled
+
+    # 3. Model: one model for every table, no holdout.
+    go(at, "Model")
+    assert at.selectbox(key="keep_model").value == "gaussian_copula"
+    at.button(key="train_button").click().run()
+    no_crash(at)
+    assert "trained on 3 linked tables" in at.success[0].value
+    assert isinstance(at.session_state["synth"], clinsynth.multitable.HMASynthesizer)
+
+    # 4. Generate at twice the size.
+    go(at, "Generate")
+    at.number_input(key="keep_scale").set_value(2.0)
+    at.button(key="generate_button").click().run()
+    no_crash(at)
+    synthetic = at.session_state["synthetic"]
+    assert len(synthetic["patients"]) == 60
+    assert synthetic["visits"]["patient_id"].isin(synthetic["patients"]["patient_id"]).all()
+    assert "Synthetic tables generated" in at.success[0].value
+
+    # 5. Compare: the multi-table scores, then the plots of a chosen table.
+    go(at, "Compare")
+    at.button(key="compare_button").click().run()
+    no_crash(at)
+    assert [m.label for m in at.metric] == ["Fidelity", "Keys and links"]
+    assert 0 <= float(at.metric[0].value) <= 1 and float(at.metric[1].value) > 0.9
+    measures = at.dataframe[0].value.set_index("Measure")
+    assert {"Cardinality", "Intertable Trends"} <= set(measures.index)
+    assert measures.loc[["Primary Keys", "Referential Integrity"], "Score"].tolist() == [
+        "1.00",
+        "1.00",
+    ]  # unique keys, no orphan
+    assert (measures["What it checks"] != "").all()
+    assert len(at.get("plotly_chart")) >= 1  # a column of the first table
+    at.selectbox(key="keep_compare_table").set_value("lab_results").run()
+    no_crash(at)
+    column = at.selectbox(key="keep_compare_column_lab_results")
+    assert "RESULTNUMERIC" in column.options
+    column.set_value("RESULTNUMERIC").run()
+    no_crash(at)
+
+    # 6. Download: one ZIP of CSVs with the metadata and the scores.
+    go(at, "Download")
+    no_crash(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels[0].startswith("All tables (ZIP of CSV files")
+    assert "Model (zip, to make more tables later)" in labels
+
+
+def test_tables_zip_holds_every_table_metadata_and_scores() -> None:
+    from clinsynth.dashboard._download import tables_zip
+    from clinsynth.simulate import simulate_hospital as simulate
+
+    tables, metadata = simulate(20, seed=1)
+    report = clinsynth.multitable.evaluate_multi_table(tables, tables, metadata, per_table=False)
+    with zipfile.ZipFile(io.BytesIO(tables_zip(tables, metadata, report))) as archive:
+        names = set(archive.namelist())
+        assert names == {
+            "patients.csv",
+            "visits.csv",
+            "lab_results.csv",
+            "metadata.json",
+            "report.json",
+        }
+        visits = pd.read_csv(archive.open("visits.csv"))
+        loaded = clinsynth.Metadata.from_dict(json.loads(archive.read("metadata.json")))
+    assert visits.shape == tables["visits"].shape
+    assert loaded == metadata
