@@ -49,10 +49,9 @@ def _target_options(metadata: Metadata) -> list[str]:
 def _evaluate(target: str | None) -> None:
     from clinsynth.evaluation import evaluate
 
-    bar = st.progress(0.0, text="Starting...")
     metadata: Metadata = _state.get("metadata")
-    try:
-        result = evaluate(
+    result = _ui.run_with_progress(
+        lambda progress: evaluate(
             st.session_state["train"],
             _state.get("synthetic"),
             metadata,
@@ -60,14 +59,13 @@ def _evaluate(target: str | None) -> None:
             target=target,
             model=_state.get("synth"),
             max_plot_columns=max(30, len(metadata.columns)),
-            progress=_ui.progress_callback(bar, "Comparing"),
-        )
-    except Exception as exc:  # noqa: BLE001
-        bar.empty()
-        _ui.show_error(exc, where="The comparison failed.")
-        return
-    bar.empty()
-    _state.put("evaluation", result)
+            progress=progress,
+        ),
+        "Comparing",
+        failed="The comparison failed.",
+    )
+    if result is not None:
+        _state.put("evaluation", result)
 
 
 def _scores(result) -> None:  # noqa: ANN001 - an EvaluationResult
@@ -163,20 +161,18 @@ TABLE_PROPERTIES = {
 def _evaluate_tables() -> None:
     from clinsynth.multitable import evaluate_multi_table
 
-    bar = st.progress(0.0, text="Starting...")
-    try:
-        report = evaluate_multi_table(
+    report = _ui.run_with_progress(
+        lambda progress: evaluate_multi_table(
             st.session_state["train"],
             _state.get("synthetic"),
             _state.get("metadata"),
-            progress=_ui.progress_callback(bar, "Comparing"),
-        )
-    except Exception as exc:  # noqa: BLE001
-        bar.empty()
-        _ui.show_error(exc, where="The comparison failed.")
-        return
-    bar.empty()
-    _state.put("evaluation", report)
+            progress=progress,
+        ),
+        "Comparing",
+        failed="The comparison failed.",
+    )
+    if report is not None:
+        _state.put("evaluation", report)
 
 
 def _table_result(table: str):  # noqa: ANN202 - an EvaluationResult or None

@@ -114,8 +114,18 @@ def _render_tables(tables: dict[str, pd.DataFrame]) -> None:
         )
     st.subheader("Set-up")
     left, right = st.columns(2)
+    _setup(left, right, "tables", "--scale 2 -o more_tables/")
+
+
+def _setup(
+    meta_where: st.delta_generator.DeltaGenerator,
+    model_where: st.delta_generator.DeltaGenerator,
+    what: str,
+    sample_args: str,
+) -> None:
+    """The metadata and model buttons, and how to make more ``what`` from the model."""
     button(
-        left,
+        meta_where,
         "Metadata (JSON)",
         metadata_json(_state.get("metadata")),
         "metadata.json",
@@ -123,15 +133,16 @@ def _render_tables(tables: dict[str, pd.DataFrame]) -> None:
     )
     model = _state.get("synth")
     button(
-        right,
-        "Model (zip, to make more tables later)",
+        model_where,
+        f"Model (zip, to make more {what} later)",
         lambda: model_bytes(model),
         "model.zip",
         "application/zip",
     )
     st.caption(
-        "The model file holds the learned statistics, not the training rows. Make more tables "
-        "from it with `clinsynth sample model.zip --scale 2 -o more_tables/`."
+        "The model file holds the learned statistics, not the training rows; rare categories "
+        f"are not stored word for word. Make more {what} from it with "
+        f"`clinsynth sample model.zip {sample_args}`."
     )
 
 
@@ -172,23 +183,4 @@ def render() -> None:
         )
     else:
         left.info("Run the comparison in step 5 to get the report.", icon=":material/arrow_back:")
-    button(
-        right,
-        "Metadata (JSON)",
-        metadata_json(_state.get("metadata")),
-        "metadata.json",
-        "application/json",
-    )
-    model = _state.get("synth")
-    button(
-        st,
-        "Model (zip, to make more patients later)",
-        lambda: model_bytes(model),
-        "model.zip",
-        "application/zip",
-    )
-    st.caption(
-        "The model file holds the learned statistics, not the training rows; rare categories "
-        "are not stored word for word. Make more patients from it with "
-        "`clinsynth sample model.zip -n 1000 -o more.csv`."
-    )
+    _setup(right, st, "patients", "-n 1000 -o more.csv")

@@ -6,6 +6,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -37,31 +38,34 @@ def split_holdout(data: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataF
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
+#: The training settings offered when the model has them: parameter, session key, label,
+#: value when the model's default is None, minimum, maximum, step.
+_SETTINGS = (
+    (
+        "epochs",
+        "keep_epochs",
+        "Training rounds (epochs): more learns better but takes longer",
+        300,
+        1,
+        10_000,
+        10,
+    ),
+    ("batch_size", "keep_batch", "Batch size (rows per training step)", 500, 2, 100_000, 10),
+)
+
+
 def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
     """Widgets for the model's main parameters; returns the constructor arguments."""
     defaults = list_synthesizers()[name](metadata).get_params()
     params: dict[str, Any] = {}
-    left, right = st.columns(2)
-    if "epochs" in defaults:
-        params["epochs"] = _ui.number(
-            left,
-            "Training rounds (epochs): more learns better but takes longer",
-            f"keep_epochs_{name}",
-            int(defaults["epochs"] or 300),
-            min_value=1,
-            max_value=10_000,
-            step=10,
-        )
-    if "batch_size" in defaults:
-        params["batch_size"] = _ui.number(
-            right,
-            "Batch size (rows per training step)",
-            f"keep_batch_{name}",
-            int(defaults["batch_size"] or 500),
-            min_value=2,
-            max_value=100_000,
-            step=10,
-        )
+    for (param, key, label, fallback, low, high, step), where in zip(
+        _SETTINGS, st.columns(len(_SETTINGS)), strict=True
+    ):
+        if param in defaults:
+            first = int(defaults[param] or fallback)
+            params[param] = _ui.number(
+                where, label, f"{key}_{name}", first, min_value=low, max_value=high, step=step
+            )
     if "epsilon" in defaults:
         use_dp = st.checkbox(
             "Add differential privacy (a formal, mathematical privacy guarantee)",
@@ -140,30 +144,26 @@ def _fit(fit: Callable[[Callable], Any], what: str) -> Any:
 
     Returns the fitted model, or None after showing the error in the page.
     """
-    bar = st.progress(0.0, text="Starting...")
     live = LiveLoss(st.empty())
-    try:
-        model = fit(_ui.progress_callback(bar, what, then=live))
-    except Exception as exc:  # noqa: BLE001 - shown in the page; the previous model is kept
-        bar.empty()
-        live.placeholder.empty()
-        _ui.show_error(exc, where="Training failed.")
-        return None
-    bar.empty()  # the success message below says how long it took
+    model = _ui.run_with_progress(fit, what, failed="Training failed.", then=live)
     live.placeholder.empty()  # the final curve is drawn from the model's own history
     st.session_state["live_loss_draws"] = live.draws
-    model.progress = None  # the bar belongs to this page run; do not call it again later
+    if model is not None:
+        model.progress = None  # the bar belongs to this page run; do not call it again later
     return model
 
 
 def _train(name: str, params: dict[str, Any], seed: int, keep_holdout: bool) -> None:
-    data: pd.DataFrame = _state.get("real")
+    data: pd.DataFrame | dict[str, pd.DataFrame] = _state.get("real")
     metadata: Metadata = _state.get("metadata")
-    if keep_holdout:
-        train, holdout = split_holdout(data, seed)
-    else:
+    if isinstance(data, dict):  # linked tables: one model per table, parents first
+        from clinsynth.multitable import HMASynthesizer
+
         train, holdout = data, None
-    cls = list_synthesizers()[name]
+        cls: Callable = partial(HMASynthesizer, table_synthesizers=name)
+    else:
+        train, holdout = split_holdout(data, seed) if keep_holdout else (data, None)
+        cls = list_synthesizers()[name]
 
     def fit(progress: Callable) -> Any:
         return cls(metadata.copy(), random_state=seed, progress=progress, **params).fit(train)
@@ -174,30 +174,6 @@ def _train(name: str, params: dict[str, Any], seed: int, keep_holdout: bool) -> 
     _state.put("synth", model)
     st.session_state["train"] = train
     st.session_state["holdout"] = holdout
-    st.session_state["trained_with"] = {"model": name, **params, "seed": seed}
-
-
-def _train_tables(name: str, params: dict[str, Any], seed: int) -> None:
-    from clinsynth.multitable import HMASynthesizer
-
-    tables: dict[str, pd.DataFrame] = _state.get("real")
-    metadata: Metadata = _state.get("metadata")
-
-    def fit(progress: Callable) -> Any:
-        return HMASynthesizer(
-            metadata.copy(),
-            table_synthesizers=name,
-            random_state=seed,
-            progress=progress,
-            **params,
-        ).fit(tables)
-
-    model = _fit(fit, "Learning the tables")
-    if model is None:
-        return
-    _state.put("synth", model)
-    st.session_state["train"] = tables
-    st.session_state["holdout"] = None
     st.session_state["trained_with"] = {"model": name, **params, "seed": seed}
 
 
@@ -275,15 +251,13 @@ def render() -> None:
             "All rows of all tables are used for training: keeping patients aside to measure "
             "privacy is offered for a single table only."
         )
+        keep_holdout = False
     else:
         keep_holdout = _holdout_choice(data)
     label = "Train the model again" if _state.get("synth") is not None else "Train the model"
     st.caption("Training stops if you leave this page or click elsewhere while it runs.")
     if st.button(label, type="primary", key="train_button"):
-        if multi:
-            _train_tables(name, params, seed)
-        else:
-            _train(name, params, seed, keep_holdout)
+        _train(name, params, seed, keep_holdout)
     model = _state.get("synth")
     if model is not None:
         _trained(model, multi)

@@ -53,6 +53,24 @@ def progress_callback(
     return update
 
 
+def run_with_progress(
+    work: Callable[[Callable], object],
+    what: str,
+    *,
+    failed: str,
+    then: Callable | None = None,
+) -> object | None:
+    """``work(progress)`` under a progress bar; None after showing the error in the page."""
+    bar = st.progress(0.0, text="Starting...")
+    try:
+        return work(progress_callback(bar, what, then=then))
+    except Exception as exc:  # noqa: BLE001 - shown in the page; the app keeps running
+        show_error(exc, where=failed)
+        return None
+    finally:
+        bar.empty()
+
+
 def number(
     where: st.delta_generator.DeltaGenerator,
     label: str,
