@@ -153,10 +153,26 @@ class ColumnTransformer:
 
 
 def decode_choice(block: np.ndarray) -> np.ndarray:
-    """Level index of a one-hot/probability block (argmax), or of a label span (rounded)."""
-    if block.shape[1] == 1:
+    """Level index of a one-hot/probability block (argmax), or of a label span (rounded).
+
+    Sampled tables arrive column-major (a transposed view), where ``argmax(axis=1)`` strides
+    across memory; there a running maximum over the (contiguous) columns is several times faster
+    and gives the same index (the first maximum).
+    """
+    n, width = block.shape
+    if width == 1:
         return np.rint(block[:, 0]).astype(np.int64)
-    return np.argmax(block, axis=1)
+    if n < 4096 or block.strides[0] > block.strides[1] or width > 64:
+        return np.argmax(block, axis=1)
+    best = block[:, 0].copy()
+    index = np.zeros(n, dtype=np.int64)
+    better = np.empty(n, dtype=bool)
+    for j in range(1, width):
+        column = block[:, j]
+        np.greater(column, best, out=better)
+        np.putmask(index, better, j)
+        np.maximum(best, column, out=best)
+    return index
 
 
 def one_hot(codes: np.ndarray, width: int) -> np.ndarray:

@@ -8,6 +8,7 @@ and stay inside the observed range unless ``enforce_min_max=False``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -32,55 +33,103 @@ def fit_gmm_1d(
     tol: float = 1e-5,
     max_rows: int = 10_000,
     rng: np.random.Generator | None = None,
+    accept: Callable[[np.ndarray, np.ndarray, np.ndarray], bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit a 1-D Gaussian mixture by vectorized EM; drop components lighter than the threshold.
+    """Fit a 1-D Gaussian mixture by EM, with as few components as the data asks for.
 
-    Returns ``(weights, means, stds)``. Costs O(n·k) per iteration on at most ``max_rows`` values
-    (a random subsample), so a column takes milliseconds rather than seconds.
+    Mixtures of 1, 2, ... ``max_components`` components are fitted in turn and the one with the
+    lowest Bayesian information criterion (BIC) is kept; the search stops once two more
+    components in a row fail to lower it. Components lighter than ``weight_threshold`` are then
+    dropped. A unimodal column thus gets one or two components rather than ``max_components``,
+    which keeps the encoded width (and every network layer that reads it) small.
+
+    EM runs on the distinct values weighted by their counts (the same likelihood as on every
+    value, at a fraction of the cost for rounded clinical measurements), on at most
+    ``max_rows`` values (a random subsample). ``accept(weights, means, stds)`` can refuse a
+    fit (the transformer refuses one whose float32 encoding would not give the values back);
+    then the best accepted fit by BIC is kept, trying up to ``max_components``, else the
+    largest. Returns ``(weights, means, stds)`` sorted by mean.
 
     >>> w, m, s = fit_gmm_1d(np.r_[np.zeros(500), np.ones(500) * 10] + 0.1)
     >>> sorted(np.round(m).tolist())
     [0.0, 10.0]
+    >>> len(fit_gmm_1d(np.random.default_rng(0).normal(size=2000))[0])
+    1
     """
     x = np.asarray(x, dtype=np.float64)
     rng = rng or np.random.default_rng(0)
     if len(x) > max_rows:
         x = rng.choice(x, max_rows, replace=False)
     spread = float(np.std(x))
-    if spread == 0.0 or len(np.unique(x)) == 1:
+    values, counts = np.unique(x, return_counts=True)
+    if spread == 0.0 or len(values) == 1:
         return (
             np.array([1.0]),
             np.array([float(x[0])]),
             np.array([max(abs(float(x[0])), 1.0) * 1e-3]),
         )
-    uniq = np.unique(x)
-    k = int(min(max_components, len(uniq)))
-    means = np.quantile(x, (np.arange(k) + 0.5) / k)
-    stds = np.full(k, spread / k)
-    weights = np.full(k, 1.0 / k)
     # A floor on the component width: discrete values must not collapse a component to zero.
-    min_std = max(spread * 1e-3, np.min(np.diff(uniq)) / 4 if len(uniq) > 1 else spread * 1e-3)
-    prev = -np.inf
-    for _ in range(max_iter):
-        log_p = _log_gauss(x[:, None], means, stds) + np.log(weights)
-        peak = log_p.max(axis=1, keepdims=True)
-        resp = np.exp(log_p - peak)
-        total = resp.sum(axis=1, keepdims=True)
-        resp /= total
-        log_norm = np.log(total) + peak
-        nk = resp.sum(axis=0) + 1e-10
-        weights = nk / len(x)
-        means = (resp * x[:, None]).sum(axis=0) / nk
-        var = (resp * (x[:, None] - means) ** 2).sum(axis=0) / nk
-        stds = np.maximum(np.sqrt(var), min_std)
-        ll = float(log_norm.mean())
-        if abs(ll - prev) < tol * max(1.0, abs(ll)):
-            break
-        prev = ll
-    keep = weights > weight_threshold
+    min_std = max(spread * 1e-3, float(np.min(np.diff(values))) / 4)
+    n = len(x)
+    fits: list[tuple[float, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+    best, worse = np.inf, 0
+    for k in range(1, int(min(max_components, len(values))) + 1):
+        start = np.quantile(x, (np.arange(k) + 0.5) / k)
+        w, m, s, ll = _em_1d(values, counts.astype(np.float64), start, spread / k, min_std,
+                             max_iter, tol)
+        bic = -2.0 * ll + (3 * k - 1) * np.log(n)
+        fits.append((bic, _prune(w, m, s, weight_threshold)))
+        if bic < best:
+            best, worse = bic, 0
+        else:
+            worse += 1
+            # Stop once two more components fail to help, unless no fit was accepted yet.
+            if worse >= 2 and (accept is None or any(accept(*f) for _, f in fits)):
+                break
+    ranked = sorted(fits, key=lambda f: f[0])
+    if accept is None:
+        return ranked[0][1]
+    for _, fit in ranked:
+        if accept(*fit):
+            return fit
+    return fits[-1][1]
+
+
+def _prune(
+    weights: np.ndarray, means: np.ndarray, stds: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop components lighter than ``threshold``; sort by mean."""
+    keep = weights > threshold
     weights = weights[keep] / weights[keep].sum()
     order = np.argsort(means[keep])
     return weights[order], means[keep][order], stds[keep][order]
+
+
+def _em_1d(
+    values: np.ndarray, counts: np.ndarray, means: np.ndarray, std: float, min_std: float,
+    max_iter: int, tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """EM for a k-component mixture on weighted points; returns the fit and its log-likelihood."""
+    k, n = len(means), counts.sum()
+    stds = np.full(k, std)
+    weights = np.full(k, 1.0 / k)
+    prev = -np.inf
+    for _ in range(max_iter + 1):
+        log_p = _log_gauss(values[:, None], means, stds) + np.log(weights)
+        peak = log_p.max(axis=1, keepdims=True)
+        resp = np.exp(log_p - peak)
+        total = resp.sum(axis=1)
+        ll = float(counts @ (np.log(total) + peak[:, 0]))
+        if abs(ll - prev) < tol * max(1.0, abs(ll)) or _ == max_iter:
+            break
+        prev = ll
+        resp *= (counts / total)[:, None]
+        nk = resp.sum(axis=0) + 1e-10
+        weights = nk / n
+        means = (values @ resp) / nk
+        var = (resp * (values[:, None] - means) ** 2).sum(axis=0) / nk
+        stds = np.maximum(np.sqrt(var), min_std)
+    return weights, means, stds, ll
 
 
 def _log_gauss(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -211,11 +260,29 @@ class NumericalTransformer(ColumnTransformer):
         self.decimals = 0 if self.is_integer else detect_decimals(values)
         rng = np.random.default_rng(0)  # fit is deterministic whatever the caller's seed
         if self.method == "mode":
-            w, m, s = fit_gmm_1d(values, self.max_modes, rng=rng)
+            w, m, s = fit_gmm_1d(values, self.max_modes, rng=rng,
+                                 accept=lambda w, m, s: self._exact(values, w, m, s))
             self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
             self._fit_knots(values)
         self._restore()
+
+    def _exact(self, values: np.ndarray, w: np.ndarray, m: np.ndarray, s: np.ndarray) -> bool:
+        """Whether a mixture encodes ``values`` (float32, most likely component) and decodes
+        them back: to the same numbers after rounding, or, for values with more than four
+        decimals, within ``min(1e-4, 1e-6 * range)``. Few components for a wide column can
+        leave a scaled value too coarse for float32 (7 significant digits)."""
+        x = np.unique(values)
+        comp = np.argmax(_log_gauss(x[:, None], m, s) + np.log(w), axis=1)
+        scaled = ((x - m[comp]) / (4 * s[comp])).astype(np.float32)
+        back = scaled.astype(np.float64) * 4 * s[comp] + m[comp]
+        if self.decimals is not None:
+            if np.array_equal(np.round(back, self.decimals), x):
+                return True
+            if self.decimals <= 4:
+                return False
+        tolerance = min(1e-4, 1e-6 * float(x[-1] - x[0]))
+        return bool(np.max(np.abs(back - x)) <= tolerance)
 
     #: Candidate rounding units of the private fit (numbers: 1, 0.1, ... 1e-6).
     _DP_UNITS: ClassVar[tuple[float, ...]] = tuple(10.0**-d for d in range(7))
