@@ -341,6 +341,10 @@ class BaseSynthesizer:
             tried += len(df)
             ok = self._valid(df)
             if ok.all() and not kept:
+                if df.index.equals(pd.RangeIndex(len(df))):
+                    # As decoded: concat + reset_index would copy (and consolidate) every
+                    # column, seconds at a million rows.
+                    return df
                 kept.append(df)
                 have = len(df)
                 break

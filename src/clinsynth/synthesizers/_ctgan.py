@@ -28,6 +28,7 @@ from clinsynth.synthesizers._deep import (
     POSITIVE_FLOAT,
     DeepSynthesizer,
     adam,
+    adversarial_step,
 )
 from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
@@ -37,7 +38,6 @@ from clinsynth.synthesizers.nn import (
     ResidualGenerator,
     SpanLayout,
     activate,
-    critic_losses,
     output_t,
     sample_rows_t,
 )
@@ -294,43 +294,35 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.dp_enabled:
             return self._dp_train_step()
-        g, data, bs = self._generator, self._data, self.batch_size
-        space, layout = self._space, self._layout
-        gen, critic = self.generator, self.discriminator
-        for _ in range(self.discriminator_steps):
-            if self._rows is not None:
-                column, level = space.draw(bs, g, self._rows.train_cum)
-                cond = space.vector(column, level)
-                perm = torch.randperm(bs, generator=g, device=data.device)
-                real = data[self._rows.rows_for(column[perm], level[perm], g)]
-                real = torch.cat([real, cond[perm]], dim=1)
-            else:
-                cond = data.new_zeros(bs, 0)
-                real = data[torch.randint(len(data), (bs,), generator=g, device=data.device)]
-            with torch.no_grad():
-                raw = gen(torch.cat([self._noise(bs, g, data.device), cond], dim=1))
-                fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], 1)
-            loss_d, penalty = critic_losses(critic, real, fake, g)
-            self._opt_d.zero_grad(set_to_none=True)
-            (loss_d + penalty).backward()
-            self._opt_d.step()
+        return adversarial_step(
+            idx, critic=self.discriminator, opt_d=self._opt_d, opt_g=self._opt_g,
+            steps=int(self.discriminator_steps), generator=self._generator,
+            critic_batch=self._critic_batch, fake_rows=self._fake_rows,
+            extra_loss=self._generator_extra_loss,
+        )
 
-        if self._rows is not None:
-            column, level = space.draw(bs, g, self._rows.train_cum)
-            cond = space.vector(column, level)
-        else:
-            cond = data.new_zeros(bs, 0)
-        raw = gen(torch.cat([self._noise(bs, g, data.device), cond], dim=1))
-        fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], dim=1)
-        critic.requires_grad_(False)  # no weight gradients for the critic in the generator step
-        loss_g = -critic(fake, g).mean()
-        critic.requires_grad_(True)
-        if self._rows is not None:
-            loss_g = loss_g + space.choice_loss(raw, column, level)
-        self._opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self._opt_g.step()
-        return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+    def _critic_batch(self, idx: torch.Tensor, step: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Training by sampling: a condition per row and, shuffled, real rows that meet it."""
+        g, data, bs = self._generator, self._data, self.batch_size
+        if self._rows is None:
+            real = data[torch.randint(len(data), (bs,), generator=g, device=data.device)]
+            return real, data.new_zeros(bs, 0), None
+        column, level = self._space.draw(bs, g, self._rows.train_cum)
+        cond = self._space.vector(column, level)
+        perm = torch.randperm(bs, generator=g, device=data.device)
+        real = data[self._rows.rows_for(column[perm], level[perm], g)]
+        return torch.cat([real, cond[perm]], dim=1), cond, (column, level)
+
+    def _fake_rows(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self._generator
+        raw = self.generator(torch.cat([self._noise(len(cond), g, cond.device), cond], dim=1))
+        rows = activate(raw, self._layout, tau=GUMBEL_TAU, generator=g)
+        return torch.cat([rows, cond], dim=1), raw
+
+    def _generator_extra_loss(self, raw: torch.Tensor, context: Any) -> torch.Tensor | None:
+        """Cross-entropy of the conditioned column: the generator must honour the condition."""
+        return None if context is None else self._space.choice_loss(raw, *context)
 
     # ------------------------------------------------------------------ DP-SGD
     def _dp_modules(self) -> torch.nn.Module:
@@ -422,14 +414,16 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         return sample_rows_t(raw_t, self._layout, generator)
 
     def _sample_conditioned(
-        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
-    ) -> np.ndarray | None:
-        """Rows generated under the conditional vector of an equality condition.
-
-        With several equalities on categorical columns, the rarest level drives the vector;
-        every condition is then checked on the rows by the caller (which rejects the few rows
-        that miss).
+        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator,
+        max_rounds: int = 100,
+    ) -> Any:
+        """Rows meeting a condition: the conditional vector of an equality condition (with
+        several equalities on categorical columns, the rarest level's), then importance
+        resampling in the noise ``z`` for the rest of the condition (ranges, other levels,
+        rows the vector did not steer; see :mod:`clinsynth.synthesizers._latent_conditioning`).
         """
+        from clinsynth.synthesizers._latent_conditioning import sample_in_noise_space
+
         best: tuple[float, int] | None = None
         for column, cond in parsed.items():
             if cond[0] != "eq" or column not in self._space.columns:
@@ -440,6 +434,23 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
             freq = float(transformer.frequencies[level])
             if best is None or freq < best[0]:
                 best = (freq, int(self._space.offsets[j]) + level)
-        if best is None:
-            return None
-        return self._generate_encoded(num_rows, rng, slot=best[1])
+        slot = None if best is None else best[1]
+        space = self._space
+
+        def decode(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            if len(space):  # _generate, from its noise z on
+                if slot is None:
+                    column, level = space.draw(len(z), generator, space.sample_cum)
+                    cond = space.vector(column, level)
+                else:
+                    cond = torch.zeros(len(z), space.dim, device=z.device)
+                    cond[:, slot] = 1.0
+                z = torch.cat([z, cond], dim=1)
+            raw_t = output_t(self.generator.out, self.generator.blocks(z))
+            return sample_rows_t(raw_t, self._layout, generator)
+
+        def reference(n: int, generator: torch.Generator) -> torch.Tensor:
+            return self._generate(n, generator, slot=slot)
+
+        return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(self.embedding_dim,),
+                                     decode=decode, reference=reference, max_rounds=max_rounds)

@@ -26,6 +26,7 @@ from clinsynth.synthesizers._deep import (
     POSITIVE_FLOAT,
     DeepSynthesizer,
     adam,
+    adversarial_step,
 )
 from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
@@ -33,7 +34,6 @@ from clinsynth.synthesizers.nn import (
     Critic,
     ResidualGenerator,
     activate,
-    critic_losses,
     output_t,
     sample_rows_t,
 )
@@ -223,28 +223,27 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.dp_enabled:
             return self._dp_train_step()
-        g, data = self._generator, self._data
-        width = self._cond_width
-        critic = self.discriminator
+        return adversarial_step(
+            idx, critic=self.discriminator, opt_d=self._opt_d, opt_g=self._opt_g,
+            steps=int(self.discriminator_steps), generator=self._generator,
+            critic_batch=self._critic_batch, fake_rows=self._fake_rows,
+            penalty_weight=float(self.gradient_penalty_weight),
+        )
+
+    def _critic_batch(self, idx: torch.Tensor, step: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """The epoch's batch for the first critic update, random rows for the others; fake
+        rows take the real rows' conditions."""
+        data = self._data
+        if step:
+            idx = torch.randint(len(data), (len(idx),), generator=self._generator,
+                                device=data.device)
         real = self._with_condition(data[idx])
-        for step in range(self.discriminator_steps):
-            if step:
-                rows = torch.randint(len(data), (len(idx),), generator=g, device=data.device)
-                real = self._with_condition(data[rows])
-            with torch.no_grad():
-                fake = self._fake(real[:, -width:], g)
-            loss_d, penalty = critic_losses(critic, real, fake, g, self.gradient_penalty_weight)
-            self._opt_d.zero_grad(set_to_none=True)
-            (loss_d + penalty).backward()
-            self._opt_d.step()
-        fake = self._fake(real[:, -width:], g)
-        critic.requires_grad_(False)
-        loss_g = -critic(fake).mean()
-        critic.requires_grad_(True)
-        self._opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self._opt_g.step()
-        return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
+        return real, real[:, -self._cond_width:], None
+
+    def _fake_rows(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fake = self._fake(cond, self._generator)
+        return fake, fake
 
     # ------------------------------------------------------------------ DP-SGD
     def _dp_modules(self) -> torch.nn.Module:

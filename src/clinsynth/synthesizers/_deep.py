@@ -29,6 +29,7 @@ from clinsynth.synthesizers.nn import (
     TrainingEngine,
     TrainingHistory,
     build_module,
+    critic_losses,
     load_checkpoint,
 )
 
@@ -274,17 +275,18 @@ class DeepSynthesizer(BaseSynthesizer):
         """Encoded rows in the transformer's column order (column-major, for fast decoding)."""
         device = self._torch_device()
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
-        out_t = np.empty((self._layout.dim, num_rows), dtype=np.float32)
-        order = self._layout.order
+        out_t = torch.empty((self._layout.dim, num_rows), dtype=torch.float32)
+        order = torch.as_tensor(self._layout.order)
         for net in self._networks().values():
             net.eval()
         with torch.inference_mode():
             for start in range(0, num_rows, self._sample_batch_size):
                 n = min(self._sample_batch_size, num_rows - start)
                 rows_t = self._generate(n, generator, **kwargs)
-                # Row j of the permuted space is column order[j] of the transformer's layout.
-                out_t[order, start : start + n] = rows_t.float().cpu().numpy()
-        return out_t.T
+                # Row j of the permuted space is column order[j] of the transformer's layout:
+                # one contiguous copy per column, straight into the output.
+                out_t[:, start : start + n].index_copy_(0, order, rows_t.float().cpu())
+        return out_t.numpy().T
 
     # ------------------------------------------------------------------ losses
     def _set_history(self, history: TrainingHistory) -> None:
@@ -423,6 +425,51 @@ class DeepSynthesizer(BaseSynthesizer):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`_extra_state` before the networks are built."""
+
+
+def adversarial_step(
+    idx: torch.Tensor,
+    *,
+    critic: torch.nn.Module,
+    opt_d: torch.optim.Optimizer,
+    opt_g: torch.optim.Optimizer,
+    steps: int,
+    generator: torch.Generator,
+    critic_batch: Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor, Any]],
+    fake_rows: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    extra_loss: Callable[[torch.Tensor, Any], torch.Tensor | None] | None = None,
+    penalty_weight: float = 10.0,
+) -> dict[str, torch.Tensor]:
+    """One training step of a conditional GAN (CTGAN, CWGAN-GP): ``steps`` critic updates
+    with the WGAN gradient penalty, then one generator update.
+
+    ``critic_batch(idx, step)`` gives real rows with their condition columns, the condition of
+    the fake rows and a context for ``extra_loss(raw, context)`` (the generator's loss beyond
+    the critic's, e.g. CTGAN's cross-entropy of the conditioned column); ``fake_rows(cond)``
+    gives generated rows with the condition columns and the raw generator output.
+
+    The fake rows of the last critic update are generated with gradients and reused by the
+    generator update (as in the DCGAN reference implementation): the generator learns from
+    the updated critic on those rows, and one generator forward pass per step is saved.
+    """
+    for step in range(steps):
+        real, cond, context = critic_batch(idx, step)
+        with torch.set_grad_enabled(step == steps - 1):
+            fake, raw = fake_rows(cond)
+        loss_d, penalty = critic_losses(critic, real, fake.detach(), generator, penalty_weight)
+        opt_d.zero_grad(set_to_none=True)
+        (loss_d + penalty).backward()
+        opt_d.step()
+    critic.requires_grad_(False)  # no weight gradients for the critic in the generator step
+    loss_g = -critic(fake, generator).mean()
+    critic.requires_grad_(True)
+    extra = extra_loss(raw, context) if extra_loss is not None else None
+    if extra is not None:
+        loss_g = loss_g + extra
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
 
 
 class LatentMixin:
