@@ -198,18 +198,19 @@ def _to_scores(marginal: object, x: np.ndarray, rng: np.random.Generator) -> np.
     """Values to normal scores through a fitted marginal (the inverse of its ``ppf_z``)."""
     if marginal is None:  # a discrete variable: context columns are numerical, so unused
         return np.zeros(len(x))
-    if marginal.family == "empirical":
-        xs, zs = marginal._xs, marginal._zs
-        if marginal.params.get("discrete"):
-            # Value k owns the probability interval [p_k, p_k+1): draw inside it, interpolating
-            # between neighbouring values for values never seen in training.
-            ps = special.ndtr(zs)
-            lo = np.interp(x, xs, ps[:-1])
-            hi = np.interp(x, xs, ps[1:])
-            u = lo + rng.random(len(x)) * (hi - lo)
-            return special.ndtri(np.clip(u, _EPS, 1 - _EPS))
-        return np.interp(x, xs, zs)
-    return np.interp(x, marginal._xg, marginal._zg)
+    if hasattr(marginal, "_xg"):  # a parametric family, tabulated on a normal-score grid
+        return np.interp(x, marginal._xg, marginal._zg)
+    # Families kept as quantiles of the data (empirical, kernel-smoothed): values and scores.
+    xs, zs = marginal._xs, marginal._zs
+    if marginal.params.get("discrete"):
+        # Value k owns the probability interval [p_k, p_k+1): draw inside it, interpolating
+        # between neighbouring values for values never seen in training.
+        ps = special.ndtr(zs)
+        lo = np.interp(x, xs, ps[:-1])
+        hi = np.interp(x, xs, ps[1:])
+        u = lo + rng.random(len(x)) * (hi - lo)
+        return special.ndtri(np.clip(u, _EPS, 1 - _EPS))
+    return np.interp(x, xs, zs)
 
 
 def _psd_sqrt(cov: np.ndarray) -> np.ndarray:

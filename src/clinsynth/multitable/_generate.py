@@ -20,6 +20,7 @@ from clinsynth.multitable._conditional import sample_conditioned
 from clinsynth.multitable._context import FeatureEncoder
 from clinsynth.multitable._dates import decode_dates, needed_ancestor_bounds, to_ns
 from clinsynth.multitable._learn import aligned, count_column
+from clinsynth.multitable._match import CANDIDATES, match_pick, numeric_values
 from clinsynth.multitable._schema import compose
 from clinsynth.synthesizers import BaseSynthesizer
 from clinsynth.transform import IdTransformer
@@ -131,9 +132,13 @@ def generate_table(
     for entry in plan["derived"]:
         fks[entry["fk"]] = take(state.keys[entry["parent"]], anc[entry["parent"]])
     for entry in plan["secondary"]:
+        own = {
+            f["child"]: decoded[f["child"]] if f["child"] in decoded else rows[f["child"]]
+            for f in entry.get("match", [])
+        }
         fks[entry["fk"]] = take(
             state.keys[entry["parent"]],
-            pick_secondary(name, entry, rows, anc, state, rng),
+            pick_secondary(name, entry, rows, own, anc, state, references.metadata, rng),
         )
     for fk in plan["reference_fks"]:
         fks[fk] = valid_reference_keys(references, name, fk, rows[fk], rng)
@@ -217,12 +222,16 @@ def pick_secondary(
     name: str,
     entry: dict[str, Any],
     rows: pd.DataFrame,
+    own: dict[str, pd.Series],
     anc: dict[str, np.ndarray],
     state: SampleState,
+    md: Metadata,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """A parent row per child row, weighted by the parents' modeled child counts, inside
-    the child's ancestor group when there is one."""
+    the child's ancestor group when there is one; among ``CANDIDATES`` such draws, by the
+    likelihood of the parent's columns given the child's (``own``) when the real data ties
+    them (``entry["match"]``, see :mod:`clinsynth.multitable._match`)."""
     parent = entry["parent"]
     n = len(rows)
     weights = state.aug[parent][count_column(name, entry["fk"])].to_numpy(
@@ -235,7 +244,24 @@ def pick_secondary(
     else:
         cand_group = np.arange(len(weights)) if group == parent else state.anc[parent][group]
         child_group = anc[group]
-    pick = weighted_group_pick(cand_group, weights, child_group, rng)
+    fits = entry.get("match") or []
+    if fits:
+        draws = weighted_group_pick(
+            cand_group, weights, np.repeat(child_group, CANDIDATES), rng
+        ).reshape(n, CANDIDATES)
+        child_values = {
+            f["child"]: numeric_values(own[f["child"]], md.tables[name].columns[f["child"]])
+            for f in fits
+        }
+        parent_values = {
+            f["parent"]: numeric_values(
+                state.out[parent][f["parent"]], md.tables[parent].columns[f["parent"]]
+            )
+            for f in fits
+        }
+        pick = match_pick(draws, child_values, parent_values, fits, rng)
+    else:
+        pick = weighted_group_pick(cand_group, weights, child_group, rng)
     if entry.get("has") and entry["has"] in rows:
         has = rows[entry["has"]].astype("boolean").fillna(False).to_numpy(dtype=bool)
         pick[~has] = -1

@@ -460,8 +460,9 @@ class HierarchicalSynthesizer:
         return self._models[table_name]
 
     def get_plan(self) -> pd.DataFrame:
-        """One row per table: its primary parent, derived and secondary keys, inherited columns,
-        date rules and context columns, as learned at fit time."""
+        """One row per table: its primary parent, derived and secondary keys (with the columns
+        a secondary parent is matched on), inherited columns, date rules and context columns,
+        as learned at fit time."""
         self._check_fitted()
         rows = []
         for name in self._order:
@@ -480,6 +481,11 @@ class HierarchicalSynthesizer:
                     else None,
                     "derived": [f"{e['fk']} (via {e['parent']})" for e in p["derived"]],
                     "secondary": [f"{e['fk']} -> {e['parent']}" for e in p["secondary"]],
+                    "matched_on": [
+                        f"{e['fk']}: {f['child']} ~ {e['parent']}.{f['parent']}"
+                        for e in p["secondary"]
+                        for f in e.get("match", [])
+                    ],
                     "inherited": list(p["inherited"]),
                     "date_rules": [
                         f"{e['column']}: {e['mode']}" for e in p["dates"] if e["mode"] != "raw"

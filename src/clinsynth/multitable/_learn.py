@@ -19,6 +19,7 @@ import pandas as pd
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.multitable._context import FeatureEncoder, encoder_sdtype, select_features
 from clinsynth.multitable._dates import date_format_of, encode_dates, plan_dates, to_ns
+from clinsynth.multitable._match import fit_match
 from clinsynth.multitable._plan import inherited_columns
 from clinsynth.multitable._schema import link_positions
 from clinsynth.transform import IdTransformer
@@ -90,6 +91,16 @@ def learn_table(
             columns[column] = df[column]
         specs[column] = dict(spec)
     for entry in link["secondary"]:
+        parent = entry["parent"]
+        entry["match"] = fit_match(
+            df,
+            table,
+            tables[parent],
+            md.tables[parent],
+            link_positions(tables[parent][entry["pk"]], df[entry["fk"]]),
+            keys | key_columns(md, name) | set(inherited),
+            key_columns(md, parent),
+        )
         if entry["nullable"]:
             entry["has"] = f"__has__{entry['fk']}"
             columns[entry["has"]] = df[entry["fk"]].notna().to_numpy()
