@@ -195,3 +195,92 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
     assert list(metadata.columns) == list(real.columns)
     model = clinsynth.load(files["model.zip"])
     assert model.sample(5).shape == (5, real.shape[1])
+
+
+def test_linked_tables_upload_train_generate_compare_download(server: str, tmp_path: Path) -> None:
+    """Three CSV files of the hospital simulator: links detected, HMA trained, ZIP downloaded."""
+    import json
+    import zipfile
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from clinsynth.simulate import simulate_hospital
+
+    tables, _ = simulate_hospital(30, seed=2)
+    paths = []
+    for name, frame in tables.items():
+        paths.append(tmp_path / f"{name}.csv")
+        frame.to_csv(paths[-1], index=False)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+            page.set_default_timeout(60_000)
+            expect.set_options(timeout=60_000)
+            main = page.get_by_role("main")
+
+            def shot(name: str) -> None:
+                page.wait_for_timeout(800)  # let tables and charts finish drawing
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+            page.goto(server)
+            main.get_by_text("Upload linked tables (several CSV files)").click()
+            expect(
+                main.get_by_text("Your tables (select all the CSV files at once)")
+            ).to_be_visible()
+            page.locator("input[type=file][multiple]").set_input_files([str(p) for p in paths])
+            expect(
+                main.get_by_text("Using the uploaded files: 3 linked tables — patients")
+            ).to_be_visible()
+            shot("t1_data")
+
+            main.get_by_role("button", name="Next: 2. Metadata").click()
+            expect(main.get_by_text("How the tables are linked")).to_be_visible()
+            expect(main.get_by_text("The metadata fits the data")).to_be_visible()
+            shot("t2_metadata")
+
+            main.get_by_role("button", name="Next: 3. Model").click()
+            main.get_by_role("button", name="Train the model").click()
+            expect(main.get_by_text("trained on 3 linked tables")).to_be_visible()
+            shot("t3_model")
+
+            main.get_by_role("button", name="Next: 4. Generate").click()
+            main.get_by_role("button", name="Generate synthetic tables").click()
+            expect(main.get_by_text("Synthetic tables generated")).to_be_visible()
+            shot("t4_generate")
+
+            main.get_by_role("button", name="Next: 5. Compare").click()
+            main.get_by_role("button", name="Compare real and synthetic tables").click()
+            expect(main.get_by_text("Keys and links", exact=True)).to_be_visible()
+            expect(main.locator(".js-plotly-plot").first).to_be_visible()
+            shot("t5_compare")
+
+            main.get_by_role("button", name="Next: 6. Download").click()
+            with page.expect_download() as info:
+                main.get_by_role("button", name="All tables (ZIP of CSV files").click()
+            archive_path = tmp_path / "synthetic_tables.zip"
+            info.value.save_as(archive_path)
+            shot("t6_download")
+            assert not main.locator(".stException").count(), "a stack trace is on the page"
+        finally:
+            browser.close()
+
+    with zipfile.ZipFile(archive_path) as archive:
+        assert set(archive.namelist()) == {
+            "patients.csv",
+            "visits.csv",
+            "lab_results.csv",
+            "metadata.json",
+            "report.json",
+        }
+        patients = pd.read_csv(archive.open("patients.csv"))
+        visits = pd.read_csv(archive.open("visits.csv"))
+        metadata = clinsynth.Metadata.from_dict(json.loads(archive.read("metadata.json")))
+        scores = json.loads(archive.read("report.json"))
+    assert len(patients) == 30
+    assert visits["patient_id"].isin(patients["patient_id"]).all()
+    assert len(metadata.relationships) == 3
+    assert scores  # the comparison's scores travel with the tables

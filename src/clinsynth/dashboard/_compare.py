@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 import clinsynth
@@ -85,6 +87,32 @@ def _scores(result) -> None:  # noqa: ANN001 - an EvaluationResult
             st.dataframe(result.privacy.risks, hide_index=True)
 
 
+def column_chart(name: str, data: dict) -> go.Figure:
+    """The report's real-vs-synthetic figure of one column, with dates shown as dates.
+
+    The figure data holds dates as days since 1970-01-01 (plain numbers in the JSON report);
+    a clinician reads calendar dates.
+    """
+    fig = plots.column_figure(name, data)
+    if data.get("sdtype") != "datetime" or data.get("kind") == "categorical":
+        return fig
+
+    def as_dates(values: object) -> list:
+        days = np.asarray(values, dtype=float)
+        return list(pd.to_datetime(days * 86_400e9).strftime("%Y-%m-%d"))
+
+    for trace in fig.data:
+        if trace.type == "bar":
+            trace.x = as_dates(trace.x)
+        elif trace.type == "box":
+            for stat in ("q1", "median", "q3", "lowerfence", "upperfence"):
+                setattr(trace, stat, as_dates(getattr(trace, stat)))
+    fig.update_xaxes(type="date", row=1, col=1)
+    fig.update_yaxes(type="date", row=1, col=2)
+    fig.update_layout(title_text=f"{name} (date)")
+    return fig
+
+
 def _columns(result, table: str | None = None) -> None:  # noqa: ANN001
     per_column = result.figures.get("columns", {})
     if table is None:
@@ -96,7 +124,15 @@ def _columns(result, table: str | None = None) -> None:  # noqa: ANN001
     st.caption("Listed from the column that differs most to the one that differs least.")
     suffix = f"_{table}" if table else ""
     name = st.selectbox("Column", names, key=f"keep_compare_column{suffix}")
-    st.plotly_chart(plots.column_figure(name, per_column[name]), key=f"column_chart{suffix}")
+    st.plotly_chart(column_chart(name, per_column[name]), key=f"column_chart{suffix}")
+    if per_column[name].get("kind") == "categorical":
+        st.caption("The share of rows in each category, real (blue) next to synthetic (orange).")
+    else:
+        st.caption(
+            "Left: how the values are spread (share of rows in each range). Right: box plot — "
+            "the line is the median, the box holds the middle half of the rows, the whiskers "
+            "the usual range."
+        )
 
 
 def _correlations(result, table: str | None = None) -> None:  # noqa: ANN001

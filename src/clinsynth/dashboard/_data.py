@@ -94,6 +94,13 @@ def _use(data: pd.DataFrame | dict, source: str, metadata: Metadata | None = Non
             metadata = Metadata.detect_from_dataframes(data)
         else:
             metadata = Metadata.detect_from_dataframe(data)
+    if isinstance(data, dict):
+        # Parents first everywhere (patients, visits, lab results), not in file-name order.
+        order = _ui.parents_first(list(data), metadata.relationships)
+        data = {name: data[name] for name in order}
+        spec = metadata.to_dict()
+        spec["tables"] = {name: spec["tables"][name] for name in order}
+        metadata = Metadata.from_dict(spec)
     _state.put("real", data)
     _state.put("metadata", metadata)
     st.session_state["source"] = source
@@ -146,7 +153,7 @@ def _upload_many() -> None:
         _ui.show_error(exc, where="Could not use these files.")
         return
     st.session_state["upload_signature"] = signature
-    _use(tables, f"{len(tables)} uploaded tables")
+    _use(tables, "uploaded files")
 
 
 def _simulate() -> None:

@@ -97,12 +97,14 @@ def _render_tables(tables: dict[str, pd.DataFrame]) -> None:
         "their links are intact."
     )
     report = _state.get("evaluation")
+    # Read now: the download's function runs later, outside this page run and its session.
+    metadata = _state.get("metadata")
     st.subheader("Synthetic data")
     button(
         st,
         "All tables (ZIP of CSV files, with the metadata"
         + (" and the scores)" if report is not None else ")"),
-        lambda: tables_zip(tables, _state.get("metadata"), report),
+        lambda: tables_zip(tables, metadata, report),
         "synthetic_tables.zip",
         "application/zip",
         primary=True,

@@ -41,10 +41,10 @@ def generate(
 
 def _render_tables(model: object) -> None:
     train: dict[str, pd.DataFrame] = st.session_state["train"]
-    sizes = ", ".join(f"{name} {len(df):,}" for name, df in train.items())
+    sizes = ", ".join(f"{name} ({len(df):,} rows)" for name, df in train.items())
     st.write(
-        "Make a synthetic copy of the linked tables, as large as the real one or larger or "
-        f"smaller. Real tables: {sizes} rows."
+        "Make a synthetic copy of the linked tables, as large as the real data, larger or "
+        f"smaller. The real tables: {sizes}."
     )
     scale = _ui.number(
         st,

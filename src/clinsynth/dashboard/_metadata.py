@@ -200,27 +200,26 @@ def _reset() -> None:
     st.session_state.pop("primary_key_choice", None)
 
 
-def links_frame(metadata: Metadata) -> pd.DataFrame:
-    """The relationships between tables in plain words, one row per link."""
-    return pd.DataFrame(
-        [
-            {
-                "Table": r["child_table_name"],
-                "Column": r["child_foreign_key"],
-                "points to table": r["parent_table_name"],
-                "key column there": r["parent_primary_key"],
-            }
-            for r in metadata.relationships
-        ],
-        columns=["Table", "Column", "points to table", "key column there"],
+def links_text(metadata: Metadata) -> list[str]:
+    """The relationships between tables in plain words, one line per link, parents first."""
+    order = _ui.parents_first(list(metadata.tables), metadata.relationships)
+    links = sorted(
+        metadata.relationships,
+        key=lambda r: (order.index(r["child_table_name"]), order.index(r["parent_table_name"])),
     )
+    return [
+        f"Each row of **{r['child_table_name']}** belongs to one row of "
+        f"**{r['parent_table_name']}**: its column `{r['child_foreign_key']}` holds the "
+        f"`{r['parent_primary_key']}` of that row."
+        for r in links
+    ]
 
 
 def _links(metadata: Metadata, tables: dict[str, pd.DataFrame]) -> str:
     """Draw the links between the tables; returns the table chosen for the column view."""
     st.subheader("How the tables are linked")
-    links = links_frame(metadata)
-    if links.empty:
+    links = links_text(metadata)
+    if not links:
         st.warning(
             "No link between the tables was found. A link is a column whose values are the key "
             "of another table (for example `patient_id` in a visits table). Without links, "
@@ -228,11 +227,8 @@ def _links(metadata: Metadata, tables: dict[str, pd.DataFrame]) -> str:
             icon=":material/link_off:",
         )
     else:
-        st.caption(
-            "Each row of the first table belongs to one row of the table it points to (a visit "
-            "belongs to a patient). The synthetic tables keep these links."
-        )
-        st.dataframe(links, hide_index=True)
+        st.markdown("\n".join(f"- {line}" for line in links))
+        st.caption("The synthetic tables keep these links: every synthetic row has its parent.")
     st.subheader("Columns of each table")
     return _ui.table_picker(tables, "keep_md_table")
 
@@ -291,6 +287,8 @@ def render() -> None:
     table = _links(metadata, data) if is_multi(data) else None
     frame = data[table] if table is not None else data
     shown = _table(metadata, table, frame, by_column, notes)
+    # Narrower columns when the Key column is added, so that the Examples stay in view.
+    wide = table is None
     options = list(dict.fromkeys([*SDTYPES, *shown["Type"]]))
     edited = st.data_editor(
         shown,
@@ -299,24 +297,26 @@ def render() -> None:
         num_rows="fixed",
         disabled=["Column", "Key", "Personal data", "Examples", "Check"],
         column_config={
-            "Column": st.column_config.TextColumn("Column", width=150),
+            "Column": st.column_config.TextColumn("Column", width=140),
             "Type": st.column_config.SelectboxColumn(
                 "Type",
                 options=options,
                 required=True,
                 format_func=_label,
-                width=300,
+                width=280 if wide else 250,
                 help="How the column is learned. Click a cell to change it.",
             ),
             "Key": st.column_config.TextColumn(
-                "Key", width=140, help="The table's own key, or a link to another table."
+                "Key", width=130, help="The table's own key, or a link to another table."
             ),
             "Personal data": st.column_config.CheckboxColumn(
-                "Personal data", help="Replaced by realistic fakes, never learned.", width=100
+                "Personal data", help="Replaced by realistic fakes, never learned.", width=90
             ),
-            "Examples": st.column_config.TextColumn("Examples", width=170),
+            "Examples": st.column_config.TextColumn("Examples", width=170 if wide else 130),
             "Check": st.column_config.TextColumn(
-                "Check", width=320, help="What does not fit this column (full text below)."
+                "Check",
+                width=260 if wide else 200,
+                help="What does not fit this column (full text below).",
             ),
         },
         width="stretch",

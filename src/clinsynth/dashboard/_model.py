@@ -58,14 +58,18 @@ def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
     """Widgets for the model's main parameters; returns the constructor arguments."""
     defaults = list_synthesizers()[name](metadata).get_params()
     params: dict[str, Any] = {}
+    offered = [setting for setting in _SETTINGS if setting[0] in defaults]
+    # Columns only when there is something to put in them: empty ones leave a gap.
+    places = st.columns(len(_SETTINGS)) if offered else []
     for (param, key, label, fallback, low, high, step), where in zip(
-        _SETTINGS, st.columns(len(_SETTINGS)), strict=True
+        offered,
+        places,
+        strict=False,  # fewer settings than columns: fill from the left
     ):
-        if param in defaults:
-            first = int(defaults[param] or fallback)
-            params[param] = _ui.number(
-                where, label, f"{key}_{name}", first, min_value=low, max_value=high, step=step
-            )
+        first = int(defaults[param] or fallback)
+        params[param] = _ui.number(
+            where, label, f"{key}_{name}", first, min_value=low, max_value=high, step=step
+        )
     if "epsilon" in defaults:
         use_dp = st.checkbox(
             "Add differential privacy (a formal, mathematical privacy guarantee)",

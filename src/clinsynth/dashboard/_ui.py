@@ -148,9 +148,27 @@ def describe_conditions(conditions: dict) -> str:
     return ", ".join(parts)
 
 
+def parents_first(names: list[str], relationships: list[dict]) -> list[str]:
+    """Table names with every parent before its children (patients, visits, lab results)."""
+    parents = {
+        name: {
+            r["parent_table_name"]
+            for r in relationships
+            if r["child_table_name"] == name and r["parent_table_name"] != name
+        }
+        for name in names
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(names):
+        ready = [n for n in names if n not in ordered and parents[n] <= set(ordered)]
+        ordered += ready or [n for n in names if n not in ordered]  # a cycle: keep the rest
+    return ordered
+
+
 def table_picker(tables: dict, key: str, *, label: str = "Table") -> str:
-    """A choice among linked tables (``{name: DataFrame}``), kept under ``key``."""
-    names = list(tables)
+    """A choice among linked tables (``{name: DataFrame}``), parents first, kept under ``key``."""
+    metadata = _state.get("metadata")
+    names = parents_first(list(tables), metadata.relationships if metadata is not None else [])
     if st.session_state.get(key) not in names:
         st.session_state[key] = names[0]
     return st.selectbox(
