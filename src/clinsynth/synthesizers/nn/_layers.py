@@ -413,7 +413,8 @@ def critic_losses(
     """``(E[D(fake)] - E[D(real)], gradient penalty)`` for one critic update.
 
     Real and fake rows go through the critic in one pass: one large matrix product (and one
-    weight gradient) instead of two small ones.
+    weight gradient) instead of two small ones. The interpolates of the penalty get a pass of
+    their own: in a shared pass, the double backward would run over every row of it.
     """
     packs = real.shape[0] // critic.pac
     scores = critic(torch.cat([real, fake], dim=0), generator)
