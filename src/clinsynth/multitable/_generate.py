@@ -20,7 +20,7 @@ from clinsynth.multitable._conditional import sample_conditioned
 from clinsynth.multitable._context import FeatureEncoder
 from clinsynth.multitable._dates import decode_dates, needed_ancestor_bounds, to_ns
 from clinsynth.multitable._learn import aligned, count_column
-from clinsynth.multitable._match import CANDIDATES, match_pick, numeric_values
+from clinsynth.multitable._match import CANDIDATES, MATCH_BLOCK, match_pick, numeric_values
 from clinsynth.multitable._schema import compose
 from clinsynth.synthesizers import BaseSynthesizer
 from clinsynth.transform import IdTransformer
@@ -245,10 +245,9 @@ def pick_secondary(
         cand_group = np.arange(len(weights)) if group == parent else state.anc[parent][group]
         child_group = anc[group]
     fits = entry.get("match") or []
-    if fits:
-        draws = weighted_group_pick(
-            cand_group, weights, np.repeat(child_group, CANDIDATES), rng
-        ).reshape(n, CANDIDATES)
+    if not fits:
+        pick = weighted_group_pick(cand_group, weights, child_group, rng)
+    else:
         child_values = {
             f["child"]: numeric_values(own[f["child"]], md.tables[name].columns[f["child"]])
             for f in fits
@@ -259,9 +258,15 @@ def pick_secondary(
             )
             for f in fits
         }
-        pick = match_pick(draws, child_values, parent_values, fits, rng)
-    else:
-        pick = weighted_group_pick(cand_group, weights, child_group, rng)
+        pick = np.empty(n, dtype=np.int64)
+        # In blocks of rows: the candidates of a million rows would take gigabytes at once.
+        for lo in range(0, n, MATCH_BLOCK):
+            hi = min(lo + MATCH_BLOCK, n)
+            draws = weighted_group_pick(
+                cand_group, weights, np.repeat(child_group[lo:hi], CANDIDATES), rng
+            ).reshape(hi - lo, CANDIDATES)
+            block = {k: v[lo:hi] for k, v in child_values.items()}
+            pick[lo:hi] = match_pick(draws, block, parent_values, fits, rng)
     if entry.get("has") and entry["has"] in rows:
         has = rows[entry["has"]].astype("boolean").fillna(False).to_numpy(dtype=bool)
         pick[~has] = -1

@@ -26,6 +26,8 @@ from clinsynth.multitable._dates import to_ns
 MIN_R2 = 0.5
 #: Candidate parents drawn per child row before the likelihood picks one.
 CANDIDATES = 64
+#: Child rows matched at a time (bounds the memory of the candidates' likelihoods).
+MATCH_BLOCK = 16_384
 #: Column pairs used per secondary relationship (the best fits).
 MAX_PAIRS = 2
 #: Fewest linked real rows a fit needs.
