@@ -1,4 +1,4 @@
-"""Linked tables in the dashboard (the hospital simulator, uploaded CSVs) and the live loss."""
+"""Linked tables in the dashboard: the hospital simulator and uploaded CSV files, every step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import zipfile
 
 import pandas as pd
-from dashdata import new_app, no_crash
+import pytest
+from dashdata import errors, new_app, no_crash, small_table
 from streamlit.testing.v1 import AppTest
 
 import clinsynth
@@ -126,3 +127,56 @@ def test_tables_zip_holds_every_table_metadata_and_scores() -> None:
         loaded = clinsynth.Metadata.from_dict(json.loads(archive.read("metadata.json")))
     assert visits.shape == tables["visits"].shape
     assert loaded == metadata
+
+
+def _many(at: AppTest, files: list[tuple[str, bytes, str]]) -> AppTest:
+    at.radio(key="keep_data_source").set_value(UPLOAD_MANY).run()
+    return at.file_uploader(key="upload_tables").set_value(files).run()
+
+
+def _csv(name: str, frame: pd.DataFrame) -> tuple[str, bytes, str]:
+    return name, frame.to_csv(index=False).encode("utf-8"), "text/csv"
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ([_csv("patients.csv", small_table(10))], "need two or more CSV files"),
+        (
+            [_csv("patients.csv", small_table(10)), ("visits.xlsx", b"PK\x03\x04", "x")],
+            "visits.xlsx is not CSV",
+        ),
+        (
+            [_csv("patients.csv", small_table(10)), _csv("patients.csv", small_table(10))],
+            "patients.csv was chosen twice",
+        ),
+    ],
+)
+def test_bad_linked_uploads_say_what_to_do(files: list, expected: str) -> None:
+    at = _many(new_app(), files)
+    no_crash(at)
+    (message,) = errors(at)
+    assert "Could not use these files." in message and expected in message
+    assert at.session_state["real"] is None
+    assert at.button(key="next_Data").disabled
+
+
+def test_uploaded_csvs_are_linked_by_their_keys() -> None:
+    from clinsynth.simulate import simulate_hospital as simulate
+
+    tables, _ = simulate(20, seed=3)
+    at = _many(new_app(), [_csv(f"{name}.csv", df) for name, df in tables.items()])
+    no_crash(at)
+    assert list(at.session_state["real"]) == ["patients", "visits", "lab_results"]
+    assert "3 linked tables — patients (20 rows)" in at.success[0].value
+    assert len(at.session_state["metadata"].relationships) == 3
+    assert "clinsynth-upload-" not in " ".join(errors(at))
+
+
+def test_tables_without_a_link_are_said_to_be_unlinked() -> None:
+    other = pd.DataFrame({"site": ["A", "B"], "beds": [10, 20]})
+    at = _many(new_app(), [_csv("patients.csv", small_table(20)), _csv("sites.csv", other)])
+    no_crash(at)
+    assert "2 tables (not linked)" in at.success[0].value
+    go(at, "Metadata")
+    assert "No link between the tables was found" in at.warning[0].value

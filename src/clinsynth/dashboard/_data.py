@@ -147,6 +147,13 @@ def _upload_many() -> None:
     if st.session_state.get("upload_signature") == signature:
         return  # already read; keep the metadata edits and the model
     try:
+        names = [f.name for f in uploaded]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise DataError(
+                f"{', '.join(twice)} {'was' if len(twice) == 1 else 'were'} chosen twice. "
+                "Remove the extra copy (the × next to the file name): each table is one file."
+            )
         tables = read_uploads({f.name: f.getvalue() for f in uploaded})
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the page
         st.session_state["upload_signature"] = None
@@ -223,9 +230,9 @@ def _preview(data: pd.DataFrame | dict) -> None:
         st.subheader("Preview (first 100 rows)")
         st.dataframe(data.head(100), hide_index=True)
         return
-    sizes = ", ".join(f"{name} ({len(df):,} rows)" for name, df in data.items())
+    sizes = ", ".join(f"{name} ({_ui.plural(len(df), 'row')})" for name, df in data.items())
     st.success(
-        f"Using the {st.session_state['source']}: {len(data)} linked tables — {sizes}.",
+        f"Using the {st.session_state['source']}: {_ui.tables_label(len(data))} — {sizes}.",
         icon=":material/check_circle:",
     )
     st.subheader("Preview (first 100 rows)")

@@ -148,8 +148,9 @@ def _fit(fit: Callable[[Callable], Any], what: str) -> Any:
 
     Returns the fitted model, or None after showing the error in the page.
     """
+    bar = st.empty()  # the bar above the curve
     live = LiveLoss(st.empty())
-    model = _ui.run_with_progress(fit, what, failed="Training failed.", then=live)
+    model = _ui.run_with_progress(fit, what, failed="Training failed.", then=live, where=bar)
     live.placeholder.empty()  # the final curve is drawn from the model's own history
     st.session_state["live_loss_draws"] = live.draws
     if model is not None:
@@ -201,7 +202,7 @@ def _trained(model: Any, multi: bool) -> None:
     train = st.session_state["train"]
     if multi:
         rows = sum(len(df) for df in train.values())
-        what = f"{len(train)} linked tables ({rows:,} rows in all)"
+        what = f"{_ui.tables_label(len(train))}, {rows:,} rows in all,"
     else:
         what = f"{len(train):,} patients"
     st.success(

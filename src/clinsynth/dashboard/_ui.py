@@ -59,9 +59,11 @@ def run_with_progress(
     *,
     failed: str,
     then: Callable | None = None,
+    where: st.delta_generator.DeltaGenerator | None = None,
 ) -> object | None:
-    """``work(progress)`` under a progress bar; None after showing the error in the page."""
-    bar = st.progress(0.0, text="Starting...")
+    """``work(progress)`` under a progress bar (in ``where``, a placeholder, when given); None
+    after showing the error in the page."""
+    bar = (where or st).progress(0.0, text="Starting...")
     try:
         return work(progress_callback(bar, what, then=then))
     except Exception as exc:  # noqa: BLE001 - shown in the page; the app keeps running
@@ -175,5 +177,19 @@ def table_picker(tables: dict, key: str, *, label: str = "Table") -> str:
         label,
         names,
         key=key,
-        format_func=lambda t: f"{t} ({len(tables[t]):,} rows, {tables[t].shape[1]} columns)",
+        format_func=lambda t: (
+            f"{t} ({len(tables[t]):,} rows, {plural(tables[t].shape[1], 'column')})"
+        ),
     )
+
+
+def plural(count: int, noun: str) -> str:
+    """``plural(1, "column")`` -> ``"1 column"``; ``plural(9, "column")`` -> ``"9 columns"``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def tables_label(count: int) -> str:
+    """``"3 linked tables"``, or ``"2 tables (not linked)"`` when the metadata has no link."""
+    metadata = _state.get("metadata")
+    linked = metadata is not None and bool(metadata.relationships)
+    return f"{count} linked tables" if linked else f"{count} tables (not linked)"
