@@ -59,6 +59,19 @@ def test_hospital_tables_through_every_step() -> None:
     assert columns.loc["visit_id", "Key"] == "key of this table"
     assert columns.loc["patient_id", "Key"] == "link to patients"
     assert "The metadata fits the data" in at.success[0].value
+    # A type changed in the editor changes that table only.
+    version = at.session_state["editor_version"]
+    row = list(columns.index).index("length_of_stay")
+    at.session_state[f"md_editor_{version}_visits"] = {
+        "edited_rows": {row: {"Type": "categorical"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    no_crash(at)
+    metadata = at.session_state["metadata"]
+    assert metadata.tables["visits"].columns["length_of_stay"]["sdtype"] == "categorical"
+    assert at.selectbox(key="keep_md_table").value.startswith("visits")
     assert not at.button(key="next_Metadata").disabled
 
     # 3. Model: one model for every table, no holdout.

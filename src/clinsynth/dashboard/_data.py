@@ -87,8 +87,9 @@ _PER_TABLE = (
 
 
 def _use(data: pd.DataFrame | dict, source: str, metadata: Metadata | None = None) -> None:
-    for key in _PER_TABLE:
-        st.session_state.pop(key, None)
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(_PER_TABLE):  # also the per-table ones
+            st.session_state.pop(key, None)
     if metadata is None:
         if isinstance(data, dict):
             metadata = Metadata.detect_from_dataframes(data)
