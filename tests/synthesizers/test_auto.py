@@ -130,7 +130,7 @@ def test_leaderboard_files(fitted, tmp_path):
     text = md_path.read_text()
     assert text.startswith("| rank | model | status |") and "gaussian_copula" in text
     document = json.loads(json_path.read_text())
-    assert document["chosen"] == fitted.chosen_ and document["max_dcr_share"] == 0.6
+    assert document["chosen"] == fitted.chosen_ and document["max_dcr_share"] == 0.55
     assert [r["model"] for r in document["leaderboard"]] == list(fitted.leaderboard_["model"])
 
 
@@ -177,6 +177,26 @@ def test_parameters_are_checked_before_training(table):
         AutoSynthesizer(md, target="outcome").fit(df)
 
 
+def test_epochs_reach_every_candidate_unless_given_per_model(table):
+    df, md = table
+    tiny = {k: v for k, v in TABDDPM.items() if k != "epochs"}
+    relaxed = {"max_dcr_share": 1.0, "max_mia_auc": 1.0, "random_state": 0}
+    auto = AutoSynthesizer(
+        md, candidates=["tabddpm"], epochs=2, candidate_params={"tabddpm": tiny}, **relaxed
+    ).fit(df)
+    assert auto.leaderboard_.loc[0, "epochs"] == 2 and auto.model_.epochs == 2
+    own = AutoSynthesizer(
+        md,
+        candidates=["tabddpm"],
+        epochs=2,
+        candidate_params={"tabddpm": {**tiny, "epochs": 1}},
+        **relaxed,
+    ).fit(df)
+    assert own.model_.epochs == 1
+    with pytest.raises(ParameterError, match="'epochs' parameter"):
+        AutoSynthesizer(md, epochs=0).fit(df)
+
+
 def test_parse_duration():
     assert parse_duration("10m") == 600 and parse_duration("1h") == 3600
     assert parse_duration("90s") == 90 and parse_duration("2m30s") == 150
@@ -216,6 +236,30 @@ def test_cli_fit_auto_prints_the_leaderboard(tmp_path, table, capsys):
     assert code == 0, out
     assert "| rank | model | status |" in out and "gaussian_copula | chosen" in out
     assert isinstance(clinsynth.load(tmp_path / "model"), AutoSynthesizer)
+    code = main(
+        [
+            "fit",
+            str(data),
+            "-m",
+            str(tmp_path / "metadata.json"),
+            "--model",
+            "auto",
+            "--epochs",
+            "1",
+            "--param",
+            "candidates=tabddpm",
+            "--param",
+            "max_mia_auc=1.0",
+            "--param",
+            "max_dcr_share=1.0",
+            "-o",
+            str(tmp_path / "deep"),
+            "-q",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert clinsynth.load(tmp_path / "deep").model_.epochs == 1
     code = main(
         [
             "fit",

@@ -134,7 +134,11 @@ def fit(
     model: str = typer.Option(
         "gaussian_copula", "--model", help="Model name (see `clinsynth models`)."
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (deep models)."),
+    epochs: int | None = typer.Option(
+        None,
+        "--epochs",
+        help="Training epochs (deep models; with --model auto, the most each candidate trains).",
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (deep models)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     seed: int | None = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
@@ -171,6 +175,7 @@ def fit(
       clinsynth fit --sql duckdb:///hospital.duckdb -o hospital_model
       clinsynth fit omop_csvs/ --orphans drop --reference-table concept -o omop_model
       clinsynth fit patients.csv --model auto --time-budget 10m --target outcome -o model
+      clinsynth fit patients.csv --model auto --epochs 100 --target outcome -o model
     """
     from clinsynth import get_synthesizer
     from clinsynth.io import read_data

@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,6 +36,20 @@ import pandas as pd
 from clinsynth._utils import derive_seed, make_rng, report
 from clinsynth.errors import ClinsynthError, DataError, ParameterError, PrivacyError
 from clinsynth.metadata import Metadata
+from clinsynth.synthesizers._auto_board import (
+    LEADERBOARD_COLUMNS,
+    _mean,
+    leaderboard_frame,
+    leaderboard_markdown,
+    leaderboard_records,
+)
+from clinsynth.synthesizers._auto_budget import (
+    _MIN_EPOCH_FRACTION,
+    _EpochClock,
+    _floor_to_grid,
+    _is_duration,
+    parse_duration,
+)
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _jsonable_params
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
 
@@ -56,96 +69,15 @@ _SHARED = (
     "device",
     "verbose",
 )
-#: A model trained by epochs is skipped when its share of the budget allows fewer than this
-#: fraction of its epochs.
-_MIN_EPOCH_FRACTION = 0.1
-#: Epochs chosen from a budget are rounded down to this grid (times powers of 10).
-_EPOCH_GRID = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
-_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0}
 
-#: Leaderboard columns, in order.
-LEADERBOARD_COLUMNS = (
-    "rank",
-    "model",
-    "status",
-    "score",
-    "fidelity",
-    "column_shapes",
-    "column_pair_trends",
-    "detection_auc",
-    "detection_score",
-    "utility",
-    "tstr",
-    "trtr",
-    "dcr_share",
-    "mia_auc",
-    "passes_privacy",
-    "epochs",
-    "fit_seconds",
-    "evaluation_seconds",
-    "note",
-)
-
-
-def parse_duration(value: float | int | str) -> float:
-    """Seconds from a number or a text such as ``"90s"``, ``"10m"``, ``"1.5h"``, ``"1h30m"``.
-
-    Examples
-    --------
-    >>> parse_duration("10m"), parse_duration("90s"), parse_duration("1h30m"), parse_duration(45)
-    (600.0, 90.0, 5400.0, 45.0)
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip().lower().replace(" ", "")
-        parts = re.findall(r"(\d+(?:\.\d+)?)([a-z]*)", text)
-        if (
-            not parts
-            or "".join(a + b for a, b in parts) != text
-            or any(unit not in _UNITS for _, unit in parts)
-        ):
-            raise ParameterError(
-                f"Cannot read the duration {value!r}. Write seconds or a number with a unit: "
-                "'90s', '10m', '1h', '1h30m'."
-            )
-        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
-    else:
-        raise ParameterError(
-            f"A duration must be a number of seconds or a text like '10m'. Got {value!r}."
-        )
-    if not seconds > 0:
-        raise ParameterError(f"A duration must be positive. Got {value!r}.")
-    return seconds
-
-
-def _is_duration(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        parse_duration(value)
-    except ParameterError:
-        return False
-    return True
-
-
-def _floor_to_grid(epochs: float) -> int:
-    if epochs < 1:
-        return 0
-    power = 10 ** math.floor(math.log10(epochs))
-    best = max(g for g in _EPOCH_GRID if g * power <= epochs + 1e-9)
-    return max(1, int(best * power))
-
-
-class _EpochClock:
-    """A progress callback that timestamps the epochs a deep model reports."""
-
-    def __init__(self) -> None:
-        self.times: dict[int, float] = {}
-
-    def __call__(self, total: int, completed: int, message: str) -> None:
-        if message.startswith("epoch"):
-            self.times[completed] = time.perf_counter()
+__all__ = [
+    "LEADERBOARD_COLUMNS",
+    "AutoSynthesizer",
+    "leaderboard_frame",
+    "leaderboard_markdown",
+    "leaderboard_records",
+    "parse_duration",
+]
 
 
 @register("auto")
@@ -158,6 +90,10 @@ class AutoSynthesizer(BaseSynthesizer):
     candidates : list of str, optional
         Registered model names to try, in order (or one comma-separated text); default:
         gaussian_copula, tvae, ctgan and tabddpm (those registered).
+    epochs : int, optional
+        Epochs of every candidate trained by epochs (TVAE, CTGAN, TabDDPM...): the most it
+        trains, fewer when a ``time_budget`` cuts them. None: each model's own default.
+        ``candidate_params`` overrides it per model.
     candidate_params : dict, optional
         Parameters per candidate, e.g. ``{"tabddpm": {"epochs": 500}}``.
     time_budget : float or str, optional
@@ -169,7 +105,8 @@ class AutoSynthesizer(BaseSynthesizer):
     validation_size : float
         Share of rows held out to score the candidates.
     max_dcr_share : float
-        A candidate whose DCR share exceeds this is not chosen (0.5 means no memorization).
+        A candidate whose DCR share exceeds this is not chosen (0.5 means no memorization;
+        0.55 is the usual bound of "no closer to the training rows than to unseen rows").
     max_mia_auc : float
         A candidate whose membership-inference AUC exceeds this is not chosen.
     refit : bool
@@ -212,6 +149,10 @@ class AutoSynthesizer(BaseSynthesizer):
             ),
             "None or a non-empty list of model names (or one text, comma-separated)",
         ),
+        "epochs": (
+            lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+            "None or an int >= 1",
+        ),
         "candidate_params": (
             lambda v: (
                 v is None or (isinstance(v, dict) and all(isinstance(p, dict) for p in v.values()))
@@ -232,17 +173,19 @@ class AutoSynthesizer(BaseSynthesizer):
         metadata: Metadata,
         *,
         candidates: list[str] | tuple[str, ...] | None = None,
+        epochs: int | None = None,
         candidate_params: dict[str, dict[str, Any]] | None = None,
         time_budget: float | str | None = None,
         target: str | None = None,
         validation_size: float = 0.3,
-        max_dcr_share: float = 0.6,
+        max_dcr_share: float = 0.55,
         max_mia_auc: float = 0.6,
         refit: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
         self.candidates = candidates
+        self.epochs = epochs
         self.candidate_params = candidate_params
         self.time_budget = time_budget
         self.target = target
@@ -278,6 +221,8 @@ class AutoSynthesizer(BaseSynthesizer):
             and table.columns[self.target]["sdtype"] in ("categorical", "boolean", "ordinal")
         ):
             params["condition_column"] = self.target
+        if self.epochs is not None and "epochs" in accepted:
+            params["epochs"] = self.epochs
         given = dict((self.candidate_params or {}).get(name, {}))
         unknown = sorted(set(given) - set(accepted))
         if unknown:
@@ -348,7 +293,9 @@ class AutoSynthesizer(BaseSynthesizer):
                     continue
                 began = time.perf_counter()
                 model.reset_sampling()
-                synthetic = model.sample(len(valid))
+                # As many rows as the training split: fidelity and utility read the first
+                # len(valid); the privacy measures read them all (less noise in small tables).
+                synthetic = model.sample(max(len(train), len(valid)))
                 row.update(self._score(train, valid, synthetic, eval_seed))
             except Exception as exc:  # a failing candidate is reported; the others go on
                 logger.warning("candidate %s failed: %s: %s", name, type(exc).__name__, exc)
@@ -454,10 +401,11 @@ class AutoSynthesizer(BaseSynthesizer):
         from clinsynth.evaluation import evaluate_privacy, evaluate_quality, evaluate_utility
 
         table = self._table_metadata()
-        quality = evaluate_quality(valid, synthetic, table, random_state=seed)
         privacy = evaluate_privacy(
             train, synthetic, table, holdout=valid, n_attacks=100, random_state=seed
         )
+        synthetic = synthetic.iloc[: len(valid)].reset_index(drop=True)
+        quality = evaluate_quality(valid, synthetic, table, random_state=seed)
         aucs = [v for v in quality.metrics.get("detection_auc", {}).values() if v == v]
         out: dict[str, Any] = {
             "fidelity": quality.get_score(),
@@ -598,52 +546,3 @@ class AutoSynthesizer(BaseSynthesizer):
         self.leaderboard_ = leaderboard_frame(auto["leaderboard"])
         self.model_._load_manifest_extra(manifest)
         self.model_.reset_sampling()
-
-
-def _mean(values: Any) -> float | None:
-    values = [float(v) for v in values if v is not None and v == v]
-    return float(np.mean(values)) if values else None
-
-
-def leaderboard_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The leaderboard from its JSON records (missing values as NaN, numbers as floats)."""
-    board = pd.DataFrame(records).reindex(columns=list(LEADERBOARD_COLUMNS))
-    for column in board.columns:
-        if column in ("model", "status", "passes_privacy", "note"):
-            values = board[column].astype("object")
-            board[column] = values.where(values.notna(), np.nan)
-        else:
-            board[column] = pd.to_numeric(board[column])
-    return board
-
-
-def leaderboard_records(board: pd.DataFrame) -> list[dict[str, Any]]:
-    """The leaderboard as JSON-able records (NaN becomes None)."""
-    out = []
-    for record in board.to_dict(orient="records"):
-        clean = {}
-        for key, value in record.items():
-            if isinstance(value, np.generic):
-                value = value.item()
-            if isinstance(value, float) and not math.isfinite(value):
-                value = None
-            clean[key] = value
-        out.append(clean)
-    return out
-
-
-def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """A markdown table of the leaderboard (numbers to 3 decimals, empty cells for missing)."""
-    columns = [c for c in board.columns if board[c].notna().any()]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for record in leaderboard_records(board[columns]):
-        cells = []
-        for value in record.values():
-            if value is None:
-                cells.append("")
-            elif isinstance(value, float):
-                cells.append(f"{value:.3f}")
-            else:
-                cells.append(str(value).replace("|", "/").replace("\n", " "))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
