@@ -182,3 +182,34 @@ def test_contract_errors(fitted, mixed_metadata):
 def test_copula_has_no_loss_curve(fitted):
     _, model = fitted
     assert model.get_loss_values().empty
+
+
+def test_mostly_unique_values_get_a_smoothed_marginal_not_the_training_values():
+    rng = np.random.default_rng(3)
+    # Bimodal, so that no parametric family fits; two decimals, so nearly every value is unique.
+    lab = np.concatenate([rng.normal(50, 5, 100), rng.normal(90, 8, 100)]).round(2)
+    df = pd.DataFrame({"lab": lab, "sex": rng.choice(["F", "M"], 200)})
+    model = GaussianCopulaSynthesizer(Metadata.detect_from_dataframe(df), random_state=0).fit(df)
+    assert model.get_learned_distributions()["lab"]["distribution"] == "kde"
+    syn = model.sample(2000)["lab"]
+    assert syn.isin(set(df["lab"])).mean() < 0.2  # a step CDF would give 1.0
+    assert df["lab"].min() <= syn.min() and syn.max() <= df["lab"].max()
+    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+        assert abs(syn.quantile(q) - df["lab"].quantile(q)) < 4, q
+    heaped = pd.DataFrame({"score": rng.integers(0, 40, 200), "sex": df["sex"]})
+    step = GaussianCopulaSynthesizer(Metadata.detect_from_dataframe(heaped), random_state=0)
+    assert step.fit(heaped).sample(500)["score"].isin(set(heaped["score"])).all()
+
+
+def test_small_strata_share_one_copula():
+    def table(n, seed=0):
+        rng = np.random.default_rng(seed)
+        group = np.repeat(["a", "b"], n // 2)
+        shift = np.where(group == "a", 0.0, 3.0)
+        cols = {f"x{i}": (shift + rng.normal(0, 1, n)).round(3) for i in range(12)}
+        return pd.DataFrame({**cols, "group": group})
+
+    md = Metadata.detect_from_dataframe(table(400))
+    # 13 copula variables: a stratum needs 5 rows per variable (65); two strata of 60 share one.
+    assert GaussianCopulaSynthesizer(md, random_state=0).fit(table(400)).stratified_by_ == "group"
+    assert GaussianCopulaSynthesizer(md, random_state=0).fit(table(120)).stratified_by_ is None

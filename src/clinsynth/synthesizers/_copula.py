@@ -30,8 +30,11 @@ from clinsynth.synthesizers._registry import register
 from clinsynth.transform import SpanInfo
 
 #: A stratum needs this many rows per copula variable (and at least MIN_STRATUM_ROWS) to get a
-#: copula of its own; smaller levels share a pooled copula.
-ROWS_PER_VARIABLE = 2
+#: copula of its own; smaller levels share a pooled copula. A k x k correlation matrix and k
+#: marginals fitted on fewer rows describe those rows more than the population: on the 209-row
+#: heart failure and 398-row breast cancer tables (13 and 31 variables), strata of 64-252 rows
+#: put the DCR share about 0.03 higher (mean over five splits) than one copula.
+ROWS_PER_VARIABLE = 5
 MIN_STRATUM_ROWS = 50
 #: Mean share of variance a column must explain to be used for stratification.
 MIN_STRATIFY_ETA2 = 0.02
