@@ -118,7 +118,13 @@ def rss_mib() -> float:
 
 
 def run_one(
-    dataset: str, model: str, epochs: int | None, seed: int, auto_budget: float, threads: int
+    dataset: str,
+    model: str,
+    epochs: int | None,
+    seed: int,
+    auto_budget: float,
+    threads: int,
+    epochs_spec: str | None = None,
 ) -> dict[str, Any]:
     """Fit, sample and evaluate one model on one dataset (in a worker process)."""
     import torch
@@ -140,11 +146,15 @@ def run_one(
         cls = get_synthesizer(model)
         params: dict[str, Any] = {"random_state": seed}
         if model == "auto":
-            params.update(time_budget=auto_budget, target=target)
-            if epochs:
-                params["candidate_params"] = {
-                    c: {"epochs": epochs} for c in DEEP if c in _registered()
-                }
+            # auto's candidates get the epochs the same run gives the models on their own.
+            params.update(time_budget=auto_budget, target=target, epochs=epochs)
+            per_model = {
+                c: {"epochs": n}
+                for c in _registered()
+                if c in DEEP and (n := epochs_for(epochs_spec, c)) and epochs is None
+            }
+            if per_model:
+                params["candidate_params"] = per_model
         elif epochs and "epochs" in cls._param_names():
             params["epochs"] = epochs
         if model == "dp_marginal":
@@ -186,7 +196,16 @@ def run_one(
         "mia_auc": privacy.metrics["mia_auc"],
     }
     if model == "auto":
-        row["note"] = f"chose {synth.chosen_}"
+        board = synth.leaderboard_.set_index("model")
+        row["note"] = (
+            f"chose {synth.chosen_} (validation DCR share "
+            + ", ".join(
+                f"{name} {board.loc[name, 'dcr_share']:.2f}"
+                for name in board.index
+                if board.loc[name, "dcr_share"] == board.loc[name, "dcr_share"]
+            )
+            + ")"
+        )
     return row
 
 
@@ -224,6 +243,7 @@ def worker_main(args: argparse.Namespace) -> None:
         args.seed,
         args.auto_budget,
         args.threads,
+        args.epochs,
     )
     print("RESULT " + json.dumps(row, default=float))
 
@@ -447,6 +467,8 @@ def main() -> None:
             ]
             if epochs:
                 cmd += ["--worker-epochs", str(epochs)]
+            if args.epochs:
+                cmd += ["--epochs", args.epochs]
             started = time.perf_counter()
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
