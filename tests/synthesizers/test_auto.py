@@ -106,6 +106,9 @@ def test_a_model_that_copies_rows_is_not_chosen(table, copycat):
     assert board.loc["copycat", "dcr_share"] > 0.6 or board.loc["copycat", "mia_auc"] > 0.6
     assert not board.loc["copycat", "passes_privacy"]
     assert board.loc["copycat", "status"] == "failed privacy check"
+    # the limit applied is in the note: 0.5 + two standard errors of the 60-row validation split
+    limit = float(board.loc["copycat", "note"].split("(limit ")[1].split(")")[0])
+    assert 0.6 <= limit <= 0.5 + 2 * 0.5 / np.sqrt(60) + 1e-3
     assert auto.chosen_ == "gaussian_copula"
     assert isinstance(auto.model_, clinsynth.GaussianCopulaSynthesizer)
     relaxed = AutoSynthesizer(
