@@ -3,6 +3,8 @@ synthetic schema when REAL and SYNTHETIC are folders of CSV files (one file per 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -94,16 +96,8 @@ def evaluate_command(
         detection=not no_detection,
         random_state=seed,
     )
-    if quiet:
-        result = evaluate(real_df, synth_df, md, **kwargs)
-    else:
-        with _progress_bar() as bar:
-            task = bar.add_task("evaluate", total=None, message="")
-
-            def update(total: int, completed: int, message: str = "") -> None:
-                bar.update(task, total=total, completed=completed, message=message)
-
-            result = evaluate(real_df, synth_df, md, progress=update, **kwargs)
+    with _progress(quiet) as update:
+        result = evaluate(real_df, synth_df, md, progress=update, **kwargs)
 
     result.save_html(output)
     if json_path is not None:
@@ -128,15 +122,26 @@ def evaluate_command(
     console.print(written + ".")
 
 
-def _progress_bar() -> Progress:
-    return Progress(
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[..., None] | None]:
+    """A progress callback drawing a rich bar (None when quiet)."""
+    if quiet:
+        yield None
+        return
+    with Progress(
         TextColumn("[bold]Evaluating"),
         BarColumn(),
         TextColumn("{task.fields[message]}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
-    )
+    ) as bar:
+        task = bar.add_task("evaluate", total=None, message="")
+
+        def update(total: int, completed: int, message: str = "") -> None:
+            bar.update(task, total=total, completed=completed, message=message)
+
+        yield update
 
 
 def _evaluate_schema(
@@ -176,18 +181,10 @@ def _evaluate_schema(
         if metadata is not None
         else Metadata.detect_from_dataframes(real_tables)
     )
-    if quiet:
-        result = evaluate_multi_table(real_tables, synth_tables, md, random_state=seed)
-    else:
-        with _progress_bar() as bar:
-            task = bar.add_task("evaluate", total=None, message="")
-
-            def update(total: int, completed: int, message: str = "") -> None:
-                bar.update(task, total=total, completed=completed, message=message)
-
-            result = evaluate_multi_table(
-                real_tables, synth_tables, md, random_state=seed, progress=update
-            )
+    with _progress(quiet) as update:
+        result = evaluate_multi_table(
+            real_tables, synth_tables, md, random_state=seed, progress=update
+        )
     result.save_html(output)
     if json_path is not None:
         result.save_json(json_path)
