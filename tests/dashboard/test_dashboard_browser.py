@@ -263,6 +263,10 @@ def test_linked_tables_upload_train_generate_compare_download(server: str, tmp_p
                 main.get_by_role("button", name="All tables (ZIP of CSV files").click()
             archive_path = tmp_path / "synthetic_tables.zip"
             info.value.save_as(archive_path)
+            with page.expect_download() as info:
+                main.get_by_role("button", name="Report (HTML").click()
+            report_path = tmp_path / "tables_report.html"
+            info.value.save_as(report_path)
             shot("t6_download")
             assert not main.locator(".stException").count(), "a stack trace is on the page"
         finally:
@@ -284,3 +288,4 @@ def test_linked_tables_upload_train_generate_compare_download(server: str, tmp_p
     assert visits["patient_id"].isin(patients["patient_id"]).all()
     assert len(metadata.relationships) == 3
     assert scores  # the comparison's scores travel with the tables
+    assert "<html" in report_path.read_text(encoding="utf-8")[:500].lower()

@@ -105,7 +105,15 @@ def test_hospital_tables_through_every_step() -> None:
         "1.00",
     ]  # unique keys, no orphan
     assert (measures["What it checks"] != "").all()
-    assert len(at.get("plotly_chart")) >= 1  # a column of the first table
+    # Children per parent for each link, then a column of the first table.
+    link = at.selectbox(key="keep_compare_link")
+    assert link.value == "visits per row of patients"  # parents first
+    assert set(link.options) == {
+        "visits per row of patients",
+        "lab_results per row of visits",
+        "lab_results per row of patients",
+    }
+    assert len(at.get("plotly_chart")) >= 2
     at.selectbox(key="keep_compare_table").set_value("lab_results").run()
     no_crash(at)
     column = at.selectbox(key="keep_compare_column_lab_results")
@@ -119,6 +127,7 @@ def test_hospital_tables_through_every_step() -> None:
     labels = [b.label for b in at.get("download_button")]
     assert labels[0].startswith("All tables (ZIP of CSV files")
     assert "Model (zip, to make more tables later)" in labels
+    assert "Report (HTML, opens in any browser)" in labels
 
 
 def test_tables_zip_holds_every_table_metadata_and_scores() -> None:

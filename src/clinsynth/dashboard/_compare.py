@@ -113,8 +113,8 @@ def column_chart(name: str, data: dict) -> go.Figure:
     return fig
 
 
-def _columns(result, table: str | None = None) -> None:  # noqa: ANN001
-    per_column = result.figures.get("columns", {})
+def _columns(figures: dict, table: str | None = None) -> None:
+    per_column = figures.get("columns", {})
     if table is None:
         st.subheader("Column by column")
     if not per_column:
@@ -135,8 +135,8 @@ def _columns(result, table: str | None = None) -> None:  # noqa: ANN001
         )
 
 
-def _correlations(result, table: str | None = None) -> None:  # noqa: ANN001
-    corr = result.figures.get("correlation")
+def _correlations(figures: dict, table: str | None = None) -> None:
+    corr = figures.get("correlation")
     if not corr:
         return
     where = f" in table {table}" if table else ""
@@ -211,29 +211,27 @@ def _evaluate_tables() -> None:
         _state.put("evaluation", report)
 
 
-def _table_result(table: str):  # noqa: ANN202 - an EvaluationResult or None
-    """The single-table comparison of one linked table (its plots), computed once."""
-    from clinsynth.evaluation import evaluate
-
-    synthetic = _state.get("synthetic")
-    cached = st.session_state.get("table_evaluations")
-    if cached is None or cached[0] is not synthetic:
-        cached = (synthetic, {})
-        st.session_state["table_evaluations"] = cached
-    if table not in cached[1]:
-        metadata: Metadata = _state.get("metadata")
-        try:
-            with st.spinner(f"Comparing table {table}..."):
-                cached[1][table] = evaluate(
-                    st.session_state["train"][table],
-                    synthetic[table],
-                    metadata.get_table(table),
-                    detection=False,
-                )
-        except Exception as exc:  # noqa: BLE001
-            _ui.show_error(exc, where=f"Could not compare table {table}.")
-            return None
-    return cached[1][table]
+def _children_per_parent(report) -> None:  # noqa: ANN001 - a MultiTableReport
+    links = _ui.sort_links(
+        report.figures.get("cardinality") or [],
+        _state.get("metadata"),
+        child="child",
+        parent="parent",
+    )
+    if not links:
+        return
+    st.subheader("How many rows each parent has")
+    st.caption(
+        "For example the number of visits per patient: the share of patients with 0, 1, 2... "
+        "visits, real next to synthetic."
+    )
+    labels = [f"{link['child']} per row of {link['parent']}" for link in links]
+    label = st.selectbox("Link", labels, key="keep_compare_link")
+    link = links[labels.index(label)]
+    child, parent = link["child"], link["parent"]
+    fig = plots.cardinality_figure(f"How many rows of {child} each row of {parent} has", link)
+    fig.update_xaxes(title_text=f"rows of {child} per row of {parent}")
+    st.plotly_chart(fig, key="cardinality_chart")
 
 
 def _render_tables() -> None:
@@ -273,12 +271,16 @@ def _render_tables() -> None:
         ),
         hide_index=True,
     )
+    _children_per_parent(report)
     st.subheader("Table by table, column by column")
     table = _ui.table_picker(_state.get("synthetic"), "keep_compare_table")
-    result = _table_result(table)
-    if result is not None:
-        _columns(result, table)
-        _correlations(result, table)
+    figures = report.figures.get("tables", {}).get(table)
+    if figures is None:
+        why = [note for note in report.notes if f"'{table}'" in note]
+        st.caption(why[0] if why else f"Table {table} has no column to compare.")
+    else:
+        _columns(figures, table)
+        _correlations(figures, table)
     _ui.next_step("Compare")
 
 
@@ -330,7 +332,7 @@ def render() -> None:
             icon=":material/info:",
         )
     _scores(result)
-    _columns(result)
-    _correlations(result)
+    _columns(result.figures)
+    _correlations(result.figures)
     _latent_space()
     _ui.next_step("Compare")

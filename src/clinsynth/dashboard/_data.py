@@ -79,6 +79,7 @@ _PER_TABLE = (
     "keep_target",
     "keep_compare_column",
     "keep_compare_table",
+    "keep_compare_link",
     "keep_md_table",
     "keep_preview_table",
     "keep_latent_color",

@@ -109,25 +109,26 @@ def _render_tables(tables: dict[str, pd.DataFrame]) -> None:
         "application/zip",
         primary=True,
     )
-    if report is None:
-        st.info(
-            "Run the comparison in step 5 to add its scores (report.json) to the ZIP.",
-            icon=":material/arrow_back:",
-        )
-    st.subheader("Set-up")
+    _evidence("tables", "--scale 2 -o more_tables/")
+
+
+def _evidence(what: str, sample_args: str) -> None:
+    """The report, metadata and model buttons, and how to make more ``what`` from the model."""
+    st.subheader("Evidence and set-up")
+    result = _state.get("evaluation")
     left, right = st.columns(2)
-    _setup(left, right, "tables", "--scale 2 -o more_tables/")
-
-
-def _setup(
-    meta_where: st.delta_generator.DeltaGenerator,
-    model_where: st.delta_generator.DeltaGenerator,
-    what: str,
-    sample_args: str,
-) -> None:
-    """The metadata and model buttons, and how to make more ``what`` from the model."""
+    if result is not None:
+        button(
+            left,
+            "Report (HTML, opens in any browser)",
+            lambda: report_bytes(result),
+            "report.html",
+            "text/html",
+        )
+    else:
+        left.info("Run the comparison in step 5 to get the report.", icon=":material/arrow_back:")
     button(
-        meta_where,
+        right,
         "Metadata (JSON)",
         metadata_json(_state.get("metadata")),
         "metadata.json",
@@ -135,7 +136,7 @@ def _setup(
     )
     model = _state.get("synth")
     button(
-        model_where,
+        st,
         f"Model (zip, to make more {what} later)",
         lambda: model_bytes(model),
         "model.zip",
@@ -172,17 +173,4 @@ def render() -> None:
         primary=True,
     )
     button(right, "Synthetic data (Excel)", lambda: excel_bytes(synthetic), "synthetic.xlsx", _XLSX)
-    st.subheader("Evidence and set-up")
-    result = _state.get("evaluation")
-    left, right = st.columns(2)
-    if result is not None:
-        button(
-            left,
-            "Report (HTML, opens in any browser)",
-            lambda: report_bytes(result),
-            "report.html",
-            "text/html",
-        )
-    else:
-        left.info("Run the comparison in step 5 to get the report.", icon=":material/arrow_back:")
-    _setup(right, st, "patients", "-n 1000 -o more.csv")
+    _evidence("patients", "-n 1000 -o more.csv")

@@ -202,16 +202,11 @@ def _reset() -> None:
 
 def links_text(metadata: Metadata) -> list[str]:
     """The relationships between tables in plain words, one line per link, parents first."""
-    order = _ui.parents_first(list(metadata.tables), metadata.relationships)
-    links = sorted(
-        metadata.relationships,
-        key=lambda r: (order.index(r["child_table_name"]), order.index(r["parent_table_name"])),
-    )
     return [
         f"Each row of **{r['child_table_name']}** belongs to one row of "
         f"**{r['parent_table_name']}**: its column `{r['child_foreign_key']}` holds the "
         f"`{r['parent_primary_key']}` of that row."
-        for r in links
+        for r in _ui.sort_links(metadata.relationships, metadata)
     ]
 
 

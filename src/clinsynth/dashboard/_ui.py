@@ -167,6 +167,18 @@ def parents_first(names: list[str], relationships: list[dict]) -> list[str]:
     return ordered
 
 
+def sort_links(
+    links: list[dict],
+    metadata: object,
+    *,
+    child: str = "child_table_name",
+    parent: str = "parent_table_name",
+) -> list[dict]:
+    """Links (relationships, or per-relationship figures) in the parents-first table order."""
+    order = parents_first(list(metadata.tables), metadata.relationships)
+    return sorted(links, key=lambda link: (order.index(link[child]), order.index(link[parent])))
+
+
 def table_picker(tables: dict, key: str, *, label: str = "Table") -> str:
     """A choice among linked tables (``{name: DataFrame}``), parents first, kept under ``key``."""
     metadata = _state.get("metadata")

@@ -8,6 +8,9 @@ plain figure data of an :class:`~clinsynth.evaluation.EvaluationResult` (``resul
 - :func:`heatmap_figure`: a matrix such as a correlation map, from
   ``result.figures["correlation"]``;
 - :func:`bars_figure` and :func:`lines_figure`: grouped bars and line series;
+- :func:`cardinality_figure`: children per parent row, real vs synthetic, from
+  ``report.figures["cardinality"][i]`` of :func:`clinsynth.multitable.evaluate_multi_table`;
+- :func:`matrix_figure`: a rectangular heatmap (parent columns by child aggregates);
 - :func:`loss_data`: the per-epoch training losses of a fitted model, ready for
   :func:`lines_figure`.
 
@@ -34,19 +37,23 @@ from clinsynth.evaluation._plots import (
     SYNTH_COLOR,
     _loss,
     bars_figure,
+    cardinality_figure,
     column_figure,
     heatmap_figure,
     lines_figure,
+    matrix_figure,
 )
 
 __all__ = [
     "REAL_COLOR",
     "SYNTH_COLOR",
     "bars_figure",
+    "cardinality_figure",
     "column_figure",
     "heatmap_figure",
     "lines_figure",
     "loss_data",
+    "matrix_figure",
 ]
 
 
