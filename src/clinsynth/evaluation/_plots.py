@@ -273,7 +273,8 @@ def lines_figure(title: str, x: list, series: dict[str, list], x_title: str, y_t
 def cardinality_data(real: np.ndarray, synthetic: np.ndarray, max_bins: int = 30) -> dict:
     """Share of parent rows with 0, 1, 2... children, real vs synthetic (pre-binned).
 
-    Counts above the ``max_bins - 1``-th value share one last bin labelled ``">= k"``.
+    One bin per count up to the larger 99th percentile of the two (at most ``max_bins - 1``
+    bins); the rarer large counts share one last bin labelled ``">= k"``.
 
     >>> d = cardinality_data(np.array([0, 1, 1, 2]), np.array([1, 1, 1, 5]), max_bins=3)
     >>> d["bins"], d["real"], d["synthetic"]
@@ -282,6 +283,8 @@ def cardinality_data(real: np.ndarray, synthetic: np.ndarray, max_bins: int = 30
     real = np.asarray(real, dtype=np.int64)
     synthetic = np.asarray(synthetic, dtype=np.int64)
     top = int(max(real.max(initial=0), synthetic.max(initial=0)))
+    p99 = max(float(np.quantile(x, 0.99)) if len(x) else 0.0 for x in (real, synthetic))
+    max_bins = min(max_bins, int(np.ceil(p99)) + 2)
     if top + 1 <= max_bins:
         edges = np.arange(top + 2)
         labels = [str(k) for k in range(top + 1)]
