@@ -230,7 +230,7 @@ def _preview(data: pd.DataFrame | dict) -> None:
             icon=":material/check_circle:",
         )
         st.subheader("Preview (first 100 rows)")
-        st.dataframe(data.head(100), hide_index=True)
+        _ui.preview(data)
         return
     sizes = ", ".join(f"{name} ({_ui.plural(len(df), 'row')})" for name, df in data.items())
     st.success(
@@ -239,7 +239,7 @@ def _preview(data: pd.DataFrame | dict) -> None:
     )
     st.subheader("Preview (first 100 rows)")
     name = _ui.table_picker(data, "keep_preview_table")
-    st.dataframe(data[name].head(100), hide_index=True)
+    _ui.preview(data[name])
 
 
 def render() -> None:

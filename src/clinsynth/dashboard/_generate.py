@@ -75,7 +75,7 @@ def _render_tables(model: object) -> None:
         st.success(f"Synthetic tables generated: {sizes}.", icon=":material/check_circle:")
         st.subheader("Preview (first 100 rows)")
         name = _ui.table_picker(synthetic, "keep_generated_table")
-        st.dataframe(synthetic[name].head(100), hide_index=True)
+        _ui.preview(synthetic[name])
     _ui.next_step("Generate")
 
 
@@ -142,5 +142,5 @@ def render() -> None:
             icon=":material/check_circle:",
         )
         st.subheader("Preview (first 100 rows)")
-        st.dataframe(synthetic.head(100), hide_index=True)
+        _ui.preview(synthetic)
     _ui.next_step("Generate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import pandas as pd
 import streamlit as st
 
 from clinsynth.dashboard import _state
@@ -205,3 +206,15 @@ def tables_label(count: int) -> str:
     metadata = _state.get("metadata")
     linked = metadata is not None and bool(metadata.relationships)
     return f"{count} linked tables" if linked else f"{count} tables (not linked)"
+
+
+def preview(frame: pd.DataFrame, rows: int = 100) -> None:
+    """The first ``rows`` rows; dates without a time of day are shown as dates (no 00:00:00)."""
+    head = frame.head(rows)
+    config = {}
+    for column in head.columns:
+        if pd.api.types.is_datetime64_any_dtype(head[column]):
+            values = head[column].dropna()
+            if (values == values.dt.normalize()).all():
+                config[column] = st.column_config.DateColumn(format="YYYY-MM-DD")
+    st.dataframe(head, hide_index=True, column_config=config or None)
