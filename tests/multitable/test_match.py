@@ -1,5 +1,6 @@
-"""Secondary parents matched on the columns that tie them to the child row: a condition filed
-under its patient gets an encounter of the same date, not any encounter of that patient."""
+"""Secondary parents follow the child row: a condition filed under its patient gets an encounter
+near its onset (numbers: matching), or its onset is redrawn from the encounter's date (dates:
+anchoring), never any encounter of that patient."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from clinsynth import Metadata
 from clinsynth.multitable import HMASynthesizer
 
 
-def _clinic(n_patients: int = 60, seed: int = 0) -> tuple[dict[str, pd.DataFrame], Metadata]:
+def _clinic(
+    n_patients: int = 60, seed: int = 0, dates: bool = False
+) -> tuple[dict[str, pd.DataFrame], Metadata]:
     rng = np.random.default_rng(seed)
     patients = pd.DataFrame({"pid": np.arange(n_patients), "age": rng.integers(20, 90, n_patients)})
     per = rng.integers(4, 10, n_patients)
@@ -38,6 +41,13 @@ def _clinic(n_patients: int = 60, seed: int = 0) -> tuple[dict[str, pd.DataFrame
             "severity": rng.choice(["mild", "severe"], len(pick)),
         }
     )
+    if dates:  # the same days as dates, and a resolution date that follows the onset
+        day0 = pd.Timestamp("2010-01-01")
+        encounters["start"] = day0 + pd.to_timedelta(encounters["start"], unit="D")
+        onset = day0 + pd.to_timedelta(np.round(conditions["onset"].clip(lower=0)), unit="D")
+        conditions["onset"] = onset.dt.strftime("%Y-%m-%d")
+        resolved = onset + pd.to_timedelta(rng.integers(1, 60, len(onset)), unit="D")
+        conditions["resolved"] = resolved.dt.strftime("%Y-%m-%d")
     tables = {"patients": patients, "encounters": encounters, "conditions": conditions}
     md = Metadata.detect_from_dataframes(tables)
     for name, pk in (("patients", "pid"), ("encounters", "eid"), ("conditions", "cid")):
@@ -60,7 +70,11 @@ def _gaps(tables: dict[str, pd.DataFrame], shuffle: np.random.Generator | None =
     if shuffle is not None:  # another encounter of the same patient: the unmatched baseline
         by_patient = tables["encounters"].groupby("pid")["eid"].apply(np.asarray)
         eids = np.array([shuffle.choice(by_patient[p]) for p in cond["pid"]])
-    return np.abs(enc.loc[eids, "start"].to_numpy() - cond["onset"].to_numpy())
+    start, onset = enc.loc[eids, "start"], cond["onset"]
+    if not pd.api.types.is_numeric_dtype(onset):  # dates: gaps in days
+        gap = pd.to_datetime(onset).to_numpy() - pd.to_datetime(start).to_numpy()
+        return np.abs(gap / np.timedelta64(1, "D"))
+    return np.abs(start.to_numpy() - onset.to_numpy())
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -82,3 +96,22 @@ def test_secondary_parent_is_matched_on_the_tied_columns():
     # rarely exists; the pick is the likeliest among encounters drawn by their modeled number
     # of conditions (which keeps encounters without conditions).
     assert unmatched > 3 * matched
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_date_tied_to_its_secondary_parent_is_redrawn_from_it():
+    tables, md = _clinic(dates=True)
+    model = HMASynthesizer(md, random_state=0).fit(tables)
+    plan = model.get_plan().set_index("table")
+    assert plan.loc["conditions", "matched_on"] == [
+        "eid: onset ~ encounters.start (onset redrawn from it)"
+    ]
+    synthetic = model.sample()
+    gaps = _gaps(synthetic)
+    assert np.median(gaps) <= 1.0 and np.mean(gaps <= 2) > 0.9  # real: within a day
+    assert np.median(_gaps(synthetic, shuffle=np.random.default_rng(1))) > 300
+    cond = synthetic["conditions"]
+    # The resolution date moved with the onset, and the learned order still holds.
+    assert (pd.to_datetime(cond["resolved"]) >= pd.to_datetime(cond["onset"])).all()
+    held = (pd.to_datetime(cond["resolved"]) - pd.to_datetime(cond["onset"])).dt.days
+    assert held.between(1, 59).mean() > 0.95

@@ -290,3 +290,32 @@ def needed_ancestor_bounds(plan: list[dict[str, Any]]) -> set[Bound]:
             if bound and bound[0] != "":
                 out.add((bound[0], bound[1]))
     return out
+
+
+def shift_dates(
+    plan: list[dict[str, Any]],
+    decoded: dict[str, pd.Series],
+    columns: list[str],
+    delta: np.ndarray,
+    ancestors: dict[Bound, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, pd.Series]:
+    """Move ``columns`` of each row by ``delta`` nanoseconds (rounded to each column's unit),
+    then clip every date column to every rule again, in decoding order: the rules still hold
+    on 100% of the rows."""
+    out = dict(decoded)
+    own: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    moved = delta != 0
+    for entry in plan:
+        column, unit = entry["column"], entry["unit"]
+        if column not in decoded:
+            continue
+        xs, xp = to_ns(decoded[column], entry.get("format"))
+        changed = column in columns and bool((moved & xp).any())
+        if changed:
+            shifted = xs + delta
+            xs = np.where(moved & xp, (shifted + unit // 2) // unit * unit, xs)
+        clipped = _clip_to_rules(entry, xs, xp, own, ancestors)
+        own[column] = (clipped, xp)
+        if changed or not np.array_equal(clipped[xp], xs[xp]):
+            out[column] = from_ns(clipped, xp, entry, unit)
+    return out

@@ -18,9 +18,15 @@ import pandas as pd
 from clinsynth.metadata import Metadata
 from clinsynth.multitable._conditional import sample_conditioned
 from clinsynth.multitable._context import FeatureEncoder
-from clinsynth.multitable._dates import decode_dates, needed_ancestor_bounds, to_ns
+from clinsynth.multitable._dates import decode_dates, needed_ancestor_bounds, shift_dates, to_ns
 from clinsynth.multitable._learn import aligned, count_column
-from clinsynth.multitable._match import CANDIDATES, MATCH_BLOCK, match_pick, numeric_values
+from clinsynth.multitable._match import (
+    CANDIDATES,
+    MATCH_BLOCK,
+    draw_gaps,
+    match_pick,
+    numeric_values,
+)
 from clinsynth.multitable._schema import compose
 from clinsynth.synthesizers import BaseSynthesizer
 from clinsynth.transform import IdTransformer
@@ -136,10 +142,21 @@ def generate_table(
             f["child"]: decoded[f["child"]] if f["child"] in decoded else rows[f["child"]]
             for f in entry.get("match", [])
         }
-        fks[entry["fk"]] = take(
-            state.keys[entry["parent"]],
-            pick_secondary(name, entry, rows, own, anc, state, references.metadata, rng),
-        )
+        pick = pick_secondary(name, entry, rows, own, anc, state, references.metadata, rng)
+        fks[entry["fk"]] = take(state.keys[entry["parent"]], pick)
+        anchor = entry.get("anchor")
+        if anchor and anchor["child"] in decoded:
+            decoded = anchor_to_parent(
+                plan,
+                decoded,
+                anchor,
+                entry["parent"],
+                pick,
+                bounds,
+                state,
+                references.metadata,
+                rng,
+            )
     for fk in plan["reference_fks"]:
         fks[fk] = valid_reference_keys(references, name, fk, rows[fk], rng)
     for entry in plan["self_fks"]:
@@ -271,6 +288,30 @@ def pick_secondary(
         has = rows[entry["has"]].astype("boolean").fillna(False).to_numpy(dtype=bool)
         pick[~has] = -1
     return pick
+
+
+def anchor_to_parent(
+    plan: dict[str, Any],
+    decoded: dict[str, pd.Series],
+    anchor: dict[str, Any],
+    parent: str,
+    pick: np.ndarray,
+    bounds: dict,
+    state: SampleState,
+    md: Metadata,
+    rng: np.random.Generator,
+) -> dict[str, pd.Series]:
+    """Redraw a child date tied to its secondary parent's date (``anchor``, see
+    :func:`clinsynth.multitable._match.fit_anchor`) as the chosen parent's date plus a real
+    gap; the child's dates that move with it keep their distance to it."""
+    pns, pok = state.dates(parent, anchor["parent"], md)
+    entries = {e["column"]: e for e in plan["dates"]}
+    xs, xp = to_ns(decoded[anchor["child"]], entries[anchor["child"]].get("format"))
+    safe = np.where(pick >= 0, pick, 0)
+    valid = (pick >= 0) & xp & pok[safe]
+    target = pns[safe] + draw_gaps(anchor, len(pick), rng)
+    delta = np.where(valid, target - xs, 0)
+    return shift_dates(plan["dates"], decoded, [anchor["child"], *anchor["shift"]], delta, bounds)
 
 
 def take(values: pd.Series, pos: np.ndarray) -> pd.Series:

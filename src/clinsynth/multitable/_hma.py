@@ -483,6 +483,12 @@ class HierarchicalSynthesizer:
                     "secondary": [f"{e['fk']} -> {e['parent']}" for e in p["secondary"]],
                     "matched_on": [
                         f"{e['fk']}: {f['child']} ~ {e['parent']}.{f['parent']}"
+                        + (
+                            f" ({f['child']} redrawn from it)"
+                            if (e.get("anchor") or {}).get("child") == f["child"]
+                            and e["anchor"]["parent"] == f["parent"]
+                            else ""
+                        )
                         for e in p["secondary"]
                         for f in e.get("match", [])
                     ],

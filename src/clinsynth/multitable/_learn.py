@@ -19,7 +19,7 @@ import pandas as pd
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.multitable._context import FeatureEncoder, encoder_sdtype, select_features
 from clinsynth.multitable._dates import date_format_of, encode_dates, plan_dates, to_ns
-from clinsynth.multitable._match import fit_match
+from clinsynth.multitable._match import fit_anchor, fit_match
 from clinsynth.multitable._plan import inherited_columns
 from clinsynth.multitable._schema import link_positions
 from clinsynth.transform import IdTransformer
@@ -92,14 +92,13 @@ def learn_table(
         specs[column] = dict(spec)
     for entry in link["secondary"]:
         parent = entry["parent"]
+        pos = link_positions(tables[parent][entry["pk"]], df[entry["fk"]])
+        exclude = keys | key_columns(md, name) | set(inherited)
         entry["match"] = fit_match(
-            df,
-            table,
-            tables[parent],
-            md.tables[parent],
-            link_positions(tables[parent][entry["pk"]], df[entry["fk"]]),
-            keys | key_columns(md, name) | set(inherited),
-            key_columns(md, parent),
+            df, table, tables[parent], md.tables[parent], pos, exclude, key_columns(md, parent)
+        )
+        entry["anchor"] = fit_anchor(
+            df, table, tables[parent], md.tables[parent], pos, entry["match"], exclude
         )
         if entry["nullable"]:
             entry["has"] = f"__has__{entry['fk']}"

@@ -151,3 +151,70 @@ def match_pick(
     pick = candidates[np.arange(n), best]
     pick[~valid.any(axis=1)] = -1
     return pick
+
+
+# --------------------------------------------------------------------------- re-anchored dates
+#: Quantiles of the real child-parent date gap kept (the extremes are left out).
+_GAP_LEVELS = np.linspace(0.01, 0.99, 99)
+
+
+def fit_anchor(
+    child: pd.DataFrame,
+    child_table: TableMetadata,
+    parent: pd.DataFrame,
+    parent_table: TableMetadata,
+    pos: np.ndarray,
+    fits: list[dict[str, Any]],
+    exclude: set[str],
+) -> dict[str, Any] | None:
+    """A date of the child that is its secondary parent's date plus a short gap (a procedure
+    on the day of its visit), to be redrawn from the chosen parent at sampling time.
+
+    Returns ``{"child", "parent", "gaps", "shift"}`` for the first matched pair of dates with
+    a slope near 1 whose real gap varies less than a fifth of the child date itself (quartile
+    spreads): ``gaps`` are quantiles (1% to 99%) of the real gap in days, ``shift`` the child's
+    other date columns that move with it (their gap to it varies less than they do).
+    """
+    linked = pos >= 0
+    for fit in fits:
+        cspec = child_table.columns[fit["child"]]
+        pspec = parent_table.columns[fit["parent"]]
+        if cspec.get("sdtype") != "datetime" or pspec.get("sdtype") != "datetime":
+            continue
+        if not 0.9 <= fit["b"] <= 1.1:
+            continue
+        x_all = numeric_values(child[fit["child"]], cspec)
+        y = numeric_values(parent[fit["parent"]], pspec)[pos[linked]]
+        x = x_all[linked]
+        ok = ~np.isnan(x) & ~np.isnan(y)
+        if ok.sum() < MIN_ROWS:
+            continue
+        gap = x[ok] - y[ok]
+        if _spread(gap) >= 0.2 * _spread(x_all[~np.isnan(x_all)]):
+            continue
+        shift = []
+        for column, spec in child_table.columns.items():
+            if column in exclude or column == fit["child"] or spec.get("sdtype") != "datetime":
+                continue
+            v = numeric_values(child[column], spec)
+            both = ~np.isnan(v) & ~np.isnan(x_all)
+            if both.sum() >= MIN_ROWS and np.std(v[both] - x_all[both]) < 0.5 * np.std(v[both]):
+                shift.append(column)
+        return {
+            "child": fit["child"],
+            "parent": fit["parent"],
+            "gaps": np.quantile(gap, _GAP_LEVELS).tolist(),
+            "shift": shift,
+        }
+    return None
+
+
+def _spread(x: np.ndarray) -> float:
+    q1, q3 = np.quantile(x, [0.25, 0.75]) if len(x) else (0.0, 0.0)
+    return float(q3 - q1) if q3 > q1 else float(np.std(x))
+
+
+def draw_gaps(anchor: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` child-parent gaps in nanoseconds from the stored quantiles of the real gaps."""
+    days = np.interp(rng.random(n), _GAP_LEVELS, np.asarray(anchor["gaps"], dtype=np.float64))
+    return np.round(days * _DAY_NS).astype(np.int64)
