@@ -401,7 +401,7 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _generate(self, num_rows: int, generator: torch.Generator, slot: int | None = None,
                   **kwargs: Any) -> torch.Tensor:
         device = self._space.device
-        z = self._noise(num_rows, generator, device)
+        inputs = [self._noise(num_rows, generator, device)]
         if len(self._space):
             if slot is None:
                 column, level = self._space.draw(num_rows, generator, self._space.sample_cum)
@@ -409,9 +409,8 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
             else:
                 cond = torch.zeros(num_rows, self._space.dim, device=device)
                 cond[:, slot] = 1.0
-            z = torch.cat([z, cond], dim=1)
-        raw_t = output_t(self.generator.out, self.generator.blocks(z))
-        return sample_rows_t(raw_t, self._layout, generator)
+            inputs.append(cond)
+        return sample_rows_t(self.generator.output_t(*inputs), self._layout, generator)
 
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator,

@@ -34,7 +34,6 @@ from clinsynth.synthesizers.nn import (
     Critic,
     ResidualGenerator,
     activate,
-    output_t,
     sample_rows_t,
 )
 
@@ -300,8 +299,7 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
             levels = torch.full((num_rows,), level, device=device, dtype=torch.long)
         cond = torch.nn.functional.one_hot(levels, width).float()
         z = torch.randn(num_rows, self.embedding_dim, generator=generator, device=device)
-        h = self.generator.blocks(torch.cat([z, cond], dim=1))
-        rows_t = sample_rows_t(output_t(self.generator.out, h), self._layout, generator)
+        rows_t = sample_rows_t(self.generator.output_t(z, cond), self._layout, generator)
         rows_t.index_copy_(0, self._cond_index, cond.T)
         return rows_t
 

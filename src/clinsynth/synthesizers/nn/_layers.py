@@ -345,6 +345,34 @@ class ResidualGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.blocks(x))
 
+    def output_t(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Inference: ``forward(cat(inputs))`` transposed, ``(out_features, rows)``.
+
+        No concatenation: each block's input ``[h_k, ..., h_1, x]`` stays a list of pieces
+        that the block's weight meets column slice by column slice, and batch normalization
+        (running statistics, eval mode) is folded into the block's weights. At a million rows
+        the concatenations would copy more bytes than the matrix products read.
+        """
+        pieces = list(inputs)
+        for block in self.blocks:
+            fc, bn = block.fc, block.bn
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            weight = fc.weight * scale.unsqueeze(1)
+            h = ((fc.bias - bn.running_mean) * scale + bn.bias).expand(len(pieces[0]), -1)
+            start = 0
+            for piece in pieces:
+                end = start + piece.shape[1]
+                h = torch.addmm(h, piece, weight[:, start:end].T)
+                start = end
+            pieces.insert(0, h.relu_())
+        out = self.out.bias.unsqueeze(1).expand(-1, len(pieces[0]))
+        start = 0
+        for piece in pieces:
+            end = start + piece.shape[1]
+            out = torch.addmm(out, self.out.weight[:, start:end], piece.T)
+            start = end
+        return out
+
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     """Linear-ReLU stack ending in a linear layer."""
