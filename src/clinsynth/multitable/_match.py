@@ -8,8 +8,15 @@ numeric or date columns of the child that predict a column of its real secondary
 (a straight-line fit over linked rows with R² >= ``MIN_R2``: the encounter's start from the
 condition's start). At sampling time :func:`match_pick` draws ``CANDIDATES`` parents per child
 row as before (weighted by modeled children, inside the shared ancestor) and keeps one with
-probability proportional to the Gaussian likelihood of its column given the child's (sampling
-importance resampling: the pick follows ``weight x likelihood``).
+probability proportional to the likelihood (Student t, robust scale) of its column given the
+child's (sampling importance resampling: the pick follows ``weight x likelihood``).
+
+Choosing cannot help when the shared ancestor offers one candidate (a person with one visit):
+the child was drawn from its primary chain, years away. So a child *date* tied to a parent date
+(:func:`fit_anchor`: slope near 1, a gap far tighter than the date's spread, e.g. a procedure
+on the day of its visit) is then redrawn from the chosen parent's date plus a gap from the real
+gaps' quantiles; the child's dates that move with it shift too, and the date rules are clipped
+again (:func:`clinsynth.multitable._dates.shift_dates`).
 """
 
 from __future__ import annotations
@@ -154,8 +161,9 @@ def match_pick(
 
 
 # --------------------------------------------------------------------------- re-anchored dates
-#: Quantiles of the real child-parent date gap kept (the extremes are left out).
-_GAP_LEVELS = np.linspace(0.01, 0.99, 99)
+#: Quantiles of the real child-parent date gap kept in the model: 21, the extremes left out, so
+#: that a small linked table's individual gaps are not stored one by one.
+_GAP_LEVELS = np.linspace(0.025, 0.975, 21)
 
 
 def fit_anchor(
@@ -172,8 +180,8 @@ def fit_anchor(
 
     Returns ``{"child", "parent", "gaps", "shift"}`` for the first matched pair of dates with
     a slope near 1 whose real gap varies less than a fifth of the child date itself (quartile
-    spreads): ``gaps`` are quantiles (1% to 99%) of the real gap in days, ``shift`` the child's
-    other date columns that move with it (their gap to it varies less than they do).
+    spreads): ``gaps`` are 21 quantiles (2.5% to 97.5%) of the real gap in days, ``shift`` the
+    child's other date columns that move with it (their gap to it varies less than they do).
     """
     linked = pos >= 0
     for fit in fits:
