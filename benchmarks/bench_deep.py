@@ -17,6 +17,7 @@ other at every operation, and a descheduled thread stalls them all.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--sdv-sample-rows", type=int, default=100_000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # a benchmark's choice, never the library's
+    print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()}", flush=True)
 
     train, _ = split(load_rhc())
     metadata = Metadata.detect_from_dataframe(train)
@@ -126,12 +128,14 @@ def main() -> None:
                 row["clinsynth quality"] = float(report.get_score())
             except ImportError:
                 pass
+        row["load (1 min)"] = os.getloadavg()[0]
         rows.append(row)
         print(markdown([row]), flush=True)
         if args.sdv:
             sdv_row = run_sdv(name, train, metadata, args.epochs, args.sdv_sample_rows,
                               not args.no_quality)
             row["speed-up vs SDV (same run)"] = sdv_row["fit s"] / fit_s
+            sdv_row["load (1 min)"] = os.getloadavg()[0]
             rows.append(sdv_row)
             print(markdown([sdv_row]), flush=True)
     print()
