@@ -8,6 +8,7 @@ of every step are saved under the test's ``tmp_path``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,6 +42,20 @@ pytestmark = [
         "`apt-get install chromium` installs it).",
     ),
 ]
+
+
+def _next(page, number: int, step: str) -> None:  # noqa: ANN001 - a Playwright page
+    """Click 'Next: <number>. <step>' and wait until that page has finished running.
+
+    A click on a button of the new page while Streamlit still runs the previous one can be
+    lost (seen under load), so wait for the app to be idle.
+    """
+    from playwright.sync_api import expect
+
+    main = page.get_by_role("main")
+    main.get_by_role("button", name=f"Next: {number}. {step}").click()
+    expect(main.get_by_role("heading", name=re.compile(rf"^{number}\. "))).to_be_visible()
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
 
 
 def _free_port() -> int:
@@ -127,18 +142,18 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
             shot("1_data")
 
             # 2. Metadata: detected types, all fine.
-            main.get_by_role("button", name="Next: 2. Metadata").click()
+            _next(page, 2, "Metadata")
             expect(main.get_by_text("The metadata fits the data")).to_be_visible()
             shot("2_metadata")
 
             # 3. Model: the default (fast) model.
-            main.get_by_role("button", name="Next: 3. Model").click()
+            _next(page, 3, "Model")
             main.get_by_role("button", name="Train the model").click()
             expect(main.get_by_text("trained on 120 patients")).to_be_visible()
             shot("3_model")
 
             # 4. Generate 200 rows, with a condition.
-            main.get_by_role("button", name="Next: 4. Generate").click()
+            _next(page, 4, "Generate")
             rows = main.get_by_role("spinbutton", name="Number of synthetic patients")
             rows.fill("200")
             rows.press("Enter")
@@ -151,7 +166,7 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
             shot("4_generate")
 
             # 5. Compare: scores and plots.
-            main.get_by_role("button", name="Next: 5. Compare").click()
+            _next(page, 5, "Compare")
             main.get_by_role("button", name="Compare real and synthetic data").click()
             expect(main.get_by_text("Fidelity", exact=True)).to_be_visible()
             plots = main.locator(".js-plotly-plot")
@@ -160,7 +175,7 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
             shot("5_compare")
 
             # 6. Download the synthetic CSV.
-            main.get_by_role("button", name="Next: 6. Download").click()
+            _next(page, 6, "Download")
             with page.expect_download() as info:
                 main.get_by_role("button", name="Synthetic data (CSV)").click()
             download = tmp_path / "synthetic.csv"
@@ -237,28 +252,28 @@ def test_linked_tables_upload_train_generate_compare_download(server: str, tmp_p
             ).to_be_visible()
             shot("t1_data")
 
-            main.get_by_role("button", name="Next: 2. Metadata").click()
+            _next(page, 2, "Metadata")
             expect(main.get_by_text("How the tables are linked")).to_be_visible()
             expect(main.get_by_text("The metadata fits the data")).to_be_visible()
             shot("t2_metadata")
 
-            main.get_by_role("button", name="Next: 3. Model").click()
+            _next(page, 3, "Model")
             main.get_by_role("button", name="Train the model").click()
             expect(main.get_by_text("trained on 3 linked tables")).to_be_visible()
             shot("t3_model")
 
-            main.get_by_role("button", name="Next: 4. Generate").click()
+            _next(page, 4, "Generate")
             main.get_by_role("button", name="Generate synthetic tables").click()
             expect(main.get_by_text("Synthetic tables generated")).to_be_visible()
             shot("t4_generate")
 
-            main.get_by_role("button", name="Next: 5. Compare").click()
+            _next(page, 5, "Compare")
             main.get_by_role("button", name="Compare real and synthetic tables").click()
             expect(main.get_by_text("Keys and links", exact=True)).to_be_visible()
             expect(main.locator(".js-plotly-plot").first).to_be_visible()
             shot("t5_compare")
 
-            main.get_by_role("button", name="Next: 6. Download").click()
+            _next(page, 6, "Download")
             with page.expect_download() as info:
                 main.get_by_role("button", name="All tables (ZIP of CSV files").click()
             archive_path = tmp_path / "synthetic_tables.zip"
