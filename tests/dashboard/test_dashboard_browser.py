@@ -108,97 +108,107 @@ def server(tmp_path: Path) -> Iterator[str]:
             process.wait()
 
 
-def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> None:
+@pytest.fixture
+def page(server: str, tmp_path: Path) -> Iterator:
+    """A headless chromium page on the dashboard's first step; screenshots go to
+    ``tmp_path / "screenshots"``."""
     from playwright.sync_api import expect, sync_playwright
 
-    from clinsynth.simulate import simulate_cohort
-
-    real, _ = simulate_cohort(150, seed=3)
-    csv_path = tmp_path / "patients.csv"
-    real.to_csv(csv_path, index=False)
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-
+    (tmp_path / "screenshots").mkdir()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
             page.set_default_timeout(60_000)
             expect.set_options(timeout=60_000)
-            main = page.get_by_role("main")
-
-            def shot(name: str) -> None:
-                page.wait_for_timeout(800)  # let tables and charts finish drawing
-                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-
             page.goto(server)
-            expect(main.get_by_role("heading", name="1. Data")).to_be_visible()
-            shot("0_start")
-
-            # 1. Data: upload the CSV.
-            page.locator("input[type=file]").set_input_files(str(csv_path))
-            expect(main.get_by_text("Using the file 'patients.csv'")).to_be_visible()
-            expect(main.get_by_text("150 rows and 21 columns")).to_be_visible()
-            shot("1_data")
-
-            # 2. Metadata: detected types, all fine.
-            _next(page, 2, "Metadata")
-            expect(main.get_by_text("The metadata fits the data")).to_be_visible()
-            shot("2_metadata")
-
-            # 3. Model: the default (fast) model.
-            _next(page, 3, "Model")
-            main.get_by_role("button", name="Train the model").click()
-            expect(main.get_by_text("trained on 120 patients")).to_be_visible()
-            shot("3_model")
-
-            # 4. Generate 200 rows, with a condition.
-            _next(page, 4, "Generate")
-            rows = main.get_by_role("spinbutton", name="Number of synthetic patients")
-            rows.fill("200")
-            rows.press("Enter")
-            main.get_by_role("textbox", name="Conditions (optional), one per line").fill(
-                "age >= 40"
-            )
-            main.get_by_role("button", name="Generate synthetic patients").click()
-            generated = main.get_by_text("200 synthetic patients generated with age")
-            expect(generated).to_be_visible()
-            shot("4_generate")
-
-            # 5. Compare: scores and plots.
-            _next(page, 5, "Compare")
-            main.get_by_role("button", name="Compare real and synthetic data").click()
-            expect(main.get_by_text("Fidelity", exact=True)).to_be_visible()
-            plots = main.locator(".js-plotly-plot")
-            expect(plots).to_have_count(3)  # one column (histogram + box) and two heatmaps
-            expect(main.get_by_text("How the numbers move together")).to_be_visible()
-            shot("5_compare")
-
-            # 6. Download the synthetic CSV.
-            _next(page, 6, "Download")
-            with page.expect_download() as info:
-                main.get_by_role("button", name="Synthetic data (CSV)").click()
-            download = tmp_path / "synthetic.csv"
-            info.value.save_as(download)
-            files = {}
-            for label, name in (
-                ("Synthetic data (Excel)", "synthetic.xlsx"),
-                ("Report (HTML", "report.html"),
-                ("Metadata (JSON)", "metadata.json"),
-                ("Model (zip", "model.zip"),
-            ):
-                with page.expect_download() as info:
-                    main.get_by_role("button", name=label).click()
-                files[name] = tmp_path / name
-                info.value.save_as(files[name])
-            shot("6_download")
-
-            # Back to step 1 from the sidebar: the data is still there.
-            page.get_by_role("radiogroup", name="Steps").get_by_text("1. Data").click()
-            expect(main.get_by_text("Using the file 'patients.csv'")).to_be_visible()
-            assert not main.locator(".stException").count(), "a stack trace is on the page"
+            expect(page.get_by_role("main").get_by_role("heading", name="1. Data")).to_be_visible()
+            yield page
+            assert not page.locator(".stException").count(), "a stack trace is on the page"
         finally:
             browser.close()
+
+
+def _shot(page, folder: Path, name: str) -> None:  # noqa: ANN001 - a Playwright page
+    page.wait_for_timeout(800)  # let tables and charts finish drawing
+    page.screenshot(path=str(folder / "screenshots" / f"{name}.png"), full_page=True)
+
+
+def test_upload_train_generate_compare_download(page, tmp_path: Path) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect
+
+    from clinsynth.simulate import simulate_cohort
+
+    real, _ = simulate_cohort(150, seed=3)
+    csv_path = tmp_path / "patients.csv"
+    real.to_csv(csv_path, index=False)
+
+    main = page.get_by_role("main")
+
+    def shot(name: str) -> None:
+        _shot(page, tmp_path, name)
+
+    shot("0_start")
+
+    # 1. Data: upload the CSV.
+    page.locator("input[type=file]").set_input_files(str(csv_path))
+    expect(main.get_by_text("Using the file 'patients.csv'")).to_be_visible()
+    expect(main.get_by_text("150 rows and 21 columns")).to_be_visible()
+    shot("1_data")
+
+    # 2. Metadata: detected types, all fine.
+    _next(page, 2, "Metadata")
+    expect(main.get_by_text("The metadata fits the data")).to_be_visible()
+    shot("2_metadata")
+
+    # 3. Model: the default (fast) model.
+    _next(page, 3, "Model")
+    main.get_by_role("button", name="Train the model").click()
+    expect(main.get_by_text("trained on 120 patients")).to_be_visible()
+    shot("3_model")
+
+    # 4. Generate 200 rows, with a condition.
+    _next(page, 4, "Generate")
+    rows = main.get_by_role("spinbutton", name="Number of synthetic patients")
+    rows.fill("200")
+    rows.press("Enter")
+    main.get_by_role("textbox", name="Conditions (optional), one per line").fill("age >= 40")
+    main.get_by_role("button", name="Generate synthetic patients").click()
+    generated = main.get_by_text("200 synthetic patients generated with age")
+    expect(generated).to_be_visible()
+    shot("4_generate")
+
+    # 5. Compare: scores and plots.
+    _next(page, 5, "Compare")
+    main.get_by_role("button", name="Compare real and synthetic data").click()
+    expect(main.get_by_text("Fidelity", exact=True)).to_be_visible()
+    plots = main.locator(".js-plotly-plot")
+    expect(plots).to_have_count(3)  # one column (histogram + box) and two heatmaps
+    expect(main.get_by_text("How the numbers move together")).to_be_visible()
+    shot("5_compare")
+
+    # 6. Download the synthetic CSV.
+    _next(page, 6, "Download")
+    with page.expect_download() as info:
+        main.get_by_role("button", name="Synthetic data (CSV)").click()
+    download = tmp_path / "synthetic.csv"
+    info.value.save_as(download)
+    files = {}
+    for label, name in (
+        ("Synthetic data (Excel)", "synthetic.xlsx"),
+        ("Report (HTML", "report.html"),
+        ("Metadata (JSON)", "metadata.json"),
+        ("Model (zip", "model.zip"),
+    ):
+        with page.expect_download() as info:
+            main.get_by_role("button", name=label).click()
+        files[name] = tmp_path / name
+        info.value.save_as(files[name])
+    shot("6_download")
+
+    # Back to step 1 from the sidebar: the data is still there.
+    page.get_by_role("radiogroup", name="Steps").get_by_text("1. Data").click()
+    expect(main.get_by_text("Using the file 'patients.csv'")).to_be_visible()
 
     synthetic = pd.read_csv(download)
     assert synthetic.shape == (200, real.shape[1])
@@ -212,12 +222,12 @@ def test_upload_train_generate_compare_download(server: str, tmp_path: Path) -> 
     assert model.sample(5).shape == (5, real.shape[1])
 
 
-def test_linked_tables_upload_train_generate_compare_download(server: str, tmp_path: Path) -> None:
+def test_linked_tables_upload_train_generate_compare_download(page, tmp_path: Path) -> None:  # noqa: ANN001
     """Three CSV files of the hospital simulator: links detected, HMA trained, ZIP downloaded."""
     import json
     import zipfile
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from clinsynth.simulate import simulate_hospital
 
@@ -226,66 +236,49 @@ def test_linked_tables_upload_train_generate_compare_download(server: str, tmp_p
     for name, frame in tables.items():
         paths.append(tmp_path / f"{name}.csv")
         frame.to_csv(paths[-1], index=False)
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
-            page.set_default_timeout(60_000)
-            expect.set_options(timeout=60_000)
-            main = page.get_by_role("main")
+    main = page.get_by_role("main")
 
-            def shot(name: str) -> None:
-                page.wait_for_timeout(800)  # let tables and charts finish drawing
-                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    def shot(name: str) -> None:
+        _shot(page, tmp_path, name)
 
-            page.goto(server)
-            main.get_by_text("Upload linked tables (several CSV files)").click()
-            expect(
-                main.get_by_text("Your tables (select all the CSV files at once)")
-            ).to_be_visible()
-            page.locator("input[type=file][multiple]").set_input_files([str(p) for p in paths])
-            expect(
-                main.get_by_text("Using the uploaded files: 3 linked tables — patients")
-            ).to_be_visible()
-            shot("t1_data")
+    main.get_by_text("Upload linked tables (several CSV files)").click()
+    expect(main.get_by_text("Your tables (select all the CSV files at once)")).to_be_visible()
+    page.locator("input[type=file][multiple]").set_input_files([str(p) for p in paths])
+    expect(main.get_by_text("Using the uploaded files: 3 linked tables — patients")).to_be_visible()
+    shot("t1_data")
 
-            _next(page, 2, "Metadata")
-            expect(main.get_by_text("How the tables are linked")).to_be_visible()
-            expect(main.get_by_text("The metadata fits the data")).to_be_visible()
-            shot("t2_metadata")
+    _next(page, 2, "Metadata")
+    expect(main.get_by_text("How the tables are linked")).to_be_visible()
+    expect(main.get_by_text("The metadata fits the data")).to_be_visible()
+    shot("t2_metadata")
 
-            _next(page, 3, "Model")
-            main.get_by_role("button", name="Train the model").click()
-            expect(main.get_by_text("trained on 3 linked tables")).to_be_visible()
-            shot("t3_model")
+    _next(page, 3, "Model")
+    main.get_by_role("button", name="Train the model").click()
+    expect(main.get_by_text("trained on 3 linked tables")).to_be_visible()
+    shot("t3_model")
 
-            _next(page, 4, "Generate")
-            main.get_by_role("button", name="Generate synthetic tables").click()
-            expect(main.get_by_text("Synthetic tables generated")).to_be_visible()
-            shot("t4_generate")
+    _next(page, 4, "Generate")
+    main.get_by_role("button", name="Generate synthetic tables").click()
+    expect(main.get_by_text("Synthetic tables generated")).to_be_visible()
+    shot("t4_generate")
 
-            _next(page, 5, "Compare")
-            main.get_by_role("button", name="Compare real and synthetic tables").click()
-            expect(main.get_by_text("Keys and links", exact=True)).to_be_visible()
-            expect(main.locator(".js-plotly-plot").first).to_be_visible()
-            shot("t5_compare")
+    _next(page, 5, "Compare")
+    main.get_by_role("button", name="Compare real and synthetic tables").click()
+    expect(main.get_by_text("Keys and links", exact=True)).to_be_visible()
+    expect(main.locator(".js-plotly-plot").first).to_be_visible()
+    shot("t5_compare")
 
-            _next(page, 6, "Download")
-            with page.expect_download() as info:
-                main.get_by_role("button", name="All tables (ZIP of CSV files").click()
-            archive_path = tmp_path / "synthetic_tables.zip"
-            info.value.save_as(archive_path)
-            with page.expect_download() as info:
-                main.get_by_role("button", name="Report (HTML").click()
-            report_path = tmp_path / "tables_report.html"
-            info.value.save_as(report_path)
-            shot("t6_download")
-            assert not main.locator(".stException").count(), "a stack trace is on the page"
-        finally:
-            browser.close()
+    _next(page, 6, "Download")
+    with page.expect_download() as info:
+        main.get_by_role("button", name="All tables (ZIP of CSV files").click()
+    archive_path = tmp_path / "synthetic_tables.zip"
+    info.value.save_as(archive_path)
+    with page.expect_download() as info:
+        main.get_by_role("button", name="Report (HTML").click()
+    report_path = tmp_path / "tables_report.html"
+    info.value.save_as(report_path)
+    shot("t6_download")
 
     with zipfile.ZipFile(archive_path) as archive:
         assert set(archive.namelist()) == {

@@ -66,6 +66,11 @@ def _evaluate(target: str | None) -> None:
         "Comparing",
         failed="The comparison failed.",
     )
+    _keep(result)
+
+
+def _keep(result: object | None) -> None:
+    """Store a comparison that succeeded (a failed one has shown its message already)."""
     if result is not None:
         _state.put("evaluation", result)
 
@@ -207,8 +212,7 @@ def _evaluate_tables() -> None:
         "Comparing",
         failed="The comparison failed.",
     )
-    if report is not None:
-        _state.put("evaluation", report)
+    _keep(report)
 
 
 def _children_per_parent(report) -> None:  # noqa: ANN001 - a MultiTableReport
