@@ -23,9 +23,9 @@ from clinsynth.multitable._learn import aligned, count_column
 from clinsynth.multitable._match import (
     CANDIDATES,
     MATCH_BLOCK,
-    draw_gaps,
     match_pick,
     numeric_values,
+    redrawn_dates,
 )
 from clinsynth.multitable._schema import compose
 from clinsynth.synthesizers import BaseSynthesizer
@@ -309,7 +309,7 @@ def anchor_to_parent(
     xs, xp = to_ns(decoded[anchor["child"]], entries[anchor["child"]].get("format"))
     safe = np.where(pick >= 0, pick, 0)
     valid = (pick >= 0) & xp & pok[safe]
-    target = pns[safe] + draw_gaps(anchor, len(pick), rng)
+    target = redrawn_dates(anchor, pns[safe], rng)
     delta = np.where(valid, target - xs, 0)
     return shift_dates(plan["dates"], decoded, [anchor["child"], *anchor["shift"]], delta, bounds)
 

@@ -178,10 +178,11 @@ def fit_anchor(
     """A date of the child that is its secondary parent's date plus a short gap (a procedure
     on the day of its visit), to be redrawn from the chosen parent at sampling time.
 
-    Returns ``{"child", "parent", "gaps", "shift"}`` for the first matched pair of dates with
-    a slope near 1 whose real gap varies less than a fifth of the child date itself (quartile
-    spreads): ``gaps`` are 21 quantiles (2.5% to 97.5%) of the real gap in days, ``shift`` the
-    child's other date columns that move with it (their gap to it varies less than they do).
+    Returns ``{"child", "parent", "gaps", "shift", "range"}`` for the first matched pair of
+    dates with a slope near 1 whose real gap varies less than a fifth of the child date itself
+    (quartile spreads): ``gaps`` are 21 quantiles (2.5% to 97.5%) of the real gap in days,
+    ``shift`` the child's other date columns that move with it (their gap to it varies less
+    than they do), ``range`` the child date's observed range in days (kept when redrawn).
     """
     linked = pos >= 0
     for fit in fits:
@@ -208,11 +209,14 @@ def fit_anchor(
             both = ~np.isnan(v) & ~np.isnan(x_all)
             if both.sum() >= MIN_ROWS and np.std(v[both] - x_all[both]) < 0.5 * np.std(v[both]):
                 shift.append(column)
+        present = x_all[~np.isnan(x_all)]
         return {
             "child": fit["child"],
             "parent": fit["parent"],
             "gaps": np.quantile(gap, _GAP_LEVELS).tolist(),
             "shift": shift,
+            # the child date's observed range, which a redrawn date keeps (like every model)
+            "range": [float(present.min()), float(present.max())],
         }
     return None
 
@@ -222,7 +226,16 @@ def _spread(x: np.ndarray) -> float:
     return float(q3 - q1) if q3 > q1 else float(np.std(x))
 
 
-def draw_gaps(anchor: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` child-parent gaps in nanoseconds from the stored quantiles of the real gaps."""
-    days = np.interp(rng.random(n), _GAP_LEVELS, np.asarray(anchor["gaps"], dtype=np.float64))
-    return np.round(days * _DAY_NS).astype(np.int64)
+def redrawn_dates(
+    anchor: dict[str, Any], parent_ns: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Child dates (nanoseconds) from their parents' dates plus gaps drawn from the stored
+    quantiles of the real gaps, kept within the child date's observed range."""
+    days = np.interp(
+        rng.random(len(parent_ns)), _GAP_LEVELS, np.asarray(anchor["gaps"], dtype=np.float64)
+    )
+    target = parent_ns + np.round(days * _DAY_NS).astype(np.int64)
+    if "range" in anchor:
+        low, high = (np.round(np.asarray(anchor["range"]) * _DAY_NS)).astype(np.int64)
+        target = np.clip(target, low, high)
+    return target
