@@ -415,20 +415,18 @@ class NonNegative(Positive):
 
 
 # --------------------------------------------------------------------------- combinations
-class FixedCombinations(Constraint):
-    """Only combinations of these columns' values seen in the real data, e.g.
-    ``FixedCombinations(["sex", "pregnant"])`` (no pregnant male) or ICD chapter and code.
+class _JointCategorical(Constraint):
+    """A rule over several columns reparametrized as one categorical column of their joint
+    value: the columns leave the table and ``joint_column`` takes their place."""
 
-    Reparametrized: the columns become one categorical column of their joint levels.
-    """
-
-    type = "fixed_combinations"
     can_reparametrize = True
+    #: Marks the joint column's name (after the common prefix).
+    _tag: ClassVar[str] = ""
 
     def __init__(self, columns: list[str]) -> None:
         super().__init__()
         if len(columns) < 2:
-            raise MetadataError("FixedCombinations needs at least two columns.")
+            raise MetadataError(f"{type(self).__name__} needs at least two columns.")
         self._columns = list(columns)
 
     @property
@@ -437,10 +435,36 @@ class FixedCombinations(Constraint):
 
     @property
     def joint_column(self) -> str:
-        return f"{_PREFIX}:{'+'.join(self._columns)}"
+        return f"{_PREFIX}:{self._tag}{'+'.join(self._columns)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "columns": self.columns}
+
+    def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
+        """The joint column's value on every row."""
+        raise NotImplementedError
+
+    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+        out = data.drop(columns=self._columns)
+        out[self.joint_column] = self._joint_values(data)
+        return out
+
+    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+        out = table.copy()
+        for col in self._columns:
+            del out.columns[col]
+        out.columns[self.joint_column] = {"sdtype": "categorical"}
+        return out
+
+
+class FixedCombinations(_JointCategorical):
+    """Only combinations of these columns' values seen in the real data, e.g.
+    ``FixedCombinations(["sex", "pregnant"])`` (no pregnant male) or ICD chapter and code.
+
+    Reparametrized: the columns become one categorical column of their joint levels.
+    """
+
+    type = "fixed_combinations"
 
     @staticmethod
     def _keys(data: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -459,17 +483,8 @@ class FixedCombinations(Constraint):
             return np.ones(len(data), dtype=bool)
         return self._keys(data, self._columns).isin(set(self.state["allowed"])).to_numpy()
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
-        out = data.drop(columns=self._columns)
-        out[self.joint_column] = self._keys(data, self._columns).to_numpy()
-        return out
-
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
-        out = table.copy()
-        for col in self._columns:
-            del out.columns[col]
-        out.columns[self.joint_column] = {"sdtype": "categorical"}
-        return out
+    def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
+        return self._keys(data, self._columns).to_numpy()
 
     def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
         keys = data[self.joint_column]
@@ -508,31 +523,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-class OneHot(Constraint):
+class OneHot(_JointCategorical):
     """Exactly one of these 0/1 columns is 1 on every row (e.g. mutually exclusive groups).
 
     Reparametrized: the columns become one categorical column naming the hot one.
     """
 
     type = "one_hot"
-    can_reparametrize = True
-
-    def __init__(self, columns: list[str]) -> None:
-        super().__init__()
-        if len(columns) < 2:
-            raise MetadataError("OneHot needs at least two columns.")
-        self._columns = list(columns)
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self._columns)
-
-    @property
-    def joint_column(self) -> str:
-        return f"{_PREFIX}:onehot:{'+'.join(self._columns)}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "columns": self.columns}
+    _tag = "onehot:"
 
     def _matrix(self, data: pd.DataFrame) -> np.ndarray:
         columns = []
@@ -553,18 +551,9 @@ class OneHot(Constraint):
         self.state = {"dtypes": [str(data[c].dtype) for c in self._columns]}
         return True
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
         hot = np.argmax(self._matrix(data), axis=1)
-        out = data.drop(columns=self._columns)
-        out[self.joint_column] = np.asarray(self._columns, dtype=object)[hot]
-        return out
-
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
-        out = table.copy()
-        for col in self._columns:
-            del out.columns[col]
-        out.columns[self.joint_column] = {"sdtype": "categorical"}
-        return out
+        return np.asarray(self._columns, dtype=object)[hot]
 
     def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
         hot = data[self.joint_column].to_numpy()

@@ -1,12 +1,22 @@
 """Conditional sampling for any synthesizer: equality on levels, ranges on numbers.
 
-Models with native conditioning override ``_sample_conditioned``; every other model gets rejection
-sampling whose batch size follows the measured acceptance rate.
+Models with native conditioning define ``_sample_conditioned(n, parsed, rng)``, which returns
+either ``n`` candidate rows (encoded, or decoded as a DataFrame) generated under the condition,
+which are then checked and topped up here, or a :class:`ConditionedRows` of rows that already meet
+the condition and the rules (the noise-space importance resampling of TVAE, HVAE-GAN and CTGAN, see
+``_latent_conditioning``; such a hook takes ``max_rounds``), or None for "no native way". Every
+other model gets rejection sampling whose batch size follows the measured acceptance rate.
+
+After each conditional ``sample``, ``model.conditioning_stats_`` tells how the rows were made:
+``method``, ``draws`` (rows generated and decoded) and ``rounds``.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +27,23 @@ from clinsynth.transform import CategoricalTransformer
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._base import BaseSynthesizer
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ConditionedRows:
+    """What a native hook returns when it checks the condition itself.
+
+    ``rows`` all meet the condition and every rule (there may be fewer than asked when the
+    budget ran out); ``draws`` rows were generated in ``rounds`` rounds.
+    """
+
+    rows: pd.DataFrame
+    draws: int
+    rounds: int
+    method: str
 
 
 _CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|=|>|<)\s*(.+?)\s*$")
@@ -167,26 +194,37 @@ def sample_with_conditions(
 ) -> pd.DataFrame:
     """Exactly ``num_rows`` rows meeting ``conditions`` and every rule of the model.
 
-    Uses the model's native conditioning (``_sample_conditioned(n, parsed, rng)`` returning
-    encoded rows) when it has one and no condition falls on a column reparametrized by a rule;
-    otherwise rejection, with batches sized by the measured acceptance rate.
+    Uses the model's native conditioning (``_sample_conditioned``, see the module docstring)
+    when it has one; a hook that returns encoded rows is used only when no condition falls on a
+    column reparametrized by a rule (it conditions on encoded columns). Otherwise rejection,
+    with batches sized by the measured acceptance rate.
     """
     parsed = parse_conditions(synth, conditions)
     rng = synth._sample_rng
     native = getattr(synth, "_sample_conditioned", None)
+    checks_rows = native is not None and "max_rounds" in inspect.signature(native).parameters
+    if checks_rows and num_rows > 0:
+        out = native(num_rows, parsed, rng, max_rounds=max_tries)
+        if out is not None:
+            return _checked_rows(synth, out, num_rows, conditions, parsed, rng)
     reparametrized = {
         c for r in getattr(synth, "_rules_", []) if r.reparametrized for c in r.columns
     }
     use_native = native is not None and not set(parsed) & reparametrized
     kept: list[pd.DataFrame] = []
-    have, tried, batch = 0, 0, max(num_rows, 100)
+    have, tried, batch, rounds = 0, 0, max(num_rows, 100), 0
+    method = "rejection"
     for _ in range(max_tries):
+        rounds += 1
         df = None
         if use_native:
             out = native(batch, parsed, rng)
+            if isinstance(out, ConditionedRows):  # e.g. a wrapper (auto) around such a hook
+                return _checked_rows(synth, out, num_rows, conditions, parsed, rng)
             if out is None:
                 use_native = False
             else:
+                method = "native conditioning, then rejection"
                 df = out if isinstance(out, pd.DataFrame) else synth._decode(out, rng)
         if df is None:
             df = synth._decode(synth._sample(batch, rng), rng)
@@ -200,6 +238,7 @@ def sample_with_conditions(
         rate = max(have / tried, 1.0 / tried)
         # Ask for what is missing at the measured acceptance rate, with margin; cap memory.
         batch = int(min(max((num_rows - have) / rate * 1.2, 100), 2_000_000))
+    _record(synth, method, tried, rounds, have)
     if have < num_rows:
         raise SamplingError(
             f"Could make only {have} of {num_rows} rows meeting {conditions} after {tried} "
@@ -208,6 +247,31 @@ def sample_with_conditions(
         )
     out = pd.concat(kept, ignore_index=True).iloc[:num_rows].reset_index(drop=True)
     return synth._regenerate_ids(out, rng)
+
+
+def _record(synth: BaseSynthesizer, method: str, draws: int, rounds: int, kept: int) -> None:
+    synth.conditioning_stats_ = {"method": method, "draws": int(draws), "rounds": int(rounds)}
+    logger.info("conditional sampling by %s: %d rows met the condition out of %d draws in %d "
+                "rounds", method, kept, draws, rounds)
+
+
+def _checked_rows(
+    synth: BaseSynthesizer, out: ConditionedRows, num_rows: int, conditions: dict[str, Any],
+    parsed: dict[str, Any], rng: np.random.Generator,
+) -> pd.DataFrame:
+    rows = out.rows
+    # The hook checked them; checking again costs little and keeps the promise here.
+    rows = rows[mask_for(rows, parsed, synth) & synth._valid(rows)]
+    _record(synth, out.method, out.draws, out.rounds, len(rows))
+    if len(rows) < num_rows:
+        raise SamplingError(
+            f"Could make only {len(rows)} of {num_rows} rows meeting {conditions} after "
+            f"{out.draws} draws in {out.rounds} rounds ({out.method}): the condition is too "
+            "rare for the model (or contradicts the data). Relax the condition, train longer, "
+            "or raise max_tries_per_batch."
+        )
+    rows = rows.iloc[:num_rows].reset_index(drop=True)
+    return synth._regenerate_ids(rows, rng)
 
 
 def sample_from_condition_rows(synth: BaseSynthesizer, conditions: pd.DataFrame) -> pd.DataFrame:

@@ -38,7 +38,6 @@ from clinsynth.synthesizers.nn import (
     ResidualGenerator,
     SpanLayout,
     activate,
-    output_t,
     sample_rows_t,
 )
 
@@ -437,16 +436,16 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         space = self._space
 
         def decode(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            if len(space):  # _generate, from its noise z on
+            inputs = [z]  # _generate, from its noise z to the raw output
+            if len(space):
                 if slot is None:
                     column, level = space.draw(len(z), generator, space.sample_cum)
                     cond = space.vector(column, level)
                 else:
                     cond = torch.zeros(len(z), space.dim, device=z.device)
                     cond[:, slot] = 1.0
-                z = torch.cat([z, cond], dim=1)
-            raw_t = output_t(self.generator.out, self.generator.blocks(z))
-            return sample_rows_t(raw_t, self._layout, generator)
+                inputs.append(cond)
+            return self.generator.output_t(*inputs)
 
         def reference(n: int, generator: torch.Generator) -> torch.Tensor:
             return self._generate(n, generator, slot=slot)

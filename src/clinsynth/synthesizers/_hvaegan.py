@@ -444,3 +444,25 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self._groups = {k: list(v) for k, v in state["groups"].items()}
+
+    # ------------------------------------------------------------------ conditions
+    def _sample_conditioned(self, num_rows: int, parsed: dict[str, Any], rng: Any,
+                            max_rounds: int = 100) -> Any:
+        """Rows meeting a condition: importance resampling in the noise of the hierarchy (the
+        top latent, the group latents' noise and the output noise; see
+        :mod:`clinsynth.synthesizers._latent_conditioning`)."""
+        from clinsynth.synthesizers._latent_conditioning import sample_in_noise_space
+
+        top = int(self.embedding_dim)
+        groups = int(self.group_embedding_dim * len(self._group_names))
+
+        def decode(noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            # _prior_latents and _generate, from their noise on.
+            mu, logvar = self.prior(noise[:, :top]).chunk(2, dim=1)
+            z = mu + noise[:, top:] * torch.exp(0.5 * logvar)
+            net = self.decoder.net
+            return output_t(net[-1], net[:-1](z))
+
+        return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(top, groups),
+                                     decode=decode, reference=self._generate,
+                                     sigma=self.decoder.sigma, max_rounds=max_rounds)

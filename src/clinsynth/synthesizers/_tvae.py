@@ -209,3 +209,18 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
 
     def _latent_dim(self, **options: Any) -> int:
         return int(self.embedding_dim)
+
+    def _sample_conditioned(self, num_rows: int, parsed: dict[str, Any], rng: Any,
+                            max_rounds: int = 100) -> Any:
+        """Rows meeting a condition: importance resampling in the noise space (``z`` and the
+        output noise; see
+        :mod:`clinsynth.synthesizers._latent_conditioning`)."""
+        from clinsynth.synthesizers._latent_conditioning import sample_in_noise_space
+
+        def decode(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            net = self.decoder.net  # _generate, from its z to the raw output
+            return output_t(net[-1], net[:-1](z))
+
+        return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(self.embedding_dim,),
+                                     decode=decode, reference=self._generate,
+                                     sigma=self.decoder.sigma, max_rounds=max_rounds)
