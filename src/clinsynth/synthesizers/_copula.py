@@ -241,10 +241,12 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
     Parameters
     ----------
     metadata : Metadata
-    default_distribution : {"auto", "norm", "lognorm", "gamma", "beta", "uniform", "empirical"}
+    default_distribution : {"auto", "norm", "lognorm", "gamma", "beta", "uniform", "empirical", \
+"kde"}
         Marginal family of numerical and datetime columns. ``auto`` fits every parametric family
         by moments and keeps the best by KS distance if it is within 0.02 of the data, otherwise
-        the empirical (quantile) marginal.
+        the empirical (quantile) marginal. ``kde``: a kernel-smoothed empirical marginal, so that
+        no training value comes back verbatim (at some cost in fidelity).
     numerical_distributions : dict, optional
         Per-column family overriding ``default_distribution``.
     stratify_by : str, "auto" or None

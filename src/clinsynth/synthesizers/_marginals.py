@@ -4,12 +4,13 @@ Each marginal maps a normal score ``z`` to a value through a precomputed grid, s
 values is one ``np.interp`` whatever the family. Families are fitted by moments (microseconds), not
 by iterative maximum likelihood, and chosen by the Kolmogorov-Smirnov distance to the data.
 
-When no parametric family fits, ``auto`` falls back on the data itself. Values that many rows
-share (counts, scores, heaped ages: on average two rows or more per value) keep the step CDF of the
-training values. Values that are mostly unique to one patient (continuous labs and measurements
-of a small table) get a kernel-smoothed CDF instead ("kde"): a step CDF would hand out each
-patient's exact value, so synthetic rows would sit measurably closer to the training patients than
-to unseen ones (a DCR share above 0.5).
+When no parametric family fits, ``auto`` falls back on the data itself: the step CDF of the
+training values (up to 1000 distinct values), else 1001 interpolated quantiles. The step CDF hands
+out training values verbatim, column by column (never whole rows). ``"kde"`` (asked for by name)
+is a kernel-smoothed CDF instead: no value of a small table comes back verbatim. It is not the
+``auto`` fallback because, measured on the field benchmark, it did not lower the DCR share (five
+splits of heart_failure_clinical and breast_cancer_wisconsin: within 0.005) and it raised RHC's
+detection AUC from 0.85 to 0.89.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ FAMILIES = ("norm", "lognorm", "gamma", "beta", "uniform", "empirical", "kde")
 PARAMETRIC = FAMILIES[:-2]
 #: A parametric family is preferred to the empirical one when its KS distance is at most this.
 PARSIMONY = 0.02
-#: ``auto`` keeps the step CDF when the rows share values: at least this many rows per value.
-ROWS_PER_VALUE_STEP = 2.0
-#: Up to this many distinct values the fallback is a step CDF or a KDE; beyond, 1001 interpolated
-#: quantiles (no value is then handed out verbatim, and a KDE would cost n^2).
+#: Up to this many distinct values the empirical marginal is a step CDF; beyond, 1001
+#: interpolated quantiles.
 _MAX_STEPS = 1000
 _KDE_GRID = 1025
+#: A KDE's kernels sit on at most this many values (a seeded subsample of larger columns).
+_KDE_MAX_CENTRES = 2000
 _QUANTILES = np.linspace(0.0, 1.0, 1001)
 _Z_GRID = np.linspace(-8.0, 8.0, 4001)
 _U_GRID = special.ndtr(_Z_GRID)
@@ -122,9 +123,6 @@ class Marginal:
             if best is None or d < best[0]:
                 best = (d, fam, params)
         if best is None or (family == "auto" and best[0] > PARSIMONY):
-            distinct = len(np.unique(x))
-            if distinct <= _MAX_STEPS and len(x) < ROWS_PER_VALUE_STEP * distinct:
-                return cls._kde(x)
             return cls._empirical(x)
         return cls(best[1], {k: float(v) for k, v in best[2].items()} | {"ks": best[0]})
 
@@ -136,9 +134,11 @@ class Marginal:
         wide in a skewed lab's sparse tail) around a Silverman pilot; reflected at the observed
         minimum and maximum so the support and the edge density are kept.
         """
+        lo, hi = float(np.min(x)), float(np.max(x))
+        if len(x) > _KDE_MAX_CENTRES:
+            x = np.random.default_rng(0).choice(x, _KDE_MAX_CENTRES, replace=False)
         x = np.sort(x)
         n = len(x)
-        lo, hi = float(x[0]), float(x[-1])
         spread = min(float(np.std(x)), float(np.subtract(*np.quantile(x, [0.75, 0.25]))) / 1.34)
         if spread <= 0:
             spread = float(np.std(x))
