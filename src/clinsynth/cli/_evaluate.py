@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -99,17 +100,7 @@ def evaluate_command(
     with _progress(quiet) as update:
         result = evaluate(real_df, synth_df, md, progress=update, **kwargs)
 
-    result.save_html(output)
-    if json_path is not None:
-        result.save_json(json_path)
-
-    table = Table(title="Evaluation summary")
-    for col in ("Section", "Score", "Verdict"):
-        table.add_column(col)
-    for _, row in result.summary().iterrows():
-        score = "—" if row["Score"] != row["Score"] else f"{row['Score']:.3f}"
-        table.add_row(row["Section"], score, row["Verdict"])
-    console.print(table)
+    _save_and_show(result, output, json_path, "Evaluation summary", result.summary())
     if result.privacy is not None:
         m = result.privacy.metrics
         console.print(
@@ -120,6 +111,22 @@ def evaluate_command(
         console.print(f"[dim]{name}: {why}[/dim]")
     written = f"Wrote {output}" + (f" and {json_path}" if json_path is not None else "")
     console.print(written + ".")
+
+
+def _save_and_show(
+    result: Any, output: Path, json_path: Path | None, title: str, frame: Any
+) -> None:
+    """Write the HTML (and JSON) report, then print ``frame`` (scores to 3 decimals)."""
+    result.save_html(output)
+    if json_path is not None:
+        result.save_json(json_path)
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col))
+    for row in frame.itertuples(index=False):
+        cells = [("—" if v != v else f"{v:.3f}") if isinstance(v, float) else str(v) for v in row]
+        table.add_row(*cells)
+    console.print(table)
 
 
 @contextlib.contextmanager
@@ -185,17 +192,7 @@ def _evaluate_schema(
         result = evaluate_multi_table(
             real_tables, synth_tables, md, random_state=seed, progress=update
         )
-    result.save_html(output)
-    if json_path is not None:
-        result.save_json(json_path)
-
-    table = Table(title="Multi-table evaluation")
-    for col in ("Section", "Property", "Score"):
-        table.add_column(col)
-    for _, row in result.get_properties().iterrows():
-        score = "—" if row["Score"] != row["Score"] else f"{row['Score']:.3f}"
-        table.add_row(row["Section"], row["Property"], score)
-    console.print(table)
+    _save_and_show(result, output, json_path, "Multi-table evaluation", result.get_properties())
     links = result.get_details("Referential Integrity")
     orphans = int(links["Orphans"].sum()) if len(links) else 0
     verdict = "PASS" if result.diagnostic_passed() else "FAIL"
