@@ -10,8 +10,9 @@ in :mod:`clinsynth.synthesizers.nn._diffusion`.
 
 Training: AdamW with a learning rate annealed linearly to zero, an exponential moving average
 (EMA) of the weights used for sampling, batches of shuffled row indices from the shared training
-engine. Sampling: ``sampling_steps`` strided steps (DDIM for the numbers, the respaced
-multinomial posterior for the categories; see the ``nn._diffusion`` module docstring).
+engine. Sampling: ``sampling_steps`` strided steps (the ancestral step for the numbers, or DDIM's
+deterministic one with ``eta=0``; the respaced multinomial posterior for the categories; see the
+``nn._diffusion`` module docstring).
 
 The quantile map is made exact for clinical numbers, which are mostly few-valued (integers,
 rounded labs, imputed defaults): a generated score is snapped to the value whose CDF interval
@@ -96,8 +97,12 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
         all ``T``. Fewer steps sample faster; on the benchmark tables 50 steps scored as well
         as 100 or 200 at a quarter of the time.
     eta : float
-        Noise of the Gaussian reverse step: 0 is DDIM's deterministic update, 1 the ancestral
-        DDPM step. Categories are always drawn from the reverse posterior.
+        Noise of the Gaussian reverse step: 0 is DDIM's deterministic update, 1 (the default,
+        as in the TabDDPM paper) the ancestral DDPM step. Categories are always drawn from the
+        reverse posterior. On the field benchmark's split, 1 against 0: breast cancer (398 rows)
+        quality 0.955 against 0.883, detection AUC 0.50 against 0.77, DCR share 0.53 against
+        0.58; heart failure (209 rows) DCR share 0.55 against 0.66 (quality 0.85 against 0.90);
+        support2 quality 0.958 against 0.947, DCR share 0.50 against 0.54; RHC unchanged.
     hidden_dims : tuple of int
         Hidden layer widths of the denoiser MLP.
     embedding_dim : int
@@ -158,7 +163,7 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
         weight_decay: float = 1e-4,
         num_timesteps: int = 1000,
         sampling_steps: int | None = 50,
-        eta: float = 0.0,
+        eta: float = 1.0,
         hidden_dims: tuple[int, ...] = (256, 256, 256),
         embedding_dim: int = 128,
         ema_decay: float = 0.995,
