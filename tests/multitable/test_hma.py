@@ -162,8 +162,27 @@ def test_progress_reports_each_table(hospital):
     HMASynthesizer(hospital_metadata(), random_state=1, progress=lambda *a: calls.append(a)).fit(
         hospital
     )
-    assert calls[0][:2] == (4, 0) and calls[-1][:2] == (4, 4)
+    total = calls[0][0]
+    assert calls[0][1] == 0 and calls[-1][:2] == (total, total)
+    assert all(t == total for t, _, _ in calls)
+    assert [c for _, c, _ in calls] == sorted(c for _, c, _ in calls)  # never goes back
     assert any("labs" in message for _, _, message in calls)
+
+
+def test_progress_forwards_each_table_models_rounds(hospital):
+    """A deep table model's epochs reach the caller, prefixed with the table's name."""
+    calls = []
+    HMASynthesizer(
+        hospital_metadata(),
+        table_synthesizers="tvae",
+        epochs=2,
+        batch_size=50,
+        random_state=1,
+        progress=lambda *a: calls.append(a),
+    ).fit(hospital)
+    rounds = [m for _, _, m in calls if "epoch" in m]
+    assert any(m.startswith("Table 'labs': epoch 2/2") for m in rounds), rounds
+    assert [c for _, c, _ in calls] == sorted(c for _, c, _ in calls)
 
 
 class _Bootstrap(BaseSynthesizer):

@@ -259,7 +259,12 @@ class HierarchicalSynthesizer:
         augmented: dict[str, pd.DataFrame] = {}
         date_cache: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         for step, name in enumerate(order):
-            report(self.progress, len(order), step, f"Fitting table '{name}'")
+            report(
+                self.progress,
+                len(order) * _STEPS_PER_TABLE,
+                step * _STEPS_PER_TABLE,
+                f"Fitting table '{name}'",
+            )
             df = tables[name]
             if name in reference:
                 self._reference_data[name] = df.reset_index(drop=True)
@@ -289,9 +294,11 @@ class HierarchicalSynthesizer:
                     Metadata({name: model_md}),
                     random_state=seed,
                     verbose=self.verbose,
+                    progress=_table_progress(self.progress, name, step, len(order)),
                     **params[name],
                 )
                 model.fit(frame)
+                model.progress = None  # the caller's callback is not part of the fitted model
                 if context:
                     plan["axis"] = projection(frame[context].to_numpy(dtype=np.float64)).tolist()
                     plan["strata"] = strata_statistics(model, frame, context)
@@ -306,7 +313,7 @@ class HierarchicalSynthesizer:
             )
             date_cache[name] = date_columns(work_md.tables[name], df)
             logger.info("Table '%s' fitted (%d rows).", name, len(df))
-        report(self.progress, len(order), len(order), "done")
+        report(self.progress, len(order) * _STEPS_PER_TABLE, len(order) * _STEPS_PER_TABLE, "done")
         self._order = order
         self._metadata_used = work_md
         self._sample_seed = derive_seed(rng)
@@ -593,3 +600,26 @@ class HierarchicalSynthesizer:
 
 #: SDV's name for the same idea.
 HMASynthesizer = HierarchicalSynthesizer
+
+
+#: Steps each table's fit is divided into when its own progress is forwarded.
+_STEPS_PER_TABLE = 1000
+
+
+def _table_progress(
+    progress: ProgressCallback | None, table: str, step: int, n_tables: int
+) -> ProgressCallback | None:
+    """Forward a table model's ``progress(total, completed, message)`` as overall progress.
+
+    Table ``step`` of ``n_tables`` covers ``_STEPS_PER_TABLE`` steps of the overall bar; the
+    message is prefixed with the table's name ("Table 'visits': epoch 3/10 loss 1.2").
+    """
+    if progress is None:
+        return None
+
+    def forward(total: int, completed: int, message: str = "") -> None:
+        share = min(max(completed / total, 0.0), 1.0) if total else 0.0
+        done = step * _STEPS_PER_TABLE + int(share * (_STEPS_PER_TABLE - 1))
+        progress(n_tables * _STEPS_PER_TABLE, done, f"Table '{table}': {message}")
+
+    return forward
