@@ -555,8 +555,17 @@ def main() -> None:
         print(text)
 
 
+#: Where the hand-written part of the markdown output begins; it is kept when the output is
+#: rewritten (everything above it is generated).
+HAND_WRITTEN = "## Reading the figures"
+
+
 def _write(path: str, text: str) -> None:
     target = Path(path)
+    if target.suffix == ".md" and target.exists():
+        old = target.read_text()
+        if HAND_WRITTEN in old:
+            text = text.rstrip("\n") + "\n\n" + old[old.index(HAND_WRITTEN) :]
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".tmp")
     tmp.write_text(text)
