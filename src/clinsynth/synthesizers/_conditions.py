@@ -238,6 +238,8 @@ def sample_with_conditions(
         rate = max(have / tried, 1.0 / tried)
         # Ask for what is missing at the measured acceptance rate, with margin; cap memory.
         batch = int(min(max((num_rows - have) / rate * 1.2, 100), 2_000_000))
+    if method != "rejection" and rounds == 1:
+        method = "native conditioning"
     _record(synth, method, tried, rounds, have)
     if have < num_rows:
         raise SamplingError(

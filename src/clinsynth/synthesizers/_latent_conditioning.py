@@ -144,33 +144,46 @@ class NoiseProposal:
         return log_p - log_q
 
 
-def inclusion(weights: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-    """Inclusion probabilities ``min(1, w / M)`` summing to ``n`` and the share of the weight
-    mass above ``M`` (what choosing ``n`` rows cuts off). Needs ``n <= len(weights)``."""
-    total = float(weights.sum())
-    if n <= 0 or total <= 0:
-        return np.zeros(len(weights)), 0.0
+def _sorted(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights from the largest, their order, and ``tail[k]``: the sum of all but the k largest."""
     order = np.argsort(-weights, kind="stable")
     ws = weights[order]
-    tail = total - np.concatenate([[0.0], np.cumsum(ws)])  # tail[k] = sum of ws[k:]
+    return ws, order, float(ws.sum()) - np.concatenate([[0.0], np.cumsum(ws)])
+
+
+def _cap(ws: np.ndarray, tail: np.ndarray, n: int) -> tuple[float, float]:
+    """The cap ``M`` at which ``sum min(1, w / M) = n``, and the share of the mass above it."""
     k = np.arange(min(n, len(ws)))
     caps = tail[k] / (n - k)
     fits = ws[k] <= caps * (1 + 1e-12)
     capped = int(np.argmax(fits)) if fits.any() else len(k)
     cap = float(caps[capped]) if capped < len(k) else float(ws[n - 1])
+    cut = float(ws[:capped].sum() - capped * cap) / float(tail[0])
+    return cap, max(cut, 0.0)
+
+
+def inclusion(weights: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """Inclusion probabilities ``min(1, w / M)`` summing to ``n`` and the share of the weight
+    mass above ``M`` (what choosing ``n`` rows cuts off). Needs ``n <= len(weights)``."""
+    if n <= 0 or float(weights.sum()) <= 0:
+        return np.zeros(len(weights)), 0.0
+    ws, order, tail = _sorted(weights)
+    cap, cut = _cap(ws, tail, n)
     probabilities = np.empty(len(weights))
     probabilities[order] = np.minimum(1.0, ws / cap)
-    cut = float(ws[:capped].sum() - capped * cap) / total
-    return probabilities, max(cut, 0.0)
+    return probabilities, cut
 
 
 def capacity(weights: np.ndarray, truncation: float = TRUNCATION) -> int:
     """The most rows that can be chosen from the pool while cutting off at most ``truncation``
     of its weight mass."""
+    if len(weights) == 0 or float(weights.sum()) <= 0:
+        return 0
+    ws, _, tail = _sorted(weights)
     low, high = 0, len(weights)
     while low < high:  # the cut grows with the number of rows chosen
         mid = (low + high + 1) // 2
-        if inclusion(weights, mid)[1] <= truncation:
+        if _cap(ws, tail, mid)[1] <= truncation:
             low = mid
         else:
             high = mid - 1
