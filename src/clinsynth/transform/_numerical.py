@@ -34,6 +34,7 @@ def fit_gmm_1d(
     max_rows: int = 10_000,
     rng: np.random.Generator | None = None,
     accept: Callable[[np.ndarray, np.ndarray, np.ndarray], bool] | None = None,
+    select: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit a 1-D Gaussian mixture by EM, with as few components as the data asks for.
 
@@ -48,7 +49,8 @@ def fit_gmm_1d(
     ``max_rows`` values (a random subsample). ``accept(weights, means, stds)`` can refuse a
     fit (the transformer refuses one whose float32 encoding would not give the values back);
     then the best accepted fit by BIC is kept, trying up to ``max_components``, else the
-    largest. Returns ``(weights, means, stds)`` sorted by mean.
+    largest. ``select=False`` skips the search: ``max_components`` components (fewer only for
+    fewer distinct values), light ones dropped. Returns ``(weights, means, stds)`` sorted by mean.
 
     >>> w, m, s = fit_gmm_1d(np.r_[np.zeros(500), np.ones(500) * 10] + 0.1)
     >>> sorted(np.round(m).tolist())
@@ -73,7 +75,8 @@ def fit_gmm_1d(
     n = len(x)
     fits: list[tuple[float, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
     best, worse = np.inf, 0
-    for k in range(1, int(min(max_components, len(values))) + 1):
+    most = int(min(max_components, len(values)))
+    for k in range(1 if select else most, most + 1):
         start = np.quantile(x, (np.arange(k) + 0.5) / k)
         w, m, s, ll = _em_1d(values, counts.astype(np.float64), start, spread / k, min_std,
                              max_iter, tol)
@@ -92,6 +95,9 @@ def fit_gmm_1d(
     for _, fit in ranked:
         if accept(*fit):
             return fit
+    if len(values) <= max_components:  # EM merged distinct values: one component for each
+        weights = counts / counts.sum()
+        return weights, values.astype(np.float64), np.full(len(values), min_std)
     return fits[-1][1]
 
 
@@ -176,7 +182,11 @@ class NumericalTransformer(ColumnTransformer):
         within its component plus the component one-hot), as CTGAN and TVAE need.
         ``quantile``: normal scores through the empirical CDF. ``identity``: the raw value.
     max_modes : int
-        Components of the mixture (``mode`` only).
+        Most components of the mixture (``mode`` only).
+    mode_selection : {"bic", "all"}
+        ``bic``: as many components as the Bayesian information criterion asks for (1 to
+        ``max_modes``), which keeps the encoding narrow; ``all``: ``max_modes`` components
+        (fewer only for fewer distinct values). Components under 0.5% weight are dropped.
     enforce_min_max : bool
         Clip decoded values to the observed range.
     integer : bool or None
@@ -184,7 +194,7 @@ class NumericalTransformer(ColumnTransformer):
     """
 
     kind: ClassVar[str] = "numerical"
-    _params = ("method", "max_modes", "enforce_min_max", "integer")
+    _params = ("method", "max_modes", "enforce_min_max", "integer", "mode_selection")
     _state = (
         "null_rate",
         "has_nulls",
@@ -214,6 +224,7 @@ class NumericalTransformer(ColumnTransformer):
         max_modes: int = 10,
         enforce_min_max: bool = True,
         integer: bool | None = None,
+        mode_selection: str = "bic",
     ) -> None:
         super().__init__(column)
         if method not in METHODS:
@@ -221,10 +232,16 @@ class NumericalTransformer(ColumnTransformer):
                 f"The 'method' parameter of NumericalTransformer must be one of {METHODS}. "
                 f"Got {method!r}."
             )
+        if mode_selection not in ("bic", "all"):
+            raise ParameterError(
+                "The 'mode_selection' parameter of NumericalTransformer must be 'bic' or 'all'. "
+                f"Got {mode_selection!r}."
+            )
         self.method = method
         self.max_modes = max_modes
         self.enforce_min_max = enforce_min_max
         self.integer = integer
+        self.mode_selection = mode_selection
         self.discrete = False
         self.weights: list[float] = []
         self.means: list[float] = []
@@ -261,7 +278,8 @@ class NumericalTransformer(ColumnTransformer):
         rng = np.random.default_rng(0)  # fit is deterministic whatever the caller's seed
         if self.method == "mode":
             w, m, s = fit_gmm_1d(values, self.max_modes, rng=rng,
-                                 accept=lambda w, m, s: self._exact(values, w, m, s))
+                                 accept=lambda w, m, s: self._exact(values, w, m, s),
+                                 select=self.mode_selection != "all")
             self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
             self._fit_knots(values)
@@ -327,7 +345,8 @@ class NumericalTransformer(ColumnTransformer):
             return
         if self.method == "mode":
             pseudo = sample_from_histogram(edges, counts, 5000, cp.rng)
-            w, m, s = fit_gmm_1d(pseudo, self.max_modes, rng=cp.rng)
+            w, m, s = fit_gmm_1d(pseudo, self.max_modes, rng=cp.rng,
+                                 select=self.mode_selection != "all")
             self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
             self.discrete = False
@@ -461,7 +480,7 @@ class DatetimeTransformer(NumericalTransformer):
     """
 
     kind: ClassVar[str] = "datetime"
-    _params = ("method", "max_modes", "enforce_min_max", "datetime_format")
+    _params = ("method", "max_modes", "enforce_min_max", "datetime_format", "mode_selection")
     _state = (*NumericalTransformer._state, "unit", "tz", "is_text")
 
     #: Rounding units tried from coarsest: a day, an hour, a minute, a second, a millisecond.
@@ -475,8 +494,10 @@ class DatetimeTransformer(NumericalTransformer):
         max_modes: int = 10,
         enforce_min_max: bool = True,
         datetime_format: str | None = None,
+        mode_selection: str = "bic",
     ) -> None:
-        super().__init__(column, method, max_modes, enforce_min_max, integer=False)
+        super().__init__(column, method, max_modes, enforce_min_max, integer=False,
+                         mode_selection=mode_selection)
         self.datetime_format = datetime_format
 
     def _parse(self, series: pd.Series) -> pd.Series:

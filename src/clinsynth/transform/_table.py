@@ -27,6 +27,7 @@ TRANSFORMERS: dict[str, _Factory] = {
         method=o["numerical"],
         max_modes=o["max_modes"],
         enforce_min_max=o["enforce_min_max"],
+        mode_selection=o["mode_selection"],
         integer=True if spec.get("computer_representation", "Float") != "Float" else None,
     ),
     "datetime": lambda col, spec, o: DatetimeTransformer(
@@ -34,6 +35,7 @@ TRANSFORMERS: dict[str, _Factory] = {
         method=o["numerical"],
         max_modes=o["max_modes"],
         enforce_min_max=o["enforce_min_max"],
+        mode_selection=o["mode_selection"],
         datetime_format=spec.get("datetime_format"),
     ),
     "categorical": lambda col, spec, o: CategoricalTransformer(
@@ -78,7 +80,10 @@ class TableTransformer:
     categorical : {"onehot", "label"}
         Encoding of categorical, ordinal and boolean columns.
     max_modes : int
-        Mixture components per numerical column (``mode`` only).
+        Most mixture components per numerical column (``mode`` only).
+    mode_selection : {"bic", "all"}
+        How many of them each column gets: as many as BIC asks for, or ``max_modes``
+        (see :class:`NumericalTransformer`).
     enforce_min_max : bool
         Keep decoded numbers inside the observed range.
     locale : str
@@ -112,6 +117,7 @@ class TableTransformer:
         numerical: str = "mode",
         categorical: str = "onehot",
         max_modes: int = 10,
+        mode_selection: str = "bic",
         enforce_min_max: bool = True,
         locale: str = "en_US",
         rare_category_threshold: int | None = None,
@@ -122,6 +128,7 @@ class TableTransformer:
         self.numerical = numerical
         self.categorical = categorical
         self.max_modes = max_modes
+        self.mode_selection = mode_selection
         self.enforce_min_max = enforce_min_max
         self.locale = locale
         self.rare_category_threshold = rare_category_threshold
@@ -139,6 +146,7 @@ class TableTransformer:
             "numerical": self.numerical,
             "categorical": self.categorical,
             "max_modes": self.max_modes,
+            "mode_selection": self.mode_selection,
             "enforce_min_max": self.enforce_min_max,
             "rare_category_threshold": self.rare_category_threshold,
         }
