@@ -139,7 +139,9 @@ class RealRowSampler:
 
 @register("ctgan")
 class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
-    """Conditional tabular GAN (CTGAN), with SDV's parameter names.
+    """Conditional tabular GAN (CTGAN): a generator trained against a critic, rare categories kept.
+
+    Its parameters have SDV's names, so SDV code ports by changing the import.
 
     Parameters
     ----------
