@@ -126,6 +126,8 @@ class Denoiser(nn.Module):
     >>> net = Denoiser(5, (16, 16), 8, n_classes=3)
     >>> net(torch.zeros(4, 5), torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 0])).shape
     torch.Size([4, 5])
+    >>> net(torch.zeros(4, 5), torch.tensor([7]), torch.tensor([0, 1, 2, 0])).shape  # shared t
+    torch.Size([4, 5])
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class Denoiser(nn.Module):
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """``t`` holds one step per row, or a single step shared by every row."""
         h = self.proj(x) + self.time(timestep_embedding(t, self.embedding_dim))
         if self.label is not None and y is not None:
             h = h + self.label(y)
@@ -344,8 +347,9 @@ class TabularDiffusion:
             t = int(taus[i])
             a_t = float(abar[t])
             a_prev = float(abar[taus[i - 1]]) if i > 0 else 1.0
-            steps = torch.full((n,), t, device=device, dtype=torch.long)
-            out = net(x, steps, y)
+            # Every row is at step t: the time embedding is computed once and broadcast.
+            step = torch.full((1,), t, device=device, dtype=torch.long)
+            out = net(x, step, y)
             new = torch.empty_like(x)
             if s:
                 new[:, :s] = self._ddim_step(x[:, :s], out[:, :s], a_t, a_prev, eta, generator)
