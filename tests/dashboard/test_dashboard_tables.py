@@ -202,3 +202,33 @@ def test_tables_without_a_link_are_said_to_be_unlinked() -> None:
     assert "2 tables (not linked)" in at.success[0].value
     go(at, "Metadata")
     assert "No link between the tables was found" in at.warning[0].value
+
+
+# ----------------------------------------------------------------------------- live loss
+class _Placeholder:
+    """Stands in for ``st.empty()``: keeps the figures it is given."""
+
+    def __init__(self) -> None:
+        self.figures: list = []
+
+    def plotly_chart(self, fig) -> None:
+        self.figures.append(fig)
+
+
+def test_live_loss_follows_each_linked_table_in_turn() -> None:
+    """HMASynthesizer's forwarded messages ("Table 'x': epoch ...") draw one curve per table."""
+    from clinsynth.dashboard._model import LiveLoss
+
+    live = LiveLoss(_Placeholder(), interval=3600.0)  # only first and last epochs are drawn
+    live(4000, 0, "Fitting table 'patients'")
+    for epoch in (1, 2, 3):
+        live(4000, 300 * epoch, f"Table 'patients': epoch {epoch}/3 loss {5 - epoch}.0 ETA 1s")
+    assert live.table == "patients" and live.epochs == [1, 2, 3]
+    assert live.series["loss"] == [4.0, 3.0, 2.0]
+    live(4000, 1000, "Fitting table 'visits'")
+    live(4000, 1100, "Table 'visits': epoch 1/2 loss 9.5 ETA 1s")
+    assert live.table == "visits" and live.epochs == [1] and live.series == {"loss": [9.5]}
+    live(4000, 1999, "Table 'visits': epoch 2/2 loss 8.5 ETA 0s")
+    assert live.draws == 4  # first and last epoch of each table
+    titles = [f.layout.title.text for f in live.placeholder.figures]
+    assert titles[0].startswith("Table patients") and titles[-1].startswith("Table visits")

@@ -92,7 +92,9 @@ def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
 _LOSS_TITLE = "Training loss (lower means the model fits the data better)"
 #: ``name value`` pairs in a training progress message ("epoch 3/10 loss 1.2 ETA 4s").
 _LOSS_PAIR = re.compile(r"([A-Za-z_]+) (-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)")
-_EPOCH = re.compile(r"epoch (\d+)/\d+")
+_EPOCH = re.compile(r"epoch (\d+)/(\d+)")
+#: Linked tables: HMASynthesizer prefixes each table model's messages ("Table 'visits': ...").
+_TABLE = re.compile(r"Table '([^']*)': ")
 
 
 def loss_figure(model: object, table: str | None = None) -> go.Figure | None:
@@ -110,7 +112,9 @@ class LiveLoss:
     The model's loss history (``get_loss_values()``) exists only once ``fit`` returns, so the
     losses are read from the training engine's progress messages
     (``"epoch 3/10 generator_loss 0.71 discriminator_loss -0.01 ETA 4s"``). The first and the
-    last epoch are always drawn; ``draws`` counts the redraws.
+    last epoch are always drawn; ``draws`` counts the redraws. For linked tables the messages
+    come prefixed with the table (``"Table 'visits': epoch 3/10 ..."``): the curve of the table
+    in training is shown, and starts again with the next table.
     """
 
     def __init__(self, placeholder: Any, *, interval: float = 0.5) -> None:
@@ -119,10 +123,18 @@ class LiveLoss:
         self.epochs: list[int] = []
         self.series: dict[str, list[float]] = {}
         self.draws = 0
+        self.table: str | None = None
         self._last = -math.inf
 
     def __call__(self, total: int, completed: int, message: str = "") -> None:
-        epoch = _EPOCH.match(message or "")
+        message = message or ""
+        table = _TABLE.match(message)
+        if table is not None:  # linked tables: one curve per table, the current one shown
+            message = message[table.end() :]
+            if table.group(1) != self.table:
+                self.table = table.group(1)
+                self.epochs, self.series = [], {}
+        epoch = _EPOCH.match(message)
         if epoch is None:
             return  # "fitting", "done": not a training round
         pairs = [(k, float(v)) for k, v in _LOSS_PAIR.findall(message[epoch.end() :])]
@@ -133,13 +145,14 @@ class LiveLoss:
         for name, value in values.items():
             self.series.setdefault(name, [math.nan] * (len(self.epochs) - 1)).append(value)
         now = time.monotonic()
-        last_epoch = completed >= total
+        last_epoch = completed >= total or epoch.group(1) == epoch.group(2)
         if len(self.epochs) == 1 or last_epoch or now - self._last >= self.interval:
             self._last = now
             self.draws += 1
-            fig = plots.lines_figure(
-                _LOSS_TITLE + " — training...", self.epochs, self.series, "epoch", "loss"
-            )
+            title = _LOSS_TITLE + " — training..."
+            if self.table is not None:
+                title = f"Table {self.table}: {title[0].lower()}{title[1:]}"
+            fig = plots.lines_figure(title, self.epochs, self.series, "epoch", "loss")
             self.placeholder.plotly_chart(fig)
 
 
