@@ -49,7 +49,6 @@ from clinsynth.synthesizers.nn import (
     activate,
     gaussian_kl,
     mlp,
-    output_t,
     reconstruction_loss,
     sample_rows_t,
 )
@@ -410,8 +409,7 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
         sigma = self.decoder.sigma
         z = self._prior_latents(num_rows, generator, sigma.device)
-        net = self.decoder.net
-        return sample_rows_t(output_t(net[-1], net[:-1](z)), self._layout, generator, sigma)
+        return sample_rows_t(self.decoder.output_t(z), self._layout, generator, sigma)
 
     def encode(self, data: Any, *, level: str = "groups") -> np.ndarray:
         """Latent coordinates of the rows of ``data`` (posterior means).
@@ -460,8 +458,7 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
             # _prior_latents and _generate, from their noise on.
             mu, logvar = self.prior(noise[:, :top]).chunk(2, dim=1)
             z = mu + noise[:, top:] * torch.exp(0.5 * logvar)
-            net = self.decoder.net
-            return output_t(net[-1], net[:-1](z))
+            return self.decoder.output_t(z)
 
         return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(top, groups),
                                      decode=decode, reference=self._generate,

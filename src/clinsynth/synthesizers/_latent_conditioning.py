@@ -34,6 +34,7 @@ import torch
 
 from clinsynth._utils import derive_seed
 from clinsynth.synthesizers._conditions import ConditionedRows, mask_for
+from clinsynth.synthesizers.nn._layers import sample_rows_t
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._deep import DeepSynthesizer
@@ -232,21 +233,8 @@ class OutputNoise:
               uniforms: list[torch.Tensor]) -> torch.Tensor:
         """``sample_rows_t`` with given noise: ``jitter_t`` ``(scalars, rows)`` and one uniform
         tensor per block (any shape holding ``(spans, rows)`` in order)."""
-        layout, out = self.layout, raw_t
-        if layout.n_tanh:
-            out[: layout.n_tanh].tanh_()
-        if jitter_t is not None and self.sigma is not None and layout.n_scalar:
-            out[: layout.n_scalar].addcmul_(jitter_t, self.sigma.unsqueeze(1))
-            if layout.n_tanh:
-                out[: layout.n_tanh].clamp_(-1.0, 1.0)
-        for (block, axis), u in zip(layout.blocks(out, transposed=True), uniforms, strict=True):
-            width = block.shape[axis]
-            block.sub_(block.amax(dim=axis, keepdim=True)).exp_().cumsum_(dim=axis)
-            total = block.narrow(axis, width - 1, 1)
-            torch.gt(block, u.reshape(total.shape) * total, out=block)
-            for j in range(width - 1, 0, -1):
-                block.select(axis, j).sub_(block.select(axis, j - 1))
-        return out
+        return sample_rows_t(raw_t, self.layout, None, self.sigma if self.n_jitter else None,
+                             jitter_t=jitter_t, uniforms=uniforms)
 
     def rows(self, noise: torch.Tensor, decode: Decode, generator: torch.Generator
              ) -> torch.Tensor:

@@ -54,6 +54,10 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
+    def output_t(self, z: torch.Tensor) -> torch.Tensor:
+        """``forward(z)`` transposed, ``(out_dim, rows)``, as sampling wants it."""
+        return output_t(self.net[-1], self.net[:-1](z))
+
 
 @register("tvae")
 class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
@@ -202,9 +206,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
         sigma = self.decoder.sigma
         z = torch.randn(num_rows, self.embedding_dim, generator=generator, device=sigma.device)
-        net = self.decoder.net
-        raw_t = output_t(net[-1], net[:-1](z))
-        return sample_rows_t(raw_t, self._layout, generator, sigma)
+        return sample_rows_t(self.decoder.output_t(z), self._layout, generator, sigma)
 
     def _latent_mean(self, x: torch.Tensor, **options: Any) -> torch.Tensor:
         return self.encoder(x).chunk(2, dim=1)[0]
@@ -220,8 +222,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         from clinsynth.synthesizers._latent_conditioning import sample_in_noise_space
 
         def decode(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            net = self.decoder.net  # _generate, from its z to the raw output
-            return output_t(net[-1], net[:-1](z))
+            return self.decoder.output_t(z)  # _generate, from its z to the raw output
 
         return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(self.embedding_dim,),
                                      decode=decode, reference=self._generate,

@@ -216,14 +216,22 @@ def output_t(layer: nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
 def sample_rows_t(
     raw_t: torch.Tensor,
     layout: SpanLayout,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
     sigma: torch.Tensor | None = None,
+    *,
+    jitter_t: torch.Tensor | None = None,
+    uniforms: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Draw rows from the network's output distribution, in place; input and output transposed.
 
     Scalars: ``tanh`` (plus ``sigma``-scaled Gaussian noise when given, clipped to ``[-1, 1]``).
     One-hot groups: one level per span by inverse CDF on the unnormalized cumulative
     ``exp(logit - max)`` (one uniform per span, no division), returned one-hot.
+
+    The noise is drawn from ``generator`` (the scalars' Gaussians first, then one uniform
+    tensor per one-hot block, in ``layout.groups`` order), unless given: ``jitter_t``
+    ``(scalars, rows)`` and ``uniforms``, one tensor per block holding ``(spans, rows)`` values
+    in ``[0, 1)`` (conditional sampling replays chosen noise this way).
     """
     s = layout.n_scalar
     n = raw_t.shape[1]
@@ -231,17 +239,23 @@ def sample_rows_t(
     if layout.n_tanh:
         out[: layout.n_tanh].tanh_()
     if s and sigma is not None:
-        noise = torch.randn(s, n, generator=generator, device=raw_t.device, dtype=raw_t.dtype)
-        out[:s].addcmul_(noise, sigma.unsqueeze(1))
+        if jitter_t is None:
+            jitter_t = torch.randn(s, n, generator=generator, device=raw_t.device,
+                                   dtype=raw_t.dtype)
+        out[:s].addcmul_(jitter_t, sigma.unsqueeze(1))
         if layout.n_tanh:
             out[: layout.n_tanh].clamp_(-1.0, 1.0)
-    for block, axis in layout.blocks(out, transposed=True):
+    for k, (block, axis) in enumerate(layout.blocks(out, transposed=True)):
         width = block.shape[axis]
         block.sub_(block.amax(dim=axis, keepdim=True)).exp_().cumsum_(dim=axis)
         total = block.narrow(axis, width - 1, 1)
-        u = torch.rand(total.shape, generator=generator, device=raw_t.device, dtype=raw_t.dtype)
+        if uniforms is None:
+            u = torch.rand(total.shape, generator=generator, device=raw_t.device,
+                           dtype=raw_t.dtype).mul_(total)
+        else:
+            u = uniforms[k].reshape(total.shape) * total
         # Step: 1 from the drawn level on (u * total < total, so the last slot is always 1) ...
-        torch.gt(block, u.mul_(total), out=block)
+        torch.gt(block, u, out=block)
         # ... and its difference is the one-hot of the drawn level (from the end: in place).
         for j in range(width - 1, 0, -1):
             block.select(axis, j).sub_(block.select(axis, j - 1))
