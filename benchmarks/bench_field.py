@@ -308,6 +308,21 @@ def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Names
     return "\n".join(out) + "\n"
 
 
+_YES_NO = {True: "yes", False: "no", None: "n/a"}
+
+
+def _by_dataset(rows: list[dict[str, Any]]):
+    """``(dataset, clinsynth rows, SDV rows)`` per dataset, in order, scored rows only."""
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        ok = [r for r in rows if r["dataset"] == dataset and r.get("quality") is not None]
+        theirs = [r for r in ok if r["model"].startswith("sdv_")]
+        yield dataset, [r for r in ok if not r["model"].startswith("sdv_")], theirs
+
+
+def _table(title: str, head: list[str]) -> list[str]:
+    return [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     """Per dataset: the best clinsynth model against the best SDV model (the issue's goal)."""
     head = [
@@ -323,17 +338,9 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         "DCR share of the best clinsynth",
         "DCR in [0.45, 0.55]?",
     ]
-    lines = [
-        "## Goal: the best clinsynth model against the best SDV model",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    yes_no = {True: "yes", False: "no", None: "n/a"}
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        ok = [r for r in rows if r["dataset"] == dataset and r.get("quality") is not None]
-        ours = [r for r in ok if not r["model"].startswith("sdv_")]
-        theirs = [r for r in ok if r["model"].startswith("sdv_")]
+    lines = _table("## Goal: the best clinsynth model against the best SDV model", head)
+    yes_no = _YES_NO
+    for dataset, ours, theirs in _by_dataset(rows):
         if not ours:
             continue
         best = max(ours, key=lambda r: r["quality"])
@@ -379,19 +386,13 @@ def summary_private(rows: list[dict[str, Any]]) -> list[str]:
         "quality beats SDV's best?",
         "detection beats SDV's lowest?",
     ]
-    lines = [
+    lines = _table(
         "Among the clinsynth models whose DCR share is in [0.45, 0.55] (SDV's side unchanged):",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    yes_no = {True: "yes", False: "no", None: "n/a"}
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        ok = [r for r in rows if r["dataset"] == dataset and r.get("quality") is not None]
-        theirs = [r for r in ok if r["model"].startswith("sdv_")]
-        private = [
-            r for r in ok if not r["model"].startswith("sdv_") and 0.45 <= r["dcr_share"] <= 0.55
-        ]
+        head,
+    )
+    yes_no = _YES_NO
+    for dataset, ours, theirs in _by_dataset(rows):
+        private = [r for r in ours if 0.45 <= r["dcr_share"] <= 0.55]
         if not private:
             lines.append("| " + " | ".join([dataset, "(none)", "", "", "", "no", "no"]) + " |")
             continue
