@@ -341,13 +341,9 @@ class BaseSynthesizer:
             tried += len(df)
             ok = self._valid(df)
             if ok.all() and not kept:
-                if df.index.equals(pd.RangeIndex(len(df))):
-                    # As decoded: concat + reset_index would copy (and consolidate) every
-                    # column, seconds at a million rows.
-                    return df
-                kept.append(df)
-                have = len(df)
-                break
+                # The first batch is the answer, as decoded: concat + reset_index would copy
+                # (and consolidate) every column, seconds at a million rows.
+                return df if df.index.equals(pd.RangeIndex(len(df))) else df.reset_index(drop=True)
             kept.append(df[ok])
             have += int(ok.sum())
             if have >= num_rows:
