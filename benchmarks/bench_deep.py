@@ -56,9 +56,14 @@ def run_sdv(name: str, train, metadata, epochs: int, sample_rows: int, quality: 
         start = time.perf_counter()
         sample(sample_rows)
         sample_s = time.perf_counter() - start
-        row = {"model": f"SDV {name}", "epochs": epochs, "s/epoch (median)": fit_s / epochs,
-               "fit s": fit_s, f"sample {sample_rows:,} s": sample_s,
-               "rows/s": sample_rows / sample_s}
+        row = {
+            "model": f"SDV {name}",
+            "epochs": epochs,
+            "s/epoch (median)": fit_s / epochs,
+            "fit s": fit_s,
+            f"sample {sample_rows:,} s": sample_s,
+            "rows/s": sample_rows / sample_s,
+        }
         if quality:
             row["SDMetrics quality"] = sdmetrics_quality(train, sample(len(train)), metadata)
     return row
@@ -86,22 +91,27 @@ def main() -> None:
         epoch_times: list[float] = []
         last = [time.perf_counter()]
 
-        def progress(total: int, done: int, message: str, _t: list = epoch_times,
-                     _last: list = last) -> None:
+        def progress(
+            total: int, done: int, message: str, _t: list = epoch_times, _last: list = last
+        ) -> None:
             if message.startswith("epoch"):
                 now = time.perf_counter()
                 _t.append(now - _last[0])
                 _last[0] = now
 
-        model = get_synthesizer(name)(metadata, epochs=args.epochs, device=args.device,
-                                      random_state=args.seed, progress=progress)
+        model = get_synthesizer(name)(
+            metadata,
+            epochs=args.epochs,
+            device=args.device,
+            random_state=args.seed,
+            progress=progress,
+        )
         start = time.perf_counter()
         last[0] = start
         model.fit(train)
         fit_s = time.perf_counter() - start
         # Per-epoch time without the first epoch (warm-up, transformer fit).
-        per_epoch = sorted(epoch_times[1:] or epoch_times)[len(epoch_times[1:] or epoch_times)
-                                                          // 2]
+        per_epoch = sorted(epoch_times[1:] or epoch_times)[len(epoch_times[1:] or epoch_times) // 2]
         start = time.perf_counter()
         big = model.sample(args.sample_rows)
         sample_s = time.perf_counter() - start
@@ -132,8 +142,9 @@ def main() -> None:
         rows.append(row)
         print(markdown([row]), flush=True)
         if args.sdv:
-            sdv_row = run_sdv(name, train, metadata, args.epochs, args.sdv_sample_rows,
-                              not args.no_quality)
+            sdv_row = run_sdv(
+                name, train, metadata, args.epochs, args.sdv_sample_rows, not args.no_quality
+            )
             row["speed-up vs SDV (same run)"] = sdv_row["fit s"] / fit_s
             sdv_row["load (1 min)"] = os.getloadavg()[0]
             rows.append(sdv_row)

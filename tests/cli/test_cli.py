@@ -183,14 +183,26 @@ def test_demo_writes_everything(tmp_path, capsys):
 
 
 def test_multi_table_folder_and_duckdb(tmp_path, capsys):
-    code, _, err = run(["simulate", "hospital", "-n", 150, "-o", tmp_path / "hosp", "--seed", 2],
-                       capsys)
+    code, _, err = run(
+        ["simulate", "hospital", "-n", 150, "-o", tmp_path / "hosp", "--seed", 2], capsys
+    )
     assert code == 0, err
-    code, _, err = run(["fit", tmp_path / "hosp", "-m", tmp_path / "hosp" / "metadata.json",
-                        "-o", tmp_path / "model", "-q"], capsys)
+    code, _, err = run(
+        [
+            "fit",
+            tmp_path / "hosp",
+            "-m",
+            tmp_path / "hosp" / "metadata.json",
+            "-o",
+            tmp_path / "model",
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0, err
-    code, _, err = run(["sample", tmp_path / "model", "--scale", 0.5, "-o", tmp_path / "syn"],
-                       capsys)
+    code, _, err = run(
+        ["sample", tmp_path / "model", "--scale", 0.5, "-o", tmp_path / "syn"], capsys
+    )
     assert code == 0, err
     patients = pd.read_csv(tmp_path / "syn" / "patients.csv")
     visits = pd.read_csv(tmp_path / "syn" / "visits.csv")

@@ -117,7 +117,8 @@ import hashlib, pandas as pd
 from clinsynth.simulate import simulate_cohort, simulate_hospital, simulate_population
 frames = [simulate_population(400, seed=0)[0], simulate_cohort(300, seed=0)[0]]
 frames += list(simulate_hospital(40, seed=0)[0].values())
-print("DIGEST", [hashlib.md5(pd.util.hash_pandas_object(f).values.tobytes()).hexdigest() for f in frames])
+digest = [hashlib.md5(pd.util.hash_pandas_object(f).values.tobytes()).hexdigest() for f in frames]
+print("DIGEST", digest)
 """
 
 

@@ -42,16 +42,21 @@ def condition_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
     center = pd.Series(condition).map({"healthy": 30.0, "copd": 50.0, "diabetes": 80.0})
     glucose = center.to_numpy() + rng.normal(0, 5, n)
     hba1c = glucose / 10 + rng.normal(0, 0.3, n)
-    return pd.DataFrame({"condition": condition, "glucose": glucose.round(1),
-                         "hba1c": hba1c.round(2)})
+    return pd.DataFrame(
+        {"condition": condition, "glucose": glucose.round(1), "hba1c": hba1c.round(2)}
+    )
 
 
 def condition_metadata() -> Metadata:
-    return Metadata.from_dict({"columns": {
-        "condition": {"sdtype": "categorical"},
-        "glucose": {"sdtype": "numerical"},
-        "hba1c": {"sdtype": "numerical"},
-    }})
+    return Metadata.from_dict(
+        {
+            "columns": {
+                "condition": {"sdtype": "categorical"},
+                "glucose": {"sdtype": "numerical"},
+                "hba1c": {"sdtype": "numerical"},
+            }
+        }
+    )
 
 
 #: Centre of the glucose of each condition in :func:`condition_table`.

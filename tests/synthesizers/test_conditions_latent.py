@@ -12,15 +12,36 @@ from clinsynth.synthesizers._latent_conditioning import NoiseProposal, choose, i
 
 SIR = "importance resampling in the noise space"
 MODELS = {
-    "tvae": lambda md: TVAESynthesizer(md, epochs=2, embedding_dim=16, compress_dims=(32,),
-                                       decompress_dims=(32,), batch_size=200, random_state=0),
-    "hvaegan": lambda md: HVAEGANSynthesizer(md, epochs=2, group_embedding_dim=4,
-                                             embedding_dim=8, compress_dims=(32,),
-                                             decompress_dims=(32,), discriminator_dim=(32,),
-                                             batch_size=200, random_state=0),
-    "ctgan": lambda md: CTGANSynthesizer(md, epochs=2, embedding_dim=16, generator_dim=(32,),
-                                         discriminator_dim=(32,), batch_size=200, pac=10,
-                                         random_state=0),
+    "tvae": lambda md: TVAESynthesizer(
+        md,
+        epochs=2,
+        embedding_dim=16,
+        compress_dims=(32,),
+        decompress_dims=(32,),
+        batch_size=200,
+        random_state=0,
+    ),
+    "hvaegan": lambda md: HVAEGANSynthesizer(
+        md,
+        epochs=2,
+        group_embedding_dim=4,
+        embedding_dim=8,
+        compress_dims=(32,),
+        decompress_dims=(32,),
+        discriminator_dim=(32,),
+        batch_size=200,
+        random_state=0,
+    ),
+    "ctgan": lambda md: CTGANSynthesizer(
+        md,
+        epochs=2,
+        embedding_dim=16,
+        generator_dim=(32,),
+        discriminator_dim=(32,),
+        batch_size=200,
+        pac=10,
+        random_state=0,
+    ),
 }
 
 
@@ -28,13 +49,15 @@ def _table(n: int = 800) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     condition = rng.choice(["healthy", "diabetes", "heart"], n, p=[0.6, 0.25, 0.15])
     age = rng.normal(55, 12, n) + np.where(condition == "heart", 8, 0)
-    return pd.DataFrame({
-        "age": age.round(),
-        "bmi": (24 + 0.08 * (age - 55) + rng.normal(0, 3, n)).round(1),
-        "sex": rng.choice(["female", "male"], n),
-        "smoking": rng.choice(["never", "former", "current"], n, p=[0.5, 0.3, 0.2]),
-        "condition": condition,
-    })
+    return pd.DataFrame(
+        {
+            "age": age.round(),
+            "bmi": (24 + 0.08 * (age - 55) + rng.normal(0, 3, n)).round(1),
+            "sex": rng.choice(["female", "male"], n),
+            "smoking": rng.choice(["never", "former", "current"], n, p=[0.5, 0.3, 0.2]),
+            "condition": condition,
+        }
+    )
 
 
 @pytest.fixture(scope="module", params=list(MODELS))

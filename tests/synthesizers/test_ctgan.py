@@ -17,17 +17,24 @@ from deep_helpers import (  # noqa: F401
 from clinsynth import CTGANSynthesizer
 from clinsynth.errors import ParameterError, SamplingError
 
-SMALL = {"embedding_dim": 8, "generator_dim": (32,), "discriminator_dim": (32,),
-         "batch_size": 100}
+SMALL = {"embedding_dim": 8, "generator_dim": (32,), "discriminator_dim": (32,), "batch_size": 100}
 
 
 def test_sdv_parameter_names_and_defaults():
     params = CTGANSynthesizer(learning_metadata()).get_params()
     expected = {
-        "embedding_dim": 128, "generator_dim": (256, 256), "discriminator_dim": (256, 256),
-        "generator_lr": 2e-4, "generator_decay": 1e-6, "discriminator_lr": 2e-4,
-        "discriminator_decay": 1e-6, "batch_size": 500, "discriminator_steps": 1,
-        "log_frequency": True, "pac": 10, "epochs": 300,
+        "embedding_dim": 128,
+        "generator_dim": (256, 256),
+        "discriminator_dim": (256, 256),
+        "generator_lr": 2e-4,
+        "generator_decay": 1e-6,
+        "discriminator_lr": 2e-4,
+        "discriminator_decay": 1e-6,
+        "batch_size": 500,
+        "discriminator_steps": 1,
+        "log_frequency": True,
+        "pac": 10,
+        "epochs": 300,
     }
     assert {k: params[k] for k in expected} == expected
 
@@ -83,8 +90,9 @@ def test_without_categorical_columns(one_thread):  # noqa: F811
     df = learning_table(200)[["x", "y"]]
     from clinsynth import Metadata
 
-    md = Metadata.from_dict({"columns": {"x": {"sdtype": "numerical"},
-                                         "y": {"sdtype": "numerical"}}})
+    md = Metadata.from_dict(
+        {"columns": {"x": {"sdtype": "numerical"}, "y": {"sdtype": "numerical"}}}
+    )
     model = CTGANSynthesizer(md, epochs=2, random_state=0, **SMALL).fit(df)
     assert model.sample(20).shape == (20, 2)
 
@@ -97,8 +105,14 @@ def test_ctgan_learns_conditional_structure_and_rare_category(one_thread):  # no
     df = condition_table()
     start = time.perf_counter()
     model = CTGANSynthesizer(
-        condition_metadata(), epochs=300, batch_size=50, pac=5, embedding_dim=32,
-        generator_dim=(64, 64), discriminator_dim=(64, 64), random_state=0,
+        condition_metadata(),
+        epochs=300,
+        batch_size=50,
+        pac=5,
+        embedding_dim=32,
+        generator_dim=(64, 64),
+        discriminator_dim=(64, 64),
+        random_state=0,
     ).fit(df)
     assert_learned_conditions(model)
     assert time.perf_counter() - start < 60

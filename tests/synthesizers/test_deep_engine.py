@@ -24,22 +24,42 @@ from clinsynth import (
 from clinsynth.errors import ClinsynthError, ParameterError
 
 TINY = {
-    "tvae": {"embedding_dim": 8, "compress_dims": (16,), "decompress_dims": (16,),
-             "batch_size": 50},
-    "ctgan": {"embedding_dim": 8, "generator_dim": (16,), "discriminator_dim": (16,),
-              "batch_size": 50, "pac": 5},
-    "cwgan": {"condition_column": "group", "embedding_dim": 8, "generator_dim": (16,),
-              "discriminator_dim": (16,), "batch_size": 50, "discriminator_steps": 2},
-    "hvaegan": {"column_groups": {"a": ["x"], "b": ["y"]}, "group_embedding_dim": 4,
-                "embedding_dim": 4, "compress_dims": (16,), "decompress_dims": (16,),
-                "discriminator_dim": (16,), "batch_size": 50},
+    "tvae": {
+        "embedding_dim": 8,
+        "compress_dims": (16,),
+        "decompress_dims": (16,),
+        "batch_size": 50,
+    },
+    "ctgan": {
+        "embedding_dim": 8,
+        "generator_dim": (16,),
+        "discriminator_dim": (16,),
+        "batch_size": 50,
+        "pac": 5,
+    },
+    "cwgan": {
+        "condition_column": "group",
+        "embedding_dim": 8,
+        "generator_dim": (16,),
+        "discriminator_dim": (16,),
+        "batch_size": 50,
+        "discriminator_steps": 2,
+    },
+    "hvaegan": {
+        "column_groups": {"a": ["x"], "b": ["y"]},
+        "group_embedding_dim": 4,
+        "embedding_dim": 4,
+        "compress_dims": (16,),
+        "decompress_dims": (16,),
+        "discriminator_dim": (16,),
+        "batch_size": 50,
+    },
 }
 DEEP = sorted(TINY)
 
 
 def make(name, **params):
-    return get_synthesizer(name)(learning_metadata(), **{"random_state": 0, **TINY[name],
-                                                         **params})
+    return get_synthesizer(name)(learning_metadata(), **{"random_state": 0, **TINY[name], **params})
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +72,15 @@ def df():
 def test_loss_tables_and_plot(name, df, one_thread):  # noqa: F811
     model = make(name, epochs=3).fit(df)
     epochs = model.get_loss_values()
-    expected = ["loss"] if name in ("tvae",) else (
-        ["loss", "adversarial_loss", "discriminator_loss"] if name == "hvaegan"
-        else ["generator_loss", "discriminator_loss"])
+    expected = (
+        ["loss"]
+        if name in ("tvae",)
+        else (
+            ["loss", "adversarial_loss", "discriminator_loss"]
+            if name == "hvaegan"
+            else ["generator_loss", "discriminator_loss"]
+        )
+    )
     assert list(epochs.columns) == ["epoch", *expected]
     assert epochs["epoch"].tolist() == [1, 2, 3]
     assert np.isfinite(epochs[expected].to_numpy()).all()
@@ -81,16 +107,24 @@ def test_cli_style_construction_for_every_deep_model(df, one_thread):  # noqa: F
     """The CLI builds models as get_synthesizer(name)(md, epochs=, batch_size=, device=, ...)."""
     for name in DEEP:
         extra = {k: v for k, v in TINY[name].items() if k != "batch_size"}
-        model = get_synthesizer(name)(learning_metadata(), epochs=1, batch_size=50,
-                                      device="cpu", progress=None, random_state=0,
-                                      verbose=True, **extra)
+        model = get_synthesizer(name)(
+            learning_metadata(),
+            epochs=1,
+            batch_size=50,
+            device="cpu",
+            progress=None,
+            random_state=0,
+            verbose=True,
+            **extra,
+        )
         assert model.fit(df).sample(5).shape == (5, 3)
 
 
 # --------------------------------------------------------------------------- validation
 def test_validation_split_and_early_stopping_keep_the_best_epoch(df, one_thread):  # noqa: F811
-    model = make("tvae", epochs=200, validation_split=0.25, early_stopping_patience=2,
-                 learning_rate=0.05).fit(df)
+    model = make(
+        "tvae", epochs=200, validation_split=0.25, early_stopping_patience=2, learning_rate=0.05
+    ).fit(df)
     losses = model.get_loss_values()
     assert "val_loss" in losses and model.stopped_early_
     assert len(losses) < 200
@@ -185,8 +219,7 @@ def test_auto_device_and_resume_on_cuda(df, tmp_path):
     assert next(model.generator.parameters()).is_cuda
     straight = make("ctgan", epochs=2, device="cuda").fit(df)
     make("ctgan", epochs=1, device="cuda", checkpoint_dir=tmp_path).fit(df)
-    resumed = make("ctgan", epochs=2, device="cuda", checkpoint_dir=tmp_path).fit(df,
-                                                                                resume=True)
+    resumed = make("ctgan", epochs=2, device="cuda", checkpoint_dir=tmp_path).fit(df, resume=True)
     pd.testing.assert_frame_equal(resumed.get_loss_values(), straight.get_loss_values())
 
 
@@ -230,6 +263,10 @@ def test_latent_space_errors(df, one_thread):  # noqa: F811
 
 def test_models_are_exported_and_registered():
     names = clinsynth.list_synthesizers()
-    for name, cls in [("tvae", TVAESynthesizer), ("ctgan", CTGANSynthesizer),
-                      ("cwgan", CWGANGPSynthesizer), ("hvaegan", HVAEGANSynthesizer)]:
+    for name, cls in [
+        ("tvae", TVAESynthesizer),
+        ("ctgan", CTGANSynthesizer),
+        ("cwgan", CWGANGPSynthesizer),
+        ("hvaegan", HVAEGANSynthesizer),
+    ]:
         assert names[name] is cls and getattr(clinsynth, cls.__name__) is cls

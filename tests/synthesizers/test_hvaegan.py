@@ -11,14 +11,21 @@ from deep_helpers import assert_learned, learning_metadata, learning_table, one_
 from clinsynth import HVAEGANSynthesizer
 from clinsynth.errors import ParameterError
 
-SMALL = {"group_embedding_dim": 4, "embedding_dim": 4, "compress_dims": (16,),
-         "decompress_dims": (16,), "discriminator_dim": (16,), "batch_size": 100}
+SMALL = {
+    "group_embedding_dim": 4,
+    "embedding_dim": 4,
+    "compress_dims": (16,),
+    "decompress_dims": (16,),
+    "discriminator_dim": (16,),
+    "batch_size": 100,
+}
 
 
 def test_groups_from_the_parameter_with_an_other_group(one_thread):  # noqa: F811
     df = learning_table(150)
-    model = HVAEGANSynthesizer(learning_metadata(), column_groups={"lab": ["x", "y"]},
-                               epochs=1, random_state=0, **SMALL).fit(df)
+    model = HVAEGANSynthesizer(
+        learning_metadata(), column_groups={"lab": ["x", "y"]}, epochs=1, random_state=0, **SMALL
+    ).fit(df)
     assert model.latent_groups_ == {"lab": slice(0, 4), "other": slice(4, 8)}
     assert model.encode(df).shape == (150, 8)
 
@@ -35,8 +42,13 @@ def test_groups_from_the_metadata_and_the_default_single_group(one_thread):  # n
 
 def test_each_group_latent_depends_only_on_its_columns(one_thread):  # noqa: F811
     df = learning_table(150)
-    model = HVAEGANSynthesizer(learning_metadata(), column_groups={"a": ["x"], "b": ["y"]},
-                               epochs=2, random_state=0, **SMALL).fit(df)
+    model = HVAEGANSynthesizer(
+        learning_metadata(),
+        column_groups={"a": ["x"], "b": ["y"]},
+        epochs=2,
+        random_state=0,
+        **SMALL,
+    ).fit(df)
     changed = df.assign(y=df["y"].sample(frac=1, random_state=1).to_numpy())
     before, after = model.encode(df), model.encode(changed)
     groups = model.latent_groups_
@@ -62,13 +74,15 @@ def test_weights_use_the_standard_message():
     model = HVAEGANSynthesizer(learning_metadata(), kl_weight=-1)
     with pytest.raises(ParameterError) as info:
         model.fit(learning_table(50))
-    assert str(info.value) == ("The 'kl_weight' parameter of HVAEGANSynthesizer must be a "
-                               "float >= 0. Got -1.")
+    assert str(info.value) == (
+        "The 'kl_weight' parameter of HVAEGANSynthesizer must be a float >= 0. Got -1."
+    )
 
 
 def test_without_adversary_it_is_a_hierarchical_vae(one_thread):  # noqa: F811
-    model = HVAEGANSynthesizer(learning_metadata(), adversarial_weight=0.0, epochs=2,
-                               random_state=0, **SMALL).fit(learning_table(150))
+    model = HVAEGANSynthesizer(
+        learning_metadata(), adversarial_weight=0.0, epochs=2, random_state=0, **SMALL
+    ).fit(learning_table(150))
     assert list(model.get_loss_values().columns) == ["epoch", "loss"]
 
 
@@ -79,9 +93,14 @@ def test_hvaegan_learns_dependence_across_groups(one_thread):  # noqa: F811
     df = learning_table()
     start = time.perf_counter()
     model = HVAEGANSynthesizer(
-        learning_metadata(), column_groups={"a": ["x"], "b": ["y"]}, epochs=300,
-        batch_size=100, compress_dims=(64,), decompress_dims=(64, 64),
-        discriminator_dim=(64,), random_state=0,
+        learning_metadata(),
+        column_groups={"a": ["x"], "b": ["y"]},
+        epochs=300,
+        batch_size=100,
+        compress_dims=(64,),
+        decompress_dims=(64, 64),
+        discriminator_dim=(64,),
+        random_state=0,
     ).fit(df)
     assert_learned(df, model.sample(3000))
     assert time.perf_counter() - start < 60
@@ -95,9 +114,14 @@ def test_a_rule_joint_column_stays_in_its_group(one_thread):  # noqa: F811
 
     df = make_mixed_table(120, seed=3)
     groups = {"clinical": ["age", "weight", "sbp"], "demographic": ["sex", "stage", "smoker"]}
-    model = HVAEGANSynthesizer(make_mixed_metadata(), column_groups=groups, epochs=1,
-                               random_state=0, constraints=[FixedCombinations(["sex", "stage"])],
-                               **SMALL).fit(df)
+    model = HVAEGANSynthesizer(
+        make_mixed_metadata(),
+        column_groups=groups,
+        epochs=1,
+        random_state=0,
+        constraints=[FixedCombinations(["sex", "stage"])],
+        **SMALL,
+    ).fit(df)
     assert list(model.latent_groups_) == ["clinical", "demographic", "other"]
     assert any("sex" in c and "stage" in c for c in model._groups["demographic"])
     assert model.encode(df).shape == (120, 12)

@@ -38,10 +38,25 @@ def test_bad_parameter_uses_the_standard_message(param, value, expected):
 
 def test_sdv_parameter_names_and_defaults():
     params = TVAESynthesizer(learning_metadata()).get_params()
-    assert {k: params[k] for k in ("embedding_dim", "compress_dims", "decompress_dims",
-                                   "l2scale", "batch_size", "epochs", "loss_factor")} == {
-        "embedding_dim": 128, "compress_dims": (128, 128), "decompress_dims": (128, 128),
-        "l2scale": 1e-5, "batch_size": 500, "epochs": 300, "loss_factor": 2,
+    assert {
+        k: params[k]
+        for k in (
+            "embedding_dim",
+            "compress_dims",
+            "decompress_dims",
+            "l2scale",
+            "batch_size",
+            "epochs",
+            "loss_factor",
+        )
+    } == {
+        "embedding_dim": 128,
+        "compress_dims": (128, 128),
+        "decompress_dims": (128, 128),
+        "l2scale": 1e-5,
+        "batch_size": 500,
+        "epochs": 300,
+        "loss_factor": 2,
     }
     assert params["device"] == "cpu" and params["verbose"] is False
 
@@ -70,8 +85,13 @@ def test_tvae_learns_correlation_and_rare_category(one_thread):  # noqa: F811
     df = learning_table()
     start = time.perf_counter()
     model = TVAESynthesizer(
-        learning_metadata(), epochs=300, batch_size=100, embedding_dim=16,
-        compress_dims=(64, 64), decompress_dims=(64, 64), random_state=0,
+        learning_metadata(),
+        epochs=300,
+        batch_size=100,
+        embedding_dim=16,
+        compress_dims=(64, 64),
+        decompress_dims=(64, 64),
+        random_state=0,
     ).fit(df)
     synthetic = model.sample(3000)
     assert_learned(df, synthetic)
@@ -90,6 +110,7 @@ def test_untrained_model_fails_the_learning_check(one_thread):  # noqa: F811
 
 def test_metadata_detected_from_dataframe_works(one_thread):  # noqa: F811
     df = pd.DataFrame({"a": np.arange(60) % 7, "b": ["u", "v", "w"] * 20})
-    model = TVAESynthesizer(Metadata.detect_from_dataframe(df), epochs=1, random_state=0,
-                            **SMALL).fit(df)
+    model = TVAESynthesizer(
+        Metadata.detect_from_dataframe(df), epochs=1, random_state=0, **SMALL
+    ).fit(df)
     assert model.sample(10).shape == (10, 2)

@@ -110,7 +110,11 @@ def detect_column(name: str, series: pd.Series) -> dict:
     if fmt:
         return {"sdtype": "datetime", "datetime_format": fmt}
     numbers = pd.to_numeric(text, errors="coerce")
-    if not _CODE_COL.search(name) and numbers.notna().mean() >= 0.9 and numbers.nunique() > MAX_CODE_LEVELS:
+    if (
+        not _CODE_COL.search(name)
+        and numbers.notna().mean() >= 0.9
+        and numbers.nunique() > MAX_CODE_LEVELS
+    ):
         # Mostly numbers: declared numerical so that validation names the stray values.
         return _numeric_column(numbers.dropna())
     if _is_free_text(text):
@@ -147,7 +151,9 @@ def _detect_pii(name: str, text: pd.Series) -> str | None:
     sample = text.iloc[:2000]
     if sample.str.match(_EMAIL).mean() > 0.9:
         return "email"
-    if sample.str.match(_SSN).mean() > 0.9 or (_SSN_COL.search(name) and sample.str.len().mean() > 6):
+    if sample.str.match(_SSN).mean() > 0.9 or (
+        _SSN_COL.search(name) and sample.str.len().mean() > 6
+    ):
         return "ssn"
     if _MRN_COL.search(name):
         return "mrn"

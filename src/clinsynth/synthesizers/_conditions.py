@@ -144,8 +144,9 @@ def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: 
     instead of drawing millions of rows."""
     if not synth.enforce_min_max_values or column not in synth._transformer_.column_names:
         return
-    reparametrized = {c for r in getattr(synth, "_rules_", []) if r.reparametrized
-                      for c in r.columns}
+    reparametrized = {
+        c for r in getattr(synth, "_rules_", []) if r.reparametrized for c in r.columns
+    }
     if column in reparametrized:
         return
     transformer = synth._transformer_.get_transformer(column)
@@ -154,8 +155,11 @@ def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: 
     lo, hi = transformer.min, transformer.max
     to_num = (lambda v: pd.Timestamp(v).value / 1e9) if transformer.kind == "datetime" else float
     if (low is not None and to_num(low) > hi) or (high is not None and to_num(high) < lo):
-        shown = (lo, hi) if transformer.kind == "numerical" else tuple(
-            str(pd.Timestamp(v, unit="s")) for v in (lo, hi))
+        shown = (
+            (lo, hi)
+            if transformer.kind == "numerical"
+            else tuple(str(pd.Timestamp(v, unit="s")) for v in (lo, hi))
+        )
         raise SamplingError(
             f"Condition {column} in ({low}, {high}) lies outside the values seen in training "
             f"({shown[0]} to {shown[1]}), so no row can meet it. Choose a range that overlaps it."
@@ -166,8 +170,9 @@ def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -
     keep = np.ones(len(df), dtype=bool)
     for column, cond in parsed.items():
         values = df[column]
-        if cond[0] == "eq" and (cond[1] is None or (isinstance(cond[1], float)
-                                                     and np.isnan(cond[1]))):
+        if cond[0] == "eq" and (
+            cond[1] is None or (isinstance(cond[1], float) and np.isnan(cond[1]))
+        ):
             keep &= values.isna().to_numpy()  # a condition on "missing"
         elif cond[0] == "eq":
             # Compare as levels do: 2, 2.0 and "2" are the same value.
@@ -253,13 +258,22 @@ def sample_with_conditions(
 
 def _record(synth: BaseSynthesizer, method: str, draws: int, rounds: int, kept: int) -> None:
     synth.conditioning_stats_ = {"method": method, "draws": int(draws), "rounds": int(rounds)}
-    logger.info("conditional sampling by %s: %d rows met the condition out of %d draws in %d "
-                "rounds", method, kept, draws, rounds)
+    logger.info(
+        "conditional sampling by %s: %d rows met the condition out of %d draws in %d rounds",
+        method,
+        kept,
+        draws,
+        rounds,
+    )
 
 
 def _checked_rows(
-    synth: BaseSynthesizer, out: ConditionedRows, num_rows: int, conditions: dict[str, Any],
-    parsed: dict[str, Any], rng: np.random.Generator,
+    synth: BaseSynthesizer,
+    out: ConditionedRows,
+    num_rows: int,
+    conditions: dict[str, Any],
+    parsed: dict[str, Any],
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
     rows = out.rows
     # The hook checked them; checking again costs little and keeps the promise here.

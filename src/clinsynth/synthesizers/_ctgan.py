@@ -57,16 +57,25 @@ class ConditionSpace:
     device : torch.device
     """
 
-    def __init__(self, layout: SpanLayout, spans: list[Any], frequencies: list[list[float]],
-                 device: torch.device) -> None:
-        chosen = [i for i, s in enumerate(spans) if s.role == "category"
-                  and s.activation == "softmax"]
+    def __init__(
+        self,
+        layout: SpanLayout,
+        spans: list[Any],
+        frequencies: list[list[float]],
+        device: torch.device,
+    ) -> None:
+        chosen = [
+            i for i, s in enumerate(spans) if s.role == "category" and s.activation == "softmax"
+        ]
         self.columns = [spans[i].column for i in chosen]
         #: Permuted positions of the levels of each categorical span.
         self.positions = [layout.span_columns(i) for i in chosen]
         self.widths = [spans[i].dim for i in chosen]
-        self.offsets = np.concatenate([[0], np.cumsum(self.widths)[:-1]]).astype(np.int64) \
-            if chosen else np.zeros(0, dtype=np.int64)
+        self.offsets = (
+            np.concatenate([[0], np.cumsum(self.widths)[:-1]]).astype(np.int64)
+            if chosen
+            else np.zeros(0, dtype=np.int64)
+        )
         self.dim = int(sum(self.widths))
         self.device = device
         self._offsets = torch.as_tensor(self.offsets, device=device)
@@ -88,8 +97,9 @@ class ConditionSpace:
             cum[j, len(p) - 1 :] = 1.0
         return torch.as_tensor(cum, dtype=torch.float32, device=self.device)
 
-    def draw(self, n: int, generator: torch.Generator, cum: torch.Tensor) -> tuple[torch.Tensor,
-                                                                                    torch.Tensor]:
+    def draw(
+        self, n: int, generator: torch.Generator, cum: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A column (uniformly) and a level (by ``cum``) per row: ``(column, level)``."""
         column = torch.randint(len(self), (n,), generator=generator, device=self.device)
         u = torch.rand(n, 1, generator=generator, device=self.device)
@@ -112,8 +122,10 @@ class RealRowSampler:
         n = data.shape[0]
         table = space.levels(data)
         levels = [table[:, j] for j in range(len(space))]
-        counts = [torch.bincount(level, minlength=w) for level, w in zip(levels, space.widths,
-                                                                          strict=True)]
+        counts = [
+            torch.bincount(level, minlength=w)
+            for level, w in zip(levels, space.widths, strict=True)
+        ]
         flat_counts = torch.cat(counts) if counts else torch.zeros(0, dtype=torch.long)
         # Rows of column j sorted by level; level k of column j starts at j*n + (rows below k).
         rows = [torch.argsort(level, stable=True) for level in levels]
@@ -123,13 +135,13 @@ class RealRowSampler:
             starts.append(j * n + torch.cumsum(c, 0) - c)
         self.start = torch.cat(starts) if starts else flat_counts
         self.count = flat_counts
-        weights = [np.log1p(c.cpu().numpy()) if log_frequency else c.cpu().numpy()
-                   for c in counts]
+        weights = [np.log1p(c.cpu().numpy()) if log_frequency else c.cpu().numpy() for c in counts]
         self.train_cum = space._cumulative(weights)
         self.space = space
 
-    def rows_for(self, column: torch.Tensor, level: torch.Tensor,
-                 generator: torch.Generator) -> torch.Tensor:
+    def rows_for(
+        self, column: torch.Tensor, level: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         slot = self.space._offsets[column] + level
         u = torch.rand(len(slot), generator=generator, device=slot.device)
         count = self.count[slot]
@@ -196,7 +208,9 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
     #: Every mixture component: with BIC's fewer components, the fidelity on RHC dropped
     #: (SDMetrics quality 0.823 against 0.838 over three seeds, docs/BENCHMARKS.md).
     _transformer_options: ClassVar[dict[str, Any]] = {
-        "numerical": "mode", "categorical": "onehot", "mode_selection": "all",
+        "numerical": "mode",
+        "categorical": "onehot",
+        "mode_selection": "all",
     }
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "embedding_dim": (_is_int(1), "an int >= 1"),
@@ -256,7 +270,8 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         spans = self._transformer_.output_info
         freqs = [
             self._transformer_.get_transformer(s.column).frequencies
-            for s in spans if s.role == "category" and s.activation == "softmax"
+            for s in spans
+            if s.role == "category" and s.activation == "softmax"
         ]
         return ConditionSpace(self._layout, spans, freqs, device)
 
@@ -265,26 +280,45 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         dim, cond = self._layout.dim, self._space.dim
         self.generator = self._build(
             lambda: ResidualGenerator(self.embedding_dim + cond, tuple(self.generator_dim), dim),
-            generator, device,
+            generator,
+            device,
         )
         self.discriminator = self._build(
-            lambda: Critic(dim + cond, tuple(self.discriminator_dim),
-                           1 if self.dp_enabled else self.pac, dropout=0.5),
-            generator, device,
+            lambda: Critic(
+                dim + cond,
+                tuple(self.discriminator_dim),
+                1 if self.dp_enabled else self.pac,
+                dropout=0.5,
+            ),
+            generator,
+            device,
         )
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
-        self._opt_g = adam(self.generator.parameters(), self.generator_lr, self.generator_decay,
-                           device, betas=(0.5, 0.9))
-        self._opt_d = adam(self.discriminator.parameters(), self.discriminator_lr,
-                           self.discriminator_decay, device, betas=(0.5, 0.9))
+        self._opt_g = adam(
+            self.generator.parameters(),
+            self.generator_lr,
+            self.generator_decay,
+            device,
+            betas=(0.5, 0.9),
+        )
+        self._opt_d = adam(
+            self.discriminator.parameters(),
+            self.discriminator_lr,
+            self.discriminator_decay,
+            device,
+            betas=(0.5, 0.9),
+        )
         return {"generator": self._opt_g, "discriminator": self._opt_d}
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
         # DP: no table of real rows per level (it would steer training outside the budget).
-        self._rows = RealRowSampler(self._space, data, self.log_frequency) \
-            if len(self._space) and not self.dp_enabled else None
+        self._rows = (
+            RealRowSampler(self._space, data, self.log_frequency)
+            if len(self._space) and not self.dp_enabled
+            else None
+        )
 
     def _release_training(self) -> None:
         super()._release_training()
@@ -301,14 +335,18 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         if self.dp_enabled:
             return self._dp_train_step()
         return adversarial_step(
-            idx, critic=self.discriminator, opt_d=self._opt_d, opt_g=self._opt_g,
-            steps=int(self.discriminator_steps), generator=self._generator,
-            critic_batch=self._critic_batch, fake_rows=self._fake_rows,
+            idx,
+            critic=self.discriminator,
+            opt_d=self._opt_d,
+            opt_g=self._opt_g,
+            steps=int(self.discriminator_steps),
+            generator=self._generator,
+            critic_batch=self._critic_batch,
+            fake_rows=self._fake_rows,
             extra_loss=self._generator_extra_loss,
         )
 
-    def _critic_batch(self, idx: torch.Tensor, step: int
-                      ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Training by sampling: a condition per row and, shuffled, real rows that meet it."""
         g, data, bs = self._generator, self._data, self.batch_size
         if self._rows is None:
@@ -337,10 +375,12 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _dp_steps_per_step(self) -> int:
         return int(self.discriminator_steps)
 
-    def _dp_critic_loss(self, params: dict, real: torch.Tensor, fake: torch.Tensor,
-                        alpha: torch.Tensor) -> torch.Tensor:
-        return critic_row_loss(self.discriminator, params, real, fake, alpha,
-                               generator=self._generator)
+    def _dp_critic_loss(
+        self, params: dict, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
+    ) -> torch.Tensor:
+        return critic_row_loss(
+            self.discriminator, params, real, fake, alpha, generator=self._generator
+        )
 
     def _dp_train_step(self) -> dict[str, torch.Tensor]:
         """Private critic steps on Poisson batches, then a generator step that reads no row."""
@@ -381,8 +421,10 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         loss_g.backward()
         self._opt_g.step()
         # The critic's loss reads real rows: not kept. The generator's reads none.
-        return {"generator_loss": loss_g.detach(),
-                "discriminator_loss": torch.tensor(float("nan"), device=data.device)}
+        return {
+            "generator_loss": loss_g.detach(),
+            "discriminator_loss": torch.tensor(float("nan"), device=data.device),
+        }
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The critic's Wasserstein estimate between held-out rows and generated rows."""
@@ -391,21 +433,22 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
             return torch.tensor(float("nan"))
         valid = valid[:n]
         if len(self._space):
-            column = torch.randint(len(self._space), (n,), generator=generator,
-                                   device=valid.device)
+            column = torch.randint(len(self._space), (n,), generator=generator, device=valid.device)
             level = self._space.levels(valid).gather(1, column.unsqueeze(1)).squeeze(1)
             cond = self._space.vector(column, level)
         else:
             cond = valid.new_zeros(n, 0)
         raw = self.generator(torch.cat([self._noise(n, generator, valid.device), cond], dim=1))
-        fake = torch.cat([activate(raw, self._layout, tau=GUMBEL_TAU, generator=generator),
-                          cond], dim=1)
+        fake = torch.cat(
+            [activate(raw, self._layout, tau=GUMBEL_TAU, generator=generator), cond], dim=1
+        )
         real = torch.cat([valid, cond], dim=1)
         return self.discriminator(real).mean() - self.discriminator(fake).mean()
 
     # ------------------------------------------------------------------ sampling
-    def _generate(self, num_rows: int, generator: torch.Generator, slot: int | None = None,
-                  **kwargs: Any) -> torch.Tensor:
+    def _generate(
+        self, num_rows: int, generator: torch.Generator, slot: int | None = None, **kwargs: Any
+    ) -> torch.Tensor:
         device = self._space.device
         inputs = [self._noise(num_rows, generator, device)]
         if len(self._space):
@@ -419,7 +462,10 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         return sample_rows_t(self.generator.output_t(*inputs), self._layout, generator)
 
     def _sample_conditioned(
-        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator,
+        self,
+        num_rows: int,
+        parsed: dict[str, Any],
+        rng: np.random.Generator,
         max_rounds: int = 100,
     ) -> Any:
         """Rows meeting a condition: the conditional vector of an equality condition (with
@@ -457,5 +503,13 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         def reference(n: int, generator: torch.Generator) -> torch.Tensor:
             return self._generate(n, generator, slot=slot)
 
-        return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(self.embedding_dim,),
-                                     decode=decode, reference=reference, max_rounds=max_rounds)
+        return sample_in_noise_space(
+            self,
+            num_rows,
+            parsed,
+            rng,
+            noise_dims=(self.embedding_dim,),
+            decode=decode,
+            reference=reference,
+            max_rounds=max_rounds,
+        )

@@ -139,8 +139,11 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _check_params(self) -> None:
         super()._check_params()
         table = self._table_metadata()
-        candidates = [c for c, spec in table.columns.items()
-                      if spec["sdtype"] in CATEGORICAL_SDTYPES and not spec.get("pii")]
+        candidates = [
+            c
+            for c, spec in table.columns.items()
+            if spec["sdtype"] in CATEGORICAL_SDTYPES and not spec.get("pii")
+        ]
         spec = table.columns.get(self.condition_column)
         if spec is None or self.condition_column not in candidates:
             found = "not a column" if spec is None else f"a {spec['sdtype']} column"
@@ -192,7 +195,8 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
         self._keep[self._cond_index] = 0.0
         self.generator = self._build(
             lambda: ResidualGenerator(self.embedding_dim + width, tuple(self.generator_dim), dim),
-            generator, device,
+            generator,
+            device,
         )
         self.discriminator = self._build(
             lambda: Critic(dim + width, tuple(self.discriminator_dim), pac=1), generator, device
@@ -200,20 +204,29 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
         betas = (0.5, 0.9)
-        self._opt_g = adam(self.generator.parameters(), self.generator_lr, self.generator_decay,
-                           device, betas)
-        self._opt_d = adam(self.discriminator.parameters(), self.discriminator_lr,
-                           self.discriminator_decay, device, betas)
+        self._opt_g = adam(
+            self.generator.parameters(), self.generator_lr, self.generator_decay, device, betas
+        )
+        self._opt_d = adam(
+            self.discriminator.parameters(),
+            self.discriminator_lr,
+            self.discriminator_decay,
+            device,
+            betas,
+        )
         return {"generator": self._opt_g, "discriminator": self._opt_d}
 
     # ------------------------------------------------------------------ training
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Generated rows (Gumbel-softmax relaxed) with the condition in place, plus ``cond``."""
         z = torch.randn(len(cond), self.embedding_dim, generator=generator, device=cond.device)
-        rows = activate(self.generator(torch.cat([z, cond], dim=1)), self._layout,
-                        tau=GUMBEL_TAU, generator=generator)
-        placed = cond.new_zeros(len(cond), self._layout.dim).index_copy_(1, self._cond_index,
-                                                                         cond)
+        rows = activate(
+            self.generator(torch.cat([z, cond], dim=1)),
+            self._layout,
+            tau=GUMBEL_TAU,
+            generator=generator,
+        )
+        placed = cond.new_zeros(len(cond), self._layout.dim).index_copy_(1, self._cond_index, cond)
         return torch.cat([rows * self._keep + placed, cond], dim=1)
 
     def _with_condition(self, real: torch.Tensor) -> torch.Tensor:
@@ -223,22 +236,27 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
         if self.dp_enabled:
             return self._dp_train_step()
         return adversarial_step(
-            idx, critic=self.discriminator, opt_d=self._opt_d, opt_g=self._opt_g,
-            steps=int(self.discriminator_steps), generator=self._generator,
-            critic_batch=self._critic_batch, fake_rows=self._fake_rows,
+            idx,
+            critic=self.discriminator,
+            opt_d=self._opt_d,
+            opt_g=self._opt_g,
+            steps=int(self.discriminator_steps),
+            generator=self._generator,
+            critic_batch=self._critic_batch,
+            fake_rows=self._fake_rows,
             penalty_weight=float(self.gradient_penalty_weight),
         )
 
-    def _critic_batch(self, idx: torch.Tensor, step: int
-                      ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The epoch's batch for the first critic update, random rows for the others; fake
         rows take the real rows' conditions."""
         data = self._data
         if step:
-            idx = torch.randint(len(data), (len(idx),), generator=self._generator,
-                                device=data.device)
+            idx = torch.randint(
+                len(data), (len(idx),), generator=self._generator, device=data.device
+            )
         real = self._with_condition(data[idx])
-        return real, real[:, -self._cond_width:], None
+        return real, real[:, -self._cond_width :], None
 
     def _fake_rows(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fake = self._fake(cond, self._generator)
@@ -251,10 +269,17 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _dp_steps_per_step(self) -> int:
         return int(self.discriminator_steps)
 
-    def _dp_critic_loss(self, params: dict, real: torch.Tensor, fake: torch.Tensor,
-                        alpha: torch.Tensor) -> torch.Tensor:
-        return critic_row_loss(self.discriminator, params, real, fake, alpha,
-                               penalty_weight=self.gradient_penalty_weight)
+    def _dp_critic_loss(
+        self, params: dict, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
+    ) -> torch.Tensor:
+        return critic_row_loss(
+            self.discriminator,
+            params,
+            real,
+            fake,
+            alpha,
+            penalty_weight=self.gradient_penalty_weight,
+        )
 
     def _dp_train_step(self) -> dict[str, torch.Tensor]:
         """Private critic steps on Poisson batches (each fake row takes its real row's
@@ -279,17 +304,20 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
         self._opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self._opt_g.step()
-        return {"generator_loss": loss_g.detach(),
-                "discriminator_loss": torch.tensor(float("nan"), device=data.device)}
+        return {
+            "generator_loss": loss_g.detach(),
+            "discriminator_loss": torch.tensor(float("nan"), device=data.device),
+        }
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         real = self._with_condition(valid)
-        fake = self._fake(real[:, -self._cond_width:], generator)
+        fake = self._fake(real[:, -self._cond_width :], generator)
         return self.discriminator(real).mean() - self.discriminator(fake).mean()
 
     # ------------------------------------------------------------------ sampling
-    def _generate(self, num_rows: int, generator: torch.Generator, level: int | None = None,
-                  **kwargs: Any) -> torch.Tensor:
+    def _generate(
+        self, num_rows: int, generator: torch.Generator, level: int | None = None, **kwargs: Any
+    ) -> torch.Tensor:
         width = self._cond_width
         device = self._keep.device
         if level is None:

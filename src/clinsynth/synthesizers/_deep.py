@@ -47,7 +47,10 @@ NON_NEGATIVE_FLOAT = (_is_float(0.0), "a float >= 0")
 
 
 def adam(
-    params: Any, lr: float, weight_decay: float, device: torch.device,
+    params: Any,
+    lr: float,
+    weight_decay: float,
+    device: torch.device,
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.Adam:
     """Adam with the fused kernel where torch has one (one kernel for all parameters)."""
@@ -77,7 +80,9 @@ class DeepSynthesizer(BaseSynthesizer):
     """
 
     _runtime_params: ClassVar[tuple[str, ...]] = (
-        *_RUNTIME_PARAMS, "checkpoint_dir", "checkpoint_every",
+        *_RUNTIME_PARAMS,
+        "checkpoint_dir",
+        "checkpoint_every",
     )
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "epochs": (_is_int(1), "an int >= 1"),
@@ -85,7 +90,8 @@ class DeepSynthesizer(BaseSynthesizer):
         "validation_split": (lambda v: _is_float(0.0)(v) and v < 1.0, "a float in [0, 1)"),
         "early_stopping_patience": (lambda v: v is None or _is_int(1)(v), "None or an int >= 1"),
         "checkpoint_dir": (
-            lambda v: v is None or isinstance(v, str | os.PathLike), "None or a folder path"
+            lambda v: v is None or isinstance(v, str | os.PathLike),
+            "None or a folder path",
         ),
         "checkpoint_every": (_is_int(1), "an int >= 1"),
         "verbose": (lambda v: isinstance(v, bool), "a bool"),
@@ -195,6 +201,7 @@ class DeepSynthesizer(BaseSynthesizer):
         self._prepare_training(data, generator)
         validate = None
         if n_val:
+
             def validate() -> float:
                 g = torch.Generator(device=device).manual_seed(seeds["valid"])
                 for net in self._networks().values():
@@ -262,16 +269,21 @@ class DeepSynthesizer(BaseSynthesizer):
     def _networks(self) -> dict[str, torch.nn.Module]:
         return {name: getattr(self, name) for name in self._network_names}
 
-    def _build(self, factory: Callable[[], torch.nn.Module], generator: torch.Generator,
-               device: torch.device) -> torch.nn.Module:
+    def _build(
+        self,
+        factory: Callable[[], torch.nn.Module],
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> torch.nn.Module:
         return build_module(factory, generator, device)
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
         return self._generate_encoded(num_rows, rng)
 
-    def _generate_encoded(self, num_rows: int, rng: np.random.Generator,
-                          **kwargs: Any) -> np.ndarray:
+    def _generate_encoded(
+        self, num_rows: int, rng: np.random.Generator, **kwargs: Any
+    ) -> np.ndarray:
         """Encoded rows in the transformer's column order (column-major, for fast decoding)."""
         device = self._torch_device()
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
@@ -325,13 +337,31 @@ class DeepSynthesizer(BaseSynthesizer):
                 batch = self._batch_loss_history_
                 steps = batch.groupby("epoch")["batch"].transform("max") + 1
                 x = batch["epoch"] - 1 + (batch["batch"] + 1) / steps
-                fig.add_trace(go.Scatter(x=x, y=batch[name], mode="lines", opacity=0.3,
-                                         line={"width": 1, "color": color},
-                                         name=f"{name} (batch)"))
-            fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[name], mode="lines",
-                                     line={"width": 2, "color": color}, name=name))
-        fig.update_layout(title=f"{type(self).__name__} training loss", xaxis_title="epoch",
-                          yaxis_title="loss", template="plotly_white")
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=batch[name],
+                        mode="lines",
+                        opacity=0.3,
+                        line={"width": 1, "color": color},
+                        name=f"{name} (batch)",
+                    )
+                )
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs["epoch"],
+                    y=epochs[name],
+                    mode="lines",
+                    line={"width": 2, "color": color},
+                    name=name,
+                )
+            )
+        fig.update_layout(
+            title=f"{type(self).__name__} training loss",
+            xaxis_title="epoch",
+            yaxis_title="loss",
+            template="plotly_white",
+        )
         return fig
 
     # ------------------------------------------------------------------ checkpoints
@@ -342,8 +372,11 @@ class DeepSynthesizer(BaseSynthesizer):
 
     def _checkpoint_meta(self) -> dict[str, Any]:
         skip = (*self._runtime_params, "epochs", "progress")
-        params = {k: (list(v) if isinstance(v, tuple) else v)
-                  for k, v in self.get_params().items() if k not in skip and not callable(v)}
+        params = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.get_params().items()
+            if k not in skip and not callable(v)
+        }
         return {
             "model": self._model_name,
             "params": repr(sorted(params.items())),
@@ -408,7 +441,7 @@ class DeepSynthesizer(BaseSynthesizer):
         self._build_networks(torch.Generator().manual_seed(0), device)
         for name, net in self._networks().items():
             prefix = f"{name}."
-            sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             net.load_state_dict(sub)
             net.eval()
         self._batch_loss_history_ = pd.DataFrame(

@@ -63,8 +63,9 @@ class GroupEncoder(nn.Module):
     Output: ``[mu_1, ..., mu_G, logvar_1, ..., logvar_G]``, each block ``latent_dim`` wide.
     """
 
-    def __init__(self, in_dim: int, groups: list[np.ndarray], hidden: tuple[int, ...],
-                 latent_dim: int) -> None:
+    def __init__(
+        self, in_dim: int, groups: list[np.ndarray], hidden: tuple[int, ...], latent_dim: int
+    ) -> None:
         super().__init__()
         n_groups = len(groups)
         layers: list[nn.Module] = []
@@ -78,8 +79,9 @@ class GroupEncoder(nn.Module):
             layers += [MaskedLinear(len(owner_in), len(owner_out), mask), nn.ReLU()]
             owner_in = owner_out
         owner_out = np.tile(np.repeat(np.arange(n_groups), latent_dim), 2)
-        layers.append(MaskedLinear(len(owner_in), len(owner_out),
-                                   owner_out[:, None] == owner_in[None, :]))
+        layers.append(
+            MaskedLinear(len(owner_in), len(owner_out), owner_out[:, None] == owner_in[None, :])
+        )
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,12 +145,24 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     {'genetic': slice(0, 16, None), 'clinical': slice(16, 32, None), 'other': slice(32, 48, None)}
     """
 
-    _network_names: ClassVar[tuple[str, ...]] = ("encoder", "top", "prior", "decoder",
-                                                 "discriminator")
+    _network_names: ClassVar[tuple[str, ...]] = (
+        "encoder",
+        "top",
+        "prior",
+        "decoder",
+        "discriminator",
+    )
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "column_groups": (
-            lambda v: v is None or (isinstance(v, dict) and all(
-                isinstance(k, str) and isinstance(c, list | tuple) for k, c in v.items())),
+            lambda v: (
+                v is None
+                or (
+                    isinstance(v, dict)
+                    and all(
+                        isinstance(k, str) and isinstance(c, list | tuple) for k, c in v.items()
+                    )
+                )
+            ),
             "None or a dict of group name to a list of columns",
         ),
         "group_embedding_dim": (_is_int(1), "an int >= 1"),
@@ -226,7 +240,9 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         if problems:
             raise ParameterError.from_problems(
                 f"The 'column_groups' of {type(self).__name__} are invalid; each column may be "
-                "in one group at most", problems)
+                "in one group at most",
+                problems,
+            )
         rest = [c for c in table.columns if c not in seen]
         if rest:
             groups.setdefault(OTHER_GROUP, []).extend(rest)
@@ -256,7 +272,8 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         for name, columns in self._groups.items():
             wanted = set(columns)
             index = self._layout.permuted_columns(
-                [i for i, s in enumerate(spans) if s.column in wanted])
+                [i for i, s in enumerate(spans) if s.column in wanted]
+            )
             if len(index):
                 names.append(name)
                 cols.append(index)
@@ -267,8 +284,7 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         """Where each group's block lies in the coordinates returned by :meth:`encode`."""
         self._check_fitted()
         width = self.group_embedding_dim
-        return {name: slice(i * width, (i + 1) * width) for i, name in
-                enumerate(self._group_names)}
+        return {name: slice(i * width, (i + 1) * width) for i, name in enumerate(self._group_names)}
 
     # ------------------------------------------------------------------ networks
     def _fit(self, encoded: np.ndarray) -> None:
@@ -280,23 +296,34 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         dim, latent = self._layout.dim, self.group_embedding_dim * len(cols)
         self.encoder = self._build(
             lambda: GroupEncoder(dim, cols, tuple(self.compress_dims), self.group_embedding_dim),
-            generator, device)
-        self.top = self._build(lambda: mlp(latent, (128,), 2 * self.embedding_dim),
-                               generator, device)
-        self.prior = self._build(lambda: mlp(self.embedding_dim, (128,), 2 * latent),
-                                 generator, device)
+            generator,
+            device,
+        )
+        self.top = self._build(
+            lambda: mlp(latent, (128,), 2 * self.embedding_dim), generator, device
+        )
+        self.prior = self._build(
+            lambda: mlp(self.embedding_dim, (128,), 2 * latent), generator, device
+        )
         self.decoder = self._build(
             lambda: Decoder(latent, tuple(self.decompress_dims), dim, self._layout.n_scalar),
-            generator, device)
+            generator,
+            device,
+        )
         self.discriminator = self._build(
-            lambda: Critic(dim, tuple(self.discriminator_dim), pac=1), generator, device)
+            lambda: Critic(dim, tuple(self.discriminator_dim), pac=1), generator, device
+        )
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
-        vae = [p for name in ("encoder", "top", "prior", "decoder")
-               for p in getattr(self, name).parameters()]
+        vae = [
+            p
+            for name in ("encoder", "top", "prior", "decoder")
+            for p in getattr(self, name).parameters()
+        ]
         self._opt = adam(vae, self.learning_rate, self.l2scale, device)
-        self._opt_d = adam(self.discriminator.parameters(), self.discriminator_lr, 0.0, device,
-                           betas=(0.5, 0.9))
+        self._opt_d = adam(
+            self.discriminator.parameters(), self.discriminator_lr, 0.0, device, betas=(0.5, 0.9)
+        )
         return {"vae": self._opt, "discriminator": self._opt_d}
 
     # ------------------------------------------------------------------ training
@@ -314,8 +341,9 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         nll = reconstruction_loss(self.decoder(z), x, self._layout, self.decoder.sigma)
         return (self.loss_factor * nll + self.kl_weight * kl) / x.shape[0]
 
-    def _prior_latents(self, n: int, generator: torch.Generator,
-                       device: torch.device) -> torch.Tensor:
+    def _prior_latents(
+        self, n: int, generator: torch.Generator, device: torch.device
+    ) -> torch.Tensor:
         z_top = torch.randn(n, self.embedding_dim, generator=generator, device=device)
         mu, logvar = self.prior(z_top).chunk(2, dim=1)
         return mu + self._noise(mu, generator) * torch.exp(0.5 * logvar)
@@ -356,8 +384,9 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
             names.append("discriminator")
         return {name: getattr(self, name) for name in names}
 
-    def _dp_row_loss(self, params: dict, x: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor,
-                     fake: torch.Tensor) -> torch.Tensor:
+    def _dp_row_loss(
+        self, params: dict, x: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor, fake: torch.Tensor
+    ) -> torch.Tensor:
         """One row's negative ELBO (the VAE's networks) plus its critic loss against one
         generated row (the critic's): one gradient vector per row, clipped as a whole."""
         mu, logvar = functional(self.encoder, params["encoder"], x).chunk(2, dim=1)
@@ -371,8 +400,11 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         loss = self.loss_factor * nll + self.kl_weight * kl
         if self.adversarial_weight > 0:
             d = params["discriminator"]
-            loss = loss + F.softplus(-functional(self.discriminator, d, x)).sum() \
+            loss = (
+                loss
+                + F.softplus(-functional(self.discriminator, d, x)).sum()
                 + F.softplus(functional(self.discriminator, d, fake)).sum()
+            )
         return loss
 
     def _dp_train_step(self) -> dict[str, torch.Tensor]:
@@ -384,8 +416,12 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         e1 = torch.randn(n, latent, generator=g, device=x.device, dtype=x.dtype)
         e2 = torch.randn(n, self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
         with torch.no_grad():
-            fake = activate(self.decoder(self._prior_latents(n, g, x.device)), self._layout,
-                            tau=GUMBEL_TAU, generator=g)
+            fake = activate(
+                self.decoder(self._prior_latents(n, g, x.device)),
+                self._layout,
+                tau=GUMBEL_TAU,
+                generator=g,
+            )
         self._dp_sgd.step(self._dp_row_loss, x, e1, e2, fake)
         if self.adversarial_weight > 0:
             critic = self.discriminator
@@ -395,8 +431,9 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
             adversarial = self.adversarial_weight * F.softplus(-critic(generated)).mean()
             critic.requires_grad_(True)
             params = [p for name in ("prior", "decoder") for p in getattr(self, name).parameters()]
-            for p, extra in zip(params, torch.autograd.grad(adversarial, params,
-                                                            allow_unused=True), strict=True):
+            for p, extra in zip(
+                params, torch.autograd.grad(adversarial, params, allow_unused=True), strict=True
+            ):
                 if extra is not None:
                     p.grad = extra if p.grad is None else p.grad + extra
             self._opt_d.step()
@@ -444,8 +481,9 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         self._groups = {k: list(v) for k, v in state["groups"].items()}
 
     # ------------------------------------------------------------------ conditions
-    def _sample_conditioned(self, num_rows: int, parsed: dict[str, Any], rng: Any,
-                            max_rounds: int = 100) -> Any:
+    def _sample_conditioned(
+        self, num_rows: int, parsed: dict[str, Any], rng: Any, max_rounds: int = 100
+    ) -> Any:
         """Rows meeting a condition: importance resampling in the noise of the hierarchy (the
         top latent, the group latents' noise and the output noise; see
         :mod:`clinsynth.synthesizers._latent_conditioning`)."""
@@ -460,6 +498,14 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
             z = mu + noise[:, top:] * torch.exp(0.5 * logvar)
             return self.decoder.output_t(z)
 
-        return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(top, groups),
-                                     decode=decode, reference=self._generate,
-                                     sigma=self.decoder.sigma, max_rounds=max_rounds)
+        return sample_in_noise_space(
+            self,
+            num_rows,
+            parsed,
+            rng,
+            noise_dims=(top, groups),
+            decode=decode,
+            reference=self._generate,
+            sigma=self.decoder.sigma,
+            max_rounds=max_rounds,
+        )

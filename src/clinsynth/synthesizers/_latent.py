@@ -104,25 +104,44 @@ def visualize_latent_space(
     fig = go.Figure()
     marker: dict[str, Any] = {"size": 4, "opacity": 0.7}
     if color_by is None:
-        fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers",
-                                   marker=marker, name="rows"))
+        fig.add_trace(
+            go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", marker=marker, name="rows")
+        )
     elif pd.api.types.is_numeric_dtype(data[color_by]) and data[color_by].nunique() > 12:
         values = data[color_by].astype(float)
-        fig.add_trace(go.Scattergl(
-            x=coords[:, 0], y=coords[:, 1], mode="markers", name=color_by,
-            marker={**marker, "color": values, "colorscale": "Viridis",
-                    "colorbar": {"title": color_by}},
-            text=[f"{color_by}={v}" for v in data[color_by]],
-        ))
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                mode="markers",
+                name=color_by,
+                marker={
+                    **marker,
+                    "color": values,
+                    "colorscale": "Viridis",
+                    "colorbar": {"title": color_by},
+                },
+                text=[f"{color_by}={v}" for v in data[color_by]],
+            )
+        )
     else:
         keys = data[color_by].astype(object).where(data[color_by].notna(), "(missing)")
         for level in pd.unique(keys):
             mask = (keys == level).to_numpy()
-            fig.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers",
-                                       marker=marker, name=str(level)))
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[mask, 0],
+                    y=coords[mask, 1],
+                    mode="markers",
+                    marker=marker,
+                    name=str(level),
+                )
+            )
     fig.update_layout(
         title=f"{type(model).__name__} latent space ({method.upper()})",
-        xaxis_title=labels[0], yaxis_title=labels[1], template="plotly_white",
+        xaxis_title=labels[0],
+        yaxis_title=labels[1],
+        template="plotly_white",
         legend_title_text=color_by or "",
     )
     return fig

@@ -83,8 +83,13 @@ class NoiseProposal:
         ``a``.
     """
 
-    def __init__(self, dim: int, mean: np.ndarray | None = None, scale: np.ndarray | None = None,
-                 defensive: float = DEFENSIVE) -> None:
+    def __init__(
+        self,
+        dim: int,
+        mean: np.ndarray | None = None,
+        scale: np.ndarray | None = None,
+        defensive: float = DEFENSIVE,
+    ) -> None:
         self.dim = dim
         self.mean = np.zeros(dim) if mean is None else mean
         self.scale = np.ones(dim) if scale is None else scale
@@ -96,8 +101,7 @@ class NoiseProposal:
         return len(self.coords) == 0
 
     @classmethod
-    def fit(cls, z: np.ndarray, weights: np.ndarray, defensive: float = DEFENSIVE
-            ) -> NoiseProposal:
+    def fit(cls, z: np.ndarray, weights: np.ndarray, defensive: float = DEFENSIVE) -> NoiseProposal:
         """Fit ``q`` to weighted accepted noise: each coordinate's mean and log-variance are
         soft-thresholded at the universal threshold ``sqrt(2 log(dim) / n)`` of their
         standard errors (a sparse estimate: pure noise rarely passes it), and variances below
@@ -202,8 +206,9 @@ def choose(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     chosen = order[hits]
     if len(chosen) < n:  # rounding: top up with the most likely rows left out
         left = order[~hits]
-        chosen = np.concatenate([chosen, left[np.argsort(-probabilities[left],
-                                                         kind="stable")[: n - len(chosen)]]])
+        chosen = np.concatenate(
+            [chosen, left[np.argsort(-probabilities[left], kind="stable")[: n - len(chosen)]]]
+        )
     return chosen[:n]
 
 
@@ -224,20 +229,27 @@ class OutputNoise:
         """Shape of each block's uniforms, as ``sample_rows_t`` draws them."""
         shapes = []
         for _, count, width in self.layout.groups:
-            block, axis = self.layout.block_view(torch.empty(count * width, n), count, width,
-                                                 transposed=True)
+            block, axis = self.layout.block_view(
+                torch.empty(count * width, n), count, width, transposed=True
+            )
             shapes.append(tuple(block.narrow(axis, width - 1, 1).shape))
         return shapes
 
-    def apply(self, raw_t: torch.Tensor, jitter_t: torch.Tensor | None,
-              uniforms: list[torch.Tensor]) -> torch.Tensor:
+    def apply(
+        self, raw_t: torch.Tensor, jitter_t: torch.Tensor | None, uniforms: list[torch.Tensor]
+    ) -> torch.Tensor:
         """``sample_rows_t`` with given noise: ``jitter_t`` ``(scalars, rows)`` and one uniform
         tensor per block (any shape holding ``(spans, rows)`` in order)."""
-        return sample_rows_t(raw_t, self.layout, None, self.sigma if self.n_jitter else None,
-                             jitter_t=jitter_t, uniforms=uniforms)
+        return sample_rows_t(
+            raw_t,
+            self.layout,
+            None,
+            self.sigma if self.n_jitter else None,
+            jitter_t=jitter_t,
+            uniforms=uniforms,
+        )
 
-    def rows(self, noise: torch.Tensor, decode: Decode, generator: torch.Generator
-             ) -> torch.Tensor:
+    def rows(self, noise: torch.Tensor, decode: Decode, generator: torch.Generator) -> torch.Tensor:
         """Sampled rows (transposed, permuted) for noise rows ``(rows, dim)``."""
         raw_t = decode(noise[:, : self.input_dim], generator)
         start = self.input_dim + self.n_jitter
@@ -250,8 +262,13 @@ class OutputNoise:
         return self.apply(raw_t, jitter_t, uniforms)
 
 
-def decode_noise(model: DeepSynthesizer, z: np.ndarray, decode: Decode, output: OutputNoise,
-                 generator: torch.Generator) -> np.ndarray:
+def decode_noise(
+    model: DeepSynthesizer,
+    z: np.ndarray,
+    decode: Decode,
+    output: OutputNoise,
+    generator: torch.Generator,
+) -> np.ndarray:
     """Encoded rows (transformer column order) for noise rows ``z``, like ``_generate_encoded``."""
     device = model._torch_device()
     out_t = torch.empty((model._layout.dim, len(z)), dtype=torch.float32)
@@ -268,9 +285,13 @@ def decode_noise(model: DeepSynthesizer, z: np.ndarray, decode: Decode, output: 
     return out_t.numpy().T
 
 
-def decode_matches_sampling(model: DeepSynthesizer, decode: Decode, output: OutputNoise,
-                            noise_dims: Sequence[int],
-                            reference: Callable[[int, torch.Generator], torch.Tensor]) -> bool:
+def decode_matches_sampling(
+    model: DeepSynthesizer,
+    decode: Decode,
+    output: OutputNoise,
+    noise_dims: Sequence[int],
+    reference: Callable[[int, torch.Generator], torch.Tensor],
+) -> bool:
     """Whether sampling from given noise reproduces the model's own sampling.
 
     The check replays one random stream: ``reference(n, g)`` (the model's ``_generate``) draws
@@ -284,10 +305,12 @@ def decode_matches_sampling(model: DeepSynthesizer, decode: Decode, output: Outp
         g = torch.Generator(device=device).manual_seed(20_241_124)
         z = torch.cat([torch.randn(n, d, generator=g, device=device) for d in noise_dims], 1)
         raw_t = decode(z, g)
-        jitter = torch.randn(output.n_jitter, n, generator=g, device=device) \
-            if output.n_jitter else None
-        uniforms = [torch.rand(shape, generator=g, device=device)
-                    for shape in output.uniform_shapes(n)]
+        jitter = (
+            torch.randn(output.n_jitter, n, generator=g, device=device) if output.n_jitter else None
+        )
+        uniforms = [
+            torch.rand(shape, generator=g, device=device) for shape in output.uniform_shapes(n)
+        ]
         mine = output.apply(raw_t, jitter, uniforms)
         theirs = reference(n, torch.Generator(device=device).manual_seed(20_241_124))
     return mine.shape == theirs.shape and bool(torch.allclose(mine, theirs, atol=1e-5))
@@ -300,19 +323,26 @@ def distance(df: pd.DataFrame, parsed: dict[str, Any], valid: np.ndarray) -> np.
     for column, cond in parsed.items():
         met = mask_for(df, {column: cond}, None)
         values = df[column]
-        if cond[0] != "range" or (not pd.api.types.is_numeric_dtype(values)
-                                  and not pd.api.types.is_datetime64_any_dtype(values)):
+        if cond[0] != "range" or (
+            not pd.api.types.is_numeric_dtype(values)
+            and not pd.api.types.is_datetime64_any_dtype(values)
+        ):
             out += ~met
             continue
-        x = values.to_numpy(dtype=np.float64, na_value=np.nan) \
-            if pd.api.types.is_numeric_dtype(values) else \
-            values.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
+        x = (
+            values.to_numpy(dtype=np.float64, na_value=np.nan)
+            if pd.api.types.is_numeric_dtype(values)
+            else values.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
+        )
         missing = np.isnan(x) | (values.isna().to_numpy())
         spread = float(np.nanstd(x)) or 1.0
         gap = np.zeros(len(x))
         _, low, high = cond
-        as_number = (lambda v: pd.Timestamp(v).value) if not pd.api.types.is_numeric_dtype(
-            values) else float
+        as_number = (
+            (lambda v: pd.Timestamp(v).value)
+            if not pd.api.types.is_numeric_dtype(values)
+            else float
+        )
         if low is not None:
             gap = np.maximum(gap, as_number(low) - x)
         if high is not None:
@@ -360,8 +390,11 @@ def sample_in_noise_space(
     """
     output = OutputNoise(model._layout, int(sum(noise_dims)), sigma)
     if not decode_matches_sampling(model, decode, output, noise_dims, reference):
-        logger.warning("%s: sampling from given noise does not reproduce the model's sampling; "
-                       "conditions fall back to rejection.", type(model).__name__)
+        logger.warning(
+            "%s: sampling from given noise does not reproduce the model's sampling; "
+            "conditions fall back to rejection.",
+            type(model).__name__,
+        )
         return None
     dim = output.dim
     generator = torch.Generator(device=model._torch_device()).manual_seed(derive_seed(rng))
@@ -391,16 +424,24 @@ def sample_in_noise_space(
             counts.append(0)
             log_q_over_p.append(-proposal.log_weight(accepted))
         counts[-1] += batch
-        log_q_over_p = [np.concatenate([lq, -q.log_weight(new)])
-                        for lq, q in zip(log_q_over_p, proposals, strict=True)]
+        log_q_over_p = [
+            np.concatenate([lq, -q.log_weight(new)])
+            for lq, q in zip(log_q_over_p, proposals, strict=True)
+        ]
         accepted = np.concatenate([accepted, new.astype(np.float64)])
         if len(accepted):
             share = np.log(np.asarray(counts, dtype=np.float64) / draws)[:, None]
             log_w = -np.logaddexp.reduce(np.stack(log_q_over_p) + share, axis=0)
             weights = np.exp(log_w - log_w.max())
         before, ready = ready, capacity(weights) if len(accepted) else 0
-        logger.debug("round %d: %d of %d draws accepted (%d in all), %d rows ready", rounds,
-                     len(new), batch, len(accepted), ready)
+        logger.debug(
+            "round %d: %d of %d draws accepted (%d in all), %d rows ready",
+            rounds,
+            len(new),
+            batch,
+            len(accepted),
+            ready,
+        )
         if ready >= num_rows:
             break
         # Usable rows per draw in this round.
@@ -412,7 +453,8 @@ def sample_in_noise_space(
             # Too few rows meet the condition to fit to: fit to the rows of this round that
             # come closest to it (weighted by p/q), and move on from there.
             elite = np.argsort(distance(df, parsed, valid), kind="stable")[
-                : max(MIN_FIT, int(ELITE * batch))]
+                : max(MIN_FIT, int(ELITE * batch))
+            ]
             proposal = NoiseProposal.fit(z[elite], np.exp(proposal.log_weight(z[elite])))
         wanted = (num_rows - ready) / rate * 1.3 if rate else 10 * batch
         # A new proposal is first tried on a batch of moderate size.
@@ -424,5 +466,6 @@ def sample_in_noise_space(
         pool = pd.concat(frames, ignore_index=True)
         n = min(num_rows, capacity(weights))
         rows = pool.iloc[choose(weights, n, rng)].reset_index(drop=True)
-    return ConditionedRows(rows=rows, draws=draws, rounds=rounds,
-                           method="importance resampling in the noise space")
+    return ConditionedRows(
+        rows=rows, draws=draws, rounds=rounds, method="importance resampling in the noise space"
+    )

@@ -41,8 +41,9 @@ from clinsynth.synthesizers.nn import (
 class Decoder(nn.Module):
     """``z`` to raw span outputs, plus the learned scale of every scalar column."""
 
-    def __init__(self, embedding_dim: int, hidden: tuple[int, ...], out_dim: int,
-                 n_scalar: int) -> None:
+    def __init__(
+        self, embedding_dim: int, hidden: tuple[int, ...], out_dim: int, n_scalar: int
+    ) -> None:
         super().__init__()
         self.net = mlp(embedding_dim, hidden, out_dim)
         self.sigma = nn.Parameter(torch.full((n_scalar,), 0.1))
@@ -147,7 +148,8 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         )
         self.decoder = self._build(
             lambda: Decoder(emb, tuple(self.decompress_dims), dim, self._layout.n_scalar),
-            generator, device,
+            generator,
+            device,
         )
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
@@ -194,8 +196,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         a statistic of real rows)."""
         g = self._generator
         x = self._data[self._dp_batch(len(self._data), g)]
-        eps = torch.randn(len(x), self.embedding_dim, generator=g, device=x.device,
-                          dtype=x.dtype)
+        eps = torch.randn(len(x), self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
         self._dp_sgd.step(self._dp_row_loss, x, eps)
         self._optimizer.step()
         with torch.no_grad():
@@ -214,8 +215,9 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     def _latent_dim(self, **options: Any) -> int:
         return int(self.embedding_dim)
 
-    def _sample_conditioned(self, num_rows: int, parsed: dict[str, Any], rng: Any,
-                            max_rounds: int = 100) -> Any:
+    def _sample_conditioned(
+        self, num_rows: int, parsed: dict[str, Any], rng: Any, max_rounds: int = 100
+    ) -> Any:
         """Rows meeting a condition: importance resampling in the noise space (``z`` and the
         output noise; see
         :mod:`clinsynth.synthesizers._latent_conditioning`)."""
@@ -224,6 +226,14 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         def decode(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
             return self.decoder.output_t(z)  # _generate, from its z to the raw output
 
-        return sample_in_noise_space(self, num_rows, parsed, rng, noise_dims=(self.embedding_dim,),
-                                     decode=decode, reference=self._generate,
-                                     sigma=self.decoder.sigma, max_rounds=max_rounds)
+        return sample_in_noise_space(
+            self,
+            num_rows,
+            parsed,
+            rng,
+            noise_dims=(self.embedding_dim,),
+            decode=decode,
+            reference=self._generate,
+            sigma=self.decoder.sigma,
+            max_rounds=max_rounds,
+        )

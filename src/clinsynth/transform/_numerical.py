@@ -78,8 +78,9 @@ def fit_gmm_1d(
     most = int(min(max_components, len(values)))
     for k in range(1 if select else most, most + 1):
         start = np.quantile(x, (np.arange(k) + 0.5) / k)
-        w, m, s, ll = _em_1d(values, counts.astype(np.float64), start, spread / k, min_std,
-                             max_iter, tol)
+        w, m, s, ll = _em_1d(
+            values, counts.astype(np.float64), start, spread / k, min_std, max_iter, tol
+        )
         bic = -2.0 * ll + (3 * k - 1) * np.log(n)
         fits.append((bic, _prune(w, m, s, weight_threshold)))
         if bic < best:
@@ -112,8 +113,13 @@ def _prune(
 
 
 def _em_1d(
-    values: np.ndarray, counts: np.ndarray, means: np.ndarray, std: float, min_std: float,
-    max_iter: int, tol: float,
+    values: np.ndarray,
+    counts: np.ndarray,
+    means: np.ndarray,
+    std: float,
+    min_std: float,
+    max_iter: int,
+    tol: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """EM for a k-component mixture on weighted points; returns the fit and its log-likelihood."""
     k, n = len(means), counts.sum()
@@ -277,9 +283,13 @@ class NumericalTransformer(ColumnTransformer):
         self.decimals = 0 if self.is_integer else detect_decimals(values)
         rng = np.random.default_rng(0)  # fit is deterministic whatever the caller's seed
         if self.method == "mode":
-            w, m, s = fit_gmm_1d(values, self.max_modes, rng=rng,
-                                 accept=lambda w, m, s: self._exact(values, w, m, s),
-                                 select=self.mode_selection != "all")
+            w, m, s = fit_gmm_1d(
+                values,
+                self.max_modes,
+                rng=rng,
+                accept=lambda w, m, s: self._exact(values, w, m, s),
+                select=self.mode_selection != "all",
+            )
             self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
             self._fit_knots(values)
@@ -345,8 +355,9 @@ class NumericalTransformer(ColumnTransformer):
             return
         if self.method == "mode":
             pseudo = sample_from_histogram(edges, counts, 5000, cp.rng)
-            w, m, s = fit_gmm_1d(pseudo, self.max_modes, rng=cp.rng,
-                                 select=self.mode_selection != "all")
+            w, m, s = fit_gmm_1d(
+                pseudo, self.max_modes, rng=cp.rng, select=self.mode_selection != "all"
+            )
             self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
             self.discrete = False
@@ -496,8 +507,9 @@ class DatetimeTransformer(NumericalTransformer):
         datetime_format: str | None = None,
         mode_selection: str = "bic",
     ) -> None:
-        super().__init__(column, method, max_modes, enforce_min_max, integer=False,
-                         mode_selection=mode_selection)
+        super().__init__(
+            column, method, max_modes, enforce_min_max, integer=False, mode_selection=mode_selection
+        )
         self.datetime_format = datetime_format
 
     def _parse(self, series: pd.Series) -> pd.Series:

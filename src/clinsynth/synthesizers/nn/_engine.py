@@ -199,8 +199,9 @@ class TrainingEngine:
             self._bad_epochs += 1
             if self.patience is not None and self._bad_epochs >= self.patience:
                 self.history.stopped_early = True
-                logger.info("early stopping after epoch %d (best epoch %s)", epoch,
-                            self.history.best_epoch)
+                logger.info(
+                    "early stopping after epoch %d (best epoch %s)", epoch, self.history.best_epoch
+                )
 
     def _report(self, epoch: int, names: list[str], started: float, done_here: int) -> None:
         elapsed = time.perf_counter() - started

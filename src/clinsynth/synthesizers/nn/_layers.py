@@ -99,8 +99,9 @@ class SpanLayout:
             self.groups.append((first, count, width))
             for j, i in enumerate(members):
                 levels = np.arange(width)
-                self._columns[i] = (first + levels * count + j) if level_major else (
-                    first + j * width + levels)
+                self._columns[i] = (
+                    (first + levels * count + j) if level_major else (first + j * width + levels)
+                )
             block = np.empty(count * width, dtype=np.int64)
             for i in members:
                 block[self._columns[i] - first] = starts[i] + np.arange(width)
@@ -121,8 +122,9 @@ class SpanLayout:
         cols = [self._columns[i] for i in span_indices]
         return np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, dtype=np.int64)
 
-    def block_view(self, piece: torch.Tensor, count: int, width: int,
-                   transposed: bool = False) -> tuple[torch.Tensor, int]:
+    def block_view(
+        self, piece: torch.Tensor, count: int, width: int, transposed: bool = False
+    ) -> tuple[torch.Tensor, int]:
         """A one-hot block (``rows x count*width``, or its transpose) as a 3-D tensor, and the
         axis of its levels."""
         if transposed:
@@ -144,8 +146,9 @@ class SpanLayout:
         sizes = [self.n_tanh, self.n_linear, *(c * w for _, c, w in self.groups)]
         return list(torch.split(x, sizes, dim=1))
 
-    def blocks(self, x: torch.Tensor, *, transposed: bool = False
-               ) -> list[tuple[torch.Tensor, int]]:
+    def blocks(
+        self, x: torch.Tensor, *, transposed: bool = False
+    ) -> list[tuple[torch.Tensor, int]]:
         """3-D views of the one-hot blocks of ``x`` and the axis of their levels.
 
         ``x`` is ``(rows, permuted columns)``, or ``(permuted columns, rows)`` when
@@ -240,8 +243,9 @@ def sample_rows_t(
         out[: layout.n_tanh].tanh_()
     if s and sigma is not None:
         if jitter_t is None:
-            jitter_t = torch.randn(s, n, generator=generator, device=raw_t.device,
-                                   dtype=raw_t.dtype)
+            jitter_t = torch.randn(
+                s, n, generator=generator, device=raw_t.device, dtype=raw_t.dtype
+            )
         out[:s].addcmul_(jitter_t, sigma.unsqueeze(1))
         if layout.n_tanh:
             out[: layout.n_tanh].clamp_(-1.0, 1.0)
@@ -250,8 +254,9 @@ def sample_rows_t(
         block.sub_(block.amax(dim=axis, keepdim=True)).exp_().cumsum_(dim=axis)
         total = block.narrow(axis, width - 1, 1)
         if uniforms is None:
-            u = torch.rand(total.shape, generator=generator, device=raw_t.device,
-                           dtype=raw_t.dtype).mul_(total)
+            u = torch.rand(
+                total.shape, generator=generator, device=raw_t.device, dtype=raw_t.dtype
+            ).mul_(total)
         else:
             u = uniforms[k].reshape(total.shape) * total
         # Step: 1 from the drawn level on (u * total < total, so the last slot is always 1) ...
@@ -284,8 +289,9 @@ def reconstruction_loss(
         else:
             loss = loss + (((target[:, :s] - pred) / sigma) ** 2).sum() / 2
             loss = loss + torch.log(sigma).sum() * n
-    for (_, count, width), logits, (block, _) in zip(layout.groups, pieces[2:],
-                                                     layout.blocks(target), strict=True):
+    for (_, count, width), logits, (block, _) in zip(
+        layout.groups, pieces[2:], layout.blocks(target), strict=True
+    ):
         view, axis = layout.block_view(logits, count, width)
         loss = loss - (block * torch.log_softmax(view, dim=axis)).sum()
     return loss
@@ -406,13 +412,15 @@ class Critic(nn.Module):
     use the global random state, which breaks reproducibility).
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], pac: int = 1,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_dim: int, hidden: Sequence[int], pac: int = 1, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.pac, self.in_dim, self.dropout = pac, in_dim, dropout
         dims = [in_dim * pac, *hidden]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:],
-                                                                      strict=True))
+        self.hidden = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
         self.out = nn.Linear(dims[-1], 1)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -437,7 +445,7 @@ def gradient_penalty(
     pac = critic.pac
     packs, dim = real.shape[0] // pac, real.shape[1]
     alpha = torch.rand(packs, 1, 1, generator=generator, device=real.device, dtype=real.dtype)
-    mixed = (alpha * real.reshape(packs, pac, dim) + (1 - alpha) * fake.reshape(packs, pac, dim))
+    mixed = alpha * real.reshape(packs, pac, dim) + (1 - alpha) * fake.reshape(packs, pac, dim)
     mixed = mixed.reshape(-1, dim).requires_grad_(True)
     out = critic(mixed, generator)
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
