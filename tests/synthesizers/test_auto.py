@@ -15,7 +15,12 @@ import clinsynth
 from clinsynth import AutoSynthesizer, BaseSynthesizer
 from clinsynth.errors import ParameterError, PrivacyError
 from clinsynth.synthesizers import _registry
-from clinsynth.synthesizers._auto import parse_duration
+from clinsynth.synthesizers._auto import (
+    leaderboard_markdown,
+    leaderboard_records,
+    parse_duration,
+    rank_leaderboard,
+)
 
 TABDDPM = {
     "epochs": 3,
@@ -92,9 +97,21 @@ def test_choice_is_deterministic_and_ranked(fitted, table):
     board = fitted.leaderboard_
     assert list(board["rank"]) == [1, 2] and board.loc[0, "status"] == "chosen"
     assert board.loc[0, "model"] == fitted.chosen_
-    assert board["score"].is_monotonic_decreasing
-    for column in ("fidelity", "detection_score", "utility", "dcr_share", "mia_auc", "tstr"):
+    for column in (
+        "fidelity",
+        "detection_score",
+        "utility",
+        "dcr_share",
+        "mia_auc",
+        "tstr",
+        "score_se",
+        "privacy_risk",
+    ):
         assert board[column].notna().all(), column
+    # the ranking of the fitted leaderboard is the documented rule applied to its rows
+    again = rank_leaderboard(leaderboard_records(board), fitted.score_tolerance)
+    assert list(again["model"]) == list(board["model"])
+    assert board.loc[0, "note"].startswith("chosen: ")
     # The target is the class label of the diffusion model.
     assert fitted.leaderboard_.set_index("model").loc["tabddpm", "epochs"] == 3
 
@@ -128,12 +145,74 @@ def test_no_safe_candidate_raises_with_the_leaderboard(table, copycat):
     )
 
 
+def _candidate(model: str, score: float, dcr: float, mia: float, **extra: Any) -> dict:
+    return {
+        "model": model,
+        "score": score,
+        "score_se": 0.004,
+        "dcr_share": dcr,
+        "mia_auc": mia,
+        "passes_privacy": True,
+        **extra,
+    }
+
+
+def test_a_near_tie_in_score_is_decided_by_privacy():
+    rows = [
+        _candidate("tabddpm", 0.870, dcr=0.57, mia=0.55),
+        _candidate("gaussian_copula", 0.864, dcr=0.52, mia=0.53),
+        _candidate("tvae", 0.600, dcr=0.50, mia=0.50),
+        _candidate("copycat", 0.990, dcr=0.90, mia=0.80, passes_privacy=False),
+    ]
+    board = rank_leaderboard(rows, score_tolerance=0.01)
+    # tolerance: max(0.01, 2 * sqrt(2) * 0.004 = 0.0113); 0.006 apart is a tie
+    assert list(board["model"]) == ["gaussian_copula", "tabddpm", "tvae", "copycat"]
+    assert list(board["status"]) == ["chosen", "ok", "ok", "failed privacy check"]
+    assert board.loc[0, "privacy_risk"] == pytest.approx(0.03)
+    assert board.loc[0, "note"].startswith("chosen: score within 0.011 of the best (tabddpm")
+    assert "higher privacy risk (0.070 > 0.030)" in board.loc[1, "note"]
+    assert "0.270 below the best" in board.loc[2, "note"]
+    # the markdown says why the winner won
+    assert "lowest privacy risk of the 2 candidates" in leaderboard_markdown(board)
+    # deterministic, whatever the order of the rows
+    shuffled = rank_leaderboard(rows[::-1], score_tolerance=0.01)
+    pd.testing.assert_frame_equal(shuffled, board)
+
+
+def test_a_clear_fidelity_win_is_not_overturned_by_privacy():
+    rows = [
+        _candidate("tabddpm", 0.870, dcr=0.54, mia=0.55),
+        _candidate("gaussian_copula", 0.840, dcr=0.50, mia=0.50),
+    ]
+    board = rank_leaderboard(rows, score_tolerance=0.01)
+    assert list(board["model"]) == ["tabddpm", "gaussian_copula"]
+    assert board.loc[0, "note"] == (
+        "chosen: best score, 0.030 above the next passing candidate (gaussian_copula), beyond "
+        "the noise tolerance 0.011"
+    )
+    # the same gap within a larger measured noise (or a larger floor) is a tie
+    noisy = [{**r, "score_se": 0.02} for r in rows]
+    assert rank_leaderboard(noisy, score_tolerance=0.01).loc[0, "model"] == "gaussian_copula"
+    assert rank_leaderboard(rows, score_tolerance=0.05).loc[0, "model"] == "gaussian_copula"
+    # 0 and no noise estimate: the score alone decides, even 0.001 apart
+    exact = [{**r, "score_se": None} for r in rows]
+    exact[1]["score"] = 0.869
+    assert rank_leaderboard(exact, score_tolerance=0.0).loc[0, "model"] == "tabddpm"
+
+
+def test_score_tolerance_is_checked(table):
+    df, md = table
+    with pytest.raises(ParameterError, match="'score_tolerance' parameter"):
+        AutoSynthesizer(md, score_tolerance=-0.1).fit(df)
+
+
 def test_leaderboard_files(fitted, tmp_path):
     md_path, json_path = fitted.save_leaderboard(tmp_path / "leaderboard")
     text = md_path.read_text()
     assert text.startswith("| rank | model | status |") and "gaussian_copula" in text
     document = json.loads(json_path.read_text())
     assert document["chosen"] == fitted.chosen_ and document["max_dcr_share"] == 0.55
+    assert document["score_tolerance"] == 0.01
     assert [r["model"] for r in document["leaderboard"]] == list(fitted.leaderboard_["model"])
 
 

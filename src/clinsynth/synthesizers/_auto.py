@@ -1,14 +1,19 @@
 """AutoSynthesizer: fit several models, measure fidelity and privacy, keep the best safe one.
 
 The rows are split once (``validation_size`` held out, seeded). Each candidate model is fitted on
-the training split and samples as many rows as the validation split has; the synthetic rows are
-scored against the validation rows with the evaluation suite: the fidelity score (Column Shapes
-and Column Pair Trends), the detection score (can a classifier tell them apart?) and, with a
-``target``, ML utility (train on synthetic, test on real). Privacy is measured against the same
-split: the DCR share (the share of synthetic rows closer to a training row than to a validation
-row; 0.5 when the model does not memorize) and the membership-inference AUC (0.5: training rows
-are no closer to the synthetic data than unseen rows). The best candidate that passes both
-privacy checks is refitted on every row and samples from then on; the comparison is kept as
+the training split and samples two independent sets of as many rows as the validation split has;
+each set is scored against the validation rows with the evaluation suite: the fidelity score
+(Column Shapes and Column Pair Trends), the detection score (can a classifier tell them apart?)
+and, with a ``target``, ML utility (train on synthetic, test on real). The candidate's score is
+the mean over the two sets, and their difference measures its noise. Privacy is measured against
+the same split: the DCR share (the share of synthetic rows closer to a training row than to a
+validation row; 0.5 when the model does not memorize) and the membership-inference AUC (0.5:
+training rows are no closer to the synthetic data than unseen rows).
+
+The choice respects measurement noise: among the candidates that pass both privacy checks, those
+whose score is within the noise of the best one are tied on fidelity, and the one with the lowest
+privacy risk wins (see :class:`AutoSynthesizer`). It is refitted on every row and samples from
+then on; the comparison, with a note on why each candidate ranks where it does, is kept as
 ``leaderboard_`` and saved in the bundle's manifest.
 
 With a ``time_budget``, candidates train in order, each within an even share of what is left
@@ -42,6 +47,7 @@ from clinsynth.synthesizers._auto_board import (
     leaderboard_frame,
     leaderboard_markdown,
     leaderboard_records,
+    rank_leaderboard,
 )
 from clinsynth.synthesizers._auto_budget import (
     _MIN_EPOCH_FRACTION,
@@ -77,6 +83,7 @@ __all__ = [
     "leaderboard_markdown",
     "leaderboard_records",
     "parse_duration",
+    "rank_leaderboard",
 ]
 
 
@@ -113,6 +120,18 @@ class AutoSynthesizer(BaseSynthesizer):
     max_mia_auc : float
         A candidate whose membership-inference AUC exceeds this (and 0.5 plus two standard
         errors) is not chosen.
+    score_tolerance : float
+        The smallest difference of validation scores taken as a real difference in fidelity.
+        The tolerance applied is the larger of this and two standard errors of a difference of
+        two candidates' scores, estimated from the two synthetic sets each candidate is scored
+        on (pooled over the candidates): on a validation split of a few dozen rows the scores
+        move by several hundredths from one synthetic sample to the next. The candidates that
+        pass the privacy checks and score within the tolerance of the best one are tied, and
+        the tie goes to the lowest privacy risk: the larger of ``|DCR share - 0.5|`` and
+        ``MIA AUC - 0.5`` (then the higher score, then the order of ``candidates``). A clear
+        fidelity win is never overturned by privacy. The leaderboard's notes say why the chosen
+        candidate won and why each other passing one lost; 0 with no noise estimate decides by
+        score alone.
     refit : bool
         Refit the winner on every row (True), or keep the model fitted on the training split.
     **kwargs
@@ -168,6 +187,7 @@ class AutoSynthesizer(BaseSynthesizer):
         "validation_size": (lambda v: _is_float(0.05, 0.8)(v), "a float in [0.05, 0.8]"),
         "max_dcr_share": (_is_float(0.0, 1.0), "a float in [0, 1]"),
         "max_mia_auc": (_is_float(0.0, 1.0), "a float in [0, 1]"),
+        "score_tolerance": (_is_float(0.0, 1.0), "a float in [0, 1]"),
         "refit": (lambda v: isinstance(v, bool), "a bool"),
         "progress": (lambda v: v is None or callable(v), "None or a callable"),
     }
@@ -184,6 +204,7 @@ class AutoSynthesizer(BaseSynthesizer):
         validation_size: float = 0.3,
         max_dcr_share: float = 0.55,
         max_mia_auc: float = 0.6,
+        score_tolerance: float = 0.01,
         refit: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -196,6 +217,7 @@ class AutoSynthesizer(BaseSynthesizer):
         self.validation_size = validation_size
         self.max_dcr_share = max_dcr_share
         self.max_mia_auc = max_mia_auc
+        self.score_tolerance = score_tolerance
         self.refit = refit
 
     # ------------------------------------------------------------------ candidates
@@ -297,9 +319,10 @@ class AutoSynthesizer(BaseSynthesizer):
                     continue
                 began = time.perf_counter()
                 model.reset_sampling()
-                # As many rows as the training split: fidelity and utility read the first
-                # len(valid); the privacy measures read them all (less noise in small tables).
-                synthetic = model.sample(max(len(train), len(valid)))
+                # As many rows as the training split (at least two validation splits): fidelity
+                # and utility read two sets of len(valid) rows; the privacy measures read the
+                # first len(train) (less noise in small tables).
+                synthetic = model.sample(max(len(train), 2 * len(valid)))
                 row.update(self._score(train, valid, synthetic, eval_seed))
             except Exception as exc:  # a failing candidate is reported; the others go on
                 logger.warning("candidate %s failed: %s: %s", name, type(exc).__name__, exc)
@@ -308,8 +331,12 @@ class AutoSynthesizer(BaseSynthesizer):
             row["evaluation_seconds"] = round(time.perf_counter() - began, 3)
             eval_times.append(row["evaluation_seconds"])
             models[name] = model
-        self.leaderboard_ = self._rank(rows)
-        self._thresholds = {"max_dcr_share": self.max_dcr_share, "max_mia_auc": self.max_mia_auc}
+        self.leaderboard_ = rank_leaderboard(rows, self.score_tolerance)
+        self._thresholds = {
+            "max_dcr_share": self.max_dcr_share,
+            "max_mia_auc": self.max_mia_auc,
+            "score_tolerance": self.score_tolerance,
+        }
         passing = self.leaderboard_[self.leaderboard_["status"] == "chosen"]
         if not models:
             raise ClinsynthError(
@@ -403,13 +430,58 @@ class AutoSynthesizer(BaseSynthesizer):
     def _score(
         self, train: pd.DataFrame, valid: pd.DataFrame, synthetic: pd.DataFrame, seed: int
     ) -> dict[str, Any]:
-        from clinsynth.evaluation import evaluate_privacy, evaluate_quality, evaluate_utility
+        from clinsynth.evaluation import evaluate_privacy
 
         table = self._table_metadata()
+        n = len(valid)
         privacy = evaluate_privacy(
-            train, synthetic, table, holdout=valid, n_attacks=100, random_state=seed
+            train,
+            synthetic.iloc[: max(len(train), n)],
+            table,
+            holdout=valid,
+            n_attacks=100,
+            random_state=seed,
         )
-        synthetic = synthetic.iloc[: len(valid)].reset_index(drop=True)
+        # Two independent synthetic sets, scored alike: their mean is the score, their
+        # difference its noise (see score_tolerance).
+        halves = [
+            self._score_set(train, valid, synthetic.iloc[i * n : (i + 1) * n], seed + i)
+            for i in (0, 1)
+        ]
+        out: dict[str, Any] = {}
+        for key in halves[0]:
+            values = [h.get(key) for h in halves]
+            if key == "note":
+                out[key] = next((v for v in values if v), None)
+            elif all(v is None for v in values):
+                out[key] = None
+            else:
+                out[key] = _mean(values)
+        scores = [h["score"] for h in halves]
+        out["score_se"] = None if None in scores else abs(scores[0] - scores[1]) / 2
+        out["dcr_share"] = privacy.metrics["dcr_share"]
+        out["mia_auc"] = privacy.metrics["mia_auc"]
+        if out.get("note") is None:
+            out.pop("note", None)
+        dcr_limit = max(self.max_dcr_share, 0.5 + 2 * privacy.metrics["dcr_share_se"])
+        mia_limit = max(self.max_mia_auc, 0.5 + 2 * privacy.metrics["mia_auc_se"])
+        out["passes_privacy"] = bool(out["dcr_share"] <= dcr_limit and out["mia_auc"] <= mia_limit)
+        if not out["passes_privacy"]:
+            limits = (
+                f"DCR share {out['dcr_share']:.3f} (limit {dcr_limit:.3f}), membership-inference "
+                f"AUC {out['mia_auc']:.3f} (limit {mia_limit:.3f})"
+            )
+            out["note"] = f"{out['note']}; {limits}" if out.get("note") else limits
+        return out
+
+    def _score_set(
+        self, train: pd.DataFrame, valid: pd.DataFrame, synthetic: pd.DataFrame, seed: int
+    ) -> dict[str, Any]:
+        """Fidelity, detection and utility of one synthetic set, and their mean (the score)."""
+        from clinsynth.evaluation import evaluate_quality, evaluate_utility
+
+        table = self._table_metadata()
+        synthetic = synthetic.reset_index(drop=True)
         quality = evaluate_quality(valid, synthetic, table, random_state=seed)
         aucs = [v for v in quality.metrics.get("detection_auc", {}).values() if v == v]
         out: dict[str, Any] = {
@@ -418,8 +490,10 @@ class AutoSynthesizer(BaseSynthesizer):
             "column_pair_trends": quality.metrics["column_pair_trends"],
             "detection_auc": max(aucs) if aucs else None,
             "detection_score": quality.metrics.get("detection_score"),
-            "dcr_share": privacy.metrics["dcr_share"],
-            "mia_auc": privacy.metrics["mia_auc"],
+            "utility": None,
+            "tstr": None,
+            "trtr": None,
+            "note": None,
         }
         parts = [out["fidelity"], out["detection_score"]]
         if self.target is not None:
@@ -438,33 +512,7 @@ class AutoSynthesizer(BaseSynthesizer):
             parts.append(out["utility"])
         measured = [p for p in parts if p is not None and p == p]
         out["score"] = float(np.mean(measured)) if measured else None
-        dcr_limit = max(self.max_dcr_share, 0.5 + 2 * privacy.metrics["dcr_share_se"])
-        mia_limit = max(self.max_mia_auc, 0.5 + 2 * privacy.metrics["mia_auc_se"])
-        out["passes_privacy"] = bool(out["dcr_share"] <= dcr_limit and out["mia_auc"] <= mia_limit)
-        if not out["passes_privacy"]:
-            limits = (
-                f"DCR share {out['dcr_share']:.3f} (limit {dcr_limit:.3f}), membership-inference "
-                f"AUC {out['mia_auc']:.3f} (limit {mia_limit:.3f})"
-            )
-            out["note"] = f"{out['note']}; {limits}" if out.get("note") else limits
         return out
-
-    def _rank(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
-        board = leaderboard_frame(rows)
-        scored = board["score"].notna()
-        board.loc[scored & (board["passes_privacy"] == True), "status"] = "ok"  # noqa: E712
-        board.loc[scored & (board["passes_privacy"] == False), "status"] = (  # noqa: E712
-            "failed privacy check"
-        )
-        order = board.assign(
-            _ok=(board["status"] == "ok").astype(int),
-            _score=board["score"].astype(float).fillna(-1.0),
-        ).sort_values(["_ok", "_score"], ascending=[False, False], kind="stable")
-        board = board.loc[order.index].reset_index(drop=True)
-        if (board["status"] == "ok").any():
-            board.loc[0, "status"] = "chosen"
-        board["rank"] = np.arange(1, len(board) + 1)
-        return board
 
     def _adopt(self, model: BaseSynthesizer, name: str, num_rows: int) -> None:
         """Sample through ``model`` from now on (the base class decodes with its transformer)."""
@@ -553,7 +601,9 @@ class AutoSynthesizer(BaseSynthesizer):
 
     def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
         auto = manifest["auto"]
-        self._thresholds = {k: auto[k] for k in ("max_dcr_share", "max_mia_auc")}
+        self._thresholds = {
+            k: auto[k] for k in ("max_dcr_share", "max_mia_auc", "score_tolerance") if k in auto
+        }
         self.leaderboard_ = leaderboard_frame(auto["leaderboard"])
         self.model_._load_manifest_extra(manifest)
         self.model_.reset_sampling()

@@ -1,4 +1,10 @@
-"""The leaderboard of AutoSynthesizer: a DataFrame, JSON records and a markdown table."""
+"""The leaderboard of AutoSynthesizer: the ranking, a DataFrame, JSON records and markdown.
+
+The ranking respects measurement noise: the candidates that passed the privacy checks and whose
+validation score is within the noise of the best one (see :func:`score_tolerance_applied`) are
+tied on fidelity, and among them the one with the lowest privacy risk wins (see
+:func:`rank_leaderboard`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ LEADERBOARD_COLUMNS = (
     "model",
     "status",
     "score",
+    "score_se",
     "fidelity",
     "column_shapes",
     "column_pair_trends",
@@ -24,6 +31,7 @@ LEADERBOARD_COLUMNS = (
     "trtr",
     "dcr_share",
     "mia_auc",
+    "privacy_risk",
     "passes_privacy",
     "epochs",
     "fit_seconds",
@@ -79,3 +87,126 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
                 cells.append(str(value).replace("|", "/").replace("\n", " "))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def privacy_risk(dcr_share: Any, mia_auc: Any) -> Any:
+    """How far a candidate's privacy measures are from "no leakage" (0 is none).
+
+    The larger of the DCR share's distance from 0.5 and the membership-inference AUC's excess
+    over 0.5: both are probabilities whose no-leakage value is 0.5, so they share one scale.
+    Works on numbers and on pandas Series.
+    """
+    dcr = np.abs(np.asarray(dcr_share, dtype=float) - 0.5)
+    mia = np.asarray(mia_auc, dtype=float) - 0.5
+    out = np.fmax(dcr, mia)
+    return out if out.ndim else float(out)
+
+
+def score_tolerance_applied(board: pd.DataFrame, score_tolerance: float) -> float:
+    """The score difference below which two candidates are tied: noise, not fidelity.
+
+    Each candidate's score is the mean of two scores of independent synthetic samples, and its
+    ``score_se`` is half their difference (the standard error of that mean, from one pair). The
+    pooled standard error is the root mean square of ``score_se`` over the scored candidates; a
+    difference of two scores has sqrt(2) times that, and the tolerance is two standard errors of
+    a difference, or ``score_tolerance`` when that is larger (also when nothing was estimated).
+    """
+    se = pd.to_numeric(board["score_se"], errors="coerce").dropna().to_numpy(dtype=float)
+    if len(se) == 0:
+        return float(score_tolerance)
+    pooled = float(np.sqrt(np.mean(se**2)))
+    return float(max(score_tolerance, 2.0 * np.sqrt(2.0) * pooled))
+
+
+def rank_leaderboard(rows: list[dict[str, Any]], score_tolerance: float = 0.01) -> pd.DataFrame:
+    """Rank the candidates, mark the chosen one, and say in each note why it ranks there.
+
+    Status: "ok" for a scored candidate that passed the privacy checks, "failed privacy check"
+    for one that did not, and the first "ok" candidate becomes "chosen". Order: the passing
+    candidates whose score is within the tolerance of the best passing score (see
+    :func:`score_tolerance_applied`) come first, by increasing :func:`privacy_risk` (then by
+    score, then in the given order); then the other passing candidates and then the rest, by
+    decreasing score. A clear fidelity win is never overturned by privacy; a near-tie is decided
+    by it. Deterministic: the same rows give the same ranking.
+
+    Examples
+    --------
+    >>> rows = [
+    ...     {"model": "a", "score": 0.870, "score_se": 0.005, "dcr_share": 0.57,
+    ...      "mia_auc": 0.55, "passes_privacy": True},
+    ...     {"model": "b", "score": 0.865, "score_se": 0.005, "dcr_share": 0.51,
+    ...      "mia_auc": 0.52, "passes_privacy": True},
+    ... ]
+    >>> list(rank_leaderboard(rows)["model"])
+    ['b', 'a']
+    """
+    board = leaderboard_frame(rows)
+    scored = board["score"].notna()
+    board.loc[scored & (board["passes_privacy"] == True), "status"] = "ok"  # noqa: E712
+    board.loc[scored & (board["passes_privacy"] == False), "status"] = (  # noqa: E712
+        "failed privacy check"
+    )
+    board["privacy_risk"] = privacy_risk(board["dcr_share"], board["mia_auc"])
+    ok = (board["status"] == "ok").to_numpy()
+    score = board["score"].astype(float).fillna(-1.0).to_numpy()
+    tolerance = score_tolerance_applied(board.loc[scored], score_tolerance)
+    best = score[ok].max() if ok.any() else np.nan
+    tied = ok & (score >= best - tolerance - 1e-12)
+    risk = board["privacy_risk"].fillna(np.inf).to_numpy()
+    order = board.assign(
+        _group=np.where(tied, 0, np.where(ok, 1, 2)),
+        _risk=np.where(tied, risk, 0.0),
+        _score=-score,
+    ).sort_values(["_group", "_risk", "_score"], kind="stable")
+    board = board.loc[order.index].reset_index(drop=True)
+    tied = tied[order.index.to_numpy()]
+    if ok.any():
+        board.loc[0, "status"] = "chosen"
+        _explain(board, tied, best, tolerance)
+    board["rank"] = np.arange(1, len(board) + 1)
+    return board
+
+
+def _explain(board: pd.DataFrame, tied: np.ndarray, best: float, tolerance: float) -> None:
+    """Notes saying why the chosen candidate won and why each other passing one lost."""
+    first = board.iloc[0]
+    others = board[(board["status"] == "ok")]
+    if tied.sum() > 1:
+        leader = board.loc[tied].sort_values("score", ascending=False, kind="stable").iloc[0]
+        where = (
+            "best score"
+            if leader["model"] == first["model"]
+            else f"score within {tolerance:.3f} of the best ({leader['model']} {best:.3f})"
+        )
+        why = (
+            f"chosen: {where}, and the lowest privacy risk of the {int(tied.sum())} candidates "
+            f"within the noise tolerance {tolerance:.3f} ({first['privacy_risk']:.3f}: DCR "
+            f"share {first['dcr_share']:.3f}, MIA AUC {first['mia_auc']:.3f})"
+        )
+    elif len(others):
+        runner = others.iloc[0]
+        why = (
+            f"chosen: best score, {first['score'] - runner['score']:.3f} above the next "
+            f"passing candidate ({runner['model']}), beyond the noise tolerance {tolerance:.3f}"
+        )
+    else:
+        why = "chosen: the only scored candidate that passed the privacy checks"
+    _append_note(board, 0, why)
+    for i in range(1, len(board)):
+        if board.loc[i, "status"] != "ok":
+            continue
+        if tied[i]:
+            why = (
+                f"tied on score with the chosen (tolerance {tolerance:.3f}) but a higher "
+                f"privacy risk ({board.loc[i, 'privacy_risk']:.3f} > "
+                f"{first['privacy_risk']:.3f})"
+            )
+        else:
+            gap = best - board.loc[i, "score"]
+            why = f"score {gap:.3f} below the best (noise tolerance {tolerance:.3f})"
+        _append_note(board, i, why)
+
+
+def _append_note(board: pd.DataFrame, i: int, text: str) -> None:
+    note = board.loc[i, "note"]
+    board.loc[i, "note"] = f"{note}; {text}" if isinstance(note, str) and note else text
