@@ -9,6 +9,12 @@ the holdout: TSTR and TRTR) and privacy against the holdout (DCR share, 0.5 is b
 membership-inference AUC, 0.5 is best). Every (dataset, model) runs in its own process, so memory
 is measured cleanly and a model that runs over ``--timeout`` is reported, not waited for.
 
+Small tables make every measure noisy (the DCR share's standard error is 0.5/sqrt(holdout
+rows), 0.03-0.05 on a few hundred rows), so ``--splits`` repeats the split with more seeds
+(``--splits 5``, or per dataset ``--splits heart_failure_clinical=5,breast_cancer_wisconsin=5``):
+split ``k`` uses seed ``--seed + k`` for the split, the model and the evaluation, and the tables
+and the goal give the mean over the splits with its standard error (``mean ± se``).
+
 Where SDV is installed (``pip install clinsynth[bench]``) its GaussianCopula, TVAE and CTGAN run
 side by side on the same split, with the same epochs and SDV's other defaults.
 
@@ -17,6 +23,7 @@ side by side on the same split, with the same epochs and SDV's other defaults.
         --models gaussian_copula tabddpm sdv_gaussian_copula --epochs tabddpm=300,tvae=50
     .venv/bin/python benchmarks/bench_field.py --from-results benchmarks/results/field.jsonl \\
         --output docs/BENCHMARKS.md   # re-render after re-running some models
+    .venv/bin/python benchmarks/bench_field.py --datasets heart_disease_uci --splits 5
 
 The population simulator's rows are simulated once by the main process (seed ``--seed``) and
 read back by every worker.
@@ -51,6 +58,18 @@ DATASETS: dict[str, str] = {
 }
 SDV_MODELS = ("sdv_gaussian_copula", "sdv_tvae", "sdv_ctgan")
 DEEP = ("tvae", "ctgan", "cwgan", "hvaegan", "tabddpm", "sdv_tvae", "sdv_ctgan")
+#: Measures shown as the mean over splits with its standard error; then those shown as a mean.
+WITH_SE = (
+    "quality",
+    "shapes",
+    "pair_trends",
+    "detection_auc",
+    "tstr",
+    "trtr",
+    "dcr_share",
+    "mia_auc",
+)
+MEAN_ONLY = {"fit_s": 1, "sample_rows_per_s": 0, "peak_mib": 0}  # and their rounding
 
 
 def load_dataset(name: str) -> tuple[pd.DataFrame, Any, str]:
@@ -195,8 +214,10 @@ def run_one(
         "dcr_share": privacy.metrics["dcr_share"],
         "mia_auc": privacy.metrics["mia_auc"],
     }
+    row["split_seed"] = seed
     if model == "auto":
         board = synth.leaderboard_.set_index("model")
+        row["chosen"] = synth.chosen_
         row["note"] = (
             f"chose {synth.chosen_} (validation DCR share "
             + ", ".join(
@@ -206,6 +227,9 @@ def run_one(
             )
             + ")"
         )
+        why = board.loc[synth.chosen_, "note"]
+        if isinstance(why, str) and why:
+            row["note"] += f"; {why}"
     return row
 
 
@@ -235,6 +259,78 @@ def epochs_for(spec: str | None, model: str) -> int | None:
     return int(pairs[model]) if model in pairs else None
 
 
+def splits_for(spec: str | None, dataset: str) -> int:
+    """``"5"`` for every dataset, or ``"heart_failure_clinical=5,rhc=2"`` (others: 1 split)."""
+    if not spec:
+        return 1
+    if "=" not in spec:
+        return int(spec)
+    pairs = dict(item.split("=") for item in spec.split(","))
+    return int(pairs.get(dataset, 1))
+
+
+def split_seed(row: dict[str, Any]) -> int:
+    """The seed of a row's split (rows written before ``--splits`` existed: the seed-0 split)."""
+    return int(row.get("split_seed", 0))
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per dataset and model: the mean of each measure over its scored splits.
+
+    A measure of ``WITH_SE`` gets its standard error over the splits as ``<measure>_se`` (the
+    standard deviation / sqrt(splits); None with one split). ``n`` counts the scored splits,
+    ``seeds`` lists them; the note says which splits failed and, for ``auto``, what it chose.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["model"]), []).append(r)
+    out = []
+    for (dataset, model), part in groups.items():
+        part = sorted(part, key=split_seed)
+        ok = [r for r in part if r.get("quality") is not None]
+        agg: dict[str, Any] = {
+            "dataset": dataset,
+            "model": model,
+            "n": len(ok),
+            "seeds": [split_seed(r) for r in ok],
+            "epochs": next((r["epochs"] for r in ok or part if r.get("epochs") is not None), None),
+        }
+        for measure in (*MEAN_ONLY, *WITH_SE):
+            values = [float(r[measure]) for r in ok if r.get(measure) is not None]
+            mean = float(np.mean(values)) if values else None
+            if measure in MEAN_ONLY and mean is not None:
+                digits = MEAN_ONLY[measure]
+                mean = round(mean, digits) if digits else round(mean)
+            agg[measure] = mean
+            if measure in WITH_SE:
+                se = np.std(values, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else None
+                agg[measure + "_se"] = None if se is None else float(se)
+        agg["note"] = _aggregate_note(part, ok)
+        out.append(agg)
+    return out
+
+
+def _aggregate_note(part: list[dict[str, Any]], ok: list[dict[str, Any]]) -> str | None:
+    if len(part) == 1:
+        return part[0].get("note")
+    notes = []
+    chosen: dict[str, list[int]] = {}
+    for r in ok:
+        name = r.get("chosen") or (r.get("note") or "").removeprefix("chose ").split(" ")[0]
+        if r["model"] == "auto" and name:
+            chosen.setdefault(name, []).append(split_seed(r))
+    if chosen:
+        notes.append(
+            "chose "
+            + ", ".join(
+                f"{name} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+                for name, seeds in sorted(chosen.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            )
+        )
+    notes += [f"seed {split_seed(r)}: {r.get('note')}" for r in part if r not in ok]
+    return "; ".join(notes) or None
+
+
 def worker_main(args: argparse.Namespace) -> None:
     row = run_one(
         args.worker[0],
@@ -256,7 +352,20 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def cell(row: dict[str, Any], column: str) -> str:
+    """A table cell: ``mean ± se`` for a measure averaged over splits, else the value."""
+    se = row.get(column + "_se")
+    if column in WITH_SE and se is not None and row.get(column) is not None:
+        return f"{fmt(row[column])} ± {fmt(se)}"
+    if column in MEAN_ONLY:
+        value = row.get(column)
+        return "" if value is None else f"{value:.{MEAN_ONLY[column]}f}"
+    return fmt(row.get(column))
+
+
 def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Namespace) -> str:
+    """The markdown: a table per dataset (means over its splits) and the two goal tables."""
+    rows = aggregate(rows)
     cols = [
         "model",
         "epochs",
@@ -281,9 +390,13 @@ def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Names
         *[f"    {command}" for command in commands],
         "",
         f"on {os.cpu_count()} CPU cores shared with other work (torch threads: {args.threads}), "
-        f"{time.strftime('%Y-%m-%d')}. Fixed 70/30 train/holdout split (seed {args.seed}); as "
-        "many synthetic rows as training rows. `quality` is the SDMetrics-style score (mean of "
-        "Column Shapes and Column Pair Trends over the pairs associated in the real data); "
+        f"{time.strftime('%Y-%m-%d')}. A 70/30 train/holdout split (seed {args.seed}); where a "
+        "dataset's heading says so, the split is repeated with more seeds (the split's seed "
+        "also seeds the model and the evaluation) and each figure is the mean over the splits, "
+        "with its standard error after `±` (standard deviation / sqrt(splits); times and memory "
+        "as means). As many synthetic rows as training rows. `quality` is the SDMetrics-style "
+        "score (mean of Column Shapes and Column Pair Trends over the pairs associated in the "
+        "real data); "
         "`pair_trends` averages every pair. `detection_auc`: the better of two classifiers "
         "telling real training rows from synthetic ones (0.5 best). `tstr`/`trtr`: holdout ROC "
         "AUC of gradient boosting trained on synthetic/real rows. `dcr_share`: share of "
@@ -298,11 +411,17 @@ def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Names
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         part = [r for r in rows if r["dataset"] == dataset]
         out += [f"## {dataset} (target `{DATASETS.get(dataset)}`)", ""]
+        seeds = sorted({s for r in part for s in r["seeds"]})
+        if len(seeds) > 1:
+            out += [
+                f"Mean ± standard error over {len(seeds)} splits (seeds "
+                f"{', '.join(map(str, seeds))}); the note gives any split that failed.",
+                "",
+            ]
         out.append("| " + " | ".join(cols) + " |")
         out.append("|" + "---|" * len(cols))
         for r in part:
-            cells = [fmt(r.get(c), 1 if c == "fit_s" else 3) for c in cols]
-            out.append("| " + " | ".join(cells) + " |")
+            out.append("| " + " | ".join(cell(r, c) for c in cols) + " |")
         out.append("")
     out += summary(rows)
     return "\n".join(out) + "\n"
@@ -312,7 +431,10 @@ _YES_NO = {True: "yes", False: "no", None: "n/a"}
 
 
 def _by_dataset(rows: list[dict[str, Any]]):
-    """``(dataset, clinsynth rows, SDV rows)`` per dataset, in order, scored rows only."""
+    """``(dataset, clinsynth rows, SDV rows)`` per dataset, in order, scored rows only.
+
+    ``rows`` are aggregated (see :func:`aggregate`): the goal is judged on the means.
+    """
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         ok = [r for r in rows if r["dataset"] == dataset and r.get("quality") is not None]
         theirs = [r for r in ok if r["model"].startswith("sdv_")]
@@ -323,10 +445,19 @@ def _table(title: str, head: list[str]) -> list[str]:
     return [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
 
+def _splits(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> str:
+    counts = sorted({r["n"] for r in ours + theirs})
+    return "-".join(map(str, counts[:: max(len(counts) - 1, 1)]))
+
+
 def summary(rows: list[dict[str, Any]]) -> list[str]:
-    """Per dataset: the best clinsynth model against the best SDV model (the issue's goal)."""
+    """Per dataset: the best clinsynth model against the best SDV model (the issue's goal).
+
+    ``rows`` are aggregated: quality, detection AUC and DCR share are means over the splits.
+    """
     head = [
         "dataset",
+        "splits",
         "best clinsynth (quality)",
         "quality",
         "best SDV (quality)",
@@ -349,21 +480,26 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         sdv_cells = ["(SDV not run)", "", ""]
         if theirs:
             best_sdv = max(theirs, key=lambda r: r["quality"])
-            det_sdv = min(r["detection_auc"] for r in theirs)
+            least_sdv = min(theirs, key=lambda r: r["detection_auc"])
             fid = best["quality"] > best_sdv["quality"]
-            det = least["detection_auc"] < det_sdv
-            sdv_cells = [best_sdv["model"], fmt(best_sdv["quality"]), fmt(det_sdv)]
+            det = least["detection_auc"] < least_sdv["detection_auc"]
+            sdv_cells = [
+                best_sdv["model"],
+                cell(best_sdv, "quality"),
+                cell(least_sdv, "detection_auc"),
+            ]
         cells = [
             dataset,
+            _splits(ours, theirs),
             best["model"],
-            fmt(best["quality"]),
+            cell(best, "quality"),
             sdv_cells[0],
             sdv_cells[1],
             yes_no[fid],
-            f"{fmt(least['detection_auc'])} ({least['model']})",
+            f"{cell(least, 'detection_auc')} ({least['model']})",
             sdv_cells[2],
             yes_no[det],
-            fmt(best["dcr_share"]),
+            cell(best, "dcr_share"),
             yes_no[0.45 <= best["dcr_share"] <= 0.55],
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -379,6 +515,7 @@ def summary_private(rows: list[dict[str, Any]]) -> list[str]:
     """
     head = [
         "dataset",
+        "splits",
         "best clinsynth with DCR in [0.45, 0.55]",
         "quality",
         "detection AUC",
@@ -394,7 +531,8 @@ def summary_private(rows: list[dict[str, Any]]) -> list[str]:
     for dataset, ours, theirs in _by_dataset(rows):
         private = [r for r in ours if 0.45 <= r["dcr_share"] <= 0.55]
         if not private:
-            lines.append("| " + " | ".join([dataset, "(none)", "", "", "", "no", "no"]) + " |")
+            cells = [dataset, _splits(ours, theirs), "(none)", "", "", "", "no", "no"]
+            lines.append("| " + " | ".join(cells) + " |")
             continue
         best = max(private, key=lambda r: r["quality"])
         fid = det = None
@@ -403,10 +541,11 @@ def summary_private(rows: list[dict[str, Any]]) -> list[str]:
             det = best["detection_auc"] < min(r["detection_auc"] for r in theirs)
         cells = [
             dataset,
+            _splits(ours, theirs),
             best["model"],
-            fmt(best["quality"]),
-            fmt(best["detection_auc"]),
-            fmt(best["dcr_share"]),
+            cell(best, "quality"),
+            cell(best, "detection_auc"),
+            cell(best, "dcr_share"),
             yes_no[fid],
             yes_no[det],
         ]
@@ -431,7 +570,8 @@ def main() -> None:
         nargs="+",
         default=None,
         help="registered names and sdv_gaussian_copula/sdv_tvae/sdv_ctgan "
-        "(default: all registered, auto, and SDV's where installed)",
+        "(default: all registered, auto and dp_marginal (epsilon 3) included, and SDV's "
+        "where installed)",
     )
     parser.add_argument(
         "--epochs",
@@ -445,6 +585,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1200.0, help="per model and dataset")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--splits",
+        default=None,
+        help="train/holdout splits per dataset, seeds --seed .. --seed+K-1: 'K' for every "
+        "dataset or 'heart_failure_clinical=5,breast_cancer_wisconsin=5' (others: 1); the "
+        "tables give the mean and its standard error",
+    )
     parser.add_argument("--output", default=None, help="markdown file to write (atomic)")
     parser.add_argument(
         "--results",
@@ -455,7 +602,7 @@ def main() -> None:
         "--from-results",
         default=None,
         help="only render --output from a results file (the last row of each "
-        "dataset and model wins), e.g. after re-running one model",
+        "dataset, model and split seed wins), e.g. after re-running one model",
     )
     parser.add_argument(
         "--made-by",
@@ -470,10 +617,10 @@ def main() -> None:
         worker_main(args)
         return
     if args.from_results:
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        latest: dict[tuple[str, str, int], dict[str, Any]] = {}
         for line in Path(args.from_results).read_text().splitlines():
             row = json.loads(line)
-            latest[(row["dataset"], row["model"])] = row
+            latest[(row["dataset"], row["model"], split_seed(row))] = row
         order = {d: i for i, d in enumerate(DATASETS)}
         rows = sorted(latest.values(), key=lambda r: order.get(r["dataset"], len(order)))
         text = render(rows, args.made_by, args)
@@ -482,9 +629,7 @@ def main() -> None:
         else:
             print(text)
         return
-    models = args.models or [m for m in _registered() if m != "dp_marginal"] + (
-        list(SDV_MODELS) if sdv_available() else []
-    )
+    models = args.models or _registered() + (list(SDV_MODELS) if sdv_available() else [])
     if any(m.startswith("sdv_") for m in models) and not sdv_available():
         raise SystemExit("SDV is not installed: pip install 'clinsynth[bench]' (or drop sdv_*).")
     command = "python benchmarks/bench_field.py " + " ".join(sys.argv[1:])
@@ -500,55 +645,64 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    for dataset in args.datasets:
-        for model in models:
-            epochs = epochs_for(args.epochs, model)
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                dataset,
-                model,
-                "--seed",
-                str(args.seed),
-                "--threads",
-                str(args.threads),
-                "--auto-budget",
-                str(args.auto_budget),
-            ]
-            if epochs:
-                cmd += ["--worker-epochs", str(epochs)]
-            if args.epochs:
-                cmd += ["--epochs", args.epochs]
-            started = time.perf_counter()
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-            except subprocess.TimeoutExpired:
+    run_started = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+    jobs = [
+        (dataset, args.seed + k, model)
+        for dataset in args.datasets
+        for k in range(splits_for(args.splits, dataset))
+        for model in models
+    ]
+    for dataset, seed, model in jobs:
+        epochs = epochs_for(args.epochs, model)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            dataset,
+            model,
+            "--seed",
+            str(seed),
+            "--threads",
+            str(args.threads),
+            "--auto-budget",
+            str(args.auto_budget),
+        ]
+        if epochs:
+            cmd += ["--worker-epochs", str(epochs)]
+        if args.epochs:
+            cmd += ["--epochs", args.epochs]
+        started = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            row = {
+                "dataset": dataset,
+                "model": model,
+                "epochs": epochs,
+                "split_seed": seed,
+                "note": f"timeout after {args.timeout:.0f} s",
+            }
+        else:
+            found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+            if done.returncode == 0 and found:
+                row = json.loads(found[-1][len("RESULT ") :])
+            else:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 row = {
                     "dataset": dataset,
                     "model": model,
                     "epochs": epochs,
-                    "note": f"timeout after {args.timeout:.0f} s",
+                    "split_seed": seed,
+                    "note": f"failed: {last[:120]}",
                 }
-            else:
-                found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-                if done.returncode == 0 and found:
-                    row = json.loads(found[-1][len("RESULT ") :])
-                else:
-                    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                    row = {
-                        "dataset": dataset,
-                        "model": model,
-                        "epochs": epochs,
-                        "note": f"failed: {last[:120]}",
-                    }
-            row["wall_s"] = round(time.perf_counter() - started, 1)
-            rows.append(row)
-            with results.open("a") as fh:
-                fh.write(json.dumps(row, default=float) + "\n")
-            print(json.dumps(row, default=float), flush=True)
-            if args.output:
-                _write(args.output, render(rows, [command], args))
+        row["wall_s"] = round(time.perf_counter() - started, 1)
+        row["run"] = run_started
+        rows.append(row)
+        with results.open("a") as fh:
+            fh.write(json.dumps(row, default=float) + "\n")
+        print(json.dumps(row, default=float), flush=True)
+        if args.output:
+            _write(args.output, render(rows, [command], args))
     text = render(rows, [command], args)
     if args.output:
         _write(args.output, text)
