@@ -30,6 +30,7 @@ from clinsynth.synthesizers._deep import (
 from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
+    FusedVAEStep,
     gaussian_kl,
     mlp,
     output_t,
@@ -165,12 +166,32 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         nll = reconstruction_loss(self.decoder(z), x, self._layout, self.decoder.sigma)
         return (self.loss_factor * nll + gaussian_kl(mu, logvar)) / x.shape[0]
 
+    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        super()._prepare_training(data, generator)
+        self._fused = None
+        if not self.dp_enabled and FusedVAEStep.supports(self.encoder, self.decoder.net):
+            self._fused = FusedVAEStep(
+                self.encoder, self.decoder.net, self.decoder.sigma, self._layout, self.loss_factor
+            )
+
+    def _release_training(self) -> None:
+        super()._release_training()
+        self._fused = None
+
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.dp_enabled:
             return self._dp_train_step()
-        loss = self._loss(self._data[idx], self._generator)
-        self._optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        x = torch.index_select(self._data, 0, idx)
+        if self._fused is not None:
+            # The same loss and noise as _loss, with the gradients written by hand.
+            eps = torch.randn(
+                len(x), self.embedding_dim, generator=self._generator, device=x.device
+            )
+            loss = self._fused(x, eps)
+        else:
+            loss = self._loss(x, self._generator)
+            self._optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         self._optimizer.step()
         with torch.no_grad():
             self.decoder.sigma.clamp_(0.01, 1.0)

@@ -25,10 +25,12 @@ from clinsynth.synthesizers.nn._layers import (
     reconstruction_loss,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._vae_step import FusedVAEStep
 
 __all__ = [
     "ChoiceLoss",
     "Critic",
+    "FusedVAEStep",
     "critic_losses",
     "MaskedLinear",
     "Residual",
