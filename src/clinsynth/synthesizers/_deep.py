@@ -58,6 +58,10 @@ def adam(
     return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused)
 
 
+#: Encoded training values smaller than this are set to zero (see ``DeepSynthesizer._fit``).
+_TINY = 1e-20
+
+
 class DeepSynthesizer(BaseSynthesizer):
     """Base of the neural synthesizers (TVAE, CTGAN, CWGAN-GP, HVAE-GAN).
 
@@ -187,6 +191,10 @@ class DeepSynthesizer(BaseSynthesizer):
         self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
         seeds = self._seeds()
         data = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
+        # Encoded values like 1e-31 (a number at its mixture component's mean) are zero to the
+        # networks, but their products with the weights are denormal floats, which the CPU
+        # multiplies up to 100x slower: every matrix product that reads them crawls.
+        data.masked_fill_(data.abs() < _TINY, 0.0)
         n_val = int(math.floor(len(data) * self.validation_split))
         if n_val and len(data) - n_val < 1:
             n_val = 0
