@@ -78,3 +78,32 @@ def test_fused_step_needs_plain_stacks() -> None:
         nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)), plain
     )
     assert not FusedVAEStep.supports(plain, nn.Linear(3, 2))
+
+
+@pytest.mark.parametrize("far", [False, True])
+def test_one_hot_loss_is_exact_when_spans_are_far_apart(fitted, far: bool) -> None:
+    """A span whose logits all sit far below the row's largest (the one-pass softmax would
+    floor them) still gets the exact softmax and cross-entropy."""
+    model, x = fitted
+    layout = model._layout
+    s = layout.n_scalar
+    gen = torch.Generator().manual_seed(3)
+    target = x[:32, s:]
+    logits = torch.randn(target.shape, generator=gen) * 3
+    if far:
+        start, count, width = layout.groups[0]
+        logits[:, start - s : start - s + count * width] -= 100.0
+        logits[:, -1] += 30.0
+    step = FusedVAEStep(model.encoder, model.decoder.net, model.decoder.sigma, layout, 2.0)
+    d_out = torch.empty_like(logits)
+    nll = step._one_hot(logits, target, d_out, 0.5)
+
+    leaf = logits.clone().requires_grad_(True)
+    expected = logits.new_zeros(())
+    for (block, axis), (t_block, _) in zip(
+        layout.blocks(torch.cat([x[:32, :s], leaf], 1)), layout.blocks(x[:32]), strict=True
+    ):
+        expected = expected - (t_block * torch.log_softmax(block, dim=axis)).sum()
+    expected.backward()
+    assert float(nll) == pytest.approx(float(expected.detach()), rel=1e-5)
+    torch.testing.assert_close(d_out, 0.5 * leaf.grad, rtol=1e-4, atol=1e-6)

@@ -26,6 +26,10 @@ from torch import nn
 
 from clinsynth.synthesizers.nn._layers import SpanLayout
 
+#: A span whose softmax denominator (shifted by the row's largest logit) is below this,
+#: ``exp(-40)``, has logits too far under the row's largest for the one-pass softmax.
+_FAR = 4.25e-18
+
 
 def _linear_stack(net: nn.Module) -> list[nn.Linear] | None:
     """The layers of a ``mlp`` (Linear, ReLU, ..., Linear), or None for any other network."""
@@ -120,6 +124,48 @@ class FusedVAEStep:
         self._members[torch.arange(len(of)), of] = 1.0
         self._members = self._members.to(device)
 
+    def _one_hot(
+        self, logits: torch.Tensor, target: torch.Tensor, d_out: torch.Tensor, a: float
+    ) -> torch.Tensor:
+        """Cross-entropy of every one-hot span (summed) and its gradient, ``a`` times
+        ``softmax - target``, written to ``d_out``.
+
+        All spans at once: a softmax is ``exp(logit - shift)`` over its span's sum (a product
+        with the membership matrix), the shift being the row's largest logit. Exponents are
+        floored at -60 so that no probability, and no gradient made from one, is a denormal
+        float (the CPU multiplies those up to 100x slower); the result is exact to float
+        rounding unless a span's logits all lie 40 or more below the row's largest, in which
+        case that batch takes the span-by-span path, shifted by each span's own maximum.
+        """
+        if getattr(self, "_members", None) is None:
+            self._span_sums(logits.device, logits.dtype)
+        shift = logits.amax(dim=1, keepdim=True)
+        e = (logits - shift).clamp_min_(-60.0).exp_()
+        sums = torch.mm(e, self._members)
+        if bool((sums < _FAR).any()):
+            return self._one_hot_by_span(logits, target, d_out, a)
+        # Cross-entropy: sum over spans of logsumexp - the target's logit.
+        nll = sums.log().sum() + shift.sum() * sums.shape[1] - (target * logits).sum()
+        p = e.div_(torch.index_select(sums, 1, self._span_of))
+        torch.sub(p, target, out=d_out).mul_(a)  # softmax - one-hot target
+        return nll
+
+    def _one_hot_by_span(
+        self, logits: torch.Tensor, target: torch.Tensor, d_out: torch.Tensor, a: float
+    ) -> torch.Tensor:
+        """:meth:`_one_hot` one block of equal-width spans at a time (always exact)."""
+        nll = logits.new_zeros(())
+        first = self.layout.n_scalar
+        for start, count, width in self.layout.groups:
+            cols = slice(start - first, start - first + count * width)
+            block, axis = self.layout.block_view(logits[:, cols], count, width)
+            t_block, _ = self.layout.block_view(target[:, cols], count, width)
+            d_block, _ = self.layout.block_view(d_out[:, cols], count, width)
+            log_p = torch.log_softmax(block, dim=axis).clamp_min_(-60.0)
+            nll = nll - (t_block * log_p).sum()
+            torch.sub(log_p.exp_(), t_block, out=d_block).mul_(a)
+        return nll
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Set the gradients of the batch ``x`` (with reparametrization noise ``eps``) and
@@ -170,21 +216,7 @@ class FusedVAEStep:
             d_sigma = torch.sum(r2, dim=0, out=self._grad(sigma))
             d_sigma.neg_().add_(float(n)).mul_(a).div_(sigma)
         if layout.dim > s:
-            # Every one-hot span at once: a softmax is exp(logit - shift) over its span's sum
-            # (a product with the membership matrix). The shift is the row's largest logit;
-            # exponents below -60 are held at -60, so that no probability, and no gradient
-            # made from one, is a denormal float (the CPU multiplies those up to 100x slower).
-            if getattr(self, "_members", None) is None:
-                self._span_sums(raw.device, raw.dtype)
-            logits, target = raw[:, s:], x[:, s:]
-            shift = logits.amax(dim=1, keepdim=True)
-            e = (logits - shift).clamp_min_(-60.0).exp_()
-            sums = torch.mm(e, self._members)
-            # Cross-entropy: sum over spans of logsumexp - the target's logit.
-            spans = sums.shape[1]
-            nll = nll + sums.log().sum() + shift.sum() * spans - (target * logits).sum()
-            p = e.div_(torch.index_select(sums, 1, self._span_of))
-            torch.sub(p, target, out=d_raw[:, s:]).mul_(a)  # softmax - one-hot target
+            nll = nll + self._one_hot(raw[:, s:], x[:, s:], d_raw[:, s:], a)
         kl = -0.5 * (n * emb + logvar.sum() - mu.square().sum() - var.sum())
         loss = (self.loss_factor * nll + kl) / n
 
