@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,13 +37,15 @@ class ConditionedRows:
     """What a native hook returns when it checks the condition itself.
 
     ``rows`` all meet the condition and every rule (there may be fewer than asked when the
-    budget ran out); ``draws`` rows were generated in ``rounds`` rounds.
+    budget ran out); ``draws`` rows were generated in ``rounds`` rounds; ``details`` (counts of
+    the method's phases) are added to ``conditioning_stats_``.
     """
 
     rows: pd.DataFrame
     draws: int
     rounds: int
     method: str
+    details: dict[str, int] = field(default_factory=dict)
 
 
 _CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|=|>|<)\s*(.+?)\s*$")
@@ -256,8 +258,20 @@ def sample_with_conditions(
     return synth._regenerate_ids(out, rng)
 
 
-def _record(synth: BaseSynthesizer, method: str, draws: int, rounds: int, kept: int) -> None:
-    synth.conditioning_stats_ = {"method": method, "draws": int(draws), "rounds": int(rounds)}
+def _record(
+    synth: BaseSynthesizer,
+    method: str,
+    draws: int,
+    rounds: int,
+    kept: int,
+    details: dict[str, int] | None = None,
+) -> None:
+    synth.conditioning_stats_ = {
+        "method": method,
+        "draws": int(draws),
+        "rounds": int(rounds),
+        **{k: int(v) for k, v in (details or {}).items()},
+    }
     logger.info(
         "conditional sampling by %s: %d rows met the condition out of %d draws in %d rounds",
         method,
@@ -278,7 +292,7 @@ def _checked_rows(
     rows = out.rows
     # The hook checked them; checking again costs little and keeps the promise here.
     rows = rows[mask_for(rows, parsed, synth) & synth._valid(rows)]
-    _record(synth, out.method, out.draws, out.rounds, len(rows))
+    _record(synth, out.method, out.draws, out.rounds, len(rows), out.details)
     if len(rows) < num_rows:
         raise SamplingError(
             f"Could make only {len(rows)} of {num_rows} rows meeting {conditions} after "

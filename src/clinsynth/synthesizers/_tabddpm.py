@@ -23,7 +23,11 @@ interval. On RHC this took the detection AUC from 0.89 to 0.75.
 With ``condition_column`` (a categorical column), that column is not diffused: its level is a
 class label whose learned embedding is added to the denoiser's input, as TabDDPM does for the
 target of a classification dataset. Unconditional sampling draws the label from the column's
-frequencies; ``sample(n, conditions={column: level})`` fixes it (no rejection).
+frequencies; ``sample(n, conditions={column: level})`` fixes it (no rejection). The rest of a
+condition (ranges, other columns) is met by splitting the reverse diffusion: chains of a pilot
+that met it are continued many times from an intermediate step, each continuation following the
+model's conditional distribution exactly (:mod:`clinsynth.synthesizers._diffusion_conditioning`,
+docs/CONDITIONS.md).
 
 With ``epsilon`` the model is differentially private (:mod:`clinsynth.privacy`): the transformer
 learns its statistics privately and the denoiser trains with DP-SGD, on Poisson batches with each
@@ -47,7 +51,9 @@ from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_float, _is_int
+from clinsynth.synthesizers._conditions import ConditionedRows
 from clinsynth.synthesizers._deep import DIMS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, DeepSynthesizer
+from clinsynth.synthesizers._diffusion_conditioning import sample_by_splitting
 from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import SpanLayout
@@ -419,8 +425,16 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
             else:
                 labels = torch.full((num_rows,), int(level), dtype=torch.long, device=device)
         steps = self.sampling_steps or self.num_timesteps
+        branches = kwargs.get("start")  # conditional sampling: Branches from a split step
         x = self._diffusion.sample(
-            self.ema, num_rows, labels, generator, sampling_steps=int(steps), eta=float(self.eta)
+            self.ema,
+            num_rows,
+            labels,
+            generator,
+            sampling_steps=int(steps),
+            eta=float(self.eta),
+            start=None if branches is None else branches.take(num_rows),
+            record=kwargs.get("record"),
         )
         out = torch.zeros(num_rows, self._layout.dim, device=device)
         out[:, self._gather] = x
@@ -429,13 +443,22 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
         return out.T
 
     def _sample_conditioned(
-        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
-    ) -> np.ndarray | None:
-        """Equality on ``condition_column`` is met by fixing the class label; other conditions
-        are left to rejection (None when the condition column is not among them)."""
+        self,
+        num_rows: int,
+        parsed: dict[str, Any],
+        rng: np.random.Generator,
+        max_rounds: int = 100,
+    ) -> ConditionedRows:
+        """Rows meeting a condition: an equality on ``condition_column`` fixes the class label;
+        the rest of the condition is met by splitting the reverse diffusion (a pilot, then
+        branches from the pilot's rows that met it; see
+        :mod:`clinsynth.synthesizers._diffusion_conditioning`)."""
+        draw: dict[str, Any] = {}
         cond = parsed.get(self.condition_column) if self.condition_column else None
-        if cond is None or cond[0] != "eq":
-            return None
-        transformer = self._transformer_.get_transformer(self.condition_column)
-        level = int(transformer.codes(pd.Series([cond[1]], dtype=object))[0])
-        return self._generate_encoded(num_rows, rng, label=level)
+        if cond is not None and cond[0] == "eq":
+            transformer = self._transformer_.get_transformer(self.condition_column)
+            draw["label"] = int(transformer.codes(pd.Series([cond[1]], dtype=object))[0])
+        split = not draw or len(parsed) > 1
+        return sample_by_splitting(
+            self, num_rows, parsed, rng, draw=draw, max_rounds=max_rounds, split=split
+        )

@@ -331,20 +331,34 @@ class TabularDiffusion:
         *,
         sampling_steps: int,
         eta: float = 0.0,
+        start: tuple[torch.Tensor, int] | None = None,
+        record: tuple[list[torch.Tensor], int] | None = None,
     ) -> torch.Tensor:
-        """``n`` rows drawn by the reverse process on a strided subsequence of steps."""
+        """``n`` rows drawn by the reverse process on a strided subsequence of steps.
+
+        ``start = (x, t)`` continues the chain from the states ``x`` at the visited step ``t``
+        instead of drawing ``x_T`` (``n`` must be ``len(x)``); ``record = (states, t)`` appends
+        the rows' states at the visited step ``t`` to the list ``states`` (before the step
+        from ``t``). Conditional sampling splits chains at such a step
+        (:mod:`clinsynth.synthesizers._diffusion_conditioning`).
+        """
         device = self.device
         taus = strided_timesteps(self.num_timesteps, sampling_steps)
-        x = torch.empty(n, self.dim, device=device)
         s = self.n_num
-        if s:
-            x[:, :s] = torch.randn(n, s, generator=generator, device=device)
-        for start, count, width in self.groups:  # uniform over the levels
-            u = torch.randint(width, (n, count), generator=generator, device=device)
-            x[:, start : start + count * width] = F.one_hot(u, width).float().reshape(n, -1)
+        if start is not None:
+            x, first = start[0].clone(), int(np.searchsorted(taus, start[1]))
+        else:
+            x, first = torch.empty(n, self.dim, device=device), len(taus) - 1
+            if s:
+                x[:, :s] = torch.randn(n, s, generator=generator, device=device)
+            for begin, count, width in self.groups:  # uniform over the levels
+                u = torch.randint(width, (n, count), generator=generator, device=device)
+                x[:, begin : begin + count * width] = F.one_hot(u, width).float().reshape(n, -1)
         abar = self.alpha_bar_np
-        for i in range(len(taus) - 1, -1, -1):
+        for i in range(first, -1, -1):
             t = int(taus[i])
+            if record is not None and t == record[1]:
+                record[0].append(x.clone())
             a_t = float(abar[t])
             a_prev = float(abar[taus[i - 1]]) if i > 0 else 1.0
             # Every row is at step t: the time embedding is computed once and broadcast.
@@ -357,6 +371,12 @@ class TabularDiffusion:
                 new[:, s:] = self._multinomial_step(x, out, a_t, a_prev, generator)
             x = new
         return x
+
+    def split_step(self, sampling_steps: int, alpha_bar: float = 0.5) -> int:
+        """The visited step with the most noise whose ``a_t`` is at least ``alpha_bar``."""
+        taus = strided_timesteps(self.num_timesteps, sampling_steps)
+        ok = taus[self.alpha_bar_np[taus] >= alpha_bar]
+        return int(ok[-1]) if len(ok) else int(taus[0])
 
     def _ddim_step(
         self,
