@@ -5,10 +5,14 @@ rows per second when sampling 1M rows, and the SDMetrics QualityReport score of 
 rows against the training rows (plus clinsynth's own ``evaluate_quality`` when present).
 Reference (SDV 2.0, same split, 2 CPU cores, 300 epochs): TVAE fit 69 s, CTGAN fit 303 s.
 With ``--sdv`` (needs the ``bench`` extra) SDV's TVAE and CTGAN run right after ours, with the
-same epochs, threads and machine load, for a side-by-side comparison.
+same epochs, threads and machine load, for a side-by-side comparison. ``fit CPU s`` is the
+process's CPU time during the fit (all threads): on a machine shared with other jobs it varies
+less than the wall-clock time.
 
     .venv/bin/python benchmarks/bench_deep.py --epochs 300 --models tvae ctgan --sdv
     .venv/bin/python benchmarks/bench_deep.py --epochs 5 --sample-rows 100000   # quick look
+
+``--bf16-sample`` also samples with ``sample_precision="bfloat16"`` (time and fidelity).
 
 On a machine shared with other jobs, use ``--threads 1``: torch's OpenMP threads wait for each
 other at every operation, and a descheduled thread stalls them all.
@@ -51,8 +55,10 @@ def run_sdv(name: str, train, metadata, epochs: int, sample_rows: int, quality: 
         warnings.simplefilter("ignore")
         model = cls(sdv_metadata, epochs=epochs, enable_gpu=False)
         start = time.perf_counter()
+        cpu = time.process_time()
         model.fit({table: train})  # SDV 2 takes {table name: DataFrame}
         fit_s = time.perf_counter() - start
+        fit_cpu = time.process_time() - cpu
         start = time.perf_counter()
         sample(sample_rows)
         sample_s = time.perf_counter() - start
@@ -61,6 +67,7 @@ def run_sdv(name: str, train, metadata, epochs: int, sample_rows: int, quality: 
             "epochs": epochs,
             "s/epoch (median)": fit_s / epochs,
             "fit s": fit_s,
+            "fit CPU s": fit_cpu,
             f"sample {sample_rows:,} s": sample_s,
             "rows/s": sample_rows / sample_s,
         }
@@ -79,6 +86,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-quality", action="store_true", help="skip the fidelity scores")
     parser.add_argument("--sdv", action="store_true", help="also run SDV's model, same settings")
+    parser.add_argument(
+        "--bf16-sample",
+        action="store_true",
+        help="also sample (time and fidelity) with sample_precision='bfloat16'",
+    )
     parser.add_argument("--sdv-sample-rows", type=int, default=100_000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # a benchmark's choice, never the library's
@@ -108,8 +120,10 @@ def main() -> None:
         )
         start = time.perf_counter()
         last[0] = start
+        cpu = time.process_time()
         model.fit(train)
         fit_s = time.perf_counter() - start
+        fit_cpu = time.process_time() - cpu
         # Per-epoch time without the first epoch (warm-up, transformer fit).
         per_epoch = sorted(epoch_times[1:] or epoch_times)[len(epoch_times[1:] or epoch_times) // 2]
         start = time.perf_counter()
@@ -121,6 +135,7 @@ def main() -> None:
             "epochs": args.epochs,
             "s/epoch (median)": per_epoch,
             "fit s": fit_s,
+            "fit CPU s": fit_cpu,
             "SDV fit s (300 ep)": SDV_FIT_SECONDS.get(name, float("nan")),
             "speed-up (scaled to 300 ep)": SDV_FIT_SECONDS.get(name, float("nan"))
             / (fit_s * 300 / args.epochs),
@@ -138,6 +153,19 @@ def main() -> None:
                 row["clinsynth quality"] = float(report.get_score())
             except ImportError:
                 pass
+        if args.bf16_sample:
+            model.sample_precision = "bfloat16"
+            start = time.perf_counter()
+            big = model.sample(args.sample_rows)
+            bf16_s = time.perf_counter() - start
+            del big
+            row[f"bf16 sample {args.sample_rows:,} s"] = bf16_s
+            row["bf16 rows/s"] = args.sample_rows / bf16_s
+            if not args.no_quality:
+                model.reset_sampling()
+                synthetic = model.sample(len(train))
+                row["bf16 SDMetrics quality"] = sdmetrics_quality(train, synthetic, metadata)
+            model.sample_precision = "float32"
         row["load (1 min)"] = os.getloadavg()[0]
         rows.append(row)
         print(markdown([row]), flush=True)
@@ -146,6 +174,7 @@ def main() -> None:
                 name, train, metadata, args.epochs, args.sdv_sample_rows, not args.no_quality
             )
             row["speed-up vs SDV (same run)"] = sdv_row["fit s"] / fit_s
+            row["CPU speed-up vs SDV (same run)"] = sdv_row["fit CPU s"] / fit_cpu
             sdv_row["load (1 min)"] = os.getloadavg()[0]
             rows.append(sdv_row)
             print(markdown([sdv_row]), flush=True)

@@ -248,7 +248,7 @@ def sample_rows_t(
     """
     s = layout.n_scalar
     n = raw_t.shape[1]
-    out = raw_t
+    out = raw_t if raw_t.dtype == torch.float32 else raw_t.float()  # reduced-precision nets
     if layout.n_tanh:
         out[: layout.n_tanh].tanh_()
     if s and sigma is not None:
