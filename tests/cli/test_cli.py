@@ -215,3 +215,28 @@ def test_multi_table_folder_and_duckdb(tmp_path, capsys):
     code, _, err = run(["fit", "--sql", url, "-o", tmp_path / "model2", "-q"], capsys)
     assert code == 0, err
     assert (tmp_path / "model2" / "manifest.json").exists()
+
+
+def test_sample_precision_option(tmp_path, csv, capsys):
+    model = tmp_path / "tvae"
+    code, _, err = run(
+        ["fit", csv, "--model", "tvae", "--epochs", 1, "-o", model, "-q", "--seed", 0], capsys
+    )
+    assert code == 0, err
+    out_path = tmp_path / "bf16.csv"
+    code, _, err = run(
+        ["sample", model, "-n", 50, "--precision", "bfloat16", "-o", out_path], capsys
+    )
+    assert code == 0, err
+    assert pd.read_csv(out_path).shape == (50, 5)
+    code, _, err = run(
+        ["sample", model, "-n", 5, "--precision", "half", "-o", tmp_path / "x.csv"], capsys
+    )
+    assert code != 0 and "sample_precision" in err and "Traceback" not in err
+    assert not (tmp_path / "x.csv").exists()
+    copula = tmp_path / "copula"
+    assert run(["fit", csv, "-o", copula, "-q"], capsys)[0] == 0
+    code, _, err = run(
+        ["sample", copula, "-n", 5, "--precision", "bfloat16", "-o", tmp_path / "y.csv"], capsys
+    )
+    assert code != 0 and "--precision" in err and len(err.strip().splitlines()) == 1

@@ -259,6 +259,12 @@ def sample(
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed (default: the model's)."),
     sql: str | None = typer.Option(None, "--sql", help="Write the tables to this database URL."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    precision: str = typer.Option(
+        "float32",
+        "--precision",
+        help="Deep models: float32, or bfloat16 for 2-3x faster bulk sampling on CPUs with "
+        "AMX/AVX-512 BF16 and on GPUs.",
+    ),
 ) -> None:
     """Generate synthetic rows from a saved model.
 
@@ -292,6 +298,13 @@ def sample(
         return
     if num_rows is None:
         num_rows = max(1, round(synth.num_training_rows_ * scale))
+    if precision != "float32":
+        if not hasattr(synth, "sample_precision"):
+            raise ParameterError(
+                f"--precision {precision} applies to the deep models; {type(synth).__name__} "
+                "samples in float32. Leave --precision out."
+            )
+        synth.sample_precision = precision
     if seed is not None:
         synth.reset_sampling(seed=seed)
     conditions = parse_conditions(condition) if condition else None
