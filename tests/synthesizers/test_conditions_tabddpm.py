@@ -114,6 +114,21 @@ def test_common_condition_is_plain_rejection(fitted):
     assert stats["rounds"] == 1 and stats["branch_draws"] == 0, stats
 
 
+def test_an_earlier_split_is_a_noisier_step(fitted):
+    _, model, conditions, _, _ = fitted
+    steps = {}
+    try:
+        for split in (0.9, 0.5):
+            model.set_params(condition_split=split)
+            rows = model.sample(300, conditions=conditions)
+            assert (rows["age"] >= conditions["age"][0]).all()
+            steps[split] = model.conditioning_stats_["split_step"]
+    finally:
+        model.set_params(condition_split=0.9)
+    assert steps[0.5] > steps[0.9]
+    assert model._diffusion.alpha_bar_np[steps[0.5]] >= 0.5
+
+
 def test_a_chain_split_and_continued_is_the_same_chain():
     # Gaussian variables only and eta=0: the chain is a function of x_T, so the rows continued
     # from the recorded states at the split step equal the rows of the whole chain.

@@ -153,6 +153,7 @@ def test_bad_parameters_use_the_standard_message(mixed):
         ("eta", 2.0),
         ("lr", 0.0),
         ("ema_decay", 1.0),
+        ("condition_split", 1.0),
     ):
         with pytest.raises(ParameterError, match=f"'{name}' parameter of TabDDPMSynthesizer"):
             TabDDPMSynthesizer(md, **{**FAST, name: value}).fit(df)

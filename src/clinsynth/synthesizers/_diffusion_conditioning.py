@@ -8,23 +8,32 @@ should give are ``p(x_0 | A)``. Plain rejection draws whole chains and keeps the
 
 1. **Pilot.** Ordinary draws; each row's state ``x_s`` at the split step ``s`` is kept. The rows
    that meet ``A`` (and every rule) are output rows, and their states are a sample of
-   ``p(x_s | A)``: the states from which the model reaches the condition.
+   ``p(x_s | A)``: the states from which the model reaches the condition. The pilot aims at one
+   such state per ``SIBLINGS`` rows asked for (``PILOT_MIN_ROWS`` to ``PILOT_ROWS``; past
+   ``PILOT_MAX_DRAWS`` draws it stops once it has ``PILOT_MIN_ROWS``).
 2. **Branches.** From each such state, the rest of the chain (steps ``s`` to ``0``, fresh noise)
    is run again until it has given ``c`` rows meeting ``A``, the same ``c`` for every state;
-   branches that miss ``A`` are dropped. A kept branch follows ``p(x_0 | x_s, A)``, and since every
-   state contributes the same number of rows, the state of a kept row follows ``p(x_s | A)``:
-   each row follows ``p(x_s, x_0 | A)``, exactly the model's conditional distribution (rows
-   that share a state are dependent, as siblings, but each one is distributed exactly). Taking
-   ``c`` rows from every state, not as many as a state happens to give, is what keeps it exact:
-   states from which ``A`` is easy would otherwise be over-represented.
-3. A random subset of ``num_rows`` of the pilot's and the branches' rows is returned.
+   branches that miss ``A`` are dropped. A kept branch follows ``p(x_0 | x_s, A)``, and since
+   every state contributes the same number of rows, the state of a kept row follows
+   ``p(x_s | A)``: each row follows ``p(x_s, x_0 | A)``, exactly the model's conditional
+   distribution (rows that share a state are dependent, as siblings, but each one is
+   distributed exactly). Taking ``c`` rows from every state, not as many as a state happens to
+   give, is what keeps it exact: states from which ``A`` is easy would otherwise be
+   over-represented.
+3. **The hardest states.** A state from which ``A`` has probability ``f`` costs ``c / f``
+   branches, so the few hardest states would take most of the draws. The rounds stop once the
+   quotas still unmet are at most ``CAPPED_SHARE`` of all quotas, and those rows are taken from
+   the rows other states gave beyond their quota: at most that share of rows is distorted.
+4. Every row is checked against the condition and the rules, and a random subset of
+   ``num_rows`` of the pilot's and the branches' rows is returned.
 
-The split step is the most noisy sampling step with ``a_s >= 0.5`` (as much signal as noise): a
-branch costs the steps after it only (about half a draw) and meets the condition far more often
-than a fresh chain, while the noise still to come keeps siblings apart. The pilot stops at
-``PILOT_ROWS`` accepted rows (or at ``PILOT_MIN_ROWS`` after ``PILOT_MAX_DRAWS`` draws); when at
-least ``SPLIT_BELOW`` of its rows meet the condition, plain rejection goes on instead (it is
-then cheap, and its rows are independent).
+The split step is the most noisy sampling step whose signal share ``a_s`` is at least the
+model's ``condition_split`` (0.9: step 183 of 1000 with 50 sampling steps). A branch runs only
+the steps after it (a fifth of a draw there) and meets the condition far more often than a
+fresh chain; the noise still to come is what sets siblings apart, so an earlier split gives
+more independent rows for more draws (the trade-off is measured in docs/CONDITIONS.md). When
+at least ``SPLIT_BELOW`` of the pilot's rows meet the condition, plain rejection goes on instead
+(it is then cheap, and its rows are independent).
 
 An alternative, inpainting the condition columns (RePaint's replacement: the known value,
 forward-noised, overwrites those columns at every reverse step), was measured first on the
@@ -60,8 +69,6 @@ FIRST_PILOT_ROWS = 10_000
 #: Splitting is used when fewer than this share of the pilot's rows meet the condition; above
 #: it, exact rejection costs at most ``1 / SPLIT_BELOW`` draws per row.
 SPLIT_BELOW = 0.25
-#: The split step: the most noisy visited step whose ``a_s`` is at least this.
-SPLIT_ALPHA_BAR = 0.9
 #: Branch rounds stop when the quotas still unmet are at most this share of all quotas.
 CAPPED_SHARE = 0.02
 #: Most rows drawn in one round (memory).
@@ -96,7 +103,7 @@ def sample_by_splitting(
     sampler's keyword arguments (the class label); ``split=False`` (the label meets the whole
     condition) leaves only the check of the rules."""
     steps = int(model.sampling_steps or model.num_timesteps)
-    step = model._diffusion.split_step(steps, SPLIT_ALPHA_BAR)
+    step = model._diffusion.split_step(steps, float(model.condition_split))
     states_wanted = min(PILOT_ROWS, max(PILOT_MIN_ROWS, num_rows // SIBLINGS))
     pilot_target = min(num_rows, states_wanted) if split else num_rows
     kept: list[pd.DataFrame] = []
