@@ -177,6 +177,8 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     def _release_training(self) -> None:
         super()._release_training()
         self._fused = None
+        for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
+            p.grad = None  # the fused step's gradient buffers
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.dp_enabled:
