@@ -67,8 +67,8 @@ PILOT_MIN_ROWS = 20
 #: Rows of the first pilot round, before the acceptance rate is known.
 FIRST_PILOT_ROWS = 10_000
 #: Splitting is used when fewer than this share of the pilot's rows meet the condition; above
-#: it, exact rejection costs at most ``1 / SPLIT_BELOW`` draws per row.
-SPLIT_BELOW = 0.25
+#: it, plain rejection (independent rows) costs at most ``1 / SPLIT_BELOW`` draws per row.
+SPLIT_BELOW = 0.5
 #: Branch rounds stop when the quotas still unmet are at most this share of all quotas.
 CAPPED_SHARE = 0.02
 #: Most rows drawn in one round (memory).
