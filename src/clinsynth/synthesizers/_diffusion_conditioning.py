@@ -139,7 +139,7 @@ def sample_by_splitting(
         )
         if split and pilot_done and have < num_rows:
             if pilot_have / pilot_draws < SPLIT_BELOW:
-                branches = _Branching(torch.cat(states), step, num_rows - have)
+                branches = _Branching(torch.cat(states), step, num_rows - have, rng)
             else:  # common enough: go on with exact rejection
                 split, pilot_target, states = False, num_rows, []
     if branches is not None:
@@ -176,11 +176,15 @@ class _Branching:
     share of rows, as the capped weight mass of ``_latent_conditioning``).
     """
 
-    def __init__(self, states: torch.Tensor, step: int, missing: int) -> None:
-        self.states, self.step = states, step
+    def __init__(
+        self, states: torch.Tensor, step: int, missing: int, rng: np.random.Generator
+    ) -> None:
         self.per_state = -(-missing // len(states))  # ceil
-        self.accepted = np.zeros(len(states), dtype=np.int64)
-        self.tried = np.zeros(len(states), dtype=np.int64)
+        # Only as many states as the quotas need (a uniform subset is still from p(x_s | A)).
+        keep = np.sort(rng.permutation(len(states))[: -(-missing // self.per_state)])
+        self.states, self.step = states[torch.as_tensor(keep, device=states.device)], step
+        self.accepted = np.zeros(len(keep), dtype=np.int64)
+        self.tried = np.zeros(len(keep), dtype=np.int64)
         self.draws = 0
         self._quota: list[pd.DataFrame] = []
         self._reserve: list[pd.DataFrame] = []
