@@ -45,3 +45,37 @@ def test_penalty_and_its_gradients_match_double_backward(dropout: float) -> None
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
     for got, want in zip(ours_grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_critic_losses_reuse_the_first_layer_exactly() -> None:
+    """critic_losses (the penalty from the main pass's first-layer pre-activations) against
+    the critic's plain forward and the penalty that recomputes the interpolates' first layer."""
+    from clinsynth.synthesizers.nn import critic_losses
+
+    critic = build_module(
+        lambda: Critic(7, (16, 8), pac=2, dropout=0.5),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+    )
+    critic.train()
+    data = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(12, 7, generator=data), torch.randn(12, 7, generator=data)
+    results = []
+    for reuse in (True, False):
+        g = torch.Generator().manual_seed(2)
+        critic.zero_grad(set_to_none=True)
+        if reuse:
+            loss, penalty = critic_losses(critic, real, fake, g, 10.0)
+        else:
+            scores = critic(torch.cat([real, fake]), g)
+            loss = scores[6:].mean() - scores[:6].mean()
+            penalty = gradient_penalty(critic, real, fake, g, 10.0)
+        (loss + penalty).backward()
+        results.append(
+            (loss.detach(), penalty.detach(), [p.grad.clone() for p in critic.parameters()])
+        )
+    (l1, p1, g1), (l2, p2, g2) = results
+    torch.testing.assert_close(l1, l2)
+    torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -435,9 +435,16 @@ class Critic(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         h = x.reshape(-1, self.pac * self.in_dim)
+        if not self.hidden:
+            return self.out(h)
+        return self.head(self.hidden[0](h), generator)
+
+    def head(self, pre: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The critic from its first layer's pre-activation ``pre`` on."""
         keep = 1.0 - self.dropout
-        for layer in self.hidden:
-            h = F.leaky_relu(layer(h), 0.2)
+        h = pre
+        for i, layer in enumerate(self.hidden):
+            h = F.leaky_relu(layer(h) if i else pre, 0.2)
             if self.training and self.dropout > 0:
                 mask = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
                 h = h * (mask < keep).to(h.dtype) / keep
@@ -450,6 +457,7 @@ def gradient_penalty(
     fake: torch.Tensor,
     generator: torch.Generator,
     weight: float = 10.0,
+    first: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """WGAN-GP penalty ``weight * E[(||grad D(x_hat)|| - 1)^2]`` on interpolates of each pack.
 
@@ -460,17 +468,29 @@ def gradient_penalty(
     weights only. This is the penalty autograd's double backward computes (the same masks
     from the same random draws), without differentiating through the forward pass, whose
     contribution is zero almost everywhere.
+
+    ``first``: the first layer's pre-activations of the real and the fake packs, when the
+    caller has them. The first layer is affine, so an interpolate's pre-activation is the same
+    interpolate of those: the largest product of the forward pass is not computed again.
     """
     pac = critic.pac
     packs, dim = real.shape[0] // pac, real.shape[1]
     alpha = torch.rand(packs, 1, 1, generator=generator, device=real.device, dtype=real.dtype)
-    mixed = alpha * real.reshape(packs, pac, dim) + (1 - alpha) * fake.reshape(packs, pac, dim)
     scales = []
     keep = 1.0 - critic.dropout
     with torch.no_grad():
-        h = mixed.reshape(packs, pac * dim)
-        for layer in critic.hidden:
-            pre = layer(h)
+        if first is None or not critic.hidden:
+            mixed = alpha * real.reshape(packs, pac, dim) + (1 - alpha) * fake.reshape(
+                packs, pac, dim
+            )
+            h = mixed.reshape(packs, pac * dim)
+            pre = critic.hidden[0](h) if critic.hidden else h
+        else:
+            a = alpha.reshape(packs, 1)
+            pre = torch.lerp(first[1], first[0], a)  # a * real + (1 - a) * fake
+        for i, layer in enumerate(critic.hidden):
+            if i:
+                pre = layer(h)
             scale = torch.where(pre > 0, 1.0, 0.2).to(pre.dtype)
             h = F.leaky_relu(pre, 0.2)
             if critic.training and critic.dropout > 0:
@@ -496,13 +516,20 @@ def critic_losses(
     """``(E[D(fake)] - E[D(real)], gradient penalty)`` for one critic update.
 
     Real and fake rows go through the critic in one pass: one large matrix product (and one
-    weight gradient) instead of two small ones. The interpolates of the penalty get a pass of
-    their own: in a shared pass, the double backward would run over every row of it.
+    weight gradient) instead of two small ones. The penalty reuses that pass's first-layer
+    pre-activations for its interpolates (see :func:`gradient_penalty`).
     """
     packs = real.shape[0] // critic.pac
-    scores = critic(torch.cat([real, fake], dim=0), generator)
+    if not critic.hidden:
+        scores = critic(torch.cat([real, fake], dim=0), generator)
+        first = None
+    else:
+        x = torch.cat([real, fake], dim=0).reshape(-1, critic.pac * critic.in_dim)
+        pre = critic.hidden[0](x)
+        scores = critic.head(pre, generator)
+        first = (pre[:packs].detach(), pre[packs:].detach())
     loss = scores[packs:].mean() - scores[:packs].mean()
-    return loss, gradient_penalty(critic, real, fake, generator, penalty_weight)
+    return loss, gradient_penalty(critic, real, fake, generator, penalty_weight, first)
 
 
 class MaskedLinear(nn.Linear):
