@@ -4,11 +4,13 @@ Models with native conditioning define ``_sample_conditioned(n, parsed, rng)``, 
 either ``n`` candidate rows (encoded, or decoded as a DataFrame) generated under the condition,
 which are then checked and topped up here, or a :class:`ConditionedRows` of rows that already meet
 the condition and the rules (the noise-space importance resampling of TVAE, HVAE-GAN and CTGAN, see
-``_latent_conditioning``; such a hook takes ``max_rounds``), or None for "no native way". Every
-other model gets rejection sampling whose batch size follows the measured acceptance rate.
+``_latent_conditioning``; TabDDPM's splitting of its reverse diffusion, see
+``_diffusion_conditioning``; such a hook takes ``max_rounds``), or None for "no native way".
+Every other model gets rejection sampling whose batch size follows the measured acceptance rate.
 
 After each conditional ``sample``, ``model.conditioning_stats_`` tells how the rows were made:
-``method``, ``draws`` (rows generated and decoded) and ``rounds``.
+``method``, ``draws`` (rows generated and decoded) and ``rounds``, plus the hook's own counts
+(``ConditionedRows.details``).
 """
 
 from __future__ import annotations
