@@ -3,9 +3,10 @@
 The rows are split once (``validation_size`` held out, seeded). Each candidate model is fitted on
 the training split and samples two independent sets of as many rows as the validation split has;
 each set is scored against the validation rows with the evaluation suite: the fidelity score
-(Column Shapes and Column Pair Trends), the detection score (can a classifier tell them apart?)
-and, with a ``target``, ML utility (train on synthetic, test on real). The candidate's score is
-the mean over the two sets, and their difference measures its noise. Privacy is measured against
+(Column Shapes and Column Pair Trends) and the detection score (can a classifier tell them
+apart?); with a ``target``, ML utility (train on synthetic, test on real) of the first set
+joins both. The candidate's score is the mean over the two sets, and their difference measures
+its noise. Privacy is measured against
 the same split: the DCR share (the share of synthetic rows closer to a training row than to a
 validation row; 0.5 when the model does not memorize) and the membership-inference AUC (0.5:
 training rows are no closer to the synthetic data than unseen rows).
@@ -124,8 +125,10 @@ class AutoSynthesizer(BaseSynthesizer):
         The smallest difference of validation scores taken as a real difference in fidelity.
         The tolerance applied is the larger of this and two standard errors of a difference of
         two candidates' scores, estimated from the two synthetic sets each candidate is scored
-        on (pooled over the candidates): on a validation split of a few dozen rows the scores
-        move by several hundredths from one synthetic sample to the next. The candidates that
+        on (pooled over the candidates; the utility part is measured on the first set only, so
+        the estimate covers the fidelity and detection parts): on a validation split of a few
+        dozen rows the scores move by several hundredths from one synthetic sample to the
+        next. The candidates that
         pass the privacy checks and score within the tolerance of the best one are tied, and
         the tie goes to the lowest privacy risk: the larger of ``|DCR share - 0.5|`` and
         ``MIA AUC - 0.5`` (then the higher score, then the order of ``candidates``). A clear
@@ -442,12 +445,12 @@ class AutoSynthesizer(BaseSynthesizer):
             n_attacks=100,
             random_state=seed,
         )
-        # Two independent synthetic sets, scored alike: their mean is the score, their
-        # difference its noise (see score_tolerance).
-        halves = [
-            self._score_set(train, valid, synthetic.iloc[i * n : (i + 1) * n], seed + i)
-            for i in (0, 1)
-        ]
+        # Two independent synthetic sets: their mean is the score, their difference its noise
+        # (see score_tolerance). Utility, the costliest part (it trains on the real rows too),
+        # is measured on the first set only and counts for both.
+        first = self._score_set(train, valid, synthetic.iloc[:n], seed)
+        second = self._score_set(train, valid, synthetic.iloc[n : 2 * n], seed + 1, first)
+        halves = [first, second]
         out: dict[str, Any] = {}
         for key in halves[0]:
             values = [h.get(key) for h in halves]
@@ -475,9 +478,17 @@ class AutoSynthesizer(BaseSynthesizer):
         return out
 
     def _score_set(
-        self, train: pd.DataFrame, valid: pd.DataFrame, synthetic: pd.DataFrame, seed: int
+        self,
+        train: pd.DataFrame,
+        valid: pd.DataFrame,
+        synthetic: pd.DataFrame,
+        seed: int,
+        utility_of: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Fidelity, detection and utility of one synthetic set, and their mean (the score)."""
+        """Fidelity, detection and utility of one synthetic set, and their mean (the score).
+
+        With ``utility_of`` (another set's scores) its utility is reused, not measured.
+        """
         from clinsynth.evaluation import evaluate_quality, evaluate_utility
 
         table = self._table_metadata()
@@ -496,7 +507,10 @@ class AutoSynthesizer(BaseSynthesizer):
             "note": None,
         }
         parts = [out["fidelity"], out["detection_score"]]
-        if self.target is not None:
+        if self.target is not None and utility_of is not None:
+            out.update({k: utility_of[k] for k in ("utility", "tstr", "trtr", "note")})
+            parts.append(out["utility"])
+        elif self.target is not None:
             try:
                 utility = evaluate_utility(
                     train, synthetic, table, target=self.target, holdout=valid, random_state=seed
