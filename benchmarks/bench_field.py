@@ -364,8 +364,13 @@ def cell(row: dict[str, Any], column: str) -> str:
 
 
 def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Namespace) -> str:
-    """The markdown: a table per dataset (means over its splits) and the two goal tables."""
-    rows = aggregate(rows)
+    """The markdown: a table per dataset (means over its splits) and the two goal tables.
+
+    Within a dataset the models come in one order whatever the order of the runs: ``auto``,
+    the other registered models, then SDV's.
+    """
+    order = {m: i for i, m in enumerate(["auto", *_registered(), *SDV_MODELS])}
+    rows = sorted(aggregate(rows), key=lambda r: order.get(r["model"], len(order)))
     cols = [
         "model",
         "epochs",
