@@ -28,7 +28,7 @@ should give are ``p(x_0 | A)``. Plain rejection draws whole chains and keeps the
    ``num_rows`` of the pilot's and the branches' rows is returned.
 
 The split step is the most noisy sampling step whose signal share ``a_s`` is at least the
-model's ``condition_split`` (0.9: step 183 of 1000 with 50 sampling steps). A branch runs only
+model's ``condition_split`` (default 0.8). A branch runs only
 the steps after it (a fifth of a draw there) and meets the condition far more often than a
 fresh chain; the noise still to come is what sets siblings apart, so an earlier split gives
 more independent rows for more draws (the trade-off is measured in docs/CONDITIONS.md). When

@@ -123,8 +123,9 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
         Conditional sampling continues the chains that met a rare condition from the most
         noisy sampling step whose signal share ``a_s`` is at least this (docs/CONDITIONS.md).
         Lower values give rows that depend less on each other, for more draws: on the
-        benchmark's 1% condition, 0.9 took 5 s and 0.8 took 9 s, with rows' nearest
-        neighbours 47% and 15% closer than among independent rows.
+        benchmark's 1% condition, 0.9 took 5 s and 0.8 took 9 s (under load), with rows'
+        nearest neighbours 47% and 15% closer than among independent rows. The default, 0.8,
+        keeps the rows close to independent.
     validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
         See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`.
     epsilon, delta, max_grad_norm, public_bounds
@@ -184,7 +185,7 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
         embedding_dim: int = 128,
         ema_decay: float = 0.995,
         condition_column: str | None = None,
-        condition_split: float = 0.9,
+        condition_split: float = 0.8,
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
