@@ -73,3 +73,21 @@ def test_conditions_are_reproducible(cohort):
     b = model.sample(50, conditions={"condition": "heart_disease"})
     assert a.equals(b)
     assert np.isfinite(a.select_dtypes("number").to_numpy(dtype=float)).all()
+
+
+def test_models_that_check_their_own_rows_say_so():
+    """A model flagged ``_conditioning_checks_rows`` has a hook taking ``max_rounds``; the
+    noise-space and diffusion models are flagged."""
+    import inspect
+
+    from clinsynth.synthesizers import get_synthesizer, list_synthesizers
+
+    flagged = set()
+    for name in list_synthesizers():
+        cls = get_synthesizer(name)
+        if cls._conditioning_checks_rows:
+            flagged.add(name)
+            params = inspect.signature(cls._sample_conditioned).parameters
+            assert "max_rounds" in params, name
+    assert {"tvae", "ctgan", "hvaegan", "tabddpm"} <= flagged
+    assert "gaussian_copula" not in flagged

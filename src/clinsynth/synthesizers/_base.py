@@ -84,6 +84,9 @@ class BaseSynthesizer:
     _model_name: ClassVar[str] = ""
     #: Parameters left out of saved bundles (runtime choices such as a local folder).
     _runtime_params: ClassVar[tuple[str, ...]] = _RUNTIME_PARAMS
+    #: True when ``_sample_conditioned(n, parsed, rng, max_rounds=...)`` returns
+    #: ``ConditionedRows`` that already meet the condition (see ``_conditions``).
+    _conditioning_checks_rows: ClassVar[bool] = False
     #: Encoding the model wants from the TableTransformer.
     _transformer_options: ClassVar[dict[str, Any]] = {"numerical": "mode", "categorical": "onehot"}
     #: Parameter name -> (check, "expected ...") used by the standard parameter error.

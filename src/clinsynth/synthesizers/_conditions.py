@@ -5,7 +5,8 @@ either ``n`` candidate rows (encoded, or decoded as a DataFrame) generated under
 which are then checked and topped up here, or a :class:`ConditionedRows` of rows that already meet
 the condition and the rules (the noise-space importance resampling of TVAE, HVAE-GAN and CTGAN, see
 ``_latent_conditioning``; TabDDPM's splitting of its reverse diffusion, see
-``_diffusion_conditioning``; such a hook takes ``max_rounds``), or None for "no native way".
+``_diffusion_conditioning``; such a model sets ``_conditioning_checks_rows = True`` and its hook
+takes ``max_rounds``), or None for "no native way".
 Every other model gets rejection sampling whose batch size follows the measured acceptance rate.
 
 After each conditional ``sample``, ``model.conditioning_stats_`` tells how the rows were made:
@@ -15,7 +16,6 @@ After each conditional ``sample``, ``model.conditioning_stats_`` tells how the r
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 from dataclasses import dataclass, field
@@ -211,7 +211,7 @@ def sample_with_conditions(
     parsed = parse_conditions(synth, conditions)
     rng = synth._sample_rng
     native = getattr(synth, "_sample_conditioned", None)
-    checks_rows = native is not None and "max_rounds" in inspect.signature(native).parameters
+    checks_rows = native is not None and bool(getattr(synth, "_conditioning_checks_rows", False))
     if checks_rows and num_rows > 0:
         out = native(num_rows, parsed, rng, max_rounds=max_tries)
         if out is not None:

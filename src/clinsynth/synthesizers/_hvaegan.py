@@ -152,6 +152,7 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         "decoder",
         "discriminator",
     )
+    _conditioning_checks_rows: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "column_groups": (
             lambda v: (

@@ -154,6 +154,7 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
         "categorical": "onehot",
     }
     _network_names: ClassVar[tuple[str, ...]] = ("denoiser", "ema")
+    _conditioning_checks_rows: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "lr": POSITIVE_FLOAT,
         "weight_decay": NON_NEGATIVE_FLOAT,

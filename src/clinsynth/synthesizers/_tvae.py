@@ -108,6 +108,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
     """
 
     _network_names: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
+    _conditioning_checks_rows: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "embedding_dim": (_is_int(1), "an int >= 1"),
         "compress_dims": DIMS,
