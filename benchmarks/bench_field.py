@@ -369,8 +369,12 @@ def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Names
     Within a dataset the models come in one order whatever the order of the runs: ``auto``,
     the other registered models, then SDV's.
     """
+    datasets = {d: i for i, d in enumerate(dict.fromkeys(r["dataset"] for r in rows))}
     order = {m: i for i, m in enumerate(["auto", *_registered(), *SDV_MODELS])}
-    rows = sorted(aggregate(rows), key=lambda r: order.get(r["model"], len(order)))
+    rows = sorted(
+        aggregate(rows),
+        key=lambda r: (datasets[r["dataset"]], order.get(r["model"], len(order))),
+    )
     cols = [
         "model",
         "epochs",
