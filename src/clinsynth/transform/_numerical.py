@@ -73,16 +73,21 @@ def fit_gmm_1d(
     # A floor on the component width: discrete values must not collapse a component to zero.
     min_std = max(spread * 1e-3, float(np.min(np.diff(values))) / 4)
     n = len(x)
+    w_counts = counts.astype(np.float64)
+    # The search over k compares fits by BIC, which needs the log-likelihood to about a unit,
+    # not to 1e-5 of itself: it runs EM to a looser tolerance, and only the fit kept is taken on
+    # to ``tol`` (from where the search left it).
+    search_tol = max(tol, 1e-4) if select else tol
     fits: list[tuple[float, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+    raw: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     best, worse = np.inf, 0
     most = int(min(max_components, len(values)))
     for k in range(1 if select else most, most + 1):
         start = np.quantile(x, (np.arange(k) + 0.5) / k)
-        w, m, s, ll = _em_1d(
-            values, counts.astype(np.float64), start, spread / k, min_std, max_iter, tol
-        )
+        w, m, s, ll = _em_1d(values, w_counts, start, spread / k, min_std, max_iter, search_tol)
         bic = -2.0 * ll + (3 * k - 1) * np.log(n)
         fits.append((bic, _prune(w, m, s, weight_threshold)))
+        raw.append((w, m, s))
         if bic < best:
             best, worse = bic, 0
         else:
@@ -90,12 +95,21 @@ def fit_gmm_1d(
             # Stop once two more components fail to help, unless no fit was accepted yet.
             if worse >= 2 and (accept is None or any(accept(*f) for _, f in fits)):
                 break
-    ranked = sorted(fits, key=lambda f: f[0])
+
+    def refined(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if search_tol == tol:
+            return fits[i][1]
+        w, m, s = raw[i]
+        w, m, s, _ = _em_1d(values, w_counts, m, s, min_std, max_iter, tol, weights=w)
+        return _prune(w, m, s, weight_threshold)
+
+    ranked = sorted(range(len(fits)), key=lambda i: fits[i][0])
     if accept is None:
-        return ranked[0][1]
-    for _, fit in ranked:
-        if accept(*fit):
-            return fit
+        return refined(ranked[0])
+    for i in ranked:
+        if accept(*fits[i][1]):
+            fit = refined(i)
+            return fit if accept(*fit) else fits[i][1]
     if len(values) <= max_components:  # EM merged distinct values: one component for each
         weights = counts / counts.sum()
         return weights, values.astype(np.float64), np.full(len(values), min_std)
@@ -116,15 +130,19 @@ def _em_1d(
     values: np.ndarray,
     counts: np.ndarray,
     means: np.ndarray,
-    std: float,
+    std: float | np.ndarray,
     min_std: float,
     max_iter: int,
     tol: float,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """EM for a k-component mixture on weighted points; returns the fit and its log-likelihood."""
+    """EM for a k-component mixture on weighted points; returns the fit and its log-likelihood.
+
+    Starts from ``means`` with ``std`` (one value or one per component) and ``weights``
+    (equal when None)."""
     k, n = len(means), counts.sum()
-    stds = np.full(k, std)
-    weights = np.full(k, 1.0 / k)
+    stds = np.broadcast_to(np.asarray(std, dtype=np.float64), (k,)).copy()
+    weights = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, dtype=np.float64)
     prev = -np.inf
     for _ in range(max_iter + 1):
         log_p = _log_gauss(values[:, None], means, stds) + np.log(weights)
