@@ -87,6 +87,11 @@ def main() -> None:
     parser.add_argument("--no-quality", action="store_true", help="skip the fidelity scores")
     parser.add_argument("--sdv", action="store_true", help="also run SDV's model, same settings")
     parser.add_argument(
+        "--training-precision",
+        default="float32",
+        help="clinsynth models' training_precision (float32 or bfloat16)",
+    )
+    parser.add_argument(
         "--bf16-sample",
         action="store_true",
         help="also sample (time and fidelity) with sample_precision='bfloat16'",
@@ -117,6 +122,7 @@ def main() -> None:
             device=args.device,
             random_state=args.seed,
             progress=progress,
+            training_precision=args.training_precision,
         )
         start = time.perf_counter()
         last[0] = start
@@ -131,7 +137,7 @@ def main() -> None:
         sample_s = time.perf_counter() - start
         del big
         row = {
-            "model": name,
+            "model": name if args.training_precision == "float32" else f"{name} (bf16 training)",
             "epochs": args.epochs,
             "s/epoch (median)": per_epoch,
             "fit s": fit_s,

@@ -213,6 +213,7 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
         "mode_selection": "all",
     }
     _conditioning_checks_rows: ClassVar[bool] = True
+    _bf16_training: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "embedding_dim": (_is_int(1), "an int >= 1"),
         "generator_dim": DIMS,

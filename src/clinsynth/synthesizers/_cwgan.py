@@ -91,6 +91,7 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
     """
 
     _network_names: ClassVar[tuple[str, ...]] = ("generator", "discriminator")
+    _bf16_training: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "condition_column": (lambda v: isinstance(v, str), "the name of a categorical column"),
         "embedding_dim": (_is_int(1), "an int >= 1"),

@@ -20,6 +20,7 @@ from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
 from clinsynth.synthesizers._deep import (
+    _SAMPLE_DTYPES,
     DIMS,
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
@@ -109,6 +110,8 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
 
     _network_names: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
     _conditioning_checks_rows: ClassVar[bool] = True
+    _bf16_training: ClassVar[bool] = True
+    _fused_precision: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "embedding_dim": (_is_int(1), "an int >= 1"),
         "compress_dims": DIMS,
@@ -172,7 +175,12 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         self._fused = None
         if not self.dp_enabled and FusedVAEStep.supports(self.encoder, self.decoder.net):
             self._fused = FusedVAEStep(
-                self.encoder, self.decoder.net, self.decoder.sigma, self._layout, self.loss_factor
+                self.encoder,
+                self.decoder.net,
+                self.decoder.sigma,
+                self._layout,
+                self.loss_factor,
+                matmul_dtype=_SAMPLE_DTYPES[self.training_precision] or torch.float32,
             )
 
     def _release_training(self) -> None:

@@ -486,7 +486,7 @@ def gradient_penalty(
             h = mixed.reshape(packs, pac * dim)
             pre = critic.hidden[0](h) if critic.hidden else h
         else:
-            a = alpha.reshape(packs, 1)
+            a = alpha.reshape(packs, 1).to(first[0].dtype)
             pre = torch.lerp(first[1], first[0], a)  # a * real + (1 - a) * fake
         for i, layer in enumerate(critic.hidden):
             if i:

@@ -17,6 +17,10 @@ operation, a concatenated gradient per ``split``, zero-filled gradients to accum
 gone: on the RHC table with SDV's sizes the step takes about half the time. The result equals
 autograd's to float rounding (``tests/synthesizers/test_vae_step.py`` checks every gradient).
 Differential privacy (per-row gradients) keeps the autograd path.
+
+With ``matmul_dtype=torch.bfloat16`` (``training_precision="bfloat16"``) the matrix products
+take bfloat16 inputs (weights cast once per step, float32 accumulation); the loss, its output
+gradients, the reparametrization and the gradient buffers the optimizer reads stay float32.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class FusedVAEStep:
         sigma: nn.Parameter,
         layout: SpanLayout,
         loss_factor: float,
+        matmul_dtype: torch.dtype = torch.float32,
     ) -> None:
         enc, dec = _linear_stack(encoder), _linear_stack(decoder)
         if enc is None or dec is None:
@@ -77,6 +82,29 @@ class FusedVAEStep:
         self.layout = layout
         self.loss_factor = float(loss_factor)
         self.embedding_dim = enc[-1].out_features // 2
+        self.matmul_dtype = matmul_dtype
+        self._low = matmul_dtype != torch.float32
+        self._w: dict[int, torch.Tensor] = {}
+
+    def _cast(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.matmul_dtype) if self._low else t
+
+    def _weight(self, layer: nn.Linear) -> torch.Tensor:
+        """The layer's weight in the matmul dtype (cast once per step)."""
+        return self._w[id(layer)] if self._low else layer.weight
+
+    def _linear(self, layer: nn.Linear, h: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        w, b = self._weight(layer), layer.bias
+        if rows is not None:
+            w, b = w[rows], b[rows]
+        return torch.addmm(self._cast(b), h, w.t())
+
+    def _mm_into(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        """``out = a @ b`` (a float32 gradient buffer, whatever the matmul dtype)."""
+        if self._low:
+            out.copy_(torch.mm(a, b))
+        else:
+            torch.mm(a, b, out=out)
 
     @staticmethod
     def supports(encoder: nn.Module, decoder: nn.Module) -> bool:
@@ -99,11 +127,11 @@ class FusedVAEStep:
         gradient of its input (``inputs[i]`` is the input of ``layers[i]``) if asked."""
         for i in range(len(layers) - 1, -1, -1):
             layer, inp = layers[i], inputs[i]
-            torch.mm(d.t(), inp, out=self._grad(layer.weight))
+            self._mm_into(self._grad(layer.weight), d.t(), inp)
             torch.sum(d, dim=0, out=self._grad(layer.bias))
             if i == 0 and not input_grad:
                 return None
-            d = torch.mm(d, layer.weight)
+            d = torch.mm(d, self._weight(layer))
             if i > 0:  # inp = relu(pre-activation): the gradient passes where it is positive
                 d = torch.ops.aten.threshold_backward(d, inp, 0.0)
         return d
@@ -173,25 +201,26 @@ class FusedVAEStep:
         n, layout, emb = x.shape[0], self.layout, self.embedding_dim
         a = self.loss_factor / n
 
-        enc_in = [x]
-        h = x
+        if self._low:
+            self._w = {id(m): m.weight.to(self.matmul_dtype) for m in (*self.enc, *self.dec)}
+        enc_in = [self._cast(x)]
+        h = enc_in[0]
         for layer in self.enc[:-1]:
-            h = torch.addmm(layer.bias, h, layer.weight.t()).clamp_min_(0.0)
+            h = self._linear(layer, h).clamp_min_(0.0)
             enc_in.append(h)
         w, b = self.enc[-1].weight, self.enc[-1].bias
-        mu = torch.addmm(b[:emb], h, w[:emb].t())
-        logvar = torch.addmm(b[emb:], h, w[emb:].t())
+        mu = self._linear(self.enc[-1], h, slice(0, emb)).float()
+        logvar = self._linear(self.enc[-1], h, slice(emb, None)).float()
         var = logvar.exp()
         std = var.sqrt()
         z = torch.addcmul(mu, eps, std)
 
-        dec_in = [z]
-        g = z
+        dec_in = [self._cast(z)]
+        g = dec_in[0]
         for layer in self.dec[:-1]:
-            g = torch.addmm(layer.bias, g, layer.weight.t()).clamp_min_(0.0)
+            g = self._linear(layer, g).clamp_min_(0.0)
             dec_in.append(g)
-        last = self.dec[-1]
-        raw = torch.addmm(last.bias, g, last.weight.t())
+        raw = self._linear(self.dec[-1], g).float()
 
         d_raw = torch.empty_like(raw)
         nll = raw.new_zeros(())
@@ -220,17 +249,18 @@ class FusedVAEStep:
         kl = -0.5 * (n * emb + logvar.sum() - mu.square().sum() - var.sum())
         loss = (self.loss_factor * nll + kl) / n
 
-        dz = self._backward(self.dec, dec_in, d_raw)
+        dz = self._backward(self.dec, dec_in, self._cast(d_raw)).float()
         # KL: d/dmu = mu / n, d/dlogvar = (var - 1) / (2 n); reparametrization: dz, dz eps std/2.
         d_mu = torch.add(dz, mu, alpha=1.0 / n)
         d_lv = dz.mul_(eps).mul_(std).add_(var, alpha=1.0 / n).sub_(1.0 / n).mul_(0.5)
         gw, gb = self._grad(w), self._grad(b)
-        torch.mm(d_mu.t(), h, out=gw[:emb])
-        torch.mm(d_lv.t(), h, out=gw[emb:])
         torch.sum(d_mu, dim=0, out=gb[:emb])
         torch.sum(d_lv, dim=0, out=gb[emb:])
+        d_mu, d_lv, wc = self._cast(d_mu), self._cast(d_lv), self._weight(self.enc[-1])
+        self._mm_into(gw[:emb], d_mu.t(), h)
+        self._mm_into(gw[emb:], d_lv.t(), h)
         if len(self.enc) > 1:
-            d_h = torch.mm(d_mu, w[:emb]).addmm_(d_lv, w[emb:])
+            d_h = torch.mm(d_mu, wc[:emb]).addmm_(d_lv, wc[emb:])
             d_h = torch.ops.aten.threshold_backward(d_h, h, 0.0)
             self._backward(self.enc[:-1], enc_in[:-1], d_h, input_grad=False)
         return loss

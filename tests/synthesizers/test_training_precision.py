@@ -1,0 +1,104 @@
+"""``training_precision="bfloat16"``: bfloat16 matrix products in training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from deep_helpers import (  # noqa: F401
+    assert_learned,
+    assert_learned_conditions,
+    condition_metadata,
+    condition_table,
+    learning_metadata,
+    learning_table,
+    one_thread,
+)
+
+from clinsynth import CTGANSynthesizer, TVAESynthesizer, get_synthesizer
+from clinsynth.errors import ParameterError
+from clinsynth.synthesizers.nn import FusedVAEStep
+
+
+def test_tvae_bfloat16_step_is_close_to_float32() -> None:
+    """The bfloat16 products change TVAE's gradients by about bfloat16's rounding, not more."""
+    df = learning_table(300)
+    model = TVAESynthesizer(learning_metadata(), epochs=1, batch_size=100, random_state=0)
+    model.fit(df)
+    import numpy as np
+
+    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout.order]
+    x = torch.as_tensor(np.ascontiguousarray(encoded), dtype=torch.float32)[:200]
+    eps = torch.randn(len(x), model.embedding_dim, generator=torch.Generator().manual_seed(1))
+    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    grads = []
+    for dtype in (torch.float32, torch.bfloat16):
+        step = FusedVAEStep(
+            model.encoder, model.decoder.net, model.decoder.sigma, model._layout, 2.0, dtype
+        )
+        loss = step(x, eps)
+        grads.append((float(loss), [p.grad.clone() for p in params]))
+    (loss32, g32), (loss16, g16) = grads
+    assert loss16 == pytest.approx(loss32, rel=0.02)
+    for a, b in zip(g32, g16, strict=True):
+        # Same direction (cosine > 0.99), norms within 15%: far below the batch-to-batch
+        # noise of the gradient.
+        cos = float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+        assert cos > 0.99 or float(a.norm()) < 1e-6, cos
+        assert float((a - b).norm()) <= 0.15 * float(a.norm()) + 1e-6
+
+
+def test_tvae_learns_in_bfloat16(one_thread) -> None:  # noqa: F811
+    df = learning_table()
+    model = TVAESynthesizer(
+        learning_metadata(),
+        epochs=300,
+        batch_size=100,
+        embedding_dim=16,
+        compress_dims=(64, 64),
+        decompress_dims=(64, 64),
+        training_precision="bfloat16",
+        random_state=0,
+    ).fit(df)
+    assert model._fused is None  # released after training
+    assert_learned(df, model.sample(3000))
+
+
+@pytest.mark.slow
+def test_ctgan_learns_in_bfloat16(one_thread) -> None:  # noqa: F811
+    model = CTGANSynthesizer(
+        condition_metadata(),
+        epochs=300,
+        batch_size=50,
+        pac=5,
+        embedding_dim=32,
+        generator_dim=(64, 64),
+        discriminator_dim=(64, 64),
+        training_precision="bfloat16",
+        random_state=0,
+    ).fit(condition_table())
+    assert_learned_conditions(model)
+
+
+def test_training_precision_errors() -> None:
+    df = learning_table(100)
+    with pytest.raises(ParameterError, match="training_precision"):
+        get_synthesizer("tvae")(learning_metadata(), training_precision="fp16").fit(df)
+    with pytest.raises(ParameterError, match="float32"):
+        get_synthesizer("hvaegan")(learning_metadata(), training_precision="bfloat16").fit(df)
+    with pytest.raises(ParameterError, match="differential privacy"):
+        get_synthesizer("ctgan")(
+            learning_metadata(), training_precision="bfloat16", epsilon=5.0
+        ).fit(df)
+
+
+def test_bfloat16_trained_model_saves_and_loads(tmp_path) -> None:
+    import clinsynth
+
+    df = learning_table(200)
+    model = get_synthesizer("ctgan")(
+        learning_metadata(), epochs=2, batch_size=50, training_precision="bfloat16", random_state=0
+    ).fit(df)
+    model.save(tmp_path / "m")
+    loaded = clinsynth.load(tmp_path / "m")
+    assert loaded.training_precision == "bfloat16"
+    assert loaded.sample(20).shape == (20, 3)
