@@ -84,6 +84,34 @@ def assert_learned(real: pd.DataFrame, synthetic: pd.DataFrame) -> None:
     assert abs(freq.get("medium", 0.0) - 0.30) < 0.12, freq.to_dict()
 
 
+#: Small TVAE that learns ``learning_table`` in 300 epochs (the learning checks).
+LEARNING_TVAE = {
+    "epochs": 300,
+    "batch_size": 100,
+    "embedding_dim": 16,
+    "compress_dims": (64, 64),
+    "decompress_dims": (64, 64),
+}
+#: Small CTGAN that learns ``condition_table`` in 300 epochs.
+LEARNING_CTGAN = {
+    "epochs": 300,
+    "batch_size": 50,
+    "pac": 5,
+    "embedding_dim": 32,
+    "generator_dim": (64, 64),
+    "discriminator_dim": (64, 64),
+}
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """:func:`one_thread` for a whole module (use as an autouse fixture there)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny networks run fastest on one thread, and the test machines are shared."""

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from deep_helpers import one_thread_module  # noqa: F401
 
 import clinsynth
 from clinsynth import AutoSynthesizer, BaseSynthesizer
@@ -34,12 +35,8 @@ TIMING = ["fit_seconds", "evaluation_seconds"]
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
+def _one_torch_thread(one_thread_module):  # noqa: F811
     """Small tensors on shared, busy cores: a second intra-op thread only adds waiting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class CopyCat(BaseSynthesizer):

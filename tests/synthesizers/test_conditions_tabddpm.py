@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from deep_helpers import one_thread_module  # noqa: F401
 
 from clinsynth import TabDDPMSynthesizer
 from clinsynth.errors import SamplingError
@@ -16,12 +17,8 @@ SPLIT = "class label, then splitting the reverse diffusion"
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
+def _one_torch_thread(one_thread_module):  # noqa: F811
     """Small tensors on shared, busy cores: a second intra-op thread only adds waiting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from deep_helpers import (  # noqa: F401
+    LEARNING_CTGAN,
     assert_learned_conditions,
     condition_metadata,
     condition_table,
@@ -104,15 +105,6 @@ def test_ctgan_learns_conditional_structure_and_rare_category(one_thread):  # no
     makes a plain two-number correlation slow to learn for the GANs: see the TVAE test.)"""
     df = condition_table()
     start = time.perf_counter()
-    model = CTGANSynthesizer(
-        condition_metadata(),
-        epochs=300,
-        batch_size=50,
-        pac=5,
-        embedding_dim=32,
-        generator_dim=(64, 64),
-        discriminator_dim=(64, 64),
-        random_state=0,
-    ).fit(df)
+    model = CTGANSynthesizer(condition_metadata(), random_state=0, **LEARNING_CTGAN).fit(df)
     assert_learned_conditions(model)
     assert time.perf_counter() - start < 60

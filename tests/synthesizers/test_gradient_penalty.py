@@ -21,8 +21,8 @@ def _double_backward_penalty(critic, real, fake, generator, weight=10.0):
     return weight * ((norm - 1) ** 2).mean()
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.5])
-def test_penalty_and_its_gradients_match_double_backward(dropout: float) -> None:
+def _critic_and_rows(dropout: float) -> tuple[Critic, torch.Tensor, torch.Tensor]:
+    """A small PacGAN critic in training mode, and 12 real and 12 fake rows."""
     critic = build_module(
         lambda: Critic(7, (16, 8), pac=2, dropout=dropout),
         torch.Generator().manual_seed(0),
@@ -30,7 +30,12 @@ def test_penalty_and_its_gradients_match_double_backward(dropout: float) -> None
     )
     critic.train()
     data = torch.Generator().manual_seed(1)
-    real, fake = torch.randn(12, 7, generator=data), torch.randn(12, 7, generator=data)
+    return critic, torch.randn(12, 7, generator=data), torch.randn(12, 7, generator=data)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_penalty_and_its_gradients_match_double_backward(dropout: float) -> None:
+    critic, real, fake = _critic_and_rows(dropout)
     results = []
     for fn in (gradient_penalty, _double_backward_penalty):
         critic.zero_grad(set_to_none=True)
@@ -52,14 +57,7 @@ def test_critic_losses_reuse_the_first_layer_exactly() -> None:
     the critic's plain forward and the penalty that recomputes the interpolates' first layer."""
     from clinsynth.synthesizers.nn import critic_losses
 
-    critic = build_module(
-        lambda: Critic(7, (16, 8), pac=2, dropout=0.5),
-        torch.Generator().manual_seed(0),
-        torch.device("cpu"),
-    )
-    critic.train()
-    data = torch.Generator().manual_seed(1)
-    real, fake = torch.randn(12, 7, generator=data), torch.randn(12, 7, generator=data)
+    critic, real, fake = _critic_and_rows(0.5)
     results = []
     for reuse in (True, False):
         g = torch.Generator().manual_seed(2)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from deep_helpers import (  # noqa: F401
+    LEARNING_CTGAN,
+    LEARNING_TVAE,
     assert_learned,
     assert_learned_conditions,
     condition_metadata,
@@ -50,14 +52,7 @@ def test_tvae_bfloat16_step_is_close_to_float32() -> None:
 def test_tvae_learns_in_bfloat16(one_thread) -> None:  # noqa: F811
     df = learning_table()
     model = TVAESynthesizer(
-        learning_metadata(),
-        epochs=300,
-        batch_size=100,
-        embedding_dim=16,
-        compress_dims=(64, 64),
-        decompress_dims=(64, 64),
-        training_precision="bfloat16",
-        random_state=0,
+        learning_metadata(), training_precision="bfloat16", random_state=0, **LEARNING_TVAE
     ).fit(df)
     assert model._fused is None  # released after training
     assert_learned(df, model.sample(3000))
@@ -66,15 +61,7 @@ def test_tvae_learns_in_bfloat16(one_thread) -> None:  # noqa: F811
 @pytest.mark.slow
 def test_ctgan_learns_in_bfloat16(one_thread) -> None:  # noqa: F811
     model = CTGANSynthesizer(
-        condition_metadata(),
-        epochs=300,
-        batch_size=50,
-        pac=5,
-        embedding_dim=32,
-        generator_dim=(64, 64),
-        discriminator_dim=(64, 64),
-        training_precision="bfloat16",
-        random_state=0,
+        condition_metadata(), training_precision="bfloat16", random_state=0, **LEARNING_CTGAN
     ).fit(condition_table())
     assert_learned_conditions(model)
 

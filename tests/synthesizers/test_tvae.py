@@ -7,7 +7,13 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from deep_helpers import assert_learned, learning_metadata, learning_table, one_thread  # noqa: F401
+from deep_helpers import (  # noqa: F401
+    LEARNING_TVAE,
+    assert_learned,
+    learning_metadata,
+    learning_table,
+    one_thread,
+)
 
 from clinsynth import Metadata, TVAESynthesizer
 from clinsynth.errors import ParameterError
@@ -84,15 +90,7 @@ def test_sampling_does_not_depend_on_batch_size(one_thread):  # noqa: F811
 def test_tvae_learns_correlation_and_rare_category(one_thread):  # noqa: F811
     df = learning_table()
     start = time.perf_counter()
-    model = TVAESynthesizer(
-        learning_metadata(),
-        epochs=300,
-        batch_size=100,
-        embedding_dim=16,
-        compress_dims=(64, 64),
-        decompress_dims=(64, 64),
-        random_state=0,
-    ).fit(df)
+    model = TVAESynthesizer(learning_metadata(), random_state=0, **LEARNING_TVAE).fit(df)
     synthetic = model.sample(3000)
     assert_learned(df, synthetic)
     losses = model.get_loss_values()["loss"]
