@@ -179,17 +179,17 @@ class ColumnPrivacy:
         bin far from the data clears ``3σ`` by chance now and then (about one histogram in
         seven on the 130-bin coarse grid); taking it as occupied stretched a body temperature's
         range to 1e9, and every value drawn from that range with it. With no bin over
-        ``STRONG_CUT·σ`` (few rows, small budget), every bin over ``cut·σ`` counts.
+        ``STRONG_CUT·σ`` (few rows, small budget), the range grows from the fullest bin.
         """
         counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
         noisy, sigma = self.histogram(counts, share, what)
         weak = noisy > cut * sigma
         strong = np.flatnonzero(noisy > max(self.STRONG_CUT, cut) * sigma)
         if len(strong) == 0:
-            occupied = np.flatnonzero(weak)
-            if len(occupied) == 0:
+            if not weak.any():
                 return None, noisy
-            return (int(occupied[0]), int(occupied[-1])), noisy
+            # Few rows or a small budget: the fullest bin and its occupied neighbours.
+            strong = np.array([int(np.argmax(np.where(weak, noisy, -np.inf)))])
         first, last = int(strong[0]), int(strong[-1])
         while True:
             step = next((k for k in (1, 2) if first - k >= 0 and weak[first - k]), 0)
