@@ -352,7 +352,8 @@ def _training_body(result: EvaluationResult) -> str:
     board = (result.info.get("model") or {}).get("leaderboard")
     leaderboard = (
         "<h3>Model choice (leaderboard)</h3><p class='muted'>Candidates scored on a validation "
-        "split; the best one that passed the privacy checks was chosen and refitted.</p>"
+        "split; among those that passed the privacy checks, the best one was chosen (a "
+        "near-tie in score, within the noise, goes to the lower privacy risk) and refitted.</p>"
         + _table(pd.DataFrame(board).dropna(axis=1, how="all"))
         if board
         else ""
