@@ -375,22 +375,7 @@ def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Names
         aggregate(rows),
         key=lambda r: (datasets[r["dataset"]], order.get(r["model"], len(order))),
     )
-    cols = [
-        "model",
-        "epochs",
-        "fit_s",
-        "sample_rows_per_s",
-        "peak_mib",
-        "quality",
-        "shapes",
-        "pair_trends",
-        "detection_auc",
-        "tstr",
-        "trtr",
-        "dcr_share",
-        "mia_auc",
-        "note",
-    ]
+    cols = ["model", "epochs", *MEAN_ONLY, *WITH_SE, "note"]
     out = [
         "# Benchmarks against the field",
         "",
