@@ -107,3 +107,41 @@ def test_one_hot_loss_is_exact_when_spans_are_far_apart(fitted, far: bool) -> No
     expected.backward()
     assert float(nll) == pytest.approx(float(expected.detach()), rel=1e-5)
     torch.testing.assert_close(d_out, 0.5 * leaf.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims", [((), ()), ((8,), ()), ((), (8, 6))])
+def test_fused_step_without_hidden_layers_matches_autograd(dims) -> None:
+    """Encoders/decoders with no hidden layer (``compress_dims=()``) take the same path."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "a": rng.normal(size=120),
+            "c": rng.choice(["x", "y", "z"], 120),
+            "d": rng.random(120) < 0.4,
+        }
+    )
+    model = TVAESynthesizer(
+        Metadata.detect_from_dataframe(df),
+        epochs=1,
+        batch_size=60,
+        embedding_dim=4,
+        compress_dims=dims[0],
+        decompress_dims=dims[1],
+        random_state=0,
+    ).fit(df)
+    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout.order]
+    x = torch.as_tensor(np.ascontiguousarray(encoded), dtype=torch.float32)[:40]
+    eps = torch.randn(len(x), 4, generator=torch.Generator().manual_seed(1))
+    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    for p in params:
+        p.grad = None
+    mu, logvar = model.encoder(x).chunk(2, dim=1)
+    z = mu + eps * torch.exp(0.5 * logvar)
+    nll = reconstruction_loss(model.decoder(z), x, model._layout, model.decoder.sigma)
+    ((model.loss_factor * nll + gaussian_kl(mu, logvar)) / len(x)).backward()
+    expected = [p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
+    FusedVAEStep(model.encoder, model.decoder.net, model.decoder.sigma, model._layout, 2.0)(x, eps)
+    for p, want in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.grad, want, rtol=1e-4, atol=1e-6)
