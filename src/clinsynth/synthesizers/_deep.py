@@ -61,8 +61,9 @@ def adam(
 
 #: Encoded training values smaller than this are set to zero (see ``DeepSynthesizer._fit``).
 _TINY = 1e-20
-#: ``sample_precision`` values and the dtype of the matrix products they ask for.
-_SAMPLE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+#: ``training_precision`` / ``sample_precision`` values and the dtype of the matrix products
+#: they ask for (None: float32, no autocast).
+_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 class DeepSynthesizer(BaseSynthesizer):
@@ -92,8 +93,8 @@ class DeepSynthesizer(BaseSynthesizer):
         conditional sampling stays in float32). ``"bfloat16"`` is 2-3x faster on CPUs with
         AMX or AVX-512 BF16 and on GPUs, and perturbs each raw network output by about 1%
         of its scale (the activations and draws stay float32): for bulk sampling, at a
-        fidelity measured in ``docs/BENCHMARKS.md``. Training is always float32. A runtime
-        option: not saved with the model, and may be changed on a fitted or loaded one.
+        fidelity measured in ``docs/BENCHMARKS.md``. A runtime option: not saved with the
+        model, and may be changed on a fitted or loaded one.
     **kwargs
         Common options of :class:`~clinsynth.synthesizers.BaseSynthesizer` (``random_state``,
         ``device``, ``progress``, ``verbose``, ...).
@@ -105,6 +106,10 @@ class DeepSynthesizer(BaseSynthesizer):
         "checkpoint_every",
         "sample_precision",
     )
+    #: Models that train with ``training_precision="bfloat16"`` ...
+    _bf16_training: ClassVar[bool] = False
+    #: ... and those that apply it in their own training step (not by autocast).
+    _fused_precision: ClassVar[bool] = False
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "epochs": (_is_int(1), "an int >= 1"),
         "batch_size": (_is_int(1), "an int >= 1"),
@@ -115,8 +120,8 @@ class DeepSynthesizer(BaseSynthesizer):
             "None or a folder path",
         ),
         "checkpoint_every": (_is_int(1), "an int >= 1"),
-        "sample_precision": (lambda v: v in _SAMPLE_DTYPES, '"float32" or "bfloat16"'),
-        "training_precision": (lambda v: v in _SAMPLE_DTYPES, '"float32" or "bfloat16"'),
+        "sample_precision": (lambda v: v in _PRECISIONS, '"float32" or "bfloat16"'),
+        "training_precision": (lambda v: v in _PRECISIONS, '"float32" or "bfloat16"'),
         "verbose": (lambda v: isinstance(v, bool), "a bool"),
         "progress": (lambda v: v is None or callable(v), "None or a callable"),
     }
@@ -172,11 +177,6 @@ class DeepSynthesizer(BaseSynthesizer):
         finally:
             self._resume = False
             self._resume_state = None
-
-    #: Models that train with ``training_precision="bfloat16"`` ...
-    _bf16_training: ClassVar[bool] = False
-    #: ... and those that apply it in their own training step (not by autocast).
-    _fused_precision: ClassVar[bool] = False
 
     def _check_params(self) -> None:
         """Checks across parameters, run before any work (models add their own)."""
@@ -258,7 +258,7 @@ class DeepSynthesizer(BaseSynthesizer):
                     return float(self._validation_loss(valid, g))
 
         step = self._train_step
-        low = _SAMPLE_DTYPES[self.training_precision]
+        low = _PRECISIONS[self.training_precision]
         if low is not None and not self._fused_precision:
 
             def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -347,12 +347,12 @@ class DeepSynthesizer(BaseSynthesizer):
         order = torch.as_tensor(self._layout.order)
         for net in self._networks().values():
             net.eval()
-        if self.sample_precision not in _SAMPLE_DTYPES:
+        if self.sample_precision not in _PRECISIONS:
             raise ParameterError(
                 f"The 'sample_precision' parameter of {type(self).__name__} must be "
                 f'"float32" or "bfloat16". Got {self.sample_precision!r}.'
             )
-        low = _SAMPLE_DTYPES[self.sample_precision]
+        low = _PRECISIONS[self.sample_precision]
         precision = (
             torch.autocast(device.type, dtype=low) if low is not None else contextlib.nullcontext()
         )

@@ -20,7 +20,7 @@ from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
 from clinsynth.synthesizers._deep import (
-    _SAMPLE_DTYPES,
+    _PRECISIONS,
     DIMS,
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
@@ -180,7 +180,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
                 self.decoder.sigma,
                 self._layout,
                 self.loss_factor,
-                matmul_dtype=_SAMPLE_DTYPES[self.training_precision] or torch.float32,
+                matmul_dtype=_PRECISIONS[self.training_precision] or torch.float32,
             )
 
     def _release_training(self) -> None:
