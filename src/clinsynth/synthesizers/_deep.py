@@ -33,6 +33,7 @@ from clinsynth.synthesizers.nn import (
     critic_losses,
     load_checkpoint,
 )
+from clinsynth.synthesizers.nn._layers import _TINY
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ def adam(
     return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused)
 
 
-#: Encoded training values smaller than this are set to zero (see ``DeepSynthesizer._fit``).
-_TINY = 1e-20
 #: ``training_precision`` / ``sample_precision`` values and the dtype of the matrix products
 #: they ask for (None: float32, no autocast).
 _PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
@@ -233,7 +232,8 @@ class DeepSynthesizer(BaseSynthesizer):
         data = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
         # Encoded values like 1e-31 (a number at its mixture component's mean) are zero to the
         # networks, but their products with the weights are denormal floats, which the CPU
-        # multiplies up to 100x slower: every matrix product that reads them crawls.
+        # multiplies up to 100x slower: every matrix product that reads them crawls. Values
+        # below _TINY (the threshold the Gumbel-softmax uses too) are set to 0.
         data.masked_fill_(data.abs() < _TINY, 0.0)
         n_val = int(math.floor(len(data) * self.validation_split))
         if n_val and len(data) - n_val < 1:
