@@ -35,6 +35,7 @@ from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     ChoiceLoss,
     Critic,
+    FusedCriticStep,
     ResidualGenerator,
     SpanLayout,
     activate,
@@ -321,10 +322,16 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
             if len(self._space) and not self.dp_enabled
             else None
         )
+        self._fused = (
+            FusedCriticStep(self.discriminator)
+            if not self.dp_enabled and FusedCriticStep.supports(self.discriminator)
+            else None
+        )
 
     def _release_training(self) -> None:
         super()._release_training()
         self._rows = None
+        self._fused = None  # its buffers hold training rows
 
     def _steps_per_epoch(self, n_rows: int) -> int:
         return max(n_rows // self.batch_size, 1)
@@ -346,6 +353,7 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
             critic_batch=self._critic_batch,
             fake_rows=self._fake_rows,
             extra_loss=self._generator_extra_loss,
+            fused=self._fused,
         )
 
     def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:

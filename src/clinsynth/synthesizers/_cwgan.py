@@ -32,6 +32,7 @@ from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     Critic,
+    FusedCriticStep,
     ResidualGenerator,
     activate,
     sample_rows_t,
@@ -218,6 +219,18 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
         return {"generator": self._opt_g, "discriminator": self._opt_d}
 
     # ------------------------------------------------------------------ training
+    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        super()._prepare_training(data, generator)
+        self._fused = (
+            FusedCriticStep(self.discriminator, float(self.gradient_penalty_weight))
+            if not self.dp_enabled and FusedCriticStep.supports(self.discriminator)
+            else None
+        )
+
+    def _release_training(self) -> None:
+        super()._release_training()
+        self._fused = None  # its buffers hold training rows
+
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Generated rows (Gumbel-softmax relaxed) with the condition in place, plus ``cond``."""
         z = torch.randn(len(cond), self.embedding_dim, generator=generator, device=cond.device)
@@ -246,6 +259,7 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
             critic_batch=self._critic_batch,
             fake_rows=self._fake_rows,
             penalty_weight=float(self.gradient_penalty_weight),
+            fused=self._fused,
         )
 
     def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:

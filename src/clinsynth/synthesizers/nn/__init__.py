@@ -1,5 +1,6 @@
 """Torch modules and the training loop of the deep synthesizers (tensors only, no pandas)."""
 
+from clinsynth.synthesizers.nn._critic_step import FusedCriticStep
 from clinsynth.synthesizers.nn._engine import (
     TrainingEngine,
     TrainingHistory,
@@ -30,6 +31,7 @@ from clinsynth.synthesizers.nn._vae_step import FusedVAEStep
 __all__ = [
     "ChoiceLoss",
     "Critic",
+    "FusedCriticStep",
     "FusedVAEStep",
     "critic_losses",
     "MaskedLinear",

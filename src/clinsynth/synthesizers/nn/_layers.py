@@ -373,7 +373,22 @@ class ResidualGenerator(nn.Module):
         self.out = nn.Linear(dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fusable(x):
+            return _ResidualTraining.apply(x, self, *self.parameters())
         return self.out(self.blocks(x))
+
+    def _fusable(self, x: torch.Tensor) -> bool:
+        """Training forward with a gradient to compute: the hand-written one can run."""
+        return (
+            self.training
+            and torch.is_grad_enabled()
+            and not x.requires_grad
+            and not torch.is_autocast_enabled(x.device.type)
+            and all(
+                b.bn.track_running_stats and b.bn.momentum is not None and b.bn.affine
+                for b in self.blocks
+            )
+        )
 
     def output_t(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Inference: ``forward(cat(inputs))`` transposed, ``(out_features, rows)``.
@@ -402,6 +417,79 @@ class ResidualGenerator(nn.Module):
             out = torch.addmm(out, self.out.weight[:, start:end], piece.T)
             start = end
         return out
+
+
+class _ResidualTraining(torch.autograd.Function):
+    """:class:`ResidualGenerator`'s training forward (batch statistics) and its backward.
+
+    Forward: one buffer ``u`` holds the output layer's input ``[h_K, ..., h_1, x]``; each block
+    reads its input as a column slice of it (``[h_{k-1}, ..., x]``) and writes ``h_k`` into
+    its own slice, where the module's concatenations copy ``x`` and every ``h`` again at each
+    block. Backward: the gradient of ``x`` (noise and condition, no gradient needed) is never
+    formed, nor is any other gradient of ``x``'s columns: the output layer's and the blocks'
+    input gradients stop at the hidden columns. Batch normalization and its running
+    statistics go through the same ATen kernels as ``nn.BatchNorm1d``; the result equals the
+    module's to float rounding (``tests/synthesizers/test_critic_step.py``).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, net: ResidualGenerator, *params: torch.Tensor) -> Any:
+        n, total = x.shape[0], net.out.in_features
+        u = x.new_empty(n, total)
+        start = total - x.shape[1]
+        u[:, start:].copy_(x)
+        saved = []
+        for block in net.blocks:
+            fc, bn = block.fc, block.bn
+            pre = torch.addmm(fc.bias, u[:, start:], fc.weight.t())
+            y, mean, invstd = torch.ops.aten.native_batch_norm(
+                pre, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, bn.momentum, bn.eps
+            )
+            bn.num_batches_tracked.add_(1)
+            start -= fc.out_features
+            torch.clamp_min(y, 0.0, out=u[:, start : start + fc.out_features])
+            saved.append((pre, mean, invstd))
+        ctx.net, ctx.u, ctx.saved = net, u, saved
+        return torch.addmm(net.out.bias, u, net.out.weight.t())
+
+    @staticmethod
+    def backward(ctx: Any, d_raw: torch.Tensor) -> Any:
+        net, u, saved = ctx.net, ctx.u, ctx.saved
+        blocks = list(net.blocks)
+        hidden = sum(b.fc.out_features for b in blocks)
+        grads: dict[int, torch.Tensor] = {
+            id(net.out.weight): torch.mm(d_raw.t(), u),
+            id(net.out.bias): d_raw.sum(0),
+        }
+        d_h = torch.mm(d_raw, net.out.weight[:, :hidden])  # [h_K, ..., h_1] only
+        start = 0
+        for k in range(len(blocks) - 1, -1, -1):
+            fc, bn = blocks[k].fc, blocks[k].bn
+            width = fc.out_features
+            pre, mean, invstd = saved[k]
+            d_y = torch.ops.aten.threshold_backward(
+                d_h[:, start : start + width], u[:, start : start + width], 0.0
+            )
+            d_pre, d_gamma, d_beta = torch.ops.aten.native_batch_norm_backward(
+                d_y,
+                pre,
+                bn.weight,
+                bn.running_mean,
+                bn.running_var,
+                mean,
+                invstd,
+                True,
+                bn.eps,
+                [True, True, True],
+            )
+            grads[id(fc.weight)] = torch.mm(d_pre.t(), u[:, start + width :])
+            grads[id(fc.bias)] = d_pre.sum(0)
+            grads[id(bn.weight)], grads[id(bn.bias)] = d_gamma, d_beta
+            if start + width < hidden:  # into the earlier blocks' outputs
+                d_h[:, start + width : hidden].addmm_(d_pre, fc.weight[:, : hidden - start - width])
+            start += width
+        ctx.net = ctx.u = ctx.saved = None
+        return (None, None, *(grads.get(id(p)) for p in net.parameters()))
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:

@@ -1,0 +1,161 @@
+"""The hand-written GAN pieces against autograd: the critic update and generator gradient
+(FusedCriticStep), the residual generator's training pass and the direct Adam step."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from clinsynth import Metadata
+from clinsynth.synthesizers import CTGANSynthesizer
+from clinsynth.synthesizers._deep import _FusedAdam, adam
+from clinsynth.synthesizers.nn import (
+    Critic,
+    FusedCriticStep,
+    ResidualGenerator,
+    build_module,
+    critic_losses,
+)
+
+CPU = torch.device("cpu")
+
+
+def _critic(hidden: tuple[int, ...], pac: int, dropout: float) -> Critic:
+    critic = build_module(
+        lambda: Critic(9, hidden, pac=pac, dropout=dropout), torch.Generator().manual_seed(0), CPU
+    )
+    return critic.train()
+
+
+def _rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 9, generator=g), torch.randn(n, 9, generator=g)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "pac", "dropout"),
+    [((16, 8), 2, 0.5), ((32,), 1, 0.0), ((16, 12, 8), 3, 0.25)],
+)
+def test_critic_step_matches_autograd(hidden: tuple[int, ...], pac: int, dropout: float) -> None:
+    ref = _critic(hidden, pac, dropout)
+    ours = copy.deepcopy(ref)
+    real, fake = _rows(12 * pac)
+    loss, penalty = critic_losses(ref, real, fake, torch.Generator().manual_seed(2))
+    (loss + penalty).backward()
+    fused = FusedCriticStep(ours)
+    got_loss, got_penalty = fused.critic_step(real, fake, torch.Generator().manual_seed(2))
+    assert float(penalty.detach()) > 0
+    torch.testing.assert_close(got_loss, loss.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_penalty, penalty.detach(), rtol=1e-5, atol=1e-6)
+    for (name, want), got in zip(ref.named_parameters(), ours.parameters(), strict=True):
+        expected = torch.zeros_like(want) if want.grad is None else want.grad
+        torch.testing.assert_close(got.grad, expected, rtol=1e-4, atol=1e-6, msg=name)
+    # A second step reuses the buffers and overwrites (does not accumulate) the gradients.
+    ref.zero_grad(set_to_none=True)
+    loss, penalty = critic_losses(ref, real, fake, torch.Generator().manual_seed(3))
+    (loss + penalty).backward()
+    fused.critic_step(real, fake, torch.Generator().manual_seed(3))
+    for want, got in zip(ref.parameters(), ours.parameters(), strict=True):
+        expected = torch.zeros_like(want) if want.grad is None else want.grad
+        torch.testing.assert_close(got.grad, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_generator_gradient_matches_autograd(dropout: float) -> None:
+    critic = _critic((16, 8), 2, dropout)
+    _, fake = _rows(24)
+    fake = fake.requires_grad_(True)
+    critic.requires_grad_(False)
+    loss = -critic(fake, torch.Generator().manual_seed(4)).mean()
+    loss.backward()
+    got_loss, grad = FusedCriticStep(critic).generator_grad(fake, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(got_loss, loss.detach())
+    torch.testing.assert_close(grad, fake.grad, rtol=1e-5, atol=1e-7)
+    assert all(p.grad is None for p in critic.parameters())
+
+
+def test_fused_critic_needs_hidden_layers() -> None:
+    assert not FusedCriticStep.supports(_critic((), 1, 0.0))
+    with pytest.raises(ValueError, match="hidden"):
+        FusedCriticStep(_critic((), 1, 0.0))
+
+
+@pytest.mark.parametrize("hidden", [(16, 16), (8,), (12, 8, 4)])
+def test_residual_generator_training_pass_matches_the_modules(hidden: tuple[int, ...]) -> None:
+    ours = build_module(
+        lambda: ResidualGenerator(11, hidden, 7), torch.Generator().manual_seed(0), CPU
+    )
+    ref = copy.deepcopy(ours)
+    x = torch.randn(40, 11, generator=torch.Generator().manual_seed(1))
+    weight = torch.randn(40, 7, generator=torch.Generator().manual_seed(2))
+    assert ours._fusable(x)
+    got = ours(x)
+    want = ref.out(ref.blocks(x))  # the modules, concatenations and autograd
+    torch.testing.assert_close(got, want)
+    (got * weight).sum().backward()
+    (want * weight).sum().backward()
+    for (name, a), b in zip(ref.named_parameters(), ours.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+    for (name, a), b in zip(ref.named_buffers(), ours.buffers(), strict=True):
+        torch.testing.assert_close(b, a, msg=name)  # running statistics and batch count
+    # Inference and evaluation keep the module path.
+    assert not ours.eval()._fusable(x)
+    with torch.no_grad():
+        assert not ours.train()._fusable(x)
+
+
+def test_direct_adam_step_matches_torch_adam() -> None:
+    torch.manual_seed(0)
+    ref_params = [torch.nn.Parameter(torch.randn(20, 6)), torch.nn.Parameter(torch.randn(6))]
+    params = [torch.nn.Parameter(p.detach().clone()) for p in ref_params]
+    ref = torch.optim.Adam(ref_params, lr=1e-3, betas=(0.5, 0.9), weight_decay=1e-6, fused=True)
+    opt = adam(params, 1e-3, 1e-6, CPU, betas=(0.5, 0.9))
+    assert isinstance(opt, _FusedAdam)
+    for step in range(12):
+        grads = [torch.randn_like(p) for p in ref_params]
+        for p, q, g in zip(ref_params, params, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        ref.step()
+        opt.step()
+        if step == 0:
+            assert opt._lists is not None  # later steps take the direct path
+        if step == 5:  # resume from a checkpoint: new state tensors
+            opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+            assert opt._lists is None
+    for p, q in zip(ref_params, params, strict=True):
+        torch.testing.assert_close(q, p, rtol=0, atol=0)
+    assert float(opt.state[params[0]]["step"]) == 12
+    # A missing gradient falls back to torch's step (which skips that parameter).
+    params[1].grad = None
+    before = params[1].detach().clone()
+    opt.step()
+    torch.testing.assert_close(params[1].detach(), before)
+
+
+def test_ctgan_fused_training_equals_the_autograd_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two CTGAN fits, the hand-written steps against autograd's: the same weights."""
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=n)
+    df = pd.DataFrame(
+        {
+            "x": x,
+            "y": 2 * x + rng.normal(scale=0.3, size=n),
+            "c": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]),
+        }
+    )
+    metadata = Metadata.detect_from_dataframe(df)
+    kwargs = {"epochs": 3, "batch_size": 50, "pac": 5, "random_state": 0}
+    fused = CTGANSynthesizer(metadata, **kwargs).fit(df)
+    monkeypatch.setattr(FusedCriticStep, "supports", staticmethod(lambda critic: False))
+    monkeypatch.setattr(ResidualGenerator, "_fusable", lambda self, x: False)
+    plain = CTGANSynthesizer(metadata, **kwargs).fit(df)
+    for name in ("generator", "discriminator"):
+        got = getattr(fused, name).state_dict()
+        for key, want in getattr(plain, name).state_dict().items():
+            torch.testing.assert_close(got[key], want, rtol=1e-3, atol=1e-4, msg=key)
+    assert fused._fused is None  # released with the training rows
