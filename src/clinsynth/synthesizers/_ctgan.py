@@ -371,8 +371,7 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _fake_rows(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g = self._generator
         raw = self.generator(torch.cat([self._noise(len(cond), g, cond.device), cond], dim=1))
-        rows = activate(raw, self._layout, tau=GUMBEL_TAU, generator=g)
-        return torch.cat([rows, cond], dim=1), raw
+        return activate(raw, self._layout, tau=GUMBEL_TAU, generator=g, append=cond), raw
 
     def _generator_extra_loss(self, raw: torch.Tensor, context: Any) -> torch.Tensor | None:
         """Cross-entropy of the conditioned column: the generator must honour the condition."""
