@@ -89,3 +89,85 @@ def test_bfloat16_trained_model_saves_and_loads(tmp_path) -> None:
     loaded = clinsynth.load(tmp_path / "m")
     assert loaded.training_precision == "bfloat16"
     assert loaded.sample(20).shape == (20, 3)
+
+
+def _close_in_bfloat16(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Same direction, norm within 15%: bfloat16 rounding, far below batch-to-batch noise.
+    (A bias before batch normalization has a zero gradient: both are rounding noise.)"""
+    if float(a.norm()) < 1e-4:
+        assert float(b.norm()) < 1e-3
+        return
+    cos = float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+    assert cos > 0.99, cos
+    assert float((a - b).norm()) <= 0.15 * float(a.norm())
+
+
+def test_gan_critic_step_in_bfloat16_is_close_to_float32() -> None:
+    """FusedCriticStep with bfloat16 products (CTGAN's and CWGAN-GP's training_precision)."""
+    import copy
+
+    from clinsynth.synthesizers.nn import Critic, FusedCriticStep, build_module
+
+    critic = build_module(
+        lambda: Critic(40, (64, 32), pac=5, dropout=0.5),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+    ).train()
+    other = copy.deepcopy(critic)
+    data = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(100, 40, generator=data), torch.rand(100, 40, generator=data)
+    results = []
+    for net, dtype in ((critic, torch.float32), (other, torch.bfloat16)):
+        step = FusedCriticStep(net, matmul_dtype=dtype)
+        loss, penalty = step.critic_step(real, fake, torch.Generator().manual_seed(2))
+        _, grad = step.generator_grad(fake, torch.Generator().manual_seed(3))
+        assert all(p.grad.dtype == torch.float32 for p in net.parameters())
+        results.append((loss, penalty, [p.grad.clone() for p in net.parameters()], grad))
+    (l32, p32, g32, x32), (l16, p16, g16, x16) = results
+    assert float(l16) == pytest.approx(float(l32), rel=0.05, abs=1e-3)
+    assert float(p16) == pytest.approx(float(p32), rel=0.05, abs=1e-3)
+    for a, b in zip([*g32, x32], [*g16, x16], strict=True):
+        _close_in_bfloat16(a, b)
+
+
+def test_residual_generator_in_bfloat16_is_close_to_float32() -> None:
+    import copy
+
+    from clinsynth.synthesizers.nn import ResidualGenerator, build_module
+
+    net = build_module(
+        lambda: ResidualGenerator(30, (64, 64), 20),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+    )
+    low = copy.deepcopy(net)
+    low.matmul_dtype = torch.bfloat16
+    x = torch.randn(200, 30, generator=torch.Generator().manual_seed(1))
+    weight = torch.randn(200, 20, generator=torch.Generator().manual_seed(2))
+    outs = []
+    for model in (net, low):
+        out = model(x)
+        assert out.dtype == torch.float32
+        (out * weight).sum().backward()
+        outs.append(out.detach())
+    _close_in_bfloat16(outs[0], outs[1])
+    for a, b in zip(net.parameters(), low.parameters(), strict=True):
+        _close_in_bfloat16(a.grad, b.grad)
+
+
+def test_ctgan_bfloat16_runs_the_hand_written_passes(monkeypatch) -> None:
+    """No autocast for CTGAN in bfloat16: its hand-written passes take the dtype."""
+    seen = []
+    original = torch.autocast.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("dtype"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autocast, "__init__", spy)
+    df = learning_table(200)
+    model = get_synthesizer("ctgan")(
+        learning_metadata(), epochs=1, batch_size=50, training_precision="bfloat16", random_state=0
+    ).fit(df)
+    assert seen == []
+    assert model.generator.matmul_dtype == torch.float32  # reset after training

@@ -222,13 +222,25 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
         self._fused = (
-            FusedCriticStep(self.discriminator, float(self.gradient_penalty_weight))
+            FusedCriticStep(
+                self.discriminator,
+                float(self.gradient_penalty_weight),
+                matmul_dtype=self._matmul_dtype(),
+            )
             if not self.dp_enabled and FusedCriticStep.supports(self.discriminator)
             else None
         )
+        if self._fused is not None:  # bfloat16 products in the hand-written passes
+            self.generator.matmul_dtype = self._matmul_dtype()
+
+    @property
+    def _fused_precision(self) -> bool:  # type: ignore[override]
+        """training_precision is applied by the hand-written passes (no autocast)."""
+        return getattr(self, "_fused", None) is not None
 
     def _release_training(self) -> None:
         super()._release_training()
+        self.generator.matmul_dtype = torch.float32
         self._fused = None  # its buffers hold training rows
 
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

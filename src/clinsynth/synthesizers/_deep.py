@@ -284,6 +284,10 @@ class DeepSynthesizer(BaseSynthesizer):
             )
         self._torch_device()
 
+    def _matmul_dtype(self) -> torch.dtype:
+        """Dtype of the hand-written training passes' matrix products."""
+        return _PRECISIONS[self.training_precision] or torch.float32
+
     def _torch_device(self) -> torch.device:
         device = self.device
         if device == "auto":

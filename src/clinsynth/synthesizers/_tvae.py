@@ -180,7 +180,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
                 self.decoder.sigma,
                 self._layout,
                 self.loss_factor,
-                matmul_dtype=_PRECISIONS[self.training_precision] or torch.float32,
+                matmul_dtype=self._matmul_dtype(),
             )
 
     def _release_training(self) -> None:

@@ -53,24 +53,68 @@ class FusedCriticStep:
         With at least one hidden layer (see :meth:`supports`).
     penalty_weight : float
         Weight of the gradient penalty.
+    matmul_dtype : torch.dtype
+        Dtype of the matrix products' inputs (``torch.bfloat16`` for
+        ``training_precision="bfloat16"``: weights cast once per call, the rows stored in
+        it); slopes, losses and the gradient buffers the optimizer reads stay float32.
     """
 
-    def __init__(self, critic: Critic, penalty_weight: float = 10.0) -> None:
+    def __init__(
+        self,
+        critic: Critic,
+        penalty_weight: float = 10.0,
+        matmul_dtype: torch.dtype = torch.float32,
+    ) -> None:
         if not self.supports(critic):
             raise ValueError("FusedCriticStep needs a Critic with hidden layers.")
         self.critic = critic
         self.penalty_weight = float(penalty_weight)
+        self.matmul_dtype = matmul_dtype
+        self._low = matmul_dtype != torch.float32
         self._buffers: dict[str, torch.Tensor] = {}
+        self._w: list[torch.Tensor] = []
 
     @staticmethod
     def supports(critic: nn.Module) -> bool:
         return isinstance(critic, Critic) and len(critic.hidden) > 0
 
-    def _buffer(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    def _buffer(
+        self, name: str, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype
+    ) -> torch.Tensor:
         buf = self._buffers.get(name)
-        if buf is None or buf.shape != shape or buf.device != like.device:
-            buf = self._buffers[name] = torch.empty(shape, device=like.device, dtype=like.dtype)
+        if buf is None or buf.shape != shape or buf.device != like.device or buf.dtype != dtype:
+            buf = self._buffers[name] = torch.empty(shape, device=like.device, dtype=dtype)
         return buf
+
+    # ------------------------------------------------------------------ products
+    def _cast_weights(self) -> None:
+        """The hidden layers' weights in the matmul dtype (they change at every update)."""
+        self._w = [layer.weight.to(self.matmul_dtype) for layer in self.critic.hidden]
+
+    def _weight(self, i: int) -> torch.Tensor:
+        return self._w[i] if self._low else self.critic.hidden[i].weight
+
+    def _cast(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.matmul_dtype) if self._low else t
+
+    def _mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``a @ b`` in float32 (inputs cast to the matmul dtype)."""
+        if self._low:
+            return torch.mm(self._cast(a), self._cast(b)).float()
+        return torch.mm(a, b)
+
+    def _mm_into(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        if self._low:
+            out.copy_(torch.mm(self._cast(a), self._cast(b)))
+        else:
+            torch.mm(a, b, out=out)
+
+    def _linear(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Pre-activation of hidden layer ``i`` (float32)."""
+        layer = self.critic.hidden[i]
+        if self._low:
+            return torch.mm(self._cast(h), self._w[i].t()).float().add_(layer.bias)
+        return torch.addmm(layer.bias, h, layer.weight.t())
 
     def _slopes(self, pre: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """LeakyReLU's slope at ``pre`` times the dropout mask (drawn as ``Critic.head`` does)."""
@@ -83,21 +127,6 @@ class FusedCriticStep:
             mask = torch.ones_like(pre)
         # leaky_relu's backward of ``mask``: mask where pre > 0, 0.2 * mask elsewhere.
         return torch.ops.aten.leaky_relu_backward(mask, pre, _LEAK, False)
-
-    def _forward(
-        self, x: torch.Tensor, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """Scores of packs ``x``, the input of every hidden layer and every layer's slopes."""
-        inputs, slopes = [], []
-        h = x
-        for layer in self.critic.hidden:
-            inputs.append(h)
-            pre = torch.addmm(layer.bias, h, layer.weight.t())
-            s = self._slopes(pre, generator)
-            slopes.append(s)
-            h = pre.mul_(s)
-        out = self.critic.out
-        return torch.addmm(out.bias, h, out.weight.t()), inputs + [h], slopes
 
     # ------------------------------------------------------------------ critic update
     @torch.no_grad()
@@ -113,9 +142,12 @@ class FusedCriticStep:
         width = c.pac * c.in_dim
         packs = real.shape[0] // c.pac
         both = 2 * packs
+        if self._low:
+            self._cast_weights()
         # Rows [0, both): real then fake packs; rows [both, both + packs): the penalty's
         # scaled input gradients. One weight-gradient product for the first layer reads both.
-        stacked = self._buffer("stacked", (both + packs, width), real)
+        dt = self.matmul_dtype
+        stacked = self._buffer("stacked", (both + packs, width), real, dt)
         stacked[:packs].view(-1, c.in_dim).copy_(real)
         stacked[packs:both].view(-1, c.in_dim).copy_(fake)
         x = stacked[:both]
@@ -124,9 +156,9 @@ class FusedCriticStep:
         h = x
         inputs, slopes = [], []
         first = None
-        for i, layer in enumerate(layers):
+        for i in range(n_layers):
             inputs.append(h)
-            pre = torch.addmm(layer.bias, h, layer.weight.t())
+            pre = self._linear(i, h)
             if i == 0:
                 first = pre.clone()
             s = self._slopes(pre, generator)
@@ -136,36 +168,36 @@ class FusedCriticStep:
         loss = scores[packs:].mean() - scores[:packs].mean()
 
         # Penalty: interpolates' slopes (first layer interpolated from the main pass).
-        alpha = torch.rand(packs, 1, 1, generator=generator, device=x.device, dtype=x.dtype)
+        alpha = torch.rand(packs, 1, 1, generator=generator, device=x.device, dtype=first.dtype)
         pre = torch.lerp(first[packs:], first[:packs], alpha.reshape(packs, 1))
         t_slopes = []
-        for i, layer in enumerate(layers):
+        for i in range(n_layers):
             if i:  # pre holds the previous layer's output
-                pre = torch.addmm(layer.bias, pre, layer.weight.t())
+                pre = self._linear(i, pre)
             t = self._slopes(pre, generator)
             t_slopes.append(t)
             if i < n_layers - 1:
                 pre.mul_(t)
         # Input gradient: q_{L-1} = w_out * t_{L-1}, q_{l-1} = (q_l W_l) * t_{l-1}, g = q_0 W_0.
         h0 = layers[0].out_features
-        dpq = self._buffer("dpq", (both + packs, h0), real)  # [main d of layer 0; q_0]
+        dpq = self._buffer("dpq", (both + packs, h0), real, dt)  # [main d of layer 0; q_0]
         q = [None] * n_layers
         q[-1] = c.out.weight * t_slopes[-1]
         for i in range(n_layers - 1, 0, -1):
-            q[i - 1] = torch.mm(q[i], layers[i].weight).mul_(t_slopes[i - 1])
+            q[i - 1] = self._mm(q[i], self._weight(i)).mul_(t_slopes[i - 1])
         q0 = dpq[both:]
         q0.copy_(q[0])
         g = stacked[both:]
-        torch.mm(q0, layers[0].weight, out=g)
-        norm = g.norm(2, dim=1)
+        torch.mm(q0, self._weight(0), out=g)
+        norm = g.float().norm(2, dim=1) if self._low else g.norm(2, dim=1)
         penalty = self.penalty_weight * (norm - 1).square().mean()
         # d penalty / d g = 2 w (|g| - 1) / |g| * g / packs (0 where |g| = 0, as autograd).
         coef = (norm - 1).div_(norm).nan_to_num_(0.0, 0.0, 0.0)
         coef.mul_(2 * self.penalty_weight / packs)
-        g.mul_(coef.unsqueeze(1))  # now the gradient of the penalty in g
+        g.mul_(coef.unsqueeze(1).to(g.dtype))  # now the gradient of the penalty in g
 
         # Backward of the loss: d scores = -1/packs (real), +1/packs (fake).
-        sign = torch.full((both, 1), 1.0 / packs, device=x.device, dtype=x.dtype)
+        sign = torch.full((both, 1), 1.0 / packs, device=x.device, dtype=h.dtype)
         sign[:packs] = -1.0 / packs
         out_w = _grad(c.out.weight)
         torch.mm(sign.t(), h, out=out_w)
@@ -174,23 +206,28 @@ class FusedCriticStep:
         for i in range(n_layers - 1, -1, -1):
             layer = layers[i]
             if i == 0:
-                d = torch.mul(d, slopes[0], out=dpq[:both])
+                d = d.mul_(slopes[0])
+                dpq[:both].copy_(d)
                 torch.sum(d, dim=0, out=_grad(layer.bias))
                 break
             d = d.mul_(slopes[i])
-            torch.mm(d.t(), inputs[i], out=_grad(layer.weight))
+            self._mm_into(_grad(layer.weight), d.t(), inputs[i])
             torch.sum(d, dim=0, out=_grad(layer.bias))
-            d = torch.mm(d, layer.weight)
+            d = self._mm(d, self._weight(i))
         # The first layer's weight gradient: loss and penalty in one product.
-        torch.mm(dpq.t(), stacked, out=_grad(layers[0].weight))
+        self._mm_into(_grad(layers[0].weight), dpq.t(), stacked)
 
         # Backward of the penalty through the weights (biases do not enter it).
-        dq = torch.mm(g, layers[0].weight.t())  # d q_0
+        dq = self._mm(g, self._weight(0).t())  # d q_0
         for i in range(1, n_layers):
             dg = dq.mul_(t_slopes[i - 1])  # d (q_i W_i)
-            layers[i].weight.grad.addmm_(q[i].t(), dg)
-            dq = torch.mm(dg, layers[i].weight.t())  # d q_i
+            if self._low:
+                layers[i].weight.grad.add_(self._mm(q[i].t(), dg))
+            else:
+                layers[i].weight.grad.addmm_(q[i].t(), dg)
+            dq = self._mm(dg, self._weight(i).t())  # d q_i
         out_w.add_((dq * t_slopes[-1]).sum(dim=0, keepdim=True))
+        self._w = []
         return loss.detach(), penalty.detach()
 
     # ------------------------------------------------------------------ generator
@@ -201,10 +238,20 @@ class FusedCriticStep:
         """``(-E[D(fake)], its gradient with respect to fake)`` (no weight gradient)."""
         c = self.critic
         layers = list(c.hidden)
+        if self._low:
+            self._cast_weights()
         x = fake.detach().reshape(-1, c.pac * c.in_dim)
         packs = x.shape[0]
-        scores, _, slopes = self._forward(x, generator)
+        slopes = []
+        h = x
+        for i in range(len(layers)):
+            pre = self._linear(i, h)
+            s = self._slopes(pre, generator)
+            slopes.append(s)
+            h = pre.mul_(s)
+        scores = torch.addmm(c.out.bias, h, c.out.weight.t())
         d = c.out.weight.expand(packs, -1) * (-1.0 / packs)
         for i in range(len(layers) - 1, -1, -1):
-            d = torch.mm(d * slopes[i], layers[i].weight)
+            d = self._mm(d * slopes[i], self._weight(i))
+        self._w = []
         return -scores.mean(), d.view_as(fake)

@@ -457,6 +457,8 @@ class ResidualGenerator(nn.Module):
             dim += h
         self.blocks = nn.Sequential(*blocks)
         self.out = nn.Linear(dim, out_dim)
+        #: Dtype of the training pass's matrix products (``training_precision``).
+        self.matmul_dtype = torch.float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fusable(x):
@@ -516,38 +518,62 @@ class _ResidualTraining(torch.autograd.Function):
     input gradients stop at the hidden columns. Batch normalization and its running
     statistics go through the same ATen kernels as ``nn.BatchNorm1d``; the result equals the
     module's to float rounding (``tests/synthesizers/test_critic_step.py``).
+
+    With ``net.matmul_dtype`` bfloat16, ``u`` and the weights (cast once per step) are
+    bfloat16 for the products; batch normalization, gradients and outputs stay float32.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, net: ResidualGenerator, *params: torch.Tensor) -> Any:
+        dt = net.matmul_dtype
+        low = dt != x.dtype
         n, total = x.shape[0], net.out.in_features
-        u = x.new_empty(n, total)
+        # Zeros, not empty: a product over a column slice of u may read (and multiply by 0)
+        # the columns left of it, which must not hold NaN bit patterns (bfloat16 kernels do).
+        u = torch.zeros(n, total, device=x.device, dtype=dt)
         start = total - x.shape[1]
         u[:, start:].copy_(x)
+        weights = [b.fc.weight.to(dt) if low else b.fc.weight for b in net.blocks]
+        out_w = net.out.weight.to(dt) if low else net.out.weight
         saved = []
-        for block in net.blocks:
+        for block, w in zip(net.blocks, weights, strict=True):
             fc, bn = block.fc, block.bn
-            pre = torch.addmm(fc.bias, u[:, start:], fc.weight.t())
+            if low:
+                pre = torch.mm(u[:, start:], w.t()).float().add_(fc.bias)
+            else:
+                pre = torch.addmm(fc.bias, u[:, start:], w.t())
             y, mean, invstd = torch.ops.aten.native_batch_norm(
                 pre, bn.weight, bn.bias, bn.running_mean, bn.running_var, True, bn.momentum, bn.eps
             )
             bn.num_batches_tracked.add_(1)
             start -= fc.out_features
-            torch.clamp_min(y, 0.0, out=u[:, start : start + fc.out_features])
+            h = u[:, start : start + fc.out_features]
+            if low:
+                h.copy_(y.clamp_min_(0.0))
+            else:
+                torch.clamp_min(y, 0.0, out=h)
             saved.append((pre, mean, invstd))
-        ctx.net, ctx.u, ctx.saved = net, u, saved
-        return torch.addmm(net.out.bias, u, net.out.weight.t())
+        ctx.net, ctx.u, ctx.saved, ctx.weights = net, u, saved, (weights, out_w)
+        if low:
+            return torch.mm(u, out_w.t()).float().add_(net.out.bias)
+        return torch.addmm(net.out.bias, u, out_w.t())
 
     @staticmethod
     def backward(ctx: Any, d_raw: torch.Tensor) -> Any:
         net, u, saved = ctx.net, ctx.u, ctx.saved
+        weights, out_w = ctx.weights
+        low = u.dtype != d_raw.dtype
+
+        def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return torch.mm(a.to(u.dtype), b).float() if low else torch.mm(a, b)
+
         blocks = list(net.blocks)
         hidden = sum(b.fc.out_features for b in blocks)
         grads: dict[int, torch.Tensor] = {
-            id(net.out.weight): torch.mm(d_raw.t(), u),
+            id(net.out.weight): mm(d_raw.t(), u),
             id(net.out.bias): d_raw.sum(0),
         }
-        d_h = torch.mm(d_raw, net.out.weight[:, :hidden])  # [h_K, ..., h_1] only
+        d_h = mm(d_raw, out_w[:, :hidden])  # [h_K, ..., h_1] only
         start = 0
         for k in range(len(blocks) - 1, -1, -1):
             fc, bn = blocks[k].fc, blocks[k].bn
@@ -568,13 +594,17 @@ class _ResidualTraining(torch.autograd.Function):
                 bn.eps,
                 [True, True, True],
             )
-            grads[id(fc.weight)] = torch.mm(d_pre.t(), u[:, start + width :])
+            grads[id(fc.weight)] = mm(d_pre.t(), u[:, start + width :])
             grads[id(fc.bias)] = d_pre.sum(0)
             grads[id(bn.weight)], grads[id(bn.bias)] = d_gamma, d_beta
             if start + width < hidden:  # into the earlier blocks' outputs
-                d_h[:, start + width : hidden].addmm_(d_pre, fc.weight[:, : hidden - start - width])
+                w = weights[k][:, : hidden - start - width]
+                if low:
+                    d_h[:, start + width : hidden].add_(mm(d_pre, w))
+                else:
+                    d_h[:, start + width : hidden].addmm_(d_pre, w)
             start += width
-        ctx.net = ctx.u = ctx.saved = None
+        ctx.net = ctx.u = ctx.saved = ctx.weights = None
         return (None, None, *(grads.get(id(p)) for p in net.parameters()))
 
 
