@@ -20,7 +20,6 @@ from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
 from clinsynth.synthesizers._deep import (
-    _PRECISIONS,
     DIMS,
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
