@@ -171,3 +171,42 @@ def test_ctgan_bfloat16_runs_the_hand_written_passes(monkeypatch) -> None:
     ).fit(df)
     assert seen == []
     assert model.generator.matmul_dtype == torch.float32  # reset after training
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path, fast: bool) -> None:
+    import clinsynth
+    from clinsynth.synthesizers import _deep
+
+    monkeypatch.setattr(_deep, "fast_bfloat16", lambda device: fast)
+    df = learning_table(200)
+    expected = "bfloat16" if fast else "float32"
+    model = get_synthesizer("ctgan")(
+        learning_metadata(), epochs=1, batch_size=50, training_precision="auto", random_state=0
+    ).fit(df)
+    assert model.trained_precision_ == expected
+    model.save(tmp_path / "m")
+    loaded = clinsynth.load(tmp_path / "m")
+    assert (loaded.training_precision, loaded.trained_precision_) == ("auto", expected)
+    # Models without bfloat16 training, and differential privacy, stay in float32.
+    hvaegan = get_synthesizer("hvaegan")(learning_metadata(), training_precision="auto")
+    assert hvaegan._training_precision() == "float32"
+    private = get_synthesizer("ctgan")(
+        learning_metadata(), training_precision="auto", epsilon=5.0, epochs=1
+    )
+    assert private._training_precision() == "float32"
+    # Explicit choices are kept whatever the hardware.
+    for choice in ("float32", "bfloat16"):
+        assert (
+            get_synthesizer("tvae")(
+                learning_metadata(), training_precision=choice
+            )._training_precision()
+            == choice
+        )
+
+
+def test_fast_bfloat16_answers_for_every_device() -> None:
+    from clinsynth.synthesizers._deep import fast_bfloat16
+
+    assert isinstance(fast_bfloat16(torch.device("cpu")), bool)
+    assert fast_bfloat16(torch.device("meta")) is False

@@ -338,6 +338,7 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _release_training(self) -> None:
         super()._release_training()
         self.generator.matmul_dtype = torch.float32
+        self.generator._cast = {}
         self._rows = None
         self._fused = None  # its buffers hold training rows
 

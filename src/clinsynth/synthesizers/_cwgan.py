@@ -241,6 +241,7 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
     def _release_training(self) -> None:
         super()._release_training()
         self.generator.matmul_dtype = torch.float32
+        self.generator._cast = {}
         self._fused = None  # its buffers hold training rows
 
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

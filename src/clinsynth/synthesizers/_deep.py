@@ -151,6 +151,17 @@ class _FusedAdam(torch.optim.Adam):
 _PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
+def fast_bfloat16(device: torch.device) -> bool:
+    """Whether ``training_precision="auto"`` trains in bfloat16 on ``device``: a CPU with AMX
+    tiles (Intel Sapphire Rapids and later), where bfloat16 products run several times faster
+    than float32 ones and the fidelity was measured (``benchmarks/bench_precision.py``).
+    GPUs stay in float32 until measured the same way."""
+    if device.type != "cpu":
+        return False
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check()) if check is not None else False
+
+
 class DeepSynthesizer(BaseSynthesizer):
     """Base of the neural synthesizers (TVAE, CTGAN, CWGAN-GP, HVAE-GAN).
 
@@ -167,12 +178,15 @@ class DeepSynthesizer(BaseSynthesizer):
         ``checkpoint_every`` epochs; ``fit(data, resume=True)`` continues from it.
     checkpoint_every : int
         Epochs between checkpoints.
-    training_precision : {"float32", "bfloat16"}
+    training_precision : {"float32", "bfloat16", "auto"}
         Precision of the matrix products in training (TVAE, CTGAN, CWGAN-GP; the others train in
-        float32). ``"bfloat16"`` (opt-in) multiplies bfloat16 inputs with float32 accumulation,
-        keeps the weights, the optimizer and the losses float32, and is about 25% faster on
-        CPUs with AMX or AVX-512 BF16 and on recent GPUs; measured on RHC at the same fidelity
-        (docs/BENCHMARKS.md). Not with differential privacy.
+        float32). ``"bfloat16"`` multiplies bfloat16 inputs with float32 accumulation and keeps
+        the weights, the optimizer, the losses and the element-wise work in float32; it pays
+        on hardware with bfloat16 matrix units (CPUs with AMX, GPUs from Ampere on), at the
+        same fidelity (``benchmarks/bench_precision.py``, docs/BENCHMARKS.md). ``"auto"``:
+        bfloat16 on CPUs with AMX, float32 elsewhere (GPUs included, not measured yet) and
+        with differential privacy. The precision a fit ran in is ``trained_precision_``,
+        saved with the model.
     sample_precision : {"float32", "bfloat16"}
         Precision of the network's matrix products when sampling (unconditional ``sample``;
         conditional sampling stays in float32). ``"bfloat16"`` is 2-3x faster on CPUs with
@@ -206,7 +220,10 @@ class DeepSynthesizer(BaseSynthesizer):
         ),
         "checkpoint_every": (_is_int(1), "an int >= 1"),
         "sample_precision": (lambda v: v in _PRECISIONS, '"float32" or "bfloat16"'),
-        "training_precision": (lambda v: v in _PRECISIONS, '"float32" or "bfloat16"'),
+        "training_precision": (
+            lambda v: v in _PRECISIONS or v == "auto",
+            '"float32", "bfloat16" or "auto"',
+        ),
         "verbose": (lambda v: isinstance(v, bool), "a bool"),
         "progress": (lambda v: v is None or callable(v), "None or a callable"),
     }
@@ -265,7 +282,7 @@ class DeepSynthesizer(BaseSynthesizer):
 
     def _check_params(self) -> None:
         """Checks across parameters, run before any work (models add their own)."""
-        if self.training_precision != "float32":
+        if self.training_precision == "bfloat16":
             if not self._bf16_training:
                 raise ParameterError(
                     f"training_precision={self.training_precision!r} is available for TVAE, "
@@ -284,9 +301,21 @@ class DeepSynthesizer(BaseSynthesizer):
             )
         self._torch_device()
 
+    def _training_precision(self) -> str:
+        """The precision training runs in: ``"auto"`` resolved for this model and device."""
+        if self.training_precision != "auto":
+            return self.training_precision
+        if (
+            self._bf16_training
+            and not getattr(self, "dp_enabled", False)
+            and fast_bfloat16(self._torch_device())
+        ):
+            return "bfloat16"
+        return "float32"
+
     def _matmul_dtype(self) -> torch.dtype:
         """Dtype of the hand-written training passes' matrix products."""
-        return _PRECISIONS[self.training_precision] or torch.float32
+        return _PRECISIONS[self._training_precision()] or torch.float32
 
     def _torch_device(self) -> torch.device:
         device = self.device
@@ -348,7 +377,10 @@ class DeepSynthesizer(BaseSynthesizer):
                     return float(self._validation_loss(valid, g))
 
         step = self._train_step
-        low = _PRECISIONS[self.training_precision]
+        #: The precision training ran in ("auto" resolved), saved with the model.
+        self.trained_precision_ = self._training_precision()
+        logger.info("%s trains in %s", type(self).__name__, self.trained_precision_)
+        low = _PRECISIONS[self.trained_precision_]
         if low is not None and not self._fused_precision:
 
             def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -583,6 +615,7 @@ class DeepSynthesizer(BaseSynthesizer):
             "batch_loss_columns": list(batch.columns),
             "stopped_early": bool(self.stopped_early_),
             "best_epoch": self.best_epoch_,
+            "trained_precision": self.trained_precision_,
             **self._extra_state(),
         }
         return state, tensors
@@ -604,6 +637,7 @@ class DeepSynthesizer(BaseSynthesizer):
         ).astype({"epoch": "int64", "batch": "int64"})
         self.stopped_early_ = bool(state.get("stopped_early", False))
         self.best_epoch_ = state.get("best_epoch")
+        self.trained_precision_ = state.get("trained_precision", self.training_precision)
         if self._loss_history_ is not None and "epoch" in self._loss_history_:
             self._loss_history_ = self._loss_history_.astype({"epoch": "int64"})
 

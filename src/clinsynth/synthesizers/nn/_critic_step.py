@@ -88,8 +88,14 @@ class FusedCriticStep:
 
     # ------------------------------------------------------------------ products
     def _cast_weights(self) -> None:
-        """The hidden layers' weights in the matmul dtype (they change at every update)."""
-        self._w = [layer.weight.to(self.matmul_dtype) for layer in self.critic.hidden]
+        """The hidden layers' weights in the matmul dtype (they change at every update), in
+        buffers reused from call to call."""
+        self._w = [
+            self._buffer(f"w{i}", tuple(layer.weight.shape), layer.weight, self.matmul_dtype).copy_(
+                layer.weight
+            )
+            for i, layer in enumerate(self.critic.hidden)
+        ]
 
     def _weight(self, i: int) -> torch.Tensor:
         return self._w[i] if self._low else self.critic.hidden[i].weight
@@ -214,8 +220,11 @@ class FusedCriticStep:
             self._mm_into(_grad(layer.weight), d.t(), inputs[i])
             torch.sum(d, dim=0, out=_grad(layer.bias))
             d = self._mm(d, self._weight(i))
-        # The first layer's weight gradient: loss and penalty in one product.
-        self._mm_into(_grad(layers[0].weight), dpq.t(), stacked)
+        # The first layer's weight gradient: loss and penalty in one product (bfloat16
+        # kernels want the small factor contiguous).
+        self._mm_into(
+            _grad(layers[0].weight), dpq.t().contiguous() if self._low else dpq.t(), stacked
+        )
 
         # Backward of the penalty through the weights (biases do not enter it).
         dq = self._mm(g, self._weight(0).t())  # d q_0

@@ -459,6 +459,13 @@ class ResidualGenerator(nn.Module):
         self.out = nn.Linear(dim, out_dim)
         #: Dtype of the training pass's matrix products (``training_precision``).
         self.matmul_dtype = torch.float32
+        self._cast: dict[int, torch.Tensor] = {}  # weights in matmul_dtype, reused buffers
+
+    def _cast_weight(self, weight: torch.Tensor) -> torch.Tensor:
+        buf = self._cast.get(id(weight))
+        if buf is None or buf.shape != weight.shape or buf.dtype != self.matmul_dtype:
+            buf = self._cast[id(weight)] = torch.empty_like(weight, dtype=self.matmul_dtype)
+        return buf.copy_(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fusable(x):
@@ -533,8 +540,8 @@ class _ResidualTraining(torch.autograd.Function):
         u = torch.zeros(n, total, device=x.device, dtype=dt)
         start = total - x.shape[1]
         u[:, start:].copy_(x)
-        weights = [b.fc.weight.to(dt) if low else b.fc.weight for b in net.blocks]
-        out_w = net.out.weight.to(dt) if low else net.out.weight
+        weights = [net._cast_weight(b.fc.weight) if low else b.fc.weight for b in net.blocks]
+        out_w = net._cast_weight(net.out.weight) if low else net.out.weight
         saved = []
         for block, w in zip(net.blocks, weights, strict=True):
             fc, bn = block.fc, block.bn
