@@ -27,6 +27,7 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
+    FusedGANMixin,
     adam,
     adversarial_step,
 )
@@ -35,7 +36,6 @@ from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     ChoiceLoss,
     Critic,
-    FusedCriticStep,
     ResidualGenerator,
     SpanLayout,
     activate,
@@ -151,7 +151,7 @@ class RealRowSampler:
 
 
 @register("ctgan")
-class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
+class CTGANSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
     """Conditional tabular GAN (CTGAN): a generator trained against a critic, rare categories kept.
 
     Its parameters have SDV's names, so SDV code ports by changing the import.
@@ -322,25 +322,10 @@ class CTGANSynthesizer(DPDeepMixin, DeepSynthesizer):
             if len(self._space) and not self.dp_enabled
             else None
         )
-        self._fused = (
-            FusedCriticStep(self.discriminator, matmul_dtype=self._matmul_dtype())
-            if not self.dp_enabled and FusedCriticStep.supports(self.discriminator)
-            else None
-        )
-        if self._fused is not None:  # bfloat16 products in the hand-written passes
-            self.generator.matmul_dtype = self._matmul_dtype()
-
-    @property
-    def _fused_precision(self) -> bool:  # type: ignore[override]
-        """training_precision is applied by the hand-written passes (no autocast)."""
-        return getattr(self, "_fused", None) is not None
 
     def _release_training(self) -> None:
         super()._release_training()
-        self.generator.matmul_dtype = torch.float32
-        self.generator._cast = {}
         self._rows = None
-        self._fused = None  # its buffers hold training rows
 
     def _steps_per_epoch(self, n_rows: int) -> int:
         return max(n_rows // self.batch_size, 1)

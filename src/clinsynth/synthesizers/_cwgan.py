@@ -25,6 +25,7 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
+    FusedGANMixin,
     adam,
     adversarial_step,
 )
@@ -32,7 +33,6 @@ from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     Critic,
-    FusedCriticStep,
     ResidualGenerator,
     activate,
     sample_rows_t,
@@ -44,7 +44,7 @@ GUMBEL_TAU = 0.2
 
 
 @register("cwgan", aliases=("cwgan_gp", "cwgangp"))
-class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
+class CWGANGPSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
     """Conditional Wasserstein GAN with gradient penalty, conditioned on one categorical column.
 
     Parameters
@@ -219,30 +219,8 @@ class CWGANGPSynthesizer(DPDeepMixin, DeepSynthesizer):
         return {"generator": self._opt_g, "discriminator": self._opt_d}
 
     # ------------------------------------------------------------------ training
-    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
-        super()._prepare_training(data, generator)
-        self._fused = (
-            FusedCriticStep(
-                self.discriminator,
-                float(self.gradient_penalty_weight),
-                matmul_dtype=self._matmul_dtype(),
-            )
-            if not self.dp_enabled and FusedCriticStep.supports(self.discriminator)
-            else None
-        )
-        if self._fused is not None:  # bfloat16 products in the hand-written passes
-            self.generator.matmul_dtype = self._matmul_dtype()
-
-    @property
-    def _fused_precision(self) -> bool:  # type: ignore[override]
-        """training_precision is applied by the hand-written passes (no autocast)."""
-        return getattr(self, "_fused", None) is not None
-
-    def _release_training(self) -> None:
-        super()._release_training()
-        self.generator.matmul_dtype = torch.float32
-        self.generator._cast = {}
-        self._fused = None  # its buffers hold training rows
+    def _penalty_weight(self) -> float:
+        return float(self.gradient_penalty_weight)
 
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Generated rows (Gumbel-softmax relaxed) with the condition in place, plus ``cond``."""

@@ -649,6 +649,39 @@ class DeepSynthesizer(BaseSynthesizer):
         """Restore :meth:`_extra_state` before the networks are built."""
 
 
+class FusedGANMixin:
+    """CTGAN and CWGAN-GP: the critic's update by hand (:class:`FusedCriticStep`) and the
+    residual generator's training pass, which also apply ``training_precision``.
+
+    Models set ``generator`` and ``discriminator`` and may override :meth:`_penalty_weight`.
+    """
+
+    def _penalty_weight(self) -> float:
+        return 10.0
+
+    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        super()._prepare_training(data, generator)  # type: ignore[misc]
+        critic, dtype = self.discriminator, self._matmul_dtype()  # type: ignore[attr-defined]
+        self._fused = (
+            FusedCriticStep(critic, self._penalty_weight(), matmul_dtype=dtype)
+            if not getattr(self, "dp_enabled", False) and FusedCriticStep.supports(critic)
+            else None
+        )
+        if self._fused is not None:  # bfloat16 products in the hand-written passes
+            self.generator.matmul_dtype = dtype  # type: ignore[attr-defined]
+
+    @property
+    def _fused_precision(self) -> bool:
+        """training_precision is applied by the hand-written passes (no autocast)."""
+        return getattr(self, "_fused", None) is not None
+
+    def _release_training(self) -> None:
+        super()._release_training()  # type: ignore[misc]
+        self.generator.matmul_dtype = torch.float32  # type: ignore[attr-defined]
+        self.generator._cast = {}  # type: ignore[attr-defined]
+        self._fused = None  # its buffers hold training rows
+
+
 def adversarial_step(
     idx: torch.Tensor,
     *,

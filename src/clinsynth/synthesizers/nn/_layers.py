@@ -463,7 +463,12 @@ class ResidualGenerator(nn.Module):
 
     def _cast_weight(self, weight: torch.Tensor) -> torch.Tensor:
         buf = self._cast.get(id(weight))
-        if buf is None or buf.shape != weight.shape or buf.dtype != self.matmul_dtype:
+        if (
+            buf is None
+            or buf.shape != weight.shape
+            or buf.dtype != self.matmul_dtype
+            or buf.device != weight.device
+        ):
             buf = self._cast[id(weight)] = torch.empty_like(weight, dtype=self.matmul_dtype)
         return buf.copy_(weight)
 
