@@ -91,8 +91,9 @@ def main() -> None:
     parser.add_argument("--sdv", action="store_true", help="also run SDV's model, same settings")
     parser.add_argument(
         "--training-precision",
-        default="float32",
-        help="clinsynth models' training_precision (float32 or bfloat16)",
+        default=None,
+        help="clinsynth models' training_precision (float32, bfloat16 or auto; default: each "
+        "model's own default, CTGAN's 'auto')",
     )
     parser.add_argument(
         "--bf16-sample",
@@ -129,7 +130,11 @@ def main() -> None:
             device=args.device,
             random_state=args.seed,
             progress=progress,
-            training_precision=args.training_precision,
+            **(
+                {"training_precision": args.training_precision}
+                if args.training_precision is not None
+                else {}
+            ),
         )
         start = time.perf_counter()
         last[0] = start
@@ -144,7 +149,8 @@ def main() -> None:
         sample_s = time.perf_counter() - start
         del big
         row = {
-            "model": name if args.training_precision == "float32" else f"{name} (bf16 training)",
+            "model": name,
+            "trained in": model.trained_precision_,
             "epochs": args.epochs,
             "s/epoch (median)": per_epoch,
             "fit s": fit_s,

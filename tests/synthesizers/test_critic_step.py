@@ -149,7 +149,13 @@ def test_ctgan_fused_training_equals_the_autograd_path(monkeypatch: pytest.Monke
         }
     )
     metadata = Metadata.detect_from_dataframe(df)
-    kwargs = {"epochs": 3, "batch_size": 50, "pac": 5, "random_state": 0}
+    kwargs = {
+        "epochs": 3,
+        "batch_size": 50,
+        "pac": 5,
+        "random_state": 0,
+        "training_precision": "float32",
+    }
     fused = CTGANSynthesizer(metadata, **kwargs).fit(df)
     monkeypatch.setattr(FusedCriticStep, "supports", staticmethod(lambda critic: False))
     monkeypatch.setattr(ResidualGenerator, "_fusable", lambda self, x: False)

@@ -234,7 +234,9 @@ def fit(
 
         console.print(leaderboard_markdown(synth.leaderboard_), markup=False)
     path = synth.save(output)
-    console.print(f"Fitted {model} in {time.perf_counter() - started:.1f} s; saved to {path}")
+    precision = getattr(synth, "trained_precision_", None)
+    how = f" ({precision} matrix products)" if precision else ""
+    console.print(f"Fitted {model}{how} in {time.perf_counter() - started:.1f} s; saved to {path}")
 
 
 # --------------------------------------------------------------------------- sample

@@ -67,11 +67,11 @@ class _FusedAdam(torch.optim.Adam):
     directly.
 
     ``Optimizer.step`` regroups the parameters and their state by device and dtype and runs
-    its hooks and checks at every call: about 0.2 ms, a tenth of a CTGAN step on RHC. With one
-    parameter group on one device and dtype, every gradient present and no hook, the lists
-    are built once and the step is the two calls ``torch.optim.Adam`` itself makes (the step
-    counters, then the kernel): same arithmetic, same state (``state_dict`` is unchanged).
-    Anything else takes ``torch.optim.Adam.step``.
+    its hooks and checks at every call: about 0.2 ms, and a CTGAN step on RHC (12 ms) makes
+    two calls. With one parameter group on one device and dtype, every gradient present and
+    no hook, the lists are built once and the step is the two calls ``torch.optim.Adam``
+    itself makes (the step counters, then the kernel): same arithmetic, same state
+    (``state_dict`` is unchanged). Anything else takes ``torch.optim.Adam.step``.
     """
 
     _lists: tuple[list[torch.Tensor], ...] | None = None
