@@ -229,6 +229,12 @@ def test_sample_precision_option(tmp_path, csv, capsys):
     )
     assert code == 0, err
     assert pd.read_csv(out_path).shape == (50, 5)
+    for precision in ("auto", "float32"):
+        code, _, err = run(
+            ["sample", model, "-n", 20, "--precision", precision, "-o", tmp_path / "p.csv"],
+            capsys,
+        )
+        assert code == 0, err
     code, _, err = run(
         ["sample", model, "-n", 5, "--precision", "half", "-o", tmp_path / "x.csv"], capsys
     )

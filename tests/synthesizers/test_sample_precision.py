@@ -20,6 +20,7 @@ def test_bfloat16_sampling_gives_valid_rows_close_to_float32(name: str) -> None:
         learning_metadata(), epochs=3, batch_size=100, random_state=0, **extra
     )
     model.fit(data)
+    model.sample_precision = "float32"  # CTGAN's default is "auto"
     model.reset_sampling()
     full = model.sample(2000)
     model.sample_precision = "bfloat16"
@@ -47,3 +48,28 @@ def test_bad_sample_precision_is_a_clear_error() -> None:
     model.sample_precision = "half"
     with pytest.raises(ParameterError, match="sample_precision"):
         model.sample(10)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_sample_precision_follows_the_hardware(monkeypatch, fast: bool) -> None:
+    import torch
+
+    from clinsynth.synthesizers import _deep
+
+    monkeypatch.setattr(_deep, "fast_bfloat16", lambda device: fast)
+    model = get_synthesizer("ctgan")(learning_metadata(), epochs=1, batch_size=100, random_state=0)
+    assert model.sample_precision == "auto"  # CTGAN's default; the others keep float32
+    assert get_synthesizer("tvae")(learning_metadata()).sample_precision == "float32"
+    model.fit(learning_table(200))
+    expected = "bfloat16" if fast else "float32"
+    assert model._sample_precision(torch.device("cpu")) == expected
+    seen = []
+    original = torch.autocast.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("dtype"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autocast, "__init__", spy)
+    assert len(model.sample(50)) == 50
+    assert seen == ([torch.bfloat16] if fast else [])

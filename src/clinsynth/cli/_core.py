@@ -261,11 +261,12 @@ def sample(
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed (default: the model's)."),
     sql: str | None = typer.Option(None, "--sql", help="Write the tables to this database URL."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
-    precision: str = typer.Option(
-        "float32",
+    precision: str | None = typer.Option(
+        None,
         "--precision",
-        help="Deep models: float32, or bfloat16 for 2-3x faster bulk sampling on CPUs with "
-        "AMX/AVX-512 BF16 and on GPUs.",
+        help="Deep models: float32, bfloat16 (2-3x faster bulk sampling on CPUs with "
+        "AMX/AVX-512 BF16 and on GPUs) or auto (bfloat16 on CPUs with AMX); default: the "
+        "model's own (CTGAN: auto, the others: float32).",
     ),
 ) -> None:
     """Generate synthetic rows from a saved model.
@@ -300,13 +301,14 @@ def sample(
         return
     if num_rows is None:
         num_rows = max(1, round(synth.num_training_rows_ * scale))
-    if precision != "float32":
-        if not hasattr(synth, "sample_precision"):
+    if precision is not None:
+        if not hasattr(synth, "sample_precision") and precision != "float32":
             raise ParameterError(
                 f"--precision {precision} applies to the deep models; {type(synth).__name__} "
                 "samples in float32. Leave --precision out."
             )
-        synth.sample_precision = precision
+        if hasattr(synth, "sample_precision"):
+            synth.sample_precision = precision
     if seed is not None:
         synth.reset_sampling(seed=seed)
     conditions = parse_conditions(condition) if condition else None

@@ -187,13 +187,14 @@ class DeepSynthesizer(BaseSynthesizer):
         bfloat16 on CPUs with AMX, float32 elsewhere (GPUs included, not measured yet) and
         with differential privacy. The precision a fit ran in is ``trained_precision_``,
         saved with the model.
-    sample_precision : {"float32", "bfloat16"}
+    sample_precision : {"float32", "bfloat16", "auto"}
         Precision of the network's matrix products when sampling (unconditional ``sample``;
         conditional sampling stays in float32). ``"bfloat16"`` is 2-3x faster on CPUs with
         AMX or AVX-512 BF16 and on GPUs, and perturbs each raw network output by about 1%
         of its scale (the activations and draws stay float32): for bulk sampling, at a
-        fidelity measured in ``docs/BENCHMARKS.md``. A runtime option: not saved with the
-        model, and may be changed on a fitted or loaded one.
+        fidelity measured in ``docs/BENCHMARKS.md``. ``"auto"``: bfloat16 on CPUs with AMX,
+        float32 elsewhere. A runtime option: not saved with the model, and may be changed on
+        a fitted or loaded one.
     **kwargs
         Common options of :class:`~clinsynth.synthesizers.BaseSynthesizer` (``random_state``,
         ``device``, ``progress``, ``verbose``, ...).
@@ -219,7 +220,10 @@ class DeepSynthesizer(BaseSynthesizer):
             "None or a folder path",
         ),
         "checkpoint_every": (_is_int(1), "an int >= 1"),
-        "sample_precision": (lambda v: v in _PRECISIONS, '"float32" or "bfloat16"'),
+        "sample_precision": (
+            lambda v: v in _PRECISIONS or v == "auto",
+            '"float32", "bfloat16" or "auto"',
+        ),
         "training_precision": (
             lambda v: v in _PRECISIONS or v == "auto",
             '"float32", "bfloat16" or "auto"',
@@ -312,6 +316,12 @@ class DeepSynthesizer(BaseSynthesizer):
         ):
             return "bfloat16"
         return "float32"
+
+    def _sample_precision(self, device: torch.device) -> str:
+        """The precision of sampling's products: ``"auto"`` resolved for ``device``."""
+        if self.sample_precision != "auto":
+            return self.sample_precision
+        return "bfloat16" if fast_bfloat16(device) else "float32"
 
     def _matmul_dtype(self) -> torch.dtype:
         """Dtype of the hand-written training passes' matrix products."""
@@ -469,12 +479,12 @@ class DeepSynthesizer(BaseSynthesizer):
         order = torch.as_tensor(self._layout.order)
         for net in self._networks().values():
             net.eval()
-        if self.sample_precision not in _PRECISIONS:
+        if self.sample_precision not in _PRECISIONS and self.sample_precision != "auto":
             raise ParameterError(
                 f"The 'sample_precision' parameter of {type(self).__name__} must be "
-                f'"float32" or "bfloat16". Got {self.sample_precision!r}.'
+                f'"float32", "bfloat16" or "auto". Got {self.sample_precision!r}.'
             )
-        low = _PRECISIONS[self.sample_precision]
+        low = _PRECISIONS[self._sample_precision(device)]
         precision = (
             torch.autocast(device.type, dtype=low) if low is not None else contextlib.nullcontext()
         )
