@@ -119,3 +119,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def autocast_dtypes(monkeypatch) -> list:
+    """The dtype of every ``torch.autocast`` entered during the test, in order."""
+    seen: list = []
+    original = torch.autocast.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("dtype"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autocast, "__init__", spy)
+    return seen

@@ -9,6 +9,7 @@ from deep_helpers import (  # noqa: F401
     LEARNING_TVAE,
     assert_learned,
     assert_learned_conditions,
+    autocast_dtypes,
     condition_metadata,
     condition_table,
     learning_metadata,
@@ -155,21 +156,13 @@ def test_residual_generator_in_bfloat16_is_close_to_float32() -> None:
         _close_in_bfloat16(a.grad, b.grad)
 
 
-def test_ctgan_bfloat16_runs_the_hand_written_passes(monkeypatch) -> None:
+def test_ctgan_bfloat16_runs_the_hand_written_passes(autocast_dtypes) -> None:  # noqa: F811
     """No autocast for CTGAN in bfloat16: its hand-written passes take the dtype."""
-    seen = []
-    original = torch.autocast.__init__
-
-    def spy(self, *args, **kwargs):
-        seen.append(kwargs.get("dtype"))
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.autocast, "__init__", spy)
     df = learning_table(200)
     model = get_synthesizer("ctgan")(
         learning_metadata(), epochs=1, batch_size=50, training_precision="bfloat16", random_state=0
     ).fit(df)
-    assert seen == []
+    assert autocast_dtypes == []
     assert model.generator.matmul_dtype == torch.float32  # reset after training
 
 
