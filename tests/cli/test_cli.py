@@ -223,6 +223,8 @@ def test_sample_precision_option(tmp_path, csv, capsys):
         ["fit", csv, "--model", "tvae", "--epochs", 1, "-o", model, "-q", "--seed", 0], capsys
     )
     assert code == 0, err
+    code, out, _ = run(["info", model], capsys)
+    assert code == 0 and "trained precision" in out and "float32" in out
     out_path = tmp_path / "bf16.csv"
     code, _, err = run(
         ["sample", model, "-n", 50, "--precision", "bfloat16", "-o", out_path], capsys

@@ -335,7 +335,7 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     """Describe a saved model: its type, parameters, training size and privacy budget."""
     from clinsynth.io._bundle import load_bundle
 
-    manifest, _, _ = load_bundle(model)
+    manifest, documents, _ = load_bundle(model)
     grid = Table(title=f"{model}", show_header=False)
     grid.add_row("model", str(manifest.get("model")))
     grid.add_row("class", str(manifest.get("class", "")))
@@ -345,6 +345,9 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     if fit_info:
         grid.add_row("training rows", str(fit_info.get("num_training_rows")))
         grid.add_row("fit time (s)", f"{fit_info.get('seconds', 0):.2f}")
+    state = documents.get("model.json")
+    if isinstance(state, dict) and state.get("trained_precision"):
+        grid.add_row("trained precision", str(state["trained_precision"]))
     tables = manifest.get("metadata", {}).get("tables", {})
     grid.add_row(
         "tables", ", ".join(f"{k} ({len(v['columns'])} columns)" for k, v in tables.items())
