@@ -208,7 +208,7 @@ class _GumbelActivate(torch.autograd.Function):
     """:func:`activate` with the Gumbel-softmax, and its backward, in a few whole-table
     operations: one noise tensor, one softmax per block of equal-width spans, one
     concatenation (with the appended columns) into the output. The autograd version builds
-    some fifty graph nodes per call, a sixth of a CTGAN step on RHC. Same random draws, same
+    some fifty graph nodes per call, an eighth of a CTGAN step on RHC. Same random draws, same
     numbers (``tests/synthesizers/test_critic_step.py``)."""
 
     @staticmethod
