@@ -29,7 +29,6 @@ from clinsynth.synthesizers._deep import (
     DeepSynthesizer,
     FusedGANMixin,
     adam,
-    adversarial_step,
 )
 from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
@@ -354,22 +353,6 @@ class CTGANSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
     # ------------------------------------------------------------------ training
     def _noise(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.embedding_dim, generator=generator, device=device)
-
-    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.dp_enabled:
-            return self._dp_train_step()
-        return adversarial_step(
-            idx,
-            critic=self.discriminator,
-            opt_d=self._opt_d,
-            opt_g=self._opt_g,
-            steps=int(self.discriminator_steps),
-            generator=self._generator,
-            critic_batch=self._critic_batch,
-            fake_rows=self._fake_rows,
-            extra_loss=self._generator_extra_loss,
-            fused=self._fused,
-        )
 
     def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Training by sampling: a condition per row and, shuffled, real rows that meet it."""

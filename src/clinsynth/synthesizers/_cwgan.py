@@ -27,7 +27,6 @@ from clinsynth.synthesizers._deep import (
     DeepSynthesizer,
     FusedGANMixin,
     adam,
-    adversarial_step,
 )
 from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
@@ -236,22 +235,6 @@ class CWGANGPSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
 
     def _with_condition(self, real: torch.Tensor) -> torch.Tensor:
         return torch.cat([real, real.index_select(1, self._cond_index)], dim=1)
-
-    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.dp_enabled:
-            return self._dp_train_step()
-        return adversarial_step(
-            idx,
-            critic=self.discriminator,
-            opt_d=self._opt_d,
-            opt_g=self._opt_g,
-            steps=int(self.discriminator_steps),
-            generator=self._generator,
-            critic_batch=self._critic_batch,
-            fake_rows=self._fake_rows,
-            penalty_weight=float(self.gradient_penalty_weight),
-            fused=self._fused,
-        )
 
     def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The epoch's batch for the first critic update, random rows for the others; fake

@@ -660,14 +660,38 @@ class DeepSynthesizer(BaseSynthesizer):
 
 
 class FusedGANMixin:
-    """CTGAN and CWGAN-GP: the critic's update by hand (:class:`FusedCriticStep`) and the
-    residual generator's training pass, which also apply ``training_precision``.
+    """CTGAN and CWGAN-GP: the training step (:func:`adversarial_step`) with the critic's
+    update by hand (:class:`FusedCriticStep`) and the residual generator's training pass,
+    which also apply ``training_precision``.
 
-    Models set ``generator`` and ``discriminator`` and may override :meth:`_penalty_weight`.
+    Models set ``generator``, ``discriminator``, ``_opt_g``, ``_opt_d``, give
+    ``_critic_batch``, ``_fake_rows`` and ``_dp_train_step``, and may override
+    :meth:`_penalty_weight` and :meth:`_generator_extra_loss`.
     """
 
     def _penalty_weight(self) -> float:
         return 10.0
+
+    def _generator_extra_loss(self, raw: torch.Tensor, context: Any) -> torch.Tensor | None:
+        """The generator's loss beyond the critic's (none by default)."""
+        return None
+
+    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.dp_enabled:  # type: ignore[attr-defined]
+            return self._dp_train_step()  # type: ignore[attr-defined]
+        return adversarial_step(
+            idx,
+            critic=self.discriminator,  # type: ignore[attr-defined]
+            opt_d=self._opt_d,  # type: ignore[attr-defined]
+            opt_g=self._opt_g,  # type: ignore[attr-defined]
+            steps=int(self.discriminator_steps),  # type: ignore[attr-defined]
+            generator=self._generator,  # type: ignore[attr-defined]
+            critic_batch=self._critic_batch,  # type: ignore[attr-defined]
+            fake_rows=self._fake_rows,  # type: ignore[attr-defined]
+            extra_loss=self._generator_extra_loss,
+            penalty_weight=self._penalty_weight(),
+            fused=self._fused,
+        )
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)  # type: ignore[misc]

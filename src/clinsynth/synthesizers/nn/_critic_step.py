@@ -134,6 +134,24 @@ class FusedCriticStep:
         # leaky_relu's backward of ``mask``: mask where pre > 0, 0.2 * mask elsewhere.
         return torch.ops.aten.leaky_relu_backward(mask, pre, _LEAK, False)
 
+    def _pass(
+        self, x: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """The critic on packs ``x`` (dropout masks drawn as ``Critic.head`` does):
+        ``(scores, [x, h_1, ..., h_L], slopes of each layer, first layer's pre-activation)``."""
+        inputs, slopes = [x], []
+        first = None
+        for i in range(len(self.critic.hidden)):
+            pre = self._linear(i, inputs[-1])
+            if i == 0:
+                first = pre.clone()
+            s = self._slopes(pre, generator)
+            slopes.append(s)
+            inputs.append(pre.mul_(s))
+        out = self.critic.out
+        scores = torch.addmm(out.bias, inputs[-1], out.weight.t())
+        return scores, inputs, slopes, first
+
     # ------------------------------------------------------------------ critic update
     @torch.no_grad()
     def critic_step(
@@ -159,18 +177,8 @@ class FusedCriticStep:
         x = stacked[:both]
 
         # Main pass. The first layer's pre-activations are kept for the interpolates.
-        h = x
-        inputs, slopes = [], []
-        first = None
-        for i in range(n_layers):
-            inputs.append(h)
-            pre = self._linear(i, h)
-            if i == 0:
-                first = pre.clone()
-            s = self._slopes(pre, generator)
-            slopes.append(s)
-            h = pre.mul_(s)
-        scores = torch.addmm(c.out.bias, h, c.out.weight.t())
+        scores, inputs, slopes, first = self._pass(x, generator)
+        h = inputs[-1]
         loss = scores[packs:].mean() - scores[:packs].mean()
 
         # Penalty: interpolates' slopes (first layer interpolated from the main pass).
@@ -251,14 +259,7 @@ class FusedCriticStep:
             self._cast_weights()
         x = fake.detach().reshape(-1, c.pac * c.in_dim)
         packs = x.shape[0]
-        slopes = []
-        h = x
-        for i in range(len(layers)):
-            pre = self._linear(i, h)
-            s = self._slopes(pre, generator)
-            slopes.append(s)
-            h = pre.mul_(s)
-        scores = torch.addmm(c.out.bias, h, c.out.weight.t())
+        scores, _, slopes, _ = self._pass(x, generator)
         d = c.out.weight.expand(packs, -1) * (-1.0 / packs)
         for i in range(len(layers) - 1, -1, -1):
             d = self._mm(d * slopes[i], self._weight(i))
