@@ -379,3 +379,71 @@ def test_a_candidate_that_fails_is_reported_and_the_others_go_on(table):
     row = auto.leaderboard_.set_index("model").loc["tabddpm"]
     assert row["status"] == "error" and "condition_column" in row["note"]
     assert auto.chosen_ == "gaussian_copula"
+
+
+def test_scoring_reads_a_bounded_subsample(table, monkeypatch):
+    """Candidates are scored on at most _EVAL_ROWS validation (and training) rows."""
+    from clinsynth.synthesizers import _auto
+
+    df, md = table
+    seen: list[tuple[int, int, int]] = []
+    score = AutoSynthesizer._score
+
+    def spy(self, train, valid, synthetic, seed):
+        seen.append((len(train), len(valid), len(synthetic)))
+        return score(self, train, valid, synthetic, seed)
+
+    monkeypatch.setattr(_auto, "_EVAL_ROWS", 12)
+    monkeypatch.setattr(AutoSynthesizer, "_score", spy)
+    AutoSynthesizer(md, candidates=["gaussian_copula"], random_state=0).fit(df)
+    assert seen == [(12, 12, 24)]
+
+
+def test_training_stops_at_a_deadline_after_one_epoch():
+    """A deadline already past: one epoch runs, then training stops and says so."""
+    from clinsynth.synthesizers.nn import TrainingEngine
+
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+
+    def step(idx):
+        loss = net(x[idx]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.detach()}
+
+    engine = TrainingEngine(
+        {"net": net},
+        {"opt": opt},
+        step,
+        n_rows=32,
+        batch_size=8,
+        epochs=50,
+        generator=torch.Generator().manual_seed(0),
+        deadline=time.perf_counter() - 1.0,
+    )
+    history = engine.run()
+    assert history.epoch["epoch"] == [1]
+    assert history.stopped_at_deadline == 1
+
+
+def test_refit_keeps_the_split_model_when_the_budget_is_spent(table):
+    """No time left for the refit: the model fitted on the training split is kept, with a
+    note; with time left the chosen model is refitted on every row."""
+    df, md = table
+    auto = AutoSynthesizer(
+        md,
+        candidates=["tabddpm"],
+        candidate_params={"tabddpm": TABDDPM},
+        max_dcr_share=1.0,
+        max_mia_auc=1.0,
+        random_state=0,
+    ).fit(df)
+    split_model = auto.model_
+    kept = auto._refit("tabddpm", split_model, df, time.perf_counter() - 1.0, 1.4)
+    assert kept is split_model
+    assert "kept the model fitted on the training split" in auto.refit_note_
+    refitted = auto._refit("tabddpm", split_model, df, time.perf_counter() + 3600, 1.4)
+    assert refitted is not split_model and refitted.num_training_rows_ == len(df)

@@ -62,6 +62,9 @@ from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers,
 
 logger = logging.getLogger(__name__)
 
+#: Validation rows (and as many training rows) that score each candidate at most: a subsample
+#: keeps scoring to seconds on large tables without changing the measures' meaning.
+_EVAL_ROWS = 2000
 #: Candidates tried by default, in this order (those registered).
 DEFAULT_CANDIDATES = ("gaussian_copula", "tvae", "ctgan", "tabddpm")
 #: Options of the AutoSynthesizer passed on to every candidate.
@@ -86,6 +89,14 @@ __all__ = [
     "parse_duration",
     "rank_leaderboard",
 ]
+
+
+def _head_sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most ``n`` rows of ``frame``, drawn without replacement with ``seed``."""
+    if len(frame) <= n:
+        return frame
+    rows = np.sort(np.random.default_rng(seed).permutation(len(frame))[:n])
+    return frame.iloc[rows].reset_index(drop=True)
 
 
 @register("auto")
@@ -305,6 +316,10 @@ class AutoSynthesizer(BaseSynthesizer):
         valid = data.iloc[perm[:n_valid]].reset_index(drop=True)
         train = data.iloc[perm[n_valid:]].reset_index(drop=True)
         eval_seed = derive_seed(rng)
+        # Scoring reads at most _EVAL_ROWS validation rows and as many training rows: its cost
+        # stays a few seconds whatever the table's size.
+        eval_valid = _head_sample(valid, _EVAL_ROWS, eval_seed)
+        eval_train = _head_sample(train, _EVAL_ROWS, eval_seed + 1)
         refit_scale = len(data) / len(train) if self.refit else 0.0
         rows: list[dict[str, Any]] = []
         models: dict[str, BaseSynthesizer] = {}
@@ -322,11 +337,10 @@ class AutoSynthesizer(BaseSynthesizer):
                     continue
                 began = time.perf_counter()
                 model.reset_sampling()
-                # As many rows as the training split (at least two validation splits): fidelity
-                # and utility read two sets of len(valid) rows; the privacy measures read the
-                # first len(train) (less noise in small tables).
-                synthetic = model.sample(max(len(train), 2 * len(valid)))
-                row.update(self._score(train, valid, synthetic, eval_seed))
+                # Two sets of len(eval_valid) rows for fidelity and utility; the privacy
+                # measures read the first len(eval_train) rows.
+                synthetic = model.sample(max(len(eval_train), 2 * len(eval_valid)))
+                row.update(self._score(eval_train, eval_valid, synthetic, eval_seed))
             except Exception as exc:  # a failing candidate is reported; the others go on
                 logger.warning("candidate %s failed: %s: %s", name, type(exc).__name__, exc)
                 row.update(status="error", note=f"{type(exc).__name__}: {exc}")
@@ -359,15 +373,60 @@ class AutoSynthesizer(BaseSynthesizer):
         chosen = str(passing["model"].iloc[0])
         report(self.progress, total, total - 1, f"refitting {chosen} on every row")
         model = models[chosen]
+        #: How the chosen model was refitted on every row, or why it was not (None: as planned).
+        self.refit_note_: str | None = None
         if self.refit:
-            epochs = passing["epochs"].iloc[0]
-            override = {} if pd.isna(epochs) else {"epochs": int(epochs)}
-            model = self._make_candidate(chosen, **override).fit(data)
+            model = self._refit(chosen, model, data, deadline, refit_scale)
         self._adopt(model, chosen, len(data))
         self.fit_seconds_ = time.perf_counter() - start
         report(self.progress, total, total, "done")
         logger.info("AutoSynthesizer chose %s in %.1f s", chosen, self.fit_seconds_)
         return self
+
+    def _refit(
+        self,
+        name: str,
+        fitted: BaseSynthesizer,
+        data: pd.DataFrame,
+        deadline: float | None,
+        refit_scale: float,
+    ) -> BaseSynthesizer:
+        """Refit the chosen candidate on every row, within what is left of the budget.
+
+        Without a budget: with the epochs the candidate trained. With one: with as many of them
+        as the time left allows (its measured fit time scaled to every row); when not even a
+        tenth of them fits (or, for a model without epochs, its whole fit), the model fitted on
+        the training split is kept and ``refit_note_`` says so.
+        """
+        row = self.leaderboard_.set_index("model").loc[name]
+        epochs = None if pd.isna(row["epochs"]) else int(row["epochs"])
+        if deadline is None:
+            override = {} if epochs is None else {"epochs": epochs}
+            return self._make_candidate(name, **override).fit(data)
+        left = deadline - time.perf_counter()
+        cost = float(row["fit_seconds"]) * refit_scale
+        keep = (
+            f"kept the model fitted on the training split: refitting it on every row needs "
+            f"~{cost:.0f} s and {max(left, 0):.0f} s of the time budget were left"
+        )
+        override: dict[str, Any] = {}
+        if epochs is not None:
+            per_epoch = cost / max(epochs, 1)
+            affordable = min(epochs, _floor_to_grid(left / max(per_epoch, 1e-9)))
+            if affordable < max(1, math.ceil(_MIN_EPOCH_FRACTION * epochs)):
+                self.refit_note_ = keep
+                logger.warning("AutoSynthesizer %s", keep)
+                return fitted
+            override["epochs"] = affordable
+            if affordable < epochs:
+                self.refit_note_ = f"refitted with {affordable} of {epochs} epochs (time budget)"
+        elif cost > left:
+            self.refit_note_ = keep
+            logger.warning("AutoSynthesizer %s", keep)
+            return fitted
+        model = self._make_candidate(name, **override)
+        model._deadline = deadline
+        return model.fit(data)
 
     def _fit_candidate(
         self,
@@ -379,36 +438,49 @@ class AutoSynthesizer(BaseSynthesizer):
         refit_scale: float,
         eval_times: list[float],
     ) -> BaseSynthesizer | None:
-        """Fit one candidate within its share of the budget (None when it is skipped)."""
+        """Fit one candidate within its share of the budget (None when it is skipped).
+
+        The share is what is left divided among the candidates still to come and the refit of
+        the winner (weighted by the rows it will see); it pays for the fit, the sampling and
+        the scoring (the longest scoring measured so far). A model trained by epochs is timed
+        on two epochs first, then trains as many epochs as fit in what is left of its share,
+        and stops at the end of it whatever happens (a deadline checked between epochs).
+        """
         model = self._make_candidate(name)
         has_epochs = "epochs" in type(model)._param_names()
         row["epochs"] = int(model.epochs) if has_epochs else None
         began = time.perf_counter()
         if deadline is None:
             model.fit(train)
-            row["fit_seconds"] = round(time.perf_counter() - began, 3)
+            _record_fit(row, model, began, int(model.epochs) if has_epochs else None)
             return model
         left = deadline - began
         share = left / (remaining + refit_scale)
-        eval_guess = float(np.mean(eval_times)) if eval_times else 0.0
+        eval_guess = max(eval_times) if eval_times else 0.0
+        if left <= eval_guess:
+            row.update(
+                status="skipped",
+                epochs=None,
+                note=f"the time budget was spent ({max(left, 0):.0f} s left)",
+            )
+            return None
         if not has_epochs:
-            if left <= eval_guess:
-                row.update(status="skipped", note=f"no time left ({left:.0f} s)")
-                return None
             model.fit(train)
-            row["fit_seconds"] = round(time.perf_counter() - began, 3)
+            _record_fit(row, model, began, None)
             return model
         wanted = int(model.epochs)
         probe_epochs = min(2, wanted)
         clock = _EpochClock()
-        probe = self._make_candidate(name, epochs=probe_epochs, progress=clock).fit(train)
+        probe = self._make_candidate(name, epochs=probe_epochs, progress=clock)
+        probe._deadline = began + share
+        probe.fit(train)
         spent = time.perf_counter() - began
         per_epoch = spent / probe_epochs
         if probe_epochs == 2 and {1, 2} <= set(clock.times):
             per_epoch = max(clock.times[2] - clock.times[1], 1e-6)
         overhead = max(spent - probe_epochs * per_epoch, 0.0)
-        # The refit sees more rows: its epochs cost refit_scale times as much.
-        affordable = (share - eval_guess - overhead) / per_epoch
+        # The probe is spent: the real fit starts afresh within what is left of the share.
+        affordable = (share - spent - eval_guess - overhead) / per_epoch
         epochs = min(wanted, _floor_to_grid(affordable))
         if epochs < max(1, math.ceil(_MIN_EPOCH_FRACTION * wanted)):
             row.update(
@@ -416,18 +488,20 @@ class AutoSynthesizer(BaseSynthesizer):
                 epochs=None,
                 fit_seconds=round(spent, 3),
                 note=f"needs ~{overhead + per_epoch * wanted * _MIN_EPOCH_FRACTION:.0f} s "
-                f"for a tenth of its {wanted} epochs; its share was {share:.0f} s",
+                f"for a tenth of its {wanted} epochs; its share of the time budget was "
+                f"{share:.0f} s",
             )
             return None
-        row["epochs"] = epochs
-        if epochs != probe_epochs:
-            model = self._make_candidate(name, epochs=epochs).fit(train)
-        else:
+        if epochs == probe_epochs:
             model = probe
             model.progress = None
-        if epochs < wanted:
-            row["note"] = f"epochs cut from {wanted} to fit the time budget"
-        row["fit_seconds"] = round(time.perf_counter() - began, 3)
+        else:
+            model = self._make_candidate(name, epochs=epochs)
+            model._deadline = began + share - eval_guess
+            model.fit(train)
+        _record_fit(row, model, began, epochs)
+        if row["epochs"] < wanted:
+            row["note"] = f"epochs cut from {wanted} to {row['epochs']} to fit the time budget"
         return model
 
     def _score(
@@ -608,6 +682,7 @@ class AutoSynthesizer(BaseSynthesizer):
             **super()._manifest_extra(),
             "auto": {
                 "chosen": self.chosen_,
+                "refit_note": getattr(self, "refit_note_", None),
                 **self._thresholds,
                 "leaderboard": leaderboard_records(self.leaderboard_),
             },
@@ -619,5 +694,18 @@ class AutoSynthesizer(BaseSynthesizer):
             k: auto[k] for k in ("max_dcr_share", "max_mia_auc", "score_tolerance") if k in auto
         }
         self.leaderboard_ = leaderboard_frame(auto["leaderboard"])
+        self.refit_note_ = auto.get("refit_note")
         self.model_._load_manifest_extra(manifest)
         self.model_.reset_sampling()
+
+
+def _record_fit(
+    row: dict[str, Any], model: BaseSynthesizer, began: float, epochs: int | None
+) -> None:
+    """The fit's seconds and, for a model trained by epochs, the epochs it really trained
+    (early stopping or a deadline can end it sooner)."""
+    row["fit_seconds"] = round(time.perf_counter() - began, 3)
+    if epochs is not None:
+        history = getattr(model, "_loss_history_", None)
+        trained = len(history) if history is not None and len(history) else epochs
+        row["epochs"] = min(epochs, trained)

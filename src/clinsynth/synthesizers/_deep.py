@@ -413,6 +413,8 @@ class DeepSynthesizer(BaseSynthesizer):
             checkpoint_every=self.checkpoint_every,
             checkpoint_meta=self._checkpoint_meta() if self.checkpoint_dir is not None else {},
             verbose=self.verbose,
+            # A time budget's hard stop, set by AutoSynthesizer (a runtime choice, not saved).
+            deadline=getattr(self, "_deadline", None),
         )
         try:
             history = engine.run(resume=self._resume_state)

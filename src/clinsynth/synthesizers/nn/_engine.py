@@ -40,6 +40,8 @@ class TrainingHistory:
     batch: dict[str, list[float]] = field(default_factory=dict)
     stopped_early: bool = False
     best_epoch: int | None = None
+    #: The last epoch trained when a deadline stopped training (None: it did not).
+    stopped_at_deadline: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class TrainingHistory:
             "batch": self.batch,
             "stopped_early": self.stopped_early,
             "best_epoch": self.best_epoch,
+            "stopped_at_deadline": self.stopped_at_deadline,
         }
 
     @classmethod
@@ -56,6 +59,7 @@ class TrainingHistory:
             batch={k: list(v) for k, v in data["batch"].items()},
             stopped_early=bool(data.get("stopped_early", False)),
             best_epoch=data.get("best_epoch"),
+            stopped_at_deadline=data.get("stopped_at_deadline"),
         )
 
 
@@ -93,6 +97,9 @@ class TrainingEngine:
         JSON-able description checked before a checkpoint is resumed.
     verbose : bool
         Log every epoch at INFO level (DEBUG otherwise).
+    deadline : float, optional
+        A ``time.perf_counter()`` value: no epoch starts after it (a time budget's hard stop;
+        the history says so in ``stopped_at_deadline``). At least one epoch always runs.
 
     Examples
     --------
@@ -126,6 +133,7 @@ class TrainingEngine:
     checkpoint_every: int = 10
     checkpoint_meta: dict[str, Any] = field(default_factory=dict)
     verbose: bool = False
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         self.batch_size = max(1, min(self.batch_size, self.n_rows))
@@ -147,6 +155,10 @@ class TrainingEngine:
         done_here = 0
         for epoch in range(self._start_epoch + 1, self.epochs + 1):
             if self.history.stopped_early:
+                break
+            if self.deadline is not None and done_here and time.perf_counter() >= self.deadline:
+                self.history.stopped_at_deadline = epoch - 1
+                logger.info("time budget: training stopped after epoch %d", epoch - 1)
                 break
             for module in self.modules.values():
                 module.train()
