@@ -248,3 +248,82 @@ def test_sample_precision_option(tmp_path, csv, capsys):
         ["sample", copula, "-n", 5, "--precision", "bfloat16", "-o", tmp_path / "y.csv"], capsys
     )
     assert code != 0 and "--precision" in err and len(err.strip().splitlines()) == 1
+
+
+USAGE_ERRORS = {
+    "unknown sub-command": (["fitt"], "No such command 'fitt'"),
+    "bad choice": (["simulate", "cohrt", "-o", "x.csv"], "'cohrt' is not one of"),
+    "unknown option": (["sample", "model", "--rows", "5", "-o", "x.csv"], "--rows"),
+    "missing required option": (["fit", "data.csv"], "Missing option '--output'"),
+    "bad value type": (["sample", "model", "-n", "abc", "-o", "x.csv"], "'--num-rows'"),
+    "bad value type of a count": (["simulate", "cohort", "-n", "1.5", "-o", "x.csv"], "-n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, case):
+    """Whatever typer the range allows (click's exceptions, or typer's own copy of them)."""
+    args, message = USAGE_ERRORS[case]
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(args, capsys)
+    assert code == 2
+    assert message in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert "--help" in lines[0]  # says where to look
+    assert "Traceback" not in err + out and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_help_and_no_arguments_exit_0(capsys):
+    assert run(["--help"], capsys)[0] == 0
+    code, out, err = run([], capsys)
+    assert code == 0 and "fit" in out + err
+
+
+def test_a_many_problem_error_is_one_line(tmp_path, capsys):
+    """Validation collects every problem; the CLI joins them into its one line."""
+    n = 40
+    df = pd.DataFrame({f"c{i}": ["x"] * (n - 1) + ["oops"] for i in range(8)})
+    md = {"columns": {c: {"sdtype": "numerical"} for c in df.columns}}
+    df.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "md.json").write_text(json.dumps(md))
+    code, out, err = run(
+        ["fit", tmp_path / "d.csv", "-m", tmp_path / "md.json", "-o", tmp_path / "m", "-q"],
+        capsys,
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert "(8 problems)" in lines[0] and "; and 3 more" in lines[0]
+    assert lines[0].count("'c") == 5  # the first five columns named
+    assert not (tmp_path / "m").exists()
+
+
+def test_one_line_joins_problems():
+    from clinsynth.cli import one_line
+    from clinsynth.errors import DataError, ParameterError
+
+    assert one_line(ParameterError("Bad.\nSecond line.")) == "Bad. Second line."
+    err = DataError.from_problems("Bad data", [f"p{i}" for i in range(7)])
+    assert one_line(err) == "Bad data (7 problems): p0; p1; p2; p3; p4; and 2 more"
+    assert one_line(DataError.from_problems("Bad data", ["only"])) == "Bad data: only"
+
+
+def test_cli_start_imports_no_heavy_module():
+    """`clinsynth --help` must start fast: no torch, pandas, scikit-learn or streamlit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from clinsynth.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "assert main(['fit', '--help']) == 0\n"
+        "heavy = ('torch', 'pandas', 'sklearn', 'scipy', 'streamlit', 'plotly', 'sqlalchemy')\n"
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "HEAVY []" in out, out

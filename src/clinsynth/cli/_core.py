@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -17,8 +16,6 @@ from rich.table import Table
 
 from clinsynth.cli._app import app
 from clinsynth.errors import DataError, ParameterError
-from clinsynth.synthesizers._conditions import parse_condition_strings as parse_conditions
-from clinsynth.synthesizers._conditions import parse_value as _parse_value
 
 console = Console(stderr=False, highlight=False)
 
@@ -187,7 +184,9 @@ def fit(
         key, sep, value = item.partition("=")
         if not sep:
             raise ParameterError(f"Cannot read --param {item!r}; write NAME=VALUE.")
-        params[key.strip()] = _parse_value(value)
+        from clinsynth.synthesizers._conditions import parse_value
+
+        params[key.strip()] = parse_value(value)
     if epochs is not None:
         params["epochs"] = epochs
     if batch_size is not None:
@@ -311,6 +310,8 @@ def sample(
             synth.sample_precision = precision
     if seed is not None:
         synth.reset_sampling(seed=seed)
+    from clinsynth.cli import parse_conditions
+
     conditions = parse_conditions(condition) if condition else None
     if output is not None and _output_kind(output) == "folder":
         raise DataError(
@@ -428,7 +429,7 @@ def demo(
     grid.add_column("score", justify="right")
     grid.add_column("verdict")
     for _, row in result.summary().iterrows():
-        score = "-" if pd.isna(row["Score"]) else f"{row['Score']:.3f}"
+        score = "-" if row["Score"] != row["Score"] else f"{row['Score']:.3f}"
         grid.add_row(str(row["Section"]), score, str(row["Verdict"]))
     console.print(grid)
     if result.quality is not None:
