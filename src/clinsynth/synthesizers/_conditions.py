@@ -316,7 +316,7 @@ def sample_from_condition_rows(synth: BaseSynthesizer, conditions: pd.DataFrame)
     keys = (
         filled.astype(int).astype(str).agg("".join, axis=1)
         + "|"
-        + conditions.astype(str).agg("\x1f".join, axis=1)
+        + conditions.map(str).agg("\x1f".join, axis=1)  # pandas 3's astype(str) keeps NaN
     )
     for _, idx in groups.groupby(keys, sort=False).groups.items():
         first = conditions.loc[idx[0]]
