@@ -74,11 +74,24 @@ def _usage_line(exc: Any) -> str:
     return f"Error: {message}{where}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment (not the one at creation: tests and
+    embedding programs replace it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _install_warning_handler() -> None:
     # The library only logs; the CLI shows its warnings as plain lines.
     root = logging.getLogger("clinsynth")
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("Warning: %(message)s"))
         handler.setLevel(logging.WARNING)
         root.addHandler(handler)
