@@ -405,3 +405,33 @@ def test_cli_start_imports_no_heavy_module():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "HEAVY []" in out, out
+
+
+def test_a_misspelt_condition_column_gets_a_suggestion(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame({f"lab_{i:02d}": rng.normal(size=200) for i in range(56)})
+    wide["condition"] = rng.choice(["healthy", "diabetes"], 200)
+    wide.to_csv(tmp_path / "wide.csv", index=False)
+    assert run(["fit", tmp_path / "wide.csv", "-o", tmp_path / "model", "-q"], capsys)[0] == 0
+    args = ["sample", tmp_path / "model", "-n", 5, "-o", tmp_path / "o.csv"]
+    code, _, err = run([*args, "-c", "conditon=diabetes"], capsys)
+    assert code == 2 and "Did you mean 'condition'?" in err
+    assert "lab_30" not in err and len(err.strip().splitlines()) == 1
+    code, _, err = run([*args, "-c", "zzz=1"], capsys)
+    assert code == 2 and "Columns: lab_00" in err and "and 49 more" in err
+
+
+def test_budget_skips_are_said_in_words(capsys):
+    from clinsynth.cli._core import _print_leaderboard
+    from clinsynth.synthesizers._auto_board import rank_leaderboard
+
+    rows = [
+        {"model": "gaussian_copula", "score": 0.8, "dcr_share": 0.5, "mia_auc": 0.5,
+         "passes_privacy": True, "fit_seconds": 1.2},
+        {"model": "tvae", "status": "skipped", "note": "needs ~400 s for a tenth of its epochs"},
+        {"model": "ctgan", "status": "skipped", "note": "no time left (3 s)"},
+    ]  # fmt: skip
+    _print_leaderboard(rank_leaderboard(rows), "3m")
+    out = capsys.readouterr().out
+    assert "the time budget (3m) left no time for tvae, ctgan" in " ".join(out.split())
+    assert "chosen" in out and max(len(line) for line in out.splitlines()) <= 80
