@@ -36,7 +36,9 @@ logger = logging.getLogger(__name__)
 #: Parameters that are runtime choices, not part of the model (not saved in the bundle).
 _RUNTIME_PARAMS = ("progress", "verbose", "device", "constraints")
 #: The steps of ``fit`` reported to the progress callback: checking the data, learning the
-#: columns, encoding, fitting the model.
+#: columns, encoding, fitting the model. Models that train in epochs report every epoch
+#: themselves: for them the steps are messages at 0% (the bar then counts epochs and never
+#: runs backwards).
 _FIT_STEPS = 4
 #: File names that promise a pickle, which clinsynth never writes: saved as a zip bundle.
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
@@ -205,7 +207,8 @@ class BaseSynthesizer:
                 "clinsynth.io.read_table(path)."
             )
         table = self._table_metadata()
-        report(self.progress, _FIT_STEPS, 0, "checking the data")
+        stage = self._fit_stage
+        stage(0, "checking the data")
         data = clear_missing_values(data, table)  # the metadata's "missing_values" markers
         if isinstance(self.metadata, Metadata):
             self._validate_metadata(table, data)
@@ -233,7 +236,7 @@ class BaseSynthesizer:
                 }
         else:
             model_table = table
-        report(self.progress, _FIT_STEPS, 1, f"learning {len(model_table.columns)} columns")
+        stage(1, f"learning {len(model_table.columns)} columns")
         self._transformer_ = TableTransformer(
             model_table,
             enforce_min_max=self.enforce_min_max_values,
@@ -249,18 +252,24 @@ class BaseSynthesizer:
                     t.decimals = None
         self._fit_seed_ = derive_seed(rng)
         self._sample_seed_ = derive_seed(rng)
-        report(self.progress, _FIT_STEPS, 2, f"encoding {len(data):,} rows")
+        stage(2, f"encoding {len(data):,} rows")
         encoded = self._encode_for_fit(data)
         self._loss_history_: pd.DataFrame | None = None
-        # Models that train in epochs take the bar over from here (total: their epochs).
-        report(self.progress, _FIT_STEPS, 3, "fitting the model")
+        stage(3, "fitting the model")  # models that train in epochs take the bar over here
         self._fit(encoded)
-        report(self.progress, _FIT_STEPS, _FIT_STEPS, "done")
+        stage(_FIT_STEPS, "done")
         self.fit_seconds_ = time.perf_counter() - start
         self._fitted = True
         self.reset_sampling()
         logger.info("%s fitted in %.2f s", type(self).__name__, self.fit_seconds_)
         return self
+
+    def _fit_stage(self, step: int, message: str) -> None:
+        """Report step ``step`` of ``_FIT_STEPS`` (see there)."""
+        if "epochs" not in self._param_names():
+            report(self.progress, _FIT_STEPS, step, message)
+        else:
+            report(self.progress, 1, int(step == _FIT_STEPS), message)
 
     def _validate_metadata(self, table: TableMetadata, data: pd.DataFrame) -> None:
         """``Metadata.validate()``, where a column detected ``unknown`` because it is empty
