@@ -1,26 +1,36 @@
 """clinsynth: synthetic clinical data with evidence of fidelity and privacy.
 
 >>> from clinsynth import Metadata, GaussianCopulaSynthesizer, load
+
+The public names are imported on first use (PEP 562), so that ``import clinsynth.cli`` (and
+``clinsynth --help``) does not pay for pandas and torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from clinsynth._version import __version__
 from clinsynth.errors import ClinsynthError
-from clinsynth.metadata import Metadata
-from clinsynth.synthesizers import (
-    AutoSynthesizer,
-    BaseSynthesizer,
-    CTGANSynthesizer,
-    CWGANGPSynthesizer,
-    DPMarginalSynthesizer,
-    GaussianCopulaSynthesizer,
-    HVAEGANSynthesizer,
-    TabDDPMSynthesizer,
-    TVAESynthesizer,
-    get_synthesizer,
-    list_synthesizers,
-    load,
-    visualize_latent_space,
-)
+
+if TYPE_CHECKING:
+    from clinsynth.metadata import Metadata
+    from clinsynth.synthesizers import (
+        AutoSynthesizer,
+        BaseSynthesizer,
+        CTGANSynthesizer,
+        CWGANGPSynthesizer,
+        DPMarginalSynthesizer,
+        GaussianCopulaSynthesizer,
+        HVAEGANSynthesizer,
+        TabDDPMSynthesizer,
+        TVAESynthesizer,
+        get_synthesizer,
+        list_synthesizers,
+        load,
+        visualize_latent_space,
+    )
 
 __all__ = [
     "__version__",
@@ -40,3 +50,20 @@ __all__ = [
     "load",
     "visualize_latent_space",
 ]
+
+_LAZY = {"Metadata": "clinsynth.metadata"} | {
+    name: "clinsynth.synthesizers" for name in __all__[3:]
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clinsynth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

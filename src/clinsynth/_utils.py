@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,3 +33,15 @@ def report(
 ) -> None:
     if callback is not None:
         callback(total, completed, message)
+
+
+def text_dtype() -> Any:
+    """pandas' default dtype for text: ``str`` (a StringDtype) from pandas 3, ``object`` before.
+
+    Decoded text columns take it when the real column had it, so that a synthetic table has
+    the dtypes ``pd.read_csv`` gives the real one.
+    """
+    import pandas as pd
+
+    dtype = pd.api.types.pandas_dtype("str")
+    return dtype if isinstance(dtype, pd.StringDtype) else object

@@ -16,6 +16,7 @@ __all__ = [
     "BundleError",
     "PrivacyError",
     "SamplingError",
+    "MissingDependencyError",
 ]
 
 
@@ -86,3 +87,8 @@ def check_param(
         raise ParameterError(
             f"The '{name}' parameter of {owner} must be {expected}. Got {value!r}."
         )
+
+
+class MissingDependencyError(ClinsynthError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install
+    (``pip install clinsynth[sql]``)."""

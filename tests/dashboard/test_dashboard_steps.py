@@ -113,12 +113,30 @@ def test_cohort_simulator_with_chosen_conditions(app: AppTest) -> None:
 
 
 # ----------------------------------------------------------------------------- metadata
+def _set_type(app: AppTest, table: pd.DataFrame, column: str, sdtype: str) -> None:
+    version = app.session_state["editor_version"]
+    row = list(table.index).index(column)
+    app.session_state[f"md_editor_{version}"] = {
+        "edited_rows": {row: {"Type": sdtype}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    app.run()
+
+
 def test_mixed_type_column_is_flagged_next_to_it_and_fixed_in_the_editor(app: AppTest) -> None:
     df = small_table(60)
     df["sbp"] = df["sbp"].astype(object)
     df.loc[[3, 17], "sbp"] = "not measured"
     upload_small(app, df)
     go(app, "Metadata")
+    no_crash(app)
+    table = app.data_editor[0].value.set_index("Column")
+    # Detection returns metadata the data satisfies: text among the numbers -> categorical.
+    assert app.session_state["metadata"].columns["sbp"]["sdtype"] == "categorical"
+    assert table.loc["sbp", "Check"] == "✓ OK"
+    # Declared numerical in the editable table, the stray values are flagged next to it.
+    _set_type(app, table, "sbp", "numerical")
     no_crash(app)
     table = app.data_editor[0].value.set_index("Column")
     assert table.loc["sbp", "Check"].startswith("⚠ Declared numerical but 2 values")
@@ -128,14 +146,7 @@ def test_mixed_type_column_is_flagged_next_to_it_and_fixed_in_the_editor(app: Ap
     assert app.button(key="next_Metadata").disabled
 
     # Declare the column categorical in the editable table: the problem goes away.
-    version = app.session_state["editor_version"]
-    row = list(table.index).index("sbp")
-    app.session_state[f"md_editor_{version}"] = {
-        "edited_rows": {row: {"Type": "categorical"}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
-    app.run()
+    _set_type(app, table, "sbp", "categorical")
     no_crash(app)
     assert not errors(app)
     assert app.session_state["metadata"].columns["sbp"]["sdtype"] == "categorical"
@@ -196,6 +207,8 @@ def test_training_problem_is_shown_in_the_page(app: AppTest) -> None:
     df["sbp"] = df["sbp"].astype(object)
     df.loc[5, "sbp"] = "high"
     upload_small(app, df)
+    go(app, "Metadata")
+    _set_type(app, app.data_editor[0].value.set_index("Column"), "sbp", "numerical")
     train(app)
     assert not app.exception
     (message,) = errors(app)
@@ -339,8 +352,11 @@ def test_download_step_offers_every_file(app: AppTest) -> None:
         "Synthetic data (Excel)",
         "Metadata (JSON)",
         "Model (zip, to make more patients later)",
+        "Patients kept aside (CSV, real data: keep it with the model, do not share it)",
     ]
     assert "Run the comparison in step 5" in app.info[0].value
+    kept = [b for b in app.download_button if "kept aside" in b.label][0]
+    assert kept.key == "download_model.holdout.csv"  # the name `clinsynth evaluate` looks for
     go(app, "Compare")
     app.button(key="compare_button").click().run()
     go(app, "Download")

@@ -135,3 +135,40 @@ def test_progress_is_reported_to_the_callback():
     )
     assert calls[0][1] == 0 and calls[-1][0] == calls[-1][1]
     assert all(isinstance(m, str) for _, _, m in calls)
+
+
+def test_report_explains_the_detection_score_and_names_no_raw_dict(tmp_path):
+    """Detection score 1.000 beside an AUC under 0.5 is explained; merged levels read "none"."""
+    from clinsynth import GaussianCopulaSynthesizer
+
+    train, holdout, fresh, md = splits()
+    model = GaussianCopulaSynthesizer(md, random_state=0).fit(train)
+    assert model.get_privacy_report()["rare_levels_merged"] == {}
+    result = evaluate(train, model.sample(len(train)), md, holdout=holdout, model=model)
+    path = tmp_path / "report.html"
+    result.save_html(path)
+    text = path.read_text(encoding="utf-8")
+    assert "score = 1 &minus; 2 &times; (AUC &minus; 0.5)" in text
+    assert "AUC is 0.5 or below" in text
+    assert "Rare categories merged: none." in text and "merged: {}" not in text
+
+
+def test_merged_levels_in_words():
+    from clinsynth.evaluation._html import _merged
+
+    assert _merged({}) == "none" and _merged(None) == "none"
+    assert _merged({"dx": 3, "ward": 1}) == "dx (3 levels), ward (1 level)"
+
+
+def test_charts_keep_their_labels_apart():
+    """Legend above the plot, margins that grow with the labels, long or many labels slanted."""
+    from clinsynth.evaluation._plots import bars_figure, heatmap_figure
+
+    names = [f"a_rather_long_column_name_{i}" for i in range(12)]
+    fig = bars_figure("Column shapes", names, {"Real": [0.5] * 12}, "score")
+    assert fig.layout.legend.y >= 1.0 and fig.layout.legend.yanchor == "bottom"
+    assert fig.layout.xaxis.automargin is True and fig.layout.xaxis.tickangle == -45
+    short = bars_figure("Two", ["F", "M"], {"Real": [0.5, 0.5]}, "share")
+    assert short.layout.xaxis.tickangle is None  # a few short labels stay level
+    heat = heatmap_figure("Correlation", names, np.eye(12).tolist(), zmin=-1, zmax=1, scale="RdBu")
+    assert heat.layout.xaxis.tickangle == -45 and heat.layout.yaxis.automargin is True

@@ -62,9 +62,16 @@ def test_detects_every_kind():
     assert md.columns["visit_date"]["datetime_format"] == "%d/%m/%Y"
 
 
-def test_mostly_numeric_text_is_numerical_so_validation_names_stray_values():
-    values = pd.Series([str(v) for v in range(100)] + ["unknown"] * 3, dtype=object)
-    assert detect_column("age", values)["sdtype"] == "numerical"
+def test_mostly_numeric_text_with_stray_values_is_categorical_and_says_why(caplog):
+    """Detection never returns metadata its own data fails: stray text that is not a
+    missing-value marker makes the column categorical, with a warning naming a value."""
+    values = pd.Series([str(v) for v in range(100)] + ["<5"] * 3, dtype=object)
+    with caplog.at_level("WARNING", logger="clinsynth"):
+        assert detect_column("age", values) == {"sdtype": "categorical"}
+    assert "'<5'" in caplog.text and "mostly numbers" in caplog.text
+    words = pd.Series([str(v) for v in range(100)] + ["unknown"] * 3, dtype=object)
+    spec = detect_column("age", words)  # a word that means missing in a column of numbers
+    assert spec["sdtype"] == "numerical" and spec["missing_values"] == ["unknown"]
 
 
 def test_words_ending_in_id_are_not_keys():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from deep_helpers import (  # noqa: F401
     LEARNING_CTGAN,
@@ -104,7 +102,5 @@ def test_ctgan_learns_conditional_structure_and_rare_category(one_thread):  # no
     diagnosis. (Unimodal numbers get ten narrow mixture components from the transformer, which
     makes a plain two-number correlation slow to learn for the GANs: see the TVAE test.)"""
     df = condition_table()
-    start = time.perf_counter()
     model = CTGANSynthesizer(condition_metadata(), random_state=0, **LEARNING_CTGAN).fit(df)
     assert_learned_conditions(model)
-    assert time.perf_counter() - start < 60

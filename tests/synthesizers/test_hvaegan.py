@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from deep_helpers import assert_learned, learning_metadata, learning_table, one_thread  # noqa: F401
@@ -91,7 +89,6 @@ def test_hvaegan_learns_dependence_across_groups(one_thread):  # noqa: F811
     """x and y sit in different groups (separate encoders); the shared top latent must carry
     their 0.96 correlation."""
     df = learning_table()
-    start = time.perf_counter()
     model = HVAEGANSynthesizer(
         learning_metadata(),
         column_groups={"a": ["x"], "b": ["y"]},
@@ -103,7 +100,6 @@ def test_hvaegan_learns_dependence_across_groups(one_thread):  # noqa: F811
         random_state=0,
     ).fit(df)
     assert_learned(df, model.sample(3000))
-    assert time.perf_counter() - start < 60
 
 
 def test_a_rule_joint_column_stays_in_its_group(one_thread):  # noqa: F811

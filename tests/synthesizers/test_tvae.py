@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,13 +87,11 @@ def test_sampling_does_not_depend_on_batch_size(one_thread):  # noqa: F811
 @pytest.mark.slow
 def test_tvae_learns_correlation_and_rare_category(one_thread):  # noqa: F811
     df = learning_table()
-    start = time.perf_counter()
     model = TVAESynthesizer(learning_metadata(), random_state=0, **LEARNING_TVAE).fit(df)
     synthetic = model.sample(3000)
     assert_learned(df, synthetic)
     losses = model.get_loss_values()["loss"]
     assert losses.iloc[-10:].mean() < losses.iloc[:3].mean()
-    assert time.perf_counter() - start < 60
 
 
 def test_untrained_model_fails_the_learning_check(one_thread):  # noqa: F811

@@ -9,18 +9,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from clinsynth.cli._app import app
 from clinsynth.errors import DataError, ParameterError
-from clinsynth.synthesizers._conditions import parse_condition_strings as parse_conditions
-from clinsynth.synthesizers._conditions import parse_value as _parse_value
 
 console = Console(stderr=False, highlight=False)
+
+
+class _Remaining(TimeRemainingColumn):
+    """rich's time remaining, unless the library's message already says its own ETA (the deep
+    models' training loop): one estimate on the line, not two that disagree."""
+
+    def render(self, task: Any) -> Text:
+        if "ETA" in str(task.fields.get("message", "")):
+            return Text("")
+        return Text("ETA ") + super().render(task)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -35,8 +43,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Any]:
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        _Remaining(),
         TextColumn("{task.fields[message]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
@@ -113,8 +120,9 @@ def detect(
     ]
     if unknown:
         console.print(
-            f"[yellow]Empty columns whose type could not be detected: {unknown}. "
-            "Drop them or set their sdtype in the JSON before fitting.[/yellow]"
+            f"[yellow]Empty columns (type 'unknown'): {unknown}. They stay empty in the "
+            "synthetic data; drop them, or set their sdtype in the JSON if they will hold "
+            "values.[/yellow]"
         )
     console.print(f"Metadata written to {output}")
 
@@ -165,12 +173,20 @@ def fit(
     target: str | None = typer.Option(
         None, "--target", help="Column to predict: the auto model also scores ML utility on it."
     ),
+    holdout: float | None = typer.Option(
+        None,
+        "--holdout",
+        help="Keep this share of the rows (e.g. 0.2) out of training, written beside the model "
+        "as MODEL.holdout.csv (real rows: do not share it), where `clinsynth evaluate --model` "
+        "finds them to measure privacy and utility.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fit a synthesizer on real data and save it (JSON + tensors, never pickle).
 
     Examples:
       clinsynth fit patients.csv -o model
+      clinsynth fit patients.csv --holdout 0.2 -o model   (and model.holdout.csv beside it)
       clinsynth fit patients.csv --metadata metadata.json --model tvae --epochs 300 -o model.zip
       clinsynth fit --sql duckdb:///hospital.duckdb -o hospital_model
       clinsynth fit omop_csvs/ --orphans drop --reference-table concept -o omop_model
@@ -187,7 +203,9 @@ def fit(
         key, sep, value = item.partition("=")
         if not sep:
             raise ParameterError(f"Cannot read --param {item!r}; write NAME=VALUE.")
-        params[key.strip()] = _parse_value(value)
+        from clinsynth.synthesizers._conditions import parse_value
+
+        params[key.strip()] = parse_value(value)
     if epochs is not None:
         params["epochs"] = epochs
     if batch_size is not None:
@@ -201,6 +219,16 @@ def fit(
     else:
         tables = read_data(data)
         md = _load_metadata(metadata, tables)
+    held_out = None
+    if holdout is not None:
+        if isinstance(tables, dict):
+            raise ParameterError(
+                "--holdout keeps rows of a single table aside; a multi-table model trains on "
+                "every table. Leave --holdout out."
+            )
+        from clinsynth.evaluation._holdout import split_holdout
+
+        tables, held_out = split_holdout(tables, holdout, seed)
     started = time.perf_counter()
     with progress_bar(f"fitting {model}", quiet) as update:
         if isinstance(tables, dict):
@@ -230,13 +258,42 @@ def fit(
             synth = cls(md, progress=update, **params)
         synth.fit(tables)
     if getattr(synth, "leaderboard_", None) is not None:
-        from clinsynth.synthesizers._auto import leaderboard_markdown
-
-        console.print(leaderboard_markdown(synth.leaderboard_), markup=False)
+        _print_leaderboard(synth.leaderboard_, time_budget)
     path = synth.save(output)
     precision = getattr(synth, "trained_precision_", None)
     how = f" ({precision} matrix products)" if precision else ""
-    console.print(f"Fitted {model}{how} in {time.perf_counter() - started:.1f} s; saved to {path}")
+    chosen = getattr(synth, "chosen_", None)
+    what = f"{model} (chose {chosen})" if chosen else model
+    console.print(f"Fitted {what}{how} in {time.perf_counter() - started:.1f} s; saved to {path}")
+    if held_out is not None:
+        from clinsynth.evaluation._holdout import holdout_path
+        from clinsynth.io import write_table
+
+        kept = write_table(held_out, holdout_path(path))
+        console.print(
+            f"Kept {len(held_out)} real rows aside in {kept} (real data: keep it with the model, "
+            "do not share it); `clinsynth evaluate` with --model finds it."
+        )
+
+
+def _print_leaderboard(board: Any, time_budget: str | None) -> None:
+    """The auto model's candidates in five columns (the full table is in the bundle)."""
+    from clinsynth.synthesizers._auto_board import budget_skips, leaderboard_compact
+
+    compact = leaderboard_compact(board)
+    grid = Table(title="auto: the candidates")
+    for column in compact.columns:
+        grid.add_column(column, justify="left" if column in ("model", "verdict") else "right")
+    for row in compact.itertuples(index=False):
+        grid.add_row(*row)
+    console.print(grid)
+    skipped = budget_skips(board)
+    if skipped:
+        budget = f"the time budget ({time_budget})" if time_budget else "the time budget"
+        console.print(
+            f"[yellow]Note: {budget} left no time for {', '.join(skipped)}; auto chose among "
+            "the others. Give a larger --time-budget to try them.[/yellow]"
+        )
 
 
 # --------------------------------------------------------------------------- sample
@@ -268,6 +325,7 @@ def sample(
         "AMX/AVX-512 BF16 and on GPUs) or auto (bfloat16 on CPUs with AMX); default: the "
         "model's own (CTGAN: auto, the others: float32).",
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate synthetic rows from a saved model.
 
@@ -311,21 +369,30 @@ def sample(
             synth.sample_precision = precision
     if seed is not None:
         synth.reset_sampling(seed=seed)
+    from clinsynth.cli import parse_conditions
+
     conditions = parse_conditions(condition) if condition else None
     if output is not None and _output_kind(output) == "folder":
         raise DataError(
             f"'{output}' has no file type. Give OUT.csv, OUT.xlsx or OUT.parquet for a single "
             "table."
         )
-    df = synth.sample(num_rows, conditions=conditions)
-    if output is not None:
-        write_table(df, output)
-    if sql is not None:
-        from clinsynth.io import write_sql_schema
+    steps = 1 + (output is not None) + (sql is not None)
+    with progress_bar("sampling", quiet) as update:
+        tick = update or (lambda total, completed, message="": None)
+        tick(steps, 0, f"generating {num_rows:,} rows")
+        df = synth.sample(num_rows, conditions=conditions)
+        if output is not None:
+            tick(steps, 1, f"writing {output.name}")
+            write_table(df, output)
+        if sql is not None:
+            from clinsynth.io import write_sql_schema
 
-        write_sql_schema(
-            {synth.get_metadata().single_table_name(): df}, sql, metadata=synth.get_metadata()
-        )
+            tick(steps, steps - 1, "writing to the database")
+            write_sql_schema(
+                {synth.get_metadata().single_table_name(): df}, sql, metadata=synth.get_metadata()
+            )
+        tick(steps, steps, "done")
     console.print(f"Generated {len(df)} rows" + (f" -> {output}" if output else ""))
 
 
@@ -345,6 +412,9 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     if fit_info:
         grid.add_row("training rows", str(fit_info.get("num_training_rows")))
         grid.add_row("fit time (s)", f"{fit_info.get('seconds', 0):.2f}")
+    auto = manifest.get("auto")
+    if isinstance(auto, dict) and auto.get("chosen"):
+        grid.add_row("auto's choice", str(auto["chosen"]))
     state = documents.get("model.json")
     if isinstance(state, dict) and state.get("trained_precision"):
         grid.add_row("trained precision", str(state["trained_precision"]))
@@ -361,6 +431,16 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     else:
         grid.add_row("privacy", "no differential privacy (no formal guarantee)")
     console.print(grid)
+    if isinstance(auto, dict) and auto.get("leaderboard"):
+        from clinsynth.synthesizers._auto_board import leaderboard_compact, leaderboard_frame
+
+        compact = leaderboard_compact(leaderboard_frame(auto["leaderboard"]))
+        board = Table(title="auto: the candidates")
+        for column in compact.columns:
+            board.add_column(column)
+        for row in compact.itertuples(index=False):
+            board.add_row(*row)
+        console.print(board)
 
 
 @app.command()
@@ -428,7 +508,7 @@ def demo(
     grid.add_column("score", justify="right")
     grid.add_column("verdict")
     for _, row in result.summary().iterrows():
-        score = "-" if pd.isna(row["Score"]) else f"{row['Score']:.3f}"
+        score = "-" if row["Score"] != row["Score"] else f"{row['Score']:.3f}"
         grid.add_row(str(row["Section"]), score, str(row["Verdict"]))
     console.print(grid)
     if result.quality is not None:

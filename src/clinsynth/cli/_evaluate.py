@@ -33,14 +33,20 @@ def evaluate_command(
         None, "--metadata", "-m", help="Metadata JSON; detected from REAL when not given."
     ),
     holdout: Path | None = typer.Option(
-        None, "--holdout", help="Real records the model never saw (needed for privacy, utility)."
+        None,
+        "--holdout",
+        help="Real records the model never saw (needed for privacy, utility); default: "
+        "MODEL.holdout.csv beside the --model, written by `clinsynth fit --holdout`.",
     ),
     target: str | None = typer.Option(None, "--target", help="Column to predict (ML utility)."),
     sensitive: list[str] | None = typer.Option(
         None, "--sensitive", help="Sensitive column for inference risk (repeat for several)."
     ),
     model: Path | None = typer.Option(
-        None, "--model", help="Saved model folder, for its training loss curve."
+        None,
+        "--model",
+        help="The saved model (folder or .zip): its training loss curve, and the rows it kept "
+        "aside (MODEL.holdout.csv), which are then taken out of REAL if REAL holds them.",
     ),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
     no_detection: bool = typer.Option(
@@ -53,6 +59,12 @@ def evaluate_command(
 
     With two folders: keys and links, children per parent, parent-child trends and each
     table's fidelity (the multi-table report).
+
+    Examples:
+      clinsynth fit patients.csv --holdout 0.2 -o model
+      clinsynth sample model -n 1000 -o synthetic.csv
+      clinsynth evaluate patients.csv synthetic.csv --model model --target outcome -o report.html
+      clinsynth evaluate train.csv synthetic.csv --holdout holdout.csv -o report.html
     """
     if real.is_dir() or synthetic.is_dir():
         _evaluate_schema(
@@ -77,17 +89,17 @@ def evaluate_command(
 
     real_df = read_table(real)
     synth_df = read_table(synthetic)
-    holdout_df = read_table(holdout) if holdout is not None else None
-    md = (
-        Metadata.load_from_json(metadata)
-        if metadata is not None
-        else Metadata.detect_from_dataframe(real_df)
-    )
     fitted = None
     if model is not None:
         from clinsynth import load  # written alongside; imported only when asked for
 
         fitted = load(model)
+    real_df, holdout_df = _real_and_holdout(real_df, holdout, model, fitted)
+    md = (
+        Metadata.load_from_json(metadata)
+        if metadata is not None
+        else Metadata.detect_from_dataframe(real_df)
+    )
 
     kwargs = dict(
         holdout=holdout_df,
@@ -111,6 +123,33 @@ def evaluate_command(
         console.print(f"[dim]{name}: {why}[/dim]")
     written = f"Wrote {output}" + (f" and {json_path}" if json_path is not None else "")
     console.print(written + ".")
+
+
+def _real_and_holdout(
+    real_df: Any, holdout: Path | None, model: Path | None, fitted: Any
+) -> tuple[Any, Any]:
+    """The training rows and the holdout: ``--holdout``, or the rows ``clinsynth fit
+    --holdout`` kept aside beside ``--model``; taken out of REAL when REAL holds them."""
+    from clinsynth.io import read_table
+
+    if holdout is None and model is not None:
+        from clinsynth.evaluation._holdout import holdout_path
+
+        beside = holdout_path(model)
+        if beside.exists():
+            holdout = beside
+            console.print(f"Holdout: the {beside.name} that `clinsynth fit` kept aside.")
+    if holdout is None:
+        return real_df, None
+    holdout_df = read_table(holdout)
+    trained_on = getattr(fitted, "num_training_rows_", None)
+    if trained_on is not None and hasattr(real_df, "columns"):
+        from clinsynth.evaluation._holdout import exclude_holdout
+
+        real_df, removed = exclude_holdout(real_df, holdout_df, int(trained_on))
+        if removed:
+            console.print(f"Took the {removed} held-out rows out of REAL ({len(real_df)} left).")
+    return real_df, holdout_df
 
 
 def _save_and_show(

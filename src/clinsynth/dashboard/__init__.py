@@ -82,15 +82,9 @@ def run(port: int = 8501, *, address: str = "127.0.0.1") -> int:
     >>> from clinsynth.dashboard import run
     >>> # run(8501)  # serves until Ctrl+C
     """
-    try:
-        import streamlit  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - streamlit is a core dependency
-        from clinsynth.errors import ClinsynthError
+    from clinsynth._extras import require
 
-        raise ClinsynthError(
-            "The dashboard needs Streamlit, which is not installed. Run `pip install streamlit` "
-            "(or reinstall clinsynth)."
-        ) from exc
+    require("streamlit", "The dashboard")
     try:
         return subprocess.call(streamlit_command(port, address=address))
     except KeyboardInterrupt:

@@ -147,6 +147,21 @@ def _evidence(what: str, sample_args: str) -> None:
         f"are not stored word for word. Make more {what} from it with "
         f"`clinsynth sample model.zip {sample_args}`."
     )
+    holdout = st.session_state.get("holdout")
+    if isinstance(holdout, pd.DataFrame):
+        # Beside the model, never inside it: the file `clinsynth evaluate --model` looks for.
+        button(
+            st,
+            "Patients kept aside (CSV, real data: keep it with the model, do not share it)",
+            lambda: csv_bytes(holdout),
+            "model.holdout.csv",
+            "text/csv",
+        )
+        st.caption(
+            f"The {len(holdout):,} real patients kept out of training. Save the file next to "
+            "model.zip: `clinsynth evaluate real.csv synthetic.csv --model model.zip` finds it "
+            "and measures privacy and usefulness against them."
+        )
 
 
 def render() -> None:

@@ -80,7 +80,9 @@ class FeatureEncoder:
             else:
                 levels: pd.Index = info[1]
                 values = data[col]
-                codes = pd.Categorical(values, categories=levels).codes.astype(np.int64)
+                # -1 for a level not kept (and for missing); pandas 3 deprecates building a
+                # Categorical from values outside its categories.
+                codes = levels.get_indexer(values).astype(np.int64)
                 missing = values.isna().to_numpy()
                 codes[(codes < 0) & ~missing] = len(levels)
                 codes[missing] = len(levels) + 1

@@ -215,6 +215,12 @@ def evaluate(
     if metadata is None:
         metadata = Metadata.detect_from_dataframe(real)
     table = resolve_table(metadata)
+    # Cells holding a column's "missing_values" markers (".", "NA", ...) are missing values.
+    from clinsynth.metadata._validate import clear_missing_values
+
+    real, synthetic = clear_missing_values(real, table), clear_missing_values(synthetic, table)
+    if holdout is not None:
+        holdout = clear_missing_values(holdout, table)
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
     reports: dict[str, BaseReport | None] = {}

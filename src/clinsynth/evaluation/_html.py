@@ -168,7 +168,10 @@ def quality_block(q: QualityReport, figs: dict, column_notes: list[str]) -> str:
         parts.append(
             "<h3>Can a classifier tell them apart?</h3><p>A model tried to tell real rows from "
             "synthetic rows. An ROC AUC of 0.5 means it could not (ideal); 1.0 means it always "
-            f"could. Detection score: <b>{_fmt(m['detection_score'])}</b>. Alpha-precision (are "
+            f"could. Detection score: <b>{_fmt(m['detection_score'])}</b>, from the better of "
+            "the two classifiers below: score = 1 &minus; 2 &times; (AUC &minus; 0.5), and 1 "
+            "when the AUC is 0.5 or below (an AUC under 0.5 is chance, not a sign of "
+            "difference: the classifier did no better than guessing). Alpha-precision (are "
             f"synthetic rows realistic?): <b>{_fmt(m['alpha_precision'])}</b>; beta-recall (is "
             f"the variety of real patients covered?): <b>{_fmt(m['beta_recall'])}</b>.</p>"
         )
@@ -319,6 +322,16 @@ def _privacy_body(result: EvaluationResult) -> str:
     return "".join(parts)
 
 
+def _merged(merged: object) -> str:
+    """``{"column": count}`` in words: "none", or "stage (2 levels), site (5 levels)"."""
+    if not isinstance(merged, dict) or not merged:
+        return "none"
+    return ", ".join(
+        f"{col} ({n} level{'s' if n != 1 else ''})" if isinstance(n, int) else f"{col} ({n})"
+        for col, n in merged.items()
+    )
+
+
 def _privacy_budget(result: EvaluationResult) -> str:
     """The model's own protection: its DP budget, or a plain statement that it has none."""
     privacy = (result.info.get("model") or {}).get("privacy")
@@ -328,7 +341,7 @@ def _privacy_budget(result: EvaluationResult) -> str:
         return (
             "<h3>Formal guarantee</h3><p>This model was trained without differential privacy: "
             "there is no formal guarantee, only the measured risks in the privacy section. "
-            f"Rare categories merged: {_esc(privacy.get('rare_levels_merged', {}))}.</p>"
+            f"Rare categories merged: {_esc(_merged(privacy.get('rare_levels_merged')))}.</p>"
         )
     keys = (
         "guarantee",

@@ -181,15 +181,26 @@ def figure_data(
 
 # ---------------------------------------------------------------------------- plotly figures
 def _layout(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    """Title, size and style; the legend above the plot (below it, it covered the x labels)
+    and margins that grow to fit the tick labels."""
     fig.update_layout(
-        title={"text": title, "font": {"size": 15}},
+        title={"text": title, "font": {"size": 15}, "y": 0.98, "yanchor": "top"},
         height=height,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        margin={"l": 50, "r": 20, "t": 70, "b": 40},
         template="plotly_white",
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
         barmode="group",
     )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
+
+
+def _slant(fig: go.Figure, labels: list, axis: str = "x") -> None:
+    """Slant category labels that would not fit side by side (many, or long ones)."""
+    texts = [str(v) for v in labels]
+    if len(texts) > 8 or sum(len(t) for t in texts) > 60:
+        getattr(fig, f"update_{axis}axes")(tickangle=-45)
 
 
 def column_figure(name: str, data: dict) -> go.Figure:
@@ -202,6 +213,7 @@ def column_figure(name: str, data: dict) -> go.Figure:
         ):
             fig.add_bar(x=data["categories"], y=data[key], name=label, marker_color=color)
         fig.update_yaxes(title_text="share of rows", tickformat=".0%")
+        _slant(fig, list(data["categories"]))
         return _layout(fig, f"{name} ({data['sdtype']})")
     fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3], horizontal_spacing=0.08)
     edges = np.asarray(data["edges"], dtype=float)
@@ -248,7 +260,8 @@ def heatmap_figure(title: str, columns: list, z: list, *, zmin: float, zmax: flo
         )
     )
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, height=max(320, 18 * len(columns) + 120))
+    _slant(fig, list(columns))
+    return _layout(fig, title, height=max(320, 18 * len(columns) + 160))
 
 
 def bars_figure(title: str, x: list, series: dict[str, list], y_title: str, percent=False):
@@ -257,6 +270,7 @@ def bars_figure(title: str, x: list, series: dict[str, list], y_title: str, perc
     for (label, values), color in zip(series.items(), colors, strict=False):
         fig.add_bar(x=x, y=values, name=label, marker_color=color)
     fig.update_yaxes(title_text=y_title, tickformat=".0%" if percent else None)
+    _slant(fig, list(x))
     return _layout(fig, title)
 
 

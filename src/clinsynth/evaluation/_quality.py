@@ -94,6 +94,10 @@ def evaluate_quality(
     table = resolve_table(metadata)
     real = check_frame(real_data, "real_data")
     synthetic = check_frame(synthetic_data, "synthetic_data")
+    # Cells holding a column's "missing_values" markers (".", "NA", ...) are missing values.
+    from clinsynth.metadata._validate import clear_missing_values
+
+    real, synthetic = clear_missing_values(real, table), clear_missing_values(synthetic, table)
     check_columns(table, {"real_data": real, "synthetic_data": synthetic})
     for name, value in (
         ("max_rows_pairs", max_rows_pairs),

@@ -109,10 +109,12 @@ def categorical_statistics(
     rows = []
     for col in statistical_columns(table, ("categorical", "ordinal", "boolean")):
         sdtype = table.sdtype(col)
+        # Missing values as one level of their own: NaN keys do not align across the two
+        # counts (pandas 3 drops their counts).
         counts = pd.concat(
             [
-                real[col].value_counts(dropna=False, sort=False).rename("real"),
-                synthetic[col].value_counts(dropna=False, sort=False).rename("synthetic"),
+                _levels(real[col]).value_counts(sort=False).rename("real"),
+                _levels(synthetic[col]).value_counts(sort=False).rename("synthetic"),
             ],
             axis=1,
         ).fillna(0)
@@ -126,3 +128,9 @@ def categorical_statistics(
     return pd.DataFrame(
         rows, columns=["Column", "Kind", "Chi-square", "Chi-square p-value", "Cramer's V"]
     )
+
+
+def _levels(series: pd.Series) -> pd.Series:
+    """The column as levels, missing values as the level "<missing>"."""
+    values = series.astype(object)
+    return values.where(series.notna(), "<missing>")

@@ -34,8 +34,11 @@ def save_bundle(
     manifest: dict[str, Any],
     documents: dict[str, Any],
     tensors: dict[str, Any] | None = None,
+    *,
+    archive: bool | None = None,
 ) -> Path:
-    """Write a bundle to ``path`` (a folder, or a zip archive when it ends in ``.zip``)."""
+    """Write a bundle to ``path`` (a folder, or a zip archive when it ends in ``.zip`` or
+    ``archive`` is true)."""
     import torch
 
     path = Path(path)
@@ -56,7 +59,7 @@ def save_bundle(
                 folder / WEIGHTS,
             )
 
-    if path.suffix.lower() == ".zip":
+    if archive if archive is not None else path.suffix.lower() == ".zip":
         staging = Path(tempfile.mkdtemp(prefix=".clinsynth-bundle-"))
         try:
             write_folder(staging)

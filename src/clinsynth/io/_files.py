@@ -99,6 +99,9 @@ def _sniff_separator(sample: str) -> str:
 
 
 def _read_excel(path: Path, sheet_name: str | int) -> pd.DataFrame:
+    from clinsynth._extras import require
+
+    require("openpyxl", f"Reading the Excel file '{path}'")
     try:
         return pd.read_excel(path, sheet_name=sheet_name)
     except ValueError as exc:
@@ -161,6 +164,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
             f"Cannot write '{path}': unsupported type '{suffix or '(none)'}'. "
             "Use .csv, .xlsx or .parquet."
         )
+    if suffix == ".xlsx":
+        from clinsynth._extras import require
+
+        require("openpyxl", f"Writing the Excel file '{path}'")
     with atomic_path(path) as tmp:
         if suffix == ".csv":
             df.to_csv(tmp, index=False)

@@ -127,7 +127,9 @@ def write_sql_schema(
     >>> url = "duckdb:///" + os.path.join(tempfile.mkdtemp(), "out.duckdb")
     >>> write_sql_schema({"patients": pd.DataFrame({"patient_id": [1, 2]})}, url)
     """
-    import sqlalchemy as sa
+    from clinsynth._extras import require
+
+    sa = require("sqlalchemy", "Writing a SQL database")
 
     if if_exists not in ("fail", "replace"):
         raise ParameterError(
@@ -196,8 +198,10 @@ def mask_url(url: object) -> str:
     """
     import re
 
-    import sqlalchemy as sa
-
+    try:
+        import sqlalchemy as sa
+    except ImportError:  # without the [sql] extra: mask by pattern
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, TypeError, ValueError):
@@ -205,7 +209,9 @@ def mask_url(url: object) -> str:
 
 
 def _engine(url: str, *, must_exist: bool) -> tuple[Any, str]:
-    import sqlalchemy as sa
+    from clinsynth._extras import require
+
+    sa = require("sqlalchemy", "Reading or writing a SQL database")
 
     shown = mask_url(url)
     if not isinstance(url, str | sa.engine.URL) or not str(url).strip():
@@ -220,6 +226,12 @@ def _engine(url: str, *, must_exist: bool) -> tuple[Any, str]:
         # SQLAlchemy 2.1 defaults to psycopg 3; psycopg2 (a clinsynth dependency) loads rows
         # with COPY.
         parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_backend_name() == "duckdb":
+        require("duckdb_engine", f"The DuckDB database '{shown}'")
+    elif parsed.drivername == "postgresql+psycopg2" or (
+        parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None
+    ):
+        require("psycopg2", f"The PostgreSQL database '{shown}'")
     if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
         if must_exist and not path.exists():
@@ -241,7 +253,7 @@ def _engine(url: str, *, must_exist: bool) -> tuple[Any, str]:
     except ImportError as exc:
         raise ParameterError(
             f"The database driver for '{shown}' is not installed ({exc}). Install it, e.g. "
-            "pip install psycopg2-binary (PostgreSQL) or duckdb-engine (DuckDB)."
+            "pip install clinsynth[postgres] (PostgreSQL) or clinsynth[sql] (DuckDB)."
         ) from None
     return engine, shown
 

@@ -12,10 +12,22 @@ Rules, in order, for each column (checked against the shared clinical datasets):
 6. numbers (or strings of which >= 90% are numbers) with more than 10 distinct values ->
    ``numerical`` (``Int64`` when every value is whole); numeric codes with few levels and every
    other string column -> ``categorical``.
+
+Missing-value markers. Exports from SAS, Stata, R or spreadsheets write missing cells as text:
+``.``, ``NA``, ``N/A``, ``NaN``, ``null``, ``?``, an empty or blank cell (:data:`MISSING_MARKERS`);
+in a column whose other values are numbers, dates or true/false, also ``-``, ``--``, ``none``,
+``missing``, ``unknown`` and ``not done`` (:data:`TYPED_MISSING_MARKERS`). The column is detected
+from its other values, and the markers found are recorded in its metadata as
+``"missing_values": [".", ...]``; validation, fitting and evaluation read those cells as missing
+(the synthetic data has empty cells there), and a warning names them. Numeric sentinels: in a
+numerical column whose every other value is >= 0, the values -99, -999 and -9999 are
+recorded as missing values too; any other number stays a value (a sentinel cannot be told from a
+measurement otherwise: declare it in ``missing_values`` by hand).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 
@@ -24,8 +36,23 @@ import pandas as pd
 
 from clinsynth.metadata._metadata import Metadata, TableMetadata
 
+logger = logging.getLogger(__name__)
+
 #: Numbers with at most this many distinct values are codes (categorical), as in RHC's 0/1 flags.
 MAX_CODE_LEVELS = 10
+
+#: Text that means "missing" in any column (compared after stripping blanks).
+MISSING_MARKERS = frozenset(
+    {"", ".", "?", "NA", "N/A", "n/a", "N.A.", "NaN", "nan", "null", "NULL", "Null", "#N/A", "<NA>"}
+)
+#: Text that means "missing" in a column whose other values are numbers, dates or booleans
+#: (in a categorical column these may be real levels: "none", "unknown").
+TYPED_MISSING_MARKERS = frozenset(
+    {"-", "--", "none", "None", "NONE", "missing", "Missing", "MISSING", "unknown", "Unknown"}
+    | {"UNKNOWN", "not done", "Not done", "ND"}
+)
+#: Numbers that are "missing" in a column whose other values are all >= 0.
+NUMERIC_SENTINELS = (-99, -999, -9999)
 
 _ID_NAME = re.compile(
     r"^(id|pid|ptid|uid|uuid|guid|seqn|randid|rownames|key)$|[_\s.-](id|key|uuid)$", re.IGNORECASE
@@ -78,17 +105,75 @@ def detect_table(df: pd.DataFrame, table_name: str = "table") -> TableMetadata:
     """Detect the metadata of one DataFrame."""
     columns = {}
     for name in df.columns:
-        columns[str(name)] = detect_column(str(name), df[name])
+        spec = columns[str(name)] = detect_column(str(name), df[name])
+        if spec.get("missing_values"):
+            _warn_markers(table_name, str(name), df[name], spec["missing_values"])
     table = TableMetadata(columns)
     table.primary_key = _detect_primary_key(df, table)
     return table
 
 
 def detect_column(name: str, series: pd.Series) -> dict:
-    """Detect the sdtype (and its properties) of one column."""
+    """Detect the sdtype (and its properties) of one column.
+
+    Missing-value markers (see the module docstring) are left out of the detection and
+    recorded as ``"missing_values"``.
+
+    >>> detect_column("age", pd.Series(["54", ".", "61", "NA"] + [str(i) for i in range(30)]))
+    {'sdtype': 'numerical', 'computer_representation': 'Int64', 'missing_values': ['.', 'NA']}
+    """
     values = series.dropna()
     if len(values) == 0:
         return {"sdtype": "unknown"}
+    if (
+        pd.api.types.is_numeric_dtype(series)
+        or pd.api.types.is_bool_dtype(series)
+        or pd.api.types.is_datetime64_any_dtype(series)
+    ):
+        return _detect_values(name, series, values)
+    text = values.astype(str).str.strip()
+    marked = text.isin(MISSING_MARKERS) | text.isin(TYPED_MISSING_MARKERS)
+    if not marked.any():
+        return _detect_values(name, series, values)
+    rest = values[~marked.to_numpy()]
+    if len(rest) == 0:
+        return {"sdtype": "unknown", "missing_values": _sorted_markers(text[marked])}
+    spec = _detect_values(name, series, rest)
+    typed = spec["sdtype"] in ("numerical", "datetime", "boolean")
+    found = text[text.isin(MISSING_MARKERS) | (typed & text.isin(TYPED_MISSING_MARKERS))]
+    if not typed and len(found) < len(text[marked]):
+        # Words such as "none" or "unknown" stay levels of a categorical column: detect it with
+        # them, leaving out only the unambiguous markers.
+        spec = _detect_values(name, series, values[~text.isin(MISSING_MARKERS).to_numpy()])
+    if len(found):
+        spec["missing_values"] = _sorted_markers(found) + spec.get("missing_values", [])
+    return spec
+
+
+def _sorted_markers(found: pd.Series) -> list[str]:
+    """The markers seen, most frequent first."""
+    return [str(v) for v in found.value_counts(sort=True).index]
+
+
+def _warn_markers(table: str, column: str, series: pd.Series, markers: list) -> None:
+    text = series.dropna().astype(str).str.strip()
+    numeric = [m for m in markers if not isinstance(m, str)]
+    count = int(text.isin([str(m) for m in markers if isinstance(m, str)]).sum())
+    if numeric:
+        count += int(pd.to_numeric(series, errors="coerce").isin(numeric).sum())
+    shown = ", ".join(repr(m) for m in markers)
+    logger.warning(
+        "column '%s' (table '%s'): %d cells hold %s, read as missing values (recorded as "
+        "'missing_values' in its metadata; remove them there to keep them as values).",
+        column,
+        table,
+        count,
+        shown,
+    )
+
+
+def _detect_values(name: str, series: pd.Series, values: pd.Series) -> dict:
+    """The sdtype of the non-missing ``values`` of the column ``series``."""
     if _looks_like_id(name, values):
         return {"sdtype": "id"}
     if pd.api.types.is_bool_dtype(series):
@@ -110,13 +195,21 @@ def detect_column(name: str, series: pd.Series) -> dict:
     if fmt:
         return {"sdtype": "datetime", "datetime_format": fmt}
     numbers = pd.to_numeric(text, errors="coerce")
-    if (
-        not _CODE_COL.search(name)
-        and numbers.notna().mean() >= 0.9
-        and numbers.nunique() > MAX_CODE_LEVELS
-    ):
-        # Mostly numbers: declared numerical so that validation names the stray values.
-        return _numeric_column(numbers.dropna())
+    if not _CODE_COL.search(name) and numbers.nunique() > MAX_CODE_LEVELS:
+        if numbers.notna().all():
+            return _numeric_column(numbers)
+        if numbers.notna().mean() >= 0.9:
+            # Mostly numbers, but not all: categorical, which the data satisfies; say why.
+            bad = text[numbers.isna()]
+            logger.warning(
+                "column '%s' is mostly numbers, but %d values are not (first: %r), so it is "
+                "detected as categorical. Clean those values, or declare it numerical with "
+                "them in 'missing_values' if they mean missing.",
+                name,
+                len(bad),
+                bad.iloc[0],
+            )
+            return {"sdtype": "categorical"}
     if _is_free_text(text):
         return {"sdtype": "text", "pii": True}
     return {"sdtype": "categorical"}
@@ -124,10 +217,18 @@ def detect_column(name: str, series: pd.Series) -> dict:
 
 def _numeric_column(values: pd.Series) -> dict:
     numbers = values.astype("float64")
+    sentinel = numbers.isin(NUMERIC_SENTINELS)
+    sentinels: list[int] = []
+    if sentinel.any() and (~sentinel).sum() > MAX_CODE_LEVELS and (numbers[~sentinel] >= 0).all():
+        sentinels = sorted({int(v) for v in numbers[sentinel]}, reverse=True)
+        numbers = numbers[~sentinel]
     if numbers.nunique() <= MAX_CODE_LEVELS:
         return {"sdtype": "categorical"}
     whole = bool(np.all(np.isfinite(numbers)) and np.all(numbers == np.round(numbers)))
-    return {"sdtype": "numerical", "computer_representation": "Int64" if whole else "Float"}
+    spec: dict = {"sdtype": "numerical", "computer_representation": "Int64" if whole else "Float"}
+    if sentinels:
+        spec["missing_values"] = sentinels
+    return spec
 
 
 def _looks_like_id(name: str, values: pd.Series) -> bool:

@@ -417,6 +417,17 @@ def _table_problems(name: str, table: TableMetadata, multi: bool) -> list[str]:
     for col, spec in table.columns.items():
         sdtype = spec.get("sdtype")
         at = f"{where}column '{col}'"
+        markers = spec.get("missing_values")
+        if markers is not None and (
+            not isinstance(markers, list)
+            or not all(
+                isinstance(m, str | int | float) and not isinstance(m, bool) for m in markers
+            )
+        ):
+            problems.append(
+                f"{at}: 'missing_values' must be a list of the texts or numbers that mean "
+                f"missing, e.g. ['.', 'NA', -99]. Got {markers!r}."
+            )
         if sdtype == UNKNOWN:
             problems.append(
                 f"{at}: its type could not be detected (the column is empty). Drop the column, "

@@ -51,14 +51,73 @@ def validate_data(md: Metadata, data: pd.DataFrame | dict[str, pd.DataFrame]) ->
     return notes
 
 
+def clear_missing_values(df: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    """``df`` with the cells that hold a column's ``missing_values`` emptied (a copy when any
+    is found; ``df`` itself is never modified).
+
+    Text markers match after stripping blanks; numbers match numerically (also when the
+    column holds them as text). A numerical column left with nothing but numbers in text (as
+    read from a CSV with ``.`` for missing) becomes a float column.
+
+    >>> from clinsynth.metadata import TableMetadata
+    >>> t = TableMetadata({"age": {"sdtype": "numerical", "missing_values": [".", -99]}})
+    >>> clear_missing_values(pd.DataFrame({"age": ["54", ".", "-99", "61"]}), t)["age"].tolist()
+    [54.0, nan, nan, 61.0]
+    """
+    if not isinstance(df, pd.DataFrame):
+        return df
+    out = df
+    for col, spec in table.columns.items():
+        markers = spec.get("missing_values")
+        if not markers or col not in df.columns or df.columns.tolist().count(col) != 1:
+            continue
+        series = df[col]
+        hit = _marker_mask(series, markers)
+        numeric_text = (
+            spec.get("sdtype") == "numerical"
+            and not pd.api.types.is_numeric_dtype(series)
+            and not pd.api.types.is_bool_dtype(series)
+        )
+        if not hit.any() and not numeric_text:
+            continue
+        cleared = series.mask(hit)
+        if numeric_text:
+            numbers = pd.to_numeric(cleared, errors="coerce")
+            if (numbers.notna() | cleared.isna()).all():  # else validation names the strays
+                cleared = numbers.astype("float64")
+        if out is df:
+            out = df.copy()
+        out[col] = cleared
+    return out
+
+
+def _marker_mask(series: pd.Series, markers: list) -> pd.Series:
+    texts = {str(m).strip() for m in markers if isinstance(m, str)}
+    numbers = [float(m) for m in markers if isinstance(m, int | float) and not isinstance(m, bool)]
+    hit = pd.Series(False, index=series.index)
+    if texts and not pd.api.types.is_numeric_dtype(series):
+        present = series.notna()
+        hit |= present & series.astype("object").astype(str).str.strip().isin(texts)
+    if numbers:
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            hit |= series.isin(numbers)
+        elif not pd.api.types.is_datetime64_any_dtype(series):
+            hit |= pd.to_numeric(series, errors="coerce").isin(numbers)
+    return hit
+
+
 def table_problems(
     table: TableMetadata, df: pd.DataFrame, where: str = ""
 ) -> tuple[list[str], list[str]]:
-    """Every problem (blocking) and note (not blocking) of one table."""
+    """Every problem (blocking) and note (not blocking) of one table.
+
+    Cells holding a column's ``missing_values`` count as missing (:func:`clear_missing_values`).
+    """
     problems: list[str] = []
     notes: list[str] = []
     if not isinstance(df, pd.DataFrame):
         return [f"{where}expected a table (DataFrame), got {type(df).__name__}."], notes
+    df = clear_missing_values(df, table)
     if len(df.columns) == 0:
         return [f"{where}the table has no columns."], notes
     if len(df) == 0:
@@ -89,9 +148,13 @@ def table_problems(
         nonnull = series.dropna()
         sdtype = spec["sdtype"]
         if len(nonnull) == 0:
-            if sdtype == "unknown":
-                continue  # reported by Metadata.validate()
             notes.append(f"{at} is empty; it will be empty in the synthetic data too.")
+            continue
+        if sdtype == "unknown":
+            problems.append(
+                f"{at} has sdtype 'unknown' but holds {len(nonnull)} values. Declare its sdtype "
+                "(`clinsynth detect` finds one)."
+            )
             continue
         if nonnull.nunique() == 1 and sdtype not in ("id",) and len(series) > 1:
             notes.append(

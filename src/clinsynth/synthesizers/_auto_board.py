@@ -89,6 +89,49 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+#: The columns of the compact leaderboard (a terminal's width).
+COMPACT_COLUMNS = ("model", "score", "privacy risk", "time (s)", "verdict")
+
+
+def leaderboard_compact(board: pd.DataFrame) -> pd.DataFrame:
+    """Five columns that fit an 80-column terminal: model, score, privacy risk, fit time and
+    the verdict (the status; with the reason for a skipped or failed candidate).
+
+    The full leaderboard (every measure and note) is :func:`leaderboard_markdown` /
+    ``AutoSynthesizer.save_leaderboard``.
+
+    >>> board = rank_leaderboard([{"model": "a", "score": 0.8, "dcr_share": 0.5,
+    ...                            "mia_auc": 0.5, "passes_privacy": True}])
+    >>> list(leaderboard_compact(board).iloc[0])
+    ['a', '0.800', '0.000', '', 'chosen']
+    """
+
+    def number(value: Any, fmt: str) -> str:
+        return "" if value is None or value != value else format(float(value), fmt)
+
+    rows = []
+    for record in leaderboard_records(board):
+        status = record.get("status") or ""
+        note = record.get("note") or ""
+        verdict = f"{status}: {note}" if status in ("skipped", "error") and note else status
+        rows.append(
+            (
+                str(record.get("model")),
+                number(record.get("score"), ".3f"),
+                number(record.get("privacy_risk"), ".3f"),
+                number(record.get("fit_seconds"), ".1f"),
+                verdict,
+            )
+        )
+    return pd.DataFrame(rows, columns=list(COMPACT_COLUMNS))
+
+
+def budget_skips(board: pd.DataFrame) -> list[str]:
+    """The candidates the time budget left out (status "skipped")."""
+    skipped = board[board["status"] == "skipped"]
+    return [str(m) for m in skipped["model"]]
+
+
 def privacy_risk(dcr_share: Any, mia_auc: Any) -> Any:
     """How far a candidate's privacy measures are from "no leakage" (0 is none).
 

@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +35,13 @@ logger = logging.getLogger(__name__)
 
 #: Parameters that are runtime choices, not part of the model (not saved in the bundle).
 _RUNTIME_PARAMS = ("progress", "verbose", "device", "constraints")
+#: The steps of ``fit`` reported to the progress callback: checking the data, learning the
+#: columns, encoding, fitting the model. Models that train in epochs report every epoch
+#: themselves: for them the steps are messages at 0% (the bar then counts epochs and never
+#: runs backwards).
+_FIT_STEPS = 4
+#: File names that promise a pickle, which clinsynth never writes: saved as a zip bundle.
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
 
 
 def _is_int(minimum: int) -> Any:
@@ -76,7 +84,8 @@ class BaseSynthesizer:
     device : {"cpu", "cuda", "auto"}
         Where torch models train and sample.
     verbose : bool
-        Log progress at INFO level.
+        Deep models print one line per epoch on stdout (the epoch, its losses and the time
+        left), as SDV's do; every model also logs its progress at INFO level.
     progress : callable, optional
         ``progress(total, completed, message)``, called during fit.
     """
@@ -189,7 +198,7 @@ class BaseSynthesizer:
     # ------------------------------------------------------------------ fit
     def fit(self, data: pd.DataFrame) -> BaseSynthesizer:
         """Learn the table. Validates ``data`` first and reports every problem at once."""
-        from clinsynth.metadata._validate import table_problems
+        from clinsynth.metadata._validate import clear_missing_values, table_problems
 
         self._validate_params()
         if not isinstance(data, pd.DataFrame):
@@ -198,8 +207,11 @@ class BaseSynthesizer:
                 "clinsynth.io.read_table(path)."
             )
         table = self._table_metadata()
+        stage = self._fit_stage
+        stage(0, "checking the data")
+        data = clear_missing_values(data, table)  # the metadata's "missing_values" markers
         if isinstance(self.metadata, Metadata):
-            self.metadata.validate()
+            self._validate_metadata(table, data)
         problems, notes = table_problems(table, data)
         if problems:
             raise DataError.from_problems("The data does not match its metadata", problems)
@@ -224,6 +236,7 @@ class BaseSynthesizer:
                 }
         else:
             model_table = table
+        stage(1, f"learning {len(model_table.columns)} columns")
         self._transformer_ = TableTransformer(
             model_table,
             enforce_min_max=self.enforce_min_max_values,
@@ -239,16 +252,41 @@ class BaseSynthesizer:
                     t.decimals = None
         self._fit_seed_ = derive_seed(rng)
         self._sample_seed_ = derive_seed(rng)
+        stage(2, f"encoding {len(data):,} rows")
         encoded = self._encode_for_fit(data)
         self._loss_history_: pd.DataFrame | None = None
-        report(self.progress, 1, 0, "fitting")
+        stage(3, "fitting the model")  # models that train in epochs take the bar over here
         self._fit(encoded)
-        report(self.progress, 1, 1, "done")
+        stage(_FIT_STEPS, "done")
         self.fit_seconds_ = time.perf_counter() - start
         self._fitted = True
         self.reset_sampling()
         logger.info("%s fitted in %.2f s", type(self).__name__, self.fit_seconds_)
         return self
+
+    def _fit_stage(self, step: int, message: str) -> None:
+        """Report step ``step`` of ``_FIT_STEPS`` (see there)."""
+        if "epochs" not in self._param_names():
+            report(self.progress, _FIT_STEPS, step, message)
+        else:
+            report(self.progress, 1, int(step == _FIT_STEPS), message)
+
+    def _validate_metadata(self, table: TableMetadata, data: pd.DataFrame) -> None:
+        """``Metadata.validate()``, where a column detected ``unknown`` because it is empty
+        (as it is in ``data``) is accepted: it stays empty in the synthetic data."""
+        metadata = self.metadata
+        empty = [
+            column
+            for column, spec in table.columns.items()
+            if spec.get("sdtype") == "unknown"
+            and column in data.columns
+            and data[column].isna().all()
+        ]
+        if empty:
+            metadata = metadata.copy()
+            for column in empty:
+                metadata.get_table(self.table_name).columns[column]["sdtype"] = "categorical"
+        metadata.validate()
 
     def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
         return self._transformer_.transform(data)
@@ -285,10 +323,11 @@ class BaseSynthesizer:
 
     def sample(
         self,
-        num_rows: int,
+        num_rows: int | None = None,
         *,
         conditions: dict[str, Any] | None = None,
         max_tries_per_batch: int = 100,
+        num_samples: int | None = None,
     ) -> pd.DataFrame:
         """Generate ``num_rows`` synthetic rows.
 
@@ -299,8 +338,26 @@ class BaseSynthesizer:
             ``{column: value}`` for equality, ``{column: (low, high)}`` for a range (either end
             may be None). Exactly ``num_rows`` rows come back, or a
             :class:`~clinsynth.errors.SamplingError` says how many could be made and why.
+        max_tries_per_batch : int
+            Rounds of generation allowed to meet rare conditions or rules.
+        num_samples : int, optional
+            Another name of ``num_rows`` (CTGAN's and older SDV code's ``sample(num_samples)``);
+            give one of the two.
+
+        Examples
+        --------
+        >>> # model.sample(1000) == model.sample(num_rows=1000) == model.sample(num_samples=1000)
         """
         self._check_fitted()
+        if num_samples is not None:
+            if num_rows is not None:
+                raise ParameterError(
+                    f"Give num_rows or num_samples (the same thing), not both. Got num_rows="
+                    f"{num_rows!r} and num_samples={num_samples!r}."
+                )
+            num_rows = num_samples
+        if num_rows is None:
+            raise ParameterError("sample() needs the number of rows: sample(1000).")
         if not _is_int(0)(num_rows):
             raise ParameterError(f"num_rows must be an int >= 0. Got {num_rows!r}.")
         if conditions:
@@ -381,10 +438,26 @@ class BaseSynthesizer:
 
     # ------------------------------------------------------------------ persistence
     def save(self, filepath: str | os.PathLike) -> Path:
-        """Save as a bundle folder (or ``.zip``): JSON + tensors, no pickle, no training row."""
+        """Save as a bundle folder (or ``.zip``): JSON + tensors, no pickle, no training row.
+
+        A path that promises a pickle (``.pkl``, ``.pickle``, ``.joblib``, ``.sav``; SDV's
+        habit) gets a zip bundle under that same name and a warning: the file is not a pickle,
+        ``clinsynth.load(path)`` reads it, ``pickle.load`` does not.
+
+        Returns the path written.
+        """
         from clinsynth.io._bundle import save_bundle
 
         self._check_fitted()
+        archive = Path(filepath).suffix.lower() in _PICKLE_SUFFIXES
+        if archive:
+            warnings.warn(
+                f"clinsynth never pickles: '{filepath}' is written as a zip bundle (JSON and "
+                "tensors) under that name. Load it with clinsynth.load(), not pickle; name it "
+                "'.zip' (or a folder) to silence this warning.",
+                UserWarning,
+                stacklevel=2,
+            )
         state, tensors = self._get_state()
         params = {k: v for k, v in self.get_params().items() if k not in self._runtime_params}
         manifest = {
@@ -409,7 +482,7 @@ class BaseSynthesizer:
         }
         if self._loss_history_ is not None:
             documents["losses.json"] = self._loss_history_.to_dict(orient="list")
-        return save_bundle(filepath, manifest, documents, tensors)
+        return save_bundle(filepath, manifest, documents, tensors, archive=archive or None)
 
     @classmethod
     def load(

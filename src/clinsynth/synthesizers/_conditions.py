@@ -107,8 +107,7 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
     for column, value in conditions.items():
         if column not in table.columns:
             raise SamplingError(
-                f"Condition on '{column}', which is not a column. Columns: "
-                f"{', '.join(table.columns)}."
+                f"Condition on '{column}', which is not a column. {_hint(column, table.columns)}"
             )
         sdtype = table.columns[column]["sdtype"]
         if isinstance(value, tuple | list) and len(value) == 2:
@@ -141,6 +140,25 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
                     )
             parsed[column] = ("eq", value)
     return parsed
+
+
+def _hint(column: str, columns: Any, most: int = 8) -> str:
+    """ "Did you mean ...?" from the close names, else the first few columns and a count.
+
+    >>> _hint("agee", ["age", "sex", "agent"])
+    "Did you mean 'age' or 'agent'?"
+    """
+    import difflib
+
+    names = [str(c) for c in columns]
+    lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(column.lower(), list(lower), n=3, cutoff=0.6)
+    if close:
+        quoted = [f"'{lower[c]}'" for c in close]
+        return f"Did you mean {' or '.join(quoted) if len(quoted) < 3 else ', '.join(quoted)}?"
+    shown = ", ".join(names[:most])
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"Columns: {shown}{more}."
 
 
 def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: Any) -> None:
@@ -316,7 +334,7 @@ def sample_from_condition_rows(synth: BaseSynthesizer, conditions: pd.DataFrame)
     keys = (
         filled.astype(int).astype(str).agg("".join, axis=1)
         + "|"
-        + conditions.astype(str).agg("\x1f".join, axis=1)
+        + conditions.map(str).agg("\x1f".join, axis=1)  # pandas 3's astype(str) keeps NaN
     )
     for _, idx in groups.groupby(keys, sort=False).groups.items():
         first = conditions.loc[idx[0]]

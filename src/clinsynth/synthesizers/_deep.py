@@ -151,6 +151,20 @@ class _FusedAdam(torch.optim.Adam):
 _PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
+def _printing(progress: Callable[..., None] | None, name: str) -> Callable[..., None]:
+    """``verbose=True``: one line per epoch on stdout (the epoch, its losses and the ETA), as
+    SDV users expect, then the caller's own progress callback. The library otherwise only
+    logs; verbose is the user asking for the print."""
+    import sys
+
+    def update(total: int, completed: int, message: str = "") -> None:
+        print(f"{name} {message}", file=sys.stdout, flush=True)
+        if progress is not None:
+            progress(total, completed, message)
+
+    return update
+
+
 def fast_bfloat16(device: torch.device) -> bool:
     """Whether ``training_precision="auto"`` trains in bfloat16 on ``device``: a CPU with AMX
     tiles (Intel Sapphire Rapids and later), where bfloat16 products run several times faster
@@ -408,7 +422,9 @@ class DeepSynthesizer(BaseSynthesizer):
             steps_per_epoch=self._steps_per_epoch(len(data)),
             validate=validate,
             patience=self.early_stopping_patience,
-            progress=self.progress,
+            progress=_printing(self.progress, type(self).__name__)
+            if self.verbose
+            else self.progress,
             checkpoint_path=self._checkpoint_path(),
             checkpoint_every=self.checkpoint_every,
             checkpoint_meta=self._checkpoint_meta() if self.checkpoint_dir is not None else {},

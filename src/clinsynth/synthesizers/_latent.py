@@ -7,11 +7,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from clinsynth.errors import ClinsynthError, ParameterError
+from clinsynth._extras import require
+from clinsynth.errors import MissingDependencyError, ParameterError
 
-
-class MissingDependencyError(ClinsynthError, ImportError):
-    """An optional dependency is not installed; the message names the extra to install."""
+__all__ = ["MissingDependencyError", "visualize_latent_space"]
 
 
 def _pca(z: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -26,13 +25,7 @@ def _pca(z: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 def _umap(z: np.ndarray, random_state: int | None) -> tuple[np.ndarray, list[str]]:
-    try:
-        import umap  # noqa: PLC0415
-    except ImportError:
-        raise MissingDependencyError(
-            "method='umap' needs the optional package umap-learn: pip install clinsynth[umap] "
-            "(or use method='pca')."
-        ) from None
+    umap = require("umap", "visualize_latent_space(method='umap'); method='pca' does not")
     reducer = umap.UMAP(n_components=2, random_state=random_state)
     return reducer.fit_transform(z), ["UMAP 1", "UMAP 2"]
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from clinsynth._utils import text_dtype
 from clinsynth.errors import DataError, ParameterError
 from clinsynth.transform._base import ColumnTransformer, SpanInfo, decode_choice, one_hot, to_python
 
@@ -334,6 +335,8 @@ def _restore_dtype(values: pd.Series, dtype: str, has_null: bool) -> pd.Series:
             return values.astype("category")
         if dtype.startswith("string"):
             return values.astype(dtype)
+        if dtype == "str":  # pandas 3's default text dtype
+            return values.astype(text_dtype())
     except (TypeError, ValueError):
         pass
     return values

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from clinsynth._utils import text_dtype
 from clinsynth.errors import DataError, ParameterError
 from clinsynth.privacy._statistics import sample_from_histogram
 from clinsynth.transform._base import ColumnTransformer, SpanInfo, decode_choice, one_hot
@@ -510,7 +511,12 @@ class DatetimeTransformer(NumericalTransformer):
 
     kind: ClassVar[str] = "datetime"
     _params = ("method", "max_modes", "enforce_min_max", "datetime_format", "mode_selection")
-    _state = (*NumericalTransformer._state, "unit", "tz", "is_text")
+    _state = (*NumericalTransformer._state, "unit", "tz", "is_text", "resolution", "text_dtype")
+    #: The datetime column's resolution ("ns"; pandas 3 reads dates as "us"), and the dtype of
+    #: a column of dates as text ("str" from pandas 3, else "object"); bundles written before
+    #: they were saved decode to "ns" and "object".
+    resolution: str = "ns"
+    text_dtype: str = "object"
 
     #: Rounding units tried from coarsest: a day, an hour, a minute, a second, a millisecond.
     _UNITS: ClassVar[tuple[float, ...]] = (86400.0, 3600.0, 60.0, 1.0, 1e-3)
@@ -563,6 +569,8 @@ class DatetimeTransformer(NumericalTransformer):
         self.is_text = not pd.api.types.is_datetime64_any_dtype(series)
         tz = getattr(series.dt, "tz", None) if not self.is_text else None
         self.tz = str(tz) if tz is not None else None
+        self.resolution = "ns" if self.is_text else _resolution(series.dtype)
+        self.text_dtype = "str" if str(series.dtype) == "str" else "object"
         private = self._privacy is not None
         super()._fit(series)
         self.decimals = None
@@ -585,10 +593,22 @@ class DatetimeTransformer(NumericalTransformer):
         missing = np.isnan(seconds)
         ns = np.where(missing, 0, np.round(seconds * 1e9)).astype("int64")
         values = pd.Series(pd.to_datetime(ns, unit="ns")).mask(missing)
+        if self.resolution != "ns":
+            values = values.dt.as_unit(self.resolution)
         if self.tz:
             values = values.dt.tz_localize("UTC").dt.tz_convert(self.tz)
         if self.is_text:
             fmt = self.datetime_format or "%Y-%m-%d %H:%M:%S"
             text = values.dt.strftime(fmt)
+            if self.text_dtype == "str":
+                return text.astype(text_dtype()).where(~missing)
             return text.astype(object).where(~missing, None)
         return values
+
+
+def _resolution(dtype: object) -> str:
+    """``"ns"``, ``"us"``, ... of a datetime dtype (numpy's, or pandas' with a time zone)."""
+    unit = getattr(dtype, "unit", None)
+    if unit is None:
+        unit = np.datetime_data(dtype)[0]  # type: ignore[arg-type]
+    return str(unit) if unit in ("s", "ms", "us", "ns") else "ns"
