@@ -356,19 +356,18 @@ class AutoSynthesizer(BaseSynthesizer):
         }
         passing = self.leaderboard_[self.leaderboard_["status"] == "chosen"]
         if not models:
-            raise ClinsynthError(
-                "No candidate model could be fitted and scored:\n"
-                + leaderboard_markdown(self.leaderboard_)
-                + "\nSee the notes; give a larger time_budget or other candidates."
+            raise ClinsynthError.from_problems(
+                "No candidate model could be fitted and scored; give a larger time_budget or "
+                "other candidates",
+                _candidate_problems(self.leaderboard_),
             )
         if passing.empty:
-            raise PrivacyError(
+            raise PrivacyError.from_problems(
                 "No candidate model passed the privacy checks (DCR share <= "
                 f"{self.max_dcr_share}, membership-inference AUC <= {self.max_mia_auc}, each "
-                "widened to 0.5 plus two standard errors on a small validation split):\n"
-                + leaderboard_markdown(self.leaderboard_)
-                + "\nSee leaderboard_; train longer or other models, or relax the thresholds "
-                "knowingly."
+                "widened to 0.5 plus two standard errors on a small validation split); train "
+                "longer or other models, or relax the thresholds knowingly",
+                _candidate_problems(self.leaderboard_),
             )
         chosen = str(passing["model"].iloc[0])
         report(self.progress, total, total - 1, f"refitting {chosen} on every row")
@@ -697,6 +696,16 @@ class AutoSynthesizer(BaseSynthesizer):
         self.refit_note_ = auto.get("refit_note")
         self.model_._load_manifest_extra(manifest)
         self.model_.reset_sampling()
+
+
+def _candidate_problems(board: pd.DataFrame) -> list[str]:
+    """One line per candidate: its name, status and note (the leaderboard in words)."""
+    lines = []
+    for row in board.to_dict(orient="records"):
+        note = row.get("note")
+        has_note = isinstance(note, str) and note
+        lines.append(f"{row['model']}: {row['status']}" + (f" ({note})" if has_note else ""))
+    return lines
 
 
 def _record_fit(
