@@ -236,6 +236,7 @@ def evaluate(
             real,
             synthetic,
             table,
+            holdout=holdout,
             detection=detection,
             random_state=random_state,
         )

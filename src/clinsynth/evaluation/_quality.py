@@ -27,6 +27,7 @@ from clinsynth.evaluation._fidelity import (
     pair_trends_score,
     shapes_score,
 )
+from clinsynth.evaluation._logic import evaluate_logic, giveaway_sentence, logic_sentence
 from clinsynth.evaluation._reports import QualityReport
 from clinsynth.evaluation._statistics import categorical_statistics, numeric_statistics
 from clinsynth.metadata import Metadata
@@ -38,7 +39,9 @@ def evaluate_quality(
     synthetic_data: pd.DataFrame,
     metadata: Metadata,
     *,
+    holdout: pd.DataFrame | None = None,
     detection: bool = True,
+    logic: bool = True,
     real_correlation_threshold: float = 0.5,
     real_association_threshold: float = 0.3,
     max_rows_pairs: int | None = 50_000,
@@ -53,8 +56,9 @@ def evaluate_quality(
     ``QualityReport`` (see :mod:`clinsynth.evaluation._fidelity` for the exact definitions, which
     include SDMetrics' rule that only pairs associated in the real data count). Supplementary
     details that do not enter the score: per-column statistical tests (KS, Welch t, chi-square),
-    moments, Wasserstein distances, a detection test (can a classifier tell the two apart?) and
-    alpha-precision / beta-recall.
+    moments, Wasserstein distances, the logic kept (per rule of the table, the share of
+    synthetic, holdout and training rows obeying it), a detection test (can a classifier tell
+    the two apart? and by which columns) and alpha-precision / beta-recall.
 
     Parameters
     ----------
@@ -62,8 +66,13 @@ def evaluate_quality(
         The real table and the synthetic table, with the metadata's columns.
     metadata : Metadata
         Single-table metadata. Id and PII columns are ignored.
+    holdout : DataFrame, optional
+        Real rows the model never saw: the logic kept is shown beside theirs.
     detection : bool
         Run the detection classifiers and alpha-precision / beta-recall (the slowest part).
+    logic : bool
+        Check the table's rules (its metadata ``constraints``, else rules discovered on
+        ``real_data``) on every row.
     real_correlation_threshold, real_association_threshold : float
         A pair counts toward Column Pair Trends only when the real data's ``|Pearson r|`` (two
         continuous columns) or Cramér's V (other pairs) exceeds this; SDMetrics' values by default.
@@ -159,6 +168,14 @@ def evaluate_quality(
         "Moments": moments,
     }
     notes = []
+    if logic:
+        logic_details, logic_metrics = evaluate_logic(
+            real,
+            synthetic,
+            table,
+            holdout=check_frame(holdout, "holdout") if holdout is not None else None,
+        )
+        details["Logic Kept"] = logic_details
     if properties["Column Pair Trends"] is None:
         notes.append(
             "Column Pair Trends was not measured: no pair of columns is associated in the real "
@@ -178,6 +195,9 @@ def evaluate_quality(
         if len(num_tests)
         else None,
     }
+    if logic:
+        metrics.update(logic_metrics)
+        metrics["logic_summary"] = logic_sentence(logic_details, logic_metrics)
 
     if detection:
         report(progress, total, 3, "Detection")
@@ -201,8 +221,10 @@ def evaluate_quality(
             sampling.record("Alpha-precision / beta-recall", **rows)
         details["Detection"] = det
         details["Alpha Precision Beta Recall"] = curves
+        details["Detection Importance"] = summary["importance"]
         aucs = det["AUC"].dropna()
         worst = float(aucs.max()) if len(aucs) else None
+        metrics["giveaway"] = giveaway_sentence(summary["importance"], worst)
         metrics.update(
             {
                 "detection_auc": dict(zip(det["Model"], det["AUC"], strict=True)),
