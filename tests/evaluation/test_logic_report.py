@@ -50,14 +50,15 @@ def test_broken_rows_are_counted_and_rules_found_without_metadata(frames):
     broken = synthetic.copy()
     broken.loc[:41, "dx_class"] = "kidney"  # breaks the dependency on some of these rows
     broken.loc[:41, "total"] = broken.loc[:41, "total"] + 1.0  # breaks the formula on 42 rows
-    report = evaluate_quality(train, broken, md.get_table().copy(), detection=False)
+    report = evaluate_quality(train, broken, md.get_table().copy(), detection=False, logic=True)
     logic = report.get_details("Logic Kept").set_index("Rule")
     assert logic.loc["total = `fee_a` + `fee_b`", "Synthetic"] == pytest.approx(1 - 42 / 420)
     assert logic.loc["dx determines dx_class", "Synthetic"] < 1.0
     assert "The rule broken most often" in report.metrics["logic_summary"]
     # Metadata without rules: discovered on the real rows for the check.
     bare = Metadata.detect_from_dataframe(train, discover_rules=False)
-    report = evaluate_quality(train, broken, bare, detection=False)
+    report = evaluate_quality(train, broken, bare, detection=False, logic=True)
+    assert "Logic Kept" not in evaluate_quality(train, broken, bare, detection=False).detail_names
     assert "total = `fee_a` + `fee_b`" in set(report.get_details("Logic Kept")["Rule"])
 
 

@@ -238,6 +238,8 @@ def evaluate(
             table,
             holdout=holdout,
             detection=detection,
+            logic=True,
+            importance=True,
             random_state=random_state,
         )
     else:

@@ -41,7 +41,8 @@ def evaluate_quality(
     *,
     holdout: pd.DataFrame | None = None,
     detection: bool = True,
-    logic: bool = True,
+    logic: bool = False,
+    importance: bool = False,
     real_correlation_threshold: float = 0.5,
     real_association_threshold: float = 0.3,
     max_rows_pairs: int | None = 50_000,
@@ -72,7 +73,11 @@ def evaluate_quality(
         Run the detection classifiers and alpha-precision / beta-recall (the slowest part).
     logic : bool
         Check the table's rules (its metadata ``constraints``, else rules discovered on
-        ``real_data``) on every row.
+        ``real_data``) on every row ("Logic Kept"; ``evaluate`` turns it on).
+    importance : bool
+        With ``detection``: the detector's permutation importance per column and a sentence
+        on what gives the synthetic rows away ("Detection Importance"; one more classifier
+        fit; ``evaluate`` turns it on).
     real_correlation_threshold, real_association_threshold : float
         A pair counts toward Column Pair Trends only when the real data's ``|Pearson r|`` (two
         continuous columns) or Cramér's V (other pairs) exceeds this; SDMetrics' values by default.
@@ -215,16 +220,18 @@ def evaluate_quality(
             columns,
             seed=seed,
             precision_rows=max_rows_precision or max(len(r_sub), len(s_sub)),
+            importance=importance,
         )
         rows = summary["precision_rows"]
         if rows["real"] < len(real) or rows["synthetic"] < len(synthetic):
             sampling.record("Alpha-precision / beta-recall", **rows)
         details["Detection"] = det
         details["Alpha Precision Beta Recall"] = curves
-        details["Detection Importance"] = summary["importance"]
         aucs = det["AUC"].dropna()
         worst = float(aucs.max()) if len(aucs) else None
-        metrics["giveaway"] = giveaway_sentence(summary["importance"], worst)
+        if importance:
+            details["Detection Importance"] = summary["importance"]
+            metrics["giveaway"] = giveaway_sentence(summary["importance"], worst)
         metrics.update(
             {
                 "detection_auc": dict(zip(det["Model"], det["AUC"], strict=True)),
