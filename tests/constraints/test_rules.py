@@ -199,3 +199,11 @@ def test_suggestions_are_offered_not_applied(data):
         isinstance(r, Range) and r.column == "weight"
         for r in suggest_constraints(md.get_table(), grams)
     )
+
+
+def test_a_formula_without_tolerance_allows_the_columns_rounding(data):
+    df, md = data
+    rule = Formula("bmi", "weight / (height / 100) ** 2")  # bmi is rounded to 1 decimal
+    model = GaussianCopulaSynthesizer(md, constraints=[rule], random_state=0).fit(df)
+    syn = model.sample(300)
+    np.testing.assert_allclose(syn["bmi"], syn["weight"] / (syn["height"] / 100) ** 2, atol=0.05)

@@ -68,7 +68,9 @@ class Formula(Constraint):
         x, _ = _numeric(data[self.column], table.columns[self.column])
         with np.errstate(all="ignore"):
             expected = self.evaluate(data)
-        tol = self.tolerance if self.tolerance is not None else self.state.get("tolerance", 1e-6)
+        tol = self.tolerance
+        if tol is None:  # half a unit of the column's last decimal (of these rows, unfitted)
+            tol = self.state.get("tolerance") or _half_unit(x)
         close = np.abs(x - expected) <= tol + 1e-9 * np.abs(expected)
         return close | np.isnan(x) | np.isnan(expected)
 
@@ -80,7 +82,7 @@ class Formula(Constraint):
             expected = self.evaluate(data)
         return {
             "decimals": decimals,
-            "tolerance": 0.5 * 10.0 ** (-decimals) if decimals is not None else 1e-6,
+            "tolerance": _half_unit(x),
             "dtype": str(data[self.column].dtype),
             "partial": bool(np.any(~np.isnan(x) & np.isnan(expected))),
         }
@@ -121,6 +123,11 @@ def _names_in(expression: str) -> list[str]:
     """Column names in a formula: backticked names and bare identifiers, in order, once."""
     names = [m.group(1) or m.group(2) for m in _NAME.finditer(expression)]
     return list(dict.fromkeys(names))
+
+
+def _half_unit(x: np.ndarray) -> float:
+    decimals = decimals_of(x[~np.isnan(x)])
+    return 0.5 * 10.0 ** (-decimals) if decimals is not None else 1e-6
 
 
 def decimals_of(values: np.ndarray, most: int = 6) -> int | None:
