@@ -91,7 +91,7 @@ def _number_coded(series: pd.Series) -> bool:
     """Levels that are all numbers (a score coded 0-7): usable as formula inputs."""
     if pd.api.types.is_bool_dtype(series):
         return False
-    values = series.dropna()
+    values = pd.Series(series.dropna().unique())
     return len(values) > 0 and bool(pd.to_numeric(values, errors="coerce").notna().all())
 
 

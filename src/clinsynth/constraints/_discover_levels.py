@@ -83,9 +83,13 @@ def fd_evidence(a: Node, b: Node, rows: np.ndarray | None = None) -> float:
     logp = np.log10(p[p > 0])
     if len(na) == 0 or len(logp) == 0:
         return 0.0
-    m = na[:, None] * logp[None, :]
-    top = m.max(axis=1)
-    return float(-np.sum(top + np.log10(np.sum(10.0 ** (m - top[:, None]), axis=1))))
+    total = 0.0
+    step = max(1, 2_000_000 // len(logp))  # bounded memory for many-level columns
+    for start in range(0, len(na), step):
+        m = na[start : start + step, None] * logp[None, :]
+        top = m.max(axis=1)
+        total -= float(np.sum(top + np.log10(np.sum(10.0 ** (m - top[:, None]), axis=1))))
+    return total
 
 
 def determines(a: Node, b: Node) -> bool:
@@ -299,7 +303,7 @@ def implication_rules(
     presence = {nd.column: k for k, nd in enumerate(nodes) if nd.presence}
     found: dict[frozenset, tuple] = {}
     for i, a in enumerate(nodes):
-        if a.presence and a.column in categorical:
+        if (a.presence and a.column in categorical) or a.counts.max() < min_informative:
             continue
         order = np.argsort(codes[:, i], kind="stable")
         sorted_codes = codes[order]
@@ -385,38 +389,35 @@ def _redundant(
 
 
 def _without_entailed(found: list[tuple], nodes: list[Node], graph: _Graph) -> list[Implication]:
-    """Drop ``a = x -> c = z`` when a kept ``m = y -> c = z`` covers it: ``a`` determines ``m``
-    (and is not determined by it) and every row with ``a = x`` has ``m = y``."""
+    """Drop ``a = x -> c = z`` when a kept ``m = y -> c = z`` covers it (``a`` determines ``m``,
+    is not determined by it, and every row with ``a = x`` has ``m = y``), or when the same
+    premise gives ``m = y`` and ``m`` fixes ``c = z`` through a dependency."""
+    by_target: dict[tuple[int, int], list[tuple]] = {}
+    by_premise: dict[tuple[int, int], list[tuple]] = {}
+    for entry in found:
+        _, _, i, level, j, target = entry
+        by_target.setdefault((j, target), []).append(entry)
+        by_premise.setdefault((i, level), []).append(entry)
     out = []
     for _, rule, i, level, j, target in found:
         rows = nodes[i].codes == level
-        covered = False
-        for _, other, i2, level2, j2, target2 in found:
-            if other is rule:
-                continue
-            # A wider premise with the same consequence.
-            if (
-                j2 == j
-                and target2 == target
-                and nodes[i2].column != nodes[i].column
-                and graph.class_of[i] != graph.class_of[i2]
-                and graph.linked(i, i2)
-                and np.all(nodes[i2].codes[rows] == level2)
-            ):
-                covered = True
-                break
-            # The same premise, and a consequence that fixes this one through a dependency.
-            if (
-                i2 == i
-                and level2 == level
-                and j2 != j
-                and graph.linked(j2, j)
-                and (graph.class_of[j2] != graph.class_of[j] or graph.rep(graph.class_of[j]) != j)
-                and np.all(nodes[j].codes[nodes[j2].codes == target2] == target)
-            ):
-                covered = True
-                break
-        if not covered:
+        wider = any(
+            other is not rule
+            and nodes[i2].column != nodes[i].column
+            and graph.class_of[i] != graph.class_of[i2]
+            and graph.linked(i, i2)
+            and np.all(nodes[i2].codes[rows] == level2)
+            for _, other, i2, level2, _, _ in by_target[(j, target)]
+        )
+        through = any(
+            other is not rule
+            and j2 != j
+            and graph.linked(j2, j)
+            and (graph.class_of[j2] != graph.class_of[j] or graph.rep(graph.class_of[j]) != j)
+            and np.all(nodes[j].codes[nodes[j2].codes == target2] == target)
+            for _, other, _, _, j2, target2 in by_premise[(i, level)]
+        )
+        if not (wider or through):
             out.append(rule)
     return out
 

@@ -158,7 +158,9 @@ def _exact_fit(
 def _log_formula(
     num: Numbers, t: int, candidates: list[int], sample: np.ndarray, min_rows: int
 ) -> tuple[list[int], list[float], float] | None:
-    positive = [j for j in candidates if np.all(num.values[sample, j][num.present[sample, j]] > 0)]
+    with np.errstate(invalid="ignore"):
+        ok = ~(num.values[np.ix_(sample, candidates)] <= 0).any(axis=0)  # NaN is no objection
+    positive = [j for j, good in zip(candidates, ok, strict=True) if good]
     rows = _rows_for(num, t, positive, sample)
     if len(positive) < 2 or len(rows) < max(min_rows, 2 * (len(positive) + 1) + 10):
         return None
@@ -235,6 +237,24 @@ def _confirm(
     return rule
 
 
+def _correlated(num: Numbers, t: int, candidates: list[int], sample: np.ndarray) -> list[int]:
+    """The candidates whose correlation with ``t`` (on the sampled rows where both are known)
+    is at least 0.999 in size, all computed at once."""
+    if not candidates:
+        return []
+    both = num.present[sample][:, candidates] & num.present[sample, t][:, None]
+    x = np.where(both, num.values[np.ix_(sample, candidates)], 0.0)
+    y = np.where(both, num.values[sample, t][:, None], 0.0)
+    n = both.sum(axis=0).astype(np.float64)
+    with np.errstate(all="ignore"):
+        mx, my = x.sum(axis=0) / n, y.sum(axis=0) / n
+        cov = (x * y).sum(axis=0) / n - mx * my
+        vx = (x * x).sum(axis=0) / n - mx**2
+        vy = (y * y).sum(axis=0) / n - my**2
+        r = np.abs(cov / np.sqrt(vx * vy))
+    return [j for j, rj, nj in zip(candidates, r, n, strict=True) if nj >= 20 and rj >= 0.999]
+
+
 def _trim(num: Numbers, t: int, candidates: list[int], sample: np.ndarray) -> list[int]:
     """At most as many inputs as the complete sampled rows can fit well (twice over): those
     most correlated with the column."""
@@ -261,13 +281,13 @@ def formula_rules(
         where = present[:, t]
         if where.sum() < min_rows:
             continue
-        full = [j for j in variable if j != t and j not in derived and np.all(present[where, j])]
-        # A column that fills in for a missing input (an imputed copy): one input at a time.
-        partial = [
-            j
-            for j in variable
-            if j != t and j not in derived and j not in full and present[where, j].mean() >= 0.5
-        ]
+        share = present[where].mean(axis=0)  # of each column, where t is known
+        free = [j for j in variable if j != t and j not in derived]
+        full = [j for j in free if share[j] == 1.0]
+        # A column that fills in for a missing input (an imputed copy): one input at a time,
+        # only those (nearly) perfectly correlated with it where both are known.
+        partial = [j for j in free if 0.5 <= share[j] < 1.0]
+        partial = _correlated(num, t, partial, sample)
         attempts = [(full, log) for log in (False, True)] + [([j], False) for j in partial]
         for candidates, log in attempts:
             if not candidates:

@@ -179,12 +179,7 @@ def reparametrize(
 def model_changed_columns(rules: list[Constraint]) -> set[str]:
     """Columns whose values the model does not generate as they are (derived, rewritten): a
     condition on them cannot be handed to a model's own conditioning."""
-    return {
-        c
-        for r in rules
-        if r.reparametrized and (not r.preserving or r.type == "point_mass")
-        for c in r.outputs
-    }
+    return {c for r in rules if r.reparametrized and not r.preserving for c in r.outputs}
 
 
 def derived_levels(rules: list[Constraint], column: str) -> list | None:
