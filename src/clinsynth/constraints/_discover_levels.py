@@ -190,6 +190,8 @@ class _Graph:
         for u, v in supported:
             succ.setdefault(u, set()).add(v)
         for u, v in sorted(supported):
+            if self._own_presence(u, v):
+                continue  # a column's levels fix its own presence, which the class rules carry
             stack = [w for w in succ.get(u, ()) if w != v]
             seen: set[int] = set()
             while stack:
@@ -202,6 +204,13 @@ class _Graph:
             else:
                 out.append((self.rep(u), self.rep(v)))
         return out
+
+    def _own_presence(self, u: int, v: int) -> bool:
+        """Whether class ``u`` holds a column's levels and class ``v`` that column's presence."""
+        columns = {self.nodes[m].column for m in self.classes[u] if not self.nodes[m].presence}
+        return any(
+            self.nodes[m].presence and self.nodes[m].column in columns for m in self.classes[v]
+        )
 
 
 def _present_levels(a: Node, b: Node, floor: int) -> dict | None:
