@@ -18,6 +18,10 @@ and the goal give the mean over the splits with its standard error (``mean ± se
 Where SDV is installed (``pip install clinsynth[bench]``) its GaussianCopula, TVAE and CTGAN run
 side by side on the same split, with the same epochs and SDV's other defaults.
 
+A baseline row, ``independent``, samples each column independently from the training rows'
+own values (its marginal, missing values included): it scores near 1 on shapes and is detected
+at once, so every other figure is read against it. It is never "the best clinsynth model".
+
     .venv/bin/python benchmarks/bench_field.py --epochs 100 --output docs/BENCHMARKS.md
     .venv/bin/python benchmarks/bench_field.py --datasets heart_failure_clinical \\
         --models gaussian_copula tabddpm sdv_gaussian_copula --epochs tabddpm=300,tvae=50
@@ -57,6 +61,8 @@ DATASETS: dict[str, str] = {
     "simulated_population": "type2_diabetes",
 }
 SDV_MODELS = ("sdv_gaussian_copula", "sdv_tvae", "sdv_ctgan")
+#: Reference rows that are no model of either library.
+BASELINES = ("independent",)
 DEEP = ("tvae", "ctgan", "cwgan", "hvaegan", "tabddpm", "sdv_tvae", "sdv_ctgan")
 #: Measures shown as the mean over splits with its standard error; then those shown as a mean.
 WITH_SE = (
@@ -114,6 +120,26 @@ def sdv_synthesizer(name: str, md: Any, train: pd.DataFrame, epochs: int | None,
     return cls(sdv_md, **({"epochs": epochs} if epochs else {}))
 
 
+class IndependentMarginals:
+    """The baseline: every column drawn on its own from the training rows' values."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def fit(self, train: pd.DataFrame) -> IndependentMarginals:
+        self.train = train
+        return self
+
+    def sample(self, num_rows: int) -> pd.DataFrame:
+        n = len(self.train)
+        return pd.DataFrame(
+            {
+                c: self.train[c].to_numpy()[self.rng.integers(0, n, num_rows)]
+                for c in self.train.columns
+            }
+        )
+
+
 class SDVAdapter:
     """SDV 2 takes and returns ``{table name: DataFrame}``; older SDV a DataFrame."""
 
@@ -157,7 +183,9 @@ def run_one(
     base_rss = rss_mib()
     start = time.perf_counter()
     used_epochs = None
-    if model.startswith("sdv_"):
+    if model == "independent":
+        synth = IndependentMarginals(seed).fit(train)
+    elif model.startswith("sdv_"):
         synth = SDVAdapter(sdv_synthesizer(model, md, train, epochs, seed))
         synth.fit(train)
         used_epochs = synth.epochs
@@ -370,7 +398,7 @@ def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Names
     the other registered models, then SDV's.
     """
     datasets = {d: i for i, d in enumerate(dict.fromkeys(r["dataset"] for r in rows))}
-    order = {m: i for i, m in enumerate(["auto", *_registered(), *SDV_MODELS])}
+    order = {m: i for i, m in enumerate([*BASELINES, "auto", *_registered(), *SDV_MODELS])}
     rows = sorted(
         aggregate(rows),
         key=lambda r: (datasets[r["dataset"]], order.get(r["model"], len(order))),
@@ -396,7 +424,9 @@ def render(rows: list[dict[str, Any]], commands: list[str], args: argparse.Names
         "AUC of gradient boosting trained on synthetic/real rows. `dcr_share`: share of "
         "synthetic rows closer to a training row than to a holdout row (0.5 best); `mia_auc`: "
         "distance-based membership inference (0.5 best). `peak_mib`: growth of the worker's "
-        "peak resident memory during fit and sample. Models prefixed `sdv_` are SDV "
+        "peak resident memory during fit and sample. `independent` is the baseline: each "
+        "column drawn on its own from the training rows (read every figure against it). "
+        "Models prefixed `sdv_` are SDV "
         f"{_sdv_version()} with its defaults except epochs. `auto` had a time budget of "
         f"{args.auto_budget:.0f} s and the same epochs cap. Models with a `condition_column` "
         "(tabddpm, cwgan) get the target as their class label.",
@@ -432,7 +462,8 @@ def _by_dataset(rows: list[dict[str, Any]]):
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         ok = [r for r in rows if r["dataset"] == dataset and r.get("quality") is not None]
         theirs = [r for r in ok if r["model"].startswith("sdv_")]
-        yield dataset, [r for r in ok if not r["model"].startswith("sdv_")], theirs
+        ours = [r for r in ok if not r["model"].startswith("sdv_") and r["model"] not in BASELINES]
+        yield dataset, ours, theirs
 
 
 def _table(title: str, head: list[str]) -> list[str]:
@@ -563,9 +594,9 @@ def main() -> None:
         "--models",
         nargs="+",
         default=None,
-        help="registered names and sdv_gaussian_copula/sdv_tvae/sdv_ctgan "
-        "(default: all registered, auto and dp_marginal (epsilon 3) included, and SDV's "
-        "where installed)",
+        help="registered names, sdv_gaussian_copula/sdv_tvae/sdv_ctgan and the baseline "
+        "'independent' (default: the baseline, all registered, auto and dp_marginal "
+        "(epsilon 3) included, and SDV's where installed)",
     )
     parser.add_argument(
         "--epochs",
@@ -623,7 +654,11 @@ def main() -> None:
         else:
             print(text)
         return
-    models = args.models or _registered() + (list(SDV_MODELS) if sdv_available() else [])
+    models = args.models or [
+        *BASELINES,
+        *_registered(),
+        *(SDV_MODELS if sdv_available() else ()),
+    ]
     if any(m.startswith("sdv_") for m in models) and not sdv_available():
         raise SystemExit("SDV is not installed: pip install 'clinsynth[bench]' (or drop sdv_*).")
     command = "python benchmarks/bench_field.py " + " ".join(sys.argv[1:])

@@ -88,3 +88,22 @@ def test_the_goal_is_judged_on_the_means_and_from_results_keeps_the_hand_written
     # first run, 0.95 and 0.58, would have put the mean out of it)
     assert "| tabddpm | 0.930 ± 0.000 | sdv_gaussian_copula | 0.800 ± 0.000 | yes |" in goal
     assert goal.endswith("| 0.530 ± 0.010 | yes |")
+
+
+def test_the_independent_baseline_is_a_reference_row_not_a_candidate(bench, tmp_path):
+    import pandas as pd
+
+    train = pd.DataFrame({"a": [1, 2, 3, None], "b": ["x", "y", "y", "z"]})
+    syn = bench.IndependentMarginals(0).fit(train).sample(200)
+    assert list(syn.columns) == ["a", "b"] and len(syn) == 200
+    assert set(syn["b"]) <= {"x", "y", "z"} and syn["a"].isna().any()
+    rows = [_row("independent", 0, 0.99, 0.5), _row("gaussian_copula", 0, 0.90, 0.52)]
+    rows.append(_row("sdv_gaussian_copula", 0, 0.80, 0.5))
+    goal = [r for r in bench.summary(bench.aggregate(rows)) if r.startswith("| heart")]
+    assert goal and all("| gaussian_copula | 0.900 |" in r for r in goal)
+    assert not any("independent" in r for r in goal)
+    text = bench.render(rows, [], type("A", (), {"threads": 1, "seed": 0, "auto_budget": 1})())
+    table = [
+        r for r in text.splitlines() if r.startswith("| independent") or r.startswith("| gaus")
+    ]
+    assert table[0].startswith("| independent")

@@ -17,7 +17,7 @@ from clinsynth.constraints import (
     constraint_from_dict,
     suggest_constraints,
 )
-from clinsynth.errors import MetadataError
+from clinsynth.errors import DataError, MetadataError
 
 
 def clinic(n=600, seed=0):
@@ -124,16 +124,30 @@ def test_rules_and_conditions_together(data):
     assert rows["pid"].is_unique if "pid" in rows else True
 
 
-def test_violations_in_real_data_are_reported_with_counts(data, caplog):
+def test_a_declared_rule_the_real_data_break_is_an_error_listing_the_rows(data):
     df, md = data
     bad = df.copy()
     bad.loc[:4, "diastolic_bp"] = bad.loc[:4, "systolic_bp"] + 5
+    with pytest.raises(DataError, match="broken by 5 of 600 rows") as err:
+        GaussianCopulaSynthesizer(md, constraints=[RULES[0]], random_state=0).fit(bad)
+    first = bad.loc[0]
+    assert (
+        f"row 1: diastolic_bp={first['diastolic_bp']}, systolic_bp={first['systolic_bp']}"
+        in str(err.value)
+    )
+    assert "remove the rule" in str(err.value)
+
+
+def test_a_discovered_rule_that_other_data_break_is_dropped_with_a_warning(data, caplog):
+    df, md = data
+    rule = Inequality(low="diastolic_bp", high="systolic_bp", strict=True)
+    rule.discovered = True
+    bad = df.copy()
+    bad.loc[:4, "diastolic_bp"] = bad.loc[:4, "systolic_bp"] + 5
     with caplog.at_level("WARNING"):
-        model = GaussianCopulaSynthesizer(md, constraints=[RULES[0]], random_state=0).fit(bad)
-    assert "on 5 of 600 rows" in caplog.text
-    assert model.num_training_rows_ == 600
-    syn = model.sample(500)
-    assert (syn["diastolic_bp"] < syn["systolic_bp"]).all()
+        model = GaussianCopulaSynthesizer(md, constraints=[rule], random_state=0).fit(bad)
+    assert "does not hold on 5 of 600 rows" in caplog.text
+    assert rule not in model._rules_ and model.num_training_rows_ == 600
 
 
 def test_custom_rule_by_rejection_and_its_persistence(tmp_path, data):
@@ -144,6 +158,9 @@ def test_custom_rule_by_rejection_and_its_persistence(tmp_path, data):
         return days.dt.days <= 10
 
     rule = Custom(short_stay, columns=["admission_date", "discharge_date"])
+    with pytest.raises(DataError, match="custom rule 'short_stay' .* broken by"):
+        GaussianCopulaSynthesizer(md, constraints=[rule], random_state=0).fit(df)
+    df = df[short_stay(df)].reset_index(drop=True)
     model = GaussianCopulaSynthesizer(md, constraints=[rule], random_state=0).fit(df)
     syn = model.sample(400)
     assert short_stay(syn).all()
@@ -170,14 +187,23 @@ def test_bad_rules_are_reported(data):
 
 def test_suggestions_are_offered_not_applied(data):
     df, md = data
+    before = md.get_table().to_dict()
     suggested = suggest_constraints(md.get_table(), df)
     kinds = {type(r).__name__ for r in suggested}
     assert {"Inequality", "DateOrder", "Formula", "Range"} <= kinds
     assert Inequality(low="diastolic_bp", high="systolic_bp", strict=True) in suggested
-    assert md.get_table().constraints == []
+    assert md.get_table().to_dict() == before  # nothing added
     # a range the data would break is not suggested (weights in grams, say)
     grams = df.assign(weight=df["weight"] * 1000)
     assert not any(
         isinstance(r, Range) and r.column == "weight"
         for r in suggest_constraints(md.get_table(), grams)
     )
+
+
+def test_a_formula_without_tolerance_allows_the_columns_rounding(data):
+    df, md = data
+    rule = Formula("bmi", "weight / (height / 100) ** 2")  # bmi is rounded to 1 decimal
+    model = GaussianCopulaSynthesizer(md, constraints=[rule], random_state=0).fit(df)
+    syn = model.sample(300)
+    np.testing.assert_allclose(syn["bmi"], syn["weight"] / (syn["height"] / 100) ** 2, atol=0.05)

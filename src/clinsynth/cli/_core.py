@@ -101,6 +101,7 @@ def detect(
             details = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "sdtype")
             grid.add_row(col, spec["sdtype"], details)
         console.print(grid)
+        _print_rules(name, table)
     if not isinstance(tables, dict):
         suggestions = md.suggest_constraints(tables)
         if suggestions:
@@ -125,6 +126,31 @@ def detect(
             "values.[/yellow]"
         )
     console.print(f"Metadata written to {output}")
+
+
+def _print_rules(name: str, table: Any) -> None:
+    """The rules discovery found in one table, with their support."""
+    from clinsynth.constraints import constraint_from_dict
+
+    if not table.constraints:
+        return
+    grid = Table(
+        title=f"{name}: rules every row obeys ({len(table.constraints)}; kept in the JSON's "
+        "'constraints' and kept by every model; delete any you do not want)"
+    )
+    for header in ("#", "rule", "kind", "rows", "informative"):
+        grid.add_column(header)
+    for i, item in enumerate(table.constraints, start=1):
+        rule = constraint_from_dict(item)
+        support = item.get("support") or {}
+        grid.add_row(
+            str(i),
+            rule.describe(),
+            rule.type,
+            str(support.get("rows", "")),
+            str(support.get("informative", "")),
+        )
+    console.print(grid)
 
 
 # --------------------------------------------------------------------------- fit

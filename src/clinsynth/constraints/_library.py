@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from clinsynth.constraints._rules import Constraint, DateOrder, Formula, Inequality, Range
+from clinsynth.constraints._formula import Formula
+from clinsynth.constraints._rules import Constraint, DateOrder, Inequality, Range
 from clinsynth.metadata import TableMetadata
 
 #: Physiological ranges by column-name pattern (conventional units: mmHg, bpm, °C, mg/dL, %,

@@ -5,6 +5,11 @@ quantity for which the rule holds by construction (the model learns ``systolic -
 instead of systolic); the rest are enforced by rejection. A rule is reparametrized only when its
 columns are not already reparametrized by an earlier rule and the real data's missing values allow
 it; otherwise it falls back to rejection, so every output row satisfies every rule either way.
+
+A rule reads its ``inputs`` and rewrites its ``outputs`` (``columns`` is both). Rules that only
+mask, force or snap values of a column (``preserving``: the column keeps values of its own kind)
+may share the column with one other rule that rewrites it; ``synthesizers._rules`` orders the
+rules so that a rule's inputs are final before it is reversed.
 """
 
 from __future__ import annotations
@@ -56,34 +61,75 @@ def _from_seconds(seconds: np.ndarray, like: pd.Series, spec: dict) -> pd.Series
 
 
 class Constraint:
-    """Base of the rules. Subclasses define ``is_valid`` and, if they can, the reparametrization
-    hooks ``_fit``, ``_transform``, ``_reverse`` and ``_transform_metadata``."""
+    """Base of the rules. Subclasses define ``_params``, ``is_valid`` and, if they can, the
+    reparametrization hooks ``_fit``, ``_transform``, ``_reverse`` and ``_transform_metadata``;
+    rules that read the real data for their checks (a mapping, allowed combinations) learn it in
+    ``_learn``.
+
+    Attributes
+    ----------
+    discovered : bool
+        Found by :func:`~clinsynth.constraints.discover_rules` on the real table (not declared).
+    support : dict or None
+        ``{"rows": checked, "informative": rows where the rule could have failed}`` of a
+        discovered rule.
+    """
 
     type: ClassVar[str] = ""
     #: Whether the rule knows a reparametrization at all.
     can_reparametrize: ClassVar[bool] = False
+    #: The reparametrization keeps its outputs holding values of their own kind (it masks,
+    #: forces or snaps them), so one later rule may still rewrite the same column.
+    preserving: ClassVar[bool] = False
+    #: Patients a value must have to be stored in a rule's state (the synthesizer sets it from
+    #: its ``rare_category_threshold``; None keeps every value).
+    min_patients: int | None = 5
 
     def __init__(self) -> None:
         self.reparametrized = False
         self.state: dict[str, Any] = {}
+        self.discovered = False
+        self.support: dict[str, int] | None = None
 
     # -------------------------------------------------------------- description
     @property
     def columns(self) -> list[str]:
         raise NotImplementedError
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def outputs(self) -> list[str]:
+        """The columns the reparametrization rewrites (and its reverse rebuilds)."""
+        return self.columns
+
+    @property
+    def inputs(self) -> list[str]:
+        """The columns the rule only reads."""
+        return [c for c in self.columns if c not in self.outputs]
+
+    def _params(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (as in metadata ``constraints``)."""
+        out = {"type": self.type, **self._params()}
+        if self.discovered:
+            out["discovered"] = True
+        if self.support is not None:
+            out["support"] = dict(self.support)
+        return out
 
     def describe(self) -> str:
         return f"{type(self).__name__}({', '.join(self.columns)})"
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "type")
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}({params})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+        return type(self) is type(other) and self._params() == other._params()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.type, json.dumps(self._params(), sort_keys=True, default=str)))
 
     # -------------------------------------------------------------- checks
     def check_metadata(self, table: TableMetadata) -> list[str]:
@@ -96,8 +142,19 @@ class Constraint:
         raise NotImplementedError
 
     # -------------------------------------------------------------- reparametrization
+    def learn(self, data: pd.DataFrame, table: TableMetadata) -> None:
+        """Learn what the checks need from the real rows (before any reparametrization)."""
+        self.reparametrized = False
+        self.state = self._learn(data, table)
+
     def fit(self, data: pd.DataFrame, table: TableMetadata, touched: set[str]) -> None:
-        """Decide whether to reparametrize (columns untouched, data allow it) and learn state."""
+        """Learn the state and decide whether to reparametrize (columns untouched, data allow
+        it); ``data`` is the real table as the rules before this one left it."""
+        self.learn(data, table)
+        self.decide(data, table, touched)
+
+    def decide(self, data: pd.DataFrame, table: TableMetadata, touched: set[str]) -> None:
+        """Reparametrize when no column was rewritten by an earlier rule and the data allow it."""
         self.reparametrized = False
         if self.can_reparametrize and not set(self.columns) & touched:
             self.reparametrized = self._fit(data, table)
@@ -109,7 +166,11 @@ class Constraint:
         return self._transform_metadata(table) if self.reparametrized else table
 
     def reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+        """Undo the reparametrization on decoded rows (which it may change in place)."""
         return self._reverse(data, table) if self.reparametrized else data
+
+    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+        return {}
 
     def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
         return False
@@ -146,8 +207,15 @@ class Inequality(Constraint):
     def columns(self) -> list[str]:
         return [self.low, self.high]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "low": self.low, "high": self.high, "strict": self.strict}
+    @property
+    def outputs(self) -> list[str]:
+        return [self.high]
+
+    def _params(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "strict": self.strict}
+
+    def describe(self) -> str:
+        return f"{self.low} {'<' if self.strict else '<='} {self.high}"
 
     def check_metadata(self, table: TableMetadata) -> list[str]:
         problems = super().check_metadata(table)
@@ -239,8 +307,15 @@ class DateOrder(Constraint):
     def columns(self) -> list[str]:
         return list(self._columns)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "columns": self.columns, "strict": self.strict}
+    @property
+    def outputs(self) -> list[str]:
+        return self._columns[1:]
+
+    def _params(self) -> dict[str, Any]:
+        return {"columns": self.columns, "strict": self.strict}
+
+    def describe(self) -> str:
+        return f" {'<' if self.strict else '<='} ".join(self._columns)
 
     def _pairs(self) -> list[Inequality]:
         return [
@@ -311,14 +386,8 @@ class Range(Constraint):
     def columns(self) -> list[str]:
         return [self.column]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "column": self.column,
-            "low": self.low,
-            "high": self.high,
-            "strict": self.strict,
-        }
+    def _params(self) -> dict[str, Any]:
+        return {"column": self.column, "low": self.low, "high": self.high, "strict": self.strict}
 
     def check_metadata(self, table: TableMetadata) -> list[str]:
         problems = super().check_metadata(table)
@@ -398,8 +467,8 @@ class Positive(Range):
     def __init__(self, column: str, strict: bool = True) -> None:
         super().__init__(column, low=0.0, strict=strict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "column": self.column, "strict": self.strict}
+    def _params(self) -> dict[str, Any]:
+        return {"column": self.column, "strict": self.strict}
 
 
 class NonNegative(Positive):
@@ -410,245 +479,8 @@ class NonNegative(Positive):
     def __init__(self, column: str) -> None:
         super().__init__(column, strict=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "column": self.column}
-
-
-# --------------------------------------------------------------------------- combinations
-class _JointCategorical(Constraint):
-    """A rule over several columns reparametrized as one categorical column of their joint
-    value: the columns leave the table and ``joint_column`` takes their place."""
-
-    can_reparametrize = True
-    #: Marks the joint column's name (after the common prefix).
-    _tag: ClassVar[str] = ""
-
-    def __init__(self, columns: list[str]) -> None:
-        super().__init__()
-        if len(columns) < 2:
-            raise MetadataError(f"{type(self).__name__} needs at least two columns.")
-        self._columns = list(columns)
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self._columns)
-
-    @property
-    def joint_column(self) -> str:
-        return f"{_PREFIX}:{self._tag}{'+'.join(self._columns)}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "columns": self.columns}
-
-    def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
-        """The joint column's value on every row."""
-        raise NotImplementedError
-
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
-        out = data.drop(columns=self._columns)
-        out[self.joint_column] = self._joint_values(data)
-        return out
-
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
-        out = table.copy()
-        for col in self._columns:
-            del out.columns[col]
-        out.columns[self.joint_column] = {"sdtype": "categorical"}
-        return out
-
-
-class FixedCombinations(_JointCategorical):
-    """Only combinations of these columns' values seen in the real data, e.g.
-    ``FixedCombinations(["sex", "pregnant"])`` (no pregnant male) or ICD chapter and code.
-
-    Reparametrized: the columns become one categorical column of their joint levels.
-    """
-
-    type = "fixed_combinations"
-
-    @staticmethod
-    def _keys(data: pd.DataFrame, columns: list[str]) -> pd.Series:
-        return _fast_keys(data[columns])
-
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
-        keys = self._keys(data, self._columns)
-        self.state = {
-            "allowed": sorted(set(keys)),
-            "dtypes": [str(data[c].dtype) for c in self._columns],
-        }
-        return True
-
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
-        if "allowed" not in self.state:  # not fitted: nothing to compare with yet
-            return np.ones(len(data), dtype=bool)
-        return self._keys(data, self._columns).isin(set(self.state["allowed"])).to_numpy()
-
-    def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
-        return self._keys(data, self._columns).to_numpy()
-
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
-        keys = data[self.joint_column]
-        uniques, inverse = np.unique(keys.astype(str).to_numpy(), return_inverse=True)
-        decoded = [json.loads(u) for u in uniques]
-        out = data.drop(columns=[self.joint_column])
-        for i, col in enumerate(self._columns):
-            values = np.empty(len(uniques), dtype=object)
-            values[:] = [d[i] for d in decoded]
-            column = pd.Series(values[inverse], index=data.index)
-            dtype = self.state["dtypes"][i]
-            try:
-                if dtype.startswith(("int", "uint")) and column.isna().any():
-                    dtype = "Int64"
-                out[col] = column.astype(dtype) if dtype != "object" else column
-            except (TypeError, ValueError):
-                out[col] = column
-        return out
-
-
-def _fast_keys(frame: pd.DataFrame) -> pd.Series:
-    """JSON keys of many rows: encode each distinct combination once."""
-    codes, uniques = pd.MultiIndex.from_frame(frame.astype(object)).factorize()
-    encoded = np.array(
-        [json.dumps([None if pd.isna(v) else _plain(v) for v in u]) for u in uniques],
-        dtype=object,
-    )
-    return pd.Series(encoded[codes], index=frame.index)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, int | float | str | bool):
-        return value
-    return str(value)
-
-
-class OneHot(_JointCategorical):
-    """Exactly one of these 0/1 columns is 1 on every row (e.g. mutually exclusive groups).
-
-    Reparametrized: the columns become one categorical column naming the hot one.
-    """
-
-    type = "one_hot"
-    _tag = "onehot:"
-
-    def _matrix(self, data: pd.DataFrame) -> np.ndarray:
-        columns = []
-        for c in self._columns:
-            series = data[c]
-            if pd.api.types.is_bool_dtype(series):
-                series = series.astype("float64")
-            columns.append(
-                pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-            )
-        return np.column_stack(columns)
-
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
-        m = self._matrix(data)
-        return np.isin(m, (0.0, 1.0)).all(axis=1) & (np.nansum(m, axis=1) == 1)
-
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
-        self.state = {"dtypes": [str(data[c].dtype) for c in self._columns]}
-        return True
-
-    def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
-        hot = np.argmax(self._matrix(data), axis=1)
-        return np.asarray(self._columns, dtype=object)[hot]
-
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
-        hot = data[self.joint_column].to_numpy()
-        out = data.drop(columns=[self.joint_column])
-        for col, dtype in zip(self._columns, self.state["dtypes"], strict=True):
-            flag = hot == col
-            out[col] = flag if dtype == "bool" else flag.astype(np.int64)
-        return out
-
-
-# --------------------------------------------------------------------------- formulas
-class Formula(Constraint):
-    """``column == expression`` of other columns within ``tolerance``, e.g. BMI from height and
-    weight: ``Formula("bmi", "weight / (height / 100) ** 2", tolerance=0.1)``.
-
-    Reparametrized: the column is not learned; it is computed from the expression after sampling
-    (rounded like the real column), so it matches by construction. Expressions use column names,
-    numbers and + - * / ** ( ); names with spaces go in backticks.
-    """
-
-    type = "formula"
-    can_reparametrize = True
-
-    def __init__(self, column: str, expression: str, tolerance: float | None = None) -> None:
-        super().__init__()
-        self.column, self.expression, self.tolerance = column, expression, tolerance
-
-    @property
-    def columns(self) -> list[str]:
-        return [self.column]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "column": self.column,
-            "expression": self.expression,
-            "tolerance": self.tolerance,
-        }
-
-    def evaluate(self, data: pd.DataFrame) -> np.ndarray:
-        numeric = data.apply(
-            lambda s: pd.to_numeric(s, errors="coerce") if s.dtype == object else s
-        )
-        try:
-            result = numeric.eval(self.expression, engine="python", local_dict={}, global_dict={})
-        except Exception as exc:  # pandas raises many types for a bad expression
-            raise MetadataError(
-                f"rule {self.describe()}: cannot evaluate {self.expression!r} "
-                f"({type(exc).__name__}: {exc}). Use column names, numbers and + - * / ** ( )."
-            ) from None
-        return np.asarray(result, dtype=np.float64)
-
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
-        x, _ = _numeric(data[self.column], table.columns[self.column])
-        with np.errstate(invalid="ignore"):
-            expected = self.evaluate(data)
-        tol = self.tolerance if self.tolerance is not None else self.state.get("tolerance", 1e-6)
-        close = np.abs(x - expected) <= tol + 1e-9 * np.abs(expected)
-        return close | np.isnan(x) | np.isnan(expected)
-
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
-        self.evaluate(data.head(5))  # fail early on a bad expression
-        x, _ = _numeric(data[self.column], table.columns[self.column])
-        present = x[~np.isnan(x)]
-        decimals = None
-        for d in range(7):
-            if np.all(np.abs(present - np.round(present, d)) < 1e-9):
-                decimals = d
-                break
-        self.state = {
-            "decimals": decimals,
-            "tolerance": 0.5 * 10.0 ** (-decimals) if decimals is not None else 1e-6,
-            "dtype": str(data[self.column].dtype),
-        }
-        return True
-
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
-        return data.drop(columns=[self.column])
-
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
-        out = table.copy()
-        del out.columns[self.column]
-        return out
-
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = self.evaluate(data)
-        if self.state.get("decimals") is not None:
-            values = np.round(values, self.state["decimals"])
-        out = data.copy()
-        if self.state["dtype"].startswith(("int", "Int", "uint")):
-            out[self.column] = pd.Series(np.round(values), index=data.index).astype("Int64")
-        else:
-            out[self.column] = values
-        return out
+    def _params(self) -> dict[str, Any]:
+        return {"column": self.column}
 
 
 # --------------------------------------------------------------------------- custom
@@ -676,8 +508,12 @@ class Custom(Constraint):
     def columns(self) -> list[str]:
         return list(self._columns)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "columns": self.columns}
+    def _params(self) -> dict[str, Any]:
+        return {"name": self.name, "columns": self.columns}
+
+    def describe(self) -> str:
+        on = f" on {', '.join(self._columns)}" if self._columns else ""
+        return f"custom rule '{self.name}'{on}"
 
     def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
         if self.predicate is None:
@@ -686,39 +522,3 @@ class Custom(Constraint):
                 f"load(path, custom_constraints={{'{self.name}': function}})."
             )
         return np.asarray(self.predicate(data), dtype=bool).reshape(len(data))
-
-
-RULES: dict[str, type[Constraint]] = {
-    cls.type: cls
-    for cls in (
-        Inequality,
-        DateOrder,
-        Range,
-        Positive,
-        NonNegative,
-        FixedCombinations,
-        OneHot,
-        Formula,
-        Custom,
-    )
-}
-
-
-def constraint_from_dict(
-    data: dict[str, Any], custom: dict[str, Callable[..., Any]] | None = None
-) -> Constraint:
-    """Build a rule from its JSON form (as written in metadata ``constraints``)."""
-    if not isinstance(data, dict) or data.get("type") not in RULES:
-        raise MetadataError(
-            f"Unknown rule {data!r}. Rule types: {', '.join(RULES)}; e.g. "
-            '{"type": "inequality", "low": "diastolic_bp", "high": "systolic_bp"}.'
-        )
-    params = {k: v for k, v in data.items() if k not in ("type", "state")}
-    if data["type"] == "custom":
-        fn = (custom or {}).get(params.get("name", ""))
-        return Custom(fn, columns=params.get("columns"), name=params.get("name"))
-    try:
-        rule = RULES[data["type"]](**params)
-    except TypeError as exc:
-        raise MetadataError(f"Rule {data!r} has wrong parameters: {exc}.") from None
-    return rule

@@ -243,6 +243,70 @@ def _key_choice(metadata: Metadata) -> None:
     )
 
 
+def rules_frame(metadata: Metadata, table: str | None) -> pd.DataFrame:
+    """One row per rule of the table: Keep, Rule (in words), Kind and its support."""
+    from clinsynth.constraints import constraint_from_dict
+
+    rows = []
+    for item in metadata.get_table(table).constraints:
+        try:
+            text = constraint_from_dict(item).describe()
+        except ClinsynthError:
+            text = json.dumps(item)  # shown as written; the check below names the problem
+        support = item.get("support") or {}
+        rows.append(
+            {
+                "Keep": True,
+                "Rule": text,
+                "Kind": str(item.get("type", "")).replace("_", " "),
+                "Rows": support.get("rows"),
+                "Informative rows": support.get("informative"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["Keep", "Rule", "Kind", "Rows", "Informative rows"])
+
+
+def _rules(metadata: Metadata, table: str | None) -> None:
+    """The rules every real row obeys (found by clinsynth, or added in the JSON); untick to
+    remove one."""
+    st.subheader("Rules every row obeys")
+    shown = rules_frame(metadata, table)
+    if shown.empty:
+        st.caption(
+            "No rule was found in this table. Rules can be added by hand in the metadata JSON "
+            "('constraints', see docs/RULES.md)."
+        )
+        return
+    st.caption(
+        "clinsynth found these in the real data (each holds on every row); every model keeps "
+        "them in the synthetic rows. Untick a rule to drop it. Add your own in the downloaded "
+        "metadata JSON ('constraints')."
+    )
+    edited = st.data_editor(
+        shown,
+        key=f"rules_editor_{st.session_state['editor_version']}" + (f"_{table}" if table else ""),
+        hide_index=True,
+        num_rows="fixed",
+        disabled=["Rule", "Kind", "Rows", "Informative rows"],
+        column_config={
+            "Keep": st.column_config.CheckboxColumn("Keep", width=60),
+            "Rule": st.column_config.TextColumn("Rule", width=420),
+            "Rows": st.column_config.NumberColumn("Rows", help="Rows the rule was checked on."),
+            "Informative rows": st.column_config.NumberColumn(
+                "Informative rows", help="Rows where the rule could have failed."
+            ),
+        },
+        width="stretch",
+    )
+    dropped = {i for i, keep in enumerate(edited["Keep"]) if not keep}
+    if dropped:
+        spec = metadata.get_table(table)
+        spec.constraints = [c for i, c in enumerate(spec.constraints) if i not in dropped]
+        _state.forget_after("metadata")
+        st.session_state["editor_version"] += 1
+        st.rerun()
+
+
 def _verdict(by_column: Problems, general: list[str]) -> None:
     failing = {place: p for place, p in by_column.items() if p}
     if failing or general:
@@ -327,6 +391,7 @@ def render() -> None:
         _ui.show_error(exc)
     if table is None:
         _key_choice(metadata)
+    _rules(metadata, table)
     _verdict(by_column, general)
 
     left, right = st.columns(2)

@@ -14,6 +14,7 @@
   roles (the synthetic beta-support, real rows inside it). The integrated scores are
   ``1 - 2 * mean |P(alpha) - alpha|`` over a grid of alphas, in [0, 1], 1 is best. Ties in
   all-categorical tables make the curves step-shaped.
+* **What gives it away** — the detector's permutation importance per column (see ``_logic``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import NearestNeighbors
 
 from clinsynth.evaluation._encoding import FeatureEncoder
+from clinsynth.evaluation._logic import giveaway
 from clinsynth.metadata import TableMetadata
 
 ALPHAS = np.round(np.linspace(0.05, 1.0, 20), 2)
@@ -102,8 +104,10 @@ def detection_and_precision(
     *,
     seed: int,
     precision_rows: int,
+    importance: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Run both on already subsampled tables; ``precision_rows`` caps the k-NN part further."""
+    """Run both on already subsampled tables; ``precision_rows`` caps the k-NN part further.
+    With ``importance``, also the detector's permutation importance per column."""
     enc = FeatureEncoder(table, columns).fit(real)
     xr, xs = enc.transform(real), enc.transform(synthetic)
     detection = detection_auc(xr, xs, seed=seed)
@@ -115,5 +119,6 @@ def detection_and_precision(
         "alpha_precision": ap,
         "beta_recall": br,
         "precision_rows": {"real": len(ir), "synthetic": len(is_)},
+        "importance": giveaway(xr, xs, enc.groups_, seed=seed) if importance else None,
     }
     return detection, curves, summary

@@ -242,7 +242,10 @@ def evaluate(
             real,
             synthetic,
             table,
+            holdout=holdout,
             detection=detection,
+            logic=True,
+            importance=True,
             random_state=random_state,
         )
     else:

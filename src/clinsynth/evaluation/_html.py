@@ -15,6 +15,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from clinsynth._version import __version__
+from clinsynth.evaluation._html_logic import giveaway_block, logic_block
 from clinsynth.evaluation._plots import (
     bars_figure,
     column_figure,
@@ -176,6 +177,8 @@ def quality_block(q: QualityReport, figs: dict, column_notes: list[str]) -> str:
             f"the variety of real patients covered?): <b>{_fmt(m['beta_recall'])}</b>.</p>"
         )
         parts.append(_table(q.get_details("Detection")))
+        parts.append(giveaway_block(q))
+    parts.append(logic_block(q))
     if "column_shapes" in figs:
         cs = figs["column_shapes"]
         parts.append(

@@ -27,6 +27,7 @@ from clinsynth.evaluation._fidelity import (
     pair_trends_score,
     shapes_score,
 )
+from clinsynth.evaluation._logic import evaluate_logic, giveaway_sentence, logic_sentence
 from clinsynth.evaluation._reports import QualityReport
 from clinsynth.evaluation._statistics import categorical_statistics, numeric_statistics
 from clinsynth.metadata import Metadata
@@ -38,7 +39,10 @@ def evaluate_quality(
     synthetic_data: pd.DataFrame,
     metadata: Metadata,
     *,
+    holdout: pd.DataFrame | None = None,
     detection: bool = True,
+    logic: bool = False,
+    importance: bool = False,
     real_correlation_threshold: float = 0.5,
     real_association_threshold: float = 0.3,
     max_rows_pairs: int | None = 50_000,
@@ -53,8 +57,9 @@ def evaluate_quality(
     ``QualityReport`` (see :mod:`clinsynth.evaluation._fidelity` for the exact definitions, which
     include SDMetrics' rule that only pairs associated in the real data count). Supplementary
     details that do not enter the score: per-column statistical tests (KS, Welch t, chi-square),
-    moments, Wasserstein distances, a detection test (can a classifier tell the two apart?) and
-    alpha-precision / beta-recall.
+    moments, Wasserstein distances, the logic kept (per rule of the table, the share of
+    synthetic, holdout and training rows obeying it), a detection test (can a classifier tell
+    the two apart? and by which columns) and alpha-precision / beta-recall.
 
     Parameters
     ----------
@@ -62,8 +67,17 @@ def evaluate_quality(
         The real table and the synthetic table, with the metadata's columns.
     metadata : Metadata
         Single-table metadata. Id and PII columns are ignored.
+    holdout : DataFrame, optional
+        Real rows the model never saw: the logic kept is shown beside theirs.
     detection : bool
         Run the detection classifiers and alpha-precision / beta-recall (the slowest part).
+    logic : bool
+        Check the table's rules (its metadata ``constraints``, else rules discovered on
+        ``real_data``) on every row ("Logic Kept"; ``evaluate`` turns it on).
+    importance : bool
+        With ``detection``: the detector's permutation importance per column and a sentence
+        on what gives the synthetic rows away ("Detection Importance"; one more classifier
+        fit; ``evaluate`` turns it on).
     real_correlation_threshold, real_association_threshold : float
         A pair counts toward Column Pair Trends only when the real data's ``|Pearson r|`` (two
         continuous columns) or Cramér's V (other pairs) exceeds this; SDMetrics' values by default.
@@ -163,6 +177,14 @@ def evaluate_quality(
         "Moments": moments,
     }
     notes = []
+    if logic:
+        logic_details, logic_metrics = evaluate_logic(
+            real,
+            synthetic,
+            table,
+            holdout=check_frame(holdout, "holdout") if holdout is not None else None,
+        )
+        details["Logic Kept"] = logic_details
     if properties["Column Pair Trends"] is None:
         notes.append(
             "Column Pair Trends was not measured: no pair of columns is associated in the real "
@@ -182,6 +204,9 @@ def evaluate_quality(
         if len(num_tests)
         else None,
     }
+    if logic:
+        metrics.update(logic_metrics)
+        metrics["logic_summary"] = logic_sentence(logic_details, logic_metrics)
 
     if detection:
         report(progress, total, 3, "Detection")
@@ -199,6 +224,7 @@ def evaluate_quality(
             columns,
             seed=seed,
             precision_rows=max_rows_precision or max(len(r_sub), len(s_sub)),
+            importance=importance,
         )
         rows = summary["precision_rows"]
         if rows["real"] < len(real) or rows["synthetic"] < len(synthetic):
@@ -207,6 +233,9 @@ def evaluate_quality(
         details["Alpha Precision Beta Recall"] = curves
         aucs = det["AUC"].dropna()
         worst = float(aucs.max()) if len(aucs) else None
+        if importance:
+            details["Detection Importance"] = summary["importance"]
+            metrics["giveaway"] = giveaway_sentence(summary["importance"], worst)
         metrics.update(
             {
                 "detection_auc": dict(zip(det["Model"], det["AUC"], strict=True)),

@@ -170,21 +170,39 @@ class Metadata:
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def detect_from_dataframe(cls, data: pd.DataFrame, table_name: str = DEFAULT_TABLE) -> Metadata:
-        """Detect column sdtypes and the primary key of one DataFrame."""
+    def detect_from_dataframe(
+        cls, data: pd.DataFrame, table_name: str = DEFAULT_TABLE, *, discover_rules: bool = True
+    ) -> Metadata:
+        """Detect column sdtypes and the primary key of one DataFrame, and the rules every row
+        obeys (stored in ``constraints``, each with its support and ``"discovered": true``;
+        remove any you do not want, see :func:`clinsynth.constraints.discover_rules`)."""
         from clinsynth.metadata._detect import detect_table
 
-        return cls({table_name: detect_table(data, table_name)})
+        md = cls({table_name: detect_table(data, table_name)})
+        if discover_rules:
+            md._discover_rules({table_name: data})
+        return md
 
     @classmethod
-    def detect_from_dataframes(cls, data: dict[str, pd.DataFrame]) -> Metadata:
-        """Detect every table, then the relationships between them."""
+    def detect_from_dataframes(
+        cls, data: dict[str, pd.DataFrame], *, discover_rules: bool = True
+    ) -> Metadata:
+        """Detect every table, then the relationships between them (and each table's rules)."""
         from clinsynth.metadata._detect import detect_relationships, detect_table
 
         tables = {name: detect_table(df, name) for name, df in data.items()}
         md = cls(tables)
         md.relationships = detect_relationships(data, md)
+        if discover_rules:
+            md._discover_rules(data)
         return md
+
+    def _discover_rules(self, data: dict[str, pd.DataFrame]) -> None:
+        from clinsynth.constraints import discover_rules
+
+        for name, df in data.items():
+            table = self.tables[name]
+            table.constraints = [r.to_dict() for r in discover_rules(df, table)]
 
     @classmethod
     def detect_from_csvs(cls, folder_name: str | os.PathLike) -> Metadata:
@@ -320,6 +338,7 @@ class Metadata:
         if column_name not in table.columns:
             raise MetadataError(f"Column '{column_name}' is not in the metadata.")
         del table.columns[column_name]
+        table.constraints = [c for c in table.constraints if not _names(c, column_name)]
         if table.primary_key == column_name:
             table.primary_key = None
         for group in table.column_groups.values():
@@ -380,8 +399,12 @@ class Metadata:
         problems: list[str] = []
         if not self.tables:
             problems.append("the metadata has no tables.")
+        from clinsynth.constraints import rule_problems
+
         for name, table in self.tables.items():
             problems.extend(_table_problems(name, table, multi=len(self.tables) > 1))
+            where = f"table '{name}', " if len(self.tables) > 1 else ""
+            problems.extend(rule_problems(table, where))
         problems.extend(_relationship_problems(self))
         if problems:
             raise MetadataError.from_problems("The metadata is invalid", problems)
@@ -402,6 +425,16 @@ class Metadata:
         if len(self.tables) == 1:
             return f"Metadata({next(iter(self.tables.values()))!r})"
         return f"Metadata(tables={list(self.tables)}, relationships={len(self.relationships)})"
+
+
+def _names(rule: dict, column: str) -> bool:
+    """Whether a rule's JSON form names ``column`` (removing a column removes its rules)."""
+    from clinsynth.constraints import constraint_from_dict
+
+    try:
+        return column in constraint_from_dict(rule).columns
+    except MetadataError:
+        return False
 
 
 def _json_default(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints import rules_within
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.multitable._context import FeatureEncoder, encoder_sdtype, select_features
 from clinsynth.multitable._dates import date_format_of, encode_dates, plan_dates, to_ns
@@ -135,7 +136,10 @@ def learn_table(
         "counts": list(counts),
         **link,
     }
-    model_md = TableMetadata(specs)
+    # The table's own rules on the columns its model learns as they are (keys, inherited
+    # columns and dates learned as gaps are handled by the schema).
+    rules = rules_within(table.constraints, specs, table.columns)
+    model_md = TableMetadata(specs, constraints=rules)
     return plan, frame, model_md, [f["name"] for f in context]
 
 

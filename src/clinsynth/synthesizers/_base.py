@@ -223,10 +223,16 @@ class BaseSynthesizer:
         self._rules_ = _rules.collect_rules(table, self.constraints)
         self._dtypes_ = {c: str(data[c].dtype) for c in table.columns}
         if self._rules_:
-            data = data[~_rules.violations(self._rules_, data, table)]
-            if len(data) == 0:
-                raise DataError("No row of the data satisfies the rules; check the rules.")
-            data, model_table = _rules.reparametrize(self._rules_, data, table)
+            self._rules_ = _rules.check_real_data(self._rules_, data, table)
+        if self._rules_:
+            label = getattr(self, "condition_column", None)  # the model's class label stays
+            data, model_table = _rules.reparametrize(
+                self._rules_,
+                data,
+                table,
+                rare_threshold=self.rare_category_threshold,
+                keep=[label] if label else (),
+            )
             for column in set(model_table.columns) - set(table.columns):
                 # Joint columns of rules (FixedCombinations) hold keys that must decode back
                 # to a combination: no rare-level merging for them.

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.errors import ParameterError, SamplingError
+from clinsynth.synthesizers import _rules
 from clinsynth.transform import CategoricalTransformer
 
 if TYPE_CHECKING:
@@ -130,7 +131,16 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
                 synth._transformer_.get_transformer(column) if column in model_columns else None
             )
             levels = getattr(transformer, "levels", None)
-            if levels is not None:
+            if transformer is None:  # derived by a rule: the values the rule can give
+                levels = _rules.derived_levels(getattr(synth, "_rules_", []), column)
+                if levels is not None and CategoricalTransformer._key(value) not in {
+                    CategoricalTransformer._key(v) for v in levels
+                }:
+                    raise SamplingError(
+                        f"Condition {column}={value!r} can never be met: '{column}' is derived "
+                        f"by a rule and takes only {levels[:10]}."
+                    )
+            elif levels is not None:
                 keys = {transformer._key_or_none(v) for v in levels}
                 if transformer._key_or_none(value) not in keys:
                     known = [v for v in levels if v is not None][:10]
@@ -166,10 +176,7 @@ def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: 
     instead of drawing millions of rows."""
     if not synth.enforce_min_max_values or column not in synth._transformer_.column_names:
         return
-    reparametrized = {
-        c for r in getattr(synth, "_rules_", []) if r.reparametrized for c in r.columns
-    }
-    if column in reparametrized:
+    if column in _rules.model_changed_columns(getattr(synth, "_rules_", [])):
         return
     transformer = synth._transformer_.get_transformer(column)
     if transformer.kind not in ("numerical", "datetime") or getattr(transformer, "empty", True):
@@ -234,10 +241,8 @@ def sample_with_conditions(
         out = native(num_rows, parsed, rng, max_rounds=max_tries)
         if out is not None:
             return _checked_rows(synth, out, num_rows, conditions, parsed, rng)
-    reparametrized = {
-        c for r in getattr(synth, "_rules_", []) if r.reparametrized for c in r.columns
-    }
-    use_native = native is not None and not set(parsed) & reparametrized
+    changed = _rules.model_changed_columns(getattr(synth, "_rules_", []))
+    use_native = native is not None and not set(parsed) & changed
     kept: list[pd.DataFrame] = []
     have, tried, batch, rounds = 0, 0, max(num_rows, 100), 0
     method = "rejection"

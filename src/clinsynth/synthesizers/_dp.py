@@ -58,7 +58,8 @@ def _is_bounds(v: Any) -> bool:
 
 def _rules_outside_budget(rules: list[Any]) -> list[str]:
     """Rules whose fitted state holds values read from the data (beyond dtypes): the allowed
-    combinations of FixedCombinations, Positive's smallest value, a Formula's decimals..."""
+    combinations of FixedCombinations, Positive's smallest value, a Formula's decimals... and
+    every rule discovered in the data (discovery read the real rows without noise)."""
 
     def reads_data(state: Any) -> bool:
         if isinstance(state, list):  # values (allowed combinations), or sub-rules' states
@@ -72,7 +73,11 @@ def _rules_outside_budget(rules: list[Any]) -> list[str]:
                 return True
         return False
 
-    return [r.describe() for r in rules if reads_data(getattr(r, "state", None) or {})]
+    return [
+        r.describe()
+        for r in rules
+        if getattr(r, "discovered", False) or reads_data(getattr(r, "state", None) or {})
+    ]
 
 
 def _compact(mechanism: dict[str, Any]) -> dict[str, Any]:
