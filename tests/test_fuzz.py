@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +79,7 @@ def _same_columns(out: pd.DataFrame, df: pd.DataFrame, n: int) -> None:
     assert len(out) == n
 
 
+@pytest.mark.slow
 @settings(
     max_examples=200,
     deadline=None,

@@ -643,6 +643,18 @@ CASES: list[Case] = [
         {"model": model("copula")},
     ),
     Case(
+        "schema_at_a_huge_scale",
+        ["sample", "{d}/model", "--scale", "100000000", "-o", "{d}/out"],
+        "needs about .* of memory",
+        {"model": model("hma")},
+    ),
+    Case(
+        "negative_scale",
+        ["sample", "{d}/model", "--scale", "-1", "-o", "{d}/out.csv"],
+        "must be a number >= 0",
+        {"model": model("copula")},
+    ),
+    Case(
         "sample_output_unsupported",
         ["sample", "{d}/model", "-n", "5", "-o", "{d}/out.txt"],
         "unsupported type",
@@ -722,6 +734,17 @@ CASES: list[Case] = [
             "model": model(
                 "copula",
                 lambda b: (b / "model.json").write_text("[" * 200_000 + "]" * 200_000),
+            )
+        },
+    ),
+    Case(
+        "model_manifest_nested_deep",
+        _SAMPLE,
+        "nested deeper than",
+        {
+            "model": model(
+                "copula",
+                lambda b: (b / "manifest.json").write_text("[" * 200_000 + "]" * 200_000),
             )
         },
     ),

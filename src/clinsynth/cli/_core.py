@@ -295,7 +295,7 @@ def sample(
     from clinsynth.io import write_table, write_tables
     from clinsynth.io._limits import check_table_disk
     from clinsynth.io._paths import check_output_path
-    from clinsynth.synthesizers._limits import check_sample_size
+    from clinsynth.synthesizers._limits import check_rows_memory, check_sample_size
 
     if output is None and sql is None:
         raise ParameterError("Say where to write the rows: -o OUT.csv (or a folder), or --sql URL.")
@@ -308,7 +308,17 @@ def sample(
     if multi:
         if seed is not None:
             synth.random_state = seed
-        tables = synth.sample(scale=scale)
+        if scale >= 0:  # (a negative scale is the library's clear error)
+            widest = max(len(t.columns) for t in synth.metadata.tables.values())
+            rows = float(synth.get_plan()["rows"].sum()) * scale
+            check_rows_memory(int(min(rows, 1e18)), widest, f"Sampling the schema at scale {scale}")
+        try:
+            tables = synth.sample(scale=scale)
+        except MemoryError:
+            raise SamplingError(
+                f"Sampling the schema at scale {scale} ran out of memory. Sample at a smaller "
+                "--scale."
+            ) from None
         if sql is not None:
             from clinsynth.io import write_sql_schema
 
@@ -321,6 +331,8 @@ def sample(
             console.print(f"Wrote {len(tables)} tables to {output}/")
         return
     if num_rows is None:
+        if not 0 <= scale < float("inf"):
+            raise ParameterError(f"The '--scale' option must be a number >= 0. Got {scale}.")
         num_rows = max(1, round(synth.num_training_rows_ * scale))
     if precision is not None:
         if not hasattr(synth, "sample_precision") and precision != "float32":

@@ -54,6 +54,11 @@ def evaluate_command(
     With two folders: keys and links, children per parent, parent-child trends and each
     table's fidelity (the multi-table report).
     """
+    from clinsynth.io._paths import check_output_path
+
+    for written in (output, json_path):
+        if written is not None:
+            check_output_path([real, synthetic, metadata, holdout, model], written, "metadata")
     if real.is_dir() or synthetic.is_dir():
         _evaluate_schema(
             real,

@@ -123,9 +123,20 @@ def human_bytes(n: float) -> str:
     """
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
         if abs(n) < 1024 or unit == "PB":
+            if unit == "PB" and abs(n) >= 1e6:
+                return f"{n:.3g} PB"
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n:,.1f} PB"  # pragma: no cover - the loop returns
+
+
+def count(n: float) -> str:
+    """``1234567`` -> ``'1,234,567'``; astronomically large counts in scientific notation.
+
+    >>> count(10**10), count(10**30)
+    ('10,000,000,000', '1e+30')
+    """
+    return f"{int(n):,}" if n < 1e15 else f"{float(n):.3g}"
 
 
 def available_memory() -> int | None:
@@ -197,4 +208,4 @@ def check_table_disk(path: str | os.PathLike, num_rows: int, num_columns: int) -
     per_cell = _CELL_BYTES.get(Path(path).suffix.lower(), 10)
     needed = int(num_rows) * max(int(num_columns), 1) * per_cell
     if needed > 64 * 2**20:  # small files: no need to look
-        check_disk(path, needed, f"Writing {int(num_rows):,} rows to '{path}'")
+        check_disk(path, needed, f"Writing {count(num_rows)} rows to '{path}'")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from clinsynth.errors import DataError, ParameterError, SamplingError
-from clinsynth.io._limits import check_memory
+from clinsynth.io._limits import check_memory, count
 from clinsynth.metadata import is_pii
 
 if TYPE_CHECKING:
@@ -50,6 +50,24 @@ def sample_bytes(synth: BaseSynthesizer, num_rows: int) -> int:
     return int(num_rows) * (width * _ENCODED_BYTES + columns * _CELL_BYTES + _ROW_BYTES)
 
 
+def check_rows_memory(num_rows: int, num_columns: int, what: str) -> None:
+    """Raise a :class:`~clinsynth.errors.SamplingError` when ``num_rows`` rows of
+    ``num_columns`` columns (a whole schema's tables) would not fit in the memory available.
+
+    >>> check_rows_memory(10**3, 5, "Sampling the schema")
+    """
+    needed = int(num_rows) * (2 * max(int(num_columns), 1) * _CELL_BYTES + _ROW_BYTES)
+    if needed < 256 * 2**20:
+        return
+    check_memory(
+        needed,
+        f"{what} ({count(num_rows)} rows)",
+        "Sample at a smaller --scale, and make a larger set in several runs with different "
+        "seeds (--seed).",
+        SamplingError,
+    )
+
+
 def check_sample_size(synth: BaseSynthesizer, num_rows: int) -> None:
     """Raise a :class:`~clinsynth.errors.SamplingError` when ``num_rows`` rows would not fit in
     the memory available, saying how much they need."""
@@ -58,7 +76,7 @@ def check_sample_size(synth: BaseSynthesizer, num_rows: int) -> None:
         return
     check_memory(
         needed,
-        f"Sampling {int(num_rows):,} rows of {len(synth._transformer_.column_names)} columns",
+        f"Sampling {count(num_rows)} rows of {len(synth._transformer_.column_names)} columns",
         "Ask for fewer rows (-n), and make a larger set in several runs with different seeds "
         "(--seed).",
         SamplingError,
