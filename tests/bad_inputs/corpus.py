@@ -515,6 +515,23 @@ CASES: list[Case] = [
         },
     ),
     Case(
+        "schema_dates_after_2262",
+        _fit("{d}/tables"),
+        "dates outside 1677-2262",
+        {
+            "tables": folder(
+                {
+                    name: df.assign(
+                        seen=np.datetime_as_string(
+                            np.datetime64("2300-01-01") + np.arange(len(df)) * 11, unit="D"
+                        )
+                    )
+                    for name, df in schema().items()
+                }
+            )
+        },
+    ),
+    Case(
         "null_in_primary_key",
         _fit("{d}/tables", "-m", "{d}/md.json"),
         "missing",
