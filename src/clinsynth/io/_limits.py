@@ -91,7 +91,7 @@ def loads_limited(raw: bytes | str, where: str, error: type[ClinsynthError], fix
     """
     if len(raw) > MAX_JSON_BYTES:
         raise error(
-            f"{where} is {len(raw) / 2**20:,.1f} MB, more than the {MAX_JSON_BYTES // 2**20} MB a "
+            f"{where} is larger than the {MAX_JSON_BYTES // 2**20} MB a "
             f"clinsynth JSON document may be. It was not written by clinsynth, or is damaged. {fix}"
         )
     try:

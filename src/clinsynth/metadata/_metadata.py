@@ -219,10 +219,11 @@ class Metadata:
         path = Path(filepath)
         if not path.exists():
             raise MetadataError(f"Metadata file '{path}' does not exist.")
-        from clinsynth.io._limits import loads_limited
+        from clinsynth.io._limits import MAX_JSON_BYTES, loads_limited
 
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as handle:  # never more than the limit into memory
+                raw = handle.read(MAX_JSON_BYTES + 1)
         except OSError as exc:
             raise MetadataError(
                 f"Metadata file '{path}' could not be read ({exc.strerror or exc})."
