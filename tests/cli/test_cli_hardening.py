@@ -24,18 +24,24 @@ def table() -> pd.DataFrame:
     ).assign(bmi=lambda d: np.round(rng.normal(27, 4, len(d)), 1))
 
 
-def test_two_sheet_workbook_names_the_other_sheet_and_reads_the_chosen_one(tmp_path, table, capsys):
+def test_two_sheet_workbook_names_the_other_sheet_and_reads_the_chosen_one(
+    tmp_path, table, capsys, caplog
+):
+    from clinsynth.io import read_table
+
     path = tmp_path / "data.xlsx"
     with pd.ExcelWriter(path) as writer:
         table.to_excel(writer, sheet_name="patients", index=False)
         pd.DataFrame({"visit_id": range(30), "cost": np.arange(30) * 2.5}).to_excel(
             writer, sheet_name="visits", index=False
         )
-    code, _, err = run(["detect", path, "-o", tmp_path / "md.json"], capsys)
-    assert code == 0
-    assert "2 sheets (patients, visits)" in err and "--sheet" in err
-    code, out, err = run(["detect", path, "--sheet", "visits", "-o", tmp_path / "v.json"], capsys)
-    assert code == 0 and "Warning" not in err and "cost" in out
+    with caplog.at_level("WARNING", logger="clinsynth"):
+        assert list(read_table(path).columns) == list(table.columns)
+    assert "2 sheets (patients, visits)" in caplog.text and "--sheet" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="clinsynth"):
+        code, out, _ = run(["detect", path, "--sheet", "visits", "-o", tmp_path / "v.json"], capsys)
+    assert code == 0 and "cost" in out and "sheets" not in caplog.text
     code, _, _ = run(["fit", path, "--sheet", "visits", "-o", tmp_path / "m", "-q"], capsys)
     assert code == 0
 
