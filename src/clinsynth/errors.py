@@ -7,6 +7,8 @@ problems first and raises once; the individual problems are kept in ``error.prob
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ClinsynthError",
     "MetadataError",
@@ -32,8 +34,8 @@ class ClinsynthError(Exception):
     """
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        self.problems = list(problems or [])
-        super().__init__(message)
+        self.problems = [_cap(p) for p in problems or []]
+        super().__init__(_cap(message))
 
     @classmethod
     def from_problems(cls, headline: str, problems: list[str]) -> ClinsynthError:
@@ -70,6 +72,23 @@ class PrivacyError(ClinsynthError):
 
 class SamplingError(ClinsynthError):
     """Sampling could not produce the requested rows (impossible condition, rules never met)."""
+
+
+#: A run of this many characters without a space is a value quoted from a file, not prose.
+_LONG_RUN = re.compile(r"\S{241,}")
+#: Most characters of one message (a list of problems stays readable).
+_MAX_MESSAGE = 20_000
+
+
+def _cap(text: str) -> str:
+    """Cut values quoted in a message (a 10 MB string read from a file is never echoed)."""
+    text = str(text)
+    if len(text) <= 240:
+        return text
+    text = _LONG_RUN.sub(lambda m: f"{m[0][:80]}... ({len(m[0]):,} characters)", text)
+    if len(text) > _MAX_MESSAGE:
+        text = f"{text[:_MAX_MESSAGE]}... ({len(text):,} characters in all)"
+    return text
 
 
 def check_param(

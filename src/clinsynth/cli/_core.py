@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clinsynth.cli._app import app
-from clinsynth.errors import DataError, ParameterError
+from clinsynth.errors import DataError, ParameterError, SamplingError
 
 console = Console(stderr=False, highlight=False)
 
@@ -77,19 +77,26 @@ def _output_kind(path: Path) -> str:
     )
 
 
+#: Options of the multi-table model that --param may set (the rest go to each table's model).
+_HMA_PARAMS = ("max_context_columns",)
+
+
 # --------------------------------------------------------------------------- detect
 @app.command()
 def detect(
     data: Path = typer.Argument(..., help="A CSV/Excel/Parquet file, or a folder of CSVs."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write metadata.json."),
+    sheet: str | None = typer.Option(None, "--sheet", help="Excel: the sheet to read."),
 ) -> None:
     """Detect the metadata (column types, keys, relationships, PII) and save it as JSON.
 
     Example: clinsynth detect patients.csv -o metadata.json
     """
     from clinsynth.io import read_data
+    from clinsynth.io._paths import check_output_path
 
-    tables = read_data(data)
+    check_output_path([data], output, "metadata")
+    tables = read_data(data, sheet_name=sheet)
     md = _load_metadata(None, tables)
     md.save_to_json(output)
     for name, table in md.tables.items():
@@ -207,6 +214,7 @@ def fit(
         "finds them to measure privacy and utility.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    sheet: str | None = typer.Option(None, "--sheet", help="Excel: the sheet to read."),
 ) -> None:
     """Fit a synthesizer on real data and save it (JSON + tensors, never pickle).
 
@@ -221,9 +229,12 @@ def fit(
     """
     from clinsynth import get_synthesizer
     from clinsynth.io import read_data
+    from clinsynth.io._paths import check_output_path
+    from clinsynth.synthesizers._limits import check_param_names, check_trainable
 
     if data is None and sql is None:
         raise ParameterError("Give the training data: a file, a folder of CSVs, or --sql URL.")
+    check_output_path([data, metadata], output, "model")
     params: dict[str, Any] = {"random_state": seed}
     for item in param:
         key, sep, value = item.partition("=")
@@ -243,11 +254,15 @@ def fit(
         if metadata is not None:
             md = _load_metadata(metadata, tables)
     else:
-        tables = read_data(data)
+        tables = read_data(data, sheet_name=sheet)
         md = _load_metadata(metadata, tables)
+    multi = isinstance(tables, dict)
+    check_param_names(get_synthesizer(model), params, extra=_HMA_PARAMS if multi else ())
+    if not multi:
+        check_trainable(md.get_table(), tables, f"The table in '{data}'")
     held_out = None
     if holdout is not None:
-        if isinstance(tables, dict):
+        if multi:
             raise ParameterError(
                 "--holdout keeps rows of a single table aside; a multi-table model trains on "
                 "every table. Leave --holdout out."
@@ -362,16 +377,32 @@ def sample(
     """
     import clinsynth
     from clinsynth.io import write_table, write_tables
+    from clinsynth.io._limits import check_table_disk
+    from clinsynth.io._paths import check_output_path
+    from clinsynth.synthesizers._limits import check_rows_memory, check_sample_size
 
     if output is None and sql is None:
         raise ParameterError("Say where to write the rows: -o OUT.csv (or a folder), or --sql URL.")
     from clinsynth.multitable import HierarchicalSynthesizer
 
     synth = clinsynth.load(model, device=device)
-    if isinstance(synth, HierarchicalSynthesizer):
+    multi = isinstance(synth, HierarchicalSynthesizer)
+    if output is not None:
+        check_output_path([model], output, "tables" if multi else "table")
+    if multi:
         if seed is not None:
             synth.random_state = seed
-        tables = synth.sample(scale=scale)
+        if scale >= 0:  # (a negative scale is the library's clear error)
+            widest = max(len(t.columns) for t in synth.metadata.tables.values())
+            rows = float(synth.get_plan()["rows"].sum()) * scale
+            check_rows_memory(int(min(rows, 1e18)), widest, f"Sampling the schema at scale {scale}")
+        try:
+            tables = synth.sample(scale=scale)
+        except MemoryError:
+            raise SamplingError(
+                f"Sampling the schema at scale {scale} ran out of memory. Sample at a smaller "
+                "--scale."
+            ) from None
         if sql is not None:
             from clinsynth.io import write_sql_schema
 
@@ -384,6 +415,8 @@ def sample(
             console.print(f"Wrote {len(tables)} tables to {output}/")
         return
     if num_rows is None:
+        if not 0 <= scale < float("inf"):
+            raise ParameterError(f"The '--scale' option must be a number >= 0. Got {scale}.")
         num_rows = max(1, round(synth.num_training_rows_ * scale))
     if precision is not None:
         if not hasattr(synth, "sample_precision") and precision != "float32":
@@ -403,11 +436,21 @@ def sample(
             f"'{output}' has no file type. Give OUT.csv, OUT.xlsx or OUT.parquet for a single "
             "table."
         )
+    check_sample_size(synth, num_rows)
+    if output is not None:
+        columns = synth.get_metadata().get_table(synth.table_name).columns
+        check_table_disk(output, num_rows, len(columns))
     steps = 1 + (output is not None) + (sql is not None)
     with progress_bar("sampling", quiet) as update:
         tick = update or (lambda total, completed, message="": None)
         tick(steps, 0, f"generating {num_rows:,} rows")
-        df = synth.sample(num_rows, conditions=conditions)
+        try:
+            df = synth.sample(num_rows, conditions=conditions)
+        except MemoryError:
+            raise SamplingError(
+                f"Sampling {num_rows:,} rows ran out of memory. Ask for fewer rows (-n) and make "
+                "a larger set in several runs with different seeds (--seed)."
+            ) from None
         if output is not None:
             tick(steps, 1, f"writing {output.name}")
             write_table(df, output)

@@ -66,6 +66,11 @@ def evaluate_command(
       clinsynth evaluate patients.csv synthetic.csv --model model --target outcome -o report.html
       clinsynth evaluate train.csv synthetic.csv --holdout holdout.csv -o report.html
     """
+    from clinsynth.io._paths import check_output_path
+
+    for written in (output, json_path):
+        if written is not None:
+            check_output_path([real, synthetic, metadata, holdout, model], written, "metadata")
     if real.is_dir() or synthetic.is_dir():
         _evaluate_schema(
             real,

@@ -9,24 +9,61 @@ Layout::
 
 Writes are atomic: the bundle appears whole or not at all, and an existing bundle is replaced only
 after the new one is complete.
+
+A bundle is untrusted input (it may come from someone else): member names must be plain file
+names, every member is read with a size cap (a zip member's declared and actual size, and its
+compression ratio, are checked while it is streamed, so a zip bomb is refused before it is
+inflated), JSON documents are bounded in size and depth (:mod:`clinsynth.io._limits`), and the
+manifest is checked against a schema (:data:`MANIFEST_SPEC`) before anything is built from it.
+Each loader then checks its own documents and tensors (``TableTransformer.from_dict``, the
+models' ``_set_state``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
-import tempfile
+import re
+import stat
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 from clinsynth._version import BUNDLE_FORMAT_VERSION, __version__
 from clinsynth.errors import BundleError
-from clinsynth.io._atomic import atomic_path
+from clinsynth.io import _schema as S
+from clinsynth.io._atomic import atomic_path, recover
+from clinsynth.io._limits import MAX_JSON_BYTES, human_bytes, loads_limited, shorten
 
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
+#: Largest weights file read.
+MAX_WEIGHTS_BYTES = 2 * 2**30
+#: Largest bundle (all members together, uncompressed).
+MAX_BUNDLE_BYTES = 4 * 2**30
+#: Most members in a bundle.
+MAX_MEMBERS = 10_000
+#: A member over 16 MB that inflates more than this many times its compressed size is refused.
+MAX_COMPRESSION_RATIO = 100
+_RATIO_FLOOR = 16 * 2**20
+#: What a member name may look like: a plain file name.
+_MEMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+_CHUNK = 2**20
+#: What building a model from a damaged or tampered bundle can still raise once its documents
+#: passed their checks; loaders turn each into a BundleError.
+BUILD_ERRORS = (
+    LookupError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    AttributeError,
+    RuntimeError,
+    MemoryError,
+)
+_AGAIN = "Fit and save the model again."
 
 
 def save_bundle(
@@ -39,8 +76,6 @@ def save_bundle(
 ) -> Path:
     """Write a bundle to ``path`` (a folder, or a zip archive when it ends in ``.zip`` or
     ``archive`` is true)."""
-    import torch
-
     path = Path(path)
     manifest = {
         "format": "clinsynth-model",
@@ -48,35 +83,40 @@ def save_bundle(
         "clinsynth_version": __version__,
         **manifest,
     }
-
-    def write_folder(folder: Path) -> None:
-        (folder / MANIFEST).write_text(_dumps(manifest), encoding="utf-8")
-        for name, doc in documents.items():
-            (folder / name).write_text(_dumps(doc), encoding="utf-8")
-        if tensors:
-            torch.save(
-                {k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in tensors.items()},
-                folder / WEIGHTS,
-            )
-
+    members = {MANIFEST: _dumps(manifest).encode("utf-8")}
+    members.update({name: _dumps(doc).encode("utf-8") for name, doc in documents.items()})
+    for name in members:
+        if not _MEMBER.match(name):
+            raise BundleError(f"Cannot save a bundle member named {shorten(name)}.")
+    if tensors:
+        members[WEIGHTS] = _tensor_bytes(tensors)
     if archive if archive is not None else path.suffix.lower() == ".zip":
-        staging = Path(tempfile.mkdtemp(prefix=".clinsynth-bundle-"))
-        try:
-            write_folder(staging)
-            with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-                for file in sorted(staging.iterdir()):
-                    zf.write(file, file.name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in sorted(members):
+                zf.writestr(name, members[name])
     else:
         with atomic_path(path, directory=True) as tmp:
-            write_folder(tmp)
+            for name, raw in members.items():
+                (tmp / name).write_bytes(raw)
     return path
 
 
+def _tensor_bytes(tensors: dict[str, Any]) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(
+        {k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in tensors.items()}, buffer
+    )
+    return buffer.getvalue()
+
+
 def load_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Read ``(manifest, documents, tensors)`` from a bundle folder or zip; check its version."""
+    """Read ``(manifest, documents, tensors)`` from a bundle folder or zip; check its version,
+    the size of every member and the manifest's schema."""
     path = Path(path)
+    if not path.exists():
+        recover(path)  # a replace interrupted by a kill leaves the old copy beside the path
     if not path.exists():
         raise BundleError(f"Model '{path}' does not exist. Check the path, or fit a model first.")
     files = _read_files(path)
@@ -85,63 +125,228 @@ def load_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
             f"'{path}' is not a clinsynth model (no {MANIFEST}). Give the folder or .zip written "
             "by `clinsynth fit` or `synthesizer.save()`."
         )
-    try:
-        manifest = json.loads(files[MANIFEST])
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BundleError(
-            f"Model '{path}' is corrupt ({MANIFEST} is not valid JSON). Fit and save the model "
-            "again."
-        ) from None
+    manifest = loads_limited(
+        files[MANIFEST], f"Model '{path}' is corrupt: {MANIFEST}", BundleError, _AGAIN
+    )
     if not isinstance(manifest, dict) or manifest.get("format") != "clinsynth-model":
         raise BundleError(f"'{path}' is not a clinsynth model (its manifest has another format).")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > BUNDLE_FORMAT_VERSION:
+    if not S._is_int(version) or version > BUNDLE_FORMAT_VERSION:
         raise BundleError(
-            f"Model '{path}' was saved by clinsynth {manifest.get('clinsynth_version', '?')} in "
-            f"bundle format {version}, newer than this clinsynth {__version__} reads "
+            f"Model '{path}' was saved by clinsynth "
+            f"{str(manifest.get('clinsynth_version', '?'))[:40]} in bundle format "
+            f"{str(version)[:40]}, newer than this clinsynth {__version__} reads "
             f"(format {BUNDLE_FORMAT_VERSION}). Upgrade clinsynth: pip install -U clinsynth."
         )
+    S.check_json(manifest, MANIFEST_SPEC, f"Model '{path}': {MANIFEST}")
     documents = {}
     for name, raw in files.items():
         if name.endswith(".json") and name != MANIFEST:
-            try:
-                documents[name] = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise BundleError(
-                    f"Model '{path}' is corrupt ({name} is not valid JSON). Fit and save the "
-                    "model again."
-                ) from None
+            documents[name] = loads_limited(
+                raw, f"Model '{path}' is corrupt: {name}", BundleError, _AGAIN
+            )
     tensors = _load_tensors(path, files.get(WEIGHTS))
     return manifest, documents, tensors
 
 
+def _wanted(name: str) -> bool:
+    return name == WEIGHTS or name.endswith(".json")
+
+
+def _cap(name: str) -> int:
+    return MAX_WEIGHTS_BYTES if name == WEIGHTS else MAX_JSON_BYTES
+
+
+def _too_big(path: Path, name: str, size: int) -> BundleError:
+    return BundleError(
+        f"Model '{path}': {name} is {human_bytes(size)}, more than the {human_bytes(_cap(name))} "
+        "a clinsynth bundle member may be. It was not written by clinsynth, or was tampered with."
+    )
+
+
 def _read_files(path: Path) -> dict[str, bytes]:
     if path.is_dir():
-        return {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+        return _read_folder(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            return {name: zf.read(name) for name in zf.namelist() if "/" not in name.strip("/")}
-    except (zipfile.BadZipFile, OSError):
+            return _read_zip(path, zf)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        NotImplementedError,
+        zlib.error,
+        RuntimeError,
+    ):  # RuntimeError: an encrypted member
         raise BundleError(
-            f"'{path}' is not a clinsynth model (not a bundle folder or a readable .zip). Give "
-            "the folder or .zip written by `clinsynth fit`."
+            f"'{path}' is not a clinsynth model (not a bundle folder or a readable .zip: it is "
+            "damaged, truncated or not a zip). Give the folder or .zip written by `clinsynth fit`."
         ) from None
+    except BundleError:
+        raise
+    except OSError as exc:
+        raise BundleError(
+            f"Model '{path}' could not be read ({exc.strerror or type(exc).__name__})."
+        ) from None
+
+
+def _read_folder(path: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    total = 0
+    entries = sorted(path.iterdir())
+    if len(entries) > MAX_MEMBERS:
+        raise BundleError(f"Model '{path}' holds {len(entries):,} files; not a clinsynth bundle.")
+    for entry in entries:
+        name = entry.name
+        if not _wanted(name):
+            continue
+        info = entry.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleError(
+                f"Model '{path}': {shorten(name)} is not a plain file (a link, folder or device); "
+                "a clinsynth bundle holds plain files only."
+            )
+        if not _MEMBER.match(name):
+            continue
+        if info.st_size > _cap(name):
+            raise _too_big(path, name, info.st_size)
+        with open(entry, "rb") as handle:
+            raw = handle.read(_cap(name) + 1)
+        if len(raw) > _cap(name):
+            raise _too_big(path, name, len(raw))
+        total += len(raw)
+        if total > MAX_BUNDLE_BYTES:
+            raise BundleError(f"Model '{path}' is larger than {human_bytes(MAX_BUNDLE_BYTES)}.")
+        files[name] = raw
+    return files
+
+
+def _read_zip(path: Path, zf: zipfile.ZipFile) -> dict[str, bytes]:
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise BundleError(f"Model '{path}' holds {len(infos):,} members; not a clinsynth bundle.")
+    for info in infos:
+        if not _MEMBER.match(info.filename):
+            raise BundleError(
+                f"Model '{path}' holds a member named {shorten(info.filename)}: clinsynth "
+                "bundles hold plain file names only (no folders, no '..'). Save the model again "
+                "with `clinsynth fit -o model.zip`."
+            )
+    declared = sum(i.file_size for i in infos if _wanted(i.filename))
+    if declared > MAX_BUNDLE_BYTES:
+        raise BundleError(
+            f"Model '{path}' would inflate to {human_bytes(declared)}, more than the "
+            f"{human_bytes(MAX_BUNDLE_BYTES)} a clinsynth bundle may be."
+        )
+    files: dict[str, bytes] = {}
+    for info in infos:
+        if not _wanted(info.filename):
+            continue
+        files[info.filename] = _read_member(path, zf, info)
+    return files
+
+
+def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Stream one member, never inflating past its cap or past what its header declares."""
+    name, cap = info.filename, _cap(info.filename)
+    if info.file_size > cap:
+        raise _too_big(path, name, info.file_size)
+    if info.file_size > _RATIO_FLOOR and info.file_size > MAX_COMPRESSION_RATIO * max(
+        info.compress_size, 1
+    ):
+        raise BundleError(
+            f"Model '{path}': {name} inflates {info.file_size / max(info.compress_size, 1):,.0f} "
+            f"times ({human_bytes(info.compress_size)} to {human_bytes(info.file_size)}), as a "
+            "zip bomb does; clinsynth does not write such members. Refused."
+        )
+    limit = min(cap, info.file_size)
+    chunks, size = [], 0
+    with zf.open(info) as member:
+        while True:
+            chunk = member.read(min(_CHUNK, limit + 1 - size))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise _too_big(path, name, size)
+            chunks.append(chunk)
+    if size != info.file_size:
+        raise BundleError(f"Model '{path}': {name} is truncated or its size is misdeclared.")
+    return b"".join(chunks)
 
 
 def _load_tensors(path: Path, raw: bytes | None) -> dict[str, Any]:
     if raw is None:
         return {}
-    import io
-
     import torch
 
     try:
-        return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged file's protocol notes: the error says it
+            warnings.simplefilter("ignore")
+            tensors = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or unsafe file
         raise BundleError(
             f"Model '{path}' is corrupt ({WEIGHTS} could not be read safely: "
             f"{type(exc).__name__}). Fit and save the model again."
         ) from None
+    problems: list[str] = []
+    if not isinstance(tensors, dict) or len(tensors) > MAX_MEMBERS:
+        problems.append("it must hold a dictionary of named tensors")
+    else:
+        for key, value in tensors.items():
+            if not isinstance(key, str) or len(key) > 300:
+                problems.append(f"a tensor name {shorten(key)} is not a short string")
+            elif not isinstance(value, torch.Tensor):
+                problems.append(f"{shorten(key)} is a {type(value).__name__}, not a tensor")
+            elif value.dtype.is_complex or value.is_sparse or value.device.type != "cpu":
+                problems.append(f"{shorten(key)} is not a dense real tensor")
+            if len(problems) >= S.MAX_PROBLEMS:
+                break
+    if problems:
+        S.raise_problems(problems, f"Model '{path}': {WEIGHTS}")
+    return tensors
+
+
+def check_tensor(
+    tensors: dict[str, Any],
+    key: str,
+    shape: tuple[int | None, ...],
+    where: str,
+    *,
+    floating: bool = True,
+    finite: bool = True,
+) -> Any:
+    """``tensors[key]``, checked to exist with ``shape`` (None: any size), floating-point
+    (``floating``) and finite (``finite``) values.
+
+    Raises
+    ------
+    BundleError
+        Naming the tensor, the shape expected and the shape found.
+    """
+    import torch
+
+    value = tensors.get(key)
+    if not isinstance(value, torch.Tensor):
+        raise BundleError(f"{where}: the tensor '{key}' is missing. Fit and save the model again.")
+    ok = value.dim() == len(shape) and all(
+        want is None or got == want for got, want in zip(value.shape, shape, strict=True)
+    )
+    if not ok:
+        expected = "x".join("n" if s is None else str(s) for s in shape) or "a scalar"
+        raise BundleError(
+            f"{where}: the tensor '{key}' has shape {tuple(value.shape)}, where the model needs "
+            f"{expected}. The bundle was damaged or tampered with; fit and save the model again."
+        )
+    if floating and (
+        not value.dtype.is_floating_point or (finite and not bool(torch.isfinite(value).all()))
+    ):
+        raise BundleError(
+            f"{where}: the tensor '{key}' must hold {'finite ' if finite else ''}floating-point "
+            "numbers. The bundle was damaged or tampered with (or its training diverged); fit "
+            "and save the model again."
+        )
+    return value
 
 
 def _dumps(doc: Any) -> str:
@@ -154,3 +359,83 @@ def _default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+# --------------------------------------------------------------------------- manifest schema
+_JSON = S.json_value()
+_COLUMN = S.mapping(values=S.json_value(max_items=100_000, max_len=10_000), keys=S.text(200))
+_TABLE = S.mapping(
+    {
+        "columns": S.mapping(values=_COLUMN, keys=S.text(1000), max_len=100_000),
+        "primary_key": S.text(1000, null=True),
+        "column_groups": _JSON,
+        "constraints": S.array(_JSON, max_len=10_000),
+    },
+    required=("columns",),
+    extra=True,
+    values=_JSON,
+    keys=S.text(200),
+)
+#: The metadata in a manifest: table names must be safe file names (they become file names when
+#: the tables are written to a folder).
+METADATA_SPEC = S.mapping(
+    {
+        "METADATA_SPEC_VERSION": S.text(100),
+        "tables": S.mapping(values=_TABLE, keys=S.name(200), max_len=10_000),
+        "relationships": S.array(
+            S.mapping(values=S.text(1000), keys=S.text(200), max_len=20), max_len=10_000
+        ),
+    },
+    extra=True,
+    values=_JSON,
+    keys=S.text(200),
+)
+_FIT = S.mapping(
+    {
+        "seconds": S.number(0, 10**9),
+        "num_training_rows": S.integer(0, 10**10),
+        "sample_seed": S.integer(0, 2**63 - 1, null=True),
+        "fit_seed": S.integer(0, 2**63 - 1, null=True),
+        "dtypes": S.mapping(values=S.text(100), keys=S.text(1000), max_len=100_000),
+    },
+    extra=True,
+    values=_JSON,
+    keys=S.text(200),
+)
+_TABLE_ENTRY = S.mapping(
+    {
+        "prefix": S.text(20, safe_name=True),
+        "model": S.text(100, null=True),
+        "params": S.mapping(values=_JSON, keys=S.text(100), max_len=200),
+        "metadata": METADATA_SPEC,
+        "fit": _FIT,
+    },
+    required=("prefix",),
+    extra=True,
+    values=_JSON,
+    keys=S.text(200),
+)
+#: What the manifest of every bundle (single- or multi-table) may hold.
+MANIFEST_SPEC = S.mapping(
+    {
+        "format": S.text(100),
+        "format_version": S.integer(0, BUNDLE_FORMAT_VERSION),
+        "clinsynth_version": S.text(100),
+        "kind": S.text(100, null=True),
+        "model": S.text(100, null=True),
+        "class": S.text(200, null=True),
+        "params": S.mapping(values=_JSON, keys=S.text(100), max_len=200),
+        "metadata": METADATA_SPEC,
+        "metadata_used": METADATA_SPEC,
+        "table_name": S.name(200, null=True),
+        "fit": _FIT,
+        "constraints": S.array(_JSON, max_len=10_000),
+        "tables": S.mapping(values=_TABLE_ENTRY, keys=S.name(200), max_len=10_000),
+        "privacy": S.mapping(values=_JSON, keys=S.text(200), null=True),
+        "auto": S.mapping(values=_JSON, keys=S.text(200), null=True),
+    },
+    required=("format", "format_version", "metadata"),
+    extra=True,
+    values=_JSON,
+    keys=S.text(200),
+)

@@ -5,27 +5,34 @@ Errors name the file and say how to fix the problem; writes are atomic.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from clinsynth.errors import DataError
 from clinsynth.io._atomic import atomic_path
+from clinsynth.io._paths import check_file_name
+
+logger = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xls", ".parquet", ".pq")
 _ENCODINGS = ("utf-8", "utf-8-sig", "cp1252", "latin-1")
 
 
-def read_table(path: str | os.PathLike, *, sheet_name: str | int = 0) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, *, sheet_name: str | int | None = None) -> pd.DataFrame:
     """Read one table from a CSV/TSV, Excel or Parquet file.
 
     Parameters
     ----------
     path : path-like
-    sheet_name : str or int
-        The Excel sheet (first by default).
+    sheet_name : str or int, optional
+        The Excel sheet. By default the first; a warning names the others when the workbook
+        has several.
 
     Examples
     --------
@@ -43,31 +50,44 @@ def read_table(path: str | os.PathLike, *, sheet_name: str | int = 0) -> pd.Data
             f"'{path}' is a folder, not a table file. Use load_csvs('{path}') for a folder of CSVs."
         )
     suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise DataError(f"File '{path}' is empty. Give a file with a header row and data rows.")
-    if suffix in (".xlsx", ".xls"):
-        df = _read_excel(path, sheet_name)
-    elif suffix in (".parquet", ".pq"):
-        df = _read_parquet(path)
-    elif suffix in (".csv", ".tsv", ".txt", ""):
-        df = _read_csv(path)
-    else:
+    if suffix not in TABLE_SUFFIXES + ("",):
         raise DataError(
             f"File '{path}' has an unsupported type '{suffix}'. Use CSV, Excel (.xlsx) or Parquet."
         )
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"File '{path}' is empty. Give a file with a header row and data rows.")
+        if suffix in (".xlsx", ".xls"):
+            df = _read_excel(path, sheet_name)
+        elif suffix in (".parquet", ".pq"):
+            df = _read_parquet(path)
+        else:
+            df = _read_csv(path)
+    except OSError as exc:
+        raise DataError(
+            f"File '{path}' could not be read ({exc.strerror or type(exc).__name__}). Check "
+            "that it exists and that you may read it."
+        ) from None
     return _check_table(df, path)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()[:65536]
-    if b"\x00" in raw:
+    with open(path, "rb") as handle:
+        raw = handle.read(65536)
+    encodings: tuple[str, ...] = _ENCODINGS
+    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        encodings = ("utf-32",)
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings = ("utf-16",)  # spreadsheet programs' "Unicode text"
+    elif b"\x00" in raw:
         raise DataError(
             f"File '{path}' is binary, not a text table. Give a CSV, Excel (.xlsx) or Parquet file."
         )
     last_error: Exception | None = None
-    for encoding in _ENCODINGS:
+    for encoding in encodings:
         try:
-            sample = raw.decode(encoding)
+            # Incremental: a character cut at the end of the sample is not an error.
+            sample = codecs.getincrementaldecoder(encoding)().decode(raw, final=False)
         except UnicodeDecodeError as exc:
             last_error = exc
             continue
@@ -98,29 +118,80 @@ def _sniff_separator(sample: str) -> str:
         return ","
 
 
-def _read_excel(path: Path, sheet_name: str | int) -> pd.DataFrame:
+def _read_excel(path: Path, sheet_name: str | int | None) -> pd.DataFrame:
     from clinsynth._extras import require
 
     require("openpyxl", f"Reading the Excel file '{path}'")
     try:
-        return pd.read_excel(path, sheet_name=sheet_name)
-    except ValueError as exc:
-        raise DataError(f"Excel file '{path}': {exc}. Name an existing sheet.") from None
+        with pd.ExcelFile(path) as book:
+            sheets = [str(s) for s in book.sheet_names]
+            chosen = _choose_sheet(path, sheets, sheet_name)
+            return book.parse(sheet_name=chosen)
+    except DataError:
+        raise
     except Exception as exc:  # openpyxl raises many types for a damaged workbook
         raise DataError(
-            f"File '{path}' could not be read as Excel ({type(exc).__name__}: {exc}). "
-            "Save it again as .xlsx, or export it as CSV."
+            f"File '{path}' could not be read as Excel ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Save it again as .xlsx, or export it as CSV."
         ) from None
+
+
+def _choose_sheet(path: Path, sheets: list[str], sheet_name: str | int | None) -> str:
+    if not sheets:
+        raise DataError(f"Excel file '{path}' has no sheets.")
+    if sheet_name is None:
+        if len(sheets) > 1:
+            logger.warning(
+                "Excel file '%s' has %d sheets (%s); reading the first, '%s'. Choose another "
+                "with --sheet NAME (or read_table(path, sheet_name=NAME)).",
+                path,
+                len(sheets),
+                ", ".join(sheets[:10]) + (", ..." if len(sheets) > 10 else ""),
+                sheets[0],
+            )
+        return sheets[0]
+    if isinstance(sheet_name, int) and not isinstance(sheet_name, bool):
+        if 0 <= sheet_name < len(sheets):
+            return sheets[sheet_name]
+    elif str(sheet_name) in sheets:
+        return str(sheet_name)
+    raise DataError(
+        f"Excel file '{path}' has no sheet {sheet_name!r}. Its sheets: {', '.join(sheets[:20])}."
+    )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged file
         raise DataError(
-            f"File '{path}' could not be read as Parquet ({type(exc).__name__}: {exc}). "
-            "Check that it is a complete Parquet file."
+            f"File '{path}' could not be read as Parquet ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Check that it is a complete Parquet file."
         ) from None
+    nested = _nested_columns(df)
+    if nested:
+        raise DataError(
+            f"File '{path}' has nested values (lists, structs or maps) in column"
+            f"{'s' if len(nested) > 1 else ''} {', '.join(repr(c) for c in nested[:5])}; clinsynth "
+            "needs one plain value per cell. Flatten those columns (one column per field) or "
+            "drop them."
+        )
+    return df
+
+
+_NESTED = (list, tuple, dict, set, np.ndarray)
+
+
+def _nested_columns(df: pd.DataFrame) -> list[str]:
+    """Columns holding lists, dicts or arrays (Parquet's nested types)."""
+    out = []
+    for column in df.columns:
+        if df[column].dtype != object:
+            continue
+        values = df[column].dropna()
+        if len(values) and values.map(lambda v: isinstance(v, _NESTED)).any():
+            out.append(str(column))
+    return out
 
 
 def _check_table(df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -210,15 +281,25 @@ def write_tables(
     """Write a dict of tables as one file per table in ``folder`` (atomically, as a whole)."""
     if file_format not in ("csv", "parquet"):
         raise DataError(f"Unsupported folder format '{file_format}'. Use 'csv' or 'parquet'.")
+    names = {name: check_file_name(name) for name in tables}  # never a path outside `folder`
+    lowered = [n.lower() for n in names.values()]
+    clash = sorted({n for n in lowered if lowered.count(n) > 1})
+    if clash:
+        raise DataError(
+            f"Tables {clash} differ only in letter case; their files would overwrite each other "
+            "on some systems. Rename one of them."
+        )
     with atomic_path(folder, directory=True) as tmp:
         for name, df in tables.items():
-            write_table(df, tmp / f"{name}.{file_format}")
+            write_table(df, tmp / f"{names[name]}.{file_format}")
     return Path(folder)
 
 
-def read_data(path: str | os.PathLike) -> pd.DataFrame | dict[str, pd.DataFrame]:
+def read_data(
+    path: str | os.PathLike, *, sheet_name: str | int | None = None
+) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """A table from a file, or a dict of tables from a folder of CSVs."""
     path = Path(path)
     if path.is_dir():
         return load_csvs(path)
-    return read_table(path)
+    return read_table(path, sheet_name=sheet_name)

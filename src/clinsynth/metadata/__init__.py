@@ -1,6 +1,10 @@
 """Metadata: column sdtypes, keys, feature groups, relationships; detection and validation."""
 
-from clinsynth.metadata._detect import detect_column, detect_datetime_format
+from clinsynth.metadata._detect import (
+    detect_column,
+    detect_datetime_format,
+    refers_to_own_key,
+)
 from clinsynth.metadata._metadata import Metadata, TableMetadata
 from clinsynth.metadata._sdtypes import KNOWN as SDTYPES
 from clinsynth.metadata._sdtypes import PII as PII_SDTYPES
@@ -14,4 +18,5 @@ __all__ = [
     "is_pii",
     "detect_column",
     "detect_datetime_format",
+    "refers_to_own_key",
 ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -284,15 +285,37 @@ def detect_datetime_format(text: pd.Series) -> str | None:
     lengths = sample.str.len()
     if lengths.min() < 6:
         return None
+    far = sample.str.contains(_FAR_YEAR)
     for fmt in DATETIME_FORMATS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
-        if parsed.notna().mean() >= 0.95:
+            parsed = pd.to_datetime(sample, format=fmt, errors="coerce", utc="%z" in fmt)
+        ok = parsed.notna().to_numpy()
+        if ok.mean() < 0.95 and far.any():  # years pandas cannot hold (after 2262...)
+            ok |= far.to_numpy() & _parses(sample, fmt)
+        if ok.mean() >= 0.95:
             if fmt == "%Y%m%d" and not sample.str.fullmatch(r"(19|20)\d{6}").all():
                 continue
             return fmt
     return None
+
+
+#: A four-digit year outside pandas' nanosecond range (1677-2262).
+_FAR_YEAR = (
+    r"(?<!\d)(?:1[0-5]\d\d|16[0-6]\d|167[0-6]|22[7-9]\d|226[3-9]|2[3-9]\d\d|[3-9]\d{3})(?!\d)"
+)
+
+
+def _parses(text: pd.Series, fmt: str | None) -> np.ndarray:
+    """Which values Python's strptime reads with ``fmt`` (ISO dates when None; any year)."""
+    out = np.zeros(len(text), dtype=bool)
+    for i, value in enumerate(text):
+        try:
+            datetime.strptime(value, fmt) if fmt else datetime.fromisoformat(value)
+            out[i] = True
+        except ValueError:
+            pass
+    return out
 
 
 def _detect_primary_key(df: pd.DataFrame, table: TableMetadata) -> str | None:
@@ -331,9 +354,11 @@ def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[di
       ``concept.CONCEPT_ID``): at least 90%.
 
     The values must be of the same kind (numbers or text). Each child column gets at most one
-    parent (the strongest name match, then the highest overlap); a table is never its own
-    parent. Linked columns get the sdtype ``id`` in ``md``; id-named columns that end up neither
-    a key nor linked and repeat at most 50 distinct values become ``categorical`` codes.
+    parent (the strongest name match, then the highest overlap); a table is its own parent only
+    through a key into its own rows (``manager_id`` -> ``staff_id``, see
+    :func:`refers_to_own_key`). Linked columns get the sdtype ``id`` in ``md``; id-named
+    columns that end up neither a key nor linked and repeat at most 50 distinct values become
+    ``categorical`` codes.
 
     Parameters
     ----------
@@ -385,6 +410,17 @@ def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[di
                 key = (_STRENGTH[match], -share, parent)
                 if (child, col) not in best or key < best[(child, col)]:
                     best[(child, col)] = key
+    for name, table in md.tables.items():  # keys into the table's own rows (a hierarchy)
+        pk = table.primary_key
+        if pk is None or name not in data or pk not in data[name].columns:
+            continue
+        for col, spec in table.columns.items():
+            if col == pk or (name, col) in best or spec["sdtype"] != "id":
+                continue
+            if col in data[name].columns and refers_to_own_key(
+                col, data[name][col], data[name][pk]
+            ):
+                best[(name, col)] = (_STRENGTH["role"], -1.0, name)
     relationships = []
     order = {name: i for i, name in enumerate(md.tables)}
     for (child, col), (_, _, parent) in sorted(
@@ -401,6 +437,45 @@ def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[di
         md.tables[child].columns[col] = {"sdtype": "id"}
     _ids_to_codes(data, md, {(c, col) for c, col in best})
     return relationships
+
+
+#: Column names that say a key points into its own table (a hierarchy, a chain of rows).
+SELF_REFERENCE_NAME = re.compile(
+    r"manager|supervisor|boss|reports_?to|parent|mother|father|spouse|partner|sibling|"
+    r"prev|prior|next|predecessor|successor|referr|mentor|sponsor|head_?of|lead|"
+    r"original|duplicate|merged|linked|related",
+    re.IGNORECASE,
+)
+#: Least share of a column's values found in its own table's key for a self-reference.
+MIN_SELF_CONTAINMENT = 0.9
+
+
+def refers_to_own_key(name: str, values: pd.Series, key: pd.Series) -> bool:
+    """Whether column ``name`` holds keys of its own table's rows (``manager_id`` ->
+    ``staff_id``): at least 90% of its values are in ``key``, and either its name says so
+    (``manager``, ``parent``, ``previous``..., or it ends with ``_<key name>``) or the keys are
+    text (UUIDs, codes), which do not match by chance as small integers do.
+
+    >>> staff = pd.Series([1, 2, 3, 4, 5])
+    >>> refers_to_own_key("manager_id", pd.Series([1, 1, 2, None, 2]), staff)
+    True
+    >>> refers_to_own_key("hospital_id", pd.Series([1, 1, 2, 2, 1]), staff)
+    False
+    """
+    present = values.dropna()
+    keys = key.dropna()
+    if len(present) == 0 or len(keys) == 0 or pd.api.types.is_bool_dtype(present):
+        return False
+    numeric = pd.api.types.is_numeric_dtype(keys)
+    if pd.api.types.is_numeric_dtype(present) != numeric:
+        return False
+    if float(present.isin(pd.Index(keys.unique())).mean()) < MIN_SELF_CONTAINMENT:
+        return False
+    lname, lkey = name.lower(), str(key.name).lower()
+    named = bool(SELF_REFERENCE_NAME.search(lname)) or (
+        lkey not in _GENERIC_KEYS and lname.endswith("_" + lkey)
+    )
+    return named or not numeric
 
 
 def _name_match(col: str, pk: str, parent: str) -> str | None:

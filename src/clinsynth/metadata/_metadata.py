@@ -237,13 +237,22 @@ class Metadata:
         path = Path(filepath)
         if not path.exists():
             raise MetadataError(f"Metadata file '{path}' does not exist.")
+        from clinsynth.io._limits import MAX_JSON_BYTES, loads_limited
+
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            with open(path, "rb") as handle:  # never more than the limit into memory
+                raw = handle.read(MAX_JSON_BYTES + 1)
+        except OSError as exc:
             raise MetadataError(
-                f"Metadata file '{path}' is not valid JSON ({exc}). "
-                "Recreate it with `clinsynth detect DATA -o metadata.json`."
+                f"Metadata file '{path}' could not be read ({exc.strerror or exc})."
             ) from None
+        # Bounded in size and depth: a metadata file may come from someone else.
+        data = loads_limited(
+            raw,
+            f"Metadata file '{path}'",
+            MetadataError,
+            "Recreate it with `clinsynth detect DATA -o metadata.json`.",
+        )
         try:
             return cls.from_dict(data)
         except MetadataError as exc:
@@ -396,12 +405,20 @@ class Metadata:
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
         """Check the metadata itself; raise one :class:`MetadataError` listing every problem."""
+        from clinsynth.io._paths import unsafe_file_name
+
         problems: list[str] = []
         if not self.tables:
             problems.append("the metadata has no tables.")
         from clinsynth.constraints import rule_problems
 
         for name, table in self.tables.items():
+            if unsafe_file_name(name):
+                problems.append(
+                    f"table name {str(name)[:80]!r} cannot be a file name (it is empty, hidden or "
+                    "holds a path separator or one of : * ? < > |); its synthetic table could be "
+                    "written outside the output folder. Rename the table."
+                )
             problems.extend(_table_problems(name, table, multi=len(self.tables) > 1))
             where = f"table '{name}', " if len(self.tables) > 1 else ""
             problems.extend(rule_problems(table, where))

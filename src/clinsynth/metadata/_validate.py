@@ -224,11 +224,17 @@ def _check_datetime(series: pd.Series, spec: dict) -> str | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parsed = (
-            pd.to_datetime(text, format=fmt, errors="coerce")
+            pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
             if fmt
-            else pd.to_datetime(text, errors="coerce", format="mixed")
+            else pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
         )
     bad_mask = parsed.isna()
+    if bad_mask.any():  # dates pandas cannot hold (after 2262...) are still dates
+        from clinsynth.metadata._detect import _FAR_YEAR, _parses
+
+        far = text[bad_mask]
+        far = far[far.str.contains(_FAR_YEAR)]
+        bad_mask[far.index[_parses(far, fmt)]] = False
     if bad_mask.any():
         bad = _on_all_rows(series, bad_mask)
         fix = f"format '{fmt}'" if fmt else "any date format"

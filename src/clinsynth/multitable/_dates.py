@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinsynth.errors import DataError
+
 #: Resolutions tried from coarsest, in nanoseconds: day, hour, minute, second, ms, us, ns.
 UNITS_NS = (86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3, 1)
 #: Least rows where both dates are present for a rule to count.
@@ -52,10 +54,33 @@ def to_ns(values: pd.Series, datetime_format: str | None = None) -> tuple[np.nda
                 parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    _refuse_far_dates(values, parsed, datetime_format)
     present = parsed.notna().to_numpy()
     ns = parsed.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
     ns[~present] = 0
     return ns, present
+
+
+def _refuse_far_dates(values: pd.Series, parsed: pd.Series, fmt: str | None) -> None:
+    """Dates pandas cannot hold in nanoseconds (before 1677, after 2262) would silently become
+    missing here: refuse them (single-table models handle them)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        lost = values.notna() & parsed.isna()
+    else:
+        from clinsynth.metadata._detect import _FAR_YEAR, _parses
+
+        lost = values.notna() & parsed.isna()
+        text = values[lost].astype(str)
+        text = text[text.str.contains(_FAR_YEAR)]
+        lost = pd.Series(False, index=values.index)
+        lost[text.index[_parses(text, fmt)]] = True
+    if lost.any():
+        first = values[lost].iloc[0]
+        raise DataError(
+            f"Column '{values.name}' holds {int(lost.sum())} dates outside 1677-2262 (first: "
+            f"{str(first)[:40]!r}), which multi-table synthesis cannot keep in its date rules. "
+            "Shift the dates into that range, or synthesize the table on its own."
+        )
 
 
 def date_format_of(values: pd.Series, spec: dict) -> dict[str, Any]:

@@ -558,7 +558,7 @@ class HierarchicalSynthesizer:
     @classmethod
     def load(cls, filepath: str | os.PathLike) -> HierarchicalSynthesizer:
         """Load a schema model saved by :meth:`save` (``clinsynth.load`` calls this)."""
-        from clinsynth.io._bundle import load_bundle
+        from clinsynth.io._bundle import BUILD_ERRORS, load_bundle
 
         manifest, documents, tensors = load_bundle(filepath)
         if manifest.get("kind") != "multi_table":
@@ -584,7 +584,9 @@ class HierarchicalSynthesizer:
             obj.fit_seconds_ = manifest["fit"]["seconds"]
             obj._sample_seed = manifest["fit"]["sample_seed"]
             obj.orphans_ = manifest.get("orphans", [])
-        except (KeyError, TypeError, ValueError, ParameterError) as exc:
+        except BundleError as exc:  # a document's own check: say which model
+            raise BundleError(f"Model '{filepath}': {exc}", exc.problems) from None
+        except (*BUILD_ERRORS, ParameterError) as exc:
             raise BundleError(
                 f"Model '{filepath}' is corrupt or incomplete ({type(exc).__name__}: {exc}). "
                 f"Fit and save the model again (clinsynth {__version__})."

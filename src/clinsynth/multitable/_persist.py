@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinsynth.errors import BundleError, ParameterError
+from clinsynth.errors import BundleError, ClinsynthError, ParameterError
+from clinsynth.io._atomic import recover
 from clinsynth.io._bundle import MANIFEST
+from clinsynth.io._limits import MAX_JSON_BYTES, loads_limited
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers import BaseSynthesizer, get_synthesizer
 from clinsynth.transform import TableTransformer
@@ -34,14 +36,17 @@ def bundle_kind(path: str | os.PathLike) -> str | None:
     Returns None when the path is not a readable bundle (the caller's loader reports why).
     """
     path = Path(path)
-    try:
+    if not path.exists():
+        recover(path)  # a replace interrupted by a kill leaves the old copy beside the path
+    try:  # a peek within the limits; load_bundle reads and checks the whole bundle
         if path.is_dir():
-            raw = (path / MANIFEST).read_bytes()
+            with open(path / MANIFEST, "rb") as handle:
+                raw = handle.read(MAX_JSON_BYTES + 1)
         else:
-            with zipfile.ZipFile(path) as zf:
-                raw = zf.read(MANIFEST)
-        manifest = json.loads(raw)
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError):
+            with zipfile.ZipFile(path) as zf, zf.open(MANIFEST) as member:
+                raw = member.read(MAX_JSON_BYTES + 1)
+        manifest = loads_limited(raw, MANIFEST, BundleError)
+    except (ClinsynthError, OSError, KeyError, zipfile.BadZipFile, RuntimeError, ValueError):
         return None
     return manifest.get("kind") if isinstance(manifest, dict) else None
 

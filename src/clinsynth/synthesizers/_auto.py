@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth._utils import derive_seed, make_rng, report
-from clinsynth.errors import ClinsynthError, DataError, ParameterError, PrivacyError
+from clinsynth.errors import BundleError, ClinsynthError, DataError, ParameterError, PrivacyError
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._auto_board import (
     LEADERBOARD_COLUMNS,
@@ -659,7 +659,20 @@ class AutoSynthesizer(BaseSynthesizer):
         return {"chosen": self.chosen_, "params": _jsonable_params(params), "state": state}, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        from clinsynth.io import _schema as S
+
+        spec = S.mapping(
+            {
+                "chosen": S.text(100),
+                "params": S.mapping(values=S.json_value(), keys=S.text(100), max_len=200),
+                "state": S.mapping(extra=True),
+            },
+            required=("chosen", "params", "state"),
+        )
+        S.check_json(state, spec, "model.json (auto)")
         cls = get_synthesizer(state["chosen"])
+        if cls is type(self):
+            raise BundleError("model.json (auto): the chosen model cannot be 'auto' itself.")
         model = cls(self.metadata, **state["params"], device=self.device)
         for attr in (
             "_transformer_",

@@ -29,6 +29,7 @@ from clinsynth.errors import (
 )
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import _rules
+from clinsynth.synthesizers._limits import check_sample_size
 from clinsynth.transform import TableTransformer
 
 logger = logging.getLogger(__name__)
@@ -366,6 +367,7 @@ class BaseSynthesizer:
             raise ParameterError("sample() needs the number of rows: sample(1000).")
         if not _is_int(0)(num_rows):
             raise ParameterError(f"num_rows must be an int >= 0. Got {num_rows!r}.")
+        check_sample_size(self, int(num_rows))  # a clear error, not numpy's MemoryError
         if conditions:
             from clinsynth.synthesizers._conditions import sample_with_conditions
 
@@ -427,12 +429,7 @@ class BaseSynthesizer:
 
     def _regenerate_ids(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         """Rows assembled from several batches get fresh, unique identifiers."""
-        from clinsynth.transform import IdTransformer
-
-        for column, transformer in self._transformer_.transformers_.items():
-            if isinstance(transformer, IdTransformer) and column in df.columns:
-                df[column] = transformer.inverse_transform(np.zeros((len(df), 0)), rng).to_numpy()
-        return df
+        return self._transformer_.regenerate_ids(df, rng)
 
     # ------------------------------------------------------------------ losses
     def get_loss_values(self) -> pd.DataFrame:
@@ -503,7 +500,7 @@ class BaseSynthesizer:
         ``custom_constraints`` gives back the functions of :class:`~clinsynth.constraints.Custom`
         rules by name (a bundle stores no code).
         """
-        from clinsynth.io._bundle import load_bundle
+        from clinsynth.io._bundle import BUILD_ERRORS, load_bundle
         from clinsynth.synthesizers._registry import get_synthesizer
 
         manifest, documents, tensors = load_bundle(filepath)
@@ -537,7 +534,9 @@ class BaseSynthesizer:
             obj._loss_history_ = pd.DataFrame(losses) if losses is not None else None
             obj._set_state(documents.get("model.json", {}), tensors)
             obj._load_manifest_extra(manifest)
-        except (KeyError, TypeError, ValueError) as exc:
+        except BundleError as exc:  # a document's own check: say which model
+            raise BundleError(f"Model '{filepath}': {exc}", exc.problems) from None
+        except BUILD_ERRORS as exc:  # what the checks of each document did not foresee
             raise BundleError(
                 f"Model '{filepath}' is corrupt or incomplete ({type(exc).__name__}: {exc}). "
                 "Fit and save the model again."

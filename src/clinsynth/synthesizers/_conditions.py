@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.errors import ParameterError, SamplingError
+from clinsynth.metadata import is_pii
 from clinsynth.synthesizers import _rules
 from clinsynth.transform import CategoricalTransformer
 
@@ -52,6 +54,49 @@ class ConditionedRows:
 
 
 _CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|=|>|<)\s*(.+?)\s*$")
+_SYNTAX = (
+    "Write COLUMN=VALUE, COLUMN>=LOW or COLUMN<=HIGH, e.g. --condition 'condition=diabetes' "
+    "--condition 'age>=60'."
+)
+
+#: Rejection gives up after this many draws for ``n`` rows: ``max(MIN_DRAW_BUDGET,
+#: DRAWS_PER_ROW * n)`` (about a minute for the slowest model), or earlier once ``PROBE_DRAWS``
+#: draws show an acceptance rate that could not make the rows within it.
+MIN_DRAW_BUDGET = 2_000_000
+DRAWS_PER_ROW = 2_000
+PROBE_DRAWS = 100_000
+
+
+def draw_budget(num_rows: int) -> int:
+    """The most rows a conditional sample of ``num_rows`` rows may draw before giving up.
+
+    >>> draw_budget(10), draw_budget(10_000)
+    (2000000, 20000000)
+    """
+    return max(MIN_DRAW_BUDGET, DRAWS_PER_ROW * int(num_rows))
+
+
+def hopeless(have: int, tried: int, num_rows: int, budget: int) -> bool:
+    """Whether the acceptance rate seen in ``tried`` draws (``have`` accepted) cannot make
+    ``num_rows`` rows within ``budget`` draws (decided after :data:`PROBE_DRAWS` draws)."""
+    if have >= num_rows or tried < PROBE_DRAWS:
+        return False
+    if have == 0:
+        return True
+    return tried + (num_rows - have) * tried / have > budget
+
+
+def _rate_text(have: int, tried: int, num_rows: int) -> str:
+    """How rare the condition was: the acceptance rate seen and the draws ``num_rows`` need."""
+    if tried == 0:
+        return "no draw was made"
+    if have == 0:
+        return f"not one of {tried:,} draws met it (acceptance rate below {1 / tried:.2g})"
+    rate = have / tried
+    return (
+        f"{have:,} of {tried:,} draws met it (acceptance rate {rate:.2g}); {num_rows:,} rows "
+        f"would need about {num_rows / rate:,.0f} draws"
+    )
 
 
 def parse_value(text: str) -> Any:
@@ -73,36 +118,65 @@ def parse_condition_strings(items: list[str]) -> dict[str, Any]:
     {'sex': 'F', 'age': (60, 80)}
     """
     out: dict[str, Any] = {}
+    given: dict[tuple[str, str], str] = {}  # (column, "eq"/"low"/"high") -> the text given
     for item in items:
         match = _CONDITION.match(item)
-        if not match:
-            raise ParameterError(
-                f"Cannot read condition {item!r}. Write COLUMN=VALUE, COLUMN>=LOW or COLUMN<=HIGH, "
-                "e.g. --condition 'condition=diabetes' --condition 'age>=60'."
-            )
+        if not match or match.group(3)[:1] in "<>=!":
+            raise ParameterError(f"Cannot read condition {item[:100]!r}. {_SYNTAX}")
         column, op, raw = match.groups()
         value = parse_value(raw)
-        if op in ("=", "=="):
+        if op in (">", "<"):
+            example = (
+                f", e.g. '{column}{op}={value + 1 if op == '>' else value - 1}'"
+                if isinstance(value, int) and not isinstance(value, bool)
+                else ""
+            )
+            raise ParameterError(
+                f"Condition {item[:100]!r} uses a strict '{op}'; clinsynth ranges include their "
+                f"ends. Write '{column}{op}=' with the first value to keep{example}."
+            )
+        part = {"=": "eq", "==": "eq", ">=": "low", "<=": "high"}[op]
+        _check_repeat(given, column, part, item, value, out)
+        given[(column, part)] = item
+        if part == "eq":
             out[column] = value
             continue
-        low, high = (
-            out.get(column, (None, None))
-            if isinstance(out.get(column), tuple)
-            else (
-                None,
-                None,
-            )
-        )
-        if op in (">=", ">"):
-            low = value
-        else:
-            high = value
-        out[column] = (low, high)
+        low, high = out.get(column, (None, None))
+        out[column] = (value, high) if part == "low" else (low, value)
     return out
 
 
+def _check_repeat(
+    given: dict[tuple[str, str], str],
+    column: str,
+    part: str,
+    item: str,
+    value: Any,
+    out: dict[str, Any],
+) -> None:
+    """Refuse a condition that repeats or contradicts one given before on the same column."""
+    if part == "eq" and (column, "eq") in given and out[column] == value:
+        return  # the same condition twice
+    clash = given.get((column, part))
+    if clash is None and part == "eq":
+        clash = given.get((column, "low")) or given.get((column, "high"))
+    if clash is None and part != "eq":
+        clash = given.get((column, "eq"))
+    if clash is not None:
+        raise ParameterError(
+            f"Conditions {clash[:100]!r} and {item[:100]!r} both constrain '{column}' and "
+            "contradict or repeat each other (only one could be kept). A row has one value per "
+            f"column: give one value, or one range (one low and one high end), for '{column}'."
+        )
+
+
 def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict[str, Any]:
-    """Check condition columns and values against the fitted model; normalize ranges."""
+    """Check condition columns and values against the fitted model; normalize ranges.
+
+    A condition no row can meet is refused at once, with the reason: an unknown column or
+    level, a value of the wrong type (a word for a number), a value outside the range seen in
+    training or finer than the column's rounding, a condition on a generated column.
+    """
     table = synth._table_metadata()
     parsed: dict[str, Any] = {}
     for column, value in conditions.items():
@@ -110,7 +184,10 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
             raise SamplingError(
                 f"Condition on '{column}', which is not a column. {_hint(column, table.columns)}"
             )
-        sdtype = table.columns[column]["sdtype"]
+        spec = table.columns[column]
+        sdtype = spec["sdtype"]
+        transformer = _transformer_of(synth, column)
+        _refuse_generated(column, spec, transformer)
         if isinstance(value, tuple | list) and len(value) == 2:
             low, high = value
             if sdtype not in ("numerical", "datetime", "ordinal"):
@@ -118,7 +195,12 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
                     f"Condition on '{column}' is a range, but the column is {sdtype}; give one "
                     "value."
                 )
-            if low is not None and high is not None and low > high:
+            low, high = (_range_end(column, spec, v) for v in (low, high))
+            if (
+                low is not None
+                and high is not None
+                and _order_key(spec, low) > _order_key(spec, high)
+            ):
                 raise SamplingError(
                     f"Condition on '{column}' is a contradictory range ({low}, {high}): the low "
                     "end is above the high end."
@@ -126,10 +208,7 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
             _check_range_reachable(synth, column, low, high)
             parsed[column] = ("range", low, high)
         else:
-            model_columns = synth._transformer_.column_names
-            transformer = (
-                synth._transformer_.get_transformer(column) if column in model_columns else None
-            )
+            _check_value(synth, column, spec, transformer, value)
             levels = getattr(transformer, "levels", None)
             if transformer is None:  # derived by a rule: the values the rule can give
                 levels = _rules.derived_levels(getattr(synth, "_rules_", []), column)
@@ -145,10 +224,14 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
                 if transformer._key_or_none(value) not in keys:
                     known = [v for v in levels if v is not None][:10]
                     raise SamplingError(
-                        f"Condition {column}={value!r} was never seen in the training data, so "
-                        f"no row can be made for it. Known values: {known}."
+                        f"Condition {column}={_short(value)} was never seen in the training "
+                        f"data, so no row can be made for it. Known values: {known}."
                     )
-            parsed[column] = ("eq", value)
+            if sdtype == "datetime" and not _is_missing(value):
+                # A date equals a date whatever its spelling ("2021-03-01" and a Timestamp).
+                parsed[column] = ("range", value, value)
+            else:
+                parsed[column] = ("eq", value)
     return parsed
 
 
@@ -171,6 +254,136 @@ def _hint(column: str, columns: Any, most: int = 8) -> str:
     return f"Columns: {shown}{more}."
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:60]}..."
+
+
+def _transformer_of(synth: BaseSynthesizer, column: str) -> Any:
+    """The model's transformer of ``column``, or None (a column reparametrized by a rule)."""
+    if column in synth._transformer_.column_names:
+        return synth._transformer_.get_transformer(column)
+    return None
+
+
+def _refuse_generated(column: str, spec: dict, transformer: Any) -> None:
+    kind = getattr(transformer, "kind", None)
+    if spec["sdtype"] == "id" or is_pii(spec) or kind in ("id", "pii", "format"):
+        raise SamplingError(
+            f"Condition on '{column}', a column that is generated (identifiers, personal data, "
+            "or values too rare to learn), not learned: no row can be asked to have a given "
+            "value there. Condition on a learned column instead."
+        )
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _as_number(column: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise SamplingError(
+                f"Condition {column}={_short(value)}: '{column}' is numerical, so the value must "
+                f"be a number (e.g. {column}=60 or {column}>=60)."
+            ) from None
+    return float(value)
+
+
+def _as_time(column: str, value: Any) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        stamp = None
+    if stamp is None or stamp is pd.NaT:
+        raise SamplingError(
+            f"Condition {column}={_short(value)}: '{column}' holds dates, so the value must be a "
+            f"date such as 2020-01-31 (or a range: {column}>=2020-01-01)."
+        ) from None
+    return stamp
+
+
+def _range_end(column: str, spec: dict, value: Any) -> Any:
+    """A range end checked against the column's type (numbers, dates, or ordinal levels)."""
+    if value is None:
+        return None
+    sdtype = spec["sdtype"]
+    if sdtype == "numerical":
+        number = _as_number(column, value)
+        return int(number) if isinstance(value, int) else number
+    if sdtype == "datetime":
+        _as_time(column, value)
+        return value
+    order = spec.get("order")
+    if order is not None:
+        keys = [CategoricalTransformer._key(v) for v in order]
+        if CategoricalTransformer._key(value) not in keys:
+            raise SamplingError(
+                f"Condition on '{column}': {_short(value)} is not one of its ordered levels "
+                f"{list(order)[:10]}."
+            )
+    return value
+
+
+def _order_key(spec: dict, value: Any) -> Any:
+    if spec["sdtype"] == "datetime":
+        return _seconds(value)
+    if spec["sdtype"] == "ordinal" and spec.get("order") is not None:
+        keys = [CategoricalTransformer._key(v) for v in spec["order"]]
+        return keys.index(CategoricalTransformer._key(value))
+    return value
+
+
+def _check_value(synth: BaseSynthesizer, column: str, spec: dict, transformer: Any, value: Any):
+    """Refuse at once an equality on a number or a date that no decoded row can have."""
+    sdtype = spec["sdtype"]
+    if _is_missing(value) or sdtype not in ("numerical", "datetime"):
+        return
+    if sdtype == "numerical":
+        number = _as_number(column, value)
+        seconds = None
+    else:
+        stamp = _as_time(column, value)
+        number = stamp.tz_convert("UTC").tz_localize(None) if stamp.tz else stamp
+        seconds = (number - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
+        number = seconds
+    if transformer is None or getattr(transformer, "empty", True):
+        return
+    if synth.enforce_min_max_values and not transformer.min <= number <= transformer.max:
+        shown = (
+            (transformer.min, transformer.max)
+            if seconds is None
+            else tuple(str(pd.Timestamp(v, unit="s")) for v in (transformer.min, transformer.max))
+        )
+        raise SamplingError(
+            f"Condition {column}={_short(value)} lies outside the values seen in training "
+            f"({shown[0]} to {shown[1]}), so no row can meet it."
+        )
+    if seconds is None:
+        decimals = getattr(transformer, "decimals", None)
+        if decimals is not None and round(number, decimals) != number:
+            step = "whole numbers" if decimals == 0 else f"{decimals} decimal(s)"
+            raise SamplingError(
+                f"Condition {column}={_short(value)} can never be met: '{column}' comes out "
+                f"rounded to {step}, as in the training data. Give a value with {step}, or a "
+                f"range ({column}>=LOW and {column}<=HIGH)."
+            )
+    else:
+        unit = float(getattr(transformer, "unit", 0) or 0)
+        if unit >= 1 and abs(seconds / unit - round(seconds / unit)) > 1e-9:
+            raise SamplingError(
+                f"Condition {column}={_short(value)} can never be met: '{column}' comes out "
+                f"rounded to whole {_unit_name(unit)}s, as in the training data. Give such a "
+                f"date, or a range ({column}>=START and {column}<=END)."
+            )
+
+
+def _unit_name(unit: float) -> str:
+    return {86400.0: "day", 3600.0: "hour", 60.0: "minute"}.get(unit, "second")
+
+
 def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: Any) -> None:
     """A range entirely outside the values seen in training can never be met: say so at once
     instead of drawing millions of rows."""
@@ -182,7 +395,7 @@ def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: 
     if transformer.kind not in ("numerical", "datetime") or getattr(transformer, "empty", True):
         return
     lo, hi = transformer.min, transformer.max
-    to_num = (lambda v: pd.Timestamp(v).value / 1e9) if transformer.kind == "datetime" else float
+    to_num = _seconds if transformer.kind == "datetime" else float
     if (low is not None and to_num(low) > hi) or (high is not None and to_num(high) < lo):
         shown = (
             (lo, hi)
@@ -195,13 +408,21 @@ def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: 
         )
 
 
-def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -> np.ndarray:
+def _seconds(value: Any) -> float:
+    stamp = pd.Timestamp(value)
+    if stamp.tz is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return (stamp - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
+
+
+def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer | None) -> np.ndarray:
+    """Rows of ``df`` meeting every parsed condition (``synth`` gives the columns' metadata:
+    ordinal orders, date formats)."""
     keep = np.ones(len(df), dtype=bool)
+    columns = synth._table_metadata().columns if synth is not None else {}
     for column, cond in parsed.items():
         values = df[column]
-        if cond[0] == "eq" and (
-            cond[1] is None or (isinstance(cond[1], float) and np.isnan(cond[1]))
-        ):
+        if cond[0] == "eq" and _is_missing(cond[1]):
             keep &= values.isna().to_numpy()  # a condition on "missing"
         elif cond[0] == "eq":
             # Compare as levels do: 2, 2.0 and "2" are the same value.
@@ -210,17 +431,59 @@ def mask_for(df: pd.DataFrame, parsed: dict[str, Any], synth: BaseSynthesizer) -
             hits = np.array([CategoricalTransformer._key(u) == key for u in uniques], dtype=bool)
             keep &= (factor >= 0) & (hits[np.maximum(factor, 0)] if len(hits) else False)
         else:
-            _, low, high = cond
-            compare = (
-                pd.to_datetime(values) if not pd.api.types.is_numeric_dtype(values) else values
-            )
-            ok = compare.notna()
-            if low is not None:
-                ok &= compare >= (pd.Timestamp(low) if isinstance(low, str) else low)
-            if high is not None:
-                ok &= compare <= (pd.Timestamp(high) if isinstance(high, str) else high)
-            keep &= ok.to_numpy(dtype=bool)
+            keep &= _in_range(values, cond[1], cond[2], columns.get(column, {}))
     return keep
+
+
+def _in_range(values: pd.Series, low: Any, high: Any, spec: dict) -> np.ndarray:
+    """Rows whose value lies in ``[low, high]``: numbers, dates (with the column's format and
+    time zone), or ordinal levels by their position in the order."""
+    if spec.get("sdtype") == "ordinal" and spec.get("order") is not None:
+        keys = [CategoricalTransformer._key(v) for v in spec["order"]]
+        position = {k: i for i, k in enumerate(keys)}
+        factor, uniques = pd.factorize(values, use_na_sentinel=True)
+        where = np.array([position.get(CategoricalTransformer._key(u), -1) for u in uniques])
+        pos = np.where(factor >= 0, where[np.maximum(factor, 0)] if len(where) else -1, -1)
+        ok = pos >= 0
+        if low is not None:
+            ok &= pos >= position[CategoricalTransformer._key(low)]
+        if high is not None:
+            ok &= pos <= position[CategoricalTransformer._key(high)]
+        return ok
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        compare = values
+        bounds = [low, high]
+    else:
+        compare = _to_times(values, spec.get("datetime_format"))
+        tz = getattr(compare.dt, "tz", None)
+        bounds = [None if b is None else _stamp_in(b, tz) for b in (low, high)]
+    ok = compare.notna()
+    if bounds[0] is not None:
+        ok &= compare >= bounds[0]
+    if bounds[1] is not None:
+        ok &= compare <= bounds[1]
+    return ok.to_numpy(dtype=bool)
+
+
+def _to_times(values: pd.Series, fmt: str | None) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fmt:
+            return pd.to_datetime(values, format=fmt, errors="coerce", utc=_has_offset(fmt))
+        return pd.to_datetime(values, errors="coerce", format="mixed")
+
+
+def _has_offset(fmt: str) -> bool:
+    return "%z" in fmt or fmt.endswith("Z")
+
+
+def _stamp_in(value: Any, tz: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    if tz is None:
+        return stamp.tz_convert("UTC").tz_localize(None) if stamp.tz is not None else stamp
+    return stamp.tz_localize(tz) if stamp.tz is None else stamp.tz_convert(tz)
 
 
 def sample_with_conditions(
@@ -245,8 +508,11 @@ def sample_with_conditions(
     use_native = native is not None and not set(parsed) & changed
     kept: list[pd.DataFrame] = []
     have, tried, batch, rounds = 0, 0, max(num_rows, 100), 0
+    budget = draw_budget(num_rows)
     method = "rejection"
     for _ in range(max_tries):
+        if tried >= budget or hopeless(have, tried, num_rows, budget):
+            break
         rounds += 1
         df = None
         if use_native:
@@ -268,16 +534,20 @@ def sample_with_conditions(
         if have >= num_rows:
             break
         rate = max(have / tried, 1.0 / tried)
-        # Ask for what is missing at the measured acceptance rate, with margin; cap memory.
-        batch = int(min(max((num_rows - have) / rate * 1.2, 100), 2_000_000))
+        # Ask for what is missing at the measured acceptance rate, with margin; cap memory and
+        # the draws left in the budget.
+        batch = int(min(max((num_rows - have) / rate * 1.2, 100), 2_000_000, budget - tried))
+        batch = max(batch, 1)
     if method != "rejection" and rounds == 1:
         method = "native conditioning"
     _record(synth, method, tried, rounds, have)
     if have < num_rows:
         raise SamplingError(
-            f"Could make only {have} of {num_rows} rows meeting {conditions} after {tried} "
-            "draws: the condition is too rare for the model (or contradicts the data). Relax "
-            "the condition or use a model with native conditioning (gaussian_copula, ctgan)."
+            f"Could make only {have:,} of {num_rows:,} rows meeting {_short(conditions)}: "
+            f"{_rate_text(have, tried, num_rows)}, and sampling gives up after "
+            f"{budget:,}. The condition is too rare for the model (or contradicts the data). "
+            "Relax the condition, ask for fewer rows, or use a model with native conditioning "
+            "(gaussian_copula, ctgan)."
         )
     out = pd.concat(kept, ignore_index=True).iloc[:num_rows].reset_index(drop=True)
     return synth._regenerate_ids(out, rng)
@@ -320,10 +590,11 @@ def _checked_rows(
     _record(synth, out.method, out.draws, out.rounds, len(rows), out.details)
     if len(rows) < num_rows:
         raise SamplingError(
-            f"Could make only {len(rows)} of {num_rows} rows meeting {conditions} after "
-            f"{out.draws} draws in {out.rounds} rounds ({out.method}): the condition is too "
-            "rare for the model (or contradicts the data). Relax the condition, train longer, "
-            "or raise max_tries_per_batch."
+            f"Could make only {len(rows):,} of {num_rows:,} rows meeting {_short(conditions)} "
+            f"in {out.rounds} rounds ({out.method}): "
+            f"{_rate_text(len(rows), out.draws, num_rows)}, and sampling gives up after "
+            f"{draw_budget(num_rows):,}. The condition is too rare for the model (or "
+            "contradicts the data). Relax the condition, ask for fewer rows, or train longer."
         )
     rows = rows.iloc[:num_rows].reset_index(drop=True)
     return synth._regenerate_ids(rows, rng)

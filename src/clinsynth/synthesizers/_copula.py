@@ -25,6 +25,7 @@ from scipy import special
 
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import BaseSynthesizer
+from clinsynth.synthesizers._copula_state import check_state
 from clinsynth.synthesizers._marginals import FAMILIES, Marginal
 from clinsynth.synthesizers._registry import register
 from clinsynth.transform import SpanInfo
@@ -541,6 +542,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         return state, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        check_state(self, state, tensors)
         self._stratum_column = state["stratum_column"]
         self._groups = state["groups"]
         self._weights = np.asarray(state["weights"])

@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 
 from clinsynth._utils import derive_seed
-from clinsynth.errors import ParameterError
+from clinsynth.errors import BundleError, DataError, ParameterError
+from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_float, _is_int
 from clinsynth.synthesizers.nn import (
@@ -369,6 +370,13 @@ class DeepSynthesizer(BaseSynthesizer):
         return self._transformer_.transform(data, random_state=self._seeds()["encode"])
 
     def _fit(self, encoded: np.ndarray) -> None:
+        if encoded.shape[1] == 0:
+            raise DataError(
+                f"{type(self).__name__} has nothing to learn: every column of the table is "
+                "generated (identifiers, personal data, values too rare to learn). Declare the "
+                "columns that carry information as numerical, categorical, boolean, ordinal or "
+                "datetime in the metadata."
+            )
         device = self._torch_device()
         self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
         seeds = self._seeds()
@@ -481,6 +489,9 @@ class DeepSynthesizer(BaseSynthesizer):
         generator: torch.Generator,
         device: torch.device,
     ) -> torch.nn.Module:
+        if getattr(self, "_meta_build", False):  # shapes only (checking a bundle): no memory
+            with torch.device("meta"):
+                return factory()
         return build_module(factory, generator, device)
 
     # ------------------------------------------------------------------ sample
@@ -649,10 +660,20 @@ class DeepSynthesizer(BaseSynthesizer):
         return state, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        from clinsynth.synthesizers import _deep_state as checks
+
+        where = f"model.json and weights.pt ({self._model_name})"
+        checks.check_params(self, where)
+        S.check_json(state, checks.STATE, f"model.json ({self._model_name})")
         self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
         if int(state["output_dim"]) != self._layout.dim:
-            raise ValueError("the network width does not match the transformer")
+            raise BundleError(
+                f"{where}: the network width {state['output_dim']} does not match the "
+                f"transformer's {self._layout.dim}. Fit and save the model again."
+            )
+        checks.check_history(tensors, state["batch_loss_columns"], where)
         self._load_extra_state(state)
+        checks.check_tensors(self, tensors, where)  # before any real allocation
         device = self._torch_device()
         self._build_networks(torch.Generator().manual_seed(0), device)
         for name, net in self._networks().items():

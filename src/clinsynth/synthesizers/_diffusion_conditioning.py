@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinsynth.synthesizers._conditions import ConditionedRows, mask_for
+from clinsynth.synthesizers._conditions import ConditionedRows, draw_budget, mask_for
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._tabddpm import TabDDPMSynthesizer
@@ -110,8 +110,11 @@ def sample_by_splitting(
     states: list[torch.Tensor] = []
     have = rounds = pilot_draws = pilot_have = 0
     branches: _Branching | None = None
-    while rounds < max_rounds and (
-        have < num_rows if branches is None else not branches.done(num_rows - pilot_have)
+    budget = draw_budget(num_rows)  # a condition too rare for the model: give up, say so
+    while (
+        rounds < max_rounds
+        and pilot_draws + (0 if branches is None else branches.draws) < budget
+        and (have < num_rows if branches is None else not branches.done(num_rows - pilot_have))
     ):
         rounds += 1
         if branches is not None:
@@ -124,6 +127,7 @@ def sample_by_splitting(
             batch = int(min(max((pilot_target - pilot_have) / rate * 1.2, 100), MAX_BATCH_ROWS))
             if split and pilot_have >= PILOT_MIN_ROWS:
                 batch = min(batch, max(100, PILOT_MAX_DRAWS - pilot_draws))
+            batch = max(1, min(batch, budget - pilot_draws))
         trace: list[torch.Tensor] = []
         record = (trace, step) if split else None
         encoded = model._generate_encoded(batch, rng, record=record, **draw)

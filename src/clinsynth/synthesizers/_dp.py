@@ -97,7 +97,9 @@ def base_privacy_report(model: Any) -> dict[str, Any]:
         "guarantee": "none: no differential privacy (use epsilon= or the dp_marginal model)",
         "rare_category_threshold": model.rare_category_threshold,
         "rare_levels_merged": merged,
-        "generated_columns": [c for c, t in transformers.items() if t.kind in ("id", "pii")],
+        "generated_columns": [
+            c for c, t in transformers.items() if t.kind in ("id", "pii", "format")
+        ],
     }
     budget = getattr(model, "privacy_budget_", None)
     if budget:

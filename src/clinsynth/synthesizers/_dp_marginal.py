@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_int
 from clinsynth.synthesizers._dp import DPMixin
@@ -320,6 +321,7 @@ class DPMarginalSynthesizer(DPMixin, BaseSynthesizer):
         return {"attributes": attrs, "tree": self._tree}, {"format": torch.zeros(1)}
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        _check_state(self, state)
         self._attrs = state["attributes"]
         self._tree = state["tree"]
 
@@ -379,3 +381,98 @@ def _orient(
                 conditionals[str(child)] = cond.tolist()
                 queue.append(child)
     return {"parent": parent, "order": order, "conditionals": conditionals, "root_probs": roots}
+
+
+# --------------------------------------------------------------------------- saved state
+_MAX_SIZE = 1_000_000
+_ATTR = S.mapping(
+    {
+        "column": S.text(10_000),
+        "kind": S.text(20, choices=("categorical", "empty", "numeric")),
+        "start": S.integer(0, 10**8),
+        "size": S.integer(1, _MAX_SIZE),
+        "edges": S.array(S.number(), min_len=2, max_len=100_000),
+        "nulls": S.boolean(),
+        "empty": S.boolean(),
+    },
+    required=("column", "kind", "start", "size"),
+)
+_STATE = S.mapping(
+    {
+        "attributes": S.array(_ATTR, max_len=100_000),
+        "tree": S.mapping(
+            {
+                "parent": S.array(S.integer(-1, 100_000), max_len=100_000),
+                "order": S.array(S.integer(0, 100_000), max_len=100_000),
+                "conditionals": S.mapping(
+                    values=S.array(S.array(S.number(0, 1), max_len=_MAX_SIZE), max_len=_MAX_SIZE),
+                    keys=S.text(10),
+                    max_len=100_000,
+                ),
+                "root_probs": S.mapping(
+                    values=S.array(S.number(0, 1), min_len=1, max_len=_MAX_SIZE),
+                    keys=S.text(10),
+                    max_len=100_000,
+                ),
+            },
+            required=("parent", "order", "conditionals", "root_probs"),
+        ),
+    },
+    required=("attributes", "tree"),
+)
+
+
+def _check_state(model: DPMarginalSynthesizer, state: Any) -> None:
+    """The saved attributes match the transformer and the tree is a tree over them, with
+    distributions of the right sizes (a bundle is untrusted input)."""
+    where = "model.json (dp_marginal)"
+    S.check_json(state, _STATE, where)
+    problems: list[str] = []
+    attrs, tree = state["attributes"], state["tree"]
+    start = 0
+    learned = [(c, t) for c, t in model._transformer_.transformers_.items() if t.output_dim]
+    if len(learned) != len(attrs):
+        problems.append(f"{len(attrs)} attributes for the transformer's {len(learned)} columns")
+    for k, ((column, t), attr) in enumerate(zip(learned, attrs, strict=False)):
+        kind = "categorical" if t.kind == "categorical" else ("empty" if t.empty else "numeric")
+        if attr["column"] != column or attr["kind"] != kind or attr["start"] != start:
+            problems.append(f"attribute {k} is not the transformer's column {column!r}")
+        elif kind == "categorical" and attr["size"] != len(t.levels):
+            problems.append(f"attribute {k} has {attr['size']} levels, its column {len(t.levels)}")
+        elif kind == "numeric" and (
+            "edges" not in attr
+            or attr["size"] != len(attr["edges"]) - 1 + bool(attr.get("nulls"))
+            or bool(attr.get("nulls")) != bool(t.has_nulls)
+            or np.any(np.diff(attr["edges"]) < 0)
+        ):
+            problems.append(f"attribute {k} has bins that do not match its size")
+        start += t.output_dim
+    d = len(attrs)
+    parent, order = tree["parent"], tree["order"]
+    if len(parent) != d or sorted(order) != list(range(d)):
+        problems.append("the tree must have one parent and one place in the order per attribute")
+    elif not problems:
+        seen: set[int] = set()
+        for node in order:
+            up = parent[node]
+            if up >= d or (up >= 0 and up not in seen):
+                problems.append(f"node {node}'s parent must come before it")
+                break
+            seen.add(node)
+            size = attrs[node]["size"]
+            if up < 0:
+                probs = tree["root_probs"].get(str(node))
+                if probs is None or len(probs) != size or abs(sum(probs) - 1.0) > 1e-6:
+                    problems.append(f"root {node} needs {size} probabilities summing to 1")
+            else:
+                cond = tree["conditionals"].get(str(node))
+                if (
+                    cond is None
+                    or len(cond) != attrs[up]["size"]
+                    or any(len(row) != size for row in cond)
+                ):
+                    problems.append(
+                        f"node {node} needs a {attrs[up]['size']} x {size} conditional table"
+                    )
+    if problems:
+        S.raise_problems(problems, where)

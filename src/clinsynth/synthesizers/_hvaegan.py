@@ -479,6 +479,15 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         return {"groups": self._groups}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
+        from clinsynth.io import _schema as S
+
+        columns = self._transformer_.column_names
+        spec = S.mapping(
+            values=S.array(S.text(10_000, choices=columns), max_len=len(columns)),
+            keys=S.text(1000),
+            max_len=max(len(columns), 1),
+        )
+        S.check_json(state.get("groups"), spec, "model.json (hvaegan): groups")
         self._groups = {k: list(v) for k, v in state["groups"].items()}
 
     # ------------------------------------------------------------------ conditions

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from clinsynth._utils import derive_seed
-from clinsynth.synthesizers._conditions import ConditionedRows, mask_for
+from clinsynth.synthesizers._conditions import ConditionedRows, draw_budget, mask_for
 from clinsynth.synthesizers.nn._layers import sample_rows_t
 
 if TYPE_CHECKING:
@@ -316,12 +316,14 @@ def decode_matches_sampling(
     return mine.shape == theirs.shape and bool(torch.allclose(mine, theirs, atol=1e-5))
 
 
-def distance(df: pd.DataFrame, parsed: dict[str, Any], valid: np.ndarray) -> np.ndarray:
+def distance(
+    df: pd.DataFrame, parsed: dict[str, Any], valid: np.ndarray, model: Any = None
+) -> np.ndarray:
     """How far each row is from meeting the condition: 1 per missed level, a broken rule or a
     missing value, and a range missed by ``d`` standard deviations (of this batch) adds ``d``."""
     out = (~valid).astype(np.float64)
     for column, cond in parsed.items():
-        met = mask_for(df, {column: cond}, None)
+        met = mask_for(df, {column: cond}, model)
         values = df[column]
         if cond[0] != "range" or (
             not pd.api.types.is_numeric_dtype(values)
@@ -410,8 +412,10 @@ def sample_in_noise_space(
     accepted = np.zeros((0, dim), dtype=np.float64)
     draws = rounds = fitted_on = 0
     batch, weights, ready = max(int(1.25 * num_rows), MIN_BATCH), np.zeros(0), 0
-    while rounds < max_rounds:
+    budget = draw_budget(num_rows)  # a condition too rare for the model: give up, say so
+    while rounds < max_rounds and draws < budget:
         rounds += 1
+        batch = max(1, min(batch, budget - draws))
         z = proposal.draw(batch, rng)
         df = model._decode(decode_noise(model, z, decode, output, generator), rng)
         valid = model._valid(df)
@@ -452,7 +456,7 @@ def sample_in_noise_space(
         else:
             # Too few rows meet the condition to fit to: fit to the rows of this round that
             # come closest to it (weighted by p/q), and move on from there.
-            elite = np.argsort(distance(df, parsed, valid), kind="stable")[
+            elite = np.argsort(distance(df, parsed, valid, model), kind="stable")[
                 : max(MIN_FIT, int(ELITE * batch))
             ]
             proposal = NoiseProposal.fit(z[elite], np.exp(proposal.log_weight(z[elite])))

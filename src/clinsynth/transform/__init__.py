@@ -2,8 +2,9 @@
 
 from clinsynth.transform._base import ColumnTransformer, SpanInfo
 from clinsynth.transform._categorical import CategoricalTransformer
-from clinsynth.transform._generated import IdTransformer, PiiTransformer
-from clinsynth.transform._numerical import DatetimeTransformer, NumericalTransformer, fit_gmm_1d
+from clinsynth.transform._datetime import DatetimeTransformer
+from clinsynth.transform._generated import FormatTransformer, IdTransformer, PiiTransformer
+from clinsynth.transform._numerical import NumericalTransformer, fit_gmm_1d
 from clinsynth.transform._table import TRANSFORMERS, TableTransformer
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "SpanInfo",
     "NumericalTransformer",
     "DatetimeTransformer",
+    "FormatTransformer",
     "CategoricalTransformer",
     "IdTransformer",
     "PiiTransformer",

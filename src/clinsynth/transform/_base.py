@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.errors import NotFittedError
+from clinsynth.io import _schema as S
 
 if TYPE_CHECKING:
     from clinsynth.privacy import ColumnPrivacy
@@ -121,13 +123,39 @@ class ColumnTransformer:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ColumnTransformer:
+    def from_dict(cls, data: dict[str, Any], where: str = "transformer.json") -> ColumnTransformer:
+        """Rebuild a fitted transformer from :meth:`to_dict`'s output, after checking every
+        field against the class's schema (a bundle is untrusted input)."""
+        spec = S.mapping(
+            {
+                "kind": S.text(50),
+                "column": S.text(10_000),
+                "params": S.mapping(cls._param_checks),
+                "state": S.mapping(cls._state_checks),
+            },
+            required=("kind", "column", "state"),
+        )
+        column = data.get("column") if isinstance(data, dict) else None
+        at = f"{where}, column {str(column)[:60]!r}" if isinstance(column, str) else where
+        S.check_json(data, spec, at)
         obj = cls(data["column"], **data.get("params", {}))
         for key, value in data["state"].items():
             setattr(obj, key, value)
+        problems = [p for p in obj._state_problems() if p]
+        if problems:
+            S.raise_problems(problems, at)
         obj.fitted = True
         obj._restore()
         return obj
+
+    #: Checks of the constructor parameters and the fitted state read from a bundle
+    #: (:mod:`clinsynth.io._schema`); every key a subclass saves must be listed.
+    _param_checks: ClassVar[dict[str, Any]] = {}
+    _state_checks: ClassVar[dict[str, Any]] = {}
+
+    def _state_problems(self) -> list[str]:
+        """What is inconsistent in a state read from a bundle (lengths, order, ranges)."""
+        return []
 
     def _restore(self) -> None:
         """Rebuild derived attributes (arrays) after loading the JSON state."""
@@ -190,3 +218,21 @@ def to_python(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value
+
+
+_DTYPE = re.compile(
+    r"^(u?int(8|16|32|64)|U?Int(8|16|32|64)|float(16|32|64)|Float(32|64)|bool|boolean|object|"
+    r"str|string(\[(python|pyarrow)\])?|category|datetime64\[(s|ms|us|ns)(, [\w/+:-]{1,60})?\])$"
+)
+
+
+def dtype_name(*, null: bool = False) -> S.Check:
+    """A schema check for a pandas dtype name saved in a bundle (a known, small dtype)."""
+
+    def check(value: Any, path: str, problems: list[str]) -> None:
+        if value is None and null:
+            return
+        if not isinstance(value, str) or not _DTYPE.match(value):
+            problems.append(f"{path or 'the value'} must be a pandas dtype name; got {value!r:.60}")
+
+    return check

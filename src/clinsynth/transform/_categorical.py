@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import warnings
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from clinsynth._utils import text_dtype
 from clinsynth.errors import DataError, ParameterError
-from clinsynth.transform._base import ColumnTransformer, SpanInfo, decode_choice, one_hot, to_python
+from clinsynth.io import _schema as S
+from clinsynth.transform._base import (
+    ColumnTransformer,
+    SpanInfo,
+    decode_choice,
+    dtype_name,
+    one_hot,
+    to_python,
+)
 
 METHODS = ("onehot", "label")
 
@@ -52,6 +61,31 @@ class CategoricalTransformer(ColumnTransformer):
     #: Defaults for bundles written before rare-level merging existed.
     other_code: int = -1
     merged_levels: int = 0
+    #: Most levels a bundle may declare.
+    MAX_LEVELS: ClassVar[int] = 1_000_000
+    _param_checks: ClassVar[dict[str, Any]] = {
+        "method": S.text(20, choices=METHODS),
+        "order": S.array(S.scalar(), max_len=MAX_LEVELS, null=True),
+        "rare_threshold": S.integer(1, 10**9, null=True),
+    }
+    _state_checks: ClassVar[dict[str, Any]] = {
+        "levels": S.array(S.scalar(), min_len=1, max_len=MAX_LEVELS),
+        "frequencies": S.array(S.number(0, 1), min_len=1, max_len=MAX_LEVELS),
+        "has_nulls": S.boolean(),
+        "dtype": dtype_name(),
+        "other_code": S.integer(-1, MAX_LEVELS),
+        "merged_levels": S.integer(0, 10**9),
+    }
+
+    def _state_problems(self) -> list[str]:
+        problems = []
+        if len(self.levels) != len(self.frequencies):
+            problems.append("levels and frequencies must have the same length")
+        if self.other_code >= len(self.levels):
+            problems.append(f"other_code {self.other_code} is not a level's index")
+        if None in self.levels[:-1]:
+            problems.append("only the last level may be the missing value (null)")
+        return problems
 
     def __init__(
         self,
@@ -83,12 +117,15 @@ class CategoricalTransformer(ColumnTransformer):
     def _fit(self, series: pd.Series) -> None:
         self.dtype = str(series.dtype)
         self.other_code, self.merged_levels = -1, 0
+        self.all_rare = False  # every level too rare: nothing but "other" would come out
         if self.order is None:
             _refuse_free_text(series, self.column)
         if self._privacy is not None:
             self._fit_private(series)
             return
-        counts = series.value_counts(dropna=True, sort=False)
+        with warnings.catch_warnings():  # object columns: the levels are used as they are
+            warnings.simplefilter("ignore", FutureWarning)
+            counts = series.value_counts(dropna=True, sort=False)
         if self.order is not None:
             levels = [to_python(v) for v in self.order]
             observed = {self._key(v) for v in counts.index}
@@ -145,6 +182,7 @@ class CategoricalTransformer(ColumnTransformer):
         if not rare:
             return items
         kept = [(v, c) for v, c in items if support.get(self._key(v), 0) >= self.rare_threshold]
+        self.all_rare = not kept and len(rare) > 1
         label = self._other_for([v for v, _ in items])
         merged = sum(c for _, c in rare)
         absorbed = [

@@ -11,16 +11,21 @@ from __future__ import annotations
 import functools
 import re
 import string
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from clinsynth.errors import MetadataError
-from clinsynth.transform._base import ColumnTransformer, SpanInfo
+from clinsynth.io import _schema as S
+from clinsynth.transform._base import ColumnTransformer, SpanInfo, dtype_name
 
 _PATTERN = re.compile(r"^(\D*?)(\d+)(\D*)$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+#: Numbered keys continue after the largest real one while they fit in int64 with room to spare.
+_MAX_START = 2**62
 
 
 def _learn_shape(series: pd.Series) -> dict:
@@ -29,12 +34,14 @@ def _learn_shape(series: pd.Series) -> dict:
     if len(values) == 0:
         return {"shape": "int", "start": 1, "dtype": "int64"}
     if pd.api.types.is_numeric_dtype(values):
-        return {"shape": "int", "start": int(values.max()) + 1, "dtype": str(series.dtype)}
+        start = int(values.max()) + 1
+        if abs(start) < _MAX_START and abs(int(values.min())) < _MAX_START:
+            return {"shape": "int", "start": start, "dtype": str(series.dtype)}
     text = values.astype(str)
     if text.str.match(_UUID).all():
         return {"shape": "uuid", "upper": bool(text.iloc[0].isupper())}
     parts = text.str.extract(_PATTERN)
-    if parts[1].notna().all():
+    if parts[1].notna().all() and parts[1].str.len().max() < 18:
         prefixes, suffixes = parts[0].unique(), parts[2].unique()
         if len(prefixes) == 1 and len(suffixes) == 1:
             digits = parts[1].str.len()
@@ -83,19 +90,71 @@ def _generate(shape: dict, n: int, rng: np.random.Generator, *, sequential: bool
     return np.array(["".join(row) for row in chars], dtype=object)
 
 
+_SHAPE = S.mapping(
+    {
+        "shape": S.text(10, choices=("int", "pattern", "uuid", "string")),
+        "start": S.integer(-_MAX_START, _MAX_START),
+        "dtype": dtype_name(),
+        "upper": S.boolean(),
+        "prefix": S.text(100),
+        "suffix": S.text(100),
+        "width": S.integer(0, 30),
+        "length": S.integer(0, 1000),
+        "alphabet": S.text(1000),
+    },
+    required=("shape",),
+)
+
+
+def _shape_problems(shape: dict | None) -> list[str]:
+    """What a shape read from a bundle lacks for its kind."""
+    if shape is None:
+        return []
+    needs = {
+        "int": ("start",),
+        "pattern": ("start", "prefix", "suffix", "width"),
+        "string": ("length", "alphabet"),
+        "uuid": (),
+    }[shape["shape"]]
+    problems = [f"the {shape['shape']} shape needs '{key}'" for key in needs if key not in shape]
+    if shape["shape"] == "string" and not shape.get("alphabet"):
+        problems.append("the string shape needs a non-empty alphabet")
+    return problems
+
+
 class IdTransformer(ColumnTransformer):
     """Regenerates a key column: unique values of the same shape, none equal to a real one
     (integer and numbered keys continue after the largest real value). A column that repeats
     values (a foreign key in a single table) repeats generated values at the same rate."""
 
     kind: ClassVar[str] = "id"
-    _state = ("shape", "null_rate", "unique_ratio")
+    _state = ("shape", "null_rate", "unique_ratio", "references_key")
+    _state_checks: ClassVar[dict[str, Any]] = {
+        "shape": _SHAPE,
+        "null_rate": S.number(0, 1),
+        "unique_ratio": S.number(0, 1),
+        "references_key": S.boolean(),
+    }
+    #: The column holds keys of its own table's rows (``manager_id`` -> ``staff_id``): its
+    #: values are drawn from the synthetic primary key (default for older bundles: no).
+    references_key: bool = False
+
+    def _state_problems(self) -> list[str]:
+        return _shape_problems(self.shape)
 
     def _fit(self, series: pd.Series) -> None:
+        from clinsynth.metadata import refers_to_own_key
+
         self.shape = _learn_shape(series)
         self.null_rate = float(series.isna().mean())
         values = series.dropna()
         self.unique_ratio = float(values.nunique() / len(values)) if len(values) else 1.0
+        key = self._entities
+        self.references_key = bool(
+            key is not None
+            and str(key.name) != self.column
+            and refers_to_own_key(self.column, series, key)
+        )
         if self._privacy is not None:
             # DP: nothing is measured. Keep the layout (prefix, width), not the numbering after
             # the largest real key; no missing values, every generated key distinct.
@@ -122,6 +181,17 @@ class IdTransformer(ColumnTransformer):
             out = out.astype("int64")
         return _with_nulls(out, self.null_rate, rng)
 
+    def pick_keys(self, keys: pd.Series, rng: np.random.Generator) -> pd.Series:
+        """Values for a column that references its table's own key: synthetic keys from
+        ``keys``, repeated at the real share of distinct values, missing at the real rate."""
+        pool = keys.dropna().to_numpy()
+        n = len(keys)
+        if len(pool) == 0:
+            return pd.Series([None] * n, dtype=object)
+        size = int(min(len(pool), max(1, round(n * self.unique_ratio))))
+        chosen = pool[rng.choice(len(pool), size=size, replace=False)]
+        return _with_nulls(pd.Series(chosen[rng.integers(0, size, size=n)]), self.null_rate, rng)
+
 
 def _with_nulls(values: pd.Series, rate: float, rng: np.random.Generator) -> pd.Series:
     if rate <= 0:
@@ -130,6 +200,125 @@ def _with_nulls(values: pd.Series, rate: float, rng: np.random.Generator) -> pd.
     if values.dtype.kind in "iu":
         values = values.astype("Int64")
     return values.mask(mask)
+
+
+# --------------------------------------------------------------------------- value formats
+_CLASSES = {"9": "0123456789", "A": string.ascii_uppercase, "a": string.ascii_lowercase}
+_SHAPE_OF = str.maketrans(
+    {**dict.fromkeys(string.digits, "9"), **dict.fromkeys(string.ascii_uppercase, "A")}
+    | dict.fromkeys(string.ascii_lowercase, "a")
+)
+
+
+def value_format(value: str) -> str:
+    """The format of a value: digits become ``9``, letters ``A``/``a``, the rest is kept.
+
+    >>> value_format("(555) 013-4477"), value_format("AB-12c")
+    ('(999) 999-9999', 'AA-99a')
+    """
+    return value.translate(_SHAPE_OF)
+
+
+class FormatTransformer(ColumnTransformer):
+    """A column whose values are each held by too few patients to be learned as categories
+    (phone numbers, free codes): generated in the formats the real values have, never one
+    made-up level and never a real value.
+
+    Only the formats held by at least ``min_patients`` patients are stored (``999-9999``, with
+    their frequencies) and the missing rate; when no format is that common, values of the
+    column's typical length over its kind of characters are generated (as for identifiers).
+
+    Parameters
+    ----------
+    column : str
+    min_patients : int
+        Least patients (distinct primary-key values, or rows) holding a format for it to be kept.
+    """
+
+    kind: ClassVar[str] = "format"
+    _params = ("min_patients",)
+    _state = ("formats", "frequencies", "null_rate", "shape", "numeric")
+    MAX_FORMATS: ClassVar[int] = 50
+    _param_checks: ClassVar[dict[str, Any]] = {"min_patients": S.integer(1, 10**9)}
+    _state_checks: ClassVar[dict[str, Any]] = {
+        "formats": S.array(S.text(1000), max_len=MAX_FORMATS),
+        "frequencies": S.array(S.number(0, 1), max_len=MAX_FORMATS),
+        "null_rate": S.number(0, 1),
+        "shape": S.nullable(_SHAPE),
+        "numeric": S.boolean(),
+    }
+
+    def _state_problems(self) -> list[str]:
+        problems = _shape_problems(self.shape)
+        if len(self.formats) != len(self.frequencies):
+            problems.append("formats and frequencies must have the same length")
+        elif not self.formats and self.shape is None:
+            problems.append("a format column needs formats or a shape")
+        elif self.formats and abs(sum(self.frequencies) - 1.0) > 1e-6:
+            problems.append("the format frequencies must sum to 1")
+        return problems
+
+    def __init__(self, column: str, min_patients: int = 5) -> None:
+        super().__init__(column)
+        self.min_patients = int(min_patients)
+
+    def _fit(self, series: pd.Series) -> None:
+        self.null_rate = float(series.isna().mean())
+        self.numeric = bool(pd.api.types.is_numeric_dtype(series))
+        values = series.dropna()
+        text = values.astype(str)
+        formats = text.map(value_format)
+        if self._entities is not None:
+            pairs = pd.DataFrame({"f": formats, "e": self._entities.loc[values.index]})
+            support = pairs.drop_duplicates().groupby("f", sort=False)["e"].size()
+        else:
+            support = formats.value_counts(sort=False)
+        support = support[support >= self.min_patients].sort_values(ascending=False, kind="stable")[
+            : self.MAX_FORMATS
+        ]
+        self.formats = [str(f) for f in support.index]
+        total = float(support.sum()) or 1.0
+        self.frequencies = [float(c) / total for c in support.to_numpy()]
+        self.shape = None if self.formats else _learn_shape(text.astype(object))
+        if self.shape is not None and self.shape["shape"] == "int":
+            self.shape = {"shape": "string", "length": 8, "alphabet": string.digits}
+
+    def _spans(self) -> list[SpanInfo]:
+        return []
+
+    def _transform(self, series: pd.Series, rng: np.random.Generator | None) -> np.ndarray:
+        return np.zeros((len(series), 0), dtype=np.float32)
+
+    def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        n = len(data)
+        if not self.formats:
+            values = _generate(self.shape, n, rng, sequential=False)
+        else:
+            values = np.empty(n, dtype=object)
+            which = rng.choice(len(self.formats), size=n, p=np.asarray(self.frequencies))
+            for i, fmt in enumerate(self.formats):
+                rows = np.flatnonzero(which == i)
+                if len(rows):
+                    values[rows] = _fill(fmt, len(rows), rng)
+        out = pd.Series(values, dtype=object)
+        if self.numeric:
+            out = pd.to_numeric(out, errors="coerce")
+        return _with_nulls(out, self.null_rate, rng)
+
+
+def _fill(fmt: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random values of the format ``fmt`` (``9``: a digit, ``A``/``a``: a letter)."""
+    columns = []
+    for char in fmt:
+        pool = _CLASSES.get(char)
+        if pool is None:
+            columns.append(np.full(n, char))
+        else:
+            columns.append(np.array(list(pool))[rng.integers(0, len(pool), size=n)])
+    if not columns:
+        return np.full(n, "", dtype=object)
+    chars = np.ascontiguousarray(np.stack(columns, axis=1).astype("<U1"))
+    return chars.view(f"<U{len(fmt)}")[:, 0].astype(object)
 
 
 # --------------------------------------------------------------------------- personal data
@@ -170,6 +359,17 @@ class PiiTransformer(ColumnTransformer):
     kind: ClassVar[str] = "pii"
     _params = ("sdtype", "locale")
     _state = ("null_rate", "shape")
+    _param_checks: ClassVar[dict[str, Any]] = {
+        "sdtype": S.text(100),
+        "locale": S.text(20),
+    }
+    _state_checks: ClassVar[dict[str, Any]] = {
+        "null_rate": S.number(0, 1),
+        "shape": S.nullable(_SHAPE),
+    }
+
+    def _state_problems(self) -> list[str]:
+        return _shape_problems(self.shape)
 
     def __init__(self, column: str, sdtype: str = "text", locale: str = "en_US") -> None:
         super().__init__(column)

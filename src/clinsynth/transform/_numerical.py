@@ -1,4 +1,5 @@
-"""Numerical and datetime columns: mode-specific normalization, normal scores, raw values.
+"""Numerical columns: mode-specific normalization, normal scores, raw values (datetime columns
+build on it in ``_datetime``).
 
 Missing values get a null indicator span (softmax over {present, missing}) and are restored at the
 learned rate; integers come back as integers, values are rounded to the learned number of decimals
@@ -9,18 +10,27 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import ClassVar
+from decimal import Decimal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-from clinsynth._utils import text_dtype
 from clinsynth.errors import DataError, ParameterError
+from clinsynth.io import _schema as S
 from clinsynth.privacy._statistics import sample_from_histogram
-from clinsynth.transform._base import ColumnTransformer, SpanInfo, decode_choice, one_hot
+from clinsynth.transform._base import (
+    ColumnTransformer,
+    SpanInfo,
+    decode_choice,
+    dtype_name,
+    one_hot,
+)
 
 METHODS = ("mode", "quantile", "identity")
+#: Largest magnitude float32 holds: raw values ("identity") beyond it would become infinite.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _SQRT2 = np.sqrt(2.0)
 
 
@@ -237,10 +247,45 @@ class NumericalTransformer(ColumnTransformer):
         "discrete",
         "empty",
         "clip_input",
+        "atoms",
     )
     #: Clip values to [min, max] before encoding: DP fits, whose bounds are public or noisy
     #: (default for bundles written before it existed).
     clip_input: bool = False
+    #: Exact values held by at least ``ATOM_PATIENTS`` patients (a cost of 0, a dose of 5 mg):
+    #: a decoded value within the encoding's float32 error of one is that value exactly.
+    atoms: list[float] = []  # noqa: RUF012 - replaced, never mutated
+    ATOM_PATIENTS: ClassVar[int] = 5
+    MAX_ATOMS: ClassVar[int] = 100
+    #: Most mixture components and quantile knots a bundle may declare.
+    MAX_MODES: ClassVar[int] = 1_000
+    MAX_KNOTS: ClassVar[int] = 100_000
+    _param_checks: ClassVar[dict[str, Any]] = {
+        "method": S.text(20, choices=METHODS),
+        "max_modes": S.integer(1, MAX_MODES),
+        "enforce_min_max": S.boolean(),
+        "integer": S.boolean(null=True),
+        "mode_selection": S.text(10, choices=("bic", "all")),
+    }
+    _state_checks: ClassVar[dict[str, Any]] = {
+        "null_rate": S.number(0, 1),
+        "has_nulls": S.boolean(),
+        "fill_value": S.number(),
+        "min": S.number(),
+        "max": S.number(),
+        "decimals": S.integer(0, 30, null=True),
+        "is_integer": S.boolean(),
+        "dtype": dtype_name(),
+        "weights": S.array(S.number(0, 1), max_len=MAX_MODES),
+        "means": S.array(S.number(), max_len=MAX_MODES),
+        "stds": S.array(S.number(1e-300), max_len=MAX_MODES),
+        "knots_x": S.array(S.number(), max_len=MAX_KNOTS),
+        "knots_p": S.array(S.number(0, 1), max_len=MAX_KNOTS),
+        "discrete": S.boolean(),
+        "empty": S.boolean(),
+        "clip_input": S.boolean(),
+        "atoms": S.array(S.number(), max_len=MAX_ATOMS),
+    }
 
     def __init__(
         self,
@@ -295,11 +340,19 @@ class NumericalTransformer(ColumnTransformer):
             self.decimals, self.is_integer = None, False
             return
         self.min, self.max = float(values.min()), float(values.max())
+        if self.method == "identity" and max(abs(self.min), abs(self.max)) > _FLOAT32_MAX:
+            raise DataError(
+                f"Column '{self.column}' holds values as large as "
+                f"{max(self.min, self.max, key=abs):.3g}, beyond what the encoding holds "
+                f"(about ±{_FLOAT32_MAX:.1e}). Rescale the column (e.g. take its logarithm) or "
+                "drop it."
+            )
         self.fill_value = float(np.median(values))
         self.is_integer = bool(
             self.integer if self.integer is not None else np.all(values == np.round(values))
         )
         self.decimals = 0 if self.is_integer else detect_decimals(values)
+        self.atoms = self._frequent_values(raw, present)
         rng = np.random.default_rng(0)  # fit is deterministic whatever the caller's seed
         if self.method == "mode":
             w, m, s = fit_gmm_1d(
@@ -313,6 +366,34 @@ class NumericalTransformer(ColumnTransformer):
         elif self.method == "quantile":
             self._fit_knots(values)
         self._restore()
+
+    def _state_problems(self) -> list[str]:
+        problems = []
+        if not getattr(self, "empty", True) and self.min > self.max:
+            problems.append(f"min {self.min} is above max {self.max}")
+        if not len(self.weights) == len(self.means) == len(self.stds):
+            problems.append("weights, means and stds must have the same length")
+        elif self.method == "mode" and not getattr(self, "empty", True) and not self.weights:
+            problems.append("a 'mode' column needs at least one mixture component")
+        if len(self.knots_x) != len(self.knots_p):
+            problems.append("knots_x and knots_p must have the same length")
+        elif self.method == "quantile" and not getattr(self, "empty", True):
+            if len(self.knots_x) < 1 or np.any(np.diff(self.knots_p) < 0):
+                problems.append("the quantile knots must be non-empty and increasing")
+        return problems
+
+    def _frequent_values(self, raw: np.ndarray, present: np.ndarray) -> list[float]:
+        """The values held by at least ``ATOM_PATIENTS`` patients (distinct keys, or rows)."""
+        if self.method == "quantile" or not present.any():
+            return []
+        if self._entities is not None:
+            pairs = pd.DataFrame({"v": raw, "e": self._entities.to_numpy()})[present]
+            support = pairs.drop_duplicates().groupby("v", sort=False)["e"].size()
+        else:
+            support = pd.Series(raw[present]).value_counts(sort=False)
+        support = support[support >= self.ATOM_PATIENTS]
+        top = support.sort_values(ascending=False, kind="stable").index[: self.MAX_ATOMS]
+        return sorted(float(v) for v in top)
 
     def _exact(self, values: np.ndarray, w: np.ndarray, m: np.ndarray, s: np.ndarray) -> bool:
         """Whether a mixture encodes ``values`` (float32, most likely component) and decodes
@@ -407,6 +488,7 @@ class NumericalTransformer(ColumnTransformer):
         self._s = np.asarray(self.stds, dtype=np.float64)
         self._kx = np.asarray(self.knots_x, dtype=np.float64)
         self._kp = np.asarray(self.knots_p, dtype=np.float64)
+        self._atoms = np.asarray(self.atoms, dtype=np.float64)
 
     # ------------------------------------------------------------------ spans
     def _spans(self) -> list[SpanInfo]:
@@ -455,7 +537,9 @@ class NumericalTransformer(ColumnTransformer):
     # ------------------------------------------------------------------ inverse
     def _decode(self, data: np.ndarray) -> np.ndarray:
         if self.method == "identity":
-            return data[:, 0].astype(np.float64)
+            x = data[:, 0].astype(np.float64)
+            # float32 keeps 24 bits: a value within that error of an exact frequent value is it
+            return self._snap(x, np.abs(x) * 2.0**-22)
         if self.method == "quantile":
             p = special.ndtr(data[:, 0].astype(np.float64))
             if self.discrete:  # few distinct values: decode to the nearest one (exact round trip)
@@ -464,7 +548,24 @@ class NumericalTransformer(ColumnTransformer):
             return np.interp(p, self._kp, self._kx)
         comp = decode_choice(data[:, 1 : 1 + len(self._w)])
         comp = np.clip(comp, 0, len(self._w) - 1)
-        return data[:, 0].astype(np.float64) * 4 * self._s[comp] + self._m[comp]
+        scaled = data[:, 0].astype(np.float64)
+        x = scaled * 4 * self._s[comp] + self._m[comp]
+        # The scaled value went through float32 (24 bits): its error, carried to the value.
+        error = 4 * self._s[comp] * np.maximum(np.abs(scaled), 1.0) * 2.0**-22
+        return self._snap(x, error)
+
+    def _snap(self, x: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+        """Values within ``tolerance`` of an exact frequent value (``atoms``) become it, so that
+        a 0 that went through float32 comes back 0, not 0.0001."""
+        atoms = getattr(self, "_atoms", None)
+        if atoms is None or len(atoms) == 0 or len(x) == 0:
+            return x
+        right = np.clip(np.searchsorted(atoms, x), 0, len(atoms) - 1)
+        left = np.maximum(right - 1, 0)
+        nearest = np.where(
+            np.abs(atoms[left] - x) <= np.abs(atoms[right] - x), atoms[left], atoms[right]
+        )
+        return np.where(np.abs(nearest - x) <= tolerance, nearest, x)
 
     def decode_values(self, data: np.ndarray) -> np.ndarray:
         """Decoded floats (clipped and rounded), NaN where the null indicator says missing."""
@@ -485,130 +586,38 @@ class NumericalTransformer(ColumnTransformer):
         return self._restore_dtype(self.decode_values(data))
 
     def _restore_dtype(self, x: np.ndarray) -> pd.Series:
-        has_nan = bool(np.isnan(x).any())
+        missing = np.isnan(x)
+        has_nan = bool(missing.any())
         dtype = self.dtype
+        unsigned = dtype.lower().startswith("uint")
+        if unsigned:
+            x = np.maximum(x, 0.0)
+        if self.is_integer and _beyond_int64(x[~missing], unsigned):
+            return _big_integers(x, missing)
         if dtype.startswith(("int", "uint")):
-            dtype = "Int64" if has_nan else dtype
+            dtype = ("UInt64" if unsigned else "Int64") if has_nan else dtype
         elif dtype in ("bool", "boolean", "object", "string", "str", "category"):
             dtype = ("Int64" if has_nan else "int64") if self.is_integer else "float64"
         if dtype in ("Int64", "Int32", "Int16", "Int8") or dtype.startswith("UInt"):
-            return pd.Series(
-                pd.array(np.where(np.isnan(x), 0, x).astype(np.int64), dtype=dtype)
-            ).mask(np.isnan(x))
+            whole = np.uint64 if dtype.startswith("UInt") else np.int64
+            return pd.Series(pd.array(np.where(missing, 0, x).astype(whole), dtype=dtype)).mask(
+                missing
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return pd.Series(x.astype(dtype))
 
 
-class DatetimeTransformer(NumericalTransformer):
-    """A datetime column (native or strings with a format) as seconds since 1970, and back.
-
-    Parameters
-    ----------
-    datetime_format : str or None
-        strftime format of string dates; None for native datetime columns.
-    """
-
-    kind: ClassVar[str] = "datetime"
-    _params = ("method", "max_modes", "enforce_min_max", "datetime_format", "mode_selection")
-    _state = (*NumericalTransformer._state, "unit", "tz", "is_text", "resolution", "text_dtype")
-    #: The datetime column's resolution ("ns"; pandas 3 reads dates as "us"), and the dtype of
-    #: a column of dates as text ("str" from pandas 3, else "object"); bundles written before
-    #: they were saved decode to "ns" and "object".
-    resolution: str = "ns"
-    text_dtype: str = "object"
-
-    #: Rounding units tried from coarsest: a day, an hour, a minute, a second, a millisecond.
-    _UNITS: ClassVar[tuple[float, ...]] = (86400.0, 3600.0, 60.0, 1.0, 1e-3)
-    _DP_UNITS = _UNITS
-
-    def __init__(
-        self,
-        column: str,
-        method: str = "mode",
-        max_modes: int = 10,
-        enforce_min_max: bool = True,
-        datetime_format: str | None = None,
-        mode_selection: str = "bic",
-    ) -> None:
-        super().__init__(
-            column, method, max_modes, enforce_min_max, integer=False, mode_selection=mode_selection
-        )
-        self.datetime_format = datetime_format
-
-    def _parse(self, series: pd.Series) -> pd.Series:
-        if pd.api.types.is_datetime64_any_dtype(series):
-            return series
-        text = series.astype("string")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.datetime_format:
-                parsed = pd.to_datetime(text, format=self.datetime_format, errors="coerce")
-            else:
-                parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-        bad = parsed.isna() & series.notna()
-        if bad.any():
-            pos = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"Column '{self.column}' is declared datetime but {int(bad.sum())} values do not "
-                f"parse with format {self.datetime_format!r} (first: {series.iloc[pos]!r} in row "
-                f"{pos + 1}). Fix the datetime_format in the metadata or clean the values."
-            )
-        return parsed
-
-    def _values(self, series: pd.Series) -> np.ndarray:
-        parsed = self._parse(series)
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-        ns = parsed.to_numpy(dtype="datetime64[ns]").astype("int64")
-        out = ns.astype(np.float64) / 1e9
-        out[parsed.isna().to_numpy()] = np.nan
-        return out
-
-    def _fit(self, series: pd.Series) -> None:
-        self.is_text = not pd.api.types.is_datetime64_any_dtype(series)
-        tz = getattr(series.dt, "tz", None) if not self.is_text else None
-        self.tz = str(tz) if tz is not None else None
-        self.resolution = "ns" if self.is_text else _resolution(series.dtype)
-        self.text_dtype = "str" if str(series.dtype) == "str" else "object"
-        private = self._privacy is not None
-        super()._fit(series)
-        self.decimals = None
-        self.is_integer = False
-        if private:
-            unit = self._dp_unit
-            self.unit = self._DP_UNITS[unit] if unit < len(self._DP_UNITS) else 1e-9
-            return
-        values = self._values(series)
-        values = values[~np.isnan(values)]
-        self.unit = 1e-9
-        for unit in self._UNITS:
-            if len(values) and np.all(np.abs(values / unit - np.round(values / unit)) < 1e-6):
-                self.unit = unit
-                break
-
-    def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
-        seconds = self.decode_values(data)
-        seconds = np.round(seconds / self.unit) * self.unit
-        missing = np.isnan(seconds)
-        ns = np.where(missing, 0, np.round(seconds * 1e9)).astype("int64")
-        values = pd.Series(pd.to_datetime(ns, unit="ns")).mask(missing)
-        if self.resolution != "ns":
-            values = values.dt.as_unit(self.resolution)
-        if self.tz:
-            values = values.dt.tz_localize("UTC").dt.tz_convert(self.tz)
-        if self.is_text:
-            fmt = self.datetime_format or "%Y-%m-%d %H:%M:%S"
-            text = values.dt.strftime(fmt)
-            if self.text_dtype == "str":
-                return text.astype(text_dtype()).where(~missing)
-            return text.astype(object).where(~missing, None)
-        return values
+def _beyond_int64(values: np.ndarray, unsigned: bool) -> bool:
+    """Whether whole numbers fall outside what int64 (uint64 for unsigned columns) holds."""
+    if len(values) == 0:
+        return False
+    high = 2.0**64 if unsigned else 2.0**63
+    return bool(values.min() < -(2.0**63) or values.max() >= high)
 
 
-def _resolution(dtype: object) -> str:
-    """``"ns"``, ``"us"``, ... of a datetime dtype (numpy's, or pandas' with a time zone)."""
-    unit = getattr(dtype, "unit", None)
-    if unit is None:
-        unit = np.datetime_data(dtype)[0]  # type: ignore[arg-type]
-    return str(unit) if unit in ("s", "ms", "us", "ns") else "ns"
+def _big_integers(x: np.ndarray, missing: np.ndarray) -> pd.Series:
+    """Whole numbers beyond 64 bits as Python integers (their shortest decimal form), never
+    wrapped around to -9223372036854775808."""
+    values = [None if m else int(Decimal(repr(float(v)))) for v, m in zip(x, missing, strict=True)]
+    return pd.Series(values, dtype=object)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +11,16 @@ import pandas as pd
 
 from clinsynth._utils import make_rng
 from clinsynth.errors import DataError, NotFittedError, ParameterError
+from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata, TableMetadata, is_pii
 from clinsynth.privacy._statistics import DPStatistics
 from clinsynth.transform._base import ColumnTransformer, SpanInfo
 from clinsynth.transform._categorical import CategoricalTransformer
-from clinsynth.transform._generated import IdTransformer, PiiTransformer
-from clinsynth.transform._numerical import DatetimeTransformer, NumericalTransformer
+from clinsynth.transform._datetime import DatetimeTransformer
+from clinsynth.transform._generated import FormatTransformer, IdTransformer, PiiTransformer
+from clinsynth.transform._numerical import NumericalTransformer
+
+logger = logging.getLogger(__name__)
 
 _Factory = Callable[[str, dict, dict], ColumnTransformer]
 
@@ -63,6 +68,7 @@ _KINDS: dict[str, type[ColumnTransformer]] = {
         CategoricalTransformer,
         IdTransformer,
         PiiTransformer,
+        FormatTransformer,
     )
 }
 
@@ -196,11 +202,36 @@ class TableTransformer:
             budgets.update(dict.fromkeys(generated, self.privacy.generated))
         transformers = {}
         for column, spec in table.columns.items():
-            transformers[column] = self._make(column, spec).fit(
+            transformer = self._make(column, spec).fit(
                 data[column], entities=entities, privacy=budgets.get(column)
             )
+            if getattr(transformer, "all_rare", False):
+                transformer = self._generated_instead(column, data[column], entities, transformer)
+            transformers[column] = transformer
         self.transformers_ = transformers
         return self
+
+    def _generated_instead(
+        self, column: str, series: pd.Series, entities: pd.Series | None, categorical: Any
+    ) -> ColumnTransformer:
+        """A categorical column whose every level is rare would come out as the one made-up
+        level "Other": generate it in the formats of its values instead, and say so."""
+        generated = FormatTransformer(column, min_patients=categorical.rare_threshold).fit(
+            series, entities=entities
+        )
+        example = f" (e.g. {generated.formats[0]!r})" if generated.formats else ""
+        logger.warning(
+            "Column '%s': each of its %d distinct values is held by fewer than %d patients, so "
+            "it cannot be learned as a category (it would come out as one made-up level); its "
+            "values are generated in the formats of the real ones instead%s. Declare it as id, "
+            "text or a personal-data type (e.g. phone_number) in the metadata to choose how it "
+            "is made.",
+            column,
+            int(series.nunique()),
+            categorical.rare_threshold,
+            example[:80],
+        )
+        return generated
 
     def transform(
         self,
@@ -242,8 +273,31 @@ class TableTransformer:
             width = t.output_dim
             columns[column] = t.inverse_transform(data[:, start : start + width], rng)
             start += width
+        self._link_own_keys(columns, rng)
         # copy=False: no block consolidation (it would copy every column: seconds at 1M rows).
         return pd.DataFrame(columns, copy=False)
+
+    def _link_own_keys(self, columns: dict[str, Any], rng: np.random.Generator) -> None:
+        """Columns that reference the table's own key take synthetic key values."""
+        key = self._table().primary_key
+        if key is None or key not in columns:
+            return
+        for column, t in self._check_fitted().items():
+            if getattr(t, "references_key", False) and column in columns:
+                columns[column] = t.pick_keys(pd.Series(columns[key]), rng).rename(column)
+
+    def regenerate_ids(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """Fresh identifiers in ``df`` (rows assembled from several batches), keys into the
+        table's own rows drawn from the new primary key."""
+        for column, t in self._check_fitted().items():
+            if isinstance(t, IdTransformer) and column in df.columns and not t.references_key:
+                df[column] = t.inverse_transform(np.zeros((len(df), 0)), rng).to_numpy()
+        own = {c: df[c] for c in df.columns}
+        self._link_own_keys(own, rng)
+        for column, t in self._check_fitted().items():
+            if getattr(t, "references_key", False) and column in df.columns:
+                df[column] = own[column].to_numpy()
+        return df
 
     def fit_transform(self, data: pd.DataFrame) -> np.ndarray:
         return self.fit(data).transform(data)
@@ -286,8 +340,43 @@ class TableTransformer:
 
     @classmethod
     def from_dict(
-        cls, data: dict[str, Any], metadata: Metadata | TableMetadata, table_name: str | None = None
+        cls,
+        data: dict[str, Any],
+        metadata: Metadata | TableMetadata,
+        table_name: str | None = None,
+        where: str = "transformer.json",
     ) -> TableTransformer:
+        """Rebuild a fitted transformer from :meth:`to_dict`'s output, every field checked
+        against its schema first (a bundle is untrusted input: a tampered field is a
+        :class:`~clinsynth.errors.BundleError` naming it)."""
+        S.check_json(data, _DOCUMENT, where)
         obj = cls(metadata, table_name=table_name, **data["options"])
-        obj.transformers_ = {d["column"]: _KINDS[d["kind"]].from_dict(d) for d in data["columns"]}
+        transformers: dict[str, ColumnTransformer] = {}
+        for i, d in enumerate(data["columns"]):
+            kind, column = d.get("kind"), d.get("column")
+            if kind not in _KINDS or not isinstance(column, str) or column in transformers:
+                S.raise_problems(
+                    [f"columns[{i}] must have a known kind and a column name used once"], where
+                )
+            transformers[column] = _KINDS[kind].from_dict(d, where)
+        obj.transformers_ = transformers
         return obj
+
+
+_DOCUMENT = S.mapping(
+    {
+        "options": S.mapping(
+            {
+                "numerical": S.text(20, choices=("mode", "quantile", "identity")),
+                "categorical": S.text(20, choices=("onehot", "label")),
+                "max_modes": S.integer(1, NumericalTransformer.MAX_MODES),
+                "mode_selection": S.text(10, choices=("bic", "all")),
+                "enforce_min_max": S.boolean(),
+                "rare_category_threshold": S.integer(1, 10**9, null=True),
+                "locale": S.text(20),
+            }
+        ),
+        "columns": S.array(S.mapping(extra=True, max_len=10), max_len=100_000),
+    },
+    required=("options", "columns"),
+)
