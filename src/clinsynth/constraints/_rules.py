@@ -37,9 +37,10 @@ def _numeric(series: pd.Series, spec: dict) -> tuple[np.ndarray, bool]:
             parsed = (
                 series
                 if pd.api.types.is_datetime64_any_dtype(series)
-                else pd.to_datetime(series, format=fmt, errors="coerce")
+                # In UTC: text with several UTC offsets (winter and summer time) parses too.
+                else pd.to_datetime(series, format=fmt, errors="coerce", utc=True)
                 if fmt
-                else pd.to_datetime(series, errors="coerce", format="mixed")
+                else pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
             )
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)

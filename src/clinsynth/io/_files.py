@@ -126,7 +126,7 @@ def _read_excel(path: Path, sheet_name: str | int | None) -> pd.DataFrame:
         with pd.ExcelFile(path) as book:
             sheets = [str(s) for s in book.sheet_names]
             chosen = _choose_sheet(path, sheets, sheet_name)
-            return book.parse(sheet_name=chosen)
+            return pd.read_excel(book, sheet_name=chosen)
     except DataError:
         raise
     except Exception as exc:  # openpyxl raises many types for a damaged workbook

@@ -292,7 +292,7 @@ def detect_datetime_format(text: pd.Series) -> str | None:
             parsed = pd.to_datetime(sample, format=fmt, errors="coerce", utc="%z" in fmt)
         ok = parsed.notna().to_numpy()
         if ok.mean() < 0.95 and far.any():  # years pandas cannot hold (after 2262...)
-            ok |= far.to_numpy() & _parses(sample, fmt)
+            ok = ok | (far.to_numpy() & _parses(sample, fmt))
         if ok.mean() >= 0.95:
             if fmt == "%Y%m%d" and not sample.str.fullmatch(r"(19|20)\d{6}").all():
                 continue

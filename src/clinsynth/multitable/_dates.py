@@ -74,6 +74,9 @@ def _refuse_far_dates(values: pd.Series, parsed: pd.Series, fmt: str | None) -> 
         text = text[text.str.contains(_FAR_YEAR)]
         lost = pd.Series(False, index=values.index)
         lost[text.index[_parses(text, fmt)]] = True
+    # pandas 3 parses such dates at a coarser resolution (microseconds): present, but beyond
+    # what nanoseconds hold.
+    lost = lost | (parsed.notna() & ((parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max)))
     if lost.any():
         first = values[lost].iloc[0]
         raise DataError(
