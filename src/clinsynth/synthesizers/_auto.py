@@ -609,6 +609,7 @@ class AutoSynthesizer(BaseSynthesizer):
         self._rules_ = getattr(model, "_rules_", [])
         self._dtypes_ = getattr(model, "_dtypes_", {})
         self._loss_history_ = getattr(model, "_loss_history_", None)
+        self._refiner_ = getattr(model, "_refiner_", None)
         self.num_training_rows_ = int(num_rows)
         rng = make_rng(self.random_state)
         self._fit_seed_ = derive_seed(rng)
