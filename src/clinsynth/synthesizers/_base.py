@@ -296,7 +296,8 @@ class BaseSynthesizer:
         seed = derive_seed(rng)
         self._sample_rng = make_rng(seed)
         model_rows = self._sample_rows(len(rows))
-        oversample = 3 if self.refine is True else int(self.refine)
+        # refine=True (or a caller such as auto trying refinement): 3 rows drawn per row kept.
+        oversample = 3 if isinstance(self.refine, bool) else int(self.refine)
         return DensityRatioRefiner(oversample=oversample, seed=seed).fit(
             rows, model_rows, table, rare_category_threshold=self.rare_category_threshold
         )

@@ -41,18 +41,23 @@ _BATCH = 256
 
 
 class _Classifier(nn.Module):
+    """Linear-ReLU layers and a logit; dropout masks come from the caller's generator (not
+    torch's global one), so a fit is reproducible."""
+
     def __init__(self, dim: int, hidden: tuple[int, ...], dropout: float) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        widths = [dim, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.out = nn.Linear(widths[-1], 1)
+        self.dropout = dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[:, 0]
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+            if generator is not None and self.dropout > 0:
+                keep = torch.rand(x.shape, generator=generator) >= self.dropout
+                x = x * keep / (1.0 - self.dropout)
+        return self.out(x)[:, 0]
 
 
 class DensityRatioRefiner:
@@ -165,7 +170,7 @@ class DensityRatioRefiner:
             order = train[torch.randperm(len(train), generator=generator)]
             for start in range(0, len(order), _BATCH):
                 idx = order[start : start + _BATCH]
-                loss = loss_fn(net(x[idx]), y[idx])
+                loss = loss_fn(net(x[idx], generator), y[idx])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
