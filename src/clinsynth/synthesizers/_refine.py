@@ -47,7 +47,9 @@ class _Classifier(nn.Module):
     def __init__(self, dim: int, hidden: tuple[int, ...], dropout: float) -> None:
         super().__init__()
         widths = [dim, *hidden]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.hidden = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
         self.out = nn.Linear(widths[-1], 1)
         self.dropout = dropout
 
