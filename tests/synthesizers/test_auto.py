@@ -92,7 +92,9 @@ def test_choice_is_deterministic_and_ranked(fitted, table):
         again.leaderboard_.drop(columns=TIMING), fitted.leaderboard_.drop(columns=TIMING)
     )
     board = fitted.leaderboard_
-    assert list(board["rank"]) == [1, 2] and board.loc[0, "status"] == "chosen"
+    # the two candidates and the first-ranked one tried with refinement
+    assert list(board["rank"]) == [1, 2, 3] and board.loc[0, "status"] == "chosen"
+    assert sum(board["model"].str.endswith("+refine")) == 1
     assert board.loc[0, "model"] == fitted.chosen_
     for column in (
         "fidelity",
@@ -401,7 +403,7 @@ def test_scoring_reads_a_bounded_subsample(table, monkeypatch):
     monkeypatch.setattr(_auto, "_EVAL_ROWS", 12)
     monkeypatch.setattr(AutoSynthesizer, "_score", spy)
     AutoSynthesizer(md, candidates=["gaussian_copula"], random_state=0).fit(df)
-    assert seen == [(12, 12, 24)]
+    assert seen == [(12, 12, 24), (12, 12, 24)]  # the candidate, then it refined
 
 
 def test_training_stops_at_a_deadline_after_one_epoch():
@@ -452,3 +454,29 @@ def test_refit_keeps_the_split_model_when_the_budget_is_spent(table):
     assert "kept the model fitted on the training split" in auto.refit_note_
     refitted = auto._refit("tabddpm", split_model, df, time.perf_counter() + 3600, 1.4)
     assert refitted is not split_model and refitted.num_training_rows_ == len(df)
+
+
+def test_the_winner_is_tried_refined_and_ranked_with_the_others(table, tmp_path):
+    df, md = table
+    auto = AutoSynthesizer(md, candidates=["gaussian_copula"], random_state=0).fit(df)
+    board = auto.leaderboard_.set_index("model")
+    assert "gaussian_copula+refine" in board.index
+    assert (
+        board.loc["gaussian_copula+refine", "score"] == board.loc["gaussian_copula+refine", "score"]
+    )
+    refined = auto.chosen_ == "gaussian_copula+refine"
+    assert (auto._refiner_ is not None) == refined and auto.model_.refine == refined
+    loaded = clinsynth.load(auto.save(tmp_path / "auto"))
+    assert loaded.chosen_ == auto.chosen_
+    auto.reset_sampling()
+    pd.testing.assert_frame_equal(loaded.sample(20), auto.sample(20))
+
+
+def test_a_refined_candidate_can_be_named(table):
+    df, md = table
+    auto = AutoSynthesizer(
+        md, candidates=["gaussian_copula+refine"], refine_winner=True, random_state=0
+    ).fit(df)
+    assert auto.chosen_ == "gaussian_copula+refine" and auto.model_.refine is True
+    assert list(auto.leaderboard_["model"]) == ["gaussian_copula+refine"]
+    assert auto._refiner_ is not None

@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 #: Validation rows (and as many training rows) that score each candidate at most: a subsample
 #: keeps scoring to seconds on large tables without changing the measures' meaning.
 _EVAL_ROWS = 2000
+#: The leaderboard's suffix of a candidate refined by its density ratio.
+_REFINED = "+refine"
 #: Candidates tried by default, in this order (those registered).
 DEFAULT_CANDIDATES = ("gaussian_copula", "tvae", "ctgan", "tabddpm")
 #: Options of the AutoSynthesizer passed on to every candidate.
@@ -75,6 +77,7 @@ _SHARED = (
     "table_name",
     "constraints",
     "rare_category_threshold",
+    "refine",
     "random_state",
     "device",
     "verbose",
@@ -148,6 +151,13 @@ class AutoSynthesizer(BaseSynthesizer):
         score alone.
     refit : bool
         Refit the winner on every row (True), or keep the model fitted on the training split.
+    refine_winner : bool
+        Also try the winner refined by its density ratio (``refine``, see
+        :mod:`clinsynth.synthesizers._refine`): the refiner is fitted on the training split,
+        the refined rows are scored like a candidate (``<model>+refine`` in the leaderboard)
+        and ranked with the others, so the refinement is kept only when it scores better
+        beyond the noise or ties with a lower privacy risk. Skipped for DP models and when the
+        time budget has no room for it.
     **kwargs
         ``random_state``, ``device``, ``constraints``, ... passed on to every candidate.
 
@@ -203,6 +213,7 @@ class AutoSynthesizer(BaseSynthesizer):
         "max_mia_auc": (_is_float(0.0, 1.0), "a float in [0, 1]"),
         "score_tolerance": (_is_float(0.0, 1.0), "a float in [0, 1]"),
         "refit": (lambda v: isinstance(v, bool), "a bool"),
+        "refine_winner": (lambda v: isinstance(v, bool), "a bool"),
         "progress": (lambda v: v is None or callable(v), "None or a callable"),
     }
 
@@ -220,6 +231,7 @@ class AutoSynthesizer(BaseSynthesizer):
         max_mia_auc: float = 0.6,
         score_tolerance: float = 0.01,
         refit: bool = True,
+        refine_winner: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
@@ -233,6 +245,7 @@ class AutoSynthesizer(BaseSynthesizer):
         self.max_mia_auc = max_mia_auc
         self.score_tolerance = score_tolerance
         self.refit = refit
+        self.refine_winner = refine_winner
 
     # ------------------------------------------------------------------ candidates
     def _candidate_names(self) -> list[str]:
@@ -244,13 +257,17 @@ class AutoSynthesizer(BaseSynthesizer):
             given = [c.strip() for c in given.split(",") if c.strip()]
         names = []
         for name in given:
-            cls = get_synthesizer(name)  # unknown names: ParameterError listing the models
+            refined = name.endswith(_REFINED)  # "tabddpm+refine": that model with refine on
+            cls = get_synthesizer(name[: -len(_REFINED)] if refined else name)
             if cls is type(self):
                 raise ParameterError("AutoSynthesizer cannot be its own candidate.")
-            names.append(cls._model_name)
+            names.append(cls._model_name + (_REFINED if refined else ""))
         return names
 
     def _make_candidate(self, name: str, **override: Any) -> BaseSynthesizer:
+        if name.endswith(_REFINED):  # a refined winner: the model with refine on
+            override = {"refine": True, **override}
+            name = name[: -len(_REFINED)]
         cls = get_synthesizer(name)
         params: dict[str, Any] = {k: getattr(self, k) for k in _SHARED}
         accepted = cls._param_names()
@@ -370,6 +387,20 @@ class AutoSynthesizer(BaseSynthesizer):
                 _candidate_problems(self.leaderboard_),
             )
         chosen = str(passing["model"].iloc[0])
+        if self.refine_winner:
+            refined = self._try_refinement(
+                chosen, models[chosen], train, eval_train, eval_valid, eval_seed, deadline
+            )
+            if refined is not None:
+                rows.append(refined)
+                self.leaderboard_ = rank_leaderboard(rows, self.score_tolerance)
+                passing = self.leaderboard_[self.leaderboard_["status"] == "chosen"]
+                winner = str(passing["model"].iloc[0])
+                base = models[chosen]
+                if winner != refined["model"]:
+                    base._refiner_ = None  # the refinement did not pay: sample unrefined
+                models[refined["model"]] = base
+                chosen = winner
         report(self.progress, total, total - 1, f"refitting {chosen} on every row")
         model = models[chosen]
         #: How the chosen model was refitted on every row, or why it was not (None: as planned).
@@ -381,6 +412,45 @@ class AutoSynthesizer(BaseSynthesizer):
         report(self.progress, total, total, "done")
         logger.info("AutoSynthesizer chose %s in %.1f s", chosen, self.fit_seconds_)
         return self
+
+    def _try_refinement(
+        self,
+        name: str,
+        model: BaseSynthesizer,
+        train: pd.DataFrame,
+        eval_train: pd.DataFrame,
+        eval_valid: pd.DataFrame,
+        seed: int,
+        deadline: float | None,
+    ) -> dict[str, Any] | None:
+        """Fit a density-ratio refiner on the chosen candidate and score the refined rows
+        like a candidate (``<name>+refine``); None when refinement does not apply or there is
+        no time for it. The model keeps the refiner (the caller drops it if it loses)."""
+        if getattr(model, "dp_enabled", False) or model.refine:
+            return None
+        row: dict[str, Any] = {"model": name + _REFINED, "epochs": None}
+        board = self.leaderboard_.set_index("model")
+        if name in board.index and not pd.isna(board.loc[name, "epochs"]):
+            row["epochs"] = int(board.loc[name, "epochs"])
+        began = time.perf_counter()
+        scoring = float(board.loc[name, "evaluation_seconds"]) if name in board.index else 0.0
+        if deadline is not None and deadline - began < 3 * scoring:
+            return None  # no room: a refiner costs about a scoring, then a scoring
+        table = self._table_metadata()
+        rows = train[model._valid(train)].reset_index(drop=True)
+        try:
+            model._refiner_ = model._fit_refiner(rows, table, make_rng(seed))
+            model.reset_sampling()
+            synthetic = model.sample(max(len(eval_train), 2 * len(eval_valid)))
+            row.update(self._score(eval_train, eval_valid, synthetic, seed))
+        except Exception as exc:  # the refinement is an option: report it, keep the winner
+            logger.warning("refining %s failed: %s: %s", name, type(exc).__name__, exc)
+            model._refiner_ = None
+            return None
+        spent = time.perf_counter() - began
+        row["fit_seconds"] = round(float(board.loc[name, "fit_seconds"]) + spent, 3)
+        row["evaluation_seconds"] = round(spent, 3)
+        return row
 
     def _refit(
         self,
@@ -609,6 +679,7 @@ class AutoSynthesizer(BaseSynthesizer):
         self._rules_ = getattr(model, "_rules_", [])
         self._dtypes_ = getattr(model, "_dtypes_", {})
         self._loss_history_ = getattr(model, "_loss_history_", None)
+        self._refiner_ = getattr(model, "_refiner_", None)
         self.num_training_rows_ = int(num_rows)
         rng = make_rng(self.random_state)
         self._fit_seed_ = derive_seed(rng)
@@ -670,7 +741,8 @@ class AutoSynthesizer(BaseSynthesizer):
             required=("chosen", "params", "state"),
         )
         S.check_json(state, spec, "model.json (auto)")
-        cls = get_synthesizer(state["chosen"])
+        chosen = str(state["chosen"])
+        cls = get_synthesizer(chosen[: -len(_REFINED)] if chosen.endswith(_REFINED) else chosen)
         if cls is type(self):
             raise BundleError("model.json (auto): the chosen model cannot be 'auto' itself.")
         model = cls(self.metadata, **state["params"], device=self.device)

@@ -80,6 +80,12 @@ class BaseSynthesizer:
         Categorical levels held by fewer patients (distinct primary-key values, or rows) are
         merged into one "other" level before training and never stored (default 5); None
         keeps every level. See :class:`~clinsynth.transform.CategoricalTransformer`.
+    refine : bool or int
+        Refine the model's rows by their density ratio: a classifier learns to tell the real
+        rows from the model's, and sampling keeps, of ``refine`` times as many rows as asked
+        (3 for True), those the classifier finds most real-like, drawn in proportion to its
+        odds (see :mod:`clinsynth.synthesizers._refine`). Costs a classifier's training at fit
+        and that many times the sampling; not with differential privacy.
     random_state : int, optional
         Seed: the same seed, data and device give the same rows.
     device : {"cpu", "cuda", "auto"}
@@ -105,6 +111,10 @@ class BaseSynthesizer:
         "enforce_rounding": (lambda v: isinstance(v, bool), "a bool"),
         "random_state": (lambda v: v is None or _is_int(0)(v), "None or an int >= 0"),
         "rare_category_threshold": (lambda v: v is None or _is_int(1)(v), "None or an int >= 1"),
+        "refine": (
+            lambda v: isinstance(v, bool) or _is_int(2)(v),
+            "a bool or an int >= 2 (rows drawn per row kept)",
+        ),
         "device": (
             lambda v: (
                 isinstance(v, str)
@@ -124,6 +134,7 @@ class BaseSynthesizer:
         table_name: str | None = None,
         constraints: list | None = None,
         rare_category_threshold: int | None = 5,
+        refine: bool | int = False,
         random_state: int | None = None,
         device: str = "cpu",
         verbose: bool = False,
@@ -132,6 +143,7 @@ class BaseSynthesizer:
         self.metadata = metadata
         self.constraints = constraints
         self.rare_category_threshold = rare_category_threshold
+        self.refine = refine
         self.enforce_min_max_values = enforce_min_max_values
         self.enforce_rounding = enforce_rounding
         self.locale = locale
@@ -225,6 +237,7 @@ class BaseSynthesizer:
         self._dtypes_ = {c: str(data[c].dtype) for c in table.columns}
         if self._rules_:
             self._rules_ = _rules.check_real_data(self._rules_, data, table)
+        rows = data  # the user's columns, for the refiner
         if self._rules_:
             label = getattr(self, "condition_column", None)  # the model's class label stays
             data, model_table = _rules.reparametrize(
@@ -264,12 +277,36 @@ class BaseSynthesizer:
         self._loss_history_: pd.DataFrame | None = None
         stage(3, "fitting the model")  # models that train in epochs take the bar over here
         self._fit(encoded)
+        self._fitted = True
+        self._refiner_ = None
+        if self.refine:
+            self._refiner_ = self._fit_refiner(rows, table, rng)
         stage(_FIT_STEPS, "done")
         self.fit_seconds_ = time.perf_counter() - start
-        self._fitted = True
         self.reset_sampling()
         logger.info("%s fitted in %.2f s", type(self).__name__, self.fit_seconds_)
         return self
+
+    def _fit_refiner(
+        self, rows: pd.DataFrame, table: TableMetadata, rng: np.random.Generator
+    ) -> Any:
+        """Fit the density-ratio refiner (``refine``) on the real rows and as many of the
+        model's own rows (see :mod:`clinsynth.synthesizers._refine`)."""
+        from clinsynth.synthesizers._refine import DensityRatioRefiner
+
+        if getattr(self, "dp_enabled", False):
+            raise ParameterError(
+                f"The 'refine' parameter of {type(self).__name__} reads the real rows outside "
+                "the differential-privacy budget: use refine=False with epsilon."
+            )
+        seed = derive_seed(rng)
+        self._sample_rng = make_rng(seed)
+        model_rows = self._sample_rows(len(rows))
+        # refine=True (or a caller such as auto trying refinement): 3 rows drawn per row kept.
+        oversample = 3 if isinstance(self.refine, bool) else int(self.refine)
+        return DensityRatioRefiner(oversample=oversample, seed=seed).fit(
+            rows, model_rows, table, rare_category_threshold=self.rare_category_threshold
+        )
 
     def _fit_stage(self, step: int, message: str) -> None:
         """Report step ``step`` of ``_FIT_STEPS`` (see there)."""
@@ -405,7 +442,7 @@ class BaseSynthesizer:
         kept: list[pd.DataFrame] = []
         have, tried, batch = 0, 0, num_rows
         for _ in range(100):
-            df = self._decode(self._sample(batch, rng), rng)
+            df = self._draw(batch, rng)
             tried += len(df)
             ok = self._valid(df)
             if ok.all() and not kept:
@@ -426,6 +463,18 @@ class BaseSynthesizer:
             )
         out = pd.concat(kept, ignore_index=True).iloc[:num_rows].reset_index(drop=True)
         return self._regenerate_ids(out, rng) if len(kept) > 1 else out
+
+    def _draw(self, num_rows: int, rng: np.random.Generator) -> pd.DataFrame:
+        """``num_rows`` decoded rows of the model: with a refiner (``refine``), kept from
+        ``oversample`` times as many by their estimated density ratio."""
+        refiner = getattr(self, "_refiner_", None)
+        if refiner is None:
+            return self._decode(self._sample(num_rows, rng), rng)
+        pool = self._decode(self._sample(num_rows * refiner.oversample, rng), rng)
+        ok = self._valid(pool)
+        if not ok.all():
+            pool = pool[ok].reset_index(drop=True)
+        return pool.iloc[refiner.select(pool, num_rows, rng)].reset_index(drop=True)
 
     def _regenerate_ids(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         """Rows assembled from several batches get fresh, unique identifiers."""
@@ -485,6 +534,9 @@ class BaseSynthesizer:
         }
         if self._loss_history_ is not None:
             documents["losses.json"] = self._loss_history_.to_dict(orient="list")
+        if getattr(self, "_refiner_", None) is not None:
+            documents["refiner.json"], refiner_tensors = self._refiner_.to_state()
+            tensors = {**tensors, **refiner_tensors}
         return save_bundle(filepath, manifest, documents, tensors, archive=archive or None)
 
     @classmethod
@@ -534,6 +586,13 @@ class BaseSynthesizer:
             obj._loss_history_ = pd.DataFrame(losses) if losses is not None else None
             obj._set_state(documents.get("model.json", {}), tensors)
             obj._load_manifest_extra(manifest)
+            obj._refiner_ = None
+            if "refiner.json" in documents:
+                from clinsynth.synthesizers._refine import DensityRatioRefiner
+
+                obj._refiner_ = DensityRatioRefiner.from_state(
+                    documents["refiner.json"], tensors, metadata, manifest.get("table_name")
+                )
         except BundleError as exc:  # a document's own check: say which model
             raise BundleError(f"Model '{filepath}': {exc}", exc.problems) from None
         except BUILD_ERRORS as exc:  # what the checks of each document did not foresee
