@@ -123,6 +123,9 @@ def detect(
             f"relationship: {rel['parent_table_name']}.{rel['parent_primary_key']} -> "
             f"{rel['child_table_name']}.{rel['child_foreign_key']}"
         )
+    from clinsynth.cli._keys_view import print_keys
+
+    print_keys(console, md)
     unknown = [
         c for t in md.tables.values() for c, s in t.columns.items() if s["sdtype"] == "unknown"
     ]
@@ -306,6 +309,12 @@ def fit(
     chosen = getattr(synth, "chosen_", None)
     what = f"{model} (chose {chosen})" if chosen else model
     console.print(f"Fitted {what}{how} in {time.perf_counter() - started:.1f} s; saved to {path}")
+    if multi and not any(r["parent_table_name"] != r["child_table_name"] for r in md.relationships):
+        console.print(
+            f"[bold red]Warning: the {len(tables)} tables were fitted as INDEPENDENT tables (no "
+            "relationship between them): their synthetic rows are not linked. See `clinsynth "
+            "detect` for the candidates and declare the links with --metadata.[/bold red]"
+        )
     if held_out is not None:
         from clinsynth.evaluation._holdout import holdout_path
         from clinsynth.io import write_table

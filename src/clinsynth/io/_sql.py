@@ -469,7 +469,7 @@ def _normalize(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _metadata(data: dict[str, pd.DataFrame], pks: dict[str, str], fks: list[dict]) -> Metadata:
-    from clinsynth.metadata._detect import _ids_to_codes, detect_relationships, detect_table
+    from clinsynth.metadata._detect import detect_relationships, detect_table, ids_to_codes
 
     md = Metadata({name: detect_table(df, name) for name, df in data.items()})
     for name, pk in pks.items():
@@ -485,7 +485,7 @@ def _metadata(data: dict[str, pd.DataFrame], pks: dict[str, str], fks: list[dict
         for fk in declared:
             md.tables[fk["child_table_name"]].columns[fk["child_foreign_key"]] = {"sdtype": "id"}
         md.relationships = declared
-        _ids_to_codes(
+        ids_to_codes(
             data, md, {(fk["child_table_name"], fk["child_foreign_key"]) for fk in declared}
         )
     else:

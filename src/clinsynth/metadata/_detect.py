@@ -35,7 +35,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from clinsynth.metadata._keys import CAMEL_ID as _CAMEL_ID
+from clinsynth.metadata._keys import ID_NAME as _ID_NAME
+from clinsynth.metadata._keys import KeyEvidence, choose_primary_key
+from clinsynth.metadata._link_checks import ids_to_codes
+from clinsynth.metadata._links import LinkCandidate, detect_links
 from clinsynth.metadata._metadata import Metadata, TableMetadata
+from clinsynth.metadata._self_links import refers_to_own_key
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +61,6 @@ TYPED_MISSING_MARKERS = frozenset(
 #: Numbers that are "missing" in a column whose other values are all >= 0.
 NUMERIC_SENTINELS = (-99, -999, -9999)
 
-_ID_NAME = re.compile(
-    r"^(id|pid|ptid|uid|uuid|guid|seqn|randid|rownames|key)$|[_\s.-](id|key|uuid)$", re.IGNORECASE
-)
-_CAMEL_ID = re.compile(r"[a-z0-9]I[dD]$")  # patientId, visitID (case-sensitive: not "acid")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CODE = re.compile(r"^(?=.*\d)[A-Za-z]{0,8}[-_:]?[0-9A-Za-z-]{2,}$")
 #: Numbers that are codes whatever their count of levels (SNOMED, ICD, LOINC, zip codes).
@@ -110,7 +112,7 @@ def detect_table(df: pd.DataFrame, table_name: str = "table") -> TableMetadata:
         if spec.get("missing_values"):
             _warn_markers(table_name, str(name), df[name], spec["missing_values"])
     table = TableMetadata(columns)
-    table.primary_key = _detect_primary_key(df, table)
+    table.primary_key = choose_primary_key(df, table, table_name).primary_key
     return table
 
 
@@ -318,58 +320,25 @@ def _parses(text: pd.Series, fmt: str | None) -> np.ndarray:
     return out
 
 
-def _detect_primary_key(df: pd.DataFrame, table: TableMetadata) -> str | None:
-    candidates = [c for c, s in table.columns.items() if s["sdtype"] in ("id", "mrn", "email")]
-    candidates.sort(key=lambda c: (table.columns[c]["sdtype"] != "id", list(df.columns).index(c)))
-    for col in candidates:
-        s = df[col]
-        if s.notna().all() and s.is_unique:
-            return col
-    return None
-
-
-#: Key names too generic to link tables by name alone (``visits.id`` is not ``patients.id``).
-_GENERIC_KEYS = frozenset({"id", "key", "uuid", "guid", "uid", "pk", "rownames"})
-#: Least share of a child column's values found in the parent key, by strength of the name match:
-#: the parent key's own specific name (``PERSON_ID``) needs only some overlap, because real
-#: extracts ship with broken links that validation must report, not hide.
-_MIN_CONTAINMENT = {"exact": 0.0, "stem": 0.5, "role": 0.9}
-_STRENGTH = {"exact": 0, "stem": 1, "role": 2}
-#: An id-named column that is neither a key nor linked, and repeats at most this many distinct
-#: values, is a code (``GENDER_CONCEPT_ID``), not an identifier.
-MAX_CODE_IDS = 50
-
-
 def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[dict]:
-    """Find parent -> child links: a child column whose values lie in a parent's primary key.
+    """Find the keys of every table and the parent -> child links between them.
 
-    A child column ``c`` is a candidate foreign key of parent table ``p`` (primary key ``k``)
-    when its name says so, and enough of its non-null values are found in ``p.k``:
-
-    - ``exact``: ``c`` is ``k`` and ``k`` is specific (``PERSON_ID``, not ``id``): any overlap,
-      so that a link shipped broken is still found and its orphans reported by validation;
-    - ``stem``: ``c`` is the parent's singular name, ``<name>_id`` or ``<name>id``
-      (``PATIENT`` -> ``patients.Id``), or ``c`` is a generic ``k`` (``id``): at least 50%;
-    - ``role``: ``c`` ends with ``_<k>`` for a specific ``k`` (``GENDER_CONCEPT_ID`` ->
-      ``concept.CONCEPT_ID``): at least 90%.
-
-    The values must be of the same kind (numbers or text). Each child column gets at most one
-    parent (the strongest name match, then the highest overlap); a table is its own parent only
-    through a key into its own rows (``manager_id`` -> ``staff_id``, see
-    :func:`refers_to_own_key`). Linked columns get the sdtype ``id`` in ``md``; id-named
-    columns that end up neither a key nor linked and repeat at most 50 distinct values become
-    ``categorical`` codes.
+    Sets each table's primary key (see :mod:`clinsynth.metadata._keys`), the relationships
+    (see :mod:`clinsynth.metadata._links`: inclusion of values ranked by name similarity) and
+    ``md.detection``, the evidence: per table how its key was chosen, the export artefacts and
+    composite keys found; every link candidate with its inclusion and orphans; the ambiguous
+    columns, which validation asks the user to resolve.
 
     Parameters
     ----------
     data : dict of str to DataFrame
     md : Metadata
-        The detected tables (primary keys set); updated in place as described above.
+        The detected tables; updated in place.
 
     Returns
     -------
     list of dict
-        SDV-style relationships, in parent then child order.
+        SDV-style relationships, in parent then child order (also set on ``md``).
 
     Examples
     --------
@@ -380,135 +349,35 @@ def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[di
     >>> [(r["parent_table_name"], r["child_foreign_key"]) for r in detect_relationships(data, md)]
     [('patients', 'patient_id')]
     """
-    best: dict[tuple[str, str], tuple[int, float, str]] = {}
-    for parent, ptable in md.tables.items():
-        pk = ptable.primary_key
-        if pk is None or parent not in data:
-            continue
-        pvalues = data[parent][pk].dropna()
-        if len(pvalues) == 0:
-            continue
-        pindex = pd.Index(pvalues.unique())
-        pnumeric = pd.api.types.is_numeric_dtype(pvalues)
-        for child, ctable in md.tables.items():
-            if child == parent or child not in data:
-                continue
-            for col in ctable.columns:
-                if col == ctable.primary_key or col not in data[child].columns:
-                    continue
-                match = _name_match(col, pk, parent)
-                if match is None:
-                    continue
-                cvalues = data[child][col].dropna()
-                if len(cvalues) == 0 or pd.api.types.is_numeric_dtype(cvalues) != pnumeric:
-                    continue
-                if pd.api.types.is_bool_dtype(cvalues):
-                    continue
-                share = float(cvalues.isin(pindex).mean())
-                if share <= 0.0 or share < _MIN_CONTAINMENT[match]:
-                    continue
-                key = (_STRENGTH[match], -share, parent)
-                if (child, col) not in best or key < best[(child, col)]:
-                    best[(child, col)] = key
-    for name, table in md.tables.items():  # keys into the table's own rows (a hierarchy)
-        pk = table.primary_key
-        if pk is None or name not in data or pk not in data[name].columns:
-            continue
-        for col, spec in table.columns.items():
-            if col == pk or (name, col) in best or spec["sdtype"] != "id":
-                continue
-            if col in data[name].columns and refers_to_own_key(
-                col, data[name][col], data[name][pk]
-            ):
-                best[(name, col)] = (_STRENGTH["role"], -1.0, name)
-    relationships = []
-    order = {name: i for i, name in enumerate(md.tables)}
-    for (child, col), (_, _, parent) in sorted(
-        best.items(), key=lambda kv: (order[kv[1][2]], order[kv[0][0]], kv[0][1])
-    ):
-        relationships.append(
-            {
-                "parent_table_name": parent,
-                "parent_primary_key": md.tables[parent].primary_key,
-                "child_table_name": child,
-                "child_foreign_key": col,
-            }
-        )
-        md.tables[child].columns[col] = {"sdtype": "id"}
-    _ids_to_codes(data, md, {(c, col) for c, col in best})
+    evidence = {}
+    for name, table in md.tables.items():
+        if name in data:
+            evidence[name] = choose_primary_key(data[name], table, name)
+            table.primary_key = evidence[name].primary_key
+    relationships, candidates, ambiguous = detect_links(data, md, evidence)
+    md.relationships = relationships
+    md.detection = detection_summary(evidence, candidates, ambiguous)
     return relationships
 
 
-#: Column names that say a key points into its own table (a hierarchy, a chain of rows).
-SELF_REFERENCE_NAME = re.compile(
-    r"manager|supervisor|boss|reports_?to|parent|mother|father|spouse|partner|sibling|"
-    r"prev|prior|next|predecessor|successor|referr|mentor|sponsor|head_?of|lead|"
-    r"original|duplicate|merged|linked|related",
-    re.IGNORECASE,
-)
-#: Least share of a column's values found in its own table's key for a self-reference.
-MIN_SELF_CONTAINMENT = 0.9
+def detection_summary(
+    evidence: dict[str, KeyEvidence], candidates: list[LinkCandidate], ambiguous: list[dict]
+) -> dict:
+    """The evidence in the JSON form kept as ``Metadata.detection`` (counts, never values)."""
+    order = {"linked": 0, "ambiguous": 1, "broken": 2, "cycle": 3, "not a key": 4, "weaker": 5}
+    links = sorted(candidates, key=lambda c: (order.get(c.status, 9), c.child, c.column))
+    return {
+        "tables": {name: ev.to_dict() for name, ev in evidence.items()},
+        "links": [c.to_dict() for c in links],
+        "ambiguous": ambiguous,
+    }
 
 
-def refers_to_own_key(name: str, values: pd.Series, key: pd.Series) -> bool:
-    """Whether column ``name`` holds keys of its own table's rows (``manager_id`` ->
-    ``staff_id``): at least 90% of its values are in ``key``, and either its name says so
-    (``manager``, ``parent``, ``previous``..., or it ends with ``_<key name>``) or the keys are
-    text (UUIDs, codes), which do not match by chance as small integers do.
-
-    >>> staff = pd.Series([1, 2, 3, 4, 5])
-    >>> refers_to_own_key("manager_id", pd.Series([1, 1, 2, None, 2]), staff)
-    True
-    >>> refers_to_own_key("hospital_id", pd.Series([1, 1, 2, 2, 1]), staff)
-    False
-    """
-    present = values.dropna()
-    keys = key.dropna()
-    if len(present) == 0 or len(keys) == 0 or pd.api.types.is_bool_dtype(present):
-        return False
-    numeric = pd.api.types.is_numeric_dtype(keys)
-    if pd.api.types.is_numeric_dtype(present) != numeric:
-        return False
-    if float(present.isin(pd.Index(keys.unique())).mean()) < MIN_SELF_CONTAINMENT:
-        return False
-    lname, lkey = name.lower(), str(key.name).lower()
-    named = bool(SELF_REFERENCE_NAME.search(lname)) or (
-        lkey not in _GENERIC_KEYS and lname.endswith("_" + lkey)
-    )
-    return named or not numeric
-
-
-def _name_match(col: str, pk: str, parent: str) -> str | None:
-    lname, lpk = col.lower(), pk.lower()
-    generic = lpk in _GENERIC_KEYS
-    if lname == lpk:
-        return "stem" if generic else "exact"
-    stem = _singular(parent).lower()
-    if lname in (stem, f"{stem}_id", f"{stem}id"):
-        return "stem"
-    if not generic and lname.endswith("_" + lpk):
-        return "role"
-    return None
-
-
-def _ids_to_codes(data: dict[str, pd.DataFrame], md: Metadata, linked: set) -> None:
-    """Id-named columns that repeat a few values and link nowhere are codes, not identifiers."""
-    for name, table in md.tables.items():
-        if name not in data:
-            continue
-        for col, spec in table.columns.items():
-            if spec["sdtype"] != "id" or col == table.primary_key or (name, col) in linked:
-                continue
-            values = data[name][col].dropna()
-            distinct = values.nunique()
-            if 0 < distinct <= MAX_CODE_IDS and distinct < 0.5 * len(values):
-                table.columns[col] = {"sdtype": "categorical"}
-
-
-def _singular(name: str) -> str:
-    name = name.rsplit("/", 1)[-1]
-    if name.endswith("ies"):
-        return name[:-3] + "y"
-    if name.endswith("s") and not name.endswith("ss"):
-        return name[:-1]
-    return name
+__all__ = [
+    "detect_table",
+    "detect_column",
+    "detect_datetime_format",
+    "detect_relationships",
+    "refers_to_own_key",
+    "ids_to_codes",
+]

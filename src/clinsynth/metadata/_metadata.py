@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from clinsynth.metadata._sdtypes import (
     UNKNOWN,
     is_pii,
 )
+
+logger = logging.getLogger(__name__)
 
 SPEC_VERSION = "V1"
 DEFAULT_TABLE = "table"
@@ -147,6 +150,9 @@ class Metadata:
     relationships : list of dict, optional
         Each ``{"parent_table_name", "parent_primary_key", "child_table_name",
         "child_foreign_key"}`` as in SDV.
+    detection : dict, optional
+        How detection found the keys (``"tables"``, ``"links"`` with their inclusion and
+        orphans, ``"ambiguous"`` columns to resolve); kept in the JSON as ``"detection"``.
 
     Examples
     --------
@@ -164,9 +170,11 @@ class Metadata:
         self,
         tables: dict[str, TableMetadata] | None = None,
         relationships: list[dict] | None = None,
+        detection: dict | None = None,
     ) -> None:
         self.tables: dict[str, TableMetadata] = dict(tables or {})
         self.relationships: list[dict] = copy.deepcopy(list(relationships or []))
+        self.detection: dict | None = copy.deepcopy(detection) if detection else None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -187,12 +195,25 @@ class Metadata:
     def detect_from_dataframes(
         cls, data: dict[str, pd.DataFrame], *, discover_rules: bool = True
     ) -> Metadata:
-        """Detect every table, then the relationships between them (and each table's rules)."""
+        """Detect every table, then the keys and relationships between them (and each table's
+        rules).
+
+        Keys come from the data (unique, present, named like keys; export artefacts such as
+        ``rownames`` flagged), links from the inclusion of a column's values in another table's
+        key, ranked by name similarity; the evidence is kept in ``detection`` (see
+        :func:`clinsynth.metadata._detect.detect_relationships`). Tables that link to no other
+        table are named in a warning; ambiguous links are left for the user to choose
+        (:meth:`validate` lists them).
+        """
         from clinsynth.metadata._detect import detect_relationships, detect_table
+        from clinsynth.metadata._link_checks import unlinked_warning
 
         tables = {name: detect_table(df, name) for name, df in data.items()}
         md = cls(tables)
         md.relationships = detect_relationships(data, md)
+        warning = unlinked_warning(md)
+        if warning:
+            logger.warning(warning)
         if discover_rules:
             md._discover_rules(data)
         return md
@@ -223,7 +244,12 @@ class Metadata:
                 name: TableMetadata.from_dict(t, where=f"table '{name}'")
                 for name, t in data["tables"].items()
             }
-            return cls(tables, data.get("relationships") or [])
+            detection = data.get("detection")
+            return cls(
+                tables,
+                data.get("relationships") or [],
+                detection if isinstance(detection, dict) else None,
+            )
         if "columns" in data:  # SDV SINGLE_TABLE_V1, or a bare table
             return cls({DEFAULT_TABLE: TableMetadata.from_dict(data)})
         raise MetadataError(
@@ -259,11 +285,14 @@ class Metadata:
             raise MetadataError(f"In '{path}': {exc}", exc.problems) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "METADATA_SPEC_VERSION": SPEC_VERSION,
             "tables": {name: t.to_dict() for name, t in self.tables.items()},
             "relationships": copy.deepcopy(self.relationships),
         }
+        if self.detection:
+            out["detection"] = copy.deepcopy(self.detection)
+        return out
 
     def save_to_json(self, filepath: str | os.PathLike, *, overwrite: bool = True) -> None:
         """Write the metadata as JSON (atomically: a failed write leaves no partial file)."""
@@ -423,6 +452,9 @@ class Metadata:
             where = f"table '{name}', " if len(self.tables) > 1 else ""
             problems.extend(rule_problems(table, where))
         problems.extend(_relationship_problems(self))
+        from clinsynth.metadata._link_checks import ambiguity_problems
+
+        problems.extend(ambiguity_problems(self))
         if problems:
             raise MetadataError.from_problems("The metadata is invalid", problems)
 

@@ -1,0 +1,501 @@
+"""Foreign keys found from the data: inclusion of values, ranked by name similarity.
+
+A child column ``c`` is a candidate foreign key into a parent table ``p`` (primary key ``k``)
+when the non-null values of ``c`` are found among the values of ``k``. The *inclusion* is the
+share of the child's non-null rows whose value is a key of ``p`` (the rest are *orphans*). The
+name decides how much inclusion is asked for:
+
+========= ============================================================ ==============
+match     the child column's name                                        inclusion
+========= ============================================================ ==============
+exact     is ``k``, a specific name (``PERSON_ID``)                      any (> 0)
+stem      is ``k`` generic (``id``), or names the parent (``patient``,   >= 50%
+          ``patient_id``, ``PATIENT`` -> ``patients.Id``)
+role      ends with ``_k`` (``GENDER_CONCEPT_ID`` -> ``CONCEPT_ID``)     >= 90%
+similar   holds the parent's name or an abbreviation (``pt_id``,         >= 90%
+          ``patient_ref``)
+values    says nothing of the parent: a key-named column (``id``) or     >= 95%
+          text keys (UUIDs) found in ``k``
+========= ============================================================ ==============
+
+Shipped extracts have broken links, so an exact name needs only some overlap: its orphans are
+reported (and ``orphans=`` of the multi-table model says what to do with them). A name match
+below its threshold is reported as *broken* and not linked (``staff_schedule.staff_id`` holds
+none of ``staff.staff_id``). Each column links to the best candidate (strongest name, then most
+inclusion); when two candidates tie, the column is *ambiguous*: nothing is linked, the options
+are listed and validation asks the user to choose. A link that would close a cycle of tables
+is left out and reported. Keys into the table's own rows (a case-control set, a manager, a
+previous stay) are found by :func:`clinsynth.metadata._self_links.refers_to_own_key`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from clinsynth.metadata._keys import GENERIC_KEYS, KeyEvidence, key_named, singular
+from clinsynth.metadata._link_checks import ids_to_codes
+from clinsynth.metadata._metadata import Metadata
+from clinsynth.metadata._self_links import (
+    SELF_REFERENCE_NAME,
+    refers_to_own_key,
+    self_pointing_share,
+)
+
+#: Least inclusion for each kind of name match (see the module docstring).
+MIN_INCLUSION = {"exact": 0.0, "stem": 0.5, "self": 0.9, "role": 0.9, "similar": 0.9}
+MIN_INCLUSION["values"] = 0.95
+#: Share of the parent's keys that numbers linked by values alone must use: a few small codes
+#: (8507, 8532) fall inside any large range of integer keys by chance.
+MIN_VALUES_COVERAGE = 0.5
+_RANK = {"exact": 0, "stem": 1, "self": 1, "role": 2, "similar": 3, "values": 4}
+#: Two candidates whose inclusion differs by at most this much tie.
+TIE = 0.01
+_NOT_NAME_TOKENS = frozenset({"id", "key", "ref", "fk", "no", "nr", "number", "uuid", "code"})
+
+
+@dataclass
+class LinkCandidate:
+    """One possible foreign key with its evidence.
+
+    ``status`` is ``"linked"``, ``"weaker"`` (another parent fits better), ``"ambiguous"``,
+    ``"broken"`` (the name matches, the values do not), ``"cycle"`` (left out: it would close a
+    cycle) or ``"not a key"`` (the parent column identifies the rows but is not the key, or is
+    part of a composite key).
+    """
+
+    child: str
+    column: str
+    parent: str
+    key: str
+    match: str
+    inclusion: float
+    orphans: int
+    rows: int
+    coverage: float = 0.0
+    status: str = "candidate"
+    note: str = ""
+
+    @property
+    def rank(self) -> tuple[int, float]:
+        return (_RANK.get(self.match, 9), -self.inclusion)
+
+    @property
+    def accepted(self) -> bool:
+        threshold = MIN_INCLUSION.get(self.match, 1.1)
+        return self.inclusion > 0 and self.inclusion >= threshold
+
+    def to_dict(self) -> dict:
+        """Counts and shares only (never a value: the metadata may travel with a model)."""
+        out = {
+            "child_table_name": self.child,
+            "child_foreign_key": self.column,
+            "parent_table_name": self.parent,
+            "parent_primary_key": self.key,
+            "match": self.match,
+            "inclusion": round(self.inclusion, 4),
+            "orphans": self.orphans,
+            "rows": self.rows,
+            "status": self.status,
+        }
+        if self.note:
+            out["note"] = self.note
+        return out
+
+    def describe(self) -> str:
+        """One line: ``visits.patient_id -> patients.patient_id: 100.0% of 1,640 rows ...``."""
+        text = (
+            f"{self.child}.{self.column} -> {self.parent}.{self.key}: {self.inclusion:.1%} of "
+            f"{self.rows:,} rows found ({self.orphans:,} orphans; name match: {self.match})"
+        )
+        return text + (f"; {self.note}" if self.note else "")
+
+
+def name_match(column: str, key: str, parent: str) -> str | None:
+    """How the name of child column ``column`` relates to ``parent.key`` (see the module
+    docstring), or None.
+
+    >>> name_match("PERSON_ID", "PERSON_ID", "person"), name_match("PATIENT", "Id", "patients")
+    ('exact', 'stem')
+    >>> name_match("GENDER_CONCEPT_ID", "CONCEPT_ID", "concept")
+    'role'
+    >>> name_match("pt_id", "id", "patients")
+    'similar'
+    """
+    lname, lkey = column.lower(), key.lower()
+    generic = lkey in GENERIC_KEYS
+    if lname == lkey:
+        return "stem" if generic else "exact"
+    stem = singular(parent).lower()
+    if lname in (stem, f"{stem}_id", f"{stem}id", f"{stem}.id", f"{stem}_key"):
+        return "stem"
+    if not generic and (lname.endswith("_" + lkey) or lname.endswith("." + lkey)):
+        return "role"
+    targets = {stem, *_tokens(key)} - _NOT_NAME_TOKENS
+    for token in _tokens(column):
+        for target in targets:
+            if len(target) < 3:
+                continue
+            if token == target or (
+                len(token) >= 2 and target.startswith(token) and token[0] == target[0]
+            ):
+                return "similar"
+            if len(token) >= 2 and _abbreviates(token, target):
+                return "similar"
+    return None
+
+
+def _tokens(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [t for t in re.split(r"[\s_.\-]+", spaced.lower()) if t and t not in _NOT_NAME_TOKENS]
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """``pt`` for ``patient``, ``enc`` for ``encounter``: same first letter, letters in order."""
+    if short[0] != word[0] or len(short) >= len(word):
+        return False
+    rest = iter(word[1:])
+    return all(ch in rest for ch in short[1:])
+
+
+def detect_links(
+    data: dict[str, pd.DataFrame], md: Metadata, evidence: dict[str, KeyEvidence]
+) -> tuple[list[dict], list[LinkCandidate], list[dict]]:
+    """Relationships, every candidate with its evidence, and the ambiguous columns.
+
+    ``md`` holds the detected tables with their primary keys; linked and ambiguous columns get
+    the sdtype ``id``, id-named columns that link nowhere and repeat few values become
+    ``categorical`` codes. See the module docstring for the rules.
+    """
+    parents = _parent_keys(data, md)
+    artefacts = {(t, a["column"]) for t, e in evidence.items() for a in e.artefacts}
+    own_keys = {
+        (t, n["column"])  # a column named after its own table is its (broken) key, not a link
+        for t, e in evidence.items()
+        for n in e.not_unique
+        if _named_after(n["column"], t)
+    }
+    by_column: dict[tuple[str, str], list[LinkCandidate]] = {}
+    for child, ctable in md.tables.items():
+        if child not in data:
+            continue
+        for column, spec in ctable.columns.items():
+            if column == ctable.primary_key or column not in data[child].columns:
+                continue
+            if (child, column) in artefacts or (child, column) in own_keys:
+                continue
+            found = _candidates(child, column, spec, data[child], parents, md)
+            if found:
+                by_column[(child, column)] = found
+    chosen, ambiguous = _choose(by_column)
+    relationships = _add_without_cycles(chosen, md)
+    candidates = [c for found in by_column.values() for c in found]
+    candidates += _not_key_candidates(data, md, evidence, by_column)
+    for link in relationships:
+        md.tables[link["child_table_name"]].columns[link["child_foreign_key"]] = {"sdtype": "id"}
+    for item in ambiguous:
+        md.tables[item["child_table_name"]].columns[item["child_foreign_key"]] = {"sdtype": "id"}
+    keep = {(r["child_table_name"], r["child_foreign_key"]) for r in relationships}
+    keep |= {(a["child_table_name"], a["child_foreign_key"]) for a in ambiguous}
+    ids_to_codes(data, md, keep)
+    order = {name: i for i, name in enumerate(md.tables)}
+    relationships.sort(
+        key=lambda r: (
+            order[r["parent_table_name"]],
+            order[r["child_table_name"]],
+            r["child_foreign_key"],
+        )
+    )
+    return relationships, candidates, ambiguous
+
+
+def _parent_keys(data: dict[str, pd.DataFrame], md: Metadata) -> dict[str, tuple]:
+    """Per table with a key: (key name, index of its values, numeric?, number of keys)."""
+    out = {}
+    for name, table in md.tables.items():
+        pk = table.primary_key
+        if pk is None or name not in data or pk not in data[name].columns:
+            continue
+        values = data[name][pk].dropna()
+        if len(values) == 0:
+            continue
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        out[name] = (pk, pd.Index(values.unique()), numeric, len(values))
+    return out
+
+
+def _named_after(column: str, table: str) -> bool:
+    stem = singular(table).lower()
+    return column.lower() in (f"{stem}_id", f"{stem}id", stem)
+
+
+def _candidates(
+    child: str,
+    column: str,
+    spec: dict,
+    frame: pd.DataFrame,
+    parents: dict[str, tuple],
+    md: Metadata,
+) -> list[LinkCandidate]:
+    series = frame[column]
+    if spec["sdtype"] in ("datetime", "boolean", "text", "unknown"):
+        return []
+    values = series.dropna()
+    if len(values) == 0 or pd.api.types.is_bool_dtype(values):
+        return []
+    numeric = pd.api.types.is_numeric_dtype(values)
+    if numeric and not _whole(values):
+        return []
+    counts = values.value_counts(sort=False)
+    found = []
+    for parent, (pk, index, pnumeric, n_keys) in parents.items():
+        if parent == child:
+            own = _self_candidate(child, column, series, frame, pk, counts)
+            if own is not None:
+                found.append(own)
+            continue
+        match = name_match(column, pk, parent)
+        if match is None:
+            if not _values_may_link(spec, numeric, counts, len(values)):
+                continue
+            match = "values"
+        if numeric != pnumeric:
+            if match in ("exact", "stem"):
+                found.append(
+                    LinkCandidate(
+                        child, column, parent, pk, match, 0.0, len(values), len(values),
+                        status="broken",
+                        note=f"'{column}' and '{pk}' hold different kinds of values "
+                        "(numbers vs text); convert one of them to link",
+                    )
+                )  # fmt: skip
+            continue
+        inside = counts.index.isin(index)
+        kept = int(counts.to_numpy()[inside].sum())
+        inclusion = kept / len(values)
+        coverage = float(inside.sum()) / max(n_keys, 1)
+        if match == "values" and (
+            inclusion < MIN_INCLUSION["values"] or (numeric and coverage < MIN_VALUES_COVERAGE)
+        ):
+            continue
+        if match in ("role", "similar") and inclusion < MIN_INCLUSION[match]:
+            continue  # a coincidence of names, not a broken link
+        found.append(
+            LinkCandidate(
+                child, column, parent, pk, match, inclusion, len(values) - kept, len(values),
+                coverage=coverage,
+            )
+        )  # fmt: skip
+    for cand in found:
+        if cand.status == "candidate" and not cand.accepted:
+            cand.status = "broken"
+            needed = MIN_INCLUSION[cand.match]
+            cand.note = (
+                f"the name says '{cand.parent}.{cand.key}' but {cand.inclusion:.0%} of its values "
+                f"are there ({f'at least {needed:.0%}' if needed else 'some'} needed): not linked"
+            )
+    return found
+
+
+def _values_may_link(spec: dict, numeric: bool, counts: pd.Series, rows: int) -> bool:
+    """Whether a column whose name says nothing of a parent may link by its values alone:
+    key-named numbers that repeat (a unique column is a key of its own table, and small
+    integers match any counter), or text keys."""
+    if len(counts) < 2:
+        return False
+    if numeric:
+        return spec["sdtype"] == "id" and len(counts) < rows
+    return spec["sdtype"] in ("id", "mrn", "email", "categorical")
+
+
+def _self_candidate(
+    child: str,
+    column: str,
+    series: pd.Series,
+    frame: pd.DataFrame,
+    pk: str,
+    counts: pd.Series,
+) -> LinkCandidate | None:
+    if not key_named(column) and not SELF_REFERENCE_NAME.search(column):
+        return None
+    key = frame[pk]
+    if not refers_to_own_key(column, series, key):
+        return None
+    if _is_artefact_key(key) and not SELF_REFERENCE_NAME.search(column):
+        return None
+    inside = counts.index.isin(pd.Index(key.dropna().unique()))
+    kept = int(counts.to_numpy()[inside].sum())
+    rows = int(counts.sum())
+    share = self_pointing_share(series, key)
+    note = f"a key into its own rows; {share:.0%} of the rows point to themselves"
+    return LinkCandidate(
+        child, column, child, pk, "self", kept / rows, rows - kept, rows,
+        coverage=float(inside.sum()) / max(key.notna().sum(), 1), note=note,
+    )  # fmt: skip
+
+
+def _is_artefact_key(key: pd.Series) -> bool:
+    from clinsynth.metadata._keys import artefact_kind
+
+    return artefact_kind(str(key.name), key) is not None
+
+
+def _choose(
+    by_column: dict[tuple[str, str], list[LinkCandidate]],
+) -> tuple[list[LinkCandidate], list[dict]]:
+    """The best accepted candidate per column; ties are ambiguous (nothing linked)."""
+    chosen, ambiguous = [], []
+    for (child, column), found in by_column.items():
+        ok = sorted((c for c in found if c.status == "candidate"), key=lambda c: c.rank)
+        if not ok:
+            continue
+        best, rivals = (
+            ok[0],
+            [
+                c
+                for c in ok[1:]
+                if c.rank[0] == ok[0].rank[0] and ok[0].inclusion - c.inclusion <= TIE
+            ],
+        )
+        if rivals and best.match == "values":
+            # Keys by values alone: the parent whose keys the column covers (nearly all) wins
+            # over one it covers in part (the rows of a counter that merely contains them).
+            tied = [best, *rivals]
+            wide = [c for c in tied if c.coverage >= 0.9]
+            if len(wide) == 1 and all(c.coverage <= 0.7 for c in tied if c is not wide[0]):
+                best, rivals = wide[0], []
+        if rivals:
+            for c in [best, *rivals]:
+                c.status = "ambiguous"
+            ambiguous.append(
+                {
+                    "child_table_name": child,
+                    "child_foreign_key": column,
+                    "options": [
+                        {
+                            "parent_table_name": c.parent,
+                            "parent_primary_key": c.key,
+                            "inclusion": round(c.inclusion, 4),
+                        }
+                        for c in [best, *rivals]
+                    ],
+                }
+            )
+            continue
+        best.status = "linked"
+        for c in ok:
+            if c is not best:
+                c.status = "weaker"
+                c.note = (
+                    f"'{best.parent}.{best.key}' fits better ({best.match}, {best.inclusion:.0%})"
+                )
+        chosen.append(best)
+    return chosen, ambiguous
+
+
+def _add_without_cycles(chosen: list[LinkCandidate], md: Metadata) -> list[dict]:
+    """Relationships from the strongest link down, leaving out any that closes a cycle."""
+    graph: dict[str, set[str]] = {}
+    relationships = []
+    for cand in sorted(chosen, key=lambda c: c.rank):
+        if cand.parent != cand.child and _reaches(graph, cand.child, cand.parent):
+            cand.status = "cycle"
+            cand.note = (
+                f"left out: '{cand.parent}' already descends from '{cand.child}', so this link "
+                "would close a cycle of tables; declare it by hand only after removing another"
+            )
+            continue
+        if cand.parent != cand.child:
+            graph.setdefault(cand.parent, set()).add(cand.child)
+        relationships.append(
+            {
+                "parent_table_name": cand.parent,
+                "parent_primary_key": md.tables[cand.parent].primary_key,
+                "child_table_name": cand.child,
+                "child_foreign_key": cand.column,
+            }
+        )
+    return relationships
+
+
+def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, stack = set(), [start]
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            stack.extend(graph.get(node, ()))
+    return False
+
+
+def _not_key_candidates(
+    data: dict[str, pd.DataFrame],
+    md: Metadata,
+    evidence: dict[str, KeyEvidence],
+    by_column: dict[tuple[str, str], list[LinkCandidate]],
+) -> list[LinkCandidate]:
+    """Same-named columns that point to a column which is not the parent's key: a unique
+    column of the parent (``staff_schedule.staff_name`` -> ``staff.staff_name``) or part of
+    its composite key (``patients.service`` -> ``services_weekly``'s (week, service))."""
+    out = []
+    linked = {k for k, found in by_column.items() if any(c.status == "linked" for c in found)}
+    for parent, ptable in md.tables.items():
+        if parent not in data:
+            continue
+        composite = set(evidence.get(parent, KeyEvidence()).composite_key or ())
+        pframe = data[parent]
+        for pcol in ptable.columns:
+            if pcol == ptable.primary_key or pcol not in pframe.columns:
+                continue
+            pvalues = pframe[pcol].dropna()
+            if len(pvalues) == 0 or pd.api.types.is_numeric_dtype(pvalues):
+                continue
+            if ptable.columns[pcol]["sdtype"] in ("datetime", "text", "unknown"):
+                continue
+            unique = None
+            for child, ctable in md.tables.items():
+                if child == parent or child not in data or (child, pcol) in linked:
+                    continue
+                if pcol not in ctable.columns or pcol == ctable.primary_key:
+                    continue
+                if unique is None:
+                    unique = pvalues.is_unique and len(pvalues) == len(pframe)
+                if not unique and pcol not in composite:
+                    break
+                cvalues = data[child][pcol].dropna()
+                if len(cvalues) == 0:
+                    continue
+                inclusion = float(cvalues.isin(pd.Index(pvalues.unique())).mean())
+                if inclusion < (0.5 if unique else 0.9):
+                    continue
+                if unique:
+                    note = (
+                        f"'{parent}.{pcol}' identifies the rows of '{parent}' but is not its key "
+                        f"('{ptable.primary_key}'): make it the key of '{parent}' to link on it"
+                    )
+                else:
+                    note = (
+                        f"'{pcol}' is part of the composite key "
+                        f"({', '.join(evidence[parent].composite_key or [])}) of '{parent}': "
+                        "links to a composite key are not modeled (it stays a category)"
+                    )
+                out.append(
+                    LinkCandidate(
+                        child, pcol, parent, pcol, "exact", inclusion,
+                        int(round((1 - inclusion) * len(cvalues))), len(cvalues),
+                        status="not a key", note=note,
+                    )
+                )  # fmt: skip
+    return out
+
+
+def _whole(values: pd.Series) -> bool:
+    if pd.api.types.is_integer_dtype(values):
+        return True
+    array = np.asarray(values, dtype=np.float64)
+    return bool(np.all(array == np.round(array)))
