@@ -243,6 +243,7 @@ def evaluate_privacy(
         "nndr_synthetic_median": float(np.median(nndr_s)),
         "nndr_holdout_median": float(np.median(nndr_h)),
         "nndr_below_holdout_p5_share": float(np.mean(nndr_s < p5)),
+        "nndr_below_holdout_p5_se": float(np.sqrt(0.05 * 0.95 / len(nndr_s))),
         "exact_copy_share": copy_share,
         "holdout_copy_share_baseline": baseline,
         "singling_out": so,

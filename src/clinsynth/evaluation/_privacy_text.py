@@ -113,7 +113,7 @@ def _excess_row(name: str, value: float, se: float, measure: str, metrics: dict)
     if value is None or math.isnan(value):
         return _row(name, None, measure, "not measured", None, metrics)
     excess = max(value - 0.5 - 2 * se, 0.0)
-    ci = (value - 1.96 * se, value + 1.96 * se)
+    ci = (max(0.0, value - 1.96 * se), min(1.0, value + 1.96 * se))
     return _row(name, value, measure, verdict(excess, 0.05, 0.15), 1 - 2 * excess, metrics, ci=ci)
 
 
@@ -121,7 +121,11 @@ def risk_rows(metrics: dict) -> tuple[pd.DataFrame, dict[str, float | None]]:
     """The risks table and the property scores (1 = no measurable risk) from privacy metrics."""
     excess = max(metrics["exact_copy_share"] - metrics["holdout_copy_share_baseline"], 0.0)
     copy_norm = min(1.0, excess / max(1.0 - metrics["holdout_copy_share_baseline"], 1e-12))
-    nndr_excess = max(metrics["nndr_below_holdout_p5_share"] - 0.05, 0.0)
+    # beyond two standard errors of the 5% expected, as for the other measures
+    nndr_excess = max(
+        metrics["nndr_below_holdout_p5_share"] - 0.05 - 2 * metrics["nndr_below_holdout_p5_se"],
+        0.0,
+    )
     rows = [
         _excess_row(
             "Distance To Closest Record",
@@ -244,7 +248,7 @@ def statement(metrics: dict, risks: pd.DataFrame) -> str:
     elif wide:
         head = (
             "No measurable privacy risk, but the evidence is not precise enough to show every "
-            f"risk below {_pct(RISK_BOUND)}: the upper bound of {' and '.join(wide)} exceeds it. "
+            f"risk below {_pct(RISK_BOUND)}: {_upper_bounds(wide)}. "
             "Keeping more patients out of training (a larger holdout) would tighten the bounds."
         )
     else:
@@ -273,13 +277,23 @@ def statement(metrics: dict, risks: pd.DataFrame) -> str:
         "privacy."
     )
     if weak:
-        which = f"{' and '.join(weak)} attack" + ("s" if len(weak) > 1 else "")
+        which = f"{_listed(weak)} attack" + ("s" if len(weak) > 1 else "")
         tail = (
             f" The {which} did no better than random guessing here, so "
             f"{'their figures say' if len(weak) > 1 else 'its figure says'} little either way."
             + tail
         )
     return head + body + tail
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _upper_bounds(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"the upper bound of {names[0]} exceeds it"
+    return f"the upper bounds of {_listed(names)} exceed it"
 
 
 def _fmt(value: float) -> str:
