@@ -130,6 +130,26 @@ def test_without_constraints_keys_are_detected(tmp_path):
     ]
 
 
+def test_declared_primary_keys_are_kept_and_the_links_detected(tmp_path):
+    """Primary keys declared, no foreign key (a common dump): links come from the values."""
+    url = duck_url(tmp_path)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        # 'code' would be detected as the key of ward (named like one); the database says 'nr'.
+        conn.execute(sa.text("CREATE TABLE ward (nr INTEGER PRIMARY KEY, ward_code VARCHAR)"))
+        conn.execute(sa.text("CREATE TABLE stay (stay_id INTEGER PRIMARY KEY, ward_nr INTEGER)"))
+        conn.execute(sa.text("INSERT INTO ward SELECT i, 'W' || i FROM range(1, 31) t(i)"))
+        conn.execute(sa.text("INSERT INTO stay SELECT i, 1 + i % 30 FROM range(1, 301) t(i)"))
+    engine.dispose()
+    _, md = read_sql_schema(url)
+    assert md.tables["ward"].primary_key == "nr"
+    assert md.detection["tables"]["ward"]["how"] == "declared"
+    assert md.tables["stay"].primary_key == "stay_id"
+    assert [(r["parent_table_name"], r["child_foreign_key"]) for r in md.relationships] == [
+        ("ward", "ward_nr")
+    ]
+
+
 def test_existing_tables_fail_or_are_replaced(tmp_path):
     tables, md = schema()
     url = duck_url(tmp_path)

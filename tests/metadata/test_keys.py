@@ -196,3 +196,24 @@ def test_keys_into_the_tables_own_rows_need_evidence_beyond_chance():
     codes = cc.assign(**{"case.id": np.resize([1, 2, 3], n)}).rename(columns={"case.id": "ward_id"})
     md = Metadata.detect_from_dataframes({"subjects": codes}, discover_rules=False)
     assert md.relationships == []
+
+
+def test_a_role_named_key_missing_from_the_vocabulary_is_reported_broken():
+    """OMOP's ``*_TYPE_CONCEPT_ID`` values are not in a vocabulary extract: broken, not linked."""
+    concept = pd.DataFrame(
+        {"CONCEPT_ID": np.arange(100, 160), "name": [f"c{i}" for i in range(60)]}
+    )
+    events = pd.DataFrame(
+        {
+            "EVENT_ID": np.arange(500),
+            "EVENT_CONCEPT_ID": np.resize(np.arange(100, 160), 500),
+            "EVENT_TYPE_CONCEPT_ID": np.resize([32020, 32817], 500),
+        }
+    )
+    md = Metadata.detect_from_dataframes(
+        {"concept": concept, "events": events}, discover_rules=False
+    )
+    assert _links(md) == {("concept", "CONCEPT_ID", "events", "EVENT_CONCEPT_ID")}
+    (broken,) = _candidate(md, "events", "EVENT_TYPE_CONCEPT_ID")
+    assert broken["status"] == "broken" and broken["match"] == "role"
+    assert broken["inclusion"] == 0.0 and "0% of its values" in broken["note"]

@@ -22,6 +22,8 @@ def key_line(name: str, evidence: dict) -> str:
     key, how = evidence.get("primary_key"), evidence.get("how")
     if how == "named":
         text = f"key '{key}' (unique, never empty, named like a key)"
+    elif how == "declared":
+        text = f"key '{key}' (declared by the database's PRIMARY KEY constraint)"
     elif how == "artefact":
         text = (
             f"key '{key}' [yellow](an export artefact: row labels or numbers; no other column "

@@ -489,7 +489,7 @@ def _metadata(data: dict[str, pd.DataFrame], pks: dict[str, str], fks: list[dict
             data, md, {(fk["child_table_name"], fk["child_foreign_key"]) for fk in declared}
         )
     else:
-        md.relationships = detect_relationships(data, md)
+        md.relationships = detect_relationships(data, md, declared_keys=pks)
     return md
 
 

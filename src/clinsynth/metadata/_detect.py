@@ -320,7 +320,9 @@ def _parses(text: pd.Series, fmt: str | None) -> np.ndarray:
     return out
 
 
-def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[dict]:
+def detect_relationships(
+    data: dict[str, pd.DataFrame], md: Metadata, declared_keys: dict[str, str] | None = None
+) -> list[dict]:
     """Find the keys of every table and the parent -> child links between them.
 
     Sets each table's primary key (see :mod:`clinsynth.metadata._keys`), the relationships
@@ -334,6 +336,8 @@ def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[di
     data : dict of str to DataFrame
     md : Metadata
         The detected tables; updated in place.
+    declared_keys : dict of str to str, optional
+        Primary keys known already (a database's constraints): kept, with ``how="declared"``.
 
     Returns
     -------
@@ -350,9 +354,15 @@ def detect_relationships(data: dict[str, pd.DataFrame], md: Metadata) -> list[di
     [('patients', 'patient_id')]
     """
     evidence = {}
+    declared_keys = declared_keys or {}
     for name, table in md.tables.items():
         if name in data:
             evidence[name] = choose_primary_key(data[name], table, name)
+            if name in declared_keys:
+                evidence[name].primary_key = declared_keys[name]
+                evidence[name].how = "declared"
+                evidence[name].composite_key = None
+                table.columns[declared_keys[name]] = {"sdtype": "id"}
             table.primary_key = evidence[name].primary_key
     relationships, candidates, ambiguous = detect_links(data, md, evidence)
     md.relationships = relationships

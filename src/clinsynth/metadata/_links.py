@@ -19,9 +19,11 @@ values    says nothing of the parent: a key-named column (``id``) or     >= 95%
 ========= ============================================================ ==============
 
 Shipped extracts have broken links, so an exact name needs only some overlap: its orphans are
-reported (and ``orphans=`` of the multi-table model says what to do with them). A name match
-below its threshold is reported as *broken* and not linked (``staff_schedule.staff_id`` holds
-none of ``staff.staff_id``). Each column links to the best candidate (strongest name, then most
+reported (and ``orphans=`` of the multi-table model says what to do with them). An exact, stem
+or role match below its threshold is reported as *broken* and not linked
+(``staff_schedule.staff_id`` holds none of ``staff.staff_id``; OMOP's ``GENDER_CONCEPT_ID``
+values are not in a vocabulary extract); a merely similar name below its threshold is a
+coincidence and is not reported. Each column links to the best candidate (strongest name, then most
 inclusion); when two candidates tie, the column is *ambiguous*: nothing is linked, the options
 are listed and validation asks the user to choose. A link that would close a cycle of tables
 is left out and reported. Keys into the table's own rows (a case-control set, a manager, a
@@ -281,7 +283,7 @@ def _candidates(
             inclusion < MIN_INCLUSION["values"] or (numeric and coverage < MIN_VALUES_COVERAGE)
         ):
             continue
-        if match in ("role", "similar") and inclusion < MIN_INCLUSION[match]:
+        if match == "similar" and inclusion < MIN_INCLUSION[match]:
             continue  # a coincidence of names, not a broken link
         found.append(
             LinkCandidate(
