@@ -69,6 +69,17 @@ def test_hospital_to_folder(tmp_path):
     assert len(read_table(out / "patients.csv")) == 20
 
 
+def test_case_control_to_folder_and_fitted_with_its_sets(tmp_path):
+    out = tmp_path / "matched"
+    assert main(["simulate", "case-control", "-n", "60", "-o", str(out), "--seed", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "subjects.csv"]
+    subjects = read_table(out / "subjects.csv")
+    md = Metadata.load_from_json(out / "metadata.json")
+    md.validate_data({"subjects": subjects})
+    assert md.relationships[0]["child_foreign_key"] == "case.id"
+    assert int((subjects["case.id"] == subjects["id"]).sum()) == 60
+
+
 def _error_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err

@@ -17,6 +17,7 @@ class Simulator(StrEnum):
     population = "population"
     cohort = "cohort"
     hospital = "hospital"
+    case_control = "case-control"
 
 
 class FileFormat(StrEnum):
@@ -30,17 +31,20 @@ _HELP = (
     "population: patients from a knowledge graph (variants, exposures, diseases, labs, "
     "drugs).\n"
     "cohort: 20 clinical features and a condition label.\n"
-    "hospital: patients, visits and lab results (3 tables).\n\n"
+    "hospital: patients, visits and lab results (3 tables).\n"
+    "case-control: a study matched 1:4 on age and sex, each control's case.id pointing to its "
+    "case (-n: the number of cases).\n\n"
     "Single tables go to OUT (.csv, .xlsx or .parquet, by suffix) with the metadata beside it "
-    "as <OUT stem>.metadata.json. The hospital goes to the folder OUT, one file per table, "
-    "with metadata.json inside. Writes are atomic.\n\n"
+    "as <OUT stem>.metadata.json. The hospital and the case-control study go to the folder "
+    "OUT, one file per table, with metadata.json inside. Writes are atomic.\n\n"
     "Examples:\n\n"
     "  clinsynth simulate population -n 10000 -o pop.csv --seed 1\n\n"
     "  clinsynth simulate population -n 5000 -o t2d.parquet --diseases type2_diabetes,obesity"
     "\n\n"
     "  clinsynth simulate population -n 1000 -o mine.csv --config my_graph.yaml\n\n"
     "  clinsynth simulate cohort -n 2000 -o cohort.xlsx --conditions healthy,diabetes\n\n"
-    "  clinsynth simulate hospital -n 500 -o hospital --format parquet\n"
+    "  clinsynth simulate hospital -n 500 -o hospital --format parquet\n\n"
+    "  clinsynth simulate case-control -n 1000 -o matched\n"
 )
 
 
@@ -52,12 +56,20 @@ def _split(text: str | None) -> list[str] | None:
 
 @app.command("simulate", help=_HELP)
 def simulate(
-    kind: Simulator = typer.Argument(..., help="Which simulator: population, cohort or hospital."),
+    kind: Simulator = typer.Argument(
+        ..., help="Which simulator: population, cohort, hospital or case-control."
+    ),
     num_rows: int = typer.Option(
-        1000, "-n", "--num-rows", help="Rows to simulate (patients for 'hospital')."
+        1000,
+        "-n",
+        "--num-rows",
+        help="Rows to simulate (patients for 'hospital', cases for 'case-control').",
     ),
     output: Path = typer.Option(
-        ..., "-o", "--output", help="Output file (population, cohort) or folder (hospital)."
+        ...,
+        "-o",
+        "--output",
+        help="Output file (population, cohort) or folder (hospital, case-control).",
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed: same seed, same data."),
     config: Path | None = typer.Option(
@@ -78,15 +90,18 @@ def simulate(
     from clinsynth import simulate as sim
 
     _check_options(kind, config=config, diseases=diseases, conditions=conditions)
-    if kind is Simulator.hospital:
+    if kind in (Simulator.hospital, Simulator.case_control):
         fmt = (file_format or FileFormat.csv).value
         if fmt == "xlsx":
             raise ParameterError(
-                "The hospital simulator writes a folder of CSV or Parquet files; "
+                f"The {kind.value} simulator writes a folder of CSV or Parquet files; "
                 "use --format csv or --format parquet."
             )
         _check_folder(output)
-        tables, metadata = sim.simulate_hospital(num_rows, seed=seed)
+        if kind is Simulator.hospital:
+            tables, metadata = sim.simulate_hospital(num_rows, seed=seed)
+        else:
+            tables, metadata = sim.simulate_case_control(num_rows, seed=seed)
         _write_folder(tables, metadata, output, fmt)
         sizes = ", ".join(f"{name} {len(df)}" for name, df in tables.items())
         typer.echo(f"Wrote {sizes} rows to '{output}' (with metadata.json).")
@@ -111,6 +126,7 @@ def _check_options(kind: Simulator, **given: object) -> None:
         Simulator.population: ("config", "diseases"),
         Simulator.cohort: ("conditions",),
         Simulator.hospital: (),
+        Simulator.case_control: (),
     }[kind]
     wrong = [name for name, value in given.items() if value is not None and name not in allowed]
     if wrong:
@@ -139,11 +155,11 @@ def _single_path(output: Path, file_format: FileFormat | None) -> Path:
 def _check_folder(output: Path) -> None:
     """Refuse to replace a folder that holds anything other than a previous simulation."""
     if output.exists() and not output.is_dir():
-        raise ParameterError(f"'{output}' is a file; the hospital tables need a folder path.")
+        raise ParameterError(f"'{output}' is a file; the simulated tables need a folder path.")
     if output.is_dir():
         ours = {"metadata.json"} | {
             f"{t}.{ext}"
-            for t in ("patients", "visits", "lab_results")
+            for t in ("patients", "visits", "lab_results", "subjects")
             for ext in ("csv", "parquet")
         }
         others = sorted(p.name for p in output.iterdir() if p.name not in ours)

@@ -4,7 +4,8 @@
 the parent's model said, conditioned on the parent's context), rebuilds its dates from their
 anchors, regenerates its primary key and assigns every foreign key from the synthetic parents:
 primary (by construction), derived (by lookup along the primary chain), secondary (a weighted
-pick), reference (learned levels, checked) and self (a random row).
+pick), reference (learned levels, checked) and self (last, its groups rebuilt on the finished
+rows: :mod:`clinsynth.multitable._self_groups`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from clinsynth.multitable._match import (
     redrawn_dates,
 )
 from clinsynth.multitable._schema import compose
+from clinsynth.multitable._self_groups import assign_self_groups
 from clinsynth.synthesizers import BaseSynthesizer
 from clinsynth.transform import IdTransformer
 
@@ -159,10 +161,6 @@ def generate_table(
             )
     for fk in plan["reference_fks"]:
         fks[fk] = valid_reference_keys(references, name, fk, rows[fk], rng)
-    for entry in plan["self_fks"]:
-        pos = rng.integers(0, max(n, 1), size=n)
-        pos[rng.random(n) < entry["null_rate"]] = -1
-        fks[entry["fk"]] = take(state.keys[name], pos if n else pos.astype(np.int64))
 
     out = {}
     for column in plan["columns"]:
@@ -185,9 +183,31 @@ def generate_table(
     table = pd.DataFrame(out, index=range(n), copy=False)
     if pk and pk in fks:
         state.keys[name] = table[pk]
+    # Keys into the table's own rows last: their groups are matched on the finished rows.
+    columns_md = references.metadata.tables[name].columns
+    for entry in plan["self_fks"]:
+        pos, marker = self_key_positions(entry, table, columns_md, n, rng)
+        if marker is not None:
+            table[marker.name] = marker.to_numpy()
+        table[entry["fk"]] = restore_key_dtype(
+            take(state.keys[name], pos), plan["key_dtypes"].get(entry["fk"])
+        )
     state.out[name] = table
     helpers = [c for c in rows.columns if c.startswith("__n__")]
     state.aug[name] = pd.concat([table, rows[helpers].reset_index(drop=True)], axis=1)
+
+
+def self_key_positions(
+    entry: dict[str, Any], table: pd.DataFrame, columns: dict, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, pd.Series | None]:
+    """Rows the self-referencing key points to, and the marker column of heads corrected to
+    agree with them: the learned groups rebuilt, or (a plan saved before groups were learned)
+    a random row."""
+    if entry.get("groups"):
+        return assign_self_groups(table, entry["groups"], columns, rng)
+    pos = rng.integers(0, max(n, 1), size=n)
+    pos[rng.random(n) < entry["null_rate"]] = -1
+    return pos, None
 
 
 def valid_reference_keys(

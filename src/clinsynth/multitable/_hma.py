@@ -46,6 +46,7 @@ from clinsynth.multitable._schema import (
     resolve_orphans,
     topological_order,
 )
+from clinsynth.multitable._self_groups import describe_self_groups
 from clinsynth.synthesizers import BaseSynthesizer, get_synthesizer
 
 logger = logging.getLogger(__name__)
@@ -468,8 +469,8 @@ class HierarchicalSynthesizer:
 
     def get_plan(self) -> pd.DataFrame:
         """One row per table: its primary parent, derived and secondary keys (with the columns
-        a secondary parent is matched on), inherited columns, date rules and context columns,
-        as learned at fit time."""
+        a secondary parent is matched on), keys into its own rows (their groups), inherited
+        columns, date rules and context columns, as learned at fit time."""
         self._check_fitted()
         rows = []
         for name in self._order:
@@ -499,6 +500,7 @@ class HierarchicalSynthesizer:
                         for e in p["secondary"]
                         for f in e.get("match", [])
                     ],
+                    "self_groups": [describe_self_groups(e) for e in p["self_fks"]],
                     "inherited": list(p["inherited"]),
                     "date_rules": [
                         f"{e['column']}: {e['mode']}" for e in p["dates"] if e["mode"] != "raw"

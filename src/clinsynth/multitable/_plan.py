@@ -19,7 +19,9 @@ For every child table the relationships get one of these roles:
     A key into a table kept verbatim (a public vocabulary such as OMOP ``concept``): modeled as a
     categorical column whose levels are real keys.
 ``self``
-    A key into the same table (the previous visit): a random row of the synthetic table.
+    A key into the same table (a case-control set, the previous visit): its groups (sizes, rows
+    pointing to themselves, columns matched within a group) are learned and rebuilt once the
+    table's rows exist (:mod:`clinsynth.multitable._self_groups`).
 
 Columns equal to a same-named column of an ancestor row on every real row are *inherited*
 (copied, not learned).
@@ -34,6 +36,7 @@ import pandas as pd
 
 from clinsynth.metadata import Metadata
 from clinsynth.multitable._schema import compose, link_positions
+from clinsynth.multitable._self_groups import learn_self_groups
 
 #: Share of the child rows on which a derivation or a group must hold to be used.
 CONSISTENCY = 0.99
@@ -77,8 +80,15 @@ def plan_links(
         for rel in rels:
             parent, fk = rel["parent_table_name"], rel["child_foreign_key"]
             if parent == name:
+                groups = learn_self_groups(
+                    df,
+                    rel["parent_primary_key"],
+                    fk,
+                    md.tables[name].columns,
+                    np.random.default_rng(0),  # only picks the random pairs of a baseline
+                )
                 info["self_fks"].append(
-                    {"fk": fk, "null_rate": float(df[fk].isna().mean()) if len(df) else 0.0}
+                    {"fk": fk, "null_rate": groups["null_rate"], "groups": groups}
                 )
             elif parent in reference:
                 info["reference_fks"].append(fk)

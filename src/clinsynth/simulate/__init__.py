@@ -5,13 +5,16 @@
 - :func:`simulate_cohort`: 20 clinical features and a condition label with clinically plausible
   correlations and rules that hold on every row (one table);
 - :func:`simulate_hospital`: patients, visits and lab results with valid keys and dates
-  (three related tables).
+  (three related tables);
+- :func:`simulate_case_control`: a case-control study matched 1:4 on age and sex, each
+  control's ``case.id`` pointing to its case's row (one table with a self-reference).
 
 Every simulator returns the data with its :class:`~clinsynth.Metadata`, is vectorized (no loop
 over patients) and gives the same data for the same ``seed``. The values are plausible, not
 epidemiological: use them for teaching and testing, not to estimate real risks.
 """
 
+from clinsynth.simulate._case_control import simulate_case_control
 from clinsynth.simulate._cohort import (
     COHORT_CONDITIONS,
     COHORT_ORDER_RULES,
@@ -27,6 +30,7 @@ __all__ = [
     "simulate_population",
     "simulate_cohort",
     "simulate_hospital",
+    "simulate_case_control",
     "COHORT_CONDITIONS",
     "COHORT_ORDER_RULES",
     "COHORT_RANGES",
