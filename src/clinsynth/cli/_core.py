@@ -187,6 +187,12 @@ def fit(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     seed: int | None = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
     sql: str | None = typer.Option(None, "--sql", help="Read every table of this database URL."),
+    schema: str | None = typer.Option(
+        None,
+        "--schema",
+        help="With --sql: the database schema (namespace) to read, e.g. clinical; default: "
+        "the connection's (PostgreSQL: public, DuckDB: main).",
+    ),
     param: list[str] = typer.Option(
         [], "--param", help="Extra model parameter NAME=VALUE (repeatable), e.g. --param epsilon=1"
     ),
@@ -226,6 +232,7 @@ def fit(
       clinsynth fit patients.csv --holdout 0.2 -o model   (and model.holdout.csv beside it)
       clinsynth fit patients.csv --metadata metadata.json --model tvae --epochs 300 -o model.zip
       clinsynth fit --sql duckdb:///hospital.duckdb -o hospital_model
+      clinsynth fit --sql postgresql://me@db:5432/ehr --schema clinical -o ehr_model
       clinsynth fit omop_csvs/ --orphans drop --reference-table concept -o omop_model
       clinsynth fit patients.csv --model auto --time-budget 10m --target outcome -o model
       clinsynth fit patients.csv --model auto --epochs 100 --target outcome -o model
@@ -237,6 +244,8 @@ def fit(
 
     if data is None and sql is None:
         raise ParameterError("Give the training data: a file, a folder of CSVs, or --sql URL.")
+    if schema is not None and sql is None:
+        raise ParameterError("--schema names a schema of a database: give the database with --sql.")
     check_output_path([data, metadata], output, "model")
     params: dict[str, Any] = {"random_state": seed}
     for item in param:
@@ -253,7 +262,7 @@ def fit(
     if sql is not None:
         from clinsynth.io import read_sql_schema
 
-        tables, md = read_sql_schema(sql)
+        tables, md = read_sql_schema(sql, schema=schema)
         if metadata is not None:
             md = _load_metadata(metadata, tables)
     else:
@@ -367,6 +376,12 @@ def sample(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed (default: the model's)."),
     sql: str | None = typer.Option(None, "--sql", help="Write the tables to this database URL."),
+    schema: str | None = typer.Option(
+        None,
+        "--schema",
+        help="With --sql: the database schema (namespace) to write into, created if missing; "
+        "default: the connection's.",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     precision: str | None = typer.Option(
         None,
@@ -383,6 +398,7 @@ def sample(
       clinsynth sample model -n 1000 -o synthetic.csv
       clinsynth sample model -n 500 -c 'condition=diabetes' -c 'age>=60' -o dm.xlsx
       clinsynth sample hospital_model --scale 0.5 -o synthetic_hospital/
+      clinsynth sample ehr_model --sql postgresql://me@db:5432/ehr --schema synthetic
     """
     import clinsynth
     from clinsynth.io import write_table, write_tables
@@ -392,6 +408,8 @@ def sample(
 
     if output is None and sql is None:
         raise ParameterError("Say where to write the rows: -o OUT.csv (or a folder), or --sql URL.")
+    if schema is not None and sql is None:
+        raise ParameterError("--schema names a schema of a database: give the database with --sql.")
     from clinsynth.multitable import HierarchicalSynthesizer
 
     synth = clinsynth.load(model, device=device)
@@ -415,7 +433,7 @@ def sample(
         if sql is not None:
             from clinsynth.io import write_sql_schema
 
-            write_sql_schema(tables, sql, metadata=synth.metadata)
+            write_sql_schema(tables, sql, metadata=synth.metadata, schema=schema)
             console.print(f"Wrote {len(tables)} tables to the database.")
         if output is not None:
             write_tables(
@@ -468,7 +486,10 @@ def sample(
 
             tick(steps, steps - 1, "writing to the database")
             write_sql_schema(
-                {synth.get_metadata().single_table_name(): df}, sql, metadata=synth.get_metadata()
+                {synth.get_metadata().single_table_name(): df},
+                sql,
+                metadata=synth.get_metadata(),
+                schema=schema,
             )
         tick(steps, steps, "done")
     console.print(f"Generated {len(df)} rows" + (f" -> {output}" if output else ""))

@@ -4,6 +4,8 @@
 database's own constraints when it declares them, from detection otherwise.
 :func:`write_sql_schema` creates the tables with their primary and foreign key constraints and
 writes parents before children in one transaction, so a failure leaves nothing half-written.
+Column types survive the round trip: reading records each column's database type in the
+metadata (``"sql_type"``), writing creates the column with it (:mod:`clinsynth.io._sql_types`).
 
 Bulk paths keep large tables fast: DuckDB reads and writes DataFrames natively, PostgreSQL loads
 rows with ``COPY``; other SQLAlchemy dialects use batched ``INSERT``. Every error names the URL
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.errors import DataError, ParameterError
+from clinsynth.io._sql_types import column_types, sa_type, typed_column
 from clinsynth.metadata import Metadata
 
 logger = logging.getLogger(__name__)
@@ -57,8 +60,9 @@ def read_sql_schema(
     tables : dict of str to DataFrame
         One DataFrame per table; date and time columns as ``datetime64[ns]``.
     metadata : Metadata
-        Detected column sdtypes; primary keys and relationships from the database's
-        constraints, or detected from names and values when it declares none.
+        Detected column sdtypes, each with its database type as ``"sql_type"``; primary keys
+        and relationships from the database's constraints, or detected from names and values
+        when it declares none.
 
     Examples
     --------
@@ -94,9 +98,15 @@ def read_sql_schema(
                 names = list(tables)
             data = {name: _normalize(backend.read(conn, name, schema)) for name in names}
             pks, fks = backend.keys(conn, schema, names)
+            types = column_types(conn, schema, names)
     finally:
         engine.dispose()
-    return data, _metadata(data, pks, fks)
+    md = _metadata(data, pks, fks)
+    for name, columns in types.items():
+        for column, sql_type in columns.items():
+            if column in md.tables[name].columns:
+                md.tables[name].columns[column]["sql_type"] = sql_type
+    return data, md
 
 
 def write_sql_schema(
@@ -117,7 +127,7 @@ def write_sql_schema(
     metadata : Metadata, optional
         Keys and relationships; detected from the tables when None.
     schema : str, optional
-        Database schema (namespace) to write into; it must exist.
+        Database schema (namespace) to write into; created when it does not exist.
     if_exists : {"fail", "replace"}
         When a table already exists: raise without writing anything, or drop and recreate it.
 
@@ -152,13 +162,20 @@ def write_sql_schema(
     order = _parents_first(md, list(tables))
     engine, shown = _engine(url, must_exist=False)
     try:
-        frames = {name: _prepare(tables[name]) for name in order}
+        frames, types = {}, {}
+        for name in order:
+            frames[name], types[name] = _typed(tables[name], md.tables[name].columns, name)
         sa_md = sa.MetaData(schema=schema)
-        sa_tables = {name: _table_ddl(sa_md, name, frames[name], md, set(order)) for name in order}
+        sa_tables = {
+            name: _table_ddl(sa_md, name, frames[name], md, set(order), types[name])
+            for name in order
+        }
         with _connect(engine, shown) as conn:
             backend = _backend(conn)
             try:
                 with conn.begin():
+                    if schema:
+                        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
                     existing = set(backend.table_names(conn, schema))
                     clash = [t for t in order if t in existing]
                     if clash and if_exists == "fail":
@@ -532,6 +549,21 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index).reset_index(drop=True)
 
 
+def _typed(
+    df: pd.DataFrame, columns: dict[str, dict], table: str
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The table's values ready to write and the recorded types of its columns (see
+    :mod:`clinsynth.io._sql_types`)."""
+    out, types = {}, {}
+    for column in df.columns:
+        spec = columns.get(str(column), {})
+        where = f"Column '{column}' of table '{table}'"
+        out[column], sql_type = typed_column(df[column], spec, where)
+        if sql_type:
+            types[str(column)] = sql_type
+    return _prepare(pd.DataFrame(out, index=df.index)), types
+
+
 def _sql_type(s: pd.Series) -> Any:
     import sqlalchemy as sa
 
@@ -546,7 +578,14 @@ def _sql_type(s: pd.Series) -> Any:
     return sa.Text()
 
 
-def _table_ddl(sa_md: Any, name: str, df: pd.DataFrame, md: Metadata, written: set[str]) -> Any:
+def _table_ddl(
+    sa_md: Any,
+    name: str,
+    df: pd.DataFrame,
+    md: Metadata,
+    written: set[str],
+    types: dict[str, str],
+) -> Any:
     import sqlalchemy as sa
 
     table = md.tables[name]
@@ -570,7 +609,7 @@ def _table_ddl(sa_md: Any, name: str, df: pd.DataFrame, md: Metadata, written: s
         columns.append(
             sa.Column(
                 column,
-                _sql_type(df[column]),
+                sa_type(types[column]) if column in types else _sql_type(df[column]),
                 *args,
                 primary_key=is_pk,
                 autoincrement=False,
