@@ -55,7 +55,7 @@ def test_hospital_tables_through_every_step() -> None:
     options = at.selectbox(key="keep_md_table").options
     assert [o.split(" (")[0] for o in options] == ["patients", "visits", "lab_results"]
     at.selectbox(key="keep_md_table").set_value("visits").run()
-    columns = at.data_editor[0].value.set_index("Column")
+    columns = at.data_editor[1].value.set_index("Column")  # [0]: the links
     assert columns.loc["visit_id", "Key"] == "key of this table"
     assert columns.loc["patient_id", "Key"] == "link to patients"
     assert "The metadata fits the data" in at.success[0].value
@@ -202,6 +202,79 @@ def test_tables_without_a_link_are_said_to_be_unlinked() -> None:
     assert "2 tables (not linked)" in at.success[0].value
     go(at, "Metadata")
     assert "No link between the tables was found" in at.warning[0].value
+
+
+def test_links_are_edited_on_the_page_with_their_evidence() -> None:
+    """A link detection missed (its column named like nothing of the parent) is added with its
+    evidence; a link is removed by unticking it; a table's key is picked."""
+    from clinsynth.simulate import simulate_hospital as simulate
+
+    tables, _ = simulate(25, seed=4)
+    visits = tables["visits"].rename(columns={"patient_id": "subject"})
+    files = [_csv("patients.csv", tables["patients"]), _csv("visits.csv", visits)]
+    at = go(_many(new_app(), files), "Metadata")
+    no_crash(at)
+    metadata = at.session_state["metadata"]
+    assert metadata.relationships == []
+    links = at.data_editor(key=f"links_editor_{at.session_state['editor_version']}").value
+    assert links.empty
+
+    # Add visits.subject -> patients.patient_id: the evidence is shown before the click.
+    at.selectbox(key="add_link_child").set_value("visits").run()
+    at.selectbox(key="add_link_column").set_value("subject").run()
+    at.selectbox(key="add_link_parent").set_value("patients").run()
+    shown = " ".join(c.value for c in at.caption)
+    assert "100.0% of the values of `visits.subject` are keys of `patients`" in shown
+    assert "0 orphans" in shown
+    at.button(key="add_link_button").click().run()
+    no_crash(at)
+    assert at.session_state["metadata"].relationships == [
+        {
+            "parent_table_name": "patients",
+            "parent_primary_key": "patient_id",
+            "child_table_name": "visits",
+            "child_foreign_key": "subject",
+        }
+    ]
+    version = at.session_state["editor_version"]
+    links = at.data_editor(key=f"links_editor_{version}").value
+    row = links.iloc[0]
+    assert bool(row["Keep"]) and row["Points to"] == "patients.patient_id"
+    assert row["Values found"] == 100.0 and row["Orphans"] == 0
+    assert row["Evidence"] == "added by hand"
+    assert not at.button(key="next_Metadata").disabled
+
+    # Untick it: removed.
+    at.session_state[f"links_editor_{version}"] = {
+        "edited_rows": {0: {"Keep": False}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    no_crash(at)
+    assert at.session_state["metadata"].relationships == []
+
+    # Pick another key for visits: the selectbox of each table.
+    version = at.session_state["editor_version"]
+    at.selectbox(key=f"table_key_visits_{version}").set_value("visit_id").run()
+    assert at.session_state["metadata"].tables["visits"].primary_key == "visit_id"
+
+
+def test_candidates_detection_left_out_can_be_kept() -> None:
+    """A link detection refused (a broken name match) is listed with its evidence, unticked."""
+    patients = pd.DataFrame({"patient_id": range(1, 41), "age": range(30, 70)})
+    visits = pd.DataFrame(
+        {"visit_id": range(100), "patient_id": [i % 40 + 100 for i in range(100)]}
+    )
+    at = go(
+        _many(new_app(), [_csv("patients.csv", patients), _csv("visits.csv", visits)]), "Metadata"
+    )
+    no_crash(at)
+    version = at.session_state["editor_version"]
+    links = at.data_editor(key=f"links_editor_{version}").value
+    (row,) = links.itertuples(index=False)
+    assert not row.Keep and row.Table == "visits" and row.Column == "patient_id"
+    assert row._4 == 0.0 and row.Orphans == 100 and row.Evidence.startswith("broken")
 
 
 # ----------------------------------------------------------------------------- live loss

@@ -9,6 +9,7 @@ import streamlit as st
 
 from clinsynth import Metadata
 from clinsynth.dashboard import _download, _state, _ui
+from clinsynth.dashboard import _links as link_editor
 from clinsynth.errors import ClinsynthError
 from clinsynth.metadata import SDTYPES, detect_column, detect_datetime_format, is_pii
 
@@ -224,6 +225,7 @@ def _links(metadata: Metadata, tables: dict[str, pd.DataFrame]) -> str:
     else:
         st.markdown("\n".join(f"- {line}" for line in links))
         st.caption("The synthetic tables keep these links: every synthetic row has its parent.")
+    link_editor.render(metadata, tables)
     st.subheader("Columns of each table")
     return _ui.table_picker(tables, "keep_md_table")
 
