@@ -181,6 +181,9 @@ def test_train_keeps_data_and_settings_and_can_train_again(app: AppTest) -> None
     upload_small(app)
     go(app, "Model")
     assert app.selectbox(key="keep_model").value == "gaussian_copula"
+    # The training time is said before the click, measured on the data.
+    (estimate,) = [i.value for i in app.info if "Training will take" in i.value]
+    assert "**a few seconds**" in estimate and "80 rows, model gaussian_copula" in estimate
     app.number_input(key="keep_train_seed").set_value(7)
     app.button(key="train_button").click().run()
     no_crash(app)
@@ -200,6 +203,46 @@ def test_train_keeps_data_and_settings_and_can_train_again(app: AppTest) -> None
     assert app.session_state["live_loss_draws"] == 0  # the copula reports no training rounds
     assert "no training curve" in " ".join(c.value for c in app.caption)
     assert app.session_state["real"].shape == (80, 6)
+
+
+def test_a_long_training_is_announced_before_the_click(app: AppTest, monkeypatch) -> None:
+    from clinsynth.dashboard import _estimate
+
+    upload_small(app)
+    monkeypatch.setattr(_estimate, "estimate_seconds", lambda *args: 1500.0)
+    go(app, "Model")
+    (warning,) = [w.value for w in app.warning if "Training will take" in w.value]
+    assert "**about 25 minutes**" in warning and "fewer training rounds" in warning
+
+
+def test_training_time_estimate_scales_the_probe_to_the_data(monkeypatch) -> None:
+    """The probe's timings (made deterministic here: 1 s of set-up + 0.01 s per row and epoch)
+    are scaled to the whole table: the set-up by the square root of the rows, each epoch by the
+    rows, times the epochs."""
+    from clinsynth.dashboard import _estimate
+    from clinsynth.simulate import simulate_cohort
+
+    def fake(cls, md, df, params):  # noqa: ANN001, ARG001
+        return 1.0 + 0.01 * len(df) * params.get("epochs", 0)
+
+    monkeypatch.setattr(_estimate, "_fit_seconds", fake)
+    df, md = simulate_cohort(1600, seed=0)  # 4x the probe's 400 rows
+    deep = _estimate.estimate_seconds("tvae", {"epochs": 100}, md, df)
+    assert deep == pytest.approx(1.0 * 2 + 100 * 4.0 * 4)
+    assert _estimate.estimate_seconds("gaussian_copula", {}, md, df) == pytest.approx(2.0)
+    linked = {"a": df, "b": df.head(400)}
+    assert _estimate.estimate_seconds("tvae", {"epochs": 100}, md_two(md), linked) == (
+        pytest.approx(deep * 1.25)
+    )
+    # auto: its candidates added up, capped by its time budget.
+    assert _estimate.estimate_seconds("auto", {"time_budget": "90s"}, md, df) == 90.0
+
+
+def md_two(md):  # noqa: ANN001, ANN201
+    from clinsynth import Metadata
+
+    table = md.get_table()
+    return Metadata({"a": table, "b": table})
 
 
 def test_training_problem_is_shown_in_the_page(app: AppTest) -> None:

@@ -233,6 +233,42 @@ def _trained(model: Any, multi: bool) -> None:
         st.caption("This model learns in one pass, so there is no training curve.")
 
 
+def _time_estimate(
+    name: str, params: dict[str, Any], metadata: Metadata, data: pd.DataFrame | dict
+) -> None:
+    """Say how long training will take, measured on a sample of the data (kept in the session
+    until the model, its settings or the data change)."""
+    from clinsynth.dashboard._estimate import describe, estimate_seconds
+
+    key = (name, repr(sorted(params.items())), id(data), id(metadata))
+    cached = st.session_state.get("_time_estimate")
+    if cached is None or cached[0] != key:
+        with st.spinner("Estimating the training time on a sample of your data..."):
+            try:
+                seconds = estimate_seconds(name, params, metadata, data)
+            except Exception:  # noqa: BLE001 - an estimate must never block training
+                seconds = None
+        cached = (key, seconds)
+        st.session_state["_time_estimate"] = cached
+    seconds = cached[1]
+    if seconds is None:
+        st.caption("The training time could not be estimated; training will say it as it runs.")
+        return
+    tables = data.values() if isinstance(data, dict) else [data]
+    rows = sum(len(df) for df in tables)
+    text = (
+        f"Training will take **{describe(seconds)}** ({rows:,} rows, model {name}; measured on "
+        "a sample of your data on this computer, so a rough figure)."
+    )
+    if seconds > 300:
+        st.warning(
+            text + " That is long: fewer training rounds, or the Gaussian copula, is much faster.",
+            icon=":material/schedule:",
+        )
+    else:
+        st.info(text, icon=":material/schedule:")
+
+
 def render() -> None:
     """Draw the Model step."""
     st.header("3. Model")
@@ -272,6 +308,7 @@ def render() -> None:
         keep_holdout = False
     else:
         keep_holdout = _holdout_choice(data)
+    _time_estimate(name, params, metadata, data)
     label = "Train the model again" if _state.get("synth") is not None else "Train the model"
     st.caption("Training stops if you leave this page or click elsewhere while it runs.")
     if st.button(label, type="primary", key="train_button"):
