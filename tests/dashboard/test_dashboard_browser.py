@@ -1,8 +1,10 @@
 """End to end in a real headless browser (Debian's chromium driven by Playwright).
 
 Starts ``clinsynth dashboard``'s server on a free localhost port, uploads a CSV, trains the
-Gaussian copula, generates rows, sees the comparison plots and downloads the CSV. Screenshots
-of every step are saved under the test's ``tmp_path``.
+Gaussian copula, generates rows, sees the comparison plots and downloads the CSV. Every step
+waits until each table and chart shown is drawn (a canvas with content, a chart with its traces:
+not a blank box), then takes a screenshot, saved under the test's ``tmp_path`` and, when
+``CLINSYNTH_TEST_ARTIFACTS`` names a folder, kept there as the run's artefacts.
 """
 
 from __future__ import annotations
@@ -129,9 +131,80 @@ def page(server: str, tmp_path: Path) -> Iterator:
             browser.close()
 
 
-def _shot(page, folder: Path, name: str) -> None:  # noqa: ANN001 - a Playwright page
-    page.wait_for_timeout(800)  # let tables and charts finish drawing
-    page.screenshot(path=str(folder / "screenshots" / f"{name}.png"), full_page=True)
+#: The tables and plotly charts shown on the page that are not drawn yet: a grid's canvas must be
+#: wide and hold more than a few colours (a blank box has one or two); a chart must be wide and
+#: hold at least one trace (bars, boxes, lines) or heatmap. Returns the counts and the blank ones.
+_DRAWN = """() => {
+  // Only what is shown: a table in a closed expander is drawn when it is opened.
+  const shown = (e) => e.checkVisibility();
+  const grids = [...document.querySelectorAll('[data-testid="stDataFrame"]')].filter(shown);
+  const blank = [];
+  grids.forEach((g, i) => {
+    const c = g.querySelector('canvas');
+    if (!c || c.width < 100 || c.height < 30) {
+      blank.push(`table ${i + 1}: no canvas or ${c ? c.width + 'x' + c.height : 'none'}`);
+      g.scrollIntoView({block: 'center'}); // a grid out of view may wait to draw
+      return;
+    }
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const seen = new Set();
+    for (let k = 0; k < d.length && seen.size <= 5; k += 4 * 97) {
+      seen.add(d[k] + ',' + d[k + 1] + ',' + d[k + 2]);
+    }
+    if (seen.size <= 5) blank.push(`table ${i + 1}: ${seen.size} colours`);
+  });
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(shown);
+  plots.forEach((p, i) => {
+    const r = p.getBoundingClientRect();
+    const title = (p.querySelector('.gtitle') || {}).textContent || '';
+    if (r.width < 100 || r.height < 100) {
+      blank.push(`chart ${i + 1} '${title}': ${Math.round(r.width)}x${Math.round(r.height)}`);
+    } else if (!p.querySelector('.main-svg .trace, .main-svg .hm')) {
+      blank.push(`chart ${i + 1} '${title}': no trace drawn`);
+    }
+  });
+  return {grids: grids.length, plots: plots.length, blank: blank};
+}"""
+
+
+def _drawn(page, grids: int, plots: int) -> dict:  # noqa: ANN001 - a Playwright page
+    """Wait until the page holds at least ``grids`` tables and ``plots`` charts and every one is
+    drawn; their counts (fails naming the missing or blank ones after 30 s)."""
+    # The page has finished running (tables and charts are added after the messages above).
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    deadline = time.monotonic() + 30
+    while True:
+        state = page.evaluate(_DRAWN)
+        short = []
+        if state["grids"] < grids:
+            short.append(f"{state['grids']} of {grids} tables on the page")
+        if state["plots"] < plots:
+            short.append(f"{state['plots']} of {plots} charts on the page")
+        if not state["blank"] and not short:
+            page.evaluate("window.scrollTo(0, 0)")
+            return state
+        if time.monotonic() > deadline:
+            pytest.fail(f"Not drawn within 30 s: {'; '.join(short + state['blank'])}")
+        page.wait_for_timeout(250)
+
+
+def _shot(page, folder: Path, name: str, *, grids: int = 0, plots: int = 0) -> dict:  # noqa: ANN001
+    """Screenshot of the whole page once at least ``grids`` tables and ``plots`` charts are there
+    and every table and chart is drawn; the counts.
+
+    Screenshots go to ``folder/screenshots`` and, when ``CLINSYNTH_TEST_ARTIFACTS`` names a
+    folder, are kept there too (``<folder>/<test>/<step>.png``: the CI's test artefacts).
+    """
+    counts = _drawn(page, grids, plots)
+    path = folder / "screenshots" / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    keep = os.environ.get("CLINSYNTH_TEST_ARTIFACTS")
+    if keep:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "test").split("::")[-1].split(" ")[0]
+        target = Path(keep) / test
+        target.mkdir(parents=True, exist_ok=True)
+        (target / path.name).write_bytes(path.read_bytes())
+    return counts
 
 
 def test_upload_train_generate_compare_download(page, tmp_path: Path) -> None:  # noqa: ANN001
@@ -145,8 +218,8 @@ def test_upload_train_generate_compare_download(page, tmp_path: Path) -> None:  
 
     main = page.get_by_role("main")
 
-    def shot(name: str) -> None:
-        _shot(page, tmp_path, name)
+    def shot(name: str, grids: int = 0, plots: int = 0) -> dict:
+        return _shot(page, tmp_path, name, grids=grids, plots=plots)
 
     shot("0_start")
 
@@ -154,12 +227,13 @@ def test_upload_train_generate_compare_download(page, tmp_path: Path) -> None:  
     page.locator("input[type=file]").set_input_files(str(csv_path))
     expect(main.get_by_text("Using the file 'patients.csv'")).to_be_visible()
     expect(main.get_by_text("150 rows and 21 columns")).to_be_visible()
-    shot("1_data")
+    expect(main.get_by_test_id("stDataFrame")).to_be_visible()
+    assert shot("1_data", grids=1)["grids"] == 1  # the preview, drawn (not a blank box)
 
     # 2. Metadata: detected types, all fine.
     _next(page, 2, "Metadata")
     expect(main.get_by_text("The metadata fits the data")).to_be_visible()
-    shot("2_metadata")
+    shot("2_metadata", grids=1)  # the columns (and the rules, if any), drawn
 
     # 3. Model: the default (fast) model.
     _next(page, 3, "Model")
@@ -176,7 +250,7 @@ def test_upload_train_generate_compare_download(page, tmp_path: Path) -> None:  
     main.get_by_role("button", name="Generate synthetic patients").click()
     generated = main.get_by_text("200 synthetic patients generated with age")
     expect(generated).to_be_visible()
-    shot("4_generate")
+    shot("4_generate", grids=1)  # the synthetic rows, drawn
 
     # 5. Compare: scores and plots.
     _next(page, 5, "Compare")
@@ -185,7 +259,8 @@ def test_upload_train_generate_compare_download(page, tmp_path: Path) -> None:  
     plots = main.locator(".js-plotly-plot")
     expect(plots).to_have_count(3)  # one column (histogram + box) and two heatmaps
     expect(main.get_by_text("How the numbers move together")).to_be_visible()
-    shot("5_compare")
+    main.get_by_text("Privacy risks in detail").click()  # its table is drawn once shown
+    assert shot("5_compare", grids=1, plots=3)["plots"] == 3  # bars, boxes, heatmaps drawn
 
     # 6. Download the synthetic CSV.
     _next(page, 6, "Download")
@@ -239,21 +314,25 @@ def test_linked_tables_upload_train_generate_compare_download(page, tmp_path: Pa
 
     main = page.get_by_role("main")
 
-    def shot(name: str) -> None:
-        _shot(page, tmp_path, name)
+    def shot(name: str, grids: int = 0, plots: int = 0) -> dict:
+        return _shot(page, tmp_path, name, grids=grids, plots=plots)
 
     main.get_by_text("Upload linked tables (several CSV files)").click()
     expect(main.get_by_text("Your tables (select all the CSV files at once)")).to_be_visible()
     page.locator("input[type=file][multiple]").set_input_files([str(p) for p in paths])
     expect(main.get_by_text("Using the uploaded files: 3 linked tables — patients")).to_be_visible()
-    shot("t1_data")
+    expect(main.get_by_test_id("stDataFrame")).to_be_visible()
+    assert shot("t1_data", grids=1)["grids"] == 1  # the preview of the chosen table, drawn
 
     _next(page, 2, "Metadata")
     expect(main.get_by_text("How the tables are linked")).to_be_visible()
     expect(main.get_by_text("The metadata fits the data")).to_be_visible()
-    shot("t2_metadata")
+    # The links with their evidence, editable, and the columns of the chosen table.
+    expect(main.get_by_text("Edit the links.")).to_be_visible()
+    shot("t2_metadata", grids=2)
 
     _next(page, 3, "Model")
+    expect(main.get_by_text("Training will take")).to_be_visible()  # said before the click
     main.get_by_role("button", name="Train the model").click()
     expect(main.get_by_text("trained on 3 linked tables")).to_be_visible()
     shot("t3_model")
@@ -261,13 +340,14 @@ def test_linked_tables_upload_train_generate_compare_download(page, tmp_path: Pa
     _next(page, 4, "Generate")
     main.get_by_role("button", name="Generate synthetic tables").click()
     expect(main.get_by_text("Synthetic tables generated")).to_be_visible()
-    shot("t4_generate")
+    shot("t4_generate", grids=1)
 
     _next(page, 5, "Compare")
     main.get_by_role("button", name="Compare real and synthetic tables").click()
     expect(main.get_by_text("Keys and links", exact=True)).to_be_visible()
-    expect(main.locator(".js-plotly-plot").first).to_be_visible()
-    shot("t5_compare")
+    expect(main.get_by_text("How many rows each parent has")).to_be_visible()
+    # Children per parent (bars), one column's histogram and box plot; the scores table.
+    shot("t5_compare", grids=1, plots=2)
 
     _next(page, 6, "Download")
     with page.expect_download() as info:
