@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from clinsynth.constraints._discover_gates import conditional_identities
 from clinsynth.constraints._discover_levels import (
     build_nodes,
     dependency_rules,
@@ -183,6 +184,13 @@ def _discover(
         sample,
         targets=len(numeric),
         min_rows=MIN_INFORMATIVE,
+    )
+    formulas += conditional_identities(
+        num,
+        data,
+        [c for c in columns if table.columns[c]["sdtype"] in _LEVELS],
+        min_rows=MIN_INFORMATIVE,
+        skip=derived,
     )
     grids, masses = [], []
     for j, col in enumerate(num.names):
