@@ -64,3 +64,42 @@ def test_the_json_form_round_trips_and_checks_only_its_rows():
     assert (~rule.is_valid(df, md.get_table())).sum() == (df["outcome"] == "died in hospital").sum()
     with pytest.raises(MetadataError, match="when_values"):
         Formula("followup", "`los`", when_column="outcome")
+
+
+def _followup(n: int = 800, seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    died = rng.random(n) < 0.6
+    # the censored were followed to the end of the study (one to three years); deaths any time
+    days = np.where(died, rng.integers(1, 1000, n), rng.integers(365, 1100, n))
+    return pd.DataFrame({"age": rng.integers(30, 90, n), "died": died.astype(int), "days": days})
+
+
+def _ranges(md: Metadata) -> list[str]:
+    rules = [constraint_from_dict(c) for c in md.get_table().constraints]
+    return [r.describe() for r in rules if r.type == "range"]
+
+
+def test_a_range_of_one_level_is_found_and_kept():
+    df = _followup()
+    md = Metadata.detect_from_dataframe(df)
+    found = _ranges(md)
+    assert len(found) == 1 and found[0].startswith("days >= 36") and "when died is 0" in found[0]
+    bound = float(found[0].split(">= ")[1].split(" ")[0])
+    assert df.loc[df["died"] == 0, "days"].min() > bound > df["days"].min()  # no patient's value
+    rows = GaussianCopulaSynthesizer(md, random_state=0).fit(df).sample(1000)
+    censored = rows["died"] == 0
+    assert censored.sum() > 200 and (rows.loc[censored, "days"] >= bound).all()
+    assert (rows.loc[~censored, "days"] < bound).any()  # deaths keep their whole range
+
+
+def test_no_range_where_a_level_is_a_random_subset():
+    rng = np.random.default_rng(3)
+    n = 800
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n).round(3),
+            "g": rng.choice(["a", "b", "c"], n),
+            "k": rng.integers(0, 9, n),
+        }
+    )
+    assert _ranges(Metadata.detect_from_dataframe(df)) == []

@@ -1,5 +1,6 @@
-"""Discovery of conditional identities: two numbers equal on every row of one level of a
-category, and not elsewhere.
+"""Discovery of what holds on one level of a category only: two numbers equal on every row of
+the level and not elsewhere (conditional identities), a number's range on the level that most
+other rows fall outside (conditional ranges).
 
 Clinical tables hold them wherever one event closes another: the day of a DNR order is the
 length of stay for patients with no order; the survival time is the length of stay for the
@@ -16,6 +17,7 @@ import pandas as pd
 from clinsynth.constraints._discover_numbers import Numbers
 from clinsynth.constraints._formula import Formula
 from clinsynth.constraints._logic import plain
+from clinsynth.constraints._rules import Range
 
 #: Most levels of one category tried as a condition (the most frequent ones).
 MAX_LEVELS = 20
@@ -71,26 +73,29 @@ def conditional_identities(
 def _equal_pairs(
     num: Numbers, filled: np.ndarray, rows: np.ndarray, min_rows: int
 ) -> list[tuple[str, str]]:
-    """(target, source) pairs of columns identical on ``rows`` (found by sorting the columns,
-    not by comparing every pair)."""
+    """(target, source) pairs of columns identical on ``rows``: columns with the same random
+    projection of their values and of their missing cells, then checked exactly."""
     block = filled[rows]
     known = np.isfinite(block)
-    candidates = [
-        j
-        for j in range(block.shape[1])
-        if known[:, j].sum() >= min_rows and len(np.unique(block[known[:, j], j])) >= MIN_DISTINCT
-    ]
-    if len(candidates) < 2:
+    values = np.where(known, block, 0.0)
+    weights = np.random.default_rng(0).standard_normal((2, len(block)))
+    with np.errstate(all="ignore"):
+        keys = np.column_stack([weights[0] @ values, weights[1] @ known])
+    usable = (known.sum(axis=0) >= min_rows) & np.isfinite(keys).all(axis=1)
+    cols = np.flatnonzero(usable)
+    if len(cols) < 2:
         return []
-    _, group = np.unique(block[:, candidates].T, axis=0, return_inverse=True)
+    _, group, sizes = np.unique(keys[cols], axis=0, return_inverse=True, return_counts=True)
     group = group.ravel()
     pairs = []
-    for g in np.unique(group):
-        members = [candidates[i] for i in np.flatnonzero(group == g)]
-        if len(members) < 2:
+    for g in np.flatnonzero(sizes > 1):
+        members = cols[group == g]
+        first = members[0]
+        if len(np.unique(block[known[:, first], first])) < MIN_DISTINCT:
             continue
-        source = num.names[members[0]]
-        pairs += [(num.names[j], source) for j in members[1:]]
+        for j in members[1:]:
+            if np.array_equal(block[:, first], block[:, j]):
+                pairs.append((num.names[j], num.names[first]))
     return pairs
 
 
@@ -98,3 +103,76 @@ def _share_equal(num: Numbers, target: str, source: str, rows: np.ndarray) -> fl
     t, s = num.values[rows, num.names.index(target)], num.values[rows, num.names.index(source)]
     both = ~np.isnan(t) & ~np.isnan(s)
     return float((t[both] == s[both]).mean()) if both.any() else 0.0
+
+
+#: Share of the other rows (known) that must lie beyond a level's bound for the bound to be the
+#: level's own (a level's range drawn by chance leaves a few percent outside, not a quarter).
+MIN_OUTSIDE = 0.25
+#: Chance of a level's rows all falling inside the bound if the level did not matter (many
+#: levels and columns are tried: one in a million each).
+CHANCE = 1e-6
+
+
+def conditional_ranges(
+    num: Numbers,
+    data: pd.DataFrame,
+    gates: list[str],
+    *,
+    min_rows: int,
+    skip: set[str],
+) -> list[Range]:
+    """``low <= x`` and/or ``x <= high`` on the rows of one level of a category, where at least
+    a quarter of the other rows lie beyond the bound: "censored patients were followed at
+    least 344 days", "'<2 mo. follow-up' means died before day 60". Each bound sits halfway
+    between the level's extreme and the nearest other value beyond it (all real rows obey it;
+    it is no patient's value). ``skip``: columns derived by a formula."""
+    wanted = [j for j, name in enumerate(num.names) if name not in skip]
+    if not wanted:
+        return []
+    x = num.values[:, wanted]
+    ordered = [np.sort(x[~np.isnan(x[:, i]), i]) for i in range(x.shape[1])]
+    rules: list[Range] = []
+    for gate in gates:
+        series = data[gate]
+        counts = series.value_counts(dropna=True)
+        counts = counts[counts >= min_rows].iloc[:MAX_LEVELS]
+        for level in counts.index:
+            rows = (series == level).to_numpy(dtype=bool, na_value=False)
+            found = _level_ranges(num, wanted, x[rows], ordered, min_rows)
+            for name, low, high in found:
+                rule = Range(name, low, high, when_column=gate, when_values=[plain(level)])
+                rule.support = {"rows": len(rows), "informative": int(rows.sum())}
+                rules.append(rule)
+    return rules
+
+
+def _level_ranges(
+    num: Numbers, wanted: list[int], inside: np.ndarray, ordered: list[np.ndarray], min_rows: int
+) -> list[tuple[str, float | None, float | None]]:
+    """(column, low, high) bounds of one level's rows (``inside``); the other rows are counted
+    in each column's sorted values (every value beyond the level's extreme is another row's)."""
+    out = []
+    for i, values in enumerate(ordered):
+        col = inside[:, i]
+        col = col[~np.isnan(col)]
+        n_in, n_out = len(col), len(values) - len(col)
+        if n_in < min_rows or n_out < min_rows:
+            continue
+        lo, hi = col.min(), col.max()
+        up = np.searchsorted(values, hi, side="right")
+        down = np.searchsorted(values, lo, side="left")
+        high = _bound(len(values) - up, n_in, n_out, hi, values[up] if up < len(values) else 0)
+        low = _bound(down, n_in, n_out, lo, values[down - 1] if down > 0 else 0)
+        if high is not None or low is not None:
+            out.append((num.names[wanted[i]], low, high))
+    return out
+
+
+def _bound(beyond: int, n_in: int, n_out: int, extreme: float, nearest: float) -> float | None:
+    """Halfway between the level's extreme and the nearest other value, when enough other
+    rows lie beyond it: all ``n_in`` rows of a level land inside a range that a share q of the
+    others fall outside with probability (1 - q) ** n_in if the level did not matter."""
+    q = beyond / n_out
+    if q < MIN_OUTSIDE or q >= 1 or -n_in * np.log1p(-q) < -np.log(CHANCE):
+        return None
+    return plain((extreme + nearest) / 2)
