@@ -8,8 +8,9 @@ trained in epochs is fitted twice on the sample (one epoch and four), which sepa
 set-up with their square root (as measured on the cohort simulator), and the epochs multiply.
 A one-pass model (the Gaussian copula) is its set-up. Linked tables: the largest table is probed
 and the others count in proportion to their cells; the auto model adds up its candidates
-(capped by its time budget). The figure is rough — on a busy two-core machine it was within a factor of about four
-of the real time — which is what a user needs to decide between 20 seconds and 20 minutes.
+(capped by its time budget). The figure is rough — on a busy two-core machine it was within a
+factor of about four of the real time — which is what a user needs to decide between 20 seconds
+and 20 minutes.
 """
 
 from __future__ import annotations
