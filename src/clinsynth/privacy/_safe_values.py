@@ -31,17 +31,21 @@ MIN_PATIENTS = 5
 
 
 def microaggregate(
-    values: np.ndarray, k: int = MIN_PATIENTS, entities: np.ndarray | None = None
+    values: np.ndarray,
+    k: int = MIN_PATIENTS,
+    entities: np.ndarray | None = None,
+    interior: bool = True,
 ) -> np.ndarray:
     """``values`` (finite, any order) with every value held by fewer than ``k`` patients merged
     into a group of at least ``k`` patients; same length and order as ``values``.
 
     ``entities`` gives each value's patient (a patient with several rows counts once per
-    distinct value); without it every row is a patient.
+    distinct value); without it every row is a patient. ``interior=False`` merges only the
+    lowest and the highest group (the extremes), leaving every other value as it is.
 
     >>> x = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10, 10, 10, 99])
     >>> microaggregate(x, k=5).tolist()
-    [5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 5.5, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]
+    [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]
     """
     x = np.asarray(values, dtype=np.float64)
     if len(x) == 0 or k <= 1:
@@ -53,10 +57,12 @@ def microaggregate(
     else:
         pairs = pd.DataFrame({"v": inverse, "e": np.asarray(entities)}).drop_duplicates()
         support = np.bincount(pairs["v"].to_numpy(), minlength=len(uniq))
-    return _representatives(uniq, support, k)[inverse]
+    return _representatives(uniq, support, k, interior)[inverse]
 
 
-def _representatives(uniq: np.ndarray, support: np.ndarray, k: int) -> np.ndarray:
+def _representatives(
+    uniq: np.ndarray, support: np.ndarray, k: int, interior: bool = True
+) -> np.ndarray:
     """The value each distinct value (sorted, with its patients) is replaced by."""
     total = int(support.sum())
     if total < k:
@@ -86,24 +92,43 @@ def _representatives(uniq: np.ndarray, support: np.ndarray, k: int) -> np.ndarra
     g_mean = np.bincount(g, weights=s * uniq[light]) / g_support
     rep = g_mean[g]
     # The lowest and the highest group: a mean there is pulled by an outlier (and would let one
-    # read it back), so they take the point halfway between the k-th value from the end and the
-    # next distinct value inwards -- at least k patients lie at or beyond it.
+    # read it back), and a clipped range shrinks the column. They take the k-th value from the
+    # end pushed outwards by its distance to the 2k-th, but no further than halfway to the
+    # real extreme: an estimate of the column's extent that names no patient and stays inside
+    # the real range (without 2k patients: halfway between the k-th value and the next one
+    # inwards).
     where = np.flatnonzero(light)
     for first, step in ((0, 1), (len(uniq) - 1, -1)):
         if heavy[first]:
             continue
         members = g == g[0 if step == 1 else -1]
-        order = where[members][::step]
-        reached = np.flatnonzero(np.cumsum(support[order]) >= k)
-        if len(reached) == 0:
-            continue  # a short run: it joins the nearest kept value below
+        order = np.arange(len(uniq))[::step]
+        cum = np.cumsum(support[order])
+        reached = np.flatnonzero(cum >= k)
+        if len(reached) == 0 or not members.any():
+            continue
         kth = order[reached[0]]
-        inward = kth + step
-        if 0 <= inward < len(uniq):
-            rep = np.where(members, (uniq[kth] + uniq[inward]) / 2, rep)
+        twice = np.flatnonzero(cum >= 2 * k)
+        if len(twice):
+            # never past the real extreme (nor onto it): at most halfway from the k-th to it
+            outward = uniq[kth] + (uniq[kth] - uniq[order[twice[0]]])
+            halfway = (uniq[kth] + uniq[first]) / 2
+            value = max(outward, halfway) if step == 1 else min(outward, halfway)
+        elif 0 <= kth + step < len(uniq):
+            value = (uniq[kth] + uniq[kth + step]) / 2
+        else:
+            continue
+        rep = np.where(members, value, rep)
     short = g_support[g] < k  # a whole run of fewer than k patients
     if short.any():
         rep = np.where(short, _nearest_heavy(uniq, heavy, where), rep)
+    if not interior:
+        ends = np.zeros(len(rep), dtype=bool)
+        if light[0]:
+            ends |= g == g[0]
+        if light[-1]:
+            ends |= g == g[-1]
+        rep = np.where(ends, rep, uniq[light])
     out[light] = rep
     return out
 

@@ -147,7 +147,7 @@ class _Copula:
             # The saved marginal is fitted to values each held by at least min_patients rows
             # (its points, bounds and parameters hold no one patient's value); the scores use
             # the real ones.
-            safe = microaggregate(values, min_patients)
+            safe = microaggregate(values, min_patients, interior=False)
             # Steps only for values that repeat (a score, a count): merged continuous values
             # would come out as lumps at the merged points; they get interpolated quantiles.
             discrete = None if min_patients <= 1 else 2 * len(np.unique(values)) <= len(values)

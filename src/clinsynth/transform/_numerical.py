@@ -372,7 +372,7 @@ class NumericalTransformer(ColumnTransformer):
         # What is saved (range, median, knots, mixture) is computed from values merged so that
         # each belongs to at least ``min_patients`` patients (privacy/_safe_values.py).
         entities = None if self._entities is None else self._entities.to_numpy()[present]
-        safe = microaggregate(values, self.min_patients or 1, entities)
+        safe = microaggregate(values, self.min_patients or 1, entities, interior=False)
         self.min, self.max = float(safe.min()), float(safe.max())
         self.fill_value = float(np.median(safe))
         rng = np.random.default_rng(0)  # fit is deterministic whatever the caller's seed
