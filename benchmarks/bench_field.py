@@ -59,7 +59,11 @@ DATASETS: dict[str, str] = {
     "heart_failure_clinical": "DEATH_EVENT",
     "breast_cancer_wisconsin": "target",
     "simulated_population": "type2_diabetes",
+    "actg175": "cens",
+    "whas500": "fstat",
 }
+#: A model name ending so is that model with ``refine=True`` (density-ratio refinement).
+REFINED = "+refine"
 SDV_MODELS = ("sdv_gaussian_copula", "sdv_tvae", "sdv_ctgan")
 #: Reference rows that are no model of either library.
 BASELINES = ("independent",)
@@ -190,8 +194,10 @@ def run_one(
         synth.fit(train)
         used_epochs = synth.epochs
     else:
-        cls = get_synthesizer(model)
+        cls = get_synthesizer(model.removesuffix(REFINED))
         params: dict[str, Any] = {"random_state": seed}
+        if model.endswith(REFINED):
+            params["refine"] = True
         if model == "auto":
             # auto's candidates get the epochs the same run gives the models on their own.
             params.update(time_budget=auto_budget, target=target, epochs=epochs)
@@ -204,7 +210,7 @@ def run_one(
                 params["candidate_params"] = per_model
         elif epochs and "epochs" in cls._param_names():
             params["epochs"] = epochs
-        if model == "dp_marginal":
+        if model.removesuffix(REFINED) == "dp_marginal":
             params["epsilon"] = 3.0
         if "condition_column" in cls._param_names():  # the outcome is the class label
             params["condition_column"] = target
@@ -279,6 +285,7 @@ def epochs_for(spec: str | None, model: str) -> int | None:
     """``"50"`` for every deep model, or ``"tabddpm=300,tvae=50"`` per model (others: default)."""
     if not spec:
         return None
+    model = model.removesuffix(REFINED)
     if "=" not in spec:
         return int(spec) if model in DEEP or model == "auto" else None
     pairs = dict(item.split("=") for item in spec.split(","))

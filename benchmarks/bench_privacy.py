@@ -4,7 +4,9 @@ Usage::
 
     .venv/bin/python benchmarks/bench_privacy.py [--datasets rhc,population]
         [--models dp_marginal,tvae,ctgan] [--epsilons 0.5,1,3,10,inf] [--audit-runs 40]
-        [--epochs 20] [--out benchmarks/results/privacy.csv]
+        [--audit-models dp_marginal,tvae] [--epochs 20] [--out benchmarks/results/privacy.csv]
+    .venv/bin/python benchmarks/bench_privacy.py --risks [--tables gbsg2,rhc,...]
+        [--n-attacks 500]
 
 **Curve.** For each dataset (RHC with the fixed 70/30 split, seed 0; the population simulator,
 3000 + 1300 patients) and each model and budget ε (``inf``: no differential privacy; for the DP
@@ -24,7 +26,15 @@ training table (500 rows), or left out; ``--audit-runs`` fits each way with diff
 attack scores each fit by how close its nearest synthetic row comes to the canary. For
 (ε, δ)-DP every test has ``TPR <= e^ε FPR + δ`` and ``TPR <= 1 - e^-ε (1 - δ - FPR)``, so its
 AUC is at most the area under ``min(1, e^ε x + δ, 1 - e^-ε (1 - δ - x))``; the table prints the
-attack AUC, that bound, and the lower bound on ε that the runs certify (Clopper-Pearson 95%).
+attack AUC, that bound, and the lower bound on ε that the runs certify (Clopper-Pearson 95%;
+:mod:`clinsynth.privacy` ``canary_audit``'s bounds).
+
+**Risks** (``--risks``). On every shared single table (``_privacy_data.TABLES``, 70/30 split, seed
+0), the default non-DP model (Gaussian copula) is fitted on the training part and sampled as
+many rows; ``evaluate_privacy`` gives the singling-out, linkability and inference risks (secret:
+the table's outcome) with their 95% intervals, the DCR share with its standard error and both
+membership AUCs. Then the DCR share is checked on each table (50% train, 20% holdout, 30% unseen):
+a verbatim copy of the training rows should read 1.0, the unseen real rows 0.5 within 2 SE.
 """
 
 from __future__ import annotations
@@ -38,10 +48,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_rhc, split  # noqa: E402
+from _privacy_data import TABLES, load_table  # noqa: E402
 
 from clinsynth import GaussianCopulaSynthesizer, Metadata, list_synthesizers  # noqa: E402
 from clinsynth.evaluation import (  # noqa: E402
@@ -49,6 +59,7 @@ from clinsynth.evaluation import (  # noqa: E402
     evaluate_quality,
     evaluate_utility,
 )
+from clinsynth.privacy import auc_upper_bound, epsilon_lower_bound  # noqa: E402
 
 NO_NOISE = 1e9
 #: Network sizes of the deep models here: DP-SGD computes one gradient per row, so the default
@@ -163,30 +174,6 @@ def curve(datasets, models, epsilons, epochs) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- audit
-def auc_bound(epsilon: float, delta: float) -> float:
-    """The largest AUC any membership test can have against an (ε, δ)-DP mechanism."""
-    if math.isinf(epsilon):
-        return 1.0
-    x = np.linspace(0, 1, 100_001)
-    tpr = np.minimum.reduce(
-        [np.ones_like(x), math.exp(epsilon) * x + delta, 1 - math.exp(-epsilon) * (1 - delta - x)]
-    )
-    return float(np.trapezoid(np.clip(tpr, 0, 1), x))
-
-
-def epsilon_lower_bound(scores_in: np.ndarray, scores_out: np.ndarray, delta: float) -> float:
-    """The largest ε the runs certify at 95% (Clopper-Pearson on TPR and FPR, each threshold)."""
-    best = 0.0
-    n_in, n_out = len(scores_in), len(scores_out)
-    for t in np.unique(np.concatenate([scores_in, scores_out])):
-        k_in, k_out = int((scores_in >= t).sum()), int((scores_out >= t).sum())
-        tpr_lo = stats.beta.ppf(0.025, k_in, n_in - k_in + 1) if k_in else 0.0
-        fpr_hi = stats.beta.ppf(0.975, k_out + 1, n_out - k_out) if k_out < n_out else 1.0
-        if tpr_lo - delta > 0 and fpr_hi > 0:
-            best = max(best, math.log((tpr_lo - delta) / fpr_hi))
-    return best
-
-
 def audit(model_name: str, epsilons, runs: int, epochs: int) -> pd.DataFrame:
     df, md, canary = _audit_data()
     public = {
@@ -221,7 +208,7 @@ def audit(model_name: str, epsilons, runs: int, epochs: int) -> pd.DataFrame:
                 "epsilon": "no DP" if math.isinf(eps) else eps,
                 "runs_each": runs,
                 "attack_auc": auc,
-                "auc_bound": auc_bound(eps, delta),
+                "auc_bound": auc_upper_bound(eps, delta),
                 "epsilon_certified_95": epsilon_lower_bound(s_in, s_out, delta),
             }
         )
@@ -268,6 +255,76 @@ def _distance_to(canary: pd.DataFrame, syn: pd.DataFrame, public: dict) -> float
     return float(np.sqrt(np.nanmin(d)))
 
 
+# --------------------------------------------------------------------------- risks
+def _interval(res: dict | None) -> str:
+    if res is None or not res.get("n_attacks"):
+        return "n/a"
+    return f"{res['risk']:.3f} [{res['ci_low']:.3f}, {res['ci_high']:.3f}]"
+
+
+def risks(tables: list[str], n_attacks: int, seed: int = 0) -> pd.DataFrame:
+    """The default non-DP model (Gaussian copula) on every shared table: the three
+    re-identification risks with their 95% intervals, DCR share and the membership AUCs."""
+    rows = []
+    for name in tables:
+        df, md, secret = load_table(name)
+        train, holdout = split(df)
+        start = time.perf_counter()
+        syn = GaussianCopulaSynthesizer(md, random_state=seed).fit(train).sample(len(train))
+        report = evaluate_privacy(
+            train,
+            syn,
+            md,
+            holdout=holdout,
+            sensitive_columns=[secret],
+            n_attacks=n_attacks,
+            random_state=seed,
+        )
+        m = report.metrics
+        attacks = [m["singling_out"], m["linkability"], m["inference"].get(secret)]
+        upper = max(a["ci_high"] for a in attacks if a and a.get("n_attacks"))
+        rows.append(
+            {
+                "table": name,
+                "train/holdout": f"{len(train)}/{len(holdout)}",
+                "singling_out": _interval(attacks[0]),
+                "linkability": _interval(attacks[1]),
+                "inference": _interval(attacks[2]),
+                "largest_upper": upper,
+                "upper<=0.05": "yes" if upper <= 0.05 else "no",
+                "dcr_share": f"{m['dcr_share']:.3f} ± {m['dcr_share_se']:.3f}",
+                "mia_auc": m["mia_auc"],
+                "domias_auc": m["domias_auc"],
+                "verdict": report.statement.split(":")[0],
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        print(_fmt(pd.DataFrame(rows[-1:])), flush=True)
+    return pd.DataFrame(rows)
+
+
+def dcr_checks(tables: list[str], seed: int = 0) -> pd.DataFrame:
+    """The DCR share of a verbatim copy of the training rows (1.0 expected) and of real rows the
+    model never saw (0.5 expected, within 2 SE), with 50% train, 20% holdout, 30% unseen."""
+    rows = []
+    for name in tables:
+        df, md, _ = load_table(name)
+        idx = np.random.default_rng(seed).permutation(len(df))
+        cut = [int(0.5 * len(df)), int(0.7 * len(df))]
+        train, holdout, unseen = (df.iloc[part] for part in np.split(idx, cut))
+        out = {"table": name, "train/holdout/unseen": f"{len(train)}/{len(holdout)}/{len(unseen)}"}
+        for label, syn in (("copy", train), ("unseen", unseen)):
+            m = evaluate_privacy(
+                train, syn, md, holdout=holdout, n_attacks=50, random_state=seed
+            ).metrics
+            out[f"{label}_dcr_share"] = m["dcr_share"]
+            out[f"{label}_se"] = m["dcr_share_se"]
+        out["unseen_z"] = (out["unseen_dcr_share"] - 0.5) / out["unseen_se"]
+        rows.append(out)
+        print(_fmt(pd.DataFrame(rows[-1:])), flush=True)
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------- main
 def _fmt(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else df.to_string()
@@ -289,16 +346,30 @@ def main() -> None:
     parser.add_argument("--audit-runs", type=int, default=40)
     parser.add_argument("--audit-models", default="dp_marginal")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--risks", action="store_true", help="only the risk and DCR tables")
+    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--n-attacks", type=int, default=500)
     parser.add_argument("--out", default="benchmarks/results/privacy.csv")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # third-party fit warnings would drown the tables
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.risks:
+        tables = [t for t in args.tables.split(",") if t]
+        found = risks(tables, args.n_attacks)
+        print("\n## Re-identification risks of the Gaussian copula (no DP)\n")
+        print(_fmt(found))
+        found.to_csv(out.with_name(out.stem + "_risks.csv"), index=False)
+        checks = dcr_checks(tables)
+        print("\n## DCR share: a verbatim copy and unseen real rows\n")
+        print(_fmt(checks))
+        checks.to_csv(out.with_name(out.stem + "_dcr.csv"), index=False)
+        return
     epsilons = [float(e) for e in args.epsilons.split(",")]
     models = [m for m in args.models.split(",") if m]
     table = curve([d for d in args.datasets.split(",") if d], models, epsilons, args.epochs)
     print("\n## Privacy-utility curve\n")
     print(_fmt(table))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     if args.audit_runs:
         audits = pd.concat(

@@ -45,16 +45,11 @@ def dashboard(
 def serve(port: int) -> int:
     """Run the Streamlit server until it stops or this process is asked to stop; returns its
     exit code (0 when stopped by a signal)."""
-    from clinsynth.dashboard import streamlit_command
-    from clinsynth.errors import ClinsynthError
+    from clinsynth._extras import require
 
-    try:
-        import streamlit  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - streamlit is a core dependency
-        raise ClinsynthError(
-            "The dashboard needs Streamlit, which is not installed. Run `pip install streamlit` "
-            "(or reinstall clinsynth)."
-        ) from exc
+    require("streamlit", "The dashboard")
+    from clinsynth.dashboard import streamlit_command
+
     server = subprocess.Popen(streamlit_command(port), preexec_fn=_die_with_parent())
     stopped: list[int] = []
 

@@ -268,6 +268,18 @@ def _trim(num: Numbers, t: int, candidates: list[int], sample: np.ndarray) -> li
     return [candidates[i] for i in np.argsort(-corr, kind="stable")[:limit]]
 
 
+#: Columns with larger values (or infinities) take no part in formulas: their squares overflow.
+_LARGEST_FOR_FORMULAS = 1e100
+
+
+def _fits(values: np.ndarray) -> bool:
+    """Whether a column can enter a least-squares formula: finite, not huge, not constant."""
+    known = values[~np.isnan(values)]
+    if known.size == 0 or not np.all(np.abs(known) < _LARGEST_FOR_FORMULAS):
+        return False
+    return bool(np.std(known) > 0)
+
+
 def formula_rules(
     num: Numbers, data: pd.DataFrame, sample: np.ndarray, *, targets: int, min_rows: int
 ) -> tuple[list[Formula], set[str]]:
@@ -276,7 +288,7 @@ def formula_rules(
     derived: set[int] = set()
     rules: list[Formula] = []
     present = num.present[sample]
-    variable = [j for j in range(len(num.names)) if np.nanstd(num.values[sample, j]) > 0]
+    variable = [j for j in range(len(num.names)) if _fits(num.values[sample, j])]
     for t in reversed([j for j in variable if j < targets]):
         where = present[:, t]
         if where.sum() < min_rows:

@@ -297,9 +297,17 @@ def _privacy_body(result: EvaluationResult) -> str:
     parts = [
         f"<p>Overall: <b>{_esc(result.privacy_verdict())} risk</b> (privacy score "
         f"{_fmt(p.get_score())}).</p>",
+        f"<div class='explain'><b>Statement.</b> {_esc(p.statement)}</div>" if p.statement else "",
         _table(risks, verdict_col="Verdict"),
         _notes(p.notes),
     ]
+    if "Re-identification Attacks" in p.detail_names:
+        parts.append(
+            "<h3>Re-identification attacks (Giomi et al. 2023)</h3><p>How often each attack "
+            "succeeds on training patients, on patients the model never saw, and by guessing; "
+            "the risk is the first beyond the second, out of what the second leaves to win.</p>"
+        )
+        parts.append(_table(p.get_details("Re-identification Attacks")))
     hist = result.figures.get("dcr_histogram")
     if hist:
         h = pd.DataFrame(hist)

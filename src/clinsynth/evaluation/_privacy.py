@@ -1,43 +1,35 @@
 """``evaluate_privacy``: how much does the synthetic data reveal about the training patients?
 
 Every measure compares the training records (which the model saw) with holdout records (real
-patients it never saw). Synthetic data that is as close to the holdout as to the training records
-reveals nothing specific about the training patients. Records are encoded as standardized numbers
-and one-hot categories fitted on the training data (:mod:`clinsynth.evaluation._encoding`), and
-compared with the Euclidean distance. The training set is subsampled to the holdout's size so that
-"closer to train than to holdout" has a fair 50% baseline.
+patients it never saw): what the synthetic data tells about anyone from the population is not a
+leak; only what it tells about the training patients beyond that is.
 
-* **DCR share** — share of synthetic rows closer to their nearest training record than to their
-  nearest holdout record (ties count half). 0.5 is ideal; 1.0 means every row hugs a patient.
-* **NNDR** — distance to the nearest training record divided by the distance to the second
-  nearest; a small ratio means a synthetic row is close to one specific patient. Compared with the
-  holdout's ratios: the share of synthetic rows below the holdout's 5th percentile (0.05 expected).
-* **Exact copies** — share of synthetic rows identical to a training row (over all statistical
-  columns, all rows), beyond the share of holdout rows that happen to equal a training row.
-* **Membership inference** — the attacker scores each record by its distance to the nearest
-  synthetic row; the ROC AUC of telling training records from holdout records. 0.5 = no leakage.
-* **Attribute inference** (``sensitive_columns``) — k-nearest-neighbour (k=5) guesses of the
-  sensitive value from the other columns through the synthetic data; risk is the accuracy gained
-  on training records over holdout records, normalized as in anonymeter.
-* **Singling out, linkability, inference** — see :mod:`clinsynth.evaluation._attacks`.
+* **Re-identification risks as Giomi et al. define them** (the anonymeter method, PoPETs 2023):
+  singling out, linkability and inference, each the main attack's success beyond the control's,
+  with a 95% interval (:mod:`clinsynth.evaluation._attacks`, :mod:`._singling_out`).
+* **DCR share** against all training records, corrected for the sizes of train and holdout, with
+  its standard error (:mod:`clinsynth.evaluation._membership`). 0.5 is ideal; 1.0 is a copy.
+* **NNDR** — distance to the nearest training record over the distance to the second nearest; the
+  share of synthetic rows below the holdout's 5th percentile (0.05 expected; informational).
+* **Exact copies** — share of synthetic rows identical to a training row (all statistical columns,
+  all rows), beyond the share of holdout rows that happen to equal a training row.
+* **Membership inference** — by distance to the nearest synthetic row, and by density ratio
+  (DOMIAS); ROC AUC of training against holdout records. 0.5 = no leakage.
 
 Verdicts ("low", "medium", "high") only call a risk medium or high when it stands out from
-sampling noise (by two standard errors, or by the lower bound of an attack's interval).
-The score is the lowest of the property scores (1 = no measurable risk): ``1 - 2 * excess`` where
-the excess is ``dcr_share - 0.5`` (and ``mia_auc - 0.5``) beyond two standard errors,
-``1 - excess copy share / (1 - baseline)``, and ``1 - lower bound of the risk`` for each attack.
+sampling noise (by two standard errors, or by the lower bound of an attack's interval). The score
+is the lowest of the property scores (1 = no measurable risk). ``report.statement`` says it all in
+one paragraph for a data-protection officer.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
-from sklearn.neighbors import NearestNeighbors
 
 from clinsynth._utils import ProgressCallback, report
 from clinsynth.errors import DataError, ParameterError
-from clinsynth.evaluation._attacks import inference, linkability, singling_out
+from clinsynth.evaluation._attacks import inference, linkability, mixed_tables
 from clinsynth.evaluation._common import (
     Sampling,
     check_positive_int,
@@ -48,14 +40,11 @@ from clinsynth.evaluation._common import (
     subsample,
 )
 from clinsynth.evaluation._encoding import FeatureEncoder
-from clinsynth.evaluation._privacy_text import risk_rows
+from clinsynth.evaluation._membership import dcr_share, distance_mia, domias, nearest_distances
+from clinsynth.evaluation._privacy_text import attack_table, risk_rows, statement
 from clinsynth.evaluation._reports import PrivacyReport
+from clinsynth.evaluation._singling_out import singling_out
 from clinsynth.metadata import Metadata
-
-
-def _nn(reference: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    nn = NearestNeighbors(n_neighbors=min(k, len(reference)), n_jobs=1).fit(reference)
-    return nn.kneighbors(queries, return_distance=True)[0]
 
 
 def _nndr(d: np.ndarray) -> np.ndarray:
@@ -74,6 +63,37 @@ def _histogram(a: np.ndarray, b: np.ndarray, bins: int = 40) -> pd.DataFrame:
     return pd.DataFrame(
         {"Bin Start": edges[:-1], "Bin End": edges[1:], "To Train": ca, "To Holdout": cb}
     )
+
+
+def _check_columns(
+    columns: list[str],
+    sensitive: list[str],
+    quasi_identifiers: list[str] | None,
+    aux_columns: object,
+) -> None:
+    for name, given in (("sensitive_columns", sensitive), ("quasi_identifiers", quasi_identifiers)):
+        bad = [c for c in given or [] if c not in columns]
+        if bad:
+            raise ParameterError(
+                f"The '{name}' parameter of evaluate_privacy must name statistical columns of the "
+                f"metadata ({', '.join(columns)}). Got {bad!r}."
+            )
+    if aux_columns is None:
+        return
+    ok = (
+        isinstance(aux_columns, list | tuple)
+        and len(aux_columns) == 2
+        and all(isinstance(part, list | tuple) and len(part) > 0 for part in aux_columns)
+    )
+    if ok:
+        bad = [c for part in aux_columns for c in part if c not in columns]
+        ok = not bad and not set(aux_columns[0]) & set(aux_columns[1])
+    if not ok:
+        raise ParameterError(
+            "The 'aux_columns' parameter of evaluate_privacy must be two non-empty lists of "
+            f"distinct statistical columns ({', '.join(columns)}), one per database the attacker "
+            f"holds. Got {aux_columns!r}."
+        )
 
 
 @single_threaded
@@ -100,20 +120,23 @@ def evaluate_privacy(
     metadata : Metadata
         Single-table metadata; id and PII columns are left out of the distances.
     holdout : DataFrame
-        Real records from the same population that the synthesizer never saw.
+        Real records from the same population that the synthesizer never saw (the control).
     sensitive_columns : list of str, optional
-        Columns an attacker should not learn (diagnosis, HIV status...): attribute-inference and
-        inference risks are measured for them.
+        Columns an attacker should not learn (diagnosis, HIV status...): the inference risk is
+        measured for each.
     quasi_identifiers : list of str, optional
         Columns an attacker may know (age, sex, postcode...): the singling-out predicates and the
         inference attacks use them. Every statistical column (other than the secret) by default.
     aux_columns : (list, list), optional
         The two column sets of the linkability attack; the two halves of the columns by default.
     max_rows : int or None
-        Rows drawn from the holdout, the training data (to the holdout's size) and the synthetic
-        data for the distance-based measures; exact copies use every row.
+        Rows drawn from the holdout and from the synthetic data for the distances, the
+        membership attacks and the attackers' synthetic data; every training row is kept (a
+        synthetic row copied from any of them must find its twin). Exact copies and the
+        singling-out counts use every real row.
     n_attacks : int
-        Attacks per anonymeter-style risk.
+        Singling-out predicates, and training and holdout records attacked per linkability and
+        inference risk (at most the holdout's size). More attacks narrow the intervals.
     random_state : int, optional
     progress : callable, optional
         ``progress(total, completed, message)``.
@@ -121,8 +144,10 @@ def evaluate_privacy(
     Returns
     -------
     PrivacyReport
-        Properties per risk, ``metrics`` with ``dcr_share``, ``mia_auc``, ``exact_copy_share``...,
-        and ``get_details("Risks")`` with a verdict and advice per risk.
+        Properties per risk, ``metrics`` with ``dcr_share`` (and ``dcr_share_se``), ``mia_auc``,
+        ``domias_auc``, ``exact_copy_share``, ``singling_out``, ``linkability``, ``inference``...,
+        ``get_details("Risks")`` with a verdict and advice per risk, and ``statement``: one
+        paragraph for a data-protection officer.
 
     Examples
     --------
@@ -149,13 +174,7 @@ def evaluate_privacy(
             "of the columns (numerical, categorical, ...)."
         )
     sensitive = list(sensitive_columns or [])
-    for name, given in (("sensitive_columns", sensitive), ("quasi_identifiers", quasi_identifiers)):
-        bad = [c for c in given or [] if c not in columns]
-        if bad:
-            raise ParameterError(
-                f"The '{name}' parameter of evaluate_privacy must name statistical columns of the "
-                f"metadata ({', '.join(columns)}). Got {bad!r}."
-            )
+    _check_columns(columns, sensitive, quasi_identifiers, aux_columns)
     rng = np.random.default_rng(random_state)
     sampling = Sampling()
     total = 5
@@ -166,73 +185,71 @@ def evaluate_privacy(
     baseline = float(np.isin(row_keys(hold, table, columns), cols_keys).mean())
 
     h = subsample(hold, max_rows, rng)
-    t = subsample(train, len(h), rng)
     s = subsample(synth, max_rows, rng)
-    if (len(t), len(h), len(s)) != (len(train), len(hold), len(synth)):
-        sampling.record(
-            "Distances, membership and attacks", train=len(t), holdout=len(h), synthetic=len(s)
-        )
+    t = subsample(train, len(h), rng)  # members for the balanced membership attacks
+    if (len(h), len(s)) != (len(hold), len(synth)):
+        sampling.record("Distances, membership and attacks", holdout=len(h), synthetic=len(s))
     enc = FeatureEncoder(table, columns).fit(train)
-    xt, xh, xs = enc.transform(t), enc.transform(h), enc.transform(s)
+    x_train, xt, xh, xs = enc.transform(train), enc.transform(t), enc.transform(h), enc.transform(s)
     report(progress, total, 1, "Distances to closest records")
 
-    d_st = _nn(xt, xs, 2)
-    d_sh = _nn(xh, xs, 1)[:, 0]
-    dcr_t = d_st[:, 0]
-    dcr_share = float(np.mean(dcr_t < d_sh) + 0.5 * np.mean(dcr_t == d_sh))
+    d_st = nearest_distances(x_train, xs, 2)
+    d_sh = nearest_distances(xh, xs, 1)[:, 0]
+    closeness = dcr_share(x_train, xh, xs)
     nndr_s = _nndr(d_st)
-    nndr_h = _nndr(_nn(xt, xh, 2))
+    nndr_h = _nndr(nearest_distances(x_train, xh, 2))
     p5 = float(np.quantile(nndr_h, 0.05))
-    nndr_low = float(np.mean(nndr_s < p5))
     report(progress, total, 2, "Membership inference")
 
-    d_ts = _nn(xs, xt, 1)[:, 0]
-    d_hs = _nn(xs, xh, 1)[:, 0]
-    labels = np.r_[np.ones(len(d_ts)), np.zeros(len(d_hs))]
-    mia_auc = float(roc_auc_score(labels, -np.r_[d_ts, d_hs]))
+    membership = {**distance_mia(xt, xh, xs), **domias(xt, xh, xs, rng)}
     report(progress, total, 3, "Singling out and linkability")
 
-    na = min(n_attacks, len(h))
-    at = t.iloc[rng.permutation(len(t))[:na]]
-    ah = h.iloc[rng.permutation(len(h))[:na]]
+    # every real row: singling-out predicates are counted on all of them (cheap), and a holdout
+    # cut to max_rows would widen the extrapolation of the control rate
+    na = min(n_attacks, len(hold), len(train))
+    m_train, m_hold, m_syn = mixed_tables([train, hold, s], table, columns)
+    targets = m_train.rows(rng.permutation(len(train))[:na])
+    controls = m_hold.rows(rng.permutation(len(hold))[:na])
     qi = list(quasi_identifiers) if quasi_identifiers else columns
-    so, so_cols = singling_out(t, h, s, table, qi, n_attacks=n_attacks, rng=rng)
+    so_cols = [columns.index(c) for c in qi]
+    so = singling_out(
+        m_train.select(so_cols),
+        m_hold.select(so_cols),
+        m_syn.select(so_cols),
+        n_attacks=n_attacks,
+        rng=rng,
+    )
+    if aux_columns is None and len(columns) > 1:
+        half = len(columns) // 2
+        aux_columns = (columns[:half], columns[half:])
     link = (
-        linkability(at, ah, s, table, columns, aux_columns=aux_columns)
-        if len(columns) > 1
+        linkability(targets, controls, m_syn, aux_columns, rng=rng)
+        if aux_columns is not None
         else None
     )
     report(progress, total, 4, "Inference")
 
     inferences = {}
     for col in sensitive:
-        aux = [c for c in (quasi_identifiers or columns) if c != col]
-        if not aux:
-            continue
-        knn_risk, acc_t, acc_h = inference(at, ah, s, table, col, aux, k=5, fit_on=train)
-        nn_risk, _, _ = inference(at, ah, s, table, col, aux, k=1, fit_on=train)
-        inferences[col] = {
-            "attribute_inference": {**knn_risk, "accuracy_train": acc_t, "accuracy_holdout": acc_h},
-            "inference": nn_risk,
-            "quasi_identifiers": aux,
-        }
+        aux = [c for c in qi if c != col]
+        if aux:
+            inferences[col] = inference(targets, controls, m_syn, col, aux, rng=rng)
 
     metrics = {
-        "dcr_share": dcr_share,
-        # standard errors under "no leakage", used so that noise is not called a risk
-        "dcr_share_se": float(0.5 / np.sqrt(min(len(s), len(h)))),
-        "mia_auc_se": float(np.sqrt((len(t) + len(h) + 1) / (12 * len(t) * len(h)))),
-        "dcr_train_median": float(np.median(dcr_t)),
+        **closeness,
+        **membership,
+        "dcr_train_median": float(np.median(d_st[:, 0])),
         "dcr_holdout_median": float(np.median(d_sh)),
         "nndr_synthetic_median": float(np.median(nndr_s)),
         "nndr_holdout_median": float(np.median(nndr_h)),
-        "nndr_below_holdout_p5_share": nndr_low,
+        "nndr_below_holdout_p5_share": float(np.mean(nndr_s < p5)),
+        "nndr_below_holdout_p5_se": float(np.sqrt(0.05 * 0.95 / len(nndr_s))),
         "exact_copy_share": copy_share,
         "holdout_copy_share_baseline": baseline,
-        "mia_auc": mia_auc,
-        "singling_out": {**so, "columns_most_used": so_cols},
+        "singling_out": so,
         "linkability": link,
         "inference": inferences,
+        "rows": {"train": len(train), "holdout": len(hold), "synthetic": len(synth)},
     }
     risks, properties = risk_rows(metrics)
     details = {
@@ -240,25 +257,34 @@ def evaluate_privacy(
         "Distance To Closest Record": pd.DataFrame(
             [
                 {
-                    "dcr_share": dcr_share,
-                    "dcr_train_median": metrics["dcr_train_median"],
-                    "dcr_holdout_median": metrics["dcr_holdout_median"],
-                    "nndr_synthetic_median": metrics["nndr_synthetic_median"],
-                    "nndr_holdout_median": metrics["nndr_holdout_median"],
-                    "nndr_below_holdout_p5_share": nndr_low,
+                    key: metrics[key]
+                    for key in (
+                        "dcr_share",
+                        "dcr_share_se",
+                        "dcr_share_raw",
+                        "dcr_share_raw_expected",
+                        "dcr_train_median",
+                        "dcr_holdout_median",
+                        "nndr_synthetic_median",
+                        "nndr_holdout_median",
+                        "nndr_below_holdout_p5_share",
+                    )
                 }
             ]
         ),
-        "Membership Inference": pd.DataFrame([{"mia_auc": mia_auc}]),
+        "Membership Inference": pd.DataFrame(
+            [{k: metrics[k] for k in ("mia_auc", "mia_auc_se", "domias_auc", "domias_auc_se")}]
+        ),
         "Exact Copies": pd.DataFrame(
             [{"exact_copy_share": copy_share, "holdout_copy_share_baseline": baseline}]
         ),
-        "DCR Histogram": _histogram(dcr_t, d_sh),
+        "Re-identification Attacks": attack_table(metrics),
+        "DCR Histogram": _histogram(d_st[:, 0], d_sh),
     }
     notes = []
     if not sensitive:
         notes.append(
-            "No sensitive columns were named, so attribute inference was not measured. Name the "
+            "No sensitive columns were named, so inference risk was not measured. Name the "
             "columns an attacker must not learn (e.g. a diagnosis) with sensitive_columns."
         )
     if len(h) < 100:
@@ -274,4 +300,5 @@ def evaluate_privacy(
         sampling=sampling.notes,
         notes=notes,
         score=min((v for v in properties.values() if v is not None), default=None),
+        statement=statement(metrics, risks),
     )

@@ -138,11 +138,21 @@ class UtilityReport(BaseReport):
 class PrivacyReport(BaseReport):
     """Privacy risk against a real holdout; 1 means no measurable risk.
 
-    The score is the lowest (worst) property score, since one open door is enough.
+    The score is the lowest (worst) property score, since one open door is enough;
+    ``statement`` says what the figures mean in one paragraph.
     """
 
     name = "privacy"
     title = "Privacy"
+
+    def __init__(self, *args: Any, statement: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: One paragraph for a data-protection officer: the conclusion, the figures, their meaning.
+        self.statement = statement
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`BaseReport.to_dict`, with the ``statement``."""
+        return {**super().to_dict(), "statement": self.statement}
 
     @property
     def risks(self) -> pd.DataFrame:

@@ -6,6 +6,8 @@
 * :class:`DPSGD` privatizes the gradients of any torch network (per-row clipping with
   ``torch.func`` and Gaussian noise) on Poisson batches (:func:`poisson_batch`).
 * :class:`DPStatistics` makes the table transformer learn from public bounds or noisy histograms.
+* :func:`canary_audit` checks empirically that an attack does no better than epsilon allows
+  (:func:`epsilon_lower_bound`, :func:`auc_upper_bound`, :func:`max_certifiable_epsilon`).
 
 See ``docs/PRIVACY.md`` for what is guaranteed and what is not.
 """
@@ -19,6 +21,12 @@ from clinsynth.privacy._accountant import (
     gaussian_rdp,
     rho_for_epsilon,
     sampled_gaussian_rdp,
+)
+from clinsynth.privacy._audit import (
+    auc_upper_bound,
+    canary_audit,
+    epsilon_lower_bound,
+    max_certifiable_epsilon,
 )
 from clinsynth.privacy._dpsgd import DPSGD, critic_row_loss, functional, poisson_batch
 from clinsynth.privacy._statistics import (
@@ -34,12 +42,16 @@ __all__ = [
     "ColumnPrivacy",
     "DPStatistics",
     "PrivacyAccountant",
+    "auc_upper_bound",
     "calibrate_noise_multiplier",
+    "canary_audit",
     "critic_row_loss",
     "default_delta",
     "epsilon_from_rdp",
+    "epsilon_lower_bound",
     "functional",
     "gaussian_rdp",
+    "max_certifiable_epsilon",
     "noisy_histogram",
     "poisson_batch",
     "release_threshold",

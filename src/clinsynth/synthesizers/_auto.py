@@ -128,8 +128,9 @@ class AutoSynthesizer(BaseSynthesizer):
         Share of rows held out to score the candidates.
     max_dcr_share : float
         A candidate whose DCR share exceeds this is not chosen (0.5 means no memorization). On a
-        small validation split the measure is noisy (its standard error is 0.5 / sqrt(validation
-        rows): 0.065 with 60 rows, 0.016 with 1,000), so the limit applied is the larger of this
+        small validation split the measure is noisy (its standard error, computed exactly from
+        the split with the size correction, is about 0.5 / sqrt(validation rows) or a little
+        more: 0.07 with 60 rows, 0.016 with 1,000), so the limit applied is the larger of this
         and 0.5 plus two standard errors: a candidate fails when its excess stands out from the
         noise. The leaderboard's note gives the limit applied to a candidate that failed.
     max_mia_auc : float
