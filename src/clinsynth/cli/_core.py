@@ -497,6 +497,10 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     if privacy:
         for key, value in privacy.items():
             grid.add_row(f"privacy {key}", json.dumps(value))
+    elif manifest.get("kind") == "multi_table":
+        for name, entry in manifest.get("tables", {}).items():
+            table_privacy = entry.get("privacy") or {}
+            grid.add_row(f"privacy of '{name}'", _guarantee(table_privacy, entry))
     else:
         grid.add_row("privacy", "no differential privacy (no formal guarantee)")
     console.print(grid)
@@ -510,6 +514,15 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
         for row in compact.itertuples(index=False):
             board.add_row(*row)
         console.print(board)
+
+
+def _guarantee(privacy: dict, entry: dict) -> str:
+    """One table's privacy in a schema bundle, in one line."""
+    if not entry.get("model"):
+        return "reference table (stored verbatim)"
+    if privacy.get("differential_privacy"):
+        return str(privacy.get("guarantee", "differential privacy"))
+    return "no differential privacy (no formal guarantee)"
 
 
 @app.command()

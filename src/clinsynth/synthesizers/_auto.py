@@ -57,7 +57,8 @@ from clinsynth.synthesizers._auto_budget import (
     _is_duration,
     parse_duration,
 )
-from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _jsonable_params
+from clinsynth.synthesizers._base import BaseSynthesizer, _is_float
+from clinsynth.synthesizers._persist import jsonable_params
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
 
 logger = logging.getLogger(__name__)
@@ -728,7 +729,7 @@ class AutoSynthesizer(BaseSynthesizer):
         model = self.model_
         state, tensors = model._get_state()
         params = {k: v for k, v in model.get_params().items() if k not in model._runtime_params}
-        return {"chosen": self.chosen_, "params": _jsonable_params(params), "state": state}, tensors
+        return {"chosen": self.chosen_, "params": jsonable_params(params), "state": state}, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         from clinsynth.io import _schema as S
