@@ -66,13 +66,15 @@ def _load_metadata(metadata: Path | None, data: Any) -> Any:
 
 
 def _output_kind(path: Path) -> str:
+    from clinsynth.io._formats import format_of, listed_suffixes
+
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".xlsx", ".parquet", ".tsv"):
+    if format_of(path, writing=True) is not None:
         return "file"
     if suffix == "":
         return "folder"
     raise DataError(
-        f"Cannot write '{path}': unsupported type '{suffix}'. Use .csv, .xlsx or .parquet (or a "
+        f"Cannot write '{path}': unsupported type '{suffix}'. Use {listed_suffixes()} (or a "
         "folder for multi-table output)."
     )
 
@@ -432,10 +434,10 @@ def sample(
 
     conditions = parse_conditions(condition) if condition else None
     if output is not None and _output_kind(output) == "folder":
-        raise DataError(
-            f"'{output}' has no file type. Give OUT.csv, OUT.xlsx or OUT.parquet for a single "
-            "table."
-        )
+        from clinsynth.io._formats import listed_suffixes
+
+        names = listed_suffixes().replace(".", "OUT.")
+        raise DataError(f"'{output}' has no file type. Give {names} for a single table.")
     check_sample_size(synth, num_rows)
     if output is not None:
         columns = synth.get_metadata().get_table(synth.table_name).columns

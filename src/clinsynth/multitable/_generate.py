@@ -17,7 +17,7 @@ import pandas as pd
 
 from clinsynth.metadata import Metadata
 from clinsynth.multitable._conditional import sample_conditioned
-from clinsynth.multitable._context import FeatureEncoder
+from clinsynth.multitable._context import ContextEncoder
 from clinsynth.multitable._dates import decode_dates, needed_ancestor_bounds, shift_dates, to_ns
 from clinsynth.multitable._learn import aligned, count_column
 from clinsynth.multitable._match import (
@@ -226,7 +226,7 @@ def context_frame(
     n = len(next(iter(anc.values()))) if anc else 0
     for feature in plan["context"]:
         table = feature["table"]
-        encoder = FeatureEncoder.from_dict(feature["encoder"])
+        encoder = ContextEncoder.from_dict(feature["encoder"])
         z = encoder.transform(state.aug[table][feature["column"]], feature["sdtype"])
         pos = anc[table]
         values = np.zeros(n)
