@@ -214,8 +214,7 @@ def unconditional(
 ) -> pd.DataFrame:
     if model is None:
         return pd.DataFrame(index=range(n))
-    model._sample_rng = rng
-    return model._sample_rows(n).drop(columns=drop, errors="ignore")
+    return model.sample_rows(n, rng).drop(columns=drop, errors="ignore")
 
 
 def context_frame(

@@ -480,6 +480,45 @@ class BaseSynthesizer:
         """Rows assembled from several batches get fresh, unique identifiers."""
         return self._transformer_.regenerate_ids(df, rng)
 
+    # ------------------------------------------------------------------ context (multitable)
+    def sample_rows(self, num_rows: int, rng: np.random.Generator) -> pd.DataFrame:
+        """``num_rows`` rows that satisfy every rule, drawn from ``rng``, which becomes the
+        model's sampling stream (a schema model hands each table model its own stream)."""
+        self._check_fitted()
+        self._sample_rng = rng
+        return self._sample_rows(num_rows)
+
+    def sample_given_context(
+        self,
+        context: pd.DataFrame,
+        rng: np.random.Generator,
+        *,
+        rows: np.ndarray | None = None,
+        axis: np.ndarray | None = None,
+        strata: list[dict] | None = None,
+    ) -> pd.DataFrame:
+        """One row per requested context, drawn given it; the context columns dropped.
+
+        ``context`` holds some of the model's own (numerical) columns, one row per distinct
+        context (a parent row); ``rows`` gives, for each row to draw, its context row (None:
+        one row per context). This default draws rows jointly with the context and pairs them
+        with the requested contexts by rank along ``axis`` (a match that uses each drawn row
+        once); a model that conditions exactly overrides it (the Gaussian copula, which also
+        uses ``strata`` from :meth:`context_strata`).
+        """
+        from clinsynth.synthesizers._context import rank_matched
+
+        rows = np.arange(len(context)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(context.columns) == 0 or len(rows) == 0:
+            return self.sample_rows(len(rows), rng)
+        wanted = context.iloc[rows].reset_index(drop=True)
+        return rank_matched(self, wanted, np.zeros(0) if axis is None else axis, rng)
+
+    def context_strata(self, frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+        """What :meth:`sample_given_context` needs to know of the training ``frame``'s
+        ``columns`` (JSON-able; saved in a schema model's plan). Empty for most models."""
+        return []
+
     # ------------------------------------------------------------------ losses
     def get_loss_values(self) -> pd.DataFrame:
         """Training losses per epoch (empty for models without iterative training)."""
