@@ -132,7 +132,9 @@ def test_a_model_that_copies_rows_is_not_chosen(table, copycat):
     relaxed = AutoSynthesizer(
         md, candidates=[copycat], max_dcr_share=1.0, max_mia_auc=1.0, random_state=0
     ).fit(df)
-    assert relaxed.chosen_ == "copycat" and relaxed.leaderboard_.loc[0, "passes_privacy"]
+    # with the limits lifted the copier passes (refined or not: the winner is tried refined)
+    assert relaxed.chosen_.split("+")[0] == "copycat"
+    assert relaxed.leaderboard_.loc[0, "passes_privacy"]
 
 
 def test_no_safe_candidate_raises_with_the_leaderboard(table, copycat):
@@ -387,7 +389,7 @@ def test_a_candidate_that_fails_is_reported_and_the_others_go_on(table):
     ).fit(df)
     row = auto.leaderboard_.set_index("model").loc["tabddpm"]
     assert row["status"] == "error" and "condition_column" in row["note"]
-    assert auto.chosen_ == "gaussian_copula"
+    assert auto.chosen_.split("+")[0] == "gaussian_copula"  # refined or not
 
 
 def test_scoring_reads_a_bounded_subsample(table, monkeypatch):

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from clinsynth.constraints._discover_gates import conditional_identities, conditional_ranges
 from clinsynth.constraints._discover_levels import (
     build_nodes,
     dependency_rules,
@@ -184,6 +185,9 @@ def _discover(
         targets=len(numeric),
         min_rows=MIN_INFORMATIVE,
     )
+    gates = [c for c in columns if table.columns[c]["sdtype"] in _LEVELS]
+    formulas += conditional_identities(num, data, gates, min_rows=MIN_INFORMATIVE, skip=derived)
+    ranges = conditional_ranges(num, data, gates, min_rows=MIN_INFORMATIVE, skip=derived)
     grids, masses = [], []
     for j, col in enumerate(num.names):
         if col in derived:
@@ -217,7 +221,7 @@ def _discover(
     functional = [r for r in dependencies if r.type == "functional_dependency"]
     skips = [r for r in dependencies if r.type == "skip_pattern"]
     rules: list[Constraint] = []
-    for kind in (functional, formulas, skips, implications, grids, masses, orders):
+    for kind in (functional, formulas, skips, implications, grids, masses, orders, ranges):
         if len(kind) > MAX_PER_KIND:
             logger.warning(
                 "Discovery found %d rules of kind %s; keeping the %d with most support.",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._logic import _Condition
 from clinsynth.constraints._rules import Constraint, _numeric
 from clinsynth.errors import MetadataError
 from clinsynth.metadata import TableMetadata
@@ -23,18 +24,39 @@ class Formula(Constraint):
     ``adls`` where ``adls`` is known, an estimate elsewhere), the model learns the column and
     the expression overrides it wherever it can be computed. Expressions use column names,
     numbers and + - * / ** ( ); names with spaces or dots go in backticks.
+
+    With ``when_column`` and ``when_values`` the formula holds only on the rows where that
+    column takes one of those values -- a conditional identity: ``dnrday = slos`` for the
+    patients with no DNR order, ``slos = d.time`` for those who died in hospital. The model
+    then learns the column for every row and the expression overrides it on those rows.
     """
 
     type = "formula"
     can_reparametrize = True
 
-    def __init__(self, column: str, expression: str, tolerance: float | None = None) -> None:
+    def __init__(
+        self,
+        column: str,
+        expression: str,
+        tolerance: float | None = None,
+        when_column: str | None = None,
+        when_values: list | None = None,
+    ) -> None:
         super().__init__()
         self.column, self.expression, self.tolerance = column, expression, tolerance
+        if (when_column is None) != (when_values is None) or when_values == []:
+            raise MetadataError(
+                f"The formula for '{column}' needs both 'when_column' and a non-empty "
+                "'when_values' list, or neither."
+            )
+        self.when = None if when_column is None else _Condition(when_column, list(when_values))
 
     @property
     def columns(self) -> list[str]:
-        return [self.column, *(c for c in _names_in(self.expression) if c != self.column)]
+        names = [self.column, *(c for c in _names_in(self.expression) if c != self.column)]
+        if self.when is not None and self.when.column not in names:
+            names.append(self.when.column)
+        return names
 
     @property
     def outputs(self) -> list[str]:
@@ -42,13 +64,22 @@ class Formula(Constraint):
 
     @property
     def preserving(self) -> bool:  # type: ignore[override]
-        return bool(self.state.get("partial"))
+        return self.when is not None or bool(self.state.get("partial"))
 
     def _params(self) -> dict[str, Any]:
-        return {"column": self.column, "expression": self.expression, "tolerance": self.tolerance}
+        out = {"column": self.column, "expression": self.expression, "tolerance": self.tolerance}
+        if self.when is not None:
+            out |= {"when_column": self.when.column, "when_values": self.when.values}
+        return out
 
     def describe(self) -> str:
-        return f"{self.column} = {self.expression}"
+        text = f"{self.column} = {self.expression}"
+        return text if self.when is None else f"{text} when {self.when.describe()}"
+
+    def _gate(self, data: pd.DataFrame) -> np.ndarray:
+        if self.when is None:
+            return np.ones(len(data), dtype=bool)
+        return self.when.holds(data)
 
     def evaluate(self, data: pd.DataFrame) -> np.ndarray:
         used = [c for c in self.inputs if c in data.columns]
@@ -72,7 +103,7 @@ class Formula(Constraint):
         if tol is None:  # half a unit of the column's last decimal (of these rows, unfitted)
             tol = self.state.get("tolerance") or _half_unit(x)
         close = np.abs(x - expected) <= tol + 1e-9 * np.abs(expected)
-        return close | np.isnan(x) | np.isnan(expected)
+        return close | np.isnan(x) | np.isnan(expected) | ~self._gate(data)
 
     def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
         self.evaluate(data.head(5))  # fail early on a bad expression
@@ -107,7 +138,7 @@ class Formula(Constraint):
             values = np.round(values, self.state["decimals"])
         if self.preserving:
             current, _ = _numeric(data[self.column], table.columns[self.column])
-            values = np.where(np.isnan(values), current, values)
+            values = np.where(np.isnan(values) | ~self._gate(data), current, values)
         out = data.copy()
         if self.state["dtype"].startswith(("int", "Int", "uint")):
             out[self.column] = pd.Series(np.round(values), index=data.index).astype("Int64")

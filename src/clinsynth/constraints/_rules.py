@@ -374,21 +374,56 @@ class Range(Constraint):
     can_reparametrize = True
 
     def __init__(
-        self, column: str, low: float | None = None, high: float | None = None, strict: bool = False
+        self,
+        column: str,
+        low: float | None = None,
+        high: float | None = None,
+        strict: bool = False,
+        when_column: str | None = None,
+        when_values: list | None = None,
     ) -> None:
         super().__init__()
         if low is None and high is None:
             raise MetadataError(f"Range on '{column}' needs a low or a high bound.")
         if low is not None and high is not None and low >= high:
             raise MetadataError(f"Range on '{column}': low ({low}) must be below high ({high}).")
+        if (when_column is None) != (when_values is None) or when_values == []:
+            raise MetadataError(
+                f"The range on '{column}' needs both 'when_column' and a non-empty "
+                "'when_values' list, or neither."
+            )
         self.column, self.low, self.high, self.strict = column, low, high, strict
+        from clinsynth.constraints._logic import _Condition
+
+        self.when = None if when_column is None else _Condition(when_column, list(when_values))
+        if self.when is not None:
+            # A range on some rows only: kept by drawing again the rows that break it (a
+            # reparametrization would change the column for every row).
+            self.can_reparametrize = False  # type: ignore[misc]
 
     @property
     def columns(self) -> list[str]:
+        return [self.column] if self.when is None else [self.column, self.when.column]
+
+    @property
+    def outputs(self) -> list[str]:
         return [self.column]
 
     def _params(self) -> dict[str, Any]:
-        return {"column": self.column, "low": self.low, "high": self.high, "strict": self.strict}
+        out = {"column": self.column, "low": self.low, "high": self.high, "strict": self.strict}
+        if self.when is not None:
+            out |= {"when_column": self.when.column, "when_values": self.when.values}
+        return out
+
+    def describe(self) -> str:
+        if self.when is None:
+            return super().describe()
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{self.column} {'>' if self.strict else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"{self.column} {'<' if self.strict else '<='} {self.high:g}")
+        return f"{' and '.join(bounds)} when {self.when.describe()}"
 
     def check_metadata(self, table: TableMetadata) -> list[str]:
         problems = super().check_metadata(table)
@@ -403,6 +438,8 @@ class Range(Constraint):
             ok &= (x > self.low) if self.strict else (x >= self.low)
         if self.high is not None:
             ok &= (x < self.high) if self.strict else (x <= self.high)
+        if self.when is not None:
+            ok |= ~self.when.holds(data)
         return ok | np.isnan(x)
 
     def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:

@@ -42,7 +42,8 @@ class Metric:
     text : str
         One sentence for a report: what it measures.
     read : callable
-        ``read(report) -> float or None``: the value in a report of the family.
+        ``read(report) -> float or None``: the value in a report of the family (or in a
+        plain dict of its metric values).
     ideal : float, optional
         The value of a perfect (or perfectly private) synthetic table, when it is not 0 or 1.
     fmt : str
@@ -98,13 +99,18 @@ def metrics(family: str | None = None) -> list[Metric]:
     return [m for m in _REGISTRY.values() if family is None or m.family == family]
 
 
+def _values(report: Any) -> dict[str, Any]:
+    """A report's ``metrics``, or a plain dict of metric values (``memorization_checks``)."""
+    return report.metrics if hasattr(report, "metrics") else report
+
+
 def _key(name: str) -> Callable[[Any], Any]:
-    return lambda report: report.metrics.get(name)
+    return lambda report: _values(report).get(name)
 
 
 def _max_of(name: str) -> Callable[[Any], Any]:
     def read(report: Any) -> float | None:
-        values = [v for v in (report.metrics.get(name) or {}).values() if v == v]
+        values = [v for v in (_values(report).get(name) or {}).values() if v == v]
         return max(values) if values else None
 
     return read
@@ -112,7 +118,7 @@ def _max_of(name: str) -> Callable[[Any], Any]:
 
 def _mean_of(name: str) -> Callable[[Any], Any]:
     def read(report: Any) -> float | None:
-        values = [float(v) for v in (report.metrics.get(name) or {}).values() if v is not None]
+        values = [float(v) for v in (_values(report).get(name) or {}).values() if v is not None]
         values = [v for v in values if v == v]
         return float(np.mean(values)) if values else None
 

@@ -302,3 +302,48 @@ def evaluate_privacy(
         score=min((v for v in properties.values() if v is not None), default=None),
         statement=statement(metrics, risks),
     )
+
+
+def memorization_checks(
+    real_train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    metadata: Metadata,
+    *,
+    holdout: pd.DataFrame,
+    max_rows: int | None = 10_000,
+    random_state: int | None = 0,
+) -> dict[str, float]:
+    """The two memorization signals of :func:`evaluate_privacy` alone, computed the same way:
+    the DCR share against every training row (with its standard error) and the distance
+    membership-inference AUC (with its standard error). For a model search that scores many
+    candidates: the attacks (singling out, linkability, inference, DOMIAS) are left out.
+
+    >>> import numpy as np, pandas as pd
+    >>> from clinsynth import Metadata
+    >>> rng = np.random.default_rng(0)
+    >>> train, holdout = (pd.DataFrame({"x": rng.normal(size=200)}) for _ in range(2))
+    >>> md = Metadata.detect_from_dataframe(train)
+    >>> memorization_checks(train, train, md, holdout=holdout)["dcr_share"]
+    1.0
+    """
+    table, train, synth, hold = check_release_inputs(metadata, real_train, synthetic, holdout)
+    columns = statistical_columns(table)
+    if not columns:
+        raise DataError(
+            "The metadata has no statistical column to measure privacy on. Declare the sdtypes "
+            "of the columns (numerical, categorical, ...)."
+        )
+    rng = np.random.default_rng(random_state)
+    h = subsample(hold, max_rows, rng)
+    s = subsample(synth, max_rows, rng)
+    t = subsample(train, len(h), rng)
+    enc = FeatureEncoder(table, columns).fit(train)
+    x_train, xt, xh, xs = enc.transform(train), enc.transform(t), enc.transform(h), enc.transform(s)
+    closeness = dcr_share(x_train, xh, xs)
+    membership = distance_mia(xt, xh, xs)
+    return {
+        "dcr_share": closeness["dcr_share"],
+        "dcr_share_se": closeness["dcr_share_se"],
+        "mia_auc": membership["mia_auc"],
+        "mia_auc_se": membership["mia_auc_se"],
+    }

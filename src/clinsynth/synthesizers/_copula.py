@@ -24,6 +24,7 @@ import torch
 from scipy import special
 
 from clinsynth.metadata import Metadata
+from clinsynth.privacy._safe_values import MIN_PATIENTS, microaggregate
 from clinsynth.synthesizers._base import BaseSynthesizer
 from clinsynth.synthesizers._copula_state import check_state
 from clinsynth.synthesizers._marginals import FAMILIES, Marginal
@@ -114,6 +115,7 @@ class _Copula:
         families: dict[str, str],
         default: str,
         rng: np.random.Generator,
+        min_patients: int = MIN_PATIENTS,
     ) -> _Copula:
         n = len(encoded)
         scores = np.full((n, len(variables)), np.nan)
@@ -142,7 +144,15 @@ class _Copula:
                 )
                 continue
             family = families.get(span.column, default)
-            marginals.append({"kind": "continuous", **Marginal.fit(values, family).to_dict()})
+            # The saved marginal is fitted to values each held by at least min_patients rows
+            # (its points, bounds and parameters hold no one patient's value); the scores use
+            # the real ones.
+            safe = microaggregate(values, min_patients)
+            # Steps only for values that repeat (a score, a count): merged continuous values
+            # would come out as lumps at the merged points; they get interpolated quantiles.
+            discrete = None if min_patients <= 1 else 2 * len(np.unique(values)) <= len(values)
+            fitted = Marginal.fit(safe, family, discrete)
+            marginals.append({"kind": "continuous", **fitted.to_dict()})
             scores[present, j] = _normal_scores(values, rng)
         return cls(marginals, _pairwise_correlation(scores))
 
@@ -383,7 +393,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             self._groups: list[list[int]] = [[]]
             self._weights = np.array([1.0])
             self._copulas = [
-                _Copula.fit(encoded, variables, families, self.default_distribution, rng)
+                _Copula.fit(encoded, variables, families, self.default_distribution, rng, self._k())
             ]
             return
         start = variables[self._label_index(column)][1]
@@ -396,9 +406,15 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             rows = np.isin(codes, levels)
             weights.append(rows.mean())
             self._copulas.append(
-                _Copula.fit(encoded[rows], variables, families, self.default_distribution, rng)
+                _Copula.fit(
+                    encoded[rows], variables, families, self.default_distribution, rng, self._k()
+                )
             )
         self._weights = np.asarray(weights) / np.sum(weights)
+
+    def _k(self) -> int:
+        """Patients a saved value must belong to (the rare-category threshold; 1 when off)."""
+        return self.rare_category_threshold or 1
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:

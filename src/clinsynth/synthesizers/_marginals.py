@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
+from clinsynth.privacy._safe_values import merged_knots
+
 FAMILIES = ("norm", "lognorm", "gamma", "beta", "uniform", "empirical", "kde")
 #: The families fitted by moments and compared by KS distance under ``auto``.
 PARAMETRIC = FAMILIES[:-2]
@@ -104,11 +106,13 @@ class Marginal:
             self._zg, self._xg = _Z_GRID[finite], grid[finite]
 
     @classmethod
-    def fit(cls, x: np.ndarray, family: str = "auto") -> Marginal:
-        """Fit ``family`` (or choose the best by KS distance when ``auto``)."""
+    def fit(cls, x: np.ndarray, family: str = "auto", discrete: bool | None = None) -> Marginal:
+        """Fit ``family`` (or choose the best by KS distance when ``auto``). ``discrete``: an
+        empirical marginal is a step function over the distinct values (None: when there are
+        at most 1,000), else interpolated quantiles."""
         x = np.asarray(x, dtype=np.float64)
         if family == "empirical" or len(np.unique(x)) < 3:
-            return cls._empirical(x)
+            return cls._empirical(x, discrete)
         if family == "kde":
             return cls._kde(x)
         rng = np.random.default_rng(0)
@@ -123,7 +127,7 @@ class Marginal:
             if best is None or d < best[0]:
                 best = (d, fam, params)
         if best is None or (family == "auto" and best[0] > PARSIMONY):
-            return cls._empirical(x)
+            return cls._empirical(x, discrete)
         return cls(best[1], {k: float(v) for k, v in best[2].items()} | {"ks": best[0]})
 
     @classmethod
@@ -169,13 +173,16 @@ class Marginal:
         return cls("kde", {"x": xs.tolist(), "p": _QUANTILES.tolist(), "bandwidth": h})
 
     @classmethod
-    def _empirical(cls, x: np.ndarray) -> Marginal:
+    def _empirical(cls, x: np.ndarray, discrete: bool | None = None) -> Marginal:
         n = len(x)
         uniq, counts = np.unique(x, return_counts=True)
-        if len(uniq) <= _MAX_STEPS:
+        if len(uniq) <= _MAX_STEPS and discrete is not False:
             # Step CDF: each distinct value owns the interval of its probability mass.
             edges = np.concatenate([[0.0], np.cumsum(counts) / n])
             return cls("empirical", {"x": uniq.tolist(), "p": edges.tolist(), "discrete": True})
+        if discrete is False:  # merged values: interpolate between them, no lumps
+            xs, ps = merged_knots(x, len(_QUANTILES))
+            return cls("empirical", {"x": xs.tolist(), "p": ps.tolist(), "discrete": False})
         qs = _QUANTILES
         return cls(
             "empirical", {"x": np.quantile(x, qs).tolist(), "p": qs.tolist(), "discrete": False}

@@ -115,9 +115,16 @@ class DatetimeTransformer(NumericalTransformer):
         enforce_min_max: bool = True,
         datetime_format: str | None = None,
         mode_selection: str = "bic",
+        min_patients: int | None = None,
     ) -> None:
         super().__init__(
-            column, method, max_modes, enforce_min_max, integer=False, mode_selection=mode_selection
+            column,
+            method,
+            max_modes,
+            enforce_min_max,
+            integer=False,
+            mode_selection=mode_selection,
+            min_patients=min_patients,
         )
         self.datetime_format = datetime_format
 

@@ -19,6 +19,7 @@ from scipy import special
 
 from clinsynth.errors import DataError, ParameterError
 from clinsynth.io import _schema as S
+from clinsynth.privacy._safe_values import merged_knots, microaggregate
 from clinsynth.privacy._statistics import sample_from_histogram
 from clinsynth.transform._base import (
     ColumnTransformer,
@@ -226,10 +227,24 @@ class NumericalTransformer(ColumnTransformer):
         Clip decoded values to the observed range.
     integer : bool or None
         Round to whole numbers; None learns it from the data.
+    min_patients : int or None
+        What the transformer saves (its range, median, quantile knots and mixture) is computed
+        from the values merged so that each belongs to at least this many patients
+        (:func:`clinsynth.privacy._safe_values.microaggregate`): no rare value -- the oldest
+        patient's age, a unique lab result -- is saved, and decoded values stay within the
+        range of at least this many patients. None (or 1) keeps the raw values. The
+        synthesizers pass their ``rare_category_threshold`` (5 by default).
     """
 
     kind: ClassVar[str] = "numerical"
-    _params = ("method", "max_modes", "enforce_min_max", "integer", "mode_selection")
+    _params = (
+        "method",
+        "max_modes",
+        "enforce_min_max",
+        "integer",
+        "mode_selection",
+        "min_patients",
+    )
     _state = (
         "null_rate",
         "has_nulls",
@@ -266,6 +281,7 @@ class NumericalTransformer(ColumnTransformer):
         "enforce_min_max": S.boolean(),
         "integer": S.boolean(null=True),
         "mode_selection": S.text(10, choices=("bic", "all")),
+        "min_patients": S.integer(1, 10**9, null=True),
     }
     _state_checks: ClassVar[dict[str, Any]] = {
         "null_rate": S.number(0, 1),
@@ -295,8 +311,10 @@ class NumericalTransformer(ColumnTransformer):
         enforce_min_max: bool = True,
         integer: bool | None = None,
         mode_selection: str = "bic",
+        min_patients: int | None = None,
     ) -> None:
         super().__init__(column)
+        self.min_patients = min_patients
         if method not in METHODS:
             raise ParameterError(
                 f"The 'method' parameter of NumericalTransformer must be one of {METHODS}. "
@@ -339,24 +357,28 @@ class NumericalTransformer(ColumnTransformer):
             self.min = self.max = self.fill_value = 0.0
             self.decimals, self.is_integer = None, False
             return
-        self.min, self.max = float(values.min()), float(values.max())
-        if self.method == "identity" and max(abs(self.min), abs(self.max)) > _FLOAT32_MAX:
+        if self.method == "identity" and np.abs(values).max() > _FLOAT32_MAX:
             raise DataError(
                 f"Column '{self.column}' holds values as large as "
-                f"{max(self.min, self.max, key=abs):.3g}, beyond what the encoding holds "
+                f"{max(values.min(), values.max(), key=abs):.3g}, beyond what the encoding holds "
                 f"(about ±{_FLOAT32_MAX:.1e}). Rescale the column (e.g. take its logarithm) or "
                 "drop it."
             )
-        self.fill_value = float(np.median(values))
         self.is_integer = bool(
             self.integer if self.integer is not None else np.all(values == np.round(values))
         )
         self.decimals = 0 if self.is_integer else detect_decimals(values)
         self.atoms = self._frequent_values(raw, present)
+        # What is saved (range, median, knots, mixture) is computed from values merged so that
+        # each belongs to at least ``min_patients`` patients (privacy/_safe_values.py).
+        entities = None if self._entities is None else self._entities.to_numpy()[present]
+        safe = microaggregate(values, self.min_patients or 1, entities)
+        self.min, self.max = float(safe.min()), float(safe.max())
+        self.fill_value = float(np.median(safe))
         rng = np.random.default_rng(0)  # fit is deterministic whatever the caller's seed
         if self.method == "mode":
             w, m, s = fit_gmm_1d(
-                values,
+                safe,
                 self.max_modes,
                 rng=rng,
                 accept=lambda w, m, s: self._exact(values, w, m, s),
@@ -364,7 +386,9 @@ class NumericalTransformer(ColumnTransformer):
             )
             self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
-            self._fit_knots(values)
+            # Steps only for values that repeat; merged continuous values get interpolation.
+            repeats = 2 * len(np.unique(values)) <= len(values)
+            self._fit_knots(safe, None if (self.min_patients or 1) <= 1 else repeats)
         self._restore()
 
     def _state_problems(self) -> list[str]:
@@ -467,13 +491,16 @@ class NumericalTransformer(ColumnTransformer):
             self.knots_x, self.knots_p = edges.tolist(), np.clip(p, 1e-6, 1 - 1e-6).tolist()
         self._restore()
 
-    def _fit_knots(self, values: np.ndarray) -> None:
+    def _fit_knots(self, values: np.ndarray, discrete: bool | None = None) -> None:
         n = len(values)
         uniq, counts = np.unique(values, return_counts=True)
-        self.discrete = bool(len(uniq) <= 1000)
+        self.discrete = bool(len(uniq) <= 1000 and discrete is not False)
         if self.discrete:
             xs = uniq
             ps = (np.cumsum(counts) - counts / 2) / n
+        elif discrete is False:  # merged values (min_patients): interpolate between them
+            xs, ps = merged_knots(values)
+            xs = np.maximum.accumulate(xs + np.arange(len(xs)) * 1e-12 * max(1.0, abs(xs).max()))
         else:
             qs = np.linspace(0.0, 1.0, 1001)
             xs = np.quantile(values, qs)
