@@ -15,6 +15,7 @@ from clinsynth._version import __version__
 from clinsynth.errors import ClinsynthError
 
 if TYPE_CHECKING:
+    from clinsynth._load import load
     from clinsynth.metadata import Metadata
     from clinsynth.synthesizers import (
         AutoSynthesizer,
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
         TVAESynthesizer,
         get_synthesizer,
         list_synthesizers,
-        load,
         visualize_latent_space,
     )
 
@@ -51,8 +51,8 @@ __all__ = [
     "visualize_latent_space",
 ]
 
-_LAZY = {"Metadata": "clinsynth.metadata"} | {
-    name: "clinsynth.synthesizers" for name in __all__[3:]
+_LAZY = {"Metadata": "clinsynth.metadata", "load": "clinsynth._load"} | {
+    name: "clinsynth.synthesizers" for name in __all__[3:] if name != "load"
 }
 
 

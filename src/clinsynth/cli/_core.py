@@ -66,13 +66,15 @@ def _load_metadata(metadata: Path | None, data: Any) -> Any:
 
 
 def _output_kind(path: Path) -> str:
+    from clinsynth.io._formats import format_of, listed_suffixes
+
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".xlsx", ".parquet", ".tsv"):
+    if format_of(path, writing=True) is not None:
         return "file"
     if suffix == "":
         return "folder"
     raise DataError(
-        f"Cannot write '{path}': unsupported type '{suffix}'. Use .csv, .xlsx or .parquet (or a "
+        f"Cannot write '{path}': unsupported type '{suffix}'. Use {listed_suffixes()} (or a "
         "folder for multi-table output)."
     )
 
@@ -459,10 +461,10 @@ def sample(
 
     conditions = parse_conditions(condition) if condition else None
     if output is not None and _output_kind(output) == "folder":
-        raise DataError(
-            f"'{output}' has no file type. Give OUT.csv, OUT.xlsx or OUT.parquet for a single "
-            "table."
-        )
+        from clinsynth.io._formats import listed_suffixes
+
+        names = listed_suffixes().replace(".", "OUT.")
+        raise DataError(f"'{output}' has no file type. Give {names} for a single table.")
     check_sample_size(synth, num_rows)
     if output is not None:
         columns = synth.get_metadata().get_table(synth.table_name).columns
@@ -527,6 +529,10 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     if privacy:
         for key, value in privacy.items():
             grid.add_row(f"privacy {key}", json.dumps(value))
+    elif manifest.get("kind") == "multi_table":
+        for name, entry in manifest.get("tables", {}).items():
+            table_privacy = entry.get("privacy") or {}
+            grid.add_row(f"privacy of '{name}'", _guarantee(table_privacy, entry))
     else:
         grid.add_row("privacy", "no differential privacy (no formal guarantee)")
     console.print(grid)
@@ -540,6 +546,15 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
         for row in compact.itertuples(index=False):
             board.add_row(*row)
         console.print(board)
+
+
+def _guarantee(privacy: dict, entry: dict) -> str:
+    """One table's privacy in a schema bundle, in one line."""
+    if not entry.get("model"):
+        return "reference table (stored verbatim)"
+    if privacy.get("differential_privacy"):
+        return str(privacy.get("guarantee", "differential privacy"))
+    return "no differential privacy (no formal guarantee)"
 
 
 @app.command()

@@ -119,11 +119,14 @@ def evaluate_command(
 
     _save_and_show(result, output, json_path, "Evaluation summary", result.summary())
     if result.privacy is not None:
-        m = result.privacy.metrics
-        console.print(
-            f"DCR share {m['dcr_share']:.3f} (0.5 ideal), membership-inference AUC "
-            f"{m['mia_auc']:.3f} (0.5 ideal), exact copies {m['exact_copy_share']:.2%}."
-        )
+        from clinsynth.evaluation import metrics
+
+        shown = [
+            m.describe(value)
+            for m in metrics("privacy")
+            if (value := m.value(result.privacy)) is not None
+        ]
+        console.print(", ".join(shown) + ".")
     for name, why in result.info["skipped"].items():
         console.print(f"[dim]{name}: {why}[/dim]")
     written = f"Wrote {output}" + (f" and {json_path}" if json_path is not None else "")

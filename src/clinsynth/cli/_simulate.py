@@ -9,8 +9,14 @@ import typer
 
 from clinsynth.cli._app import app
 from clinsynth.errors import ParameterError
-
-_SINGLE_SUFFIXES = (".csv", ".xlsx", ".parquet")
+from clinsynth.io._formats import (
+    FORMATS,
+    folder_formats,
+    format_of,
+    get_format,
+    listed_names,
+    listed_suffixes,
+)
 
 
 class Simulator(StrEnum):
@@ -20,10 +26,8 @@ class Simulator(StrEnum):
     case_control = "case-control"
 
 
-class FileFormat(StrEnum):
-    csv = "csv"
-    parquet = "parquet"
-    xlsx = "xlsx"
+#: --format: the formats of the table of formats (a folder of tables takes those with folder=True).
+FileFormat = StrEnum("FileFormat", {f.name: f.name for f in FORMATS if f.listed})
 
 
 _HELP = (
@@ -91,11 +95,12 @@ def simulate(
 
     _check_options(kind, config=config, diseases=diseases, conditions=conditions)
     if kind in (Simulator.hospital, Simulator.case_control):
-        fmt = (file_format or FileFormat.csv).value
-        if fmt == "xlsx":
+        fmt = file_format.value if file_format is not None else "csv"
+        if not get_format(fmt).folder:
             raise ParameterError(
-                f"The {kind.value} simulator writes a folder of CSV or Parquet files; "
-                "use --format csv or --format parquet."
+                f"The {kind.value} simulator writes a folder of "
+                f"{listed_names(folder=True, labels=True)} files; use --format "
+                f"{' or --format '.join(folder_formats())}."
             )
         _check_folder(output)
         if kind is Simulator.hospital:
@@ -139,12 +144,14 @@ def _check_options(kind: Simulator, **given: object) -> None:
 def _single_path(output: Path, file_format: FileFormat | None) -> Path:
     suffix = output.suffix.lower()
     if not suffix:
-        return output.with_name(f"{output.name}.{(file_format or FileFormat.csv).value}")
-    if suffix not in _SINGLE_SUFFIXES:
+        fmt = get_format(file_format.value if file_format is not None else "csv")
+        return output.with_name(f"{output.name}{fmt.writes[0]}")
+    written = format_of(output, writing=True)
+    if written is None:
         raise ParameterError(
-            f"Cannot write '{output}': unsupported type '{suffix}'. Use .csv, .xlsx or .parquet."
+            f"Cannot write '{output}': unsupported type '{suffix}'. Use {listed_suffixes()}."
         )
-    if file_format is not None and suffix != f".{file_format.value}":
+    if file_format is not None and written.name != file_format.value:
         raise ParameterError(
             f"--format {file_format.value} disagrees with the suffix of '{output}'. Drop --format "
             "or change the suffix."
@@ -160,7 +167,7 @@ def _check_folder(output: Path) -> None:
         ours = {"metadata.json"} | {
             f"{t}.{ext}"
             for t in ("patients", "visits", "lab_results", "subjects")
-            for ext in ("csv", "parquet")
+            for ext in (get_format(name).writes[0].lstrip(".") for name in folder_formats())
         }
         others = sorted(p.name for p in output.iterdir() if p.name not in ours)
         if others:

@@ -13,9 +13,10 @@ import streamlit as st
 from clinsynth import Metadata
 from clinsynth.dashboard import _state, _ui
 from clinsynth.errors import DataError
-from clinsynth.io import load_csvs, read_table
+from clinsynth.io import FORMATS, get_format, load_csvs, read_table
 
-UPLOAD_TYPES = ("csv", "tsv", "txt", "xlsx", "xls", "parquet", "pq")
+#: The suffixes an upload may have: every format of the table of formats.
+UPLOAD_TYPES = tuple(s.lstrip(".") for f in FORMATS for s in f.suffixes)
 _UPLOAD = "Upload one table"
 _UPLOAD_MANY = "Upload linked tables (several CSV files)"
 _SIMULATE = "Use built-in example data (no real patient)"
@@ -51,7 +52,8 @@ def read_upload(name: str, content: bytes) -> pd.DataFrame:
 def read_uploads(files: dict[str, bytes]) -> dict[str, pd.DataFrame]:
     """Read uploaded CSV files, one table each (named after the file), with
     :func:`clinsynth.io.load_csvs`."""
-    others = [name for name in files if Path(name).suffix.lower() != ".csv"]
+    csv = get_format("csv").writes[0]  # what load_csvs reads
+    others = [name for name in files if Path(name).suffix.lower() != csv]
     if others:
         raise DataError(
             f"Linked tables are read from CSV files only; {', '.join(others)} "

@@ -17,7 +17,7 @@ from clinsynth.evaluation._html import _esc, _fig, _fmt, _notes, _table, page, q
 from clinsynth.evaluation._plots import cardinality_figure, matrix_figure
 
 if TYPE_CHECKING:
-    from clinsynth.multitable import MultiTableReport
+    from clinsynth.evaluation._multi_report import MultiTableReport
 
 _INTRO = {
     "summary": (

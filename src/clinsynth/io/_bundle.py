@@ -40,6 +40,10 @@ from clinsynth.io._limits import MAX_JSON_BYTES, human_bytes, loads_limited, sho
 
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
+#: The kinds of bundle (``manifest["kind"]``; bundles of format 1 wrote none for one table).
+SINGLE_TABLE = "single_table"
+MULTI_TABLE = "multi_table"
+KINDS = (SINGLE_TABLE, MULTI_TABLE)
 #: Largest weights file read.
 MAX_WEIGHTS_BYTES = 2 * 2**30
 #: Largest bundle (all members together, uncompressed).
@@ -139,6 +143,7 @@ def load_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
             f"(format {BUNDLE_FORMAT_VERSION}). Upgrade clinsynth: pip install -U clinsynth."
         )
     S.check_json(manifest, MANIFEST_SPEC, f"Model '{path}': {MANIFEST}")
+    manifest = _UPGRADES.get(version, _same)(manifest)
     documents = {}
     for name, raw in files.items():
         if name.endswith(".json") and name != MANIFEST:
@@ -147,6 +152,61 @@ def load_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
             )
     tensors = _load_tensors(path, files.get(WEIGHTS))
     return manifest, documents, tensors
+
+
+def bundle_kind(manifest: dict[str, Any]) -> str:
+    """What a checked manifest holds: :data:`SINGLE_TABLE` or :data:`MULTI_TABLE`."""
+    return manifest.get("kind") or SINGLE_TABLE
+
+
+def nest_bundle(
+    prefix: str, manifest: dict[str, Any], documents: dict[str, Any], tensors: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A table bundle inside a multi-table bundle: its manifest as the table's entry (with
+    ``prefix``), its documents as ``<prefix>.<name>``, its tensors as ``<prefix>.<key>``."""
+    entry = {"prefix": prefix, **manifest}
+    return (
+        entry,
+        {f"{prefix}.{name}": doc for name, doc in documents.items()},
+        {f"{prefix}.{key}": value for key, value in tensors.items()},
+    )
+
+
+def unnest_bundle(
+    entry: dict[str, Any], documents: dict[str, Any], tensors: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The table bundle that :func:`nest_bundle` stored under ``entry["prefix"]``."""
+    start = len(entry["prefix"]) + 1
+    head = entry["prefix"] + "."
+    manifest = {k: v for k, v in entry.items() if k != "prefix"}
+    return (
+        manifest,
+        {k[start:]: v for k, v in documents.items() if k.startswith(head)},
+        {k[start:]: v for k, v in tensors.items() if k.startswith(head)},
+    )
+
+
+def _same(manifest: dict[str, Any]) -> dict[str, Any]:
+    return manifest
+
+
+def _from_format_1(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 manifest in today's terms. Format 1 wrote no ``kind`` for one table, and a
+    schema's table entries held only the model's name, parameters, metadata and fit (no rules,
+    dtypes or privacy ledger: those tables load as they were saved, without them)."""
+    manifest = {**manifest, "kind": bundle_kind(manifest)}
+    if manifest["kind"] == MULTI_TABLE:
+        tables = {}
+        for name, entry in manifest.get("tables", {}).items():
+            if entry.get("model"):
+                entry = {"kind": SINGLE_TABLE, "constraints": [], **entry}
+            tables[name] = entry
+        manifest["tables"] = tables
+    return manifest
+
+
+#: Readers of older bundle formats: each turns a checked manifest of its version into today's.
+_UPGRADES = {1: _from_format_1}
 
 
 def _wanted(name: str) -> bool:
@@ -402,14 +462,25 @@ _FIT = S.mapping(
     values=_JSON,
     keys=S.text(200),
 )
+#: What describes one table model: a single-table bundle's manifest, or a table's entry in a
+#: schema bundle (the same fields, plus its member prefix).
+_MODEL_FIELDS = {
+    "format": S.text(100),
+    "format_version": S.integer(0, BUNDLE_FORMAT_VERSION),
+    "clinsynth_version": S.text(100),
+    "kind": S.text(100, null=True, choices=KINDS),
+    "model": S.text(100, null=True),
+    "class": S.text(200, null=True),
+    "params": S.mapping(values=_JSON, keys=S.text(100), max_len=200),
+    "metadata": METADATA_SPEC,
+    "table_name": S.name(200, null=True),
+    "fit": _FIT,
+    "constraints": S.array(_JSON, max_len=10_000),
+    "privacy": S.mapping(values=_JSON, keys=S.text(200), null=True),
+    "auto": S.mapping(values=_JSON, keys=S.text(200), null=True),
+}
 _TABLE_ENTRY = S.mapping(
-    {
-        "prefix": S.text(20, safe_name=True),
-        "model": S.text(100, null=True),
-        "params": S.mapping(values=_JSON, keys=S.text(100), max_len=200),
-        "metadata": METADATA_SPEC,
-        "fit": _FIT,
-    },
+    {"prefix": S.text(20, safe_name=True), **_MODEL_FIELDS},
     required=("prefix",),
     extra=True,
     values=_JSON,
@@ -418,21 +489,9 @@ _TABLE_ENTRY = S.mapping(
 #: What the manifest of every bundle (single- or multi-table) may hold.
 MANIFEST_SPEC = S.mapping(
     {
-        "format": S.text(100),
-        "format_version": S.integer(0, BUNDLE_FORMAT_VERSION),
-        "clinsynth_version": S.text(100),
-        "kind": S.text(100, null=True),
-        "model": S.text(100, null=True),
-        "class": S.text(200, null=True),
-        "params": S.mapping(values=_JSON, keys=S.text(100), max_len=200),
-        "metadata": METADATA_SPEC,
+        **_MODEL_FIELDS,
         "metadata_used": METADATA_SPEC,
-        "table_name": S.name(200, null=True),
-        "fit": _FIT,
-        "constraints": S.array(_JSON, max_len=10_000),
         "tables": S.mapping(values=_TABLE_ENTRY, keys=S.name(200), max_len=10_000),
-        "privacy": S.mapping(values=_JSON, keys=S.text(200), null=True),
-        "auto": S.mapping(values=_JSON, keys=S.text(200), null=True),
     },
     required=("format", "format_version", "metadata"),
     extra=True,

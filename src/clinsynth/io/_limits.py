@@ -199,13 +199,13 @@ def check_disk(path: str | os.PathLike, needed: float, what: str) -> None:
         )
 
 
-#: Bytes a cell takes in each file type, roughly (numbers and short codes; text is larger).
-_CELL_BYTES = {".parquet": 6, ".pq": 6}
-
-
 def check_table_disk(path: str | os.PathLike, num_rows: int, num_columns: int) -> None:
     """Refuse to start making a table whose file would not fit on the disk of ``path``."""
-    per_cell = _CELL_BYTES.get(Path(path).suffix.lower(), 10)
+    from clinsynth.io._formats import format_of
+
+    # Bytes a cell takes in the file, roughly (numbers and short codes; text is larger).
+    fmt = format_of(path, writing=True)
+    per_cell = fmt.cell_bytes if fmt is not None else 10
     needed = int(num_rows) * max(int(num_columns), 1) * per_cell
     if needed > 64 * 2**20:  # small files: no need to look
         check_disk(path, needed, f"Writing {count(num_rows)} rows to '{path}'")

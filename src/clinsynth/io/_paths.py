@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from clinsynth.errors import DataError
+from clinsynth.io._formats import writable_suffixes
 
 OutputKind = Literal["model", "table", "tables", "metadata"]
-#: Files a folder of synthetic tables may already hold (it is replaced as a whole).
-_TABLE_FILES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx")
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f:*?\"<>|]")
 
 
@@ -106,7 +105,7 @@ def _check_existing(out: Path, output: str | os.PathLike, kind: OutputKind) -> N
                 f"The output '{output}' is a file; the tables are written to a folder. Give a "
                 "new folder path with -o."
             )
-        others = [p.name for p in out.iterdir() if p.suffix.lower() not in _TABLE_FILES]
+        others = [p.name for p in out.iterdir() if p.suffix.lower() not in writable_suffixes()]
         if others:
             raise DataError(
                 f"The output folder '{output}' holds other things than tables "

@@ -228,7 +228,7 @@ class Metadata:
     @classmethod
     def detect_from_csvs(cls, folder_name: str | os.PathLike) -> Metadata:
         """Detect the metadata of every CSV file in a folder (one table per file)."""
-        from clinsynth.io import load_csvs
+        from clinsynth.io._files import load_csvs
 
         return cls.detect_from_dataframes(load_csvs(folder_name))
 

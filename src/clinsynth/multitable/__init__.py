@@ -7,9 +7,9 @@
   table, of the children-per-parent distributions and of parent-child correlations (quality).
 """
 
+from clinsynth.evaluation import MultiTableReport
 from clinsynth.multitable._evaluation import evaluate_multi_table
 from clinsynth.multitable._hma import HierarchicalSynthesizer, HMASynthesizer
-from clinsynth.multitable._report import MultiTableReport
 
 __all__ = [
     "HierarchicalSynthesizer",

@@ -27,12 +27,15 @@ _EPS = 1e-6
 
 
 @dataclass
-class FeatureEncoder:
-    """A column to normal scores (``NaN`` and unseen values give the neutral score 0).
+class ContextEncoder:
+    """A parent's column to normal scores, the context a child table's model is given (``NaN``
+    and unseen values give the neutral score 0). Saved in the plan; not the evaluation's
+    :class:`~clinsynth.evaluation._encoding.FeatureEncoder`, which encodes rows for
+    distances and models.
 
     Examples
     --------
-    >>> enc = FeatureEncoder.fit(pd.Series([1.0, 2.0, 3.0, 4.0]), "numerical")
+    >>> enc = ContextEncoder.fit(pd.Series([1.0, 2.0, 3.0, 4.0]), "numerical")
     >>> [round(float(v), 2) for v in enc.transform(pd.Series([1.0, 4.0, None]))]
     [-1.15, 1.15, 0.0]
     """
@@ -47,7 +50,7 @@ class FeatureEncoder:
     @classmethod
     def fit(
         cls, values: pd.Series, sdtype: str, datetime_format: str | None = None
-    ) -> FeatureEncoder:
+    ) -> ContextEncoder:
         if sdtype in ("numerical", "datetime", "count"):
             x = _as_float(values, sdtype, datetime_format)
             x = x[~np.isnan(x)]
@@ -86,7 +89,7 @@ class FeatureEncoder:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureEncoder:
+    def from_dict(cls, data: dict[str, Any]) -> ContextEncoder:
         return cls(**data)
 
 

@@ -32,11 +32,11 @@ from scipy import stats
 from clinsynth._utils import ProgressCallback, report
 from clinsynth.errors import DataError, ParameterError
 from clinsynth.evaluation._common import nanmean
+from clinsynth.evaluation._multi_report import MultiTableReport, trend_matrices
 from clinsynth.evaluation._plots import cardinality_data, figure_data
 from clinsynth.evaluation._reports import DiagnosticReport, QualityReport
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.multitable._dates import to_ns
-from clinsynth.multitable._report import MultiTableReport, trend_matrices
 
 #: Parent rows used for the intertable correlations.
 _MAX_PARENTS = 200_000

@@ -18,7 +18,7 @@ import pandas as pd
 
 from clinsynth.metadata import Metadata
 from clinsynth.multitable._conditional import sample_conditioned
-from clinsynth.multitable._context import FeatureEncoder
+from clinsynth.multitable._context import ContextEncoder
 from clinsynth.multitable._dates import decode_dates, needed_ancestor_bounds, shift_dates, to_ns
 from clinsynth.multitable._learn import aligned, count_column
 from clinsynth.multitable._match import (
@@ -234,8 +234,7 @@ def unconditional(
 ) -> pd.DataFrame:
     if model is None:
         return pd.DataFrame(index=range(n))
-    model._sample_rng = rng
-    return model._sample_rows(n).drop(columns=drop, errors="ignore")
+    return model.sample_rows(n, rng).drop(columns=drop, errors="ignore")
 
 
 def context_frame(
@@ -246,7 +245,7 @@ def context_frame(
     n = len(next(iter(anc.values()))) if anc else 0
     for feature in plan["context"]:
         table = feature["table"]
-        encoder = FeatureEncoder.from_dict(feature["encoder"])
+        encoder = ContextEncoder.from_dict(feature["encoder"])
         z = encoder.transform(state.aug[table][feature["column"]], feature["sdtype"])
         pos = anc[table]
         values = np.zeros(n)

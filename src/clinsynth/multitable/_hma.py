@@ -32,11 +32,10 @@ from clinsynth.multitable._context import projection
 from clinsynth.multitable._generate import References, SampleState, generate_table
 from clinsynth.multitable._learn import child_counts, date_columns, learn_table
 from clinsynth.multitable._persist import (
+    check_registered,
     jsonable,
     pack_frame,
-    pack_model,
     unpack_frame,
-    unpack_model,
 )
 from clinsynth.multitable._plan import plan_links
 from clinsynth.multitable._schema import (
@@ -518,6 +517,13 @@ class HierarchicalSynthesizer:
         """Save as one bundle folder (or ``.zip``): JSON + tensors, no pickle, no patient row."""
         from clinsynth.io._bundle import save_bundle
 
+        return save_bundle(filepath, *self.to_bundle())
+
+    def to_bundle(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """``(manifest, documents, tensors)``: each table model's own bundle
+        (``BaseSynthesizer.to_bundle``) under its prefix, the plan and the reference tables."""
+        from clinsynth.io._bundle import MULTI_TABLE, nest_bundle
+
         self._check_fitted()
         documents: dict[str, Any] = {}
         tensors: dict[str, Any] = {}
@@ -527,7 +533,8 @@ class HierarchicalSynthesizer:
             model = self._models[name]
             entry: dict[str, Any] = {"prefix": prefix, "model": None}
             if model is not None:
-                entry, docs, tens = pack_model(model, prefix)
+                check_registered(model)
+                entry, docs, tens = nest_bundle(prefix, *model.to_bundle())
                 documents.update(docs)
                 tensors.update(tens)
             if name in self._reference_data:
@@ -545,7 +552,7 @@ class HierarchicalSynthesizer:
                 for t, m in params["table_synthesizers"].items()
             }
         manifest = {
-            "kind": "multi_table",
+            "kind": MULTI_TABLE,
             "model": self._model_name,
             "class": type(self).__name__,
             "params": jsonable(params),
@@ -555,18 +562,31 @@ class HierarchicalSynthesizer:
             "fit": {"seconds": self.fit_seconds_, "sample_seed": self._sample_seed},
             "orphans": jsonable(self.orphans_),
         }
-        return save_bundle(filepath, manifest, documents, tensors)
+        return manifest, documents, tensors
 
     @classmethod
     def load(cls, filepath: str | os.PathLike) -> HierarchicalSynthesizer:
         """Load a schema model saved by :meth:`save` (``clinsynth.load`` calls this)."""
-        from clinsynth.io._bundle import BUILD_ERRORS, load_bundle
+        from clinsynth.io._bundle import load_bundle
 
-        manifest, documents, tensors = load_bundle(filepath)
-        if manifest.get("kind") != "multi_table":
-            raise BundleError(
-                f"Model '{filepath}' is a single-table model; load it with clinsynth.load()."
-            )
+        return cls.from_bundle(*load_bundle(filepath), where=f"Model '{filepath}'")
+
+    @classmethod
+    def from_bundle(
+        cls,
+        manifest: dict[str, Any],
+        documents: dict[str, Any],
+        tensors: dict[str, Any],
+        *,
+        where: str = "The model",
+    ) -> HierarchicalSynthesizer:
+        """Rebuild a schema model from what :meth:`to_bundle` returned (read back and checked
+        by ``clinsynth.io._bundle.load_bundle``); each table model through
+        ``BaseSynthesizer.from_bundle``, the one reader of table bundles."""
+        from clinsynth.io._bundle import BUILD_ERRORS, MULTI_TABLE, bundle_kind, unnest_bundle
+
+        if bundle_kind(manifest) != MULTI_TABLE:
+            raise BundleError(f"{where} is a single-table model; load it with clinsynth.load().")
         try:
             obj = cls(Metadata.from_dict(manifest["metadata"]), **manifest["params"])
             obj._metadata_used = Metadata.from_dict(manifest["metadata_used"])
@@ -577,9 +597,12 @@ class HierarchicalSynthesizer:
             obj._reference_data = {}
             for name in obj._order:
                 entry = manifest["tables"][name]
-                obj._models[name] = (
-                    unpack_model(entry, documents, tensors) if entry.get("model") else None
-                )
+                obj._models[name] = None
+                if entry.get("model"):
+                    obj._models[name] = BaseSynthesizer.from_bundle(
+                        *unnest_bundle(entry, documents, tensors),
+                        where=f"{where}, table '{name}'",
+                    )
                 ref = documents.get(f"reference.{entry['prefix']}.json")
                 if ref is not None:
                     obj._reference_data[name] = unpack_frame(ref)
@@ -587,15 +610,38 @@ class HierarchicalSynthesizer:
             obj._sample_seed = manifest["fit"]["sample_seed"]
             obj.orphans_ = manifest.get("orphans", [])
         except BundleError as exc:  # a document's own check: say which model
-            raise BundleError(f"Model '{filepath}': {exc}", exc.problems) from None
+            if str(exc).startswith(where):
+                raise
+            raise BundleError(f"{where}: {exc}", exc.problems) from None
         except (*BUILD_ERRORS, ParameterError) as exc:
             raise BundleError(
-                f"Model '{filepath}' is corrupt or incomplete ({type(exc).__name__}: {exc}). "
+                f"{where} is corrupt or incomplete ({type(exc).__name__}: {exc}). "
                 f"Fit and save the model again (clinsynth {__version__})."
             ) from None
         obj._fitted = True
         obj.reset_sampling()
         return obj
+
+    def get_privacy_report(self) -> dict[str, Any]:
+        """What protects the training patients, table by table.
+
+        ``{"differential_privacy": bool, "tables": {table: report}}``, each report that of the
+        table's model (``BaseSynthesizer.get_privacy_report``); ``differential_privacy`` is
+        true only when every learned table's model is differentially private. The guarantee
+        of each table is for one row of that table; a patient with rows in several tables is
+        protected by the budgets of those tables together (sequential composition).
+        """
+        self._check_fitted()
+        tables = {
+            name: model.get_privacy_report()
+            for name, model in self._models.items()
+            if model is not None
+        }
+        return {
+            "differential_privacy": bool(tables)
+            and all(r["differential_privacy"] for r in tables.values()),
+            "tables": tables,
+        }
 
     def __repr__(self) -> str:
         tables = ", ".join(self.metadata.tables)

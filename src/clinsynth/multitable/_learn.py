@@ -18,7 +18,7 @@ import pandas as pd
 
 from clinsynth.constraints import rules_within
 from clinsynth.metadata import Metadata, TableMetadata
-from clinsynth.multitable._context import FeatureEncoder, encoder_sdtype, select_features
+from clinsynth.multitable._context import ContextEncoder, encoder_sdtype, select_features
 from clinsynth.multitable._dates import date_format_of, encode_dates, plan_dates, to_ns
 from clinsynth.multitable._match import fit_anchor, fit_match
 from clinsynth.multitable._plan import inherited_columns
@@ -176,7 +176,7 @@ def choose_context(
                 continue
             if sdtype is None:
                 continue
-            encoder = FeatureEncoder.fit(frame[column], sdtype, fmt)
+            encoder = ContextEncoder.fit(frame[column], sdtype, fmt)
             z_anc = encoder.transform(frame[column], sdtype)
             # 0 (neutral) where a grandparent is missing; NaN only for rows with no parent.
             values = np.where(attached, 0.0, np.nan)
@@ -198,7 +198,7 @@ def choose_context(
         series = values if isinstance(values, pd.Series) else pd.Series(values)
         fmt = specs[column].get("datetime_format") if sdtype == "datetime" else None
         sub = series.iloc[rows] if rows is not None else series
-        targets.append(FeatureEncoder.fit(sub, sdtype, fmt).transform(sub, sdtype))
+        targets.append(ContextEncoder.fit(sub, sdtype, fmt).transform(sub, sdtype))
     subset = {
         k: (v["values"][rows] if rows is not None else v["values"]) for k, v in candidates.items()
     }

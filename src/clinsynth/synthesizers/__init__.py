@@ -1,4 +1,8 @@
-"""Synthesizers: one contract (fit, sample, save, load), a registry, one module per model."""
+"""Synthesizers: one contract (fit, sample, save, load), a registry, one module per model.
+
+``clinsynth.load`` (any bundle, one table or a schema) lives above this package and
+``clinsynth.multitable``, in ``clinsynth._load``.
+"""
 
 from clinsynth.synthesizers._auto import AutoSynthesizer
 from clinsynth.synthesizers._base import BaseSynthesizer
@@ -27,22 +31,5 @@ __all__ = [
     "list_synthesizers",
     "parse_condition_strings",
     "register",
-    "load",
     "visualize_latent_space",
 ]
-
-
-def load(filepath, *, device: str = "cpu", custom_constraints=None) -> BaseSynthesizer:  # noqa: ANN001
-    """Load any saved synthesizer (the bundle names its model); a multi-table bundle loads as a
-    :class:`~clinsynth.multitable.HierarchicalSynthesizer`.
-
-    >>> import clinsynth
-    >>> # model = clinsynth.load("model_dir")
-    """
-    from clinsynth.multitable._persist import bundle_kind
-
-    if bundle_kind(filepath) == "multi_table":
-        from clinsynth.multitable import HierarchicalSynthesizer
-
-        return HierarchicalSynthesizer.load(filepath)
-    return BaseSynthesizer.load(filepath, device=device, custom_constraints=custom_constraints)

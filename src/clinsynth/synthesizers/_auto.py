@@ -41,9 +41,11 @@ import pandas as pd
 
 from clinsynth._utils import derive_seed, make_rng, report
 from clinsynth.errors import BundleError, ClinsynthError, DataError, ParameterError, PrivacyError
+from clinsynth.evaluation._metrics import get_metric
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._auto_board import (
     LEADERBOARD_COLUMNS,
+    LEADERBOARD_PRIVACY,
     _mean,
     leaderboard_frame,
     leaderboard_markdown,
@@ -57,7 +59,8 @@ from clinsynth.synthesizers._auto_budget import (
     _is_duration,
     parse_duration,
 )
-from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _jsonable_params
+from clinsynth.synthesizers._base import BaseSynthesizer, _is_float
+from clinsynth.synthesizers._persist import jsonable_params
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
 
 logger = logging.getLogger(__name__)
@@ -603,8 +606,8 @@ class AutoSynthesizer(BaseSynthesizer):
                 out[key] = _mean(values)
         scores = [h["score"] for h in halves]
         out["score_se"] = None if None in scores else abs(scores[0] - scores[1]) / 2
-        out["dcr_share"] = privacy["dcr_share"]
-        out["mia_auc"] = privacy["mia_auc"]
+        for name in LEADERBOARD_PRIVACY:  # memorization_checks: the privacy metrics' dict
+            out[name] = get_metric(name).value(privacy)
         if out.get("note") is None:
             out.pop("note", None)
         dcr_limit = max(self.max_dcr_share, 0.5 + 2 * privacy["dcr_share_se"])
@@ -631,25 +634,18 @@ class AutoSynthesizer(BaseSynthesizer):
         With ``utility_of`` (another set's scores) its utility is reused, not measured.
         """
         from clinsynth.evaluation import evaluate_quality, evaluate_utility
+        from clinsynth.evaluation._metrics import metrics
 
         table = self._table_metadata()
         synthetic = synthetic.reset_index(drop=True)
         quality = evaluate_quality(valid, synthetic, table, random_state=seed)
-        aucs = [v for v in quality.metrics.get("detection_auc", {}).values() if v == v]
-        out: dict[str, Any] = {
-            "fidelity": quality.get_score(),
-            "column_shapes": quality.metrics["column_shapes"],
-            "column_pair_trends": quality.metrics["column_pair_trends"],
-            "detection_auc": max(aucs) if aucs else None,
-            "detection_score": quality.metrics.get("detection_score"),
-            "utility": None,
-            "tstr": None,
-            "trtr": None,
-            "note": None,
-        }
+        out: dict[str, Any] = {m.name: m.value(quality) for m in metrics("fidelity")}
+        out.update({m.name: None for m in metrics("utility")})
+        out["note"] = None
         parts = [out["fidelity"], out["detection_score"]]
         if self.target is not None and utility_of is not None:
-            out.update({k: utility_of[k] for k in ("utility", "tstr", "trtr", "note")})
+            out.update({m.name: utility_of[m.name] for m in metrics("utility")})
+            out["note"] = utility_of["note"]
             parts.append(out["utility"])
         elif self.target is not None:
             try:
@@ -660,10 +656,7 @@ class AutoSynthesizer(BaseSynthesizer):
                 out["note"] = f"utility not measured: {exc}"
                 out["utility"] = 0.0
             else:
-                score = utility.get_score()
-                out["utility"] = None if score != score else score
-                out["tstr"] = _mean(utility.metrics["tstr"].values())
-                out["trtr"] = _mean(utility.metrics["trtr"].values())
+                out.update({m.name: m.value(utility) for m in metrics("utility")})
             parts.append(out["utility"])
         measured = [p for p in parts if p is not None and p == p]
         out["score"] = float(np.mean(measured)) if measured else None
@@ -725,7 +718,7 @@ class AutoSynthesizer(BaseSynthesizer):
         model = self.model_
         state, tensors = model._get_state()
         params = {k: v for k, v in model.get_params().items() if k not in model._runtime_params}
-        return {"chosen": self.chosen_, "params": _jsonable_params(params), "state": state}, tensors
+        return {"chosen": self.chosen_, "params": jsonable_params(params), "state": state}, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         from clinsynth.io import _schema as S

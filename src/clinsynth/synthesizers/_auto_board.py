@@ -14,23 +14,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Leaderboard columns, in order.
+from clinsynth.evaluation._metrics import metrics
+
+#: The privacy metrics of the leaderboard (the registry's others are in the privacy report).
+LEADERBOARD_PRIVACY = ("dcr_share", "mia_auc")
+#: Leaderboard columns, in order: the fidelity and utility metrics of the registry
+#: (``clinsynth.evaluation.metrics``) and :data:`LEADERBOARD_PRIVACY` among them.
 LEADERBOARD_COLUMNS = (
     "rank",
     "model",
     "status",
     "score",
     "score_se",
-    "fidelity",
-    "column_shapes",
-    "column_pair_trends",
-    "detection_auc",
-    "detection_score",
-    "utility",
-    "tstr",
-    "trtr",
-    "dcr_share",
-    "mia_auc",
+    *(m.name for m in metrics("fidelity")),
+    *(m.name for m in metrics("utility")),
+    *LEADERBOARD_PRIVACY,
     "privacy_risk",
     "passes_privacy",
     "epochs",

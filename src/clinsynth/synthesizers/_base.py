@@ -28,7 +28,7 @@ from clinsynth.errors import (
     SamplingError,
 )
 from clinsynth.metadata import Metadata, TableMetadata
-from clinsynth.synthesizers import _rules
+from clinsynth.synthesizers import _persist, _rules
 from clinsynth.synthesizers._limits import check_sample_size
 from clinsynth.transform import TableTransformer
 
@@ -480,6 +480,45 @@ class BaseSynthesizer:
         """Rows assembled from several batches get fresh, unique identifiers."""
         return self._transformer_.regenerate_ids(df, rng)
 
+    # ------------------------------------------------------------------ context (multitable)
+    def sample_rows(self, num_rows: int, rng: np.random.Generator) -> pd.DataFrame:
+        """``num_rows`` rows that satisfy every rule, drawn from ``rng``, which becomes the
+        model's sampling stream (a schema model hands each table model its own stream)."""
+        self._check_fitted()
+        self._sample_rng = rng
+        return self._sample_rows(num_rows)
+
+    def sample_given_context(
+        self,
+        context: pd.DataFrame,
+        rng: np.random.Generator,
+        *,
+        rows: np.ndarray | None = None,
+        axis: np.ndarray | None = None,
+        strata: list[dict] | None = None,
+    ) -> pd.DataFrame:
+        """One row per requested context, drawn given it; the context columns dropped.
+
+        ``context`` holds some of the model's own (numerical) columns, one row per distinct
+        context (a parent row); ``rows`` gives, for each row to draw, its context row (None:
+        one row per context). This default draws rows jointly with the context and pairs them
+        with the requested contexts by rank along ``axis`` (a match that uses each drawn row
+        once); a model that conditions exactly overrides it (the Gaussian copula, which also
+        uses ``strata`` from :meth:`context_strata`).
+        """
+        from clinsynth.synthesizers._context import rank_matched
+
+        rows = np.arange(len(context)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(context.columns) == 0 or len(rows) == 0:
+            return self.sample_rows(len(rows), rng)
+        wanted = context.iloc[rows].reset_index(drop=True)
+        return rank_matched(self, wanted, np.zeros(0) if axis is None else axis, rng)
+
+    def context_strata(self, frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+        """What :meth:`sample_given_context` needs to know of the training ``frame``'s
+        ``columns`` (JSON-able; saved in a schema model's plan). Empty for most models."""
+        return []
+
     # ------------------------------------------------------------------ losses
     def get_loss_values(self) -> pd.DataFrame:
         """Training losses per epoch (empty for models without iterative training)."""
@@ -510,34 +549,7 @@ class BaseSynthesizer:
                 UserWarning,
                 stacklevel=2,
             )
-        state, tensors = self._get_state()
-        params = {k: v for k, v in self.get_params().items() if k not in self._runtime_params}
-        manifest = {
-            "model": self._model_name,
-            "class": type(self).__name__,
-            "params": _jsonable_params(params),
-            "metadata": self.get_metadata().to_dict(),
-            "table_name": self.table_name,
-            "fit": {
-                "seconds": self.fit_seconds_,
-                "num_training_rows": self.num_training_rows_,
-                "sample_seed": self._sample_seed_,
-                "fit_seed": self._fit_seed_,
-                "dtypes": getattr(self, "_dtypes_", {}),
-            },
-            "constraints": _rules.to_json(getattr(self, "_rules_", [])),
-            **self._manifest_extra(),
-        }
-        documents = {
-            "transformer.json": self._transformer_.to_dict(),
-            "model.json": state,
-        }
-        if self._loss_history_ is not None:
-            documents["losses.json"] = self._loss_history_.to_dict(orient="list")
-        if getattr(self, "_refiner_", None) is not None:
-            documents["refiner.json"], refiner_tensors = self._refiner_.to_state()
-            tensors = {**tensors, **refiner_tensors}
-        return save_bundle(filepath, manifest, documents, tensors, archive=archive or None)
+        return save_bundle(filepath, *self.to_bundle(), archive=archive or None)
 
     @classmethod
     def load(
@@ -552,57 +564,62 @@ class BaseSynthesizer:
         ``custom_constraints`` gives back the functions of :class:`~clinsynth.constraints.Custom`
         rules by name (a bundle stores no code).
         """
-        from clinsynth.io._bundle import BUILD_ERRORS, load_bundle
-        from clinsynth.synthesizers._registry import get_synthesizer
+        from clinsynth.io._bundle import load_bundle
 
-        manifest, documents, tensors = load_bundle(filepath)
-        try:
-            klass = get_synthesizer(manifest["model"])
-        except (KeyError, ParameterError):
+        return cls.from_bundle(
+            *load_bundle(filepath),
+            where=f"Model '{filepath}'",
+            device=device,
+            custom_constraints=custom_constraints,
+        )
+
+    def to_bundle(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The fitted model as ``(manifest, documents, tensors)``: what :meth:`save` writes,
+        and what a multi-table bundle holds for each table."""
+        self._check_fitted()
+        return _persist.pack(self)
+
+    @classmethod
+    def from_bundle(
+        cls,
+        manifest: dict[str, Any],
+        documents: dict[str, Any],
+        tensors: dict[str, Any],
+        *,
+        where: str = "The model",
+        device: str = "cpu",
+        custom_constraints: dict[str, Any] | None = None,
+    ) -> BaseSynthesizer:
+        """Rebuild a model from what :meth:`to_bundle` returned (read back by
+        ``clinsynth.io._bundle.load_bundle``, which checked the manifest's schema).
+
+        Raises
+        ------
+        BundleError
+            When the bundle is a schema's, names another model class than ``cls``, or its
+            documents do not build a model; the message starts with ``where``.
+        """
+        from clinsynth.io._bundle import SINGLE_TABLE, bundle_kind
+
+        if bundle_kind(manifest) != SINGLE_TABLE:
             raise BundleError(
-                f"Model '{filepath}' was made by an unknown model "
-                f"{manifest.get('model')!r}. Install the clinsynth version that wrote it."
-            ) from None
+                f"{where} is a multi-table model; load it with clinsynth.load() or "
+                "HierarchicalSynthesizer.load()."
+            )
+        klass = _persist.model_class(manifest, where)
         if cls is not BaseSynthesizer and not issubclass(klass, cls):
             raise BundleError(
-                f"Model '{filepath}' is a {klass.__name__}, not a {cls.__name__}. Load it with "
+                f"{where} is a {klass.__name__}, not a {cls.__name__}. Load it with "
                 f"{klass.__name__}.load() or clinsynth.load()."
             )
-        try:
-            metadata = Metadata.from_dict(manifest["metadata"])
-            params = dict(manifest.get("params", {}))
-            obj = klass(metadata, **params, device=device)
-            obj._transformer_ = TableTransformer.from_dict(
-                documents["transformer.json"], metadata, manifest.get("table_name")
-            )
-            obj._rules_ = _rules.from_json(manifest.get("constraints", []), custom_constraints)
-            fit = manifest["fit"]
-            obj.fit_seconds_ = fit["seconds"]
-            obj.num_training_rows_ = fit["num_training_rows"]
-            obj._sample_seed_ = fit["sample_seed"]
-            obj._fit_seed_ = fit["fit_seed"]
-            obj._dtypes_ = fit.get("dtypes", {})
-            losses = documents.get("losses.json")
-            obj._loss_history_ = pd.DataFrame(losses) if losses is not None else None
-            obj._set_state(documents.get("model.json", {}), tensors)
-            obj._load_manifest_extra(manifest)
-            obj._refiner_ = None
-            if "refiner.json" in documents:
-                from clinsynth.synthesizers._refine import DensityRatioRefiner
-
-                obj._refiner_ = DensityRatioRefiner.from_state(
-                    documents["refiner.json"], tensors, metadata, manifest.get("table_name")
-                )
-        except BundleError as exc:  # a document's own check: say which model
-            raise BundleError(f"Model '{filepath}': {exc}", exc.problems) from None
-        except BUILD_ERRORS as exc:  # what the checks of each document did not foresee
-            raise BundleError(
-                f"Model '{filepath}' is corrupt or incomplete ({type(exc).__name__}: {exc}). "
-                "Fit and save the model again."
-            ) from None
-        obj._fitted = True
-        obj.reset_sampling()
-        return obj
+        return _persist.unpack(
+            manifest,
+            documents,
+            tensors,
+            where=where,
+            device=device,
+            custom_constraints=custom_constraints,
+        )
 
     def _manifest_extra(self) -> dict[str, Any]:
         """Extra manifest entries: the privacy report (see :meth:`get_privacy_report`)."""
@@ -646,14 +663,3 @@ class BaseSynthesizer:
             f"{k}={v!r}" for k, v in self.get_params().items() if k not in ("progress",)
         )
         return f"{type(self).__name__}({params})"
-
-
-def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, tuple):
-            value = list(value)
-        if callable(value):
-            continue
-        out[key] = value
-    return out

@@ -488,6 +488,30 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
                 return None
         return intervals
 
+    def sample_given_context(
+        self,
+        context: pd.DataFrame,
+        rng: np.random.Generator,
+        *,
+        rows: np.ndarray | None = None,
+        axis: np.ndarray | None = None,
+        strata: list[dict] | None = None,
+    ) -> pd.DataFrame:
+        """Exactly conditioned on the context: the context columns' normal scores fixed, the
+        other variables drawn from the conditional normal (``_copula_context.py``)."""
+        from clinsynth.synthesizers._copula_context import copula_conditioned, fitted_copulas
+
+        rows = np.arange(len(context)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(context.columns) == 0 or len(rows) == 0 or fitted_copulas(self) is None:
+            return super().sample_given_context(context, rng, rows=rows, axis=axis)
+        return copula_conditioned(self, context, rng, rows=rows, strata=strata)
+
+    def context_strata(self, frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+        """Mean and covariance of the context columns in each stratum (several strata only)."""
+        from clinsynth.synthesizers._copula_context import strata_statistics
+
+        return strata_statistics(self, frame, columns)
+
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
     ) -> np.ndarray | None:

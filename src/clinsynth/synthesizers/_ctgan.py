@@ -30,7 +30,6 @@ from clinsynth.synthesizers._deep import (
     FusedGANMixin,
     adam,
 )
-from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     ChoiceLoss,
@@ -150,7 +149,7 @@ class RealRowSampler:
 
 
 @register("ctgan")
-class CTGANSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
+class CTGANSynthesizer(FusedGANMixin, DeepSynthesizer):
     """Conditional tabular GAN (CTGAN): a generator trained against a critic, rare categories kept.
 
     Its parameters have SDV's names, so SDV code ports by changing the import.
@@ -197,7 +196,7 @@ class CTGANSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
         critic's estimate of the Wasserstein distance between held-out rows and generated rows.
     epsilon, delta, max_grad_norm, public_bounds
         Differential privacy (DP-SGD on the critic), see
-        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``. With
+        :class:`~clinsynth.synthesizers._deep.DeepSynthesizer` and ``docs/PRIVACY.md``. With
         ``epsilon`` the critic judges single rows (``pac`` is not used: a pack would mix
         several patients in one clipped gradient), every real row is conditioned on one of its
         own levels, and the generator's conditions follow the DP level frequencies.
@@ -394,7 +393,7 @@ class CTGANSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
         g, data, bs = self._generator, self._data, self.batch_size
         space, layout, gen = self._space, self._layout, self.generator
         for _ in range(self.discriminator_steps):
-            real = data[self._dp_batch(len(data), g)]
+            real = data[self._dp_sgd.batch(len(data), g)]
             n = len(real)
             if len(space):  # each row is conditioned on one of its own levels
                 column = torch.randint(len(space), (n,), generator=g, device=data.device)

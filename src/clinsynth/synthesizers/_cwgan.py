@@ -28,7 +28,6 @@ from clinsynth.synthesizers._deep import (
     FusedGANMixin,
     adam,
 )
-from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     Critic,
@@ -43,7 +42,7 @@ GUMBEL_TAU = 0.2
 
 
 @register("cwgan", aliases=("cwgan_gp", "cwgangp"))
-class CWGANGPSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
+class CWGANGPSynthesizer(FusedGANMixin, DeepSynthesizer):
     """Conditional Wasserstein GAN with gradient penalty, conditioned on one categorical column.
 
     Parameters
@@ -72,7 +71,7 @@ class CWGANGPSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
     epsilon, delta, max_grad_norm, public_bounds
         Differential privacy: DP-SGD on the critic, each fake row taking its real row's
         condition; the generator's conditions follow the DP level frequencies (see
-        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``).
+        :class:`~clinsynth.synthesizers._deep.DeepSynthesizer` and ``docs/PRIVACY.md``).
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
 
@@ -275,7 +274,7 @@ class CWGANGPSynthesizer(FusedGANMixin, DPDeepMixin, DeepSynthesizer):
         condition); the generator's conditions follow the DP level frequencies."""
         g, data, width = self._generator, self._data, self._cond_width
         for _ in range(self.discriminator_steps):
-            real = self._with_condition(data[self._dp_batch(len(data), g)])
+            real = self._with_condition(data[self._dp_sgd.batch(len(data), g)])
             self.generator.eval()  # running batch-norm statistics: rows stay independent
             with torch.no_grad():
                 fake = self._fake(real[:, -width:], g)

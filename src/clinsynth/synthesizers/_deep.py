@@ -26,6 +26,7 @@ from clinsynth.errors import BundleError, DataError, ParameterError
 from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_float, _is_int
+from clinsynth.synthesizers._dp import DPMixin, DPSGDTraining
 from clinsynth.synthesizers.nn import (
     FusedCriticStep,
     SpanLayout,
@@ -177,12 +178,22 @@ def fast_bfloat16(device: torch.device) -> bool:
     return bool(check()) if check is not None else False
 
 
-class DeepSynthesizer(BaseSynthesizer):
-    """Base of the neural synthesizers (TVAE, CTGAN, CWGAN-GP, HVAE-GAN).
+class DeepSynthesizer(DPMixin, BaseSynthesizer):
+    """Base of the neural synthesizers (TVAE, CTGAN, CWGAN-GP, HVAE-GAN, TabDDPM).
+
+    Differential privacy is a part, not a layer of classes: with ``epsilon`` the training step
+    runs inside a :class:`~clinsynth.synthesizers._dp.DPSGDTraining` (``self._dp_sgd``), built in
+    ``_prepare_training`` with the noise calibrated for the whole schedule (``epochs x steps
+    per epoch x _dp_steps_per_step()``) and recorded in the ledger in ``_release_training``. A
+    model names the networks that read real rows (``_dp_modules()``) and writes a private
+    branch of ``_train_step`` that draws ``self._dp_sgd.batch(...)`` and calls
+    ``self._dp_sgd.step(...)``. With ``epsilon=None`` nothing changes.
 
     Parameters
     ----------
     metadata : Metadata
+    epsilon, delta, max_grad_norm, public_bounds
+        Differential privacy (:class:`~clinsynth.synthesizers._dp.DPMixin`).
     validation_split : float
         Fraction of the rows held out to measure a validation loss after every epoch.
     early_stopping_patience : int, optional
@@ -255,6 +266,10 @@ class DeepSynthesizer(BaseSynthesizer):
         self,
         metadata: Metadata,
         *,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        max_grad_norm: float = 1.0,
+        public_bounds: dict[str, Any] | None = None,
         validation_split: float = 0.0,
         early_stopping_patience: int | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
@@ -264,6 +279,7 @@ class DeepSynthesizer(BaseSynthesizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
+        self._init_dp(epsilon, delta, max_grad_norm, public_bounds)
         self.training_precision = training_precision
         self.sample_precision = sample_precision
         self.validation_split = validation_split
@@ -308,7 +324,7 @@ class DeepSynthesizer(BaseSynthesizer):
                     f"CTGAN and CWGAN-GP; {type(self).__name__} trains in float32. Leave "
                     "training_precision out."
                 )
-            if getattr(self, "dp_enabled", False):
+            if self.dp_enabled:
                 raise ParameterError(
                     f"{type(self).__name__} with differential privacy trains in float32: leave "
                     "training_precision out, or drop epsilon."
@@ -319,16 +335,25 @@ class DeepSynthesizer(BaseSynthesizer):
                 "validation_split > 0 (e.g. 0.1)."
             )
         self._torch_device()
+        if not self.dp_enabled:
+            return
+        name = type(self).__name__
+        if self.validation_split:
+            raise ParameterError(
+                f"validation_split of {name} must be 0 with epsilon: the validation loss is "
+                "computed on real rows outside the privacy budget."
+            )
+        if self.early_stopping_patience is not None:
+            raise ParameterError(
+                f"early_stopping_patience of {name} must be None with epsilon: stopping on a "
+                "real-data loss spends privacy outside the budget."
+            )
 
     def _training_precision(self) -> str:
         """The precision training runs in: ``"auto"`` resolved for this model and device."""
         if self.training_precision != "auto":
             return self.training_precision
-        if (
-            self._bf16_training
-            and not getattr(self, "dp_enabled", False)
-            and fast_bfloat16(self._torch_device())
-        ):
+        if self._bf16_training and not self.dp_enabled and fast_bfloat16(self._torch_device()):
             return "bfloat16"
         return "float32"
 
@@ -455,14 +480,36 @@ class DeepSynthesizer(BaseSynthesizer):
         raise NotImplementedError
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
-        """Keep what the training steps need (the data tensor, samplers)."""
+        """Keep what the training steps need (the data tensor, samplers); with ``epsilon``,
+        plan DP-SGD for the whole schedule."""
         self._data = data
         self._generator = generator
+        self._dp_sgd: DPSGDTraining | None = None
+        if self.dp_enabled:
+            n = len(data)
+            per_epoch = self._steps_per_epoch(n) or math.ceil(
+                n / max(1, min(int(self.batch_size), n))
+            )
+            steps = int(self.epochs) * per_epoch * self._dp_steps_per_step()
+            self._dp_sgd = DPSGDTraining.plan(self, self._dp_modules(), n, steps, generator)
 
     def _release_training(self) -> None:
-        """Drop the training tensors: a fitted model holds no training row."""
+        """Drop the training tensors: a fitted model holds no training row. With ``epsilon``,
+        record the training in the ledger and write ``privacy_budget_``."""
         self._data = None
         self._generator = None
+        if getattr(self, "_dp_sgd", None) is not None:
+            details = self._dp_sgd.record(self._accountant_)
+            self._finish_privacy(**details, epochs=int(self.epochs))
+            self._dp_sgd = None
+
+    def _dp_modules(self) -> Any:
+        """The networks whose training reads real rows (one module, or a dict of them)."""
+        raise NotImplementedError
+
+    def _dp_steps_per_step(self) -> int:
+        """Private updates per training step (a GAN's critic steps)."""
+        return 1
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -1,4 +1,6 @@
-"""Differential privacy for synthesizers: parameters, budget planning, the privacy report.
+"""Differential privacy for synthesizers: parameters, budget planning, the privacy report, and
+DP-SGD around a deep model's training step (:class:`DPSGDTraining`, which
+:class:`~clinsynth.synthesizers._deep.DeepSynthesizer` builds when ``epsilon`` is given).
 
 :class:`DPMixin` gives a synthesizer ``epsilon``, ``delta``, ``max_grad_norm`` and
 ``public_bounds``; when ``epsilon`` is None nothing changes. With a budget, the transformer learns
@@ -258,134 +260,98 @@ class DPMixin:
             )
 
 
-class DPSGDMixin(DPMixin):
-    """DP-SGD bookkeeping for the deep synthesizers (see :class:`~clinsynth.privacy.DPSGD`).
+class DPSGDTraining:
+    """DP-SGD wrapped around a model's training step, with its share of the ledger.
 
-    A model calls :meth:`_dp_prepare` once its networks and training tensor exist, draws each
-    private step's rows with :meth:`_dp_batch` (Poisson sampling at ``q = batch_size / n``),
-    lets ``self._dp_sgd.step(row_loss, ...)`` write the private gradients, and calls
-    :meth:`_dp_finish` after training. The noise multiplier is calibrated so that the
-    transformer's statistics plus ``epochs`` of steps spend exactly ``epsilon``.
-    """
-
-    def _dp_check_training(self) -> None:
-        if not self.dp_enabled:
-            return
-        name = type(self).__name__
-        if getattr(self, "validation_split", 0):
-            raise ParameterError(
-                f"validation_split of {name} must be 0 with epsilon: the validation loss is "
-                "computed on real rows outside the privacy budget."
-            )
-        if getattr(self, "early_stopping_patience", None) is not None:
-            raise ParameterError(
-                f"early_stopping_patience of {name} must be None with epsilon: stopping on a "
-                "real-data loss spends privacy outside the budget."
-            )
-
-    def _dp_prepare(
-        self, modules: dict[str, Any], num_rows: int, steps: int, generator: Any
-    ) -> None:
-        """Calibrate the noise for ``steps`` private steps and build the DP-SGD engine."""
-        from clinsynth.privacy import DPSGD
-
-        batch = min(int(self.batch_size), int(num_rows))  # type: ignore[attr-defined]
-        self._dp_rate = batch / num_rows
-        self._dp_steps_planned = int(steps)
-        self._dp_noise = self._calibrate_sgd(self._dp_rate, self._dp_steps_planned)
-        self._dp_sgd = DPSGD(
-            modules,
-            noise_multiplier=self._dp_noise,
-            max_grad_norm=float(self.max_grad_norm),
-            sample_rate=self._dp_rate,
-            num_rows=num_rows,
-            generator=generator,
-        )
-        self._dp_networks = (
-            sorted(modules)
-            if isinstance(modules, dict)
-            else [n for n, m in self._networks().items() if m is modules]
-        )  # type: ignore[attr-defined]
-
-    def _dp_batch(self, num_rows: int, generator: Any) -> Any:
-        from clinsynth.privacy import poisson_batch
-
-        return poisson_batch(num_rows, self._dp_rate, generator, device=generator.device)
-
-    def _dp_finish(self) -> None:
-        """Record the training in the ledger and write ``privacy_budget_``.
-
-        The planned steps are recorded: every epoch runs (no early stopping with DP), and a fit
-        resumed from a checkpoint has taken them all, some before the interruption.
-        """
-        steps = self._dp_steps_planned
-        self._accountant_.add_sampled_gaussian(
-            "DP-SGD on " + ", ".join(self._dp_networks),
-            self._dp_noise,
-            sample_rate=self._dp_rate,
-            steps=steps,
-            consumer="training",
-        )
-        self._finish_privacy(
-            mechanism="DP-SGD (Poisson sampling, per-row clipping, Gaussian noise)",
-            networks=self._dp_networks,
-            max_grad_norm=float(self.max_grad_norm),
-            noise_multiplier=self._dp_noise,
-            sample_rate=self._dp_rate,
-            steps=steps,
-            epochs=int(self.epochs),  # type: ignore[attr-defined]
-        )
-        self._dp_sgd = None
-
-
-class DPDeepMixin(DPSGDMixin):
-    """``epsilon``/``delta``/``max_grad_norm``/``public_bounds`` for a deep synthesizer.
-
-    Put it before :class:`~clinsynth.synthesizers._deep.DeepSynthesizer` in the bases; the model
-    then implements ``_dp_modules()`` (the networks that read real rows) and a private branch of
-    ``_train_step`` that draws ``self._dp_batch(...)`` and calls ``self._dp_sgd.step(...)``.
-    The noise is calibrated in ``_prepare_training`` for the whole schedule
-    (``epochs × steps per epoch × _dp_steps_per_step()``) and the budget is written in
-    ``_release_training``. With ``epsilon=None`` nothing changes.
+    Built once the networks and the training tensor exist (:meth:`plan`, which calibrates the
+    noise so that the transformer's statistics plus ``steps`` private steps spend exactly
+    ``epsilon``). The model's private training step draws its rows with :meth:`batch` (Poisson
+    sampling at ``q = batch_size / n``) and lets :meth:`step` write the private gradients of a
+    per-row loss (:class:`~clinsynth.privacy.DPSGD`); :meth:`record` writes the training into
+    the accountant when training ends and returns what the privacy report says of it.
     """
 
     def __init__(
         self,
-        metadata: Any,
+        modules: Any,
+        networks: list[str],
         *,
-        epsilon: float | None = None,
-        delta: float | None = None,
-        max_grad_norm: float = 1.0,
-        public_bounds: dict[str, Any] | None = None,
-        **kwargs: Any,
+        num_rows: int,
+        sample_rate: float,
+        steps: int,
+        noise_multiplier: float,
+        max_grad_norm: float,
+        generator: Any,
     ) -> None:
-        super().__init__(metadata, **kwargs)  # type: ignore[call-arg]
-        self._init_dp(epsilon, delta, max_grad_norm, public_bounds)
+        from clinsynth.privacy import DPSGD
 
-    def _check_params(self) -> None:
-        super()._check_params()  # type: ignore[misc]
-        self._dp_check_training()
+        self.networks = networks
+        self.sample_rate = sample_rate
+        self.steps = int(steps)
+        self.noise_multiplier = noise_multiplier
+        self.max_grad_norm = max_grad_norm
+        self.engine = DPSGD(
+            modules,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            sample_rate=sample_rate,
+            num_rows=num_rows,
+            generator=generator,
+        )
 
-    def _prepare_training(self, data: Any, generator: Any) -> None:
-        super()._prepare_training(data, generator)  # type: ignore[misc]
-        self._dp_sgd = None
-        if self.dp_enabled:
-            n = len(data)
-            per_epoch = self._steps_per_epoch(n) or math.ceil(  # type: ignore[attr-defined]
-                n / max(1, min(int(self.batch_size), n))
-            )  # type: ignore[attr-defined]
-            steps = int(self.epochs) * per_epoch * self._dp_steps_per_step()  # type: ignore
-            self._dp_prepare(self._dp_modules(), n, steps, generator)
+    @classmethod
+    def plan(
+        cls, model: Any, modules: Any, num_rows: int, steps: int, generator: Any
+    ) -> DPSGDTraining:
+        """Calibrate the noise of ``model`` (a deep model with a budget: ``batch_size``,
+        ``max_grad_norm``, ``_networks()`` and :class:`DPMixin`'s planning) for ``steps``
+        private steps over ``num_rows`` rows, on the networks ``modules``."""
+        batch = min(int(model.batch_size), int(num_rows))
+        rate = batch / num_rows
+        networks = (
+            sorted(modules)
+            if isinstance(modules, dict)
+            else [n for n, m in model._networks().items() if m is modules]
+        )
+        return cls(
+            modules,
+            networks,
+            num_rows=num_rows,
+            sample_rate=rate,
+            steps=steps,
+            noise_multiplier=model._calibrate_sgd(rate, int(steps)),
+            max_grad_norm=float(model.max_grad_norm),
+            generator=generator,
+        )
 
-    def _release_training(self) -> None:
-        super()._release_training()  # type: ignore[misc]
-        if getattr(self, "_dp_sgd", None) is not None:
-            self._dp_finish()
+    def batch(self, num_rows: int, generator: Any) -> Any:
+        """Indices of a Poisson-sampled batch of the training rows."""
+        from clinsynth.privacy import poisson_batch
 
-    def _dp_modules(self) -> Any:
-        """The networks whose training reads real rows (one module, or a dict of them)."""
-        raise NotImplementedError
+        return poisson_batch(num_rows, self.sample_rate, generator, device=generator.device)
 
-    def _dp_steps_per_step(self) -> int:
-        """Private updates per training step (a GAN's critic steps)."""
-        return 1
+    def step(self, row_loss: Any, *tensors: Any) -> Any:
+        """Write the private gradients of ``row_loss`` over ``tensors`` (one row each)."""
+        return self.engine.step(row_loss, *tensors)
+
+    def record(self, accountant: PrivacyAccountant) -> dict[str, Any]:
+        """Add the training to the ledger; what the privacy report says of it.
+
+        The planned steps are recorded: every epoch runs (no early stopping with DP), and a fit
+        resumed from a checkpoint has taken them all, some before the interruption.
+        """
+        accountant.add_sampled_gaussian(
+            "DP-SGD on " + ", ".join(self.networks),
+            self.noise_multiplier,
+            sample_rate=self.sample_rate,
+            steps=self.steps,
+            consumer="training",
+        )
+        return {
+            "mechanism": "DP-SGD (Poisson sampling, per-row clipping, Gaussian noise)",
+            "networks": self.networks,
+            "max_grad_norm": self.max_grad_norm,
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "steps": self.steps,
+        }

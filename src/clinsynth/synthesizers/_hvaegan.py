@@ -40,7 +40,6 @@ from clinsynth.synthesizers._deep import (
     LatentMixin,
     adam,
 )
-from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers._tvae import Decoder
 from clinsynth.synthesizers.nn import (
@@ -89,7 +88,7 @@ class GroupEncoder(nn.Module):
 
 
 @register("hvaegan", aliases=("hvae_gan", "hvae"))
-class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
+class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
     """Hierarchical VAE-GAN with one encoder per feature group and a shared latent space.
 
     Parameters
@@ -125,7 +124,7 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         ELBO of held-out rows).
     epsilon, delta, max_grad_norm, public_bounds
         Differential privacy: DP-SGD on the encoders, prior, decoder and critic together (see
-        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``).
+        :class:`~clinsynth.synthesizers._deep.DeepSynthesizer` and ``docs/PRIVACY.md``).
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
 
@@ -412,7 +411,7 @@ class HVAEGANSynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         """DP-SGD on every network that reads real rows; the adversarial term of the decoder
         reads none (generated rows through the private critic) and is added as it is."""
         g, data = self._generator, self._data
-        x = data[self._dp_batch(len(data), g)]
+        x = data[self._dp_sgd.batch(len(data), g)]
         n, latent = len(x), self.group_embedding_dim * len(self._group_names)
         e1 = torch.randn(n, latent, generator=g, device=x.device, dtype=x.dtype)
         e2 = torch.randn(n, self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)

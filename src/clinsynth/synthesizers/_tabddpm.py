@@ -54,7 +54,6 @@ from clinsynth.synthesizers._base import _is_float, _is_int
 from clinsynth.synthesizers._conditions import ConditionedRows
 from clinsynth.synthesizers._deep import DIMS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, DeepSynthesizer
 from clinsynth.synthesizers._diffusion_conditioning import sample_by_splitting
-from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import SpanLayout
 from clinsynth.synthesizers.nn._diffusion import Denoiser, TabularDiffusion
@@ -82,7 +81,7 @@ def tie_midpoint_scores(x: np.ndarray, knots_x: np.ndarray, knots_p: np.ndarray)
 
 
 @register("tabddpm", aliases=("diffusion", "ddpm"))
-class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
+class TabDDPMSynthesizer(DeepSynthesizer):
     """Gaussian-multinomial diffusion model for tables (TabDDPM).
 
     Parameters
@@ -129,8 +128,9 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
     validation_split, early_stopping_patience, checkpoint_dir, checkpoint_every
         See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`.
     epsilon, delta, max_grad_norm, public_bounds
-        Differential privacy with DP-SGD (see :class:`~clinsynth.synthesizers._dp.DPDeepMixin`);
-        ``epsilon=None`` (default) trains without it.
+        Differential privacy with DP-SGD (see
+        :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`); ``epsilon=None`` (default)
+        trains without it.
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
 
@@ -386,7 +386,7 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
         """One DP-SGD step on a Poisson batch (the engine's batch indices are not used)."""
         diffusion, net = self._diffusion, self.denoiser
         n = self._x0.shape[0]
-        idx = self._dp_batch(n, self._generator)
+        idx = self._dp_sgd.batch(n, self._generator)
         x0 = self._x0[idx]
         t, noise, gumbel = diffusion.draw_training_noise(len(idx), self._generator)
         xt = diffusion.q_sample(x0, t, noise, gumbel)  # no parameter in it: drawn per batch
@@ -410,7 +410,7 @@ class TabDDPMSynthesizer(DPDeepMixin, DeepSynthesizer):
             return (num + cat).sum()
 
         self._dp_sgd.step(row_loss, x0, xt, t, noise, labels)
-        return {"noise_multiplier": torch.tensor(self._dp_noise, device=x0.device)}
+        return {"noise_multiplier": torch.tensor(self._dp_sgd.noise_multiplier, device=x0.device)}
 
     @torch.no_grad()
     def _update_ema(self) -> None:

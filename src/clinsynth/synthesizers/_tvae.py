@@ -27,7 +27,6 @@ from clinsynth.synthesizers._deep import (
     LatentMixin,
     adam,
 )
-from clinsynth.synthesizers._dp import DPDeepMixin
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     FusedVAEStep,
@@ -62,7 +61,7 @@ class Decoder(nn.Module):
 
 
 @register("tvae")
-class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
+class TVAESynthesizer(LatentMixin, DeepSynthesizer):
     """Variational autoencoder for tables (TVAE): fast, and strong on mid-sized tables.
 
     Its parameters have SDV's names, so SDV code ports by changing the import.
@@ -88,7 +87,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         See :class:`~clinsynth.synthesizers._deep.DeepSynthesizer`.
     epsilon, delta, max_grad_norm, public_bounds
         Differential privacy: DP-SGD on the encoder and decoder (see
-        :class:`~clinsynth.synthesizers._dp.DPDeepMixin` and ``docs/PRIVACY.md``); None trains
+        :class:`~clinsynth.synthesizers._deep.DeepSynthesizer` and ``docs/PRIVACY.md``); None trains
         without it.
     **kwargs
         ``random_state``, ``device`` ("cpu", "cuda", "auto"), ``verbose``, ``progress``, ...
@@ -226,7 +225,7 @@ class TVAESynthesizer(LatentMixin, DPDeepMixin, DeepSynthesizer):
         """A Poisson batch, per-row clipped and noised gradients; the loss is not kept (it is
         a statistic of real rows)."""
         g = self._generator
-        x = self._data[self._dp_batch(len(self._data), g)]
+        x = self._data[self._dp_sgd.batch(len(self._data), g)]
         eps = torch.randn(len(x), self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
         self._dp_sgd.step(self._dp_row_loss, x, eps)
         self._optimizer.step()

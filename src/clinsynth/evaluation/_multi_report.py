@@ -1,4 +1,8 @@
-"""The multi-table report object: scores, details, figure data, and its HTML and JSON files."""
+"""The multi-table report object: scores, details, figure data, and its HTML and JSON files.
+
+``clinsynth.multitable.evaluate_multi_table`` fills it; it lives here, beside the single-table
+reports and its HTML (``_html_multi.py``), so that evaluation never imports multitable.
+"""
 
 from __future__ import annotations
 
