@@ -521,7 +521,7 @@ def models() -> None:
     grid.add_column("name")
     grid.add_column("class")
     grid.add_column("description")
-    for name, cls in list_synthesizers().items():
+    for name, cls in list_synthesizers(sequential=True).items():
         doc = (cls.__doc__ or "").strip().splitlines()
         grid.add_row(name, cls.__name__, doc[0] if doc else "")
     console.print(grid)

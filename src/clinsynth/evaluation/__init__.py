@@ -19,6 +19,7 @@ from clinsynth.evaluation._reports import (
     QualityReport,
     UtilityReport,
 )
+from clinsynth.evaluation._sequences import evaluate_sequences
 from clinsynth.evaluation._utility import evaluate_utility
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "evaluate",
     "evaluate_privacy",
     "evaluate_quality",
+    "evaluate_sequences",
     "evaluate_utility",
     "run_diagnostic",
 ]

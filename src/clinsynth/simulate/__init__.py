@@ -5,7 +5,9 @@
 - :func:`simulate_cohort`: 20 clinical features and a condition label with clinically plausible
   correlations and rules that hold on every row (one table);
 - :func:`simulate_hospital`: patients, visits and lab results with valid keys and dates
-  (three related tables).
+  (three related tables);
+- :func:`simulate_lab_trajectories`: repeated lab results per patient over time (one table of
+  sequences, for :class:`~clinsynth.SequentialSynthesizer`).
 
 Every simulator returns the data with its :class:`~clinsynth.Metadata`, is vectorized (no loop
 over patients) and gives the same data for the same ``seed``. The values are plausible, not
@@ -22,11 +24,13 @@ from clinsynth.simulate._common import egfr_ckd_epi_2021
 from clinsynth.simulate._graph import default_graph_path, load_graph
 from clinsynth.simulate._hospital import HOSPITAL_ORDER_RULES, simulate_hospital
 from clinsynth.simulate._population import simulate_population
+from clinsynth.simulate._trajectories import simulate_lab_trajectories
 
 __all__ = [
     "simulate_population",
     "simulate_cohort",
     "simulate_hospital",
+    "simulate_lab_trajectories",
     "COHORT_CONDITIONS",
     "COHORT_ORDER_RULES",
     "COHORT_RANGES",

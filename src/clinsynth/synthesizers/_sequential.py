@@ -1,0 +1,557 @@
+"""SequentialSynthesizer: longitudinal records, one sequence of events per patient.
+
+The table's metadata names the patient (``sequence_key``) and the time of each event
+(``sequence_index``: a number or a date), SDV's words. Context columns (constant within every
+patient: sex, birth year, arm, end of follow-up) are detected, or given, and learned once per
+patient by a Gaussian copula together with the number of events and the time of the first one.
+The events are learned by a GRU over each patient's history with a conditional VAE per step
+(:mod:`clinsynth.synthesizers.nn._sequence`), on the project's TableTransformer encoding of the
+event columns plus the log of the gap since the previous event.
+
+Temporal logic holds by construction: gaps are ``max(1, round(exp(log_gap)))`` ticks of the
+index's own resolution, so times strictly increase within a patient; context columns that
+bound every real event (end of follow-up, death; birth, enrolment: discovered on the real
+rows, see :func:`~clinsynth.synthesizers._sequence_data.discover_bounds`) clip the first event
+into the allowed window and end the sequence before the upper bound. Rules of the metadata on
+context columns go to the copula, rules on event columns are reparametrized for the event
+network as other models do, and the rules that mix the two are checked on every event row
+(patients with a broken row get new events, a bounded number of times).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clinsynth._utils import derive_seed, make_rng, report
+from clinsynth.errors import DataError, MetadataError, ParameterError, SamplingError
+from clinsynth.metadata import Metadata, TableMetadata
+from clinsynth.synthesizers import _rules
+from clinsynth.synthesizers import _sequence_data as sd
+from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _is_int
+from clinsynth.synthesizers._registry import register
+from clinsynth.synthesizers._sequential_state import (
+    context_model_from_state,
+    context_model_state,
+    rule_columns,
+)
+from clinsynth.synthesizers.nn._layers import SpanLayout
+from clinsynth.synthesizers.nn._sequence import SequenceNet, train
+from clinsynth.transform import TableTransformer
+
+logger = logging.getLogger(__name__)
+
+#: Rounds of new events for patients whose rows break a rule that mixes context and events.
+_RULE_ROUNDS = 10
+
+
+@register("sequential", aliases=("par",))
+class SequentialSynthesizer(BaseSynthesizer):
+    """Longitudinal patient records: the events of each patient in time order.
+
+    Parameters
+    ----------
+    metadata : Metadata
+        With ``sequence_key`` and ``sequence_index`` set on the table
+        (``metadata.set_sequence_key("patient_id")``, ``set_sequence_index("date")``).
+    context_columns : list of str, optional
+        Columns constant within each patient, learned once per patient; None detects them.
+    epochs : int
+        Passes over the patients.
+    batch_size : int
+        Patients per training step.
+    hidden_dim : int
+        Width of the GRU state and of the hidden layers.
+    latent_dim : int
+        Size of each event's latent variable.
+    learning_rate : float
+    loss_factor : float
+        Weight of the reconstruction term against the KL term.
+    epsilon : float, optional
+        Differential privacy with the patient as the unit is not available yet: any value
+        is refused with an error (None trains without it).
+    **kwargs
+        ``random_state``, ``device``, ``verbose``, ``progress``, ``constraints``, ... as for
+        every model.
+
+    Examples
+    --------
+    >>> from clinsynth.simulate import simulate_lab_trajectories
+    >>> from clinsynth import SequentialSynthesizer
+    >>> visits, md = simulate_lab_trajectories(60, mean_visits=5, seed=0)
+    >>> model = SequentialSynthesizer(md, epochs=2, random_state=0).fit(visits)
+    >>> model.sample(3)["patient_id"].nunique()
+    3
+    """
+
+    #: A model of sequences: left out of ``list_synthesizers()`` unless asked for.
+    _sequential: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        "context_columns": (
+            lambda v: (
+                v is None or (isinstance(v, list | tuple) and all(isinstance(c, str) for c in v))
+            ),
+            "None or a list of column names",
+        ),
+        "epochs": (_is_int(1), "an int >= 1"),
+        "batch_size": (_is_int(1), "an int >= 1"),
+        "hidden_dim": (_is_int(1), "an int >= 1"),
+        "latent_dim": (_is_int(1), "an int >= 1"),
+        "learning_rate": (_is_float(1e-12), "a float > 0"),
+        "loss_factor": (_is_float(1e-12), "a float > 0"),
+        "epsilon": (lambda v: v is None or _is_float(1e-12)(v), "None or a float > 0"),
+    }
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        context_columns: list[str] | None = None,
+        epochs: int = 100,
+        batch_size: int = 256,
+        hidden_dim: int = 64,
+        latent_dim: int = 16,
+        learning_rate: float = 2e-3,
+        loss_factor: float = 2.0,
+        epsilon: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(metadata, **kwargs)
+        self.context_columns = context_columns
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.hidden_dim = hidden_dim
+        self.latent_dim = latent_dim
+        self.learning_rate = learning_rate
+        self.loss_factor = loss_factor
+        self.epsilon = epsilon
+
+    # ------------------------------------------------------------------ fit
+    def _keys(self, table: TableMetadata) -> tuple[str, str]:
+        key, index = table.sequence_key, table.sequence_index
+        if key is None or index is None:
+            raise MetadataError(
+                f"{type(self).__name__} needs the table's sequence_key (the patient) and "
+                f"sequence_index (the time of each event); got sequence_key={key!r}, "
+                f"sequence_index={index!r}. Set them with metadata.set_sequence_key('patient_id') "
+                "and metadata.set_sequence_index('date')."
+            )
+        return key, index
+
+    def _check_options(self) -> None:
+        self._validate_params()
+        if self.epsilon is not None:
+            raise ParameterError(
+                f"The 'epsilon' parameter of {type(self).__name__} is not supported yet: "
+                "differential privacy with the patient as the unit is not implemented for "
+                "sequences. Use epsilon=None, or a DP model on one row per patient."
+            )
+        if self.refine:
+            raise ParameterError(
+                f"The 'refine' parameter of {type(self).__name__} works on single rows, not "
+                "sequences: use refine=False."
+            )
+
+    def fit(self, data: pd.DataFrame) -> SequentialSynthesizer:
+        """Learn the sequences of ``data`` (rows in any order; ``data`` is not modified)."""
+        from clinsynth.metadata._validate import clear_missing_values, table_problems
+
+        self._check_options()
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"fit() needs a pandas DataFrame; got {type(data).__name__}.")
+        table = self._table_metadata()
+        key, index = self._keys(table)
+        report(self.progress, self.epochs, 0, "checking the data")
+        data = clear_missing_values(data, table)
+        if isinstance(self.metadata, Metadata):
+            self._validate_metadata(table, data)
+        problems, notes = table_problems(table, data)
+        if problems:
+            raise DataError.from_problems("The data does not match its metadata", problems)
+        for note in notes:
+            logger.warning(note)
+        start = time.perf_counter()
+        sd.check_sequences(data, key, index, table)
+        rng = make_rng(self.random_state)
+        self._fit_seed_, self._sample_seed_ = derive_seed(rng), derive_seed(rng)
+        self.num_training_rows_ = int(len(data))
+        self._dtypes_ = {c: str(data[c].dtype) for c in table.columns}
+        self._axis_ = sd.time_axis(data[index], table.columns[index])
+        events = sd.sort_events(data[list(table.columns)], key, index, self._axis_)
+        others = [c for c in table.columns if c not in (key, index)]
+        self._context_ = sd.detect_context(events, key, others, self.context_columns)
+        self._event_columns_ = [c for c in others if c not in self._context_]
+        self._bounds_ = sd.discover_bounds(events, self._context_, table, self._axis_)
+        codes = pd.factorize(events[key])[0]
+        lengths = np.bincount(codes)
+        first = np.cumsum(lengths) - lengths
+        rules = _rules.collect_rules(table, self.constraints)
+        rules = _rules.check_real_data(rules, events, table) if rules else []
+        context_rules, event_rules, mixed = self._split_rules(rules)
+        self._fit_context_model(events, first, lengths, table, context_rules, rng)
+        encoded = self._fit_event_encoding(events, first, lengths, table, event_rules)
+        for rule in mixed:
+            rule.min_patients = self.rare_category_threshold
+            rule.learn(events, table)
+        self._rules_ = event_rules + mixed
+        self._n_event_rules_ = len(event_rules)
+        self._train(encoded, lengths)
+        self._fitted = True
+        self._refiner_ = None
+        self.fit_seconds_ = time.perf_counter() - start
+        self.reset_sampling()
+        logger.info("%s fitted in %.2f s", type(self).__name__, self.fit_seconds_)
+        return self
+
+    def _split_rules(self, rules: list) -> tuple[list, list, list]:
+        """Rules on context columns only, on event columns only, and the others."""
+        context, events = set(self._context_), set(self._event_columns_)
+        split: tuple[list, list, list] = ([], [], [])
+        for rule in rules:
+            columns = rule_columns(rule)
+            if columns <= context:
+                split[0].append(rule)
+            elif columns <= events:
+                split[1].append(rule)
+            else:
+                split[2].append(rule)
+        return split
+
+    def _context_table(self, table: TableMetadata, rules: list) -> TableMetadata:
+        key = table.sequence_key
+        spec = table.columns[key] if table.sdtype(key) == "id" else {"sdtype": "id"}
+        columns = {key: dict(spec), **{c: dict(table.columns[c]) for c in self._context_}}
+        columns[sd.N_EVENTS] = {"sdtype": "numerical", "computer_representation": "Int64"}
+        columns[sd.START] = {"sdtype": "numerical", "computer_representation": "Int64"}
+        return TableMetadata(columns, key, constraints=[r.to_dict() for r in rules])
+
+    def _fit_context_model(
+        self,
+        events: pd.DataFrame,
+        first: np.ndarray,
+        lengths: np.ndarray,
+        table: TableMetadata,
+        rules: list,
+        rng: np.random.Generator,
+    ) -> None:
+        from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
+
+        key = table.sequence_key
+        context = events.iloc[first][[key, *self._context_]].reset_index(drop=True)
+        context[sd.N_EVENTS] = lengths.astype(np.int64)
+        context[sd.START] = events["__ticks"].to_numpy()[first]
+        context_table = self._context_table(table, rules)
+        self._context_model_ = GaussianCopulaSynthesizer(
+            Metadata({"context": context_table}),
+            enforce_min_max_values=self.enforce_min_max_values,
+            enforce_rounding=self.enforce_rounding,
+            locale=self.locale,
+            rare_category_threshold=self.rare_category_threshold,
+            random_state=derive_seed(rng),
+        ).fit(context)
+        plain = TableMetadata(context_table.columns, key)
+        self._context_encoder_ = TableTransformer(
+            plain, rare_category_threshold=self.rare_category_threshold
+        ).fit(context)
+        self._context_encoded_ = self._encode_context(context)
+
+    def _encode_context(self, context: pd.DataFrame) -> np.ndarray:
+        columns = self._context_encoder_.column_names
+        return self._context_encoder_.transform(context[columns])
+
+    def _event_table(self, table: TableMetadata, rules: list) -> TableMetadata:
+        key = table.sequence_key
+        columns = {key: {"sdtype": "id"}}
+        columns.update({c: dict(table.columns[c]) for c in self._event_columns_})
+        columns[sd.GAP] = {"sdtype": "numerical", "computer_representation": "Float"}
+        return TableMetadata(columns, key, constraints=[r.to_dict() for r in rules])
+
+    def _fit_event_encoding(
+        self,
+        events: pd.DataFrame,
+        first: np.ndarray,
+        lengths: np.ndarray,
+        table: TableMetadata,
+        rules: list,
+    ) -> np.ndarray:
+        key = table.sequence_key
+        ticks = events["__ticks"].to_numpy()
+        gaps = np.diff(ticks, prepend=ticks[0]).astype(np.float64)
+        # The first event's "gap" is never used: it takes the patient's next gap (or the
+        # median one), so the column's distribution stays that of the real gaps.
+        later = gaps[np.minimum(first + 1, len(gaps) - 1)]
+        gaps[first] = np.where(lengths > 1, later, np.median(gaps[gaps > 0]))
+        frame = events[[key, *self._event_columns_]].copy()
+        frame[sd.GAP] = np.log(np.maximum(gaps, 1.0))
+        self._event_table_ = self._event_table(table, [])
+        frame, model_table = _rules.reparametrize(
+            rules, frame, self._event_table_, rare_threshold=self.rare_category_threshold
+        )
+        self._transformer_ = TableTransformer(
+            model_table,
+            enforce_min_max=self.enforce_min_max_values,
+            locale=self.locale,
+            rare_category_threshold=self.rare_category_threshold,
+        ).fit(frame)
+        if not self.enforce_rounding:
+            for column in model_table.columns:
+                t = self._transformer_.get_transformer(column)
+                if getattr(t, "kind", "") == "numerical":
+                    t.decimals = None
+        return self._transformer_.transform(frame)
+
+    # ------------------------------------------------------------------ network
+    def _device(self) -> torch.device:
+        device = self.device
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ParameterError(
+                f"device={device!r} but torch sees no CUDA GPU. Use device='cpu' or 'auto'."
+            )
+        return torch.device(device)
+
+    def _build_net(self, device: torch.device) -> SequenceNet:
+        self._layout = SpanLayout(self._transformer_.output_info)
+        return SequenceNet(
+            self._context_encoder_.output_dim,
+            self._layout.dim,
+            self.hidden_dim,
+            self.latent_dim,
+            self._layout.n_scalar,
+        ).to(device)
+
+    def _train(self, encoded: np.ndarray, lengths: np.ndarray) -> None:
+        device = self._device()
+        generator = torch.Generator(device=device).manual_seed(self._fit_seed_)
+        self._net = self._build_net(device)
+        self._net.init_parameters(torch.Generator().manual_seed(self._fit_seed_))
+        self._net.to(device)
+        events = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
+        context = torch.from_numpy(self._context_encoded_)
+        del self._context_encoded_
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            report(self.progress, self.epochs, epoch + 1, f"epoch {epoch + 1}: loss {loss:.3f}")
+            if self.verbose:
+                print(f"Epoch {epoch + 1}/{self.epochs} | loss {loss:.4f}", flush=True)
+
+        history = train(
+            self._net,
+            events.to(device),
+            torch.from_numpy(lengths.astype(np.int64)).to(device),
+            context.to(device),
+            self._layout,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            loss_factor=self.loss_factor,
+            generator=generator,
+            on_epoch=on_epoch,
+        )
+        self._net.eval()
+        self._loss_history_ = pd.DataFrame(
+            {"epoch": np.arange(1, len(history) + 1), "loss": history}
+        )
+
+    # ------------------------------------------------------------------ sample
+    def reset_sampling(self, seed: int | None = None) -> None:
+        super().reset_sampling(seed)
+        self._context_model_.reset_sampling(seed=derive_seed(self._sample_rng))
+
+    def sample(  # type: ignore[override]
+        self,
+        num_sequences: int | None = None,
+        *,
+        context: pd.DataFrame | None = None,
+        num_rows: int | None = None,
+    ) -> pd.DataFrame:
+        """Synthetic events of ``num_sequences`` new patients, sorted by patient and time.
+
+        Parameters
+        ----------
+        num_sequences : int
+            How many patients (sequences); their number of events is learned.
+        context : DataFrame, optional
+            One row per patient to make, with values of context columns (a missing cell is
+            free): each sequence follows its row. ``num_sequences`` defaults to its length.
+        num_rows : int, optional
+            Another name of ``num_sequences`` (the other models' word).
+        """
+        self._check_fitted()
+        if num_rows is not None:
+            if num_sequences is not None:
+                raise ParameterError("Give num_sequences or num_rows (the same thing), not both.")
+            num_sequences = num_rows
+        if context is not None:
+            context = self._check_context(context, num_sequences)
+            num_sequences = len(context)
+        if num_sequences is None or not _is_int(0)(num_sequences):
+            raise ParameterError(
+                f"sample() needs the number of sequences, an int >= 0: sample(100). "
+                f"Got {num_sequences!r}."
+            )
+        if context is None:
+            patients = self._context_model_.sample(int(num_sequences))
+        else:
+            patients = self._context_model_.sample_from_conditions(context)
+            # Rows made group by group: fresh, unique patient identifiers.
+            patients = self._context_model_._transformer_.regenerate_ids(patients, self._sample_rng)
+        return self._sequences(patients)
+
+    def _check_context(self, context: pd.DataFrame, n: int | None) -> pd.DataFrame:
+        if not isinstance(context, pd.DataFrame):
+            raise ParameterError(
+                f"context must be a DataFrame with one row per sequence. Got "
+                f"{type(context).__name__}."
+            )
+        unknown = [c for c in context.columns if c not in self._context_]
+        if unknown:
+            raise ParameterError(
+                f"context names {unknown}, which are not context columns of this model "
+                f"(those are: {', '.join(self._context_) or 'none'})."
+            )
+        if n is not None and n != len(context):
+            raise ParameterError(
+                f"num_sequences={n} but context has {len(context)} rows: give one of the two, "
+                "or as many rows as sequences."
+            )
+        return context.reset_index(drop=True)
+
+    def _sequences(self, patients: pd.DataFrame) -> pd.DataFrame:
+        """Events for each sampled patient; patients with a row that breaks a rule get new
+        events, up to ``_RULE_ROUNDS`` times."""
+        table = self._table_metadata()
+        rng = self._sample_rng
+        out = self._events(patients, rng)
+        mixed = self._rules_[self._n_event_rules_ :]
+        if mixed and len(out):
+            key = table.sequence_key
+            for _ in range(_RULE_ROUNDS):
+                bad_rows = ~_rules.valid_rows(mixed, out, table)
+                if not bad_rows.any():
+                    break
+                bad = out[key].iloc[np.flatnonzero(bad_rows)].unique()
+                redo = patients[patients[key].isin(bad)].reset_index(drop=True)
+                out = pd.concat([out[~out[key].isin(bad)], self._events(redo, rng)])
+                order = pd.Categorical(out[key], categories=patients[key].unique())
+                out = out.iloc[np.argsort(order.codes, kind="stable")].reset_index(drop=True)
+            bad_rows = ~_rules.valid_rows(mixed, out, table)
+            if bad_rows.any():
+                out = self._drop_events(out, bad_rows, key, len(patients), mixed)
+        return _rules.restore_dtypes(out, self._dtypes_)
+
+    @staticmethod
+    def _drop_events(
+        out: pd.DataFrame, bad: np.ndarray, key: str, n_patients: int, rules: list
+    ) -> pd.DataFrame:
+        """The events that still break a rule after the rounds of new events are left out
+        (the others keep their order); a patient left with no event is an error."""
+        kept = out[~bad].reset_index(drop=True)
+        if kept[key].nunique() < n_patients:
+            raise SamplingError(
+                f"Some patients have no event that satisfies the rules "
+                f"({', '.join(r.describe() for r in rules)}) after {_RULE_ROUNDS} rounds. "
+                "Train longer, or check that the rules agree with the data."
+            )
+        logger.info("%d events that break the rules were left out", int(bad.sum()))
+        return kept
+
+    def _events(self, patients: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        table = self._table_metadata()
+        key, index = table.sequence_key, table.sequence_index
+        lengths = np.maximum(patients[sd.N_EVENTS].to_numpy(dtype=np.int64), 1)
+        low, high = sd.limits(patients, self._bounds_, self._axis_)
+        start = np.clip(np.rint(patients[sd.START].to_numpy(dtype=np.float64)), low, high)
+        device = self._device()
+        generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
+        context = torch.from_numpy(self._encode_context(patients)).to(device)
+        with torch.no_grad():
+            permuted = self._net.generate(
+                context, torch.from_numpy(lengths).to(device), self._layout, generator
+            )
+        encoded = permuted.cpu().numpy()[:, self._layout.inverse]
+        events = self._transformer_.inverse_transform(encoded, random_state=rng)
+        if self._n_event_rules_:
+            rules = self._rules_[: self._n_event_rules_]
+            seen = _rules.tables_seen(rules, self._event_table_)
+            events = _rules.reverse(rules, events, self._event_table_, seen)
+        who = np.repeat(np.arange(len(patients)), lengths)
+        first = np.cumsum(lengths) - lengths
+        steps = np.maximum(np.rint(np.exp(events[sd.GAP].to_numpy(dtype=np.float64))), 1.0)
+        steps[first] = 0.0
+        done = np.cumsum(steps)
+        ticks = sd.fit_window(start, done - done[first][who], high, who, lengths)
+        keep = ticks <= high[who]  # the first event is inside the window (start clipped)
+        frame = patients[[key, *self._context_]].iloc[who].reset_index(drop=True)
+        frame[index] = self._axis_.from_ticks(ticks.astype(np.int64)).to_numpy()
+        for column in self._event_columns_:
+            frame[column] = events[column].to_numpy()
+        frame = frame[list(table.columns)]
+        return frame[keep].reset_index(drop=True) if not keep.all() else frame
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        context_state, context_tensors = context_model_state(self._context_model_)
+        state = {
+            "axis": self._axis_.to_dict(),
+            "context_columns": self._context_,
+            "event_columns": self._event_columns_,
+            "bounds": self._bounds_.to_dict(),
+            "n_event_rules": self._n_event_rules_,
+            "event_table": self._event_table_.to_dict(),
+            "event_model_table": self._transformer_._table().to_dict(),
+            "context_model": context_state,
+            "context_encoder": self._context_encoder_.to_dict(),
+            "context_table": self._context_encoder_._table().to_dict(),
+        }
+        tensors = {f"net.{k}": v.detach().cpu() for k, v in self._net.state_dict().items()}
+        tensors.update({f"context.{k}": v for k, v in context_tensors.items()})
+        return state, tensors
+
+    def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+        from clinsynth.synthesizers._sequential_state import check_state
+
+        check_state(state, tensors)
+        axis = state["axis"]
+        self._axis_ = sd.TimeAxis(
+            axis["kind"], float(axis["unit"]), axis["fmt"], axis["integer"], axis["text"]
+        )
+        self._context_ = list(state["context_columns"])
+        self._event_columns_ = list(state["event_columns"])
+        self._bounds_ = sd.Bounds.from_dict(state["bounds"])
+        self._n_event_rules_ = int(state["n_event_rules"])
+        self._event_table_ = TableMetadata.from_dict(state["event_table"])
+        self._transformer_.metadata = TableMetadata.from_dict(state["event_model_table"])
+        context_table = TableMetadata.from_dict(state["context_table"])
+        self._context_encoder_ = TableTransformer.from_dict(
+            state["context_encoder"], context_table, where="model.json context_encoder"
+        )
+        prefix = "context."
+        self._context_model_ = context_model_from_state(
+            state["context_model"],
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)},
+        )
+        device = self._device()
+        self._net = self._build_net(device)
+        weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        self._net.load_state_dict(weights)
+        self._net.to(device).eval()
+
+    def get_privacy_report(self) -> dict[str, Any]:
+        """The base report, with the rare levels merged in the context columns too."""
+        report_ = super().get_privacy_report()
+        inner = self._context_model_.get_privacy_report()
+        report_["rare_levels_merged"] = {
+            **inner.get("rare_levels_merged", {}),
+            **report_["rare_levels_merged"],
+        }
+        report_["generated_columns"] = sorted(
+            {*report_["generated_columns"], *inner.get("generated_columns", [])}
+        )
+        return report_
