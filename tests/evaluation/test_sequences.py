@@ -46,9 +46,7 @@ def test_simulated_labs_are_autocorrelated_and_independent_rows_are_not(visits):
 
 
 def test_gaps_and_transitions_by_hand():
-    df = pd.DataFrame(
-        {"p": [1, 1, 1, 2, 2], "t": [0, 5, 7, 3, 4], "s": ["a", "a", "b", "b", "a"]}
-    )
+    df = pd.DataFrame({"p": [1, 1, 1, 2, 2], "t": [0, 5, 7, 3, 4], "s": ["a", "a", "b", "b", "a"]})
     assert sorted(gaps(df.iloc[::-1], "p", "t")) == [1.0, 2.0, 5.0]
     matrix = transitions(df, "p", "t", "s")
     assert matrix.loc["a", "a"] == 0.5 and matrix.loc["a", "b"] == 0.5
