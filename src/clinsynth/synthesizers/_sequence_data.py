@@ -18,6 +18,7 @@ from clinsynth.metadata import TableMetadata
 #: Names of the columns the synthesizer adds to its context and event tables.
 N_EVENTS = "__n_events"
 START = "__start"
+RATE = "__event_rate"
 GAP = "__log_gap"
 _SECONDS_PER = (86_400, 3_600, 60, 1)
 
@@ -267,6 +268,28 @@ def limits(context: pd.DataFrame, bounds: Bounds, axis: TimeAxis) -> tuple[np.nd
         b = np.where(np.isnan(b), -np.inf, np.floor(b) + 1 if strict else np.ceil(b))
         low = np.maximum(low, b)
     return low, high
+
+
+def event_rate(lengths: np.ndarray, start: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Events after the first per tick of the patient's window (NaN without an upper bound):
+    the copula learns this rate, not the count, for patients whose follow-up ends."""
+    room = high - start
+    return np.where(np.isfinite(room), (lengths - 1) / np.maximum(room, 1.0), np.nan)
+
+
+def event_counts(
+    patients: pd.DataFrame, start: np.ndarray, high: np.ndarray, by_rate: bool
+) -> np.ndarray:
+    """Events per sampled patient: from the rate where the patient has a window (never more
+    than the window holds), else the count."""
+    counts = np.maximum(patients[N_EVENTS].to_numpy(dtype=np.float64), 1.0)
+    room = high - start
+    if by_rate:
+        rate = patients[RATE].to_numpy(dtype=np.float64)
+        usable = np.isfinite(room) & ~np.isnan(rate)
+        counts = np.where(usable, 1.0 + np.rint(np.maximum(rate, 0.0) * room), counts)
+    counts = np.where(np.isfinite(room), np.minimum(counts, 1.0 + np.maximum(room, 0.0)), counts)
+    return counts.astype(np.int64)
 
 
 def fit_window(

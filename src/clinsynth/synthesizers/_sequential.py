@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
+from scipy import special
 
 from clinsynth._utils import derive_seed, make_rng, report
 from clinsynth.errors import DataError, MetadataError, ParameterError, SamplingError
@@ -41,8 +42,8 @@ from clinsynth.synthesizers._sequential_state import (
     rule_columns,
 )
 from clinsynth.synthesizers.nn._layers import SpanLayout
-from clinsynth.synthesizers.nn._sequence import SequenceNet, train
-from clinsynth.transform import TableTransformer
+from clinsynth.synthesizers.nn._sequence import GapCoding, SequenceNet, train
+from clinsynth.transform import SpanInfo, TableTransformer
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ class SequentialSynthesizer(BaseSynthesizer):
     learning_rate : float
     loss_factor : float
         Weight of the reconstruction term against the KL term.
+    numerical_encoding : {"quantile", "mode"}
+        How the event network sees numbers and dates: normal scores through the empirical
+        distribution (one smooth value, the default) or mode-specific normalization (a mixture
+        component and a scaled value, as TVAE and CTGAN).
     epsilon : float, optional
         Differential privacy with the patient as the unit is not available yet: any value
         is refused with an error (None trains without it).
@@ -104,6 +109,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         "latent_dim": (_is_int(1), "an int >= 1"),
         "learning_rate": (_is_float(1e-12), "a float > 0"),
         "loss_factor": (_is_float(1e-12), "a float > 0"),
+        "numerical_encoding": (lambda v: v in ("mode", "quantile"), "'mode' or 'quantile'"),
         "epsilon": (lambda v: v is None or _is_float(1e-12)(v), "None or a float > 0"),
     }
 
@@ -118,10 +124,12 @@ class SequentialSynthesizer(BaseSynthesizer):
         latent_dim: int = 16,
         learning_rate: float = 2e-3,
         loss_factor: float = 2.0,
+        numerical_encoding: str = "quantile",
         epsilon: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
+        self.numerical_encoding = numerical_encoding
         self.context_columns = context_columns
         self.epochs = epochs
         self.batch_size = batch_size
@@ -193,14 +201,16 @@ class SequentialSynthesizer(BaseSynthesizer):
         rules = _rules.collect_rules(table, self.constraints)
         rules = _rules.check_real_data(rules, events, table) if rules else []
         context_rules, event_rules, mixed = self._split_rules(rules)
-        self._fit_context_model(events, first, lengths, table, context_rules, rng)
-        encoded = self._fit_event_encoding(events, first, lengths, table, event_rules)
+        context = self._fit_context_model(events, first, lengths, table, context_rules, rng)
+        encoded, log_gaps = self._fit_event_encoding(events, first, lengths, table, event_rules)
+        encoded = self._with_gaps(encoded, log_gaps, first)
+        room = self._room(events["__ticks"].to_numpy(), context, first, lengths)
         for rule in mixed:
             rule.min_patients = self.rare_category_threshold
             rule.learn(events, table)
         self._rules_ = event_rules + mixed
         self._n_event_rules_ = len(event_rules)
-        self._train(encoded, lengths)
+        self._train(encoded, lengths, room)
         self._fitted = True
         self._refiner_ = None
         self.fit_seconds_ = time.perf_counter() - start
@@ -228,6 +238,8 @@ class SequentialSynthesizer(BaseSynthesizer):
         columns = {key: dict(spec), **{c: dict(table.columns[c]) for c in self._context_}}
         columns[sd.N_EVENTS] = {"sdtype": "numerical", "computer_representation": "Int64"}
         columns[sd.START] = {"sdtype": "numerical", "computer_representation": "Int64"}
+        if self._bounds_.upper:
+            columns[sd.RATE] = {"sdtype": "numerical", "computer_representation": "Float"}
         return TableMetadata(columns, key, constraints=[r.to_dict() for r in rules])
 
     def _fit_context_model(
@@ -238,13 +250,16 @@ class SequentialSynthesizer(BaseSynthesizer):
         table: TableMetadata,
         rules: list,
         rng: np.random.Generator,
-    ) -> None:
+    ) -> pd.DataFrame:
         from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
 
         key = table.sequence_key
         context = events.iloc[first][[key, *self._context_]].reset_index(drop=True)
         context[sd.N_EVENTS] = lengths.astype(np.int64)
         context[sd.START] = events["__ticks"].to_numpy()[first]
+        if self._bounds_.upper:
+            _, high = sd.limits(context, self._bounds_, self._axis_)
+            context[sd.RATE] = sd.event_rate(lengths, context[sd.START].to_numpy(), high)
         context_table = self._context_table(table, rules)
         self._context_model_ = GaussianCopulaSynthesizer(
             Metadata({"context": context_table}),
@@ -256,9 +271,10 @@ class SequentialSynthesizer(BaseSynthesizer):
         ).fit(context)
         plain = TableMetadata(context_table.columns, key)
         self._context_encoder_ = TableTransformer(
-            plain, rare_category_threshold=self.rare_category_threshold
+            plain, numerical="quantile", rare_category_threshold=self.rare_category_threshold
         ).fit(context)
         self._context_encoded_ = self._encode_context(context)
+        return context
 
     def _encode_context(self, context: pd.DataFrame) -> np.ndarray:
         columns = self._context_encoder_.column_names
@@ -268,7 +284,6 @@ class SequentialSynthesizer(BaseSynthesizer):
         key = table.sequence_key
         columns = {key: {"sdtype": "id"}}
         columns.update({c: dict(table.columns[c]) for c in self._event_columns_})
-        columns[sd.GAP] = {"sdtype": "numerical", "computer_representation": "Float"}
         return TableMetadata(columns, key, constraints=[r.to_dict() for r in rules])
 
     def _fit_event_encoding(
@@ -278,22 +293,21 @@ class SequentialSynthesizer(BaseSynthesizer):
         lengths: np.ndarray,
         table: TableMetadata,
         rules: list,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The event columns encoded by the TableTransformer (rules reparametrized first), and
+        the log of each event's gap in ticks (0 for first events)."""
         key = table.sequence_key
         ticks = events["__ticks"].to_numpy()
         gaps = np.diff(ticks, prepend=ticks[0]).astype(np.float64)
-        # The first event's "gap" is never used: it takes the patient's next gap (or the
-        # median one), so the column's distribution stays that of the real gaps.
-        later = gaps[np.minimum(first + 1, len(gaps) - 1)]
-        gaps[first] = np.where(lengths > 1, later, np.median(gaps[gaps > 0]))
-        frame = events[[key, *self._event_columns_]].copy()
-        frame[sd.GAP] = np.log(np.maximum(gaps, 1.0))
+        gaps[first] = 1.0
+        frame = events[[key, *self._event_columns_]]
         self._event_table_ = self._event_table(table, [])
         frame, model_table = _rules.reparametrize(
             rules, frame, self._event_table_, rare_threshold=self.rare_category_threshold
         )
         self._transformer_ = TableTransformer(
             model_table,
+            numerical=self.numerical_encoding,
             enforce_min_max=self.enforce_min_max_values,
             locale=self.locale,
             rare_category_threshold=self.rare_category_threshold,
@@ -303,7 +317,55 @@ class SequentialSynthesizer(BaseSynthesizer):
                 t = self._transformer_.get_transformer(column)
                 if getattr(t, "kind", "") == "numerical":
                     t.decimals = None
-        return self._transformer_.transform(frame)
+        return self._transformer_.transform(frame), np.log(np.maximum(gaps, 1.0))
+
+    def _spans(self) -> list[SpanInfo]:
+        """The event network's spans: the encoded event columns, then the log gap."""
+        return [*self._transformer_.output_info, SpanInfo(1, "linear", sd.GAP)]
+
+    def _with_gaps(
+        self, encoded: np.ndarray, log_gaps: np.ndarray, first: np.ndarray
+    ) -> np.ndarray:
+        """The encoded events with the gap as a last column: the normal score of the log gap
+        through its empirical distribution, kept as quantile knots (at most one knot per 5
+        gaps, none at the extremes); 0 for first events, whose gap is not used."""
+        later = np.ones(len(log_gaps), dtype=bool)
+        later[first] = False
+        values = log_gaps[later]
+        k = int(np.clip(len(values) // 5, 2, 200))
+        probs = (np.arange(k) + 0.5) / k
+        knots = np.maximum.accumulate(np.quantile(values, probs))
+        self._gap_knots_ = [float(v) for v in knots]
+        cdf = np.interp(log_gaps, knots, probs, left=probs[0], right=probs[-1])
+        # A gap equal to several knots (many equal gaps): spread over their probabilities.
+        left = np.searchsorted(knots, log_gaps, "left")
+        right = np.searchsorted(knots, log_gaps, "right") - 1
+        tied = left < right
+        lo = np.where(tied, probs[np.minimum(left, k - 1)], cdf)
+        hi = np.where(tied, probs[np.clip(right, 0, k - 1)], cdf)
+        u = np.random.default_rng(self._fit_seed_).random(len(log_gaps))
+        z = special.ndtri(lo + u * (hi - lo))
+        z[first] = 0.0
+        return np.concatenate([encoded, z[:, None].astype(np.float32)], axis=1)
+
+    def _gap_coding(self) -> GapCoding:
+        column = int(self._layout.span_columns(len(self._layout.spans) - 1)[0])
+        return GapCoding(column, self._gap_knots_)
+
+    def _room(
+        self, ticks: np.ndarray, context: pd.DataFrame, first: np.ndarray, lengths: np.ndarray
+    ) -> np.ndarray:
+        """Per real event, the time left before its patient's upper bound after the previous
+        event (after the first event's own time for the first), in typical gaps."""
+        _, high = sd.limits(context, self._bounds_, self._axis_)
+        who = np.repeat(np.arange(len(lengths)), lengths)
+        previous = np.r_[ticks[0], ticks[:-1]]
+        previous[first] = ticks[first]
+        typical = self._gap_coding_typical()
+        return ((high[who] - previous) / typical).astype(np.float32)
+
+    def _gap_coding_typical(self) -> float:
+        return float(np.exp(self._gap_knots_[len(self._gap_knots_) // 2]))
 
     # ------------------------------------------------------------------ network
     def _device(self) -> torch.device:
@@ -317,7 +379,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         return torch.device(device)
 
     def _build_net(self, device: torch.device) -> SequenceNet:
-        self._layout = SpanLayout(self._transformer_.output_info)
+        self._layout = SpanLayout(self._spans())
         return SequenceNet(
             self._context_encoder_.output_dim,
             self._layout.dim,
@@ -326,7 +388,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             self._layout.n_scalar,
         ).to(device)
 
-    def _train(self, encoded: np.ndarray, lengths: np.ndarray) -> None:
+    def _train(self, encoded: np.ndarray, lengths: np.ndarray, room: np.ndarray) -> None:
         device = self._device()
         generator = torch.Generator(device=device).manual_seed(self._fit_seed_)
         self._net = self._build_net(device)
@@ -346,6 +408,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             events.to(device),
             torch.from_numpy(lengths.astype(np.int64)).to(device),
             context.to(device),
+            torch.from_numpy(room).to(device),
             self._layout,
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -465,28 +528,31 @@ class SequentialSynthesizer(BaseSynthesizer):
     def _events(self, patients: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         table = self._table_metadata()
         key, index = table.sequence_key, table.sequence_index
-        lengths = np.maximum(patients[sd.N_EVENTS].to_numpy(dtype=np.int64), 1)
         low, high = sd.limits(patients, self._bounds_, self._axis_)
         start = np.clip(np.rint(patients[sd.START].to_numpy(dtype=np.float64)), low, high)
+        lengths = sd.event_counts(patients, start, high, bool(self._bounds_.upper))
         device = self._device()
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
         context = torch.from_numpy(self._encode_context(patients)).to(device)
         with torch.no_grad():
-            permuted = self._net.generate(
-                context, torch.from_numpy(lengths).to(device), self._layout, generator
+            permuted, made = self._net.generate(
+                context,
+                torch.from_numpy(lengths).to(device),
+                torch.from_numpy(start).to(device),
+                torch.from_numpy(high).to(device),
+                self._gap_coding(),
+                self._layout,
+                generator,
             )
-        encoded = permuted.cpu().numpy()[:, self._layout.inverse]
+        encoded = permuted.cpu().numpy()[:, self._layout.inverse][:, :-1]
         events = self._transformer_.inverse_transform(encoded, random_state=rng)
         if self._n_event_rules_:
             rules = self._rules_[: self._n_event_rules_]
             seen = _rules.tables_seen(rules, self._event_table_)
             events = _rules.reverse(rules, events, self._event_table_, seen)
         who = np.repeat(np.arange(len(patients)), lengths)
-        first = np.cumsum(lengths) - lengths
-        steps = np.maximum(np.rint(np.exp(events[sd.GAP].to_numpy(dtype=np.float64))), 1.0)
-        steps[first] = 0.0
-        done = np.cumsum(steps)
-        ticks = sd.fit_window(start, done - done[first][who], high, who, lengths)
+        offsets = made.cpu().numpy() - start[who]
+        ticks = sd.fit_window(start, offsets, high, who, lengths)
         keep = ticks <= high[who]  # the first event is inside the window (start clipped)
         frame = patients[[key, *self._context_]].iloc[who].reset_index(drop=True)
         frame[index] = self._axis_.from_ticks(ticks.astype(np.int64)).to_numpy()
@@ -504,6 +570,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             "event_columns": self._event_columns_,
             "bounds": self._bounds_.to_dict(),
             "n_event_rules": self._n_event_rules_,
+            "gap_knots": self._gap_knots_,
             "event_table": self._event_table_.to_dict(),
             "event_model_table": self._transformer_._table().to_dict(),
             "context_model": context_state,
@@ -526,6 +593,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         self._event_columns_ = list(state["event_columns"])
         self._bounds_ = sd.Bounds.from_dict(state["bounds"])
         self._n_event_rules_ = int(state["n_event_rules"])
+        self._gap_knots_ = [float(v) for v in state["gap_knots"]]
         self._event_table_ = TableMetadata.from_dict(state["event_table"])
         self._transformer_.metadata = TableMetadata.from_dict(state["event_model_table"])
         context_table = TableMetadata.from_dict(state["context_table"])

@@ -16,6 +16,7 @@ _KEYS = {
     "event_columns": list,
     "bounds": dict,
     "n_event_rules": int,
+    "gap_knots": list,
     "event_table": dict,
     "event_model_table": dict,
     "context_model": dict,
@@ -51,6 +52,15 @@ def check_state(state: Any, tensors: dict[str, Any]) -> None:
         axis.get("unit"), int | float
     ):
         raise BundleError("model.json axis must name a kind (number, datetime) and a unit.")
+    knots = state["gap_knots"]
+    if len(knots) < 2 or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in knots
+    ):
+        raise BundleError("model.json gap_knots must be a list of at least two numbers.")
+    if any(b < a for a, b in zip(knots, knots[1:], strict=False)) or not all(
+        abs(v) < 1e3 for v in knots
+    ):
+        raise BundleError("model.json gap_knots must be increasing log gaps.")
     if not float(axis["unit"]) > 0:
         raise BundleError("model.json axis unit must be > 0.")
     if not any(k.startswith("net.") for k in tensors):
