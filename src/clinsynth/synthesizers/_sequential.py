@@ -188,6 +188,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         rng = make_rng(self.random_state)
         self._fit_seed_, self._sample_seed_ = derive_seed(rng), derive_seed(rng)
         self.num_training_rows_ = int(len(data))
+        self.num_training_sequences_ = int(data[key].nunique())
         self._dtypes_ = {c: str(data[c].dtype) for c in table.columns}
         self._axis_ = sd.time_axis(data[index], table.columns[index])
         events = sd.sort_events(data[list(table.columns)], key, index, self._axis_)
@@ -432,6 +433,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         num_sequences: int | None = None,
         *,
         context: pd.DataFrame | None = None,
+        conditions: dict[str, Any] | None = None,
         num_rows: int | None = None,
     ) -> pd.DataFrame:
         """Synthetic events of ``num_sequences`` new patients, sorted by patient and time.
@@ -443,6 +445,9 @@ class SequentialSynthesizer(BaseSynthesizer):
         context : DataFrame, optional
             One row per patient to make, with values of context columns (a missing cell is
             free): each sequence follows its row. ``num_sequences`` defaults to its length.
+        conditions : dict, optional
+            ``{context column: value}`` for every sequence (the other models' word, and the
+            command line's ``--condition``): the same as ``context`` with that row repeated.
         num_rows : int, optional
             Another name of ``num_sequences`` (the other models' word).
         """
@@ -451,6 +456,10 @@ class SequentialSynthesizer(BaseSynthesizer):
             if num_sequences is not None:
                 raise ParameterError("Give num_sequences or num_rows (the same thing), not both.")
             num_sequences = num_rows
+        if conditions:
+            if context is not None:
+                raise ParameterError("Give context or conditions, not both.")
+            context = self._conditions_as_context(conditions, num_sequences)
         if context is not None:
             context = self._check_context(context, num_sequences)
             num_sequences = len(context)
@@ -466,6 +475,17 @@ class SequentialSynthesizer(BaseSynthesizer):
             # Rows made group by group: fresh, unique patient identifiers.
             patients = self._context_model_._transformer_.regenerate_ids(patients, self._sample_rng)
         return self._sequences(patients)
+
+    def _conditions_as_context(self, conditions: dict[str, Any], n: int | None) -> pd.DataFrame:
+        ranges = [c for c, v in conditions.items() if isinstance(v, tuple | list)]
+        if ranges:
+            raise ParameterError(
+                f"Conditions of {type(self).__name__} are values of context columns; {ranges} "
+                "ask for a range. Give one value per column, or a context DataFrame."
+            )
+        if n is None or not _is_int(0)(n):
+            raise ParameterError(f"sample() needs the number of sequences. Got {n!r}.")
+        return pd.DataFrame({c: [v] * int(n) for c, v in conditions.items()})
 
     def _check_context(self, context: pd.DataFrame, n: int | None) -> pd.DataFrame:
         if not isinstance(context, pd.DataFrame):
@@ -571,6 +591,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             "bounds": self._bounds_.to_dict(),
             "n_event_rules": self._n_event_rules_,
             "gap_knots": self._gap_knots_,
+            "num_sequences": self.num_training_sequences_,
             "event_table": self._event_table_.to_dict(),
             "event_model_table": self._transformer_._table().to_dict(),
             "context_model": context_state,
@@ -594,6 +615,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         self._bounds_ = sd.Bounds.from_dict(state["bounds"])
         self._n_event_rules_ = int(state["n_event_rules"])
         self._gap_knots_ = [float(v) for v in state["gap_knots"]]
+        self.num_training_sequences_ = int(state.get("num_sequences", 0))
         self._event_table_ = TableMetadata.from_dict(state["event_table"])
         self._transformer_.metadata = TableMetadata.from_dict(state["event_model_table"])
         context_table = TableMetadata.from_dict(state["context_table"])
