@@ -223,3 +223,20 @@ def test_rule_across_context_and_events_is_checked_on_every_row():
     syn = model.sample(20)
     assert (syn["lab"] <= syn["cap"]).all()
     assert syn["pid"].nunique() == 20
+
+
+def test_tampered_bundle_is_a_bundle_error(fitted, tmp_path):
+    from clinsynth.errors import BundleError
+
+    path = fitted.save(tmp_path / "model")
+    model_json = Path(path) / "model.json"
+    state = json.loads(model_json.read_text())
+    state["gap_knots"] = [3.0, 1.0]
+    model_json.write_text(json.dumps(state))
+    with pytest.raises(BundleError, match="gap_knots must be increasing"):
+        load(path)
+    state["gap_knots"] = [1.0, 3.0]
+    state["event_columns"] = "creatinine"
+    model_json.write_text(json.dumps(state))
+    with pytest.raises(BundleError, match="'event_columns' must be a list"):
+        load(path)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from clinsynth.errors import DataError, MetadataError
 from clinsynth.metadata import TableMetadata
@@ -314,3 +315,39 @@ def fit_window(
     # Strictly increasing again: running maximum of (tick - position) within each patient.
     lifted = pd.Series(scaled - position).groupby(who).cummax().to_numpy()
     return start[who] + np.where(over[who], lifted + position, offsets)
+
+
+def gap_scores(
+    log_gaps: np.ndarray, first: np.ndarray, seed: int
+) -> tuple[np.ndarray, list[float]]:
+    """Normal scores of the log gaps through their empirical distribution, and its quantile
+    knots (at most one per 5 gaps, none at the extremes: statistics, no row). A gap equal to
+    several knots (many equal gaps) is spread at random over their probabilities. First events
+    (no gap) score 0."""
+    later = np.ones(len(log_gaps), dtype=bool)
+    later[first] = False
+    values = log_gaps[later]
+    k = int(np.clip(len(values) // 5, 2, 200))
+    probs = (np.arange(k) + 0.5) / k
+    knots = np.maximum.accumulate(np.quantile(values, probs))
+    cdf = np.interp(log_gaps, knots, probs, left=probs[0], right=probs[-1])
+    left = np.searchsorted(knots, log_gaps, "left")
+    right = np.searchsorted(knots, log_gaps, "right") - 1
+    tied = left < right
+    lo = np.where(tied, probs[np.minimum(left, k - 1)], cdf)
+    hi = np.where(tied, probs[np.clip(right, 0, k - 1)], cdf)
+    u = np.random.default_rng(seed).random(len(log_gaps))
+    scores = special.ndtri(lo + u * (hi - lo))
+    scores[first] = 0.0
+    return scores, [float(v) for v in knots]
+
+
+def room(
+    ticks: np.ndarray, high: np.ndarray, first: np.ndarray, lengths: np.ndarray, typical: float
+) -> np.ndarray:
+    """Per event, the ticks left before its patient's upper bound ``high`` after the previous
+    event (after its own time for a first event), in units of ``typical`` gaps (inf: none)."""
+    who = np.repeat(np.arange(len(lengths)), lengths)
+    previous = np.r_[ticks[:1], ticks[:-1]]
+    previous[first] = ticks[first]
+    return ((high[who] - previous) / typical).astype(np.float32)

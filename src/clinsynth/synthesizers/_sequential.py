@@ -4,15 +4,17 @@ The table's metadata names the patient (``sequence_key``) and the time of each e
 (``sequence_index``: a number or a date), SDV's words. Context columns (constant within every
 patient: sex, birth year, arm, end of follow-up) are detected, or given, and learned once per
 patient by a Gaussian copula together with the number of events and the time of the first one.
-The events are learned by a GRU over each patient's history with a conditional VAE per step
+(for patients whose follow-up ends: their rate over the follow-up window). The events are
+learned by a GRU over each patient's history with a conditional VAE per step
 (:mod:`clinsynth.synthesizers.nn._sequence`), on the project's TableTransformer encoding of the
-event columns plus the log of the gap since the previous event.
+event columns plus the gap since the previous event (a normal score of its log).
 
-Temporal logic holds by construction: gaps are ``max(1, round(exp(log_gap)))`` ticks of the
-index's own resolution, so times strictly increase within a patient; context columns that
-bound every real event (end of follow-up, death; birth, enrolment: discovered on the real
-rows, see :func:`~clinsynth.synthesizers._sequence_data.discover_bounds`) clip the first event
-into the allowed window and end the sequence before the upper bound. Rules of the metadata on
+Temporal logic holds by construction: gaps are at least one tick of the index's own
+resolution, so times strictly increase within a patient; context columns that bound every
+real event (end of follow-up, death; birth, enrolment: discovered on the real rows, see
+:func:`~clinsynth.synthesizers._sequence_data.discover_bounds`) place the first event in the
+allowed window, tell the network the time left, and squeeze a sequence that would still run
+past the upper bound into the window. Rules of the metadata on
 context columns go to the copula, rules on event columns are reparametrized for the event
 network as other models do, and the rules that mix the two are checked on every event row
 (patients with a broken row get new events, a bounded number of times).
@@ -27,7 +29,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from scipy import special
 
 from clinsynth._utils import derive_seed, make_rng, report
 from clinsynth.errors import DataError, MetadataError, ParameterError, SamplingError
@@ -36,11 +37,7 @@ from clinsynth.synthesizers import _rules
 from clinsynth.synthesizers import _sequence_data as sd
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _is_int
 from clinsynth.synthesizers._registry import register
-from clinsynth.synthesizers._sequential_state import (
-    context_model_from_state,
-    context_model_state,
-    rule_columns,
-)
+from clinsynth.synthesizers._sequential_state import get_state, rule_columns, set_state
 from clinsynth.synthesizers.nn._layers import SpanLayout
 from clinsynth.synthesizers.nn._sequence import GapCoding, SequenceNet, train
 from clinsynth.transform import SpanInfo, TableTransformer
@@ -241,6 +238,8 @@ class SequentialSynthesizer(BaseSynthesizer):
         columns[sd.START] = {"sdtype": "numerical", "computer_representation": "Int64"}
         if self._bounds_.upper:
             columns[sd.RATE] = {"sdtype": "numerical", "computer_representation": "Float"}
+        for column in self._constants_:
+            del columns[column]
         return TableMetadata(columns, key, constraints=[r.to_dict() for r in rules])
 
     def _fit_context_model(
@@ -261,6 +260,13 @@ class SequentialSynthesizer(BaseSynthesizer):
         if self._bounds_.upper:
             _, high = sd.limits(context, self._bounds_, self._axis_)
             context[sd.RATE] = sd.event_rate(lengths, context[sd.START].to_numpy(), high)
+        # The same first time (or count) for every patient: a constant, not a copula column.
+        self._constants_ = {
+            c: context[c].iloc[0].item()
+            for c in (sd.N_EVENTS, sd.START, sd.RATE)
+            if c in context and context[c].notna().all() and context[c].nunique() == 1
+        }
+        full, context = context, context.drop(columns=list(self._constants_))
         context_table = self._context_table(table, rules)
         self._context_model_ = GaussianCopulaSynthesizer(
             Metadata({"context": context_table}),
@@ -275,7 +281,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             plain, numerical="quantile", rare_category_threshold=self.rare_category_threshold
         ).fit(context)
         self._context_encoded_ = self._encode_context(context)
-        return context
+        return full
 
     def _encode_context(self, context: pd.DataFrame) -> np.ndarray:
         columns = self._context_encoder_.column_names
@@ -327,27 +333,9 @@ class SequentialSynthesizer(BaseSynthesizer):
     def _with_gaps(
         self, encoded: np.ndarray, log_gaps: np.ndarray, first: np.ndarray
     ) -> np.ndarray:
-        """The encoded events with the gap as a last column: the normal score of the log gap
-        through its empirical distribution, kept as quantile knots (at most one knot per 5
-        gaps, none at the extremes); 0 for first events, whose gap is not used."""
-        later = np.ones(len(log_gaps), dtype=bool)
-        later[first] = False
-        values = log_gaps[later]
-        k = int(np.clip(len(values) // 5, 2, 200))
-        probs = (np.arange(k) + 0.5) / k
-        knots = np.maximum.accumulate(np.quantile(values, probs))
-        self._gap_knots_ = [float(v) for v in knots]
-        cdf = np.interp(log_gaps, knots, probs, left=probs[0], right=probs[-1])
-        # A gap equal to several knots (many equal gaps): spread over their probabilities.
-        left = np.searchsorted(knots, log_gaps, "left")
-        right = np.searchsorted(knots, log_gaps, "right") - 1
-        tied = left < right
-        lo = np.where(tied, probs[np.minimum(left, k - 1)], cdf)
-        hi = np.where(tied, probs[np.clip(right, 0, k - 1)], cdf)
-        u = np.random.default_rng(self._fit_seed_).random(len(log_gaps))
-        z = special.ndtri(lo + u * (hi - lo))
-        z[first] = 0.0
-        return np.concatenate([encoded, z[:, None].astype(np.float32)], axis=1)
+        """The encoded events with the gap's normal score as a last column."""
+        scores, self._gap_knots_ = sd.gap_scores(log_gaps, first, self._fit_seed_)
+        return np.concatenate([encoded, scores[:, None].astype(np.float32)], axis=1)
 
     def _gap_coding(self) -> GapCoding:
         column = int(self._layout.span_columns(len(self._layout.spans) - 1)[0])
@@ -359,11 +347,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         """Per real event, the time left before its patient's upper bound after the previous
         event (after the first event's own time for the first), in typical gaps."""
         _, high = sd.limits(context, self._bounds_, self._axis_)
-        who = np.repeat(np.arange(len(lengths)), lengths)
-        previous = np.r_[ticks[0], ticks[:-1]]
-        previous[first] = ticks[first]
-        typical = self._gap_coding_typical()
-        return ((high[who] - previous) / typical).astype(np.float32)
+        return sd.room(ticks, high, first, lengths, self._gap_coding_typical())
 
     def _gap_coding_typical(self) -> float:
         return float(np.exp(self._gap_knots_[len(self._gap_knots_) // 2]))
@@ -428,6 +412,10 @@ class SequentialSynthesizer(BaseSynthesizer):
         super().reset_sampling(seed)
         self._context_model_.reset_sampling(seed=derive_seed(self._sample_rng))
 
+    def sample_from_conditions(self, conditions: pd.DataFrame) -> pd.DataFrame:
+        """One sequence per row of ``conditions`` (values of context columns)."""
+        return self.sample(context=conditions)
+
     def sample(  # type: ignore[override]
         self,
         num_sequences: int | None = None,
@@ -474,6 +462,8 @@ class SequentialSynthesizer(BaseSynthesizer):
             patients = self._context_model_.sample_from_conditions(context)
             # Rows made group by group: fresh, unique patient identifiers.
             patients = self._context_model_._transformer_.regenerate_ids(patients, self._sample_rng)
+        for column, value in self._constants_.items():
+            patients[column] = value
         return self._sequences(patients)
 
     def _conditions_as_context(self, conditions: dict[str, Any], n: int | None) -> pd.DataFrame:
@@ -583,55 +573,10 @@ class SequentialSynthesizer(BaseSynthesizer):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        context_state, context_tensors = context_model_state(self._context_model_)
-        state = {
-            "axis": self._axis_.to_dict(),
-            "context_columns": self._context_,
-            "event_columns": self._event_columns_,
-            "bounds": self._bounds_.to_dict(),
-            "n_event_rules": self._n_event_rules_,
-            "gap_knots": self._gap_knots_,
-            "num_sequences": self.num_training_sequences_,
-            "event_table": self._event_table_.to_dict(),
-            "event_model_table": self._transformer_._table().to_dict(),
-            "context_model": context_state,
-            "context_encoder": self._context_encoder_.to_dict(),
-            "context_table": self._context_encoder_._table().to_dict(),
-        }
-        tensors = {f"net.{k}": v.detach().cpu() for k, v in self._net.state_dict().items()}
-        tensors.update({f"context.{k}": v for k, v in context_tensors.items()})
-        return state, tensors
+        return get_state(self)
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        from clinsynth.synthesizers._sequential_state import check_state
-
-        check_state(state, tensors)
-        axis = state["axis"]
-        self._axis_ = sd.TimeAxis(
-            axis["kind"], float(axis["unit"]), axis["fmt"], axis["integer"], axis["text"]
-        )
-        self._context_ = list(state["context_columns"])
-        self._event_columns_ = list(state["event_columns"])
-        self._bounds_ = sd.Bounds.from_dict(state["bounds"])
-        self._n_event_rules_ = int(state["n_event_rules"])
-        self._gap_knots_ = [float(v) for v in state["gap_knots"]]
-        self.num_training_sequences_ = int(state.get("num_sequences", 0))
-        self._event_table_ = TableMetadata.from_dict(state["event_table"])
-        self._transformer_.metadata = TableMetadata.from_dict(state["event_model_table"])
-        context_table = TableMetadata.from_dict(state["context_table"])
-        self._context_encoder_ = TableTransformer.from_dict(
-            state["context_encoder"], context_table, where="model.json context_encoder"
-        )
-        prefix = "context."
-        self._context_model_ = context_model_from_state(
-            state["context_model"],
-            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)},
-        )
-        device = self._device()
-        self._net = self._build_net(device)
-        weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-        self._net.load_state_dict(weights)
-        self._net.to(device).eval()
+        set_state(self, state, tensors)
 
     def get_privacy_report(self) -> dict[str, Any]:
         """The base report, with the rare levels merged in the context columns too."""

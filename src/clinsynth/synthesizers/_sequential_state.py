@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from clinsynth.errors import BundleError
-from clinsynth.metadata import Metadata
+from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import _rules
+from clinsynth.synthesizers import _sequence_data as sd
 from clinsynth.transform import TableTransformer
 
 _KEYS = {
@@ -104,3 +105,77 @@ def context_model_from_state(state: dict[str, Any], tensors: dict[str, Any]) -> 
     model._fitted = True
     model.reset_sampling()
     return model
+
+
+def get_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fitted SequentialSynthesizer as ``(model.json, tensors)``: statistics and weights."""
+    context_state, context_tensors = context_model_state(model._context_model_)
+    state = {
+        "axis": model._axis_.to_dict(),
+        "context_columns": model._context_,
+        "event_columns": model._event_columns_,
+        "bounds": model._bounds_.to_dict(),
+        "n_event_rules": model._n_event_rules_,
+        "gap_knots": model._gap_knots_,
+        "num_sequences": model.num_training_sequences_,
+        "constants": model._constants_,
+        "event_table": model._event_table_.to_dict(),
+        "event_model_table": model._transformer_._table().to_dict(),
+        "context_model": context_state,
+        "context_encoder": model._context_encoder_.to_dict(),
+        "context_table": model._context_encoder_._table().to_dict(),
+    }
+    tensors = {f"net.{k}": v.detach().cpu() for k, v in model._net.state_dict().items()}
+    tensors.update({f"context.{k}": v for k, v in context_tensors.items()})
+    return state, tensors
+
+
+def set_state(model: Any, state: dict[str, Any], tensors: dict[str, Any]) -> None:
+    """Restore what :func:`get_state` wrote, every field checked first."""
+    check_state(state, tensors)
+    axis = state["axis"]
+    model._axis_ = sd.TimeAxis(
+        axis["kind"],
+        float(axis["unit"]),
+        axis.get("fmt"),
+        bool(axis.get("integer")),
+        bool(axis.get("text")),
+    )
+    model._context_ = [str(c) for c in state["context_columns"]]
+    model._event_columns_ = [str(c) for c in state["event_columns"]]
+    model._bounds_ = sd.Bounds.from_dict(state["bounds"])
+    model._n_event_rules_ = int(state["n_event_rules"])
+    model._gap_knots_ = [float(v) for v in state["gap_knots"]]
+    model.num_training_sequences_ = int(state.get("num_sequences", 0))
+    constants = state.get("constants", {})
+    if not isinstance(constants, dict) or not all(
+        k in (sd.N_EVENTS, sd.START, sd.RATE) and isinstance(v, int | float)
+        for k, v in constants.items()
+    ):
+        raise BundleError("model.json constants must map the model's own columns to numbers.")
+    model._constants_ = dict(constants)
+    model._event_table_ = TableMetadata.from_dict(state["event_table"])
+    model._transformer_.metadata = TableMetadata.from_dict(state["event_model_table"])
+    context_table = TableMetadata.from_dict(state["context_table"])
+    model._context_encoder_ = TableTransformer.from_dict(
+        state["context_encoder"], context_table, where="model.json context_encoder"
+    )
+    prefix = "context."
+    model._context_model_ = context_model_from_state(
+        state["context_model"],
+        {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)},
+    )
+    device = model._device()
+    model._net = model._build_net(device)
+    weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    expected = model._net.state_dict()
+    wrong = [
+        k for k in expected if k not in weights or tuple(weights[k].shape) != expected[k].shape
+    ]
+    if wrong or set(weights) - set(expected):
+        raise BundleError(
+            f"weights.pt does not fit the event network (tensors {wrong[:3]} missing or of "
+            "another shape). Fit and save the model again."
+        )
+    model._net.load_state_dict(weights)
+    model._net.to(device).eval()
