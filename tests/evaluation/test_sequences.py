@@ -70,3 +70,14 @@ def test_violations_counted():
     md = Metadata.detect_from_dataframe(df)
     with pytest.raises(MetadataError, match="sequence_key and sequence_index"):
         evaluate_sequences(df, df, md)
+
+
+def test_trajectory_figure(visits):
+    from clinsynth.evaluation._sequences import trajectory_figure
+
+    df, md = visits
+    fig = trajectory_figure(df, df, md, "creatinine", patients=3)
+    assert len(fig.data) == 6
+    assert all(len(trace.x) >= 2 for trace in fig.data)
+    with pytest.raises(MetadataError, match="'nope' is not a column"):
+        trajectory_figure(df, df, md, "nope")

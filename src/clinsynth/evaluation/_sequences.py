@@ -172,3 +172,46 @@ def evaluate_sequences(
         ),
     }
     return result
+
+
+def trajectory_figure(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    metadata: Metadata | TableMetadata,
+    column: str,
+    *,
+    patients: int = 5,
+    seed: int = 0,
+) -> Any:
+    """A plotly figure of ``column`` over time for a few real (left) and synthetic (right)
+    patients drawn at random. The real panel shows real patients' values: keep the figure
+    with the real data."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    table = _table(metadata)
+    key, index = table.sequence_key, table.sequence_index
+    if column not in real.columns or column not in synthetic.columns:
+        raise MetadataError(f"'{column}' is not a column of both tables.")
+    rng = np.random.default_rng(seed)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=("real", "synthetic"))
+    for col, data in ((1, real), (2, synthetic)):
+        ordered, _ = _ordered(data, key, index)
+        ids = ordered[key].unique()
+        chosen = rng.choice(ids, size=min(patients, len(ids)), replace=False)
+        for pid in chosen:
+            rows = ordered[ordered[key] == pid]
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["__time"] - rows["__time"].iloc[0],
+                    y=rows[column],
+                    mode="lines+markers",
+                    showlegend=False,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text=f"time since the first event ({index})")
+    fig.update_yaxes(title_text=column, col=1)
+    fig.update_layout(title=f"{column}: {patients} patients each", height=360)
+    return fig
