@@ -267,7 +267,7 @@ def fit(
         tables = read_data(data, sheet_name=sheet)
         md = _load_metadata(metadata, tables)
     multi = isinstance(tables, dict)
-    model = _sequence_words(md, multi, model, sequence_key, sequence_index, holdout)
+    model = _sequence_words(md, tables, model, sequence_key, sequence_index, holdout)
     check_param_names(get_synthesizer(model), params, extra=_HMA_PARAMS if multi else ())
     if not multi:
         check_trainable(md.get_table(), tables, f"The table in '{data}'")
@@ -330,13 +330,20 @@ def fit(
 
 def _sequence_words(
     md: Any,
-    multi: bool,
+    tables: Any,
     model: str | None,
     key: str | None,
     index: str | None,
     holdout: float | None,
 ) -> str:
-    """Set --sequence-key / --sequence-index on the metadata; the model they call for."""
+    """Set --sequence-key / --sequence-index on the metadata; the model they call for.
+
+    An index of numbers that detection took for a category (few distinct days in a small
+    table) is declared numerical: the option says it is a time.
+    """
+    import pandas as pd
+
+    multi = isinstance(tables, dict)
     if key is not None or index is not None:
         if multi:
             raise ParameterError(
@@ -349,6 +356,14 @@ def _sequence_words(
             )
         md.set_sequence_key(key)
         md.set_sequence_index(index)
+        values = tables[index]
+        if md.get_table().sdtype(index) in ("categorical", "ordinal") and (
+            pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        ):
+            whole = pd.api.types.is_integer_dtype(values)
+            md.update_column(
+                index, sdtype="numerical", computer_representation="Int64" if whole else "Float"
+            )
     table = None if multi else md.get_table()
     sequences = table is not None and table.sequence_key is not None
     if sequences and holdout is not None:
