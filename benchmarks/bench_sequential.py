@@ -78,7 +78,7 @@ def _fit_par(
 
     table = metadata.get_table()
     key, index = table.sequence_key, table.sequence_index
-    sdv_md = SDVMetadata.detect_from_dataframe(df, table_name="events")
+    sdv_md = SDVMetadata.detect_from_dataframes({"events": df}, infer_keys=None)
     sdv_md.update_column(key, sdtype="id", table_name="events")
     sdv_md.set_sequence_key(key, table_name="events")
     sdv_md.set_sequence_index(index, table_name="events")
@@ -87,10 +87,17 @@ def _fit_par(
     model = PARSynthesizer(
         sdv_md, context_columns=context, epochs=args["sdv_epochs"], verbose=False
     )
-    model.fit(df)
+    try:
+        model.fit({"events": df})  # SDV 2: a dict of one table
+    except TypeError:
+        model.fit(df)
     fit = time.perf_counter() - start
     start = time.perf_counter()
-    synthetic = model.sample(num_sequences=df[key].nunique())
+    sample = getattr(model, "sample_sequences", None)  # SDV 2 (a dict of tables)
+    if sample is not None:
+        synthetic = next(iter(sample(df[key].nunique()).values()))
+    else:
+        synthetic = model.sample(num_sequences=df[key].nunique())
     return synthetic, fit, time.perf_counter() - start
 
 
