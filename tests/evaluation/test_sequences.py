@@ -81,3 +81,11 @@ def test_trajectory_figure(visits):
     assert all(len(trace.x) >= 2 for trace in fig.data)
     with pytest.raises(MetadataError, match="'nope' is not a column"):
         trajectory_figure(df, df, md, "nope")
+
+
+def test_transition_distance_weights_rows_by_real_frequency():
+    real = pd.DataFrame({"a": [1.0, 0.0], "b": [0.0, 1.0]}, index=["a", "b"])
+    synthetic = pd.DataFrame({"a": [1.0, 1.0], "b": [0.0, 0.0]}, index=["a", "b"])
+    assert transition_distance(real, synthetic) == pytest.approx(0.5)
+    weights = pd.Series({"a": 9.0, "b": 1.0})
+    assert transition_distance(real, synthetic, weights) == pytest.approx(0.1)

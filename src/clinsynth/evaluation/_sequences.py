@@ -74,21 +74,31 @@ def steps(data: pd.DataFrame, key: str, index: str, column: str) -> np.ndarray:
     return np.diff(values, prepend=np.nan)[same]
 
 
-def transitions(data: pd.DataFrame, key: str, index: str, column: str) -> pd.DataFrame:
-    """``P(state at the next event | state now)``: rows the state now, columns the next."""
+def transitions(
+    data: pd.DataFrame, key: str, index: str, column: str, *, counts: bool = False
+) -> pd.DataFrame:
+    """``P(state at the next event | state now)``: rows the state now, columns the next (the
+    number of consecutive pairs with ``counts=True``)."""
     ordered, same = _ordered(data, key, index)
     states = ordered[column].astype("string").fillna("<missing>").to_numpy()
     pairs = pd.crosstab(states[np.flatnonzero(same) - 1], states[same])
-    return pairs.div(pairs.sum(axis=1), axis=0)
+    return pairs if counts else pairs.div(pairs.sum(axis=1), axis=0)
 
 
-def transition_distance(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
+def transition_distance(
+    real: pd.DataFrame, synthetic: pd.DataFrame, weights: pd.Series | None = None
+) -> float:
     """Total-variation distance between the rows of two transition matrices, averaged over the
-    real states (0: the same transitions, 1: nothing in common)."""
+    real states (weighted by ``weights``, e.g. how often each state is left in the real data;
+    0: the same transitions, 1: nothing in common)."""
     states = sorted(set(real.index) | set(real.columns) | set(synthetic.columns))
     r = real.reindex(index=real.index, columns=states, fill_value=0.0).fillna(0.0)
     s = synthetic.reindex(index=real.index, columns=states, fill_value=0.0).fillna(0.0)
-    return float((0.5 * (r - s).abs().sum(axis=1)).mean()) if len(r) else float("nan")
+    if not len(r):
+        return float("nan")
+    distance = 0.5 * (r - s).abs().sum(axis=1)
+    w = np.ones(len(r)) if weights is None else weights.reindex(r.index).to_numpy(dtype=float)
+    return float(np.average(distance.to_numpy(), weights=w))
 
 
 def temporal_violations(
@@ -111,6 +121,16 @@ def temporal_violations(
         bound = _time(ordered[column])
         out[f"before_{column}"] = int((time < bound).sum())
     return out
+
+
+def _transitions(
+    real: pd.DataFrame, synthetic: pd.DataFrame, key: str, index: str, column: str
+) -> float:
+    pairs = transitions(real, key, index, column, counts=True)
+    matrix = pairs.div(pairs.sum(axis=1), axis=0)
+    return transition_distance(
+        matrix, transitions(synthetic, key, index, column), pairs.sum(axis=1)
+    )
 
 
 def _table(metadata: Metadata | TableMetadata) -> TableMetadata:
@@ -136,7 +156,8 @@ def evaluate_sequences(
     ``events_per_patient_ks`` and ``gap_ks`` are Kolmogorov-Smirnov statistics (0 is best);
     ``lag1`` gives, per numeric event column, the real and synthetic lag-1 autocorrelations;
     ``step_ks`` the KS statistic of the change between consecutive events; ``transitions``
-    the total-variation distance of each categorical column's transition matrix; and
+    the total-variation distance of each categorical column's transition matrix (rows weighted
+    by how often the real patients leave each state); and
     ``violations`` the temporal-logic violations of the synthetic events.
     """
     table = _table(metadata)
@@ -161,12 +182,7 @@ def evaluate_sequences(
         "step_ks": {
             c: _ks(steps(real, key, index, c), steps(synthetic, key, index, c)) for c in numeric
         },
-        "transitions": {
-            c: transition_distance(
-                transitions(real, key, index, c), transitions(synthetic, key, index, c)
-            )
-            for c in categorical
-        },
+        "transitions": {c: _transitions(real, synthetic, key, index, c) for c in categorical},
         "violations": temporal_violations(
             synthetic, key, index, upper=list(upper_bounds), lower=list(lower_bounds)
         ),
