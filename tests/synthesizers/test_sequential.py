@@ -240,3 +240,10 @@ def test_tampered_bundle_is_a_bundle_error(fitted, tmp_path):
     model_json.write_text(json.dumps(state))
     with pytest.raises(BundleError, match="'event_columns' must be a list"):
         load(path)
+
+
+def test_privacy_report_says_no_dp(fitted):
+    report = fitted.get_privacy_report()
+    assert report["differential_privacy"] is False
+    assert "not available for sequences" in report["guarantee"]
+    assert "patient_id" in report["generated_columns"]

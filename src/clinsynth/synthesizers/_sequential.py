@@ -586,6 +586,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             **inner.get("rare_levels_merged", {}),
             **report_["rare_levels_merged"],
         }
+        report_["guarantee"] = "none: no differential privacy (not available for sequences yet)"
         report_["generated_columns"] = sorted(
             {*report_["generated_columns"], *inner.get("generated_columns", [])}
         )
