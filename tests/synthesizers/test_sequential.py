@@ -215,14 +215,17 @@ def test_rule_across_context_and_events_is_checked_on_every_row():
     df, md = _two_patients()
     df = pd.concat([df.assign(pid=df["pid"] + str(i)) for i in range(4)], ignore_index=True)
     df["cap"] = df.groupby("pid")["lab"].transform("max") + 0.5
+    df["visit_id"] = np.arange(len(df)) + 1000
     md.add_column("cap", sdtype="numerical")
+    md.add_column("visit_id", sdtype="id")
     model = SequentialSynthesizer(
         md, random_state=0, constraints=[Inequality(low="lab", high="cap")], **FAST
     ).fit(df)
     assert "cap" in model._context_ and model._n_event_rules_ == 0
-    syn = model.sample(20)
+    syn = model.sample(60)
     assert (syn["lab"] <= syn["cap"]).all()
-    assert syn["pid"].nunique() == 20
+    assert syn["pid"].nunique() == 60
+    assert syn["visit_id"].is_unique and not syn["visit_id"].isin(df["visit_id"]).any()
 
 
 def test_tampered_bundle_is_a_bundle_error(fitted, tmp_path):

@@ -271,6 +271,18 @@ def limits(context: pd.DataFrame, bounds: Bounds, axis: TimeAxis) -> tuple[np.nd
     return low, high
 
 
+def unique_keys(keys: pd.Series) -> pd.Series:
+    """Patient keys made distinct (a key shape with few possible values, such as two
+    characters, can repeat): a repeated key gets ``_<position>`` appended; others are kept."""
+    repeated = keys.duplicated(keep="first").to_numpy()
+    if not repeated.any():
+        return keys
+    out = keys.astype(object).copy()
+    positions = np.flatnonzero(repeated)
+    out.iloc[positions] = [f"{keys.iloc[i]}_{i}" for i in positions]
+    return out
+
+
 def event_rate(lengths: np.ndarray, start: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Events after the first per tick of the patient's window (NaN without an upper bound):
     the copula learns this rate, not the count, for patients whose follow-up ends."""

@@ -464,6 +464,8 @@ class SequentialSynthesizer(BaseSynthesizer):
             patients = self._context_model_._transformer_.regenerate_ids(patients, self._sample_rng)
         for column, value in self._constants_.items():
             patients[column] = value
+        key = self._table_metadata().sequence_key
+        patients[key] = sd.unique_keys(patients[key])
         return self._sequences(patients)
 
     def _conditions_as_context(self, conditions: dict[str, Any], n: int | None) -> pd.DataFrame:
@@ -514,10 +516,19 @@ class SequentialSynthesizer(BaseSynthesizer):
                 out = pd.concat([out[~out[key].isin(bad)], self._events(redo, rng)])
                 order = pd.Categorical(out[key], categories=patients[key].unique())
                 out = out.iloc[np.argsort(order.codes, kind="stable")].reset_index(drop=True)
+                out = self._fresh_event_ids(out, rng)
             bad_rows = ~_rules.valid_rows(mixed, out, table)
             if bad_rows.any():
                 out = self._drop_events(out, bad_rows, key, len(patients), mixed)
         return _rules.restore_dtypes(out, self._dtypes_)
+
+    def _fresh_event_ids(self, out: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        """Identifiers of events (a visit id) made anew: rows of several rounds stay unique."""
+        for column in self._event_columns_:
+            t = self._transformer_.transformers_.get(column)
+            if t is not None and getattr(t, "kind", "") == "id":
+                out[column] = t.inverse_transform(np.zeros((len(out), 0)), rng).to_numpy()
+        return out
 
     @staticmethod
     def _drop_events(
