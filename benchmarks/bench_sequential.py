@@ -53,7 +53,7 @@ def load(name: str, patients: int, mean_visits: float) -> tuple[pd.DataFrame, An
 
 def _fit_ours(
     df: pd.DataFrame, metadata: Any, args: dict[str, Any]
-) -> tuple[pd.DataFrame, float, float]:
+) -> tuple[pd.DataFrame, float, float, int]:
     from clinsynth import SequentialSynthesizer
 
     start = time.perf_counter()
@@ -67,7 +67,7 @@ def _fit_ours(
     fit = time.perf_counter() - start
     start = time.perf_counter()
     synthetic = model.sample(df[metadata.get_table().sequence_key].nunique())
-    return synthetic, fit, time.perf_counter() - start
+    return synthetic, fit, time.perf_counter() - start, model.epochs_trained_
 
 
 def _fit_par(
@@ -121,7 +121,7 @@ def _run(queue: Any, model: str, name: str, args: dict[str, Any]) -> None:
         args = {**args, "context_columns": [c for c in others if constant[c]]}
         synthetic, fit, sample = _fit_par(df, metadata, args)
     else:
-        synthetic, fit, sample = _fit_ours(df, metadata, args)
+        synthetic, fit, sample, trained = _fit_ours(df, metadata, args)
     scores = evaluate_sequences(df, synthetic, metadata, upper_bounds=BOUNDS[name])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(
@@ -131,7 +131,7 @@ def _run(queue: Any, model: str, name: str, args: dict[str, Any]) -> None:
             "seed": args["seed"],
             "patients": int(df[table.sequence_key].nunique()),
             "rows": len(df),
-            "epochs": args["sdv_epochs"] if model == "sdv_par" else args["epochs"],
+            "epochs": args["sdv_epochs"] if model == "sdv_par" else trained,
             "fit_s": fit,
             "sample_s": sample,
             "peak_mb": peak_mb,
@@ -157,9 +157,12 @@ def run(model: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
 def row(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"| {r['dataset']} | {r['model']} | {r['seed']} | failed or timed out |"
-    lag = max(
-        (abs(v["real"] - v["synthetic"]) for v in r["lag1"].values() if not np.isnan(v["real"])),
-        default=float("nan"),
+    lag, ranks = (
+        max(
+            (abs(v["real"] - v["synthetic"]) for v in r[k].values() if not np.isnan(v["real"])),
+            default=float("nan"),
+        )
+        for k in ("lag1", "lag1_spearman")
     )
     steps = np.nanmean(list(r["step_ks"].values())) if r["step_ks"] else float("nan")
     trans = np.nanmean(list(r["transitions"].values())) if r["transitions"] else float("nan")
@@ -167,15 +170,17 @@ def row(r: dict[str, Any]) -> str:
     return (
         f"| {r['dataset']} | {r['model']} | {r['seed']} | {r['patients']:,} | {r['rows']:,} | "
         f"{r['epochs']} | {r['fit_s']:.1f} | {r['sample_s']:.1f} | {r['peak_mb']:,.0f} | "
-        f"{r['events_per_patient_ks']:.3f} | {r['gap_ks']:.3f} | {lag:.3f} | {steps:.3f} | "
+        f"{r['events_per_patient_ks']:.3f} | {r['gap_ks']:.3f} | {lag:.3f} | {ranks:.3f} | "
+        f"{steps:.3f} | "
         f"{trans:.3f} | {violations} |"
     )
 
 
 HEADER = (
     "| dataset | model | seed | patients | rows | epochs | fit s | sample s | peak MB | "
-    "events/patient KS | gap KS | max abs lag-1 diff | step KS (mean) | transition TV (mean) | "
-    "violations |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "events/patient KS | gap KS | max abs lag-1 diff | same, ranks | step KS (mean) | "
+    "transition TV (mean) | violations |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "---|---|---|"
 )
 
 
@@ -206,7 +211,6 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
     ns = parser.parse_args()
-    defaults = {"pbcseq": 150, "simulated": 10}
     epochs = dict(zip(ns.datasets, ns.epochs, strict=False)) if ns.epochs else {}
     results = []
     print(HEADER, flush=True)
@@ -215,7 +219,7 @@ def main() -> None:
             args = {
                 "patients": ns.patients,
                 "mean_visits": ns.mean_visits,
-                "epochs": epochs.get(name, defaults.get(name, 50)),
+                "epochs": epochs.get(name),
                 "batch_size": ns.batch_size,
                 "seed": seed,
                 "threads": ns.threads,

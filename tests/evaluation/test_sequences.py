@@ -43,6 +43,11 @@ def test_simulated_labs_are_autocorrelated_and_independent_rows_are_not(visits):
     assert lag1_autocorrelation(df, "patient_id", "day", "hba1c") > 0.5
     shuffled = df.assign(hba1c=np.random.default_rng(0).permutation(df["hba1c"].to_numpy()))
     assert abs(lag1_autocorrelation(shuffled, "patient_id", "day", "hba1c")) < 0.1
+    spiked = df.copy()
+    spiked.loc[spiked.index[5], "hba1c"] = 1e6  # one extreme value: Pearson falls, ranks hold
+    pearson = lag1_autocorrelation(spiked, "patient_id", "day", "hba1c")
+    spearman = lag1_autocorrelation(spiked, "patient_id", "day", "hba1c", method="spearman")
+    assert pearson < 0.1 < 0.5 < spearman
 
 
 def test_gaps_and_transitions_by_hand():

@@ -55,16 +55,21 @@ def gaps(data: pd.DataFrame, key: str, index: str) -> np.ndarray:
     return np.diff(ordered["__time"].to_numpy(), prepend=np.nan)[same]
 
 
-def lag1_autocorrelation(data: pd.DataFrame, key: str, index: str, column: str) -> float:
-    """Pearson correlation of a numeric column between consecutive events of each patient
-    (pooled over patients)."""
+def lag1_autocorrelation(
+    data: pd.DataFrame, key: str, index: str, column: str, *, method: str = "pearson"
+) -> float:
+    """Correlation (``pearson`` or ``spearman``: of the ranks, robust to a few extreme values)
+    of a numeric column between consecutive events of each patient (pooled over patients)."""
     ordered, same = _ordered(data, key, index)
     values = pd.to_numeric(ordered[column], errors="coerce").to_numpy(dtype=np.float64)
     now, before = values[same], values[np.flatnonzero(same) - 1]
     ok = ~np.isnan(now) & ~np.isnan(before)
     if ok.sum() < 3 or now[ok].std() == 0 or before[ok].std() == 0:
         return float("nan")
-    return float(np.corrcoef(before[ok], now[ok])[0, 1])
+    before, now = before[ok], now[ok]
+    if method == "spearman":
+        before, now = stats.rankdata(before), stats.rankdata(now)
+    return float(np.corrcoef(before, now)[0, 1])
 
 
 def steps(data: pd.DataFrame, key: str, index: str, column: str) -> np.ndarray:
@@ -154,7 +159,8 @@ def evaluate_sequences(
     """Every sequence measure of the module, as a JSON-able dict.
 
     ``events_per_patient_ks`` and ``gap_ks`` are Kolmogorov-Smirnov statistics (0 is best);
-    ``lag1`` gives, per numeric event column, the real and synthetic lag-1 autocorrelations;
+    ``lag1`` gives, per numeric event column, the real and synthetic lag-1 autocorrelations
+    (``lag1_spearman`` the same on ranks);
     ``step_ks`` the KS statistic of the change between consecutive events; ``transitions``
     the total-variation distance of each categorical column's transition matrix (rows weighted
     by how often the real patients leave each state); and
@@ -176,6 +182,13 @@ def evaluate_sequences(
             c: {
                 "real": lag1_autocorrelation(real, key, index, c),
                 "synthetic": lag1_autocorrelation(synthetic, key, index, c),
+            }
+            for c in numeric
+        },
+        "lag1_spearman": {
+            c: {
+                "real": lag1_autocorrelation(real, key, index, c, method="spearman"),
+                "synthetic": lag1_autocorrelation(synthetic, key, index, c, method="spearman"),
             }
             for c in numeric
         },

@@ -271,6 +271,20 @@ def limits(context: pd.DataFrame, bounds: Bounds, axis: TimeAxis) -> tuple[np.nd
     return low, high
 
 
+#: Training steps (batches) the default number of epochs aims for, and its most epochs.
+AUTO_STEPS, AUTO_MAX_EPOCHS = 2000, 300
+
+
+def auto_epochs(patients: int, batch_size: int) -> int:
+    """Epochs for about :data:`AUTO_STEPS` batches of ``batch_size`` patients.
+
+    >>> auto_epochs(312, 128), auto_epochs(50_000, 128)
+    (300, 6)
+    """
+    batches = -(-patients // batch_size)
+    return int(np.clip(-(-AUTO_STEPS // batches), 1, AUTO_MAX_EPOCHS))
+
+
 def unique_keys(keys: pd.Series) -> pd.Series:
     """Patient keys made distinct (a key shape with few possible values, such as two
     characters, can repeat): a repeated key gets ``_<position>`` appended; others are kept."""

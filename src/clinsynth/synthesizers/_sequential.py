@@ -59,8 +59,9 @@ class SequentialSynthesizer(BaseSynthesizer):
         (``metadata.set_sequence_key("patient_id")``, ``set_sequence_index("date")``).
     context_columns : list of str, optional
         Columns constant within each patient, learned once per patient; None detects them.
-    epochs : int
-        Passes over the patients.
+    epochs : int, optional
+        Passes over the patients; None trains for about 2,000 steps (batches), at most 300
+        epochs (small tables need many passes, large ones few).
     batch_size : int
         Patients per training step.
     hidden_dim : int
@@ -100,7 +101,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             ),
             "None or a list of column names",
         ),
-        "epochs": (_is_int(1), "an int >= 1"),
+        "epochs": (lambda v: v is None or _is_int(1)(v), "None or an int >= 1"),
         "batch_size": (_is_int(1), "an int >= 1"),
         "hidden_dim": (_is_int(1), "an int >= 1"),
         "latent_dim": (_is_int(1), "an int >= 1"),
@@ -115,8 +116,8 @@ class SequentialSynthesizer(BaseSynthesizer):
         metadata: Metadata,
         *,
         context_columns: list[str] | None = None,
-        epochs: int = 100,
-        batch_size: int = 256,
+        epochs: int | None = None,
+        batch_size: int = 128,
         hidden_dim: int = 64,
         latent_dim: int = 16,
         learning_rate: float = 2e-3,
@@ -171,7 +172,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             raise DataError(f"fit() needs a pandas DataFrame; got {type(data).__name__}.")
         table = self._table_metadata()
         key, index = self._keys(table)
-        report(self.progress, self.epochs, 0, "checking the data")
+        report(self.progress, 1, 0, "checking the data")
         data = clear_missing_values(data, table)
         if isinstance(self.metadata, Metadata):
             self._validate_metadata(table, data)
@@ -380,13 +381,15 @@ class SequentialSynthesizer(BaseSynthesizer):
         self._net.init_parameters(torch.Generator().manual_seed(self._fit_seed_))
         self._net.to(device)
         events = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
+        epochs = self.epochs or sd.auto_epochs(len(lengths), self.batch_size)
+        self.epochs_trained_ = epochs
         context = torch.from_numpy(self._context_encoded_)
         del self._context_encoded_
 
         def on_epoch(epoch: int, loss: float) -> None:
-            report(self.progress, self.epochs, epoch + 1, f"epoch {epoch + 1}: loss {loss:.3f}")
+            report(self.progress, epochs, epoch + 1, f"epoch {epoch + 1}: loss {loss:.3f}")
             if self.verbose:
-                print(f"Epoch {epoch + 1}/{self.epochs} | loss {loss:.4f}", flush=True)
+                print(f"Epoch {epoch + 1}/{epochs} | loss {loss:.4f}", flush=True)
 
         history = train(
             self._net,
@@ -395,7 +398,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             context.to(device),
             torch.from_numpy(room).to(device),
             self._layout,
-            epochs=self.epochs,
+            epochs=epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             loss_factor=self.loss_factor,
