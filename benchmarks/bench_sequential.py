@@ -145,11 +145,21 @@ def run(model: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
     queue = context.Queue()
     process = context.Process(target=_run, args=(queue, model, name, args))
     process.start()
-    try:
-        result = queue.get(timeout=args["timeout"])
-    except Exception:  # noqa: BLE001 - a run that dies or times out is reported, not fatal
+    result = {"dataset": name, "model": model, "seed": args["seed"], "error": "failed"}
+    deadline = time.monotonic() + args["timeout"]
+    while time.monotonic() < deadline:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Exception:  # noqa: BLE001 - queue.Empty: still running, or dead
+            if not process.is_alive():
+                try:  # it may have put its result just before ending
+                    result = queue.get(timeout=1)
+                except Exception:  # noqa: BLE001, S110 - nothing came: it failed
+                    pass
+                break
+    if process.is_alive():
         process.kill()
-        result = {"dataset": name, "model": model, "seed": args["seed"], "error": "failed"}
     process.join()
     return result
 
