@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from clinsynth.metadata import TableMetadata
 from clinsynth.synthesizers import _sequence_data as sd
@@ -59,3 +60,11 @@ def test_gap_scores_are_normal_and_keep_no_row():
     assert abs(scores[later].mean()) < 0.1 and 0.85 < scores[later].std() < 1.15
     assert (scores[first] == 0).all() and len(knots) <= 900 // 5
     assert knots == sorted(knots)
+
+
+def test_gap_knots_hold_no_single_gap():
+    log_gaps = np.log(np.arange(1, 101, dtype=float))
+    _, knots = sd.gap_scores(log_gaps, np.array([0]), seed=0)
+    assert len(knots) == 99 // 5
+    assert not set(np.round(knots, 9)) & set(np.round(log_gaps, 9))
+    assert knots[0] == pytest.approx(np.log(np.arange(2, 8)).mean())  # 6 smallest, first out

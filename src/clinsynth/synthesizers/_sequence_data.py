@@ -347,7 +347,7 @@ def gap_scores(
     log_gaps: np.ndarray, first: np.ndarray, seed: int
 ) -> tuple[np.ndarray, list[float]]:
     """Normal scores of the log gaps through their empirical distribution, and its quantile
-    knots (at most one per 5 gaps, none at the extremes: statistics, no row). A gap equal to
+    knots: the means of runs of at least 5 consecutive sorted gaps (no gap of its own). A gap equal to
     several knots (many equal gaps) is spread at random over their probabilities. First events
     (no gap) score 0."""
     later = np.ones(len(log_gaps), dtype=bool)
@@ -355,7 +355,9 @@ def gap_scores(
     values = log_gaps[later]
     k = int(np.clip(len(values) // 5, 2, 200))
     probs = (np.arange(k) + 0.5) / k
-    knots = np.maximum.accumulate(np.quantile(values, probs))
+    # Microaggregated: each knot is the mean of one of k runs of >= 5 consecutive sorted gaps.
+    knots = np.array([g.mean() for g in np.array_split(np.sort(values), k)])
+    knots = np.maximum.accumulate(knots)
     cdf = np.interp(log_gaps, knots, probs, left=probs[0], right=probs[-1])
     left = np.searchsorted(knots, log_gaps, "left")
     right = np.searchsorted(knots, log_gaps, "right") - 1
