@@ -347,9 +347,9 @@ def gap_scores(
     log_gaps: np.ndarray, first: np.ndarray, seed: int
 ) -> tuple[np.ndarray, list[float]]:
     """Normal scores of the log gaps through their empirical distribution, and its quantile
-    knots: the means of runs of at least 5 consecutive sorted gaps (no gap of its own). A gap equal to
-    several knots (many equal gaps) is spread at random over their probabilities. First events
-    (no gap) score 0."""
+    knots: the means of runs of at least 5 consecutive sorted gaps (no gap of its own). A gap
+    equal to several knots (many equal gaps) is spread at random over their probabilities.
+    First events (no gap) score 0."""
     later = np.ones(len(log_gaps), dtype=bool)
     later[first] = False
     values = log_gaps[later]
