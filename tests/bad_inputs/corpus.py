@@ -933,6 +933,55 @@ CASES: list[Case] = [
 ]
 
 
+# ---- longitudinal tables (the sequential model): one line each, nothing written
+def visits(change: str = "") -> pd.DataFrame:
+    """Three patients' visits; ``change``: ties, one_each, no_time."""
+    df = pd.DataFrame(
+        {
+            "pid": ["a", "a", "a", "b", "b", "c", "c"],
+            "day": [0, 30, 90, 0, 45, 0, 20],
+            "sbp": [120, 125, 118, 140, 135, 110, 112],
+        }
+    )
+    if change == "ties":
+        df.loc[2, "day"] = 30
+    elif change == "one_each":
+        df = df.drop_duplicates("pid")
+    elif change == "no_time":
+        df["day"] = df["day"].astype(object)
+        df.loc[1, "day"] = "unknown"
+    return df
+
+
+_SEQ = ("--sequence-key", "pid", "--sequence-index", "day")
+CASES += [
+    Case(
+        "sequence_index_ties",
+        _fit("{d}/data.csv", *_SEQ),
+        "has ties: 2 rows of 1 patients",
+        {"data.csv": frame(lambda: visits("ties"))},
+    ),
+    Case(
+        "sequence_one_event_each",
+        _fit("{d}/data.csv", *_SEQ),
+        "exactly one event",
+        {"data.csv": frame(lambda: visits("one_each"))},
+    ),
+    Case(
+        "sequence_index_not_a_time",
+        _fit("{d}/data.csv", *_SEQ),
+        "sequence_index 'day' has sdtype 'categorical'",
+        {"data.csv": frame(lambda: visits("no_time"))},
+    ),
+    Case(
+        "sequence_key_not_a_column",
+        _fit("{d}/data.csv", "--sequence-key", "patient", "--sequence-index", "day"),
+        "sequence_key 'patient' is not a column",
+        {"data.csv": frame(visits)},
+    ),
+]
+
+
 def build(root: Path, cases: list[Case] | None = None) -> dict[str, Path]:
     """Write every case's files under ``root/<case name>/``; return the case folders."""
     models = Models(root)

@@ -177,8 +177,11 @@ def fit(
     metadata: Path | None = typer.Option(
         None, "--metadata", "-m", help="metadata.json (detected if omitted)."
     ),
-    model: str = typer.Option(
-        "gaussian_copula", "--model", help="Model name (see `clinsynth models`)."
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Model name (see `clinsynth models`); gaussian_copula, or sequential for a table "
+        "with a sequence key.",
     ),
     epochs: int | None = typer.Option(
         None,
@@ -226,6 +229,12 @@ def fit(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     sheet: str | None = typer.Option(None, "--sheet", help="Excel: the sheet to read."),
+    sequence_key: str | None = typer.Option(
+        None, "--sequence-key", help="Longitudinal table: the column naming the patient."
+    ),
+    sequence_index: str | None = typer.Option(
+        None, "--sequence-index", help="Longitudinal table: the time (number or date) of events."
+    ),
 ) -> None:
     """Fit a synthesizer on real data and save it (JSON + tensors, never pickle).
 
@@ -238,6 +247,7 @@ def fit(
       clinsynth fit omop_csvs/ --orphans drop --reference-table concept -o omop_model
       clinsynth fit patients.csv --model auto --time-budget 10m --target outcome -o model
       clinsynth fit patients.csv --model auto --epochs 100 --target outcome -o model
+      clinsynth fit visits.csv --sequence-key patient_id --sequence-index date -o model
     """
     from clinsynth import get_synthesizer
     from clinsynth.io import read_data
@@ -271,6 +281,7 @@ def fit(
         tables = read_data(data, sheet_name=sheet)
         md = _load_metadata(metadata, tables)
     multi = isinstance(tables, dict)
+    model = _sequence_words(md, tables, model, sequence_key, sequence_index, holdout)
     check_param_names(get_synthesizer(model), params, extra=_HMA_PARAMS if multi else ())
     if not multi:
         check_trainable(md.get_table(), tables, f"The table in '{data}'")
@@ -335,6 +346,52 @@ def fit(
             f"Kept {len(held_out)} real rows aside in {kept} (real data: keep it with the model, "
             "do not share it); `clinsynth evaluate` with --model finds it."
         )
+
+
+def _sequence_words(
+    md: Any,
+    tables: Any,
+    model: str | None,
+    key: str | None,
+    index: str | None,
+    holdout: float | None,
+) -> str:
+    """Set --sequence-key / --sequence-index on the metadata; the model they call for.
+
+    An index of numbers that detection took for a category (few distinct days in a small
+    table) is declared numerical: the option says it is a time.
+    """
+    import pandas as pd
+
+    multi = isinstance(tables, dict)
+    if key is not None or index is not None:
+        if multi:
+            raise ParameterError(
+                "--sequence-key and --sequence-index name columns of one table; give a file, "
+                "not a folder of tables."
+            )
+        if key is None or index is None:
+            raise ParameterError(
+                "Give both --sequence-key (the patient) and --sequence-index (the time)."
+            )
+        md.set_sequence_key(key)
+        md.set_sequence_index(index)
+        values = tables[index]
+        if md.get_table().sdtype(index) in ("categorical", "ordinal") and (
+            pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        ):
+            whole = pd.api.types.is_integer_dtype(values)
+            md.update_column(
+                index, sdtype="numerical", computer_representation="Int64" if whole else "Float"
+            )
+    table = None if multi else md.get_table()
+    sequences = table is not None and table.sequence_key is not None
+    if sequences and holdout is not None:
+        raise ParameterError(
+            "--holdout keeps rows aside, which would cut patients' sequences; leave it out "
+            "for a longitudinal table."
+        )
+    return model or ("sequential" if sequences else "gaussian_copula")
 
 
 def _print_leaderboard(board: Any, time_budget: str | None) -> None:
@@ -443,10 +500,12 @@ def sample(
             )
             console.print(f"Wrote {len(tables)} tables to {output}/")
         return
+    sequences = getattr(synth, "_sequential", False)
     if num_rows is None:
         if not 0 <= scale < float("inf"):
             raise ParameterError(f"The '--scale' option must be a number >= 0. Got {scale}.")
-        num_rows = max(1, round(synth.num_training_rows_ * scale))
+        trained = synth.num_training_sequences_ if sequences else synth.num_training_rows_
+        num_rows = max(1, round(trained * scale))
     if precision is not None:
         if not hasattr(synth, "sample_precision") and precision != "float32":
             raise ParameterError(
@@ -494,7 +553,8 @@ def sample(
                 schema=schema,
             )
         tick(steps, steps, "done")
-    console.print(f"Generated {len(df)} rows" + (f" -> {output}" if output else ""))
+    made = f" of {num_rows:,} sequences" if sequences else ""
+    console.print(f"Generated {len(df)} rows{made}" + (f" -> {output}" if output else ""))
 
 
 # --------------------------------------------------------------------------- info / models
@@ -566,7 +626,7 @@ def models() -> None:
     grid.add_column("name")
     grid.add_column("class")
     grid.add_column("description")
-    for name, cls in list_synthesizers().items():
+    for name, cls in list_synthesizers(sequential=True).items():
         doc = (cls.__doc__ or "").strip().splitlines()
         grid.add_row(name, cls.__name__, doc[0] if doc else "")
     console.print(grid)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         QualityReport,
         UtilityReport,
     )
+    from clinsynth.evaluation._sequences import evaluate_sequences
     from clinsynth.evaluation._utility import evaluate_utility
 
 _LAZY = {
@@ -45,6 +46,7 @@ _LAZY = {
     "evaluate": "_evaluate",
     "evaluate_privacy": "_privacy",
     "evaluate_quality": "_quality",
+    "evaluate_sequences": "_sequences",
     "evaluate_utility": "_utility",
     "get_metric": "_metrics",
     "metrics": "_metrics",
@@ -63,6 +65,7 @@ __all__ = [
     "evaluate",
     "evaluate_privacy",
     "evaluate_quality",
+    "evaluate_sequences",
     "evaluate_utility",
     "get_metric",
     "metrics",

@@ -49,6 +49,10 @@ class TableMetadata:
         encode groups separately.
     constraints : list of dict, optional
         Declared rules, in the JSON form of :mod:`clinsynth.constraints`.
+    sequence_key : str, optional
+        SDV's word: the column naming the entity (patient) whose rows form one sequence.
+    sequence_index : str, optional
+        SDV's word: the column (number or date) that orders the rows of a sequence.
     """
 
     def __init__(
@@ -57,6 +61,8 @@ class TableMetadata:
         primary_key: str | None = None,
         column_groups: dict[str, list[str]] | None = None,
         constraints: list[dict] | None = None,
+        sequence_key: str | None = None,
+        sequence_index: str | None = None,
     ) -> None:
         self.columns: dict[str, dict] = {k: dict(v) for k, v in (columns or {}).items()}
         self.primary_key = primary_key
@@ -64,6 +70,8 @@ class TableMetadata:
             k: list(v) for k, v in (column_groups or {}).items()
         }
         self.constraints: list[dict] = copy.deepcopy(list(constraints or []))
+        self.sequence_key = sequence_key
+        self.sequence_index = sequence_index
 
     # ------------------------------------------------------------------ views
     @property
@@ -90,6 +98,9 @@ class TableMetadata:
             out["column_groups"] = copy.deepcopy(self.column_groups)
         if self.constraints:
             out["constraints"] = copy.deepcopy(self.constraints)
+        for word in ("sequence_key", "sequence_index"):
+            if getattr(self, word) is not None:
+                out[word] = getattr(self, word)
         return out
 
     @classmethod
@@ -112,6 +123,8 @@ class TableMetadata:
             primary_key=data.get("primary_key"),
             column_groups=data.get("column_groups"),
             constraints=data.get("constraints"),
+            sequence_key=data.get("sequence_key"),
+            sequence_index=data.get("sequence_index"),
         )
 
     def copy(self) -> TableMetadata:
@@ -379,6 +392,9 @@ class Metadata:
         table.constraints = [c for c in table.constraints if not _names(c, column_name)]
         if table.primary_key == column_name:
             table.primary_key = None
+        for word in ("sequence_key", "sequence_index"):
+            if getattr(table, word) == column_name:
+                setattr(table, word, None)
         for group in table.column_groups.values():
             if column_name in group:
                 group.remove(column_name)
@@ -390,6 +406,23 @@ class Metadata:
                 f"Primary key '{column_name}' is not a column of table '{self._name_of(table)}'."
             )
         table.primary_key = column_name
+
+    def set_sequence_key(self, column_name: str | None, *, table_name: str | None = None) -> None:
+        """SDV's word: the column naming the patient whose rows form one sequence."""
+        self._set_sequence_word("sequence_key", column_name, table_name)
+
+    def set_sequence_index(self, column_name: str | None, *, table_name: str | None = None) -> None:
+        """SDV's word: the number or date column ordering the rows of each sequence."""
+        self._set_sequence_word("sequence_index", column_name, table_name)
+
+    def _set_sequence_word(self, word: str, column: str | None, table_name: str | None) -> None:
+        table = self.get_table(table_name)
+        if column is not None and column not in table.columns:
+            raise MetadataError(
+                f"The {word} '{column}' is not a column of table '{self._name_of(table)}'. "
+                f"Columns: {', '.join(list(table.columns)[:20])}."
+            )
+        setattr(table, word, column)
 
     def set_column_groups(
         self, groups: dict[str, list[str]], *, table_name: str | None = None
@@ -549,6 +582,7 @@ def _table_problems(name: str, table: TableMetadata, multi: bool) -> list[str]:
                 f"{where}primary key '{pk}' has sdtype '{table.columns[pk]['sdtype']}'; "
                 "declare it as 'id' (or a PII type such as 'mrn')."
             )
+    problems += _sequence_problems(where, table)
     seen: dict[str, str] = {}
     for group, cols in table.column_groups.items():
         for col in cols:
@@ -559,6 +593,27 @@ def _table_problems(name: str, table: TableMetadata, multi: bool) -> list[str]:
                     f"{where}column '{col}' is in two groups ('{seen[col]}' and '{group}')."
                 )
             seen[col] = group
+    return problems
+
+
+def _sequence_problems(where: str, table: TableMetadata) -> list[str]:
+    """The sequence key names a column; the sequence index a number or date column."""
+    problems = []
+    key, index = table.sequence_key, table.sequence_index
+    for word, column in (("sequence_key", key), ("sequence_index", index)):
+        if column is not None and (not isinstance(column, str) or column not in table.columns):
+            problems.append(f"{where}{word} {column!r} is not a column of the table.")
+    if isinstance(index, str) and index in table.columns:
+        sdtype = table.columns[index]["sdtype"]
+        if sdtype not in ("numerical", "datetime"):
+            problems.append(
+                f"{where}sequence_index '{index}' has sdtype '{sdtype}'; it must be numerical "
+                "or datetime (the time or order of each event)."
+            )
+    if index is not None and key is None:
+        problems.append(f"{where}sequence_index '{index}' needs a sequence_key (the patient).")
+    if key is not None and key == index:
+        problems.append(f"{where}sequence_key and sequence_index are the same column '{key}'.")
     return problems
 
 

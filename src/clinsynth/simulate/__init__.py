@@ -8,6 +8,8 @@
   (three related tables);
 - :func:`simulate_case_control`: a case-control study matched 1:4 on age and sex, each
   control's ``case.id`` pointing to its case's row (one table with a self-reference).
+- :func:`simulate_lab_trajectories`: repeated lab results per patient over time (one table of
+  sequences, for :class:`~clinsynth.SequentialSynthesizer`).
 
 Every simulator returns the data with its :class:`~clinsynth.Metadata`, is vectorized (no loop
 over patients) and gives the same data for the same ``seed``. The values are plausible, not
@@ -25,12 +27,14 @@ from clinsynth.simulate._common import egfr_ckd_epi_2021
 from clinsynth.simulate._graph import default_graph_path, load_graph
 from clinsynth.simulate._hospital import HOSPITAL_ORDER_RULES, simulate_hospital
 from clinsynth.simulate._population import simulate_population
+from clinsynth.simulate._trajectories import simulate_lab_trajectories
 
 __all__ = [
     "simulate_population",
     "simulate_cohort",
     "simulate_hospital",
     "simulate_case_control",
+    "simulate_lab_trajectories",
     "COHORT_CONDITIONS",
     "COHORT_ORDER_RULES",
     "COHORT_RANGES",

@@ -14,6 +14,7 @@ from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
 from clinsynth.synthesizers._hvaegan import HVAEGANSynthesizer
 from clinsynth.synthesizers._latent import visualize_latent_space
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
+from clinsynth.synthesizers._sequential import SequentialSynthesizer
 from clinsynth.synthesizers._tabddpm import TabDDPMSynthesizer
 from clinsynth.synthesizers._tvae import TVAESynthesizer
 
@@ -27,6 +28,7 @@ __all__ = [
     "HVAEGANSynthesizer",
     "TabDDPMSynthesizer",
     "AutoSynthesizer",
+    "SequentialSynthesizer",
     "get_synthesizer",
     "list_synthesizers",
     "parse_condition_strings",

@@ -45,6 +45,12 @@ def get_synthesizer(name: str) -> type[BaseSynthesizer]:
     )
 
 
-def list_synthesizers() -> dict[str, type[BaseSynthesizer]]:
-    """Every registered synthesizer by name, in registration order."""
-    return dict(_REGISTRY)
+def list_synthesizers(*, sequential: bool = False) -> dict[str, type[BaseSynthesizer]]:
+    """Every registered single-table synthesizer by name, in registration order; with
+    ``sequential=True`` also the models of sequences (one table of events per patient, with a
+    ``sequence_key``), whose ``sample`` counts sequences rather than rows."""
+    return {
+        name: cls
+        for name, cls in _REGISTRY.items()
+        if sequential or not getattr(cls, "_sequential", False)
+    }
