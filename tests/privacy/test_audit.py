@@ -115,10 +115,6 @@ def _tvae_audit(epsilon: float | None, epochs: int) -> dict:
         params = {**SMALL_TVAE, "epochs": epochs, "random_state": seed}
         if epsilon is not None:
             params |= {"epsilon": epsilon, "public_bounds": PUBLIC}
-        else:
-            # The leaky reference: without the 5-patient threshold the outlier's values are
-            # the column's saved range (with it, they are clipped away and nothing leaks).
-            params |= {"rare_category_threshold": None}
         return TVAESynthesizer(md, **params).fit(rows).sample(1000)
 
     return canary_audit(

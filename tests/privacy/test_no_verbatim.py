@@ -46,6 +46,14 @@ def _fast(name: str) -> dict:
     return params
 
 
+def _protected(md: Metadata) -> Metadata:
+    """The numbers and dates declared to keep extremes of fewer than 5 patients out."""
+    spec = md.to_dict()
+    for col in ("age", "creatinine", "admitted"):
+        spec["tables"]["table"]["columns"][col]["min_patients"] = 5
+    return Metadata.from_dict(spec)
+
+
 def _bundle_text(path) -> str:
     with zipfile.ZipFile(path) as z:
         return "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
@@ -54,7 +62,7 @@ def _bundle_text(path) -> str:
 @pytest.mark.parametrize("name", sorted(list_synthesizers()))
 def test_a_unique_outlier_is_in_neither_the_bundle_nor_the_rows(name, tmp_path):
     df = _table()
-    md = Metadata.detect_from_dataframe(df, discover_rules=False)
+    md = _protected(Metadata.detect_from_dataframe(df, discover_rules=False))
     model = list_synthesizers()[name](md, random_state=0, **_fast(name)).fit(df)
     text = _bundle_text(model.save(tmp_path / "m.zip"))
     for value in ("109", "14.73"):
@@ -95,13 +103,13 @@ def test_a_column_of_fewer_than_five_patients_becomes_their_mean():
     assert microaggregate(np.array([1.0, 2.0, 6.0]), 5).tolist() == [3.0, 3.0, 3.0]
 
 
-def test_the_threshold_turned_off_keeps_the_raw_range():
+def test_off_unless_declared_in_the_metadata():
     from clinsynth import GaussianCopulaSynthesizer
 
     df = _table()
     md = Metadata.detect_from_dataframe(df, discover_rules=False)
-    raw = GaussianCopulaSynthesizer(md, rare_category_threshold=None).fit(df)
+    raw = GaussianCopulaSynthesizer(md).fit(df)
     assert raw._transformer_.get_transformer("age").max == OUTLIERS["age"]
-    safe = GaussianCopulaSynthesizer(md).fit(df)
+    safe = GaussianCopulaSynthesizer(_protected(md)).fit(df)
     saved = safe._transformer_.get_transformer("age").max
     assert saved < 90 and not (df["age"] == saved).sum() == 1

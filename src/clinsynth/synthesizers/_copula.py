@@ -24,7 +24,7 @@ import torch
 from scipy import special
 
 from clinsynth.metadata import Metadata
-from clinsynth.privacy._safe_values import MIN_PATIENTS, microaggregate
+from clinsynth.privacy._safe_values import microaggregate
 from clinsynth.synthesizers._base import BaseSynthesizer
 from clinsynth.synthesizers._copula_state import check_state
 from clinsynth.synthesizers._marginals import FAMILIES, Marginal
@@ -115,7 +115,7 @@ class _Copula:
         families: dict[str, str],
         default: str,
         rng: np.random.Generator,
-        min_patients: int = MIN_PATIENTS,
+        min_patients: dict[str, int] | None = None,
     ) -> _Copula:
         n = len(encoded)
         scores = np.full((n, len(variables)), np.nan)
@@ -147,10 +147,11 @@ class _Copula:
             # The saved marginal is fitted to values each held by at least min_patients rows
             # (its points, bounds and parameters hold no one patient's value); the scores use
             # the real ones.
-            safe = microaggregate(values, min_patients, interior=False)
+            k = (min_patients or {}).get(span.column, 1)
+            safe = microaggregate(values, k, interior=False)
             # Steps only for values that repeat (a score, a count): merged continuous values
             # would come out as lumps at the merged points; they get interpolated quantiles.
-            discrete = None if min_patients <= 1 else 2 * len(np.unique(values)) <= len(values)
+            discrete = None if k <= 1 else 2 * len(np.unique(values)) <= len(values)
             fitted = Marginal.fit(safe, family, discrete)
             marginals.append({"kind": "continuous", **fitted.to_dict()})
             scores[present, j] = _normal_scores(values, rng)
@@ -412,9 +413,10 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             )
         self._weights = np.asarray(weights) / np.sum(weights)
 
-    def _k(self) -> int:
-        """Patients a saved value must belong to (the rare-category threshold; 1 when off)."""
-        return self.rare_category_threshold or 1
+    def _k(self) -> dict[str, int]:
+        """Patients a saved extreme must belong to, per column (metadata ``min_patients``)."""
+        columns = self._table_metadata().columns
+        return {c: int(s["min_patients"]) for c, s in columns.items() if s.get("min_patients")}
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -232,8 +232,8 @@ class NumericalTransformer(ColumnTransformer):
         from the values merged so that each belongs to at least this many patients
         (:func:`clinsynth.privacy._safe_values.microaggregate`): no rare value -- the oldest
         patient's age, a unique lab result -- is saved, and decoded values stay within the
-        range of at least this many patients. None (or 1) keeps the raw values. The
-        synthesizers pass their ``rare_category_threshold`` (5 by default).
+        range of at least this many patients. None (or 1) keeps the raw values. Set per column
+        in the metadata (``"min_patients": 5``); off by default (see docs/PRIVACY.md).
     """
 
     kind: ClassVar[str] = "numerical"

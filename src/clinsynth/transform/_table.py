@@ -34,7 +34,7 @@ TRANSFORMERS: dict[str, _Factory] = {
         enforce_min_max=o["enforce_min_max"],
         mode_selection=o["mode_selection"],
         integer=True if spec.get("computer_representation", "Float") != "Float" else None,
-        min_patients=spec.get("rare_category_threshold", o["rare_category_threshold"]),
+        min_patients=spec.get("min_patients"),
     ),
     "datetime": lambda col, spec, o: DatetimeTransformer(
         col,
@@ -43,7 +43,7 @@ TRANSFORMERS: dict[str, _Factory] = {
         enforce_min_max=o["enforce_min_max"],
         mode_selection=o["mode_selection"],
         datetime_format=spec.get("datetime_format"),
-        min_patients=spec.get("rare_category_threshold", o["rare_category_threshold"]),
+        min_patients=spec.get("min_patients"),
     ),
     "categorical": lambda col, spec, o: CategoricalTransformer(
         col,
@@ -98,10 +98,9 @@ class TableTransformer:
         Faker locale for the fake personal data.
     rare_category_threshold : int, optional
         Categorical levels held by fewer patients (distinct primary-key values, or rows) are
-        merged into an "other" level and not stored; numbers and dates are saved only as
-        statistics of values held by at least this many patients (rare values merged with
-        their neighbours, extremes clipped: no one patient's value is saved). None keeps every
-        level and value.
+        merged into an "other" level and not stored; None keeps every level. (A numerical or
+        datetime column whose metadata has ``"min_patients": k`` saves no extreme value of
+        fewer than k patients: :class:`NumericalTransformer`.)
     privacy : DPStatistics, optional
         Learn every column statistic from public bounds or noisy histograms, recording the
         cost in ``privacy.accountant`` (:mod:`clinsynth.privacy`). Not saved.
