@@ -70,13 +70,13 @@ def check_state(state: Any, tensors: dict[str, Any]) -> None:
 
 def context_model_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The fitted context copula as JSON + tensors (as its own bundle would hold it)."""
-    from clinsynth.synthesizers._base import _jsonable_params
+    from clinsynth.synthesizers._persist import jsonable_params
 
     state, tensors = model._get_state()
     params = {k: v for k, v in model.get_params().items() if k not in model._runtime_params}
     return {
         "metadata": model.get_metadata().to_dict(),
-        "params": _jsonable_params(params),
+        "params": jsonable_params(params),
         "transformer": model._transformer_.to_dict(),
         "state": state,
         "rules": _rules.to_json(getattr(model, "_rules_", [])),
