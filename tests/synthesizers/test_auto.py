@@ -127,7 +127,7 @@ def test_a_model_that_copies_rows_is_not_chosen(table, copycat):
     # real records)
     limit = float(board.loc["copycat", "note"].split("(limit ")[1].split(")")[0])
     assert 0.6 <= limit <= 0.5 + 2 * 0.075
-    assert auto.chosen_ == "gaussian_copula"
+    assert auto.chosen_.split("+")[0] == "gaussian_copula"  # refined or not
     assert isinstance(auto.model_, clinsynth.GaussianCopulaSynthesizer)
     relaxed = AutoSynthesizer(
         md, candidates=[copycat], max_dcr_share=1.0, max_mia_auc=1.0, random_state=0
