@@ -198,6 +198,21 @@ class BaseSynthesizer:
             )
 
     # ------------------------------------------------------------------ metadata
+    def _checked_data(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+        """``data`` with the metadata's "missing_values" markers emptied, checked against the
+        metadata (one DataError listing every problem; notes such as constant columns logged)."""
+        from clinsynth.metadata._validate import clear_missing_values, table_problems
+
+        data = clear_missing_values(data, table)
+        if isinstance(self.metadata, Metadata):
+            self._validate_metadata(table, data)
+        problems, notes = table_problems(table, data)
+        if problems:
+            raise DataError.from_problems("The data does not match its metadata", problems)
+        for note in notes:
+            logger.warning(note)
+        return data
+
     def _table_metadata(self) -> TableMetadata:
         if isinstance(self.metadata, TableMetadata):
             return self.metadata
@@ -211,7 +226,6 @@ class BaseSynthesizer:
     # ------------------------------------------------------------------ fit
     def fit(self, data: pd.DataFrame) -> BaseSynthesizer:
         """Learn the table. Validates ``data`` first and reports every problem at once."""
-        from clinsynth.metadata._validate import clear_missing_values, table_problems
 
         self._validate_params()
         if not isinstance(data, pd.DataFrame):
@@ -222,14 +236,7 @@ class BaseSynthesizer:
         table = self._table_metadata()
         stage = self._fit_stage
         stage(0, "checking the data")
-        data = clear_missing_values(data, table)  # the metadata's "missing_values" markers
-        if isinstance(self.metadata, Metadata):
-            self._validate_metadata(table, data)
-        problems, notes = table_problems(table, data)
-        if problems:
-            raise DataError.from_problems("The data does not match its metadata", problems)
-        for note in notes:
-            logger.warning(note)
+        data = self._checked_data(data, table)
         start = time.perf_counter()
         self.num_training_rows_ = int(len(data))
         rng = make_rng(self.random_state)

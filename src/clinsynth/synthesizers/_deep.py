@@ -368,17 +368,7 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         return _PRECISIONS[self._training_precision()] or torch.float32
 
     def _torch_device(self) -> torch.device:
-        device = self.device
-        if device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ParameterError(
-                f"device={device!r} but torch sees no CUDA GPU (torch.cuda.is_available() is "
-                "False). Use device='cpu', or 'auto' to take a GPU only when there is one."
-            )
-        if device == "mps" and not torch.backends.mps.is_available():
-            raise ParameterError("device='mps' but torch sees no Apple GPU. Use device='cpu'.")
-        return torch.device(device)
+        return torch_device(self.device)
 
     def _seeds(self) -> dict[str, int]:
         rng = np.random.default_rng(self._fit_seed_)
@@ -902,3 +892,17 @@ class LatentMixin:
 
     def _latent_dim(self, **options: Any) -> int:
         raise NotImplementedError
+
+
+def torch_device(device: str) -> torch.device:
+    """The torch device a model's ``device`` option names ('auto': a GPU when there is one)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError(
+            f"device={device!r} but torch sees no CUDA GPU (torch.cuda.is_available() is "
+            "False). Use device='cpu', or 'auto' to take a GPU only when there is one."
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError("device='mps' but torch sees no Apple GPU. Use device='cpu'.")
+    return torch.device(device)

@@ -165,7 +165,6 @@ class SequentialSynthesizer(BaseSynthesizer):
 
     def fit(self, data: pd.DataFrame) -> SequentialSynthesizer:
         """Learn the sequences of ``data`` (rows in any order; ``data`` is not modified)."""
-        from clinsynth.metadata._validate import clear_missing_values, table_problems
 
         self._check_options()
         if not isinstance(data, pd.DataFrame):
@@ -173,14 +172,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         table = self._table_metadata()
         key, index = self._keys(table)
         report(self.progress, 1, 0, "checking the data")
-        data = clear_missing_values(data, table)
-        if isinstance(self.metadata, Metadata):
-            self._validate_metadata(table, data)
-        problems, notes = table_problems(table, data)
-        if problems:
-            raise DataError.from_problems("The data does not match its metadata", problems)
-        for note in notes:
-            logger.warning(note)
+        data = self._checked_data(data, table)
         start = time.perf_counter()
         sd.check_sequences(data, key, index, table)
         rng = make_rng(self.random_state)
@@ -355,14 +347,9 @@ class SequentialSynthesizer(BaseSynthesizer):
 
     # ------------------------------------------------------------------ network
     def _device(self) -> torch.device:
-        device = self.device
-        if device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ParameterError(
-                f"device={device!r} but torch sees no CUDA GPU. Use device='cpu' or 'auto'."
-            )
-        return torch.device(device)
+        from clinsynth.synthesizers._deep import torch_device
+
+        return torch_device(self.device)
 
     def _build_net(self, device: torch.device) -> SequenceNet:
         self._layout = SpanLayout(self._spans())
