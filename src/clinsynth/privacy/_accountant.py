@@ -194,7 +194,7 @@ def epsilon_from_rdp(
 
     >>> eps, order = epsilon_from_rdp(gaussian_rdp(1.0), 1e-5)
     >>> round(eps, 3)
-    4.22
+    4.729
     """
     orders = DEFAULT_ORDERS if orders is None else np.asarray(orders, dtype=float)
     _check_range("delta", delta, 0.0, 1.0, open_low=True, open_high=True)
@@ -254,7 +254,7 @@ def calibrate_noise_multiplier(
     Examples
     --------
     >>> sigma = calibrate_noise_multiplier(1.0, 1e-5, sample_rate=0.01, steps=1000)
-    >>> 0.9 < sigma < 1.2
+    >>> 1.4 < sigma < 1.6
     True
     """
     orders = DEFAULT_ORDERS if orders is None else np.asarray(orders, dtype=float)
@@ -341,7 +341,7 @@ class PrivacyAccountant:
     >>> acc.add_gaussian("age histogram", noise_multiplier=20.0, consumer="statistics")
     >>> acc.add_sampled_gaussian("discriminator", 1.1, sample_rate=0.01, steps=1000)
     >>> round(acc.get_epsilon(1e-5), 2)
-    1.03
+    1.72
     >>> sorted(acc.summary(1e-5)["consumers"])
     ['statistics', 'training']
     """

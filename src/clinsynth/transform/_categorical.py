@@ -52,7 +52,7 @@ class CategoricalTransformer(ColumnTransformer):
     >>> t = CategoricalTransformer("dx", rare_threshold=5)
     >>> _ = t.fit(pd.Series(["copd"] * 6 + ["chf"] * 6 + ["kuru"] * 2))
     >>> t.levels
-    ['copd', 'chf', 'Other']
+    ['chf', 'copd', 'Other']
     """
 
     kind: ClassVar[str] = "categorical"

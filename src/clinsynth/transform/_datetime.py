@@ -42,7 +42,7 @@ def parse_slowly(text: pd.Series, fmt: str | None) -> np.ndarray:
     """Seconds since 1970 of dates pandas cannot hold (one by one); NaN where they do not parse.
 
     >>> parse_slowly(pd.Series(["2300-01-02"]), "%Y-%m-%d").tolist()
-    [10382054400.0]
+    [10413878400.0]
     """
     out = np.full(len(text), np.nan)
     for i, value in enumerate(text.astype(str)):
