@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.constraints._rules import _PREFIX, Constraint
+from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
-from clinsynth.metadata import TableMetadata
 
 
 class _JointCategorical(Constraint):
@@ -42,12 +42,12 @@ class _JointCategorical(Constraint):
         """The joint column's value on every row."""
         raise NotImplementedError
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         out = data.drop(columns=self._columns)
         out[self.joint_column] = self._joint_values(data)
         return out
 
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def _transform_metadata(self, table: TableLike) -> TableLike:
         out = table.copy()
         for col in self._columns:
             del out.columns[col]
@@ -68,17 +68,17 @@ class FixedCombinations(_JointCategorical):
     def _keys(data: pd.DataFrame, columns: list[str]) -> pd.Series:
         return _fast_keys(data[columns])
 
-    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+    def _learn(self, data: pd.DataFrame, table: TableLike) -> dict[str, Any]:
         keys = self._keys(data, self._columns)
         return {
             "allowed": sorted(set(keys)),
             "dtypes": [str(data[c].dtype) for c in self._columns],
         }
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return True
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         if "allowed" not in self.state:  # not fitted: nothing to compare with yet
             return np.ones(len(data), dtype=bool)
         return self._keys(data, self._columns).isin(set(self.state["allowed"])).to_numpy()
@@ -86,7 +86,7 @@ class FixedCombinations(_JointCategorical):
     def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
         return self._keys(data, self._columns).to_numpy()
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         keys = data[self.joint_column]
         uniques, inverse = np.unique(keys.astype(str).to_numpy(), return_inverse=True)
         decoded = [json.loads(u) for u in uniques]
@@ -143,11 +143,11 @@ class OneHot(_JointCategorical):
             )
         return np.column_stack(columns)
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         m = self._matrix(data)
         return np.isin(m, (0.0, 1.0)).all(axis=1) & (np.nansum(m, axis=1) == 1)
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         self.state = {"dtypes": [str(data[c].dtype) for c in self._columns]}
         return True
 
@@ -155,7 +155,7 @@ class OneHot(_JointCategorical):
         hot = np.argmax(self._matrix(data), axis=1)
         return np.asarray(self._columns, dtype=object)[hot]
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         hot = data[self.joint_column].to_numpy()
         out = data.drop(columns=[self.joint_column])
         for col, dtype in zip(self._columns, self.state["dtypes"], strict=True):

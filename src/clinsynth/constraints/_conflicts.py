@@ -18,12 +18,12 @@ from typing import Any
 from clinsynth.constraints._logic import Implication, SkipPattern, key
 from clinsynth.constraints._registry import constraint_from_dict
 from clinsynth.constraints._rules import Constraint, DateOrder, Inequality
+from clinsynth.constraints._table import TableLike
 from clinsynth.constraints._values import Grid, PointMass
 from clinsynth.errors import MetadataError
-from clinsynth.metadata import TableMetadata
 
 
-def rule_problems(table: TableMetadata, where: str = "") -> list[str]:
+def rule_problems(table: TableLike, where: str = "") -> list[str]:
     """Every problem of the table's ``constraints``: unreadable rules, unknown columns, and
     rules that contradict each other (both named)."""
     rules: list[Constraint] = []

@@ -55,7 +55,7 @@ from clinsynth.constraints._discover_numbers import (
 )
 from clinsynth.constraints._logic import _LEARNED
 from clinsynth.constraints._rules import Constraint
-from clinsynth.metadata import TableMetadata
+from clinsynth.constraints._table import TableLike
 
 _LEVELS = ("categorical", "ordinal", "boolean")
 
@@ -73,7 +73,7 @@ SAMPLE_ROWS = 3000
 MAX_PER_KIND = 200
 
 
-def _usable(data: pd.DataFrame, table: TableMetadata) -> list[str]:
+def _usable(data: pd.DataFrame, table: TableLike) -> list[str]:
     out = []
     for col, spec in table.columns.items():
         if col == table.primary_key or spec["sdtype"] not in _LEARNED or col not in data:
@@ -103,7 +103,7 @@ def _whole(series: pd.Series) -> bool:
 
 def discover_rules(
     data: pd.DataFrame,
-    table: TableMetadata,
+    table: TableLike,
     *,
     min_patients: int = 5,
     sample_rows: int = SAMPLE_ROWS,
@@ -115,7 +115,7 @@ def discover_rules(
     ----------
     data : DataFrame
         The real table (not modified).
-    table : TableMetadata
+    table : TableMetadata or TableLike
         Its metadata; identifiers and personal-data columns are left out.
     min_patients : int
         Least rows a value must have to be named by a rule.
@@ -147,7 +147,7 @@ def discover_rules(
 
 
 def _discover(
-    data: pd.DataFrame, table: TableMetadata, min_patients: int, sample_rows: int, random_state: int
+    data: pd.DataFrame, table: TableLike, min_patients: int, sample_rows: int, random_state: int
 ) -> list[Constraint]:
     start = time.perf_counter()
     columns = _usable(data, table)

@@ -10,8 +10,8 @@ import pandas as pd
 
 from clinsynth.constraints._logic import _Condition
 from clinsynth.constraints._rules import Constraint, _numeric
+from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
-from clinsynth.metadata import TableMetadata
 
 
 class Formula(Constraint):
@@ -95,7 +95,7 @@ class Formula(Constraint):
             ) from None
         return np.asarray(result, dtype=np.float64).reshape(len(data))
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         with np.errstate(all="ignore"):
             expected = self.evaluate(data)
@@ -105,7 +105,7 @@ class Formula(Constraint):
         close = np.abs(x - expected) <= tol + 1e-9 * np.abs(expected)
         return close | np.isnan(x) | np.isnan(expected) | ~self._gate(data)
 
-    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+    def _learn(self, data: pd.DataFrame, table: TableLike) -> dict[str, Any]:
         self.evaluate(data.head(5))  # fail early on a bad expression
         x, _ = _numeric(data[self.column], table.columns[self.column])
         decimals = decimals_of(x[~np.isnan(x)])
@@ -118,20 +118,20 @@ class Formula(Constraint):
             "partial": bool(np.any(~np.isnan(x) & np.isnan(expected))),
         }
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return True
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         return data if self.preserving else data.drop(columns=[self.column])
 
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def _transform_metadata(self, table: TableLike) -> TableLike:
         if self.preserving:
             return table
         out = table.copy()
         del out.columns[self.column]
         return out
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         with np.errstate(all="ignore"):
             values = self.evaluate(data)
         if self.state.get("decimals") is not None:

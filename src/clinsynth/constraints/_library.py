@@ -9,7 +9,7 @@ import pandas as pd
 
 from clinsynth.constraints._formula import Formula
 from clinsynth.constraints._rules import Constraint, DateOrder, Inequality, Range
-from clinsynth.metadata import TableMetadata
+from clinsynth.constraints._table import TableLike
 
 #: Physiological ranges by column-name pattern (conventional units: mmHg, bpm, °C, mg/dL, %,
 #: kg, cm, mmol/L for electrolytes). A range is suggested only when the real values fit it, so
@@ -44,13 +44,13 @@ _DATE_STAGES = [
 _DEATH = re.compile(r"(death|died|dod)", re.I)
 
 
-def _fits(data: pd.DataFrame | None, rule: Constraint, table: TableMetadata) -> bool:
+def _fits(data: pd.DataFrame | None, rule: Constraint, table: TableLike) -> bool:
     if data is None:
         return True
     return bool(np.all(rule.is_valid(data, table)))
 
 
-def suggest_constraints(table: TableMetadata, data: pd.DataFrame | None = None) -> list[Constraint]:
+def suggest_constraints(table: TableLike, data: pd.DataFrame | None = None) -> list[Constraint]:
     """Rules that the column names suggest (and, when ``data`` is given, that the data obey).
 
     >>> from clinsynth import Metadata

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.constraints._rules import Constraint
+from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
-from clinsynth.metadata import TableMetadata
 
 NULL = "\x00null"
 #: Column kinds a logic rule can name (identifiers and personal data are generated, not learned).
@@ -81,7 +81,7 @@ def cast_like(values: np.ndarray, dtype: str) -> pd.Series | np.ndarray:
     return series
 
 
-def _check_learned(rule: Constraint, table: TableMetadata) -> list[str]:
+def _check_learned(rule: Constraint, table: TableLike) -> list[str]:
     problems = Constraint.check_metadata(rule, table)
     if problems:
         return problems
@@ -138,10 +138,10 @@ class FunctionalDependency(Constraint):
     def describe(self) -> str:
         return f"{self.determinant} determines {self.dependent}"
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         return _check_learned(self, table)
 
-    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+    def _learn(self, data: pd.DataFrame, table: TableLike) -> dict[str, Any]:
         det = keys_of(data[self.determinant])
         dep = data[self.dependent]
         frame = pd.DataFrame({"d": det, "v": keys_of(dep)})
@@ -164,7 +164,7 @@ class FunctionalDependency(Constraint):
             "dtype": str(dep.dtype),
         }
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         det = keys_of(data[self.determinant])
         dep = keys_of(data[self.dependent])
         if "mapping" not in self.state:
@@ -177,18 +177,18 @@ class FunctionalDependency(Constraint):
         expected = pd.Series(det).map(mapping).to_numpy()
         return pd.isna(expected) | (expected == dep)
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return True
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         return data.drop(columns=[self.dependent])
 
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def _transform_metadata(self, table: TableLike) -> TableLike:
         out = table.copy()
         del out.columns[self.dependent]
         return out
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         det = keys_of(data[self.determinant])
         uniques, inverse = np.unique(det.astype(str), return_inverse=True)
         mapping, fallback = self.state["mapping"], self.state["fallback"]
@@ -304,18 +304,18 @@ class SkipPattern(Constraint):
         how = "exactly when" if self.exact else "only when"
         return f"{self.column} is present {how} {self.condition.describe()}"
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         return _check_learned(self, table)
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         present = data[self.column].notna().to_numpy()
         cond = self.condition.holds(data)
         return (present == cond) if self.exact else (cond | ~present)
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return True
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         cond = self.condition.holds(data)
         column = data[self.column]
         if self.exact:
@@ -384,19 +384,19 @@ class Implication(Constraint):
 
         return f"{side(self.when)} implies {side(self.then)}"
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         return _check_learned(self, table)
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         return ~self.when.holds(data) | self.then.holds(data)
 
-    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+    def _learn(self, data: pd.DataFrame, table: TableLike) -> dict[str, Any]:
         return {"dtype": str(data[self.then.column].dtype)}
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return len(self.then.values or []) == 1
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         premise = self.when.holds(data)
         if not premise.any():
             return data

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
-from clinsynth.metadata import TableMetadata
 
 _PREFIX = "__rule"
 
@@ -133,56 +133,56 @@ class Constraint:
         return hash((self.type, json.dumps(self._params(), sort_keys=True, default=str)))
 
     # -------------------------------------------------------------- checks
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         missing = [c for c in self.columns if c not in table.columns]
         if missing:
             return [f"rule {self.describe()} names columns {missing} that are not in the table."]
         return []
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         raise NotImplementedError
 
     # -------------------------------------------------------------- reparametrization
-    def learn(self, data: pd.DataFrame, table: TableMetadata) -> None:
+    def learn(self, data: pd.DataFrame, table: TableLike) -> None:
         """Learn what the checks need from the real rows (before any reparametrization)."""
         self.reparametrized = False
         self.state = self._learn(data, table)
 
-    def fit(self, data: pd.DataFrame, table: TableMetadata, touched: set[str]) -> None:
+    def fit(self, data: pd.DataFrame, table: TableLike, touched: set[str]) -> None:
         """Learn the state and decide whether to reparametrize (columns untouched, data allow
         it); ``data`` is the real table as the rules before this one left it."""
         self.learn(data, table)
         self.decide(data, table, touched)
 
-    def decide(self, data: pd.DataFrame, table: TableMetadata, touched: set[str]) -> None:
+    def decide(self, data: pd.DataFrame, table: TableLike, touched: set[str]) -> None:
         """Reparametrize when no column was rewritten by an earlier rule and the data allow it."""
         self.reparametrized = False
         if self.can_reparametrize and not set(self.columns) & touched:
             self.reparametrized = self._fit(data, table)
 
-    def transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         return self._transform(data, table) if self.reparametrized else data
 
-    def transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def transform_metadata(self, table: TableLike) -> TableLike:
         return self._transform_metadata(table) if self.reparametrized else table
 
-    def reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         """Undo the reparametrization on decoded rows (which it may change in place)."""
         return self._reverse(data, table) if self.reparametrized else data
 
-    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+    def _learn(self, data: pd.DataFrame, table: TableLike) -> dict[str, Any]:
         return {}
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return False
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         return data
 
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def _transform_metadata(self, table: TableLike) -> TableLike:
         return table
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         return data
 
 
@@ -218,7 +218,7 @@ class Inequality(Constraint):
     def describe(self) -> str:
         return f"{self.low} {'<' if self.strict else '<='} {self.high}"
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         problems = super().check_metadata(table)
         for col in self.columns:
             if col in table.columns and table.columns[col]["sdtype"] not in (
@@ -231,14 +231,14 @@ class Inequality(Constraint):
                 )
         return problems
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         low, _ = _numeric(data[self.low], table.columns[self.low])
         high, _ = _numeric(data[self.high], table.columns[self.high])
         both = ~np.isnan(low) & ~np.isnan(high)
         ok = high > low if self.strict else high >= low
         return ~both | ok
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         low, _ = _numeric(data[self.low], table.columns[self.low])
         high, _ = _numeric(data[self.high], table.columns[self.high])
         if np.any(~np.isnan(high) & np.isnan(low)):
@@ -248,14 +248,14 @@ class Inequality(Constraint):
         self.state = {"min_positive": float(positive.min()) if len(positive) else 1.0}
         return True
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         low, _ = _numeric(data[self.low], table.columns[self.low])
         high, _ = _numeric(data[self.high], table.columns[self.high])
         out = data.copy()
         out[self.high] = high - low
         return out
 
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def _transform_metadata(self, table: TableLike) -> TableLike:
         out = table.copy()
         spec = table.columns[self.high]
         both_int = all(
@@ -271,7 +271,7 @@ class Inequality(Constraint):
             out.columns[self.high]["computer_representation"] = "Float"
         return out
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         low, is_date = _numeric(data[self.low], table.columns[self.low])
         diff = pd.to_numeric(data[self.high], errors="coerce").to_numpy(
             dtype=np.float64, na_value=np.nan
@@ -324,16 +324,16 @@ class DateOrder(Constraint):
             for a, b in zip(self._columns, self._columns[1:], strict=False)
         ]
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         return [p for pair in self._pairs() for p in pair.check_metadata(table)]
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         ok = np.ones(len(data), dtype=bool)
         for pair in self._pairs():
             ok &= pair.is_valid(data, table)
         return ok
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         self.state = {"pairs": []}
         for pair in self._pairs():
             if not pair._fit(data, table):
@@ -341,19 +341,19 @@ class DateOrder(Constraint):
             self.state["pairs"].append(pair.state)
         return True
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         values = [_numeric(data[c], table.columns[c])[0] for c in self._columns]
         out = data.copy()
         for i in range(1, len(values)):
             out[self._columns[i]] = values[i] - values[i - 1]
         return out
 
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def _transform_metadata(self, table: TableLike) -> TableLike:
         for pair in self._pairs():
             table = pair._transform_metadata(table)
         return table
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         out = data.copy()
         for pair, state in zip(self._pairs(), self.state["pairs"], strict=True):
             pair.state = state
@@ -425,13 +425,13 @@ class Range(Constraint):
             bounds.append(f"{self.column} {'<' if self.strict else '<='} {self.high:g}")
         return f"{' and '.join(bounds)} when {self.when.describe()}"
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         problems = super().check_metadata(table)
         if not problems and table.columns[self.column]["sdtype"] != "numerical":
             problems.append(f"rule {self.describe()}: '{self.column}' is not numerical.")
         return problems
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         ok = np.ones(len(x), dtype=bool)
         if self.low is not None:
@@ -442,7 +442,7 @@ class Range(Constraint):
             ok |= ~self.when.holds(data)
         return ok | np.isnan(x)
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         x = x[~np.isnan(x)]
         span = (
@@ -454,7 +454,7 @@ class Range(Constraint):
         self.state = {"eps": span * 1e-6}
         return True
 
-    def _transform(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         eps = self.state["eps"]
         out = data.copy()
@@ -467,12 +467,12 @@ class Range(Constraint):
             out[self.column] = np.log(np.maximum(self.high - x, 0) + eps)
         return out
 
-    def _transform_metadata(self, table: TableMetadata) -> TableMetadata:
+    def _transform_metadata(self, table: TableLike) -> TableLike:
         out = table.copy()
         out.columns[self.column] = {"sdtype": "numerical", "computer_representation": "Float"}
         return out
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         y = pd.to_numeric(data[self.column], errors="coerce").to_numpy(np.float64, na_value=np.nan)
         eps = self.state["eps"]
         if self.low is not None and self.high is not None:
@@ -553,7 +553,7 @@ class Custom(Constraint):
         on = f" on {', '.join(self._columns)}" if self._columns else ""
         return f"custom rule '{self.name}'{on}"
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         if self.predicate is None:
             raise MetadataError(
                 f"Custom rule '{self.name}' has no function. Pass it again: "

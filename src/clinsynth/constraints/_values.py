@@ -11,11 +11,11 @@ import pandas as pd
 from clinsynth.constraints._formula import decimals_of
 from clinsynth.constraints._logic import plain
 from clinsynth.constraints._rules import Constraint, _numeric
+from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
-from clinsynth.metadata import TableMetadata
 
 
-def _learned_numeric(rule: Constraint, table: TableMetadata, column: str) -> list[str]:
+def _learned_numeric(rule: Constraint, table: TableLike, column: str) -> list[str]:
     problems = Constraint.check_metadata(rule, table)
     if not problems and table.columns[column]["sdtype"] != "numerical":
         problems.append(f"rule {rule.describe()}: '{column}' is not numerical.")
@@ -57,20 +57,20 @@ class Grid(Constraint):
         shift = f" plus {self.offset}" if self.offset else ""
         return f"{self.column} is a multiple of {self.step}{shift}"
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         return _learned_numeric(self, table, self.column)
 
-    def _steps(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def _steps(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         return (x - self.offset) / self.step
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         k = self._steps(data, table)
         with np.errstate(invalid="ignore"):
             ok = np.abs(k - np.round(k)) <= 1e-6 * np.maximum(1.0, np.abs(k))
         return ok | np.isnan(k)
 
-    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+    def _learn(self, data: pd.DataFrame, table: TableLike) -> dict[str, Any]:
         k = np.round(self._steps(data, table))
         k = k[~np.isnan(k)]
         if not len(k):
@@ -78,10 +78,10 @@ class Grid(Constraint):
         digits = decimals_of(np.array([self.step, self.offset], dtype=np.float64))
         return {"low": float(k.min()), "high": float(k.max()), "decimals": digits}
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return "low" in self.state
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         k = np.clip(np.round(self._steps(data, table)), self.state["low"], self.state["high"])
         x = self.offset + k * self.step
         if self.state.get("decimals") is not None:
@@ -126,15 +126,15 @@ class PointMass(Constraint):
     def describe(self) -> str:
         return f"{self.column} is exactly {self.value} on many rows"
 
-    def check_metadata(self, table: TableMetadata) -> list[str]:
+    def check_metadata(self, table: TableLike) -> list[str]:
         return _learned_numeric(self, table, self.column)
 
-    def _learn(self, data: pd.DataFrame, table: TableMetadata) -> dict[str, Any]:
+    def _learn(self, data: pd.DataFrame, table: TableLike) -> dict[str, Any]:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         off = np.abs(x[~np.isnan(x) & (x != self.value)] - self.value)
         return {"gap": float(off.min()) if len(off) else None}
 
-    def is_valid(self, data: pd.DataFrame, table: TableMetadata) -> np.ndarray:
+    def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         gap = self.state.get("gap")
         if gap is None:
@@ -142,10 +142,10 @@ class PointMass(Constraint):
         with np.errstate(invalid="ignore"):
             return np.isnan(x) | (x == self.value) | (np.abs(x - self.value) >= gap * (1 - 1e-9))
 
-    def _fit(self, data: pd.DataFrame, table: TableMetadata) -> bool:
+    def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
         return self.state.get("gap") is not None
 
-    def _reverse(self, data: pd.DataFrame, table: TableMetadata) -> pd.DataFrame:
+    def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         x, _ = _numeric(data[self.column], table.columns[self.column])
         gap, value = float(self.state["gap"]), float(self.value)
         d = x - value
