@@ -27,6 +27,7 @@ from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_float, _is_int
 from clinsynth.synthesizers._dp import DPMixin, DPSGDTraining
+from clinsynth.synthesizers._guard import MemorizationGuard, check_every, holdout_split
 from clinsynth.synthesizers.nn import (
     FusedCriticStep,
     SpanLayout,
@@ -199,6 +200,16 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
     early_stopping_patience : int, optional
         Stop after this many epochs without a better validation loss and keep the best weights
         (needs ``validation_split > 0``).
+    memorization_guard : float, optional
+        Watch memorization while training (:mod:`clinsynth.synthesizers._guard`): 10% of the
+        rows (at least 80, at most 2,000; tables under 400 rows are not watched) are held out
+        of training, and about ten times during training the DCR share of 2,000 synthetic rows
+        against the training rows and the held-out rows is measured. When it exceeds this
+        value by more than its standard error, training stops and the weights of the last
+        check that passed are kept (``memorization_`` lists every check,
+        ``stopped_by_guard_`` the epoch). ``None`` trains on every row without the guard;
+        with ``epsilon`` the guard is off (differential privacy bounds memorization, and the
+        held-out rows would be read outside the budget).
     checkpoint_dir : str or path, optional
         Folder for a checkpoint of the training state, written atomically every
         ``checkpoint_every`` epochs; ``fit(data, resume=True)`` continues from it.
@@ -241,6 +252,10 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         "batch_size": (_is_int(1), "an int >= 1"),
         "validation_split": (lambda v: _is_float(0.0)(v) and v < 1.0, "a float in [0, 1)"),
         "early_stopping_patience": (lambda v: v is None or _is_int(1)(v), "None or an int >= 1"),
+        "memorization_guard": (
+            lambda v: v is None or (_is_float(0.5)(v) and v < 1.0),
+            "None or a float in [0.5, 1)",
+        ),
         "checkpoint_dir": (
             lambda v: v is None or isinstance(v, str | os.PathLike),
             "None or a folder path",
@@ -272,6 +287,7 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         public_bounds: dict[str, Any] | None = None,
         validation_split: float = 0.0,
         early_stopping_patience: int | None = None,
+        memorization_guard: float | None = 0.55,
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int = 10,
         training_precision: str = "float32",
@@ -284,6 +300,7 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         self.sample_precision = sample_precision
         self.validation_split = validation_split
         self.early_stopping_patience = early_stopping_patience
+        self.memorization_guard = memorization_guard
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
 
@@ -372,7 +389,8 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
 
     def _seeds(self) -> dict[str, int]:
         rng = np.random.default_rng(self._fit_seed_)
-        return {k: derive_seed(rng) for k in ("encode", "init", "train", "split", "valid")}
+        names = ("encode", "init", "train", "split", "valid", "guard")
+        return {k: derive_seed(rng) for k in names}
 
     def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
         self._resume_state = None
@@ -381,8 +399,36 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
             self._data_fingerprint = hashlib.sha256(hashed.tobytes()).hexdigest()
         if getattr(self, "_resume", False):
             self._resume_state = self._read_checkpoint()
+        self._guard_rows = None
+        if self.memorization_guard is not None and not self.dp_enabled:
+            mask = holdout_split(len(data), self._seeds()["guard"])
+            if mask is not None:
+                self._guard_rows = (data, mask)  # released in _fit
         # The mixture component of every number is drawn from its posterior (CTGAN's encoding).
         return self._transformer_.transform(data, random_state=self._seeds()["encode"])
+
+    def _make_guard(self, encoded: np.ndarray, seeds: dict[str, int]) -> Any:
+        """The memorization guard and the encoded rows left for training."""
+        rows, self._guard_rows = getattr(self, "_guard_rows", None), None
+        if rows is None:
+            return None, encoded
+        data, mask = rows
+        rng = np.random.default_rng(seeds["guard"])
+
+        def generate(n: int) -> pd.DataFrame:
+            return self._transformer_.inverse_transform(
+                self._generate_encoded(n, rng), random_state=rng
+            )
+
+        guard = MemorizationGuard(
+            threshold=float(self.memorization_guard),  # type: ignore[arg-type]
+            train=data[~mask],
+            holdout=data[mask],
+            table=self._transformer_._table(),
+            generate=generate,
+            seed=seeds["guard"],
+        )
+        return guard, encoded[~mask]
 
     def _fit(self, encoded: np.ndarray) -> None:
         if encoded.shape[1] == 0:
@@ -395,6 +441,7 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         device = self._torch_device()
         self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
         seeds = self._seeds()
+        guard, encoded = self._make_guard(encoded, seeds)
         data = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
         # Encoded values like 1e-31 (a number at its mixture component's mean) are zero to the
         # networks, but their products with the weights are denormal floats, which the CPU
@@ -454,12 +501,16 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
             verbose=self.verbose,
             # A time budget's hard stop, set by AutoSynthesizer (a runtime choice, not saved).
             deadline=getattr(self, "_deadline", None),
+            guard=guard,
+            guard_every=check_every(self.epochs),
         )
         try:
             history = engine.run(resume=self._resume_state)
         finally:
             self._release_training()
         self._set_history(history)
+        #: Every check of the memorization guard (epoch, DCR share, its SE); empty without it.
+        self.memorization_ = list(guard.log) if guard is not None else []
 
     # ------------------------------------------------------------------ model hooks
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
@@ -573,6 +624,8 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         ]
         self.stopped_early_ = history.stopped_early
         self.best_epoch_ = history.best_epoch
+        #: The epoch after which the memorization guard stopped training (None: it did not).
+        self.stopped_by_guard_ = history.stopped_by_guard
 
     def get_loss_values(self, *, per_batch: bool = False) -> pd.DataFrame:
         """Training losses: one row per epoch, or per batch with ``per_batch=True``.
@@ -692,6 +745,8 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
             "stopped_early": bool(self.stopped_early_),
             "best_epoch": self.best_epoch_,
             "trained_precision": self.trained_precision_,
+            "stopped_by_guard": self.stopped_by_guard_,
+            "memorization": self.memorization_,
             **self._extra_state(),
         }
         return state, tensors
@@ -723,6 +778,8 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         ).astype({"epoch": "int64", "batch": "int64"})
         self.stopped_early_ = bool(state.get("stopped_early", False))
         self.best_epoch_ = state.get("best_epoch")
+        self.stopped_by_guard_ = state.get("stopped_by_guard")
+        self.memorization_ = [dict(m) for m in state.get("memorization", [])]
         self.trained_precision_ = state.get("trained_precision", self.training_precision)
         if self._loss_history_ is not None and "epoch" in self._loss_history_:
             self._loss_history_ = self._loss_history_.astype({"epoch": "int64"})

@@ -27,6 +27,18 @@ STATE = S.mapping(
         "stopped_early": S.boolean(),
         "best_epoch": S.integer(0, 10**9, null=True),
         "trained_precision": S.text(20, null=True, choices=("float32", "bfloat16")),
+        "stopped_by_guard": S.integer(0, 10**9, null=True),
+        "memorization": S.array(
+            S.mapping(
+                {
+                    "epoch": S.integer(0, 10**9),
+                    "dcr_share": S.number(0.0, 1.0),
+                    "dcr_share_se": S.number(0.0, 1.0),
+                },
+                required=("epoch", "dcr_share", "dcr_share_se"),
+            ),
+            max_len=10_000,
+        ),
     },
     required=("output_dim", "batch_loss_columns"),
     extra=True,

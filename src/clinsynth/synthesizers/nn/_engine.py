@@ -42,6 +42,10 @@ class TrainingHistory:
     best_epoch: int | None = None
     #: The last epoch trained when a deadline stopped training (None: it did not).
     stopped_at_deadline: int | None = None
+    #: The epoch after which a guard stopped training (None: it did not), and the epoch whose
+    #: weights were kept (the last one the guard accepted; None: none was).
+    stopped_by_guard: int | None = None
+    guard_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,8 @@ class TrainingHistory:
             "stopped_early": self.stopped_early,
             "best_epoch": self.best_epoch,
             "stopped_at_deadline": self.stopped_at_deadline,
+            "stopped_by_guard": self.stopped_by_guard,
+            "guard_epoch": self.guard_epoch,
         }
 
     @classmethod
@@ -60,6 +66,8 @@ class TrainingHistory:
             stopped_early=bool(data.get("stopped_early", False)),
             best_epoch=data.get("best_epoch"),
             stopped_at_deadline=data.get("stopped_at_deadline"),
+            stopped_by_guard=data.get("stopped_by_guard"),
+            guard_epoch=data.get("guard_epoch"),
         )
 
 
@@ -100,6 +108,11 @@ class TrainingEngine:
     deadline : float, optional
         A ``time.perf_counter()`` value: no epoch starts after it (a time budget's hard stop;
         the history says so in ``stopped_at_deadline``). At least one epoch always runs.
+    guard : callable, optional
+        ``guard(epoch) -> bool`` run every ``guard_every`` epochs and after the last: False
+        stops training and restores the weights of the last epoch it accepted (the history
+        says so in ``stopped_by_guard`` and ``guard_epoch``). The memorization guard.
+    guard_every : int
 
     Examples
     --------
@@ -134,6 +147,8 @@ class TrainingEngine:
     checkpoint_meta: dict[str, Any] = field(default_factory=dict)
     verbose: bool = False
     deadline: float | None = None
+    guard: Callable[[int], bool] | None = None
+    guard_every: int = 1
 
     def __post_init__(self) -> None:
         self.batch_size = max(1, min(self.batch_size, self.n_rows))
@@ -144,6 +159,7 @@ class TrainingEngine:
         self._best_state: dict[str, Any] | None = None
         self._bad_epochs = 0
         self._start_epoch = 0
+        self._guard_state: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ loop
     def run(self, resume: dict[str, Any] | None = None) -> TrainingHistory:
@@ -182,11 +198,17 @@ class TrainingEngine:
             if self.validate is not None:
                 self._after_validation(epoch, float(self.validate()))
             done_here += 1
+            if self.guard is not None and (epoch % self.guard_every == 0 or epoch == self.epochs):
+                if not self._after_guard(epoch):
+                    break
             self._report(epoch, names, started, done_here)
             last = epoch == self.epochs or self.history.stopped_early
             if self.checkpoint_path is not None and (epoch % self.checkpoint_every == 0 or last):
                 self.save_checkpoint(epoch)
-        if self._best_state is not None and self.patience is not None:
+        if self.history.stopped_by_guard is not None:
+            if self._guard_state is not None:
+                self._load_states(self._guard_state)
+        elif self._best_state is not None and self.patience is not None:
             self._load_states(self._best_state)
         for module in self.modules.values():
             module.eval()
@@ -214,6 +236,17 @@ class TrainingEngine:
                 logger.info(
                     "early stopping after epoch %d (best epoch %s)", epoch, self.history.best_epoch
                 )
+
+    def _after_guard(self, epoch: int) -> bool:
+        """Run the guard after ``epoch``; False stops training."""
+        if self.guard(epoch):  # type: ignore[misc]
+            self.history.guard_epoch = epoch
+            self._guard_state = {
+                name: copy.deepcopy(m.state_dict()) for name, m in self.modules.items()
+            }
+            return True
+        self.history.stopped_by_guard = epoch
+        return False
 
     def _report(self, epoch: int, names: list[str], started: float, done_here: int) -> None:
         elapsed = time.perf_counter() - started
