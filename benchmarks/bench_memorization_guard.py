@@ -42,7 +42,7 @@ def run(table: str, model: str, epochs: int, guard: float | None) -> dict:
     fit = time.perf_counter() - start
     rows = synth.sample(len(train))
     checks = memorization_checks(train, rows, metadata, holdout=holdout)
-    quality = evaluate_quality(train, rows, metadata).score
+    quality = evaluate_quality(train, rows, metadata).get_score()
     last = synth.memorization_[-1] if synth.memorization_ else {}
     return {
         "table": f"{table} ({len(train)}x{train.shape[1]})",

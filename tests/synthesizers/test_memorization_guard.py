@@ -99,6 +99,6 @@ def test_without_the_guard_or_with_privacy_every_row_is_trained_on() -> None:
 def test_small_tables_are_not_watched_and_bad_thresholds_are_refused() -> None:
     assert guard_rows(399) == 0 and guard_rows(400) == 80 and guard_rows(10**6) == 2000
     assert guard_rows(5000) == 500
-    assert check_every(300) == 30 and check_every(3) == 1
+    assert check_every(300) == 60 and check_every(3) == 1
     with pytest.raises(ParameterError, match="memorization_guard"):
         TVAESynthesizer(learning_metadata(), memorization_guard=0.3).fit(learning_table(50))

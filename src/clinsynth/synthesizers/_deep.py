@@ -203,7 +203,7 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
     memorization_guard : float, optional
         Watch memorization while training (:mod:`clinsynth.synthesizers._guard`): 10% of the
         rows (at least 80, at most 2,000; tables under 400 rows are not watched) are held out
-        of training, and about ten times during training the DCR share of 2,000 synthetic rows
+        of training, and five times during training the DCR share of 500 synthetic rows
         against the training rows and the held-out rows is measured. When it exceeds this
         value by more than its standard error, training stops and the weights of the last
         check that passed are kept (``memorization_`` lists every check,

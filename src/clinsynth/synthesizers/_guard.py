@@ -38,9 +38,9 @@ GUARD_MAX_ROWS = 2000
 #: Training rows the share is measured against (a random subset of larger tables).
 GUARD_MAX_TRAIN = 10_000
 #: Synthetic rows generated for each check.
-GUARD_SYNTHETIC_ROWS = 2000
+GUARD_SYNTHETIC_ROWS = 500
 #: Checks over a training run (the last epoch is always checked).
-GUARD_CHECKS = 10
+GUARD_CHECKS = 5
 
 
 def guard_rows(n_rows: int) -> int:
