@@ -34,8 +34,6 @@ def fitted():
         sampling_steps=20,
         condition_column="condition",
         random_state=0,
-        # Conditioning is compared with rejection from the same model: every row trains it.
-        memorization_guard=None,
     ).fit(df)
     # A condition that about 1% of the model's own rows meet: heart disease and the top of age
     # within it.

@@ -74,7 +74,9 @@ def test_the_engine_keeps_the_weights_of_the_last_accepted_check() -> None:
 
 def test_a_deep_fit_watches_memorization_and_keeps_the_record_through_save(tmp_path) -> None:
     data = learning_table(600, seed=1)
-    model = TVAESynthesizer(learning_metadata(), epochs=4, random_state=0, **TINY).fit(data)
+    model = TVAESynthesizer(
+        learning_metadata(), epochs=4, random_state=0, memorization_guard=0.55, **TINY
+    ).fit(data)
     assert [c["epoch"] for c in model.memorization_] == [1, 2, 3, 4]
     assert all(0.0 <= c["dcr_share"] <= 1.0 for c in model.memorization_)
     assert model.stopped_by_guard_ is None
@@ -86,12 +88,10 @@ def test_a_deep_fit_watches_memorization_and_keeps_the_record_through_save(tmp_p
 
 def test_without_the_guard_or_with_privacy_every_row_is_trained_on() -> None:
     data = learning_table(600, seed=1)
-    off = TVAESynthesizer(
-        learning_metadata(), epochs=1, random_state=0, memorization_guard=None, **TINY
-    ).fit(data)
+    off = TVAESynthesizer(learning_metadata(), epochs=1, random_state=0, **TINY).fit(data)
     assert off.memorization_ == []
     private = TVAESynthesizer(
-        learning_metadata(), epochs=1, random_state=0, epsilon=5.0, **TINY
+        learning_metadata(), epochs=1, random_state=0, epsilon=5.0, memorization_guard=0.55, **TINY
     ).fit(data)
     assert private.memorization_ == []
 
