@@ -181,6 +181,32 @@ class IdTransformer(ColumnTransformer):
             out = out.astype("int64")
         return _with_nulls(out, self.null_rate, rng)
 
+    def shift(self, values: pd.Series, offset: int) -> pd.Series:
+        """``values`` made by this column (or keys drawn from it) with their numbers moved
+        ``offset`` on: the identifiers of a block of rows that starts ``offset`` rows into a
+        streamed run (see :mod:`clinsynth.synthesizers._stream`). Random shapes (UUIDs, free
+        strings) are returned as they are.
+
+        >>> t = IdTransformer("id").fit(pd.Series(["P-01", "P-02"]))
+        >>> t.shift(pd.Series(["P-03", None]), 10).tolist()
+        ['P-13', None]
+        """
+        kind = self.shape["shape"]
+        if kind == "int" and offset:
+            return values + int(offset)
+        if kind != "pattern" or not offset:
+            return values
+        prefix, suffix, width = self.shape["prefix"], self.shape["suffix"], self.shape["width"]
+        present = values.notna()
+        text = values[present].astype(str)
+        numbers = pd.to_numeric(text.str.slice(len(prefix), -len(suffix) or None)) + int(offset)
+        digits = numbers.astype(str)
+        if width:
+            digits = digits.str.zfill(width)
+        out = values.astype(object).copy()
+        out[present] = (prefix + digits + suffix).to_numpy(dtype=object)
+        return out
+
     def pick_keys(self, keys: pd.Series, rng: np.random.Generator) -> pd.Series:
         """Values for a column that references its table's own key: synthetic keys from
         ``keys``, repeated at the real share of distinct values, missing at the real rate."""
