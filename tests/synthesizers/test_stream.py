@@ -98,3 +98,10 @@ def test_blocks_partition_the_run(copula, small_blocks):
     whole = _all(copula, 330, 1000, 4)[1]
     tail = pd.concat(_stream.iter_blocks(copula, 330, 4, first=2), ignore_index=True)
     pd.testing.assert_frame_equal(tail, whole.iloc[200:].reset_index(drop=True))
+
+
+def test_threads_do_not_change_the_rows(copula, small_blocks):
+    """Blocks made side by side (fake names and e-mails included: one Faker per thread)."""
+    one = pd.concat(_stream.iter_blocks(copula, 450, 8, threads=1), ignore_index=True)
+    three = pd.concat(_stream.iter_blocks(copula, 450, 8, threads=3), ignore_index=True)
+    pd.testing.assert_frame_equal(one, three)

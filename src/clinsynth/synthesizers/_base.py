@@ -489,10 +489,11 @@ class BaseSynthesizer:
             return np.ones(len(df), dtype=bool)
         return _rules.valid_rows(self._rules_, df, self._table_metadata())
 
-    def _sample_rows(self, num_rows: int) -> pd.DataFrame:
+    def _sample_rows(self, num_rows: int, rng: np.random.Generator | None = None) -> pd.DataFrame:
         """Exactly ``num_rows`` rows that satisfy every rule (rejection for the few that do not
-        hold by construction, with batches sized by the measured acceptance rate)."""
-        rng = self._sample_rng
+        hold by construction, with batches sized by the measured acceptance rate), drawn from
+        ``rng`` (default: the model's sampling stream)."""
+        rng = self._sample_rng if rng is None else rng
         if num_rows == 0:
             empty = np.zeros((0, self._transformer_.output_dim), dtype=np.float32)
             return self._decode(empty, rng)

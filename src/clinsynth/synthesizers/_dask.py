@@ -94,8 +94,9 @@ def write_part(
         )
     synth = _model(raw, digest)
     rows = min(stop * _stream.BLOCK_ROWS, num_rows) - first * _stream.BLOCK_ROWS
+    # One thread per task: the cluster's parallelism is its workers' threads.
     blocks = _stream.iter_blocks(
-        synth, num_rows, seed, first=first, stop=stop, conditions=conditions
+        synth, num_rows, seed, first=first, stop=stop, conditions=conditions, threads=1
     )
     target = where / f"part-{index:05d}.parquet"
     written = write_chunks(

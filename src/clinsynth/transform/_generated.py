@@ -8,9 +8,9 @@ never a real value.
 
 from __future__ import annotations
 
-import functools
 import re
 import string
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -348,8 +348,21 @@ def _fill(fmt: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- personal data
-@functools.lru_cache(maxsize=8)
+#: One Faker per locale and thread: a Faker is seeded before each use, so threads that
+#: sample blocks side by side (sample_batches) must not share one.
+_FAKERS = threading.local()
+
+
 def _faker(locale: str):  # noqa: ANN202 - Faker is imported lazily
+    cache = getattr(_FAKERS, "by_locale", None)
+    if cache is None:
+        cache = _FAKERS.by_locale = {}
+    if locale not in cache:
+        cache[locale] = _new_faker(locale)
+    return cache[locale]
+
+
+def _new_faker(locale: str):  # noqa: ANN202
     from faker import Faker
 
     try:
