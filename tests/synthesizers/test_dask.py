@@ -52,7 +52,7 @@ def model():
     return GaussianCopulaSynthesizer(metadata, random_state=0).fit(data)
 
 
-def test_parts_hold_the_rows_of_one_process(client, model, tmp_path):
+def test_same_rows_on_one_or_two_workers(client, model, tmp_path):
     num_rows = BLOCK + 123
     out = tmp_path / "parts"
     manifest = _dask.sample_to_parquet(
@@ -62,14 +62,30 @@ def test_parts_hold_the_rows_of_one_process(client, model, tmp_path):
     assert names == ["_SUCCESS", "part-00000.parquet", "part-00001.parquet"]
     assert json.loads((out / "_SUCCESS").read_text())["rows"] == num_rows == manifest["rows"]
     parts = pd.read_parquet(out)  # the folder reads as one table (the _SUCCESS file is skipped)
-    write_chunks(model.sample_batches(num_rows, seed=11), tmp_path / "one.parquet", num_rows=0)
-    local = pd.read_parquet(tmp_path / "one.parquet")  # the same rows, made in this process
-    pd.testing.assert_frame_equal(parts.reset_index(drop=True), local)
-    assert parts["pid"].is_unique
+    assert len(parts) == num_rows and parts["pid"].is_unique
     # One partition on one worker: the same rows again, and the folder replaced whole.
     _dask.sample_to_parquet(model, num_rows, out, client=client, seed=11, partition_rows=10**7)
     assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000.parquet"]
-    pd.testing.assert_frame_equal(pd.read_parquet(out), local)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), parts)
+    # And the rows this process makes: its second block is the second part.
+    tail = _stream.iter_blocks(model, num_rows, 11, first=1)
+    write_chunks(tail, tmp_path / "tail.parquet", num_rows=0)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "tail.parquet"),
+        pd.read_parquet(out).iloc[BLOCK:].reset_index(drop=True),
+    )
+
+
+def test_cli_scheduler_writes_the_parts(client, model, tmp_path, capsys):
+    from clinsynth.cli import main
+
+    model.save(tmp_path / "model")
+    out = tmp_path / "parts"
+    args = ["sample", tmp_path / "model", "-n", 1000, "--seed", 2, "-o", out, "-q"]
+    assert main([str(a) for a in [*args, "--scheduler", client.scheduler.address]]) == 0
+    assert "Generated 1000 rows in 1 part ->" in capsys.readouterr().out
+    expected = pd.concat(model.sample_batches(1000, seed=2), ignore_index=True)
+    assert pd.read_parquet(out)["pid"].tolist() == expected["pid"].tolist()
 
 
 def test_a_dead_worker_fails_the_run_and_leaves_nothing(client, model, tmp_path):

@@ -115,6 +115,7 @@ def _sample_on_cluster(
                 update(num_rows, manifest["rows"], "done")
     finally:
         client.close()
+    parts = len(manifest["parts"])
     console.print(
-        f"Generated {manifest['rows']} rows in {len(manifest['parts'])} parts -> {output}/"
+        f"Generated {manifest['rows']} rows in {parts} part{'s' if parts != 1 else ''} -> {output}/"
     )
