@@ -80,3 +80,21 @@ def test_core_install_needs_no_extra_for_the_whole_job(tmp_path, without, capsys
     without("streamlit", "sqlalchemy", "duckdb", "duckdb_engine", "psycopg2", "openpyxl", "umap")
     assert main(["demo", "--rows", "300", "--output", tmp_path / "demo"]) == 0
     assert (tmp_path / "demo" / "report.html").exists()
+
+
+def test_dask_sampling_without_distributed_names_the_extra(tmp_path, without, capsys):
+    """The API and ``clinsynth sample --scheduler`` both name clinsynth[dask]."""
+    from clinsynth import GaussianCopulaSynthesizer
+    from clinsynth.synthesizers._dask import sample_to_parquet
+    from conftest import make_mixed_metadata, make_mixed_table
+
+    model = GaussianCopulaSynthesizer(make_mixed_metadata(), random_state=0)
+    model.fit(make_mixed_table(60)).save(tmp_path / "model")
+    without("distributed")
+    with pytest.raises(MissingDependencyError, match=r"pip install clinsynth\[dask\]"):
+        sample_to_parquet(model, 10, tmp_path / "parts", client=None)
+    args = ["sample", str(tmp_path / "model"), "-n", "10", "-o", str(tmp_path / "parts")]
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install clinsynth[dask]" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

@@ -656,7 +656,7 @@ CASES: list[Case] = [
     Case(
         "ten_billion_rows",
         ["sample", "{d}/model", "-n", "10000000000", "-o", "{d}/out.csv"],
-        "needs about .* of memory",
+        "needs about .* of disk",
         {"model": model("copula")},
     ),
     Case(

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +29,7 @@ from clinsynth.errors import (
     SamplingError,
 )
 from clinsynth.metadata import Metadata, TableMetadata
-from clinsynth.synthesizers import _persist, _rules
+from clinsynth.synthesizers import _persist, _rules, _stream
 from clinsynth.synthesizers._limits import check_sample_size
 from clinsynth.transform import TableTransformer
 
@@ -418,6 +419,55 @@ class BaseSynthesizer:
             return sample_with_conditions(self, int(num_rows), conditions, max_tries_per_batch)
         return self._sample_rows(int(num_rows))
 
+    def sample_batches(
+        self,
+        num_rows: int,
+        *,
+        batch_size: int = _stream.DEFAULT_BATCH_ROWS,
+        seed: int | None = None,
+        conditions: dict[str, Any] | None = None,
+        max_tries_per_batch: int = 100,
+    ) -> Iterator[pd.DataFrame]:
+        """Generate ``num_rows`` rows as DataFrames of ``batch_size`` rows (the last may be
+        shorter): memory stays flat however many rows are asked for.
+
+        The rows are made in fixed blocks, each with its own random stream
+        (:mod:`clinsynth.synthesizers._stream`): the same ``seed`` gives the same rows whatever
+        the ``batch_size``, and every chunk meets the model's rules and ``conditions``.
+        Generated identifiers continue from chunk to chunk.
+
+        Parameters
+        ----------
+        num_rows : int
+        batch_size : int
+            Rows per chunk (default 262,144).
+        seed : int, optional
+            The run's seed; None draws one from the model's sampling stream (so that two calls
+            give different rows, and ``reset_sampling(seed)`` repeats them).
+        conditions : dict, optional
+            As in :meth:`sample`.
+        max_tries_per_batch : int
+            As in :meth:`sample`.
+
+        Examples
+        --------
+        >>> # for chunk in model.sample_batches(10_000_000, seed=7):
+        >>> #     chunk.to_parquet(...)
+        """
+        self._check_fitted()
+        _stream.check_batch_args(num_rows, batch_size, seed)
+        _stream.check_streamable(self)
+        if seed is None:
+            seed = derive_seed(self._sample_rng)
+        return _stream.sample_batches(
+            self,
+            int(num_rows),
+            batch_size=int(batch_size),
+            seed=int(seed),
+            conditions=conditions,
+            max_tries_per_batch=max_tries_per_batch,
+        )
+
     def sample_from_conditions(self, conditions: pd.DataFrame) -> pd.DataFrame:
         """One synthetic row per row of ``conditions`` (its non-null cells are the condition)."""
         from clinsynth.synthesizers._conditions import sample_from_condition_rows
@@ -439,10 +489,11 @@ class BaseSynthesizer:
             return np.ones(len(df), dtype=bool)
         return _rules.valid_rows(self._rules_, df, self._table_metadata())
 
-    def _sample_rows(self, num_rows: int) -> pd.DataFrame:
+    def _sample_rows(self, num_rows: int, rng: np.random.Generator | None = None) -> pd.DataFrame:
         """Exactly ``num_rows`` rows that satisfy every rule (rejection for the few that do not
-        hold by construction, with batches sized by the measured acceptance rate)."""
-        rng = self._sample_rng
+        hold by construction, with batches sized by the measured acceptance rate), drawn from
+        ``rng`` (default: the model's sampling stream)."""
+        rng = self._sample_rng if rng is None else rng
         if num_rows == 0:
             empty = np.zeros((0, self._transformer_.output_dim), dtype=np.float32)
             return self._decode(empty, rng)

@@ -487,7 +487,11 @@ def _stamp_in(value: Any, tz: Any) -> pd.Timestamp:
 
 
 def sample_with_conditions(
-    synth: BaseSynthesizer, num_rows: int, conditions: dict[str, Any], max_tries: int
+    synth: BaseSynthesizer,
+    num_rows: int,
+    conditions: dict[str, Any],
+    max_tries: int,
+    rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Exactly ``num_rows`` rows meeting ``conditions`` and every rule of the model.
 
@@ -497,7 +501,7 @@ def sample_with_conditions(
     with batches sized by the measured acceptance rate.
     """
     parsed = parse_conditions(synth, conditions)
-    rng = synth._sample_rng
+    rng = synth._sample_rng if rng is None else rng
     native = getattr(synth, "_sample_conditioned", None)
     checks_rows = native is not None and bool(getattr(synth, "_conditioning_checks_rows", False))
     if checks_rows and num_rows > 0:

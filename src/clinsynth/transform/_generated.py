@@ -8,9 +8,9 @@ never a real value.
 
 from __future__ import annotations
 
-import functools
 import re
 import string
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -181,6 +181,32 @@ class IdTransformer(ColumnTransformer):
             out = out.astype("int64")
         return _with_nulls(out, self.null_rate, rng)
 
+    def shift(self, values: pd.Series, offset: int) -> pd.Series:
+        """``values`` made by this column (or keys drawn from it) with their numbers moved
+        ``offset`` on: the identifiers of a block of rows that starts ``offset`` rows into a
+        streamed run (see :mod:`clinsynth.synthesizers._stream`). Random shapes (UUIDs, free
+        strings) are returned as they are.
+
+        >>> t = IdTransformer("id").fit(pd.Series(["P-01", "P-02"]))
+        >>> t.shift(pd.Series(["P-03", None]), 10).tolist()
+        ['P-13', None]
+        """
+        kind = self.shape["shape"]
+        if kind == "int" and offset:
+            return values + int(offset)
+        if kind != "pattern" or not offset:
+            return values
+        prefix, suffix, width = self.shape["prefix"], self.shape["suffix"], self.shape["width"]
+        present = values.notna()
+        text = values[present].astype(str)
+        numbers = pd.to_numeric(text.str.slice(len(prefix), -len(suffix) or None)) + int(offset)
+        digits = numbers.astype(str)
+        if width:
+            digits = digits.str.zfill(width)
+        out = values.astype(object).copy()
+        out[present] = (prefix + digits + suffix).to_numpy(dtype=object)
+        return out
+
     def pick_keys(self, keys: pd.Series, rng: np.random.Generator) -> pd.Series:
         """Values for a column that references its table's own key: synthetic keys from
         ``keys``, repeated at the real share of distinct values, missing at the real rate."""
@@ -322,8 +348,21 @@ def _fill(fmt: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- personal data
-@functools.lru_cache(maxsize=8)
+#: One Faker per locale and thread: a Faker is seeded before each use, so threads that
+#: sample blocks side by side (sample_batches) must not share one.
+_FAKERS = threading.local()
+
+
 def _faker(locale: str):  # noqa: ANN202 - Faker is imported lazily
+    cache = getattr(_FAKERS, "by_locale", None)
+    if cache is None:
+        cache = _FAKERS.by_locale = {}
+    if locale not in cache:
+        cache[locale] = _new_faker(locale)
+    return cache[locale]
+
+
+def _new_faker(locale: str):  # noqa: ANN202
     from faker import Faker
 
     try:

@@ -303,6 +303,20 @@ class TableTransformer:
                 df[column] = own[column].to_numpy()
         return df
 
+    def shift_ids(self, df: pd.DataFrame, offset: int) -> pd.DataFrame:
+        """``df`` (rows of a block that starts ``offset`` rows into a streamed run) with its
+        numbered identifiers moved ``offset`` on, so that they stay unique across blocks; keys
+        into the table's own rows move with the primary key. Changes ``df`` in place."""
+        transformers = self._check_fitted()
+        key = self._table().primary_key
+        for column, t in transformers.items():
+            if not isinstance(t, IdTransformer) or column not in df.columns:
+                continue
+            source = transformers.get(key) if t.references_key else t
+            if isinstance(source, IdTransformer):
+                df[column] = source.shift(df[column], offset)
+        return df
+
     def fit_transform(self, data: pd.DataFrame) -> np.ndarray:
         return self.fit(data).transform(data)
 

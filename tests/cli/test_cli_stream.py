@@ -1,0 +1,71 @@
+"""clinsynth sample in chunks: same file whatever --batch-size, -n checked, one-line errors."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from clinsynth import GaussianCopulaSynthesizer
+from clinsynth.cli import main
+from clinsynth.synthesizers import _stream
+from conftest import make_mixed_metadata, make_mixed_table
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stream") / "model"
+    model = GaussianCopulaSynthesizer(make_mixed_metadata(), random_state=0)
+    model.fit(make_mixed_table(150)).save(path)
+    return path
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_chunked_file_is_the_same_whatever_the_batch_size(
+    model_path, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(_stream, "BLOCK_ROWS", 100)
+    frames = []
+    for size in (64, 1000):
+        out = tmp_path / f"s{size}.parquet"
+        args = ["sample", model_path, "-n", 330, "--seed", 3, "--batch-size", size, "-o", out]
+        code, stdout, err = run([*args, "-q"], capsys)
+        assert code == 0, err
+        assert "Generated 330 rows" in stdout
+        frames.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    code, _, err = run(
+        ["sample", model_path, "-n", 330, "--seed", 3, "-o", tmp_path / "s.csv"], capsys
+    )
+    assert code == 0, err
+    csv = pd.read_csv(tmp_path / "s.csv")
+    assert len(csv) == 330 and csv["pid"].tolist() == frames[0]["pid"].tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "s1000.parquet", "s64.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["-n", "0", "-o", "{d}/o.csv"],
+            r"The '-n/--num-rows' option must be an int >= 1\. Got 0\.",
+        ),
+        (["-n", "-5", "-o", "{d}/o.csv"], r"must be an int >= 1\. Got -5\."),
+        (["-n", "5", "--batch-size", "0", "-o", "{d}/o.csv"], "'--batch-size' option must be"),
+        (["-n", "5", "--scheduler", "tcp://127.0.0.1:1", "-o", "{d}/o.parquet"], "-o FOLDER"),
+        (["-n", "10000000000000", "-o", "{d}/o.parquet"], r"needs about .* of disk"),
+    ],
+)
+def test_bad_input_is_one_line(model_path, tmp_path, capsys, extra, message):
+    args = ["sample", model_path, *[a.format(d=tmp_path) for a in extra]]
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(message, err), err
+    assert list(tmp_path.iterdir()) == []
