@@ -8,6 +8,7 @@ excel       openpyxl                                     reading and writing ``.
 sql         sqlalchemy, duckdb, duckdb-engine            ``read_sql_schema``, ``--sql`` (DuckDB)
 postgres    psycopg2-binary (and the sql extra)          PostgreSQL URLs
 umap        umap-learn                                   ``visualize_latent_space(method="umap")``
+federated   flwr                                         ``clinsynth federate`` (Flower)
 =========== ============================================ =========================================
 """
 
@@ -27,6 +28,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "duckdb_engine": ("duckdb-engine", "sql"),
     "psycopg2": ("psycopg2-binary", "postgres"),
     "umap": ("umap-learn", "umap"),
+    "flwr": ("flwr", "federated"),
 }
 
 
