@@ -11,6 +11,7 @@ federation's messages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -134,9 +135,11 @@ def _strategy(federation: Federation, join_timeout: float) -> Any:
             try:
                 ins = FitIns(ndarrays_to_parameters([]), {"m": _encode(payload)})
                 proxy.fit(ins, timeout=30, group_id=server_round)
-                proxy.reconnect(ReconnectIns(seconds=None), timeout=30, group_id=None)
             except Exception as exc:  # noqa: BLE001 - a site gone already is not an error here
-                logger.info("Could not notify site %s: %s", proxy.cid, exc)
+                logger.info("Could not notify site %s: %r", proxy.cid, exc)
+                return
+            with contextlib.suppress(Exception):  # the site hangs up as it reads the message
+                proxy.reconnect(ReconnectIns(seconds=None), timeout=30, group_id=None)
 
         def configure_evaluate(
             self, server_round: int, parameters: Any, client_manager: Any

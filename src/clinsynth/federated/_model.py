@@ -181,6 +181,7 @@ class SiteTrainer:
                 self.sample_rate,
                 int(rounds) * self.local_steps,
                 extra_rdp=accountant.rdp(),
+                tolerance=1e-2,
             )
         except PrivacyError as exc:
             raise FederationError(f"The site cannot train within its budget: {exc}") from None

@@ -208,9 +208,8 @@ class Federation:
             else:
                 problems = C.schema_problems(self.table, payload.get("schema") or {})
             if problems:
-                error = C.refusal(problems, f"Site {sid}")
-                logger.warning("%s", error)
-                self.refused[sid] = str(error)
+                logger.warning("%s", C.refusal(problems, f"Site {sid}"))
+                self.refused[sid] = str(C.refusal(problems, "This site"))
                 newly.append(sid)
                 continue
             used.add(index)
