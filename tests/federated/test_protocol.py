@@ -28,8 +28,8 @@ def cohort() -> tuple[pd.DataFrame, TableMetadata]:
     return df[COLUMNS], table
 
 
-def _plan(rounds: int = 2) -> Plan:
-    return Plan(rounds=rounds, local_steps=2, min_rows=50, model=TINY)
+def _plan(rounds: int = 2, public: dict | None = None) -> Plan:
+    return Plan(rounds=rounds, local_steps=2, min_rows=50, model=TINY, public=public or {})
 
 
 # --------------------------------------------------------------------------- joining
@@ -65,6 +65,14 @@ def test_tokens_are_checked_in_constant_time_and_files_are_validated(tmp_path):
         read_tokens(path)
     with pytest.raises(FederationError, match="Cannot read the token file"):
         read_tokens(tmp_path / "absent.txt")
+
+
+def test_public_bounds_must_fit_the_metadata(cohort):
+    _, table = cohort
+    bad = {"age": [90, 18], "sex": [], "ward": ["a"]}
+    with pytest.raises(MetadataError) as info:
+        Federation(table, new_tokens(1), _plan(public=bad))
+    assert len(info.value.problems) == 3
 
 
 def test_metadata_with_dates_is_refused_when_the_server_starts():
@@ -169,7 +177,8 @@ def test_fedavg_weights_by_size_and_skips_stopped_sites():
 def test_simulated_federation_gives_a_normal_bundle(cohort, tmp_path):
     df, table = cohort
     tokens = new_tokens(2)
-    fed = Federation(table, tokens, _plan(rounds=2), min_sites=2)
+    public = {"age": [18, 95], "sex": ["female", "male"]}
+    fed = Federation(table, tokens, _plan(rounds=2, public=public), min_sites=2)
     sites = {
         "old": Site(df[df["age"] >= 55], tokens[0], epsilon=3, seed=1),
         "young": Site(df[df["age"] < 55], tokens[1], epsilon=2, seed=2),
@@ -179,7 +188,10 @@ def test_simulated_federation_gives_a_normal_bundle(cohort, tmp_path):
     again = load(path)
     rows = again.sample(200)
     assert list(rows.columns) == COLUMNS and len(rows) == 200
-    assert set(rows["sex"].dropna()) <= {"female", "male", "Other"}
+    assert set(rows["sex"].dropna()) <= {"female", "male"}  # the public list, no "Other"
+    age = again._transformer_.get_transformer("age")
+    assert 18 <= age.min < 30 and 85 < age.max <= 95  # within the public bounds, kept whole
+    assert rows["age"].between(18, 95).all()
     report = again.get_privacy_report()
     spent = {s["site"]: s["epsilon_spent"] for s in report["federated"]["sites"]}
     assert spent[1] <= 3.0 * 1.001 and spent[2] <= 2.0 * 1.001

@@ -74,6 +74,11 @@ def server(
     join_timeout: float = typer.Option(600, "--join-timeout", help="Seconds to wait for sites."),
     round_timeout: float = typer.Option(3600, "--round-timeout", help="Seconds a round waits."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model's initial weights."),
+    public_bounds: Path | None = typer.Option(
+        None,
+        "--public-bounds",
+        help='Public knowledge (JSON): {"age": [0, 110], "sex": ["F", "M"]}; costs no budget.',
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
 ) -> None:
     """Serve a federation: wait for the sites, agree the statistics, train, save the model."""
@@ -92,6 +97,14 @@ def server(
     ):
         if value < low:
             raise ParameterError(f"{name} must be an int >= {low}. Got {value}.")
+    public = {}
+    if public_bounds is not None:
+        try:
+            public = json.loads(public_bounds.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ParameterError(f"Cannot read --public-bounds '{public_bounds}': {exc}.") from None
+        if not isinstance(public, dict):
+            raise ParameterError("--public-bounds must hold a JSON object of column: bounds.")
     _show_progress(not quiet)
     plan = Plan(
         rounds=rounds,
@@ -99,6 +112,7 @@ def server(
         min_rows=min_rows,
         seed=seed,
         model={"batch_size": batch_size},
+        public=public,
     )
     path = run_server(
         Metadata.load_from_json(metadata),

@@ -58,6 +58,8 @@ class Plan:
     n_bins: int = 32
     seed: int = 0
     model: dict[str, Any] = field(default_factory=dict)
+    #: Public knowledge (free): ``[low, high]`` of a number, the levels of a category.
+    public: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class Plan:
             "n_bins": self.n_bins,
             "seed": self.seed,
             "model": dict(self.model),
+            "public": {k: list(v) for k, v in self.public.items()},
         }
 
 
@@ -111,6 +114,7 @@ class Federation:
     ) -> None:
         self.table = _table(metadata)
         C.check_federation_metadata(self.table)
+        C.check_public(self.table, plan.public)
         self.tokens = list(tokens)
         self.plan = plan
         self.min_sites = int(min_sites)
@@ -175,7 +179,10 @@ class Federation:
             self._need(replies, "ranges")
             self.ranges = {s: r[0]["ranges"] for s, r in replies.items()}
             self.agreed = ST.merge_ranges(
-                self.table, list(self.ranges.values()), self.plan.rare_threshold
+                self.table,
+                list(self.ranges.values()),
+                self.plan.rare_threshold,
+                self.plan.to_dict()["public"],
             )
         elif phase == "histograms":
             self._need(replies, "histograms")
@@ -232,7 +239,9 @@ class Federation:
         reports = [r[0]["histograms"] for r in replies.values()]
         for sid, (payload, _) in replies.items():
             self.accepted[sid]["rows"] = float(payload["rows"])
-        merged = ST.merge_histograms(self.table, self.agreed, reports, self.plan.n_bins)
+        merged = ST.merge_histograms(
+            self.table, self.agreed, reports, self.plan.n_bins, self.plan.public
+        )
         self.dtypes = _merge_dtypes([self.accepted[s]["schema"] for s in replies])
         self.transformer, _ = ST.fit_transformer(
             self.table,
@@ -384,6 +393,7 @@ class Site:
             self.delta * RELEASE_DELTA_SHARE,
             self.accountant,
             self.seed,
+            self.plan.get("public"),
         )
         summary = C.schema_summary(self.rows)
         return {

@@ -45,6 +45,29 @@ def check_federation_metadata(table: TableMetadata) -> None:
         )
 
 
+def check_public(table: TableMetadata, public: dict[str, Any]) -> None:
+    """Public knowledge must name learned columns: ``[low, high]`` for a number (low < high),
+    a non-empty list of levels for a category."""
+    problems = []
+    for column, value in public.items():
+        spec = table.columns.get(column)
+        if spec is None or spec["sdtype"] in ("id",) or is_pii(spec):
+            problems.append(f"'{column}' is not a learned column of the federation's metadata")
+        elif spec["sdtype"] == "numerical":
+            ok = (
+                isinstance(value, list | tuple)
+                and len(value) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                and value[0] < value[1]
+            )
+            if not ok:
+                problems.append(f"'{column}' is numerical: give [low, high] with low < high")
+        elif not isinstance(value, list | tuple) or not value:
+            problems.append(f"'{column}' is categorical: give the list of its levels")
+    if problems:
+        raise MetadataError.from_problems("The public bounds do not fit the metadata", problems)
+
+
 def schema_summary(data: pd.DataFrame) -> dict[str, str]:
     """What a site tells the server of its table: each column's name and pandas dtype."""
     return {str(c): str(data[c].dtype) for c in data.columns}

@@ -23,6 +23,7 @@ independent, which is all a column-by-column transformer reads.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from typing import Any
 
@@ -33,6 +34,8 @@ from clinsynth.metadata import TableMetadata, is_pii
 from clinsynth.privacy import ColumnPrivacy, DPStatistics, PrivacyAccountant
 from clinsynth.privacy._statistics import sample_from_histogram
 from clinsynth.transform import TableTransformer
+
+logger = logging.getLogger(__name__)
 
 #: The data-independent grid of the ranges: 4 bins a decade from 1e-3 to 1e13, both signs.
 _MAGS = 10.0 ** np.arange(-3.0, 13.01, 0.25)
@@ -52,11 +55,20 @@ def _kind(spec: dict) -> str:
 
 
 def column_budgets(
-    table: TableMetadata, rho: float, delta: float, accountant: PrivacyAccountant, seed: int
+    table: TableMetadata,
+    rho: float,
+    delta: float,
+    accountant: PrivacyAccountant,
+    seed: int,
+    public: dict[str, Any] | None = None,
 ) -> dict[str, ColumnPrivacy]:
-    """One :class:`ColumnPrivacy` per learned column, sharing ``rho`` (zCDP) evenly."""
+    """One :class:`ColumnPrivacy` per learned column, sharing ``rho`` (zCDP) evenly;
+    ``public`` holds the federation's public knowledge (``[low, high]`` of a number, the list
+    of a category's levels), which costs nothing."""
     learned = [c for c, s in table.columns.items() if _kind(s) != "generated"]
-    stats = DPStatistics(rho=rho, delta=delta, random_state=seed, accountant=accountant)
+    stats = DPStatistics(
+        rho=rho, delta=delta, random_state=seed, accountant=accountant, public_bounds=public or {}
+    )
     return stats.split(learned)
 
 
@@ -107,25 +119,22 @@ def site_ranges(
         if kind == "number":
             values = _numbers(data[column])
             values = values[~np.isnan(values)]
-            counts, _ = np.histogram(
-                np.clip(values, COARSE_EDGES[0], COARSE_EDGES[-1]), bins=COARSE_EDGES
-            )
-            coarse, sigma = _part(cp, RANGE_SHARE).histogram(counts, 1.0, "range (coarse)")
             units, unit_sigma = _part(cp, UNIT_SHARE).histogram(
                 _unit_counts(values), 1.0, "rounding unit"
             )
-            out[column] = {
-                "coarse": coarse.tolist(),
-                "sigma": sigma,
-                "units": units.tolist(),
-                "unit_sigma": unit_sigma,
-            }
+            out[column] = {"units": units.tolist(), "unit_sigma": unit_sigma}
+            if cp.public is None:  # no public bounds: a range from a noisy coarse histogram
+                counts, _ = np.histogram(
+                    np.clip(values, COARSE_EDGES[0], COARSE_EDGES[-1]), bins=COARSE_EDGES
+                )
+                coarse, sigma = _part(cp, RANGE_SHARE).histogram(counts, 1.0, "range (coarse)")
+                out[column].update(coarse=coarse.tolist(), sigma=sigma)
             continue
         series = data[column]
         factor, uniques = pd.factorize(series, use_na_sentinel=True)
         counts = np.bincount(factor[factor >= 0], minlength=len(uniques))
         n_missing = int((factor < 0).sum())
-        public = spec.get("order") if spec["sdtype"] == "ordinal" else None
+        public = spec.get("order") if spec["sdtype"] == "ordinal" else cp.public
         if spec["sdtype"] == "boolean":
             public = [False, True]
         if public is not None:
@@ -174,10 +183,15 @@ def occupied(noisy: np.ndarray, sigma: float, cut: float, strong: float = 5.0) -
 
 
 def merge_ranges(
-    table: TableMetadata, reports: list[dict[str, Any]], rare_threshold: int = 5
+    table: TableMetadata,
+    reports: list[dict[str, Any]],
+    rare_threshold: int = 5,
+    public: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Sum the sites' step-1 reports: each number's range and rounding unit, each category's
-    levels with their summed noisy counts (levels under ``rare_threshold`` are not kept)."""
+    """Sum the sites' step-1 reports: each number's range (``public`` bounds when given) and
+    rounding unit, each category's levels with their summed noisy counts (levels under
+    ``rare_threshold`` are not kept, unless declared: ordinal, boolean, public lists)."""
+    public = public or {}
     agreed: dict[str, Any] = {}
     for column, spec in table.columns.items():
         kind = _kind(spec)
@@ -185,11 +199,10 @@ def merge_ranges(
             continue
         parts = [r[column] for r in reports]
         if kind == "number":
-            coarse = np.sum([p["coarse"] for p in parts], axis=0)
-            sigma = math.sqrt(sum(p["sigma"] ** 2 for p in parts))
-            i, j = occupied(coarse, sigma, 3.0)
-            low = float(COARSE_EDGES[max(i - 1, 0)])
-            high = float(COARSE_EDGES[min(j + 2, len(COARSE_EDGES) - 1)])
+            if column in public:
+                low, high = (float(v) for v in public[column])
+            else:
+                low, high = _merge_coarse(column, parts)
             integer = str(spec.get("computer_representation", "Float")) != "Float"
             unit = 0 if integer else _merge_units(parts)
             agreed[column] = {"low": low, "high": high, "unit": unit}
@@ -202,7 +215,7 @@ def merge_ranges(
         other = sum(p["other"] for p in parts)
         missing = sum(p["missing"] for p in parts)
         sigma = math.sqrt(sum(p["sigma"] ** 2 for p in parts))
-        keep_all = spec["sdtype"] in ("boolean", "ordinal")  # declared levels, never merged
+        keep_all = spec["sdtype"] in ("boolean", "ordinal") or column in public  # declared
         kept = [(v, c) for v, c in totals.values() if keep_all or c >= rare_threshold]
         other += sum(c for v, c in totals.values() if not keep_all and c < rare_threshold)
         agreed[column] = {
@@ -212,6 +225,22 @@ def merge_ranges(
             "missing": missing if missing > max(2 * sigma, rare_threshold) else 0.0,
         }
     return agreed
+
+
+def _merge_coarse(column: str, parts: list[dict[str, Any]]) -> tuple[float, float]:
+    """A number's range from the sites' summed coarse histograms (widened by one bin a side)."""
+    coarse = np.sum([p["coarse"] for p in parts], axis=0)
+    sigma = math.sqrt(sum(p["sigma"] ** 2 for p in parts))
+    if not (coarse > 5 * sigma).any():
+        logger.warning(
+            "Column '%s': the sites' noisy ranges are mostly noise at their budgets (few rows "
+            "or many columns); give the federation public bounds for it (--public-bounds).",
+            column,
+        )
+    i, j = occupied(coarse, sigma, 3.0)
+    low = float(COARSE_EDGES[max(i - 1, 0)])
+    high = float(COARSE_EDGES[min(j + 2, len(COARSE_EDGES) - 1)])
+    return low, high
 
 
 def _merge_units(parts: list[dict[str, Any]]) -> int:
@@ -273,9 +302,15 @@ def noisy_rows(ranges: dict[str, Any], histograms: dict[str, Any]) -> float:
 
 # --------------------------------------------------------------------------- server: step 2
 def merge_histograms(
-    table: TableMetadata, agreed: dict[str, Any], reports: list[dict[str, Any]], n_bins: int = 32
+    table: TableMetadata,
+    agreed: dict[str, Any],
+    reports: list[dict[str, Any]],
+    n_bins: int = 32,
+    public: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Sum the sites' step-2 histograms; trim each number's range to its occupied bins."""
+    """Sum the sites' step-2 histograms; trim each number's range to its occupied bins (not
+    public bounds)."""
+    public = public or {}
     merged = {}
     for column, spec in table.columns.items():
         if _kind(spec) != "number":
@@ -286,7 +321,9 @@ def merge_histograms(
         missing = float(sum(p["missing"] for p in parts))
         sigma = math.sqrt(sum(p["sigma"] ** 2 for p in parts))
         edges = np.linspace(agreed[column]["low"], agreed[column]["high"], n_bins + 1)
-        i, j = occupied(counts, sigma, 2.0)
+        i, j = 0, n_bins - 1  # public bounds are kept whole, and so is a range all noise
+        if column not in public and (counts > 5 * sigma).any():
+            i, j = occupied(counts, sigma, 2.0)
         merged[column] = {
             "edges": edges[i : j + 2].tolist(),
             "counts": np.maximum(counts[i : j + 1], 0.0).tolist(),
