@@ -3,6 +3,8 @@ the whole exchange in one process (:func:`clinsynth.federated.simulate`)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -200,6 +202,28 @@ def test_simulated_federation_gives_a_normal_bundle(cohort, tmp_path):
         assert mine["rounds_trained"] == 2
         assert budget * 0.9 < mine["epsilon_spent"] <= budget * 1.001
         assert set(mine["spent_by"]) == {"statistics", "training"}
+
+
+def test_a_site_column_says_which_site_a_synthetic_row_resembles(cohort):
+    df, table = cohort
+    tokens = new_tokens(3)
+    plan = dataclasses.replace(_plan(rounds=1), site_column="hospital")
+    fed = Federation(table, tokens, plan, min_sites=2)
+    assert "hospital" not in table.columns  # the caller's metadata is not changed
+    old, young = df[df["age"] >= 55], df[df["age"] < 55]
+    sites = {
+        "a": Site(old, tokens[0], epsilon=3, seed=1, name="St Elder"),
+        "b": Site(young, tokens[1], epsilon=3, seed=2, name="Youth General"),
+        "c": Site(young, tokens[2], epsilon=3, seed=3),  # no name: refused
+    }
+    model = simulate(fed, sites)
+    assert "--site-name" in fed.refused["c"]
+    rows = model.sample(300)
+    assert set(rows["hospital"]) == {"St Elder", "Youth General"}
+    by_site = rows.groupby("hospital")["age"].mean()
+    assert by_site["St Elder"] > by_site["Youth General"]  # each site's case mix, learned
+    one = model.sample(50, conditions={"hospital": "St Elder"})
+    assert (one["hospital"] == "St Elder").all()
 
 
 def test_a_site_that_drops_out_is_left_out_and_the_round_completes(cohort):

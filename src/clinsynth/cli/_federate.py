@@ -74,6 +74,9 @@ def server(
     join_timeout: float = typer.Option(600, "--join-timeout", help="Seconds to wait for sites."),
     round_timeout: float = typer.Option(3600, "--round-timeout", help="Seconds a round waits."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model's initial weights."),
+    site_column: str | None = typer.Option(
+        None, "--site-column", help="Keep a column naming the site each row resembles."
+    ),
     public_bounds: Path | None = typer.Option(
         None,
         "--public-bounds",
@@ -113,6 +116,7 @@ def server(
         seed=seed,
         model={"batch_size": batch_size},
         public=public,
+        site_column=site_column,
     )
     path = run_server(
         Metadata.load_from_json(metadata),
@@ -137,6 +141,9 @@ def site(
     epsilon: float = typer.Option(..., "--epsilon", help="This site's privacy budget."),
     delta: float = typer.Option(1e-6, "--delta", help="Delta of this site's guarantee."),
     ca_cert: Path | None = typer.Option(None, "--ca-cert", help="TLS: the server's CA (PEM)."),
+    site_name: str | None = typer.Option(
+        None, "--site-name", help="This site's name, when the server keeps a site column."
+    ),
     connect_timeout: float = typer.Option(60, "--connect-timeout", help="Seconds to wait."),
     report: Path | None = typer.Option(None, "--report", help="Write the privacy report (JSON)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
@@ -166,6 +173,7 @@ def site(
         delta=delta,
         root_certificate=ca_cert,
         connect_timeout=connect_timeout,
+        name=site_name,
     )
     text = json.dumps(result, indent=2)
     if report is not None:

@@ -245,6 +245,7 @@ def run_site(
     root_certificate: str | os.PathLike | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     seed: int | None = None,
+    name: str | None = None,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Take part in a federation with ``data`` (which never leaves this process except as the
@@ -262,7 +263,7 @@ def run_site(
     _flwr()
     from flwr.client import NumPyClient, start_client
 
-    site = Site(data, token, epsilon=epsilon, delta=delta, seed=seed)
+    site = Site(data, token, epsilon=epsilon, delta=delta, seed=seed, name=name)
 
     class SiteClient(NumPyClient):
         def get_parameters(self, config: dict[str, Any]) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ or drops out is left out of the average, and the round completes with the others
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,9 @@ class Plan:
     model: dict[str, Any] = field(default_factory=dict)
     #: Public knowledge (free): ``[low, high]`` of a number, the levels of a category.
     public: dict[str, Any] = field(default_factory=dict)
+    #: A column that says which site a row comes from (each site's name), learned with the
+    #: rest: synthetic rows say which site they resemble. None: no such column.
+    site_column: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,7 @@ class Plan:
             "seed": self.seed,
             "model": dict(self.model),
             "public": {k: list(v) for k, v in self.public.items()},
+            "site_column": self.site_column,
         }
 
 
@@ -112,11 +117,11 @@ class Federation:
         plan: Plan,
         min_sites: int = 2,
     ) -> None:
-        self.table = _table(metadata)
+        self.table = C.with_site_column(_table(metadata), plan.site_column)
         C.check_federation_metadata(self.table)
         C.check_public(self.table, plan.public)
         self.tokens = list(tokens)
-        self.plan = plan
+        self.plan = dataclasses.replace(plan, public=dict(plan.public))
         self.min_sites = int(min_sites)
         self.accepted: dict[str, dict[str, Any]] = {}  # site id -> what the server knows of it
         self.refused: dict[str, str] = {}
@@ -150,7 +155,7 @@ class Federation:
             elif sid not in self.accepted:
                 continue  # joined after the join round: not part of this federation
             elif phase == "ranges":
-                out[sid] = ({"phase": "ranges"}, [])
+                out[sid] = ({"phase": "ranges", "public": self.plan.public}, [])
             elif phase == "histograms":
                 out[sid] = ({"phase": "histograms", "agreed": self.agreed}, [])
             elif self.accepted[sid].get("active", True):
@@ -214,6 +219,7 @@ class Federation:
                 problems = [str(p) for p in payload.get("problems", [])][:20] or ["unknown"]
             else:
                 problems = C.schema_problems(self.table, payload.get("schema") or {})
+                problems += self._name_problems(payload.get("site_name"))
             if problems:
                 logger.warning("%s", C.refusal(problems, f"Site {sid}"))
                 self.refused[sid] = str(C.refusal(problems, "This site"))
@@ -221,12 +227,16 @@ class Federation:
                 continue
             used.add(index)
             self.accepted[sid] = {
+                "name": payload.get("site_name"),
                 "token": index,
                 "schema": payload["schema"],
                 "epsilon": float(payload["epsilon"]),
                 "delta": float(payload["delta"]),
             }
             logger.info("Site %s joined with token %d.", sid, index + 1)
+        column = self.plan.site_column
+        if column is not None:  # the sites' names are the levels of the site column: public
+            self.plan.public = {**self.plan.public, column: self._names()}
         if len(self.accepted) < self.min_sites:
             raise FederationError(
                 f"Only {len(self.accepted)} of the {self.min_sites} sites needed were accepted "
@@ -234,6 +244,22 @@ class Federation:
                 "the federation again."
             )
         return newly
+
+    def _names(self) -> list[str]:
+        return [str(a["name"]) for a in self.accepted.values() if a.get("name") is not None]
+
+    def _name_problems(self, name: Any) -> list[str]:
+        column = self.plan.site_column
+        if column is None:
+            return []
+        if not isinstance(name, str) or not name.strip():
+            return [
+                f"the federation keeps a site column '{column}': the site must give its name "
+                "(--site-name)"
+            ]
+        if name in self._names():
+            return [f"the site name {name!r} is already used by another site"]
+        return []
 
     def _fit_transformer(self, replies: dict[str, Message]) -> None:
         reports = [r[0]["histograms"] for r in replies.values()]
@@ -343,10 +369,12 @@ class Site:
         epsilon: float,
         delta: float = 1e-6,
         seed: int | None = None,
+        name: str | None = None,
     ) -> None:
         if not (epsilon > 0):
             raise FederationError(f"The site's epsilon must be > 0. Got {epsilon!r}.")
         self.data = data
+        self.name = name
         self.token = token
         self.epsilon, self.delta = float(epsilon), float(delta)
         self.seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
@@ -367,6 +395,7 @@ class Site:
         if self.refused is not None:
             raise self.refused
         if phase == "ranges":
+            self._budgets(payload.get("public") or {})
             self._ranges = ST.site_ranges(self.table, self.rows, self.budgets)
             return {"ranges": self._ranges}, []
         if phase == "histograms":
@@ -382,19 +411,12 @@ class Site:
     def _join(self, payload: dict[str, Any]) -> Message:
         self.table = TableMetadata.from_dict(payload["metadata"])
         self.plan = payload["plan"]
-        problems, self.rows = C.site_problems(self.table, self.data, int(self.plan["min_rows"]))
+        data, problems = C.add_site_column(self.data, self.plan.get("site_column"), self.name)
+        found, self.rows = C.site_problems(self.table, data, int(self.plan["min_rows"]))
+        problems += found
         if problems:
             self.refused = C.refusal(problems)
             return {"status": "refused", "token": self.token, "problems": problems}, []
-        rho = rho_for_epsilon(self.epsilon, self.delta * (1 - RELEASE_DELTA_SHARE))
-        self.budgets = ST.column_budgets(
-            self.table,
-            rho * STATISTICS_SHARE,
-            self.delta * RELEASE_DELTA_SHARE,
-            self.accountant,
-            self.seed,
-            self.plan.get("public"),
-        )
         summary = C.schema_summary(self.rows)
         return {
             "status": "ok",
@@ -402,7 +424,20 @@ class Site:
             "schema": summary,
             "epsilon": self.epsilon,
             "delta": self.delta,
+            "site_name": self.name,
         }, []
+
+    def _budgets(self, public: dict[str, Any]) -> None:
+        """The statistics' share of the budget, per column (public knowledge is free)."""
+        rho = rho_for_epsilon(self.epsilon, self.delta * (1 - RELEASE_DELTA_SHARE))
+        self.budgets = ST.column_budgets(
+            self.table,
+            rho * STATISTICS_SHARE,
+            self.delta * RELEASE_DELTA_SHARE,
+            self.accountant,
+            self.seed,
+            public,
+        )
 
     @property
     def ranges_sent(self) -> dict[str, Any]:

@@ -68,6 +68,41 @@ def check_public(table: TableMetadata, public: dict[str, Any]) -> None:
         raise MetadataError.from_problems("The public bounds do not fit the metadata", problems)
 
 
+def with_site_column(table: TableMetadata, column: str | None) -> TableMetadata:
+    """The federation's table, with a categorical ``column`` for the sites' names (a copy;
+    the caller's metadata is not changed)."""
+    if column is None:
+        return table
+    spec = table.columns.get(column)
+    if spec is not None and spec["sdtype"] != "categorical":
+        raise MetadataError(
+            f"The site column '{column}' is {spec['sdtype']} in the metadata; it must be "
+            "categorical (or absent: it is added)."
+        )
+    copy = TableMetadata.from_dict(table.to_dict())
+    copy.columns[column] = {"sdtype": "categorical"}
+    return copy
+
+
+def add_site_column(
+    data: pd.DataFrame, column: str | None, name: str | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The site's rows with its name in the federation's site column (a copy), or the
+    problems that prevent it."""
+    if column is None:
+        return data, []
+    if name is None or not str(name).strip():
+        return data, [
+            f"the federation keeps a site column '{column}': give this site's name (--site-name)"
+        ]
+    if column in data.columns:
+        return data, [
+            f"the site's table already has a column '{column}', the federation's site column: "
+            "rename or drop it"
+        ]
+    return data.assign(**{column: str(name)}), []
+
+
 def schema_summary(data: pd.DataFrame) -> dict[str, str]:
     """What a site tells the server of its table: each column's name and pandas dtype."""
     return {str(c): str(data[c].dtype) for c in data.columns}
