@@ -299,9 +299,16 @@ def run_site(
     except Exception as exc:  # noqa: BLE001 - gRPC's errors become one clear line
         if site.refused is not None:
             raise site.refused from None
+        detail = str(exc)
+        if "UNAVAILABLE" in detail or "failed to connect" in detail.lower():
+            raise FederationError(
+                f"The federation server {server} could not be reached within "
+                f"{connect_timeout:g} s: check that it runs, the address and port, and that "
+                "both sides use TLS (--ca-cert) or neither."
+            ) from None
         raise FederationError(
             f"The connection to the federation server {server} failed: "
-            f"{type(exc).__name__}: {str(exc)[:200]}"
+            f"{type(exc).__name__}: {' '.join(detail.split())[:200]}"
         ) from None
     if site.refused is not None:
         raise site.refused
