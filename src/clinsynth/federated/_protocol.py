@@ -152,13 +152,13 @@ class Federation:
                     "plan": self.plan.to_dict(),
                 }
                 out[sid] = (payload, [])
-            elif sid not in self.accepted:
-                continue  # joined after the join round: not part of this federation
+            elif sid not in self.accepted or not self.accepted[sid].get("active", True):
+                continue  # joined after the join round, or dropped out: not asked again
             elif phase == "ranges":
                 out[sid] = ({"phase": "ranges", "public": self.plan.public}, [])
             elif phase == "histograms":
                 out[sid] = ({"phase": "histograms", "agreed": self.agreed}, [])
-            elif self.accepted[sid].get("active", True):
+            else:
                 payload: dict[str, Any] = {"phase": "train", "round": server_round - SETUP_ROUNDS}
                 if not self.accepted[sid].get("has_transformer"):
                     payload["transformer"] = self.transformer.to_dict()
