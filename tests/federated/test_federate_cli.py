@@ -60,7 +60,7 @@ def test_server_and_two_sites_on_loopback(tmp_path):
     tokens = [x for x in (tmp_path / "tokens.txt").read_text().splitlines() if x[0] != "#"]
     (tmp_path / "b.token").write_text(tokens[1] + "\n")
     port = _free_port()
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = dict(os.environ)
     server = [
         *("federate", "server", "-m", "meta.json", "--token-file", "tokens.txt"),
         *("-o", "model.zip", "--rounds", "2", "--local-steps", "2", "--batch-size", "64"),
