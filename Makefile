@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_SPEC ?= torch==2.13.0
 # The extras the test suite exercises (README: what each extra adds). [umap] is left out: its
 # test skips without it, and numba is a large install.
-EXTRAS ?= dashboard,excel,sql,postgres,dask,dev
+EXTRAS ?= dashboard,excel,sql,postgres,dask,federated,dev
 PYTEST_ARGS ?=
 # SDV and SDMetrics (the benchmarks' references) pin pandas<3: they live in their own venv so
 # that the test venv has the pandas users get.

@@ -10,6 +10,7 @@ postgres    psycopg2-binary (and the sql extra)          PostgreSQL URLs
 umap        umap-learn                                   ``visualize_latent_space(method="umap")``
 dask        dask, distributed                            ``clinsynth sample --scheduler``, sampling
                                                          on a Dask cluster
+federated   flwr                                         ``clinsynth federate`` (Flower)
 =========== ============================================ =========================================
 """
 
@@ -31,6 +32,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "umap": ("umap-learn", "umap"),
     "distributed": ("distributed", "dask"),
     "dask": ("dask", "dask"),
+    "flwr": ("flwr", "federated"),
 }
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "BundleError",
     "PrivacyError",
     "SamplingError",
+    "FederationError",
     "MissingDependencyError",
 ]
 
@@ -72,6 +73,11 @@ class PrivacyError(ClinsynthError):
 
 class SamplingError(ClinsynthError):
     """Sampling could not produce the requested rows (impossible condition, rules never met)."""
+
+
+class FederationError(ClinsynthError):
+    """A federated run cannot go on: a site refused (wrong token, data that does not match the
+    federation's metadata, too few rows), no site left, or a connection that failed."""
 
 
 #: A run of this many characters without a space is a value quoted from a file, not prose.

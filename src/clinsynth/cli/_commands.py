@@ -7,3 +7,4 @@ from clinsynth.cli import _core  # noqa: F401
 from clinsynth.cli import _simulate  # noqa: F401
 from clinsynth.cli import _evaluate  # noqa: F401
 from clinsynth.cli import _dashboard  # noqa: F401
+from clinsynth.cli import _federate  # noqa: F401
