@@ -269,6 +269,7 @@ def federated_model(
     )
     model.stopped_early_, model.best_epoch_ = False, None
     model.trained_precision_ = "float32"
+    model.stopped_by_guard_, model.memorization_ = None, []
     model.num_training_rows_ = int(num_rows)
     rng = np.random.default_rng(model.random_state)
     model._fit_seed_ = int(rng.integers(0, 2**31 - 1))

@@ -113,7 +113,7 @@ def schema_problems(table: TableMetadata, summary: dict[str, str]) -> list[str]:
 
     >>> from clinsynth.metadata import TableMetadata
     >>> t = TableMetadata.from_dict({"columns": {"age": {"sdtype": "numerical"}}})
-    >>> schema_problems(t, {"age": "object", "sex": "object"})[0][:38]
+    >>> schema_problems(t, {"age": "object", "sex": "object"})[0][:37]
     "column 'sex' is not in the federation"
     """
     problems = []
