@@ -131,6 +131,8 @@ def test_save_load(name, fitted, tmp_path):
     path = model.save(tmp_path / f"{name}.zip")
     loaded = clinsynth.load(path)
     assert type(loaded) is type(model)
+    # The privacy figures travel with the model (issue: patient privacy, "the budget travels").
+    assert loaded.get_privacy_report() == model.get_privacy_report()
     model.reset_sampling()
     pd.testing.assert_frame_equal(loaded.sample(30), model.sample(30))
 

@@ -74,6 +74,7 @@ def test_save_load_same_rows_and_no_training_row(fitted, visits, tmp_path, name)
     path = fitted.save(tmp_path / name)
     back = load(path)
     assert isinstance(back, SequentialSynthesizer)
+    assert back.get_privacy_report() == fitted.get_privacy_report()
     fitted.reset_sampling()
     pd.testing.assert_frame_equal(back.sample(7), fitted.sample(7))
     if name == "model":
