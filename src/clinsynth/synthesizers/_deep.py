@@ -334,6 +334,7 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         finally:
             self._resume = False
             self._resume_state = None
+            self._guard_rows = None  # the training rows held for the guard, if fit failed early
 
     def _check_params(self) -> None:
         """Checks across parameters, run before any work (models add their own)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,7 +54,6 @@ def check_every(epochs: int) -> int:
     return max(1, math.ceil(epochs / GUARD_CHECKS))
 
 
-@dataclass
 class MemorizationGuard:
     """Measure the DCR share of the model's rows against training vs held-out rows.
 
@@ -65,7 +63,7 @@ class MemorizationGuard:
         Training stops when the share exceeds ``threshold`` by more than its standard error.
     train, holdout : DataFrame
         The model's rows (the columns the transformer learned) used for training, and the
-        held-out slice.
+        held-out slice. Only their encoded features are kept, for the length of the fit.
     table : TableMetadata
         The description of those columns.
     generate : callable
@@ -73,25 +71,26 @@ class MemorizationGuard:
     seed : int
     """
 
-    threshold: float
-    train: pd.DataFrame
-    holdout: pd.DataFrame
-    table: Any
-    generate: Callable[[int], pd.DataFrame]
-    seed: int
-    log: list[dict[str, float]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        threshold: float,
+        train: pd.DataFrame,
+        holdout: pd.DataFrame,
+        table: Any,
+        generate: Callable[[int], pd.DataFrame],
+        seed: int,
+    ) -> None:
         from clinsynth.evaluation._common import statistical_columns, subsample
         from clinsynth.evaluation._encoding import FeatureEncoder
 
-        rng = np.random.default_rng(self.seed)
-        train = subsample(self.train, GUARD_MAX_TRAIN, rng)
-        self._encoder = FeatureEncoder(self.table, statistical_columns(self.table)).fit(train)
+        self.threshold = threshold
+        self.generate = generate
+        #: One entry per check: epoch, DCR share and its standard error.
+        self.log: list[dict[str, float]] = []
+        train = subsample(train, GUARD_MAX_TRAIN, np.random.default_rng(seed))
+        self._encoder = FeatureEncoder(table, statistical_columns(table)).fit(train)
         self._x_train = self._encoder.transform(train)
-        self._x_holdout = self._encoder.transform(self.holdout)
-        # The frames are not needed any more (and must not outlive the fit).
-        self.train = self.holdout = None  # type: ignore[assignment]
+        self._x_holdout = self._encoder.transform(holdout)
 
     def __call__(self, epoch: int) -> bool:
         """Measure after ``epoch``; True when training may go on."""

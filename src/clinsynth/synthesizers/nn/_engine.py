@@ -113,6 +113,7 @@ class TrainingEngine:
         stops training and restores the weights of the last epoch it accepted (the history
         says so in ``stopped_by_guard`` and ``guard_epoch``). The memorization guard.
     guard_every : int
+        Epochs between two runs of ``guard``.
 
     Examples
     --------
