@@ -74,11 +74,12 @@ class CARTSynthesizer(BaseSynthesizer):
     metadata : Metadata
     min_leaf : int or "auto"
         Fewest training rows a leaf holds, never fewer than the rare-category threshold (5).
-        ``auto`` (default): the smallest size, doubling from ``max(5, rows // 4000)``, whose
-        rows are no nearer to the training rows than to held-out ones (DCR share not above 0.55
-        by two standard errors, measured on a held-out slice or three folds; tables under 150 rows:
-        a twentieth of the rows). The choice and its measurements: ``min_leaf_`` and
-        ``leaf_search_``. Larger: smoother, less faithful rows.
+        ``auto`` (default): the smallest size, growing by sqrt(2) from
+        ``max(5, rows // 4000)``, whose rows are no nearer to the training rows than to
+        held-out ones (DCR share plus its standard error at most 0.55, measured on a held-out
+        slice or three folds; tables under 150 rows: a twentieth of the rows). The choice and
+        its measurements: ``min_leaf_`` and ``leaf_search_``. Larger: smoother, less faithful
+        rows.
     **kwargs
         Common options of :class:`~clinsynth.synthesizers.BaseSynthesizer` (``random_state``,
         ``constraints``, ``refine``, ...).
@@ -203,11 +204,13 @@ class CARTSynthesizer(BaseSynthesizer):
         Small leaves copy their few rows' combinations: measured on held-out rows, the DCR
         share (the evaluation's own, :func:`~clinsynth.evaluation._membership.dcr_share`) of
         trees with leaves of 5 rows reached 0.69 on a 640-row table. Each candidate size
-        (doubling from 5) is grown on the rows outside a fold, sampled, and its DCR share
-        measured against those rows and the fold's; the first whose share is not significantly
-        above ``_DCR_LIMIT`` (by two standard errors) is kept, scaled to the whole table's
-        rows; if none, the largest. Folds: one slice of a tenth on tables of 2,000 rows or more; three thirds
-        below (the share of ~100 held-out rows alone is too noisy to act on).
+        (5, 7, 10, 14, 20, ...: growing by sqrt(2)) is grown on the rows outside a fold,
+        sampled, and its DCR share measured against those rows and the fold's; the first
+        whose share is below ``_DCR_LIMIT`` by at least its standard error is kept (privacy
+        first: a noisy measurement buys larger leaves), scaled to the whole table's rows; if
+        none, the largest. Folds: one slice of a fifth (at most 2,000 rows) on tables of 2,000 rows
+        or more; three thirds below (the share of ~100 held-out rows alone is too noisy to act
+        on). Each fold is compared with three times as many synthetic rows (at most 4,000).
         """
         from clinsynth.evaluation._common import statistical_columns
         from clinsynth.evaluation._encoding import FeatureEncoder
@@ -216,11 +219,14 @@ class CARTSynthesizer(BaseSynthesizer):
         n = len(encoded)
         if n < _SEARCH_MIN_ROWS:
             return max(smallest, n // _SMALL_TABLE_LEAVES)
-        candidates = [smallest * 2**i for i in range(6) if smallest * 2**i <= max(smallest, n // 8)]
+        # Sizes growing by a factor sqrt(2) (5, 7, 10, 14, 20, ...), up to an eighth of the rows.
+        top = max(smallest, n // 8)
+        candidates = sorted(
+            {int(round(smallest * 2 ** (i / 2))) for i in range(16)} & set(range(smallest, top + 1))
+        ) or [smallest]
         order = rng.permutation(n)
         if n >= 2000:
-            held = min(2000, n // 10)
-            folds = [order[:held]]
+            folds = [order[: min(2000, n // 5)]]
         else:
             folds = list(np.array_split(order, 3))
         table = self._table_metadata()
@@ -237,14 +243,14 @@ class CARTSynthesizer(BaseSynthesizer):
                 self._trees = self._grow(
                     features[inside], scores[inside], max(self._floor(), int(leaf * scale)), rng
                 )
-                rows = self._decode(self._sample(min(len(fold) * 2, 2000), rng), rng)
+                rows = self._decode(self._sample(min(len(fold) * 3, 4000), rng), rng)
                 result = dcr_share(x_real[inside], x_real[fold], encoder.transform(rows))
                 shares.append(result["dcr_share"])
                 variances.append(result["dcr_share_se"] ** 2)
             share = float(np.mean(shares))
             se = float(np.sqrt(np.sum(variances)) / len(folds))
             self.leaf_search_.append({"min_leaf": leaf, "dcr_share": share, "dcr_share_se": se})
-            if share <= _DCR_LIMIT + 2 * se:
+            if share + se <= _DCR_LIMIT:
                 chosen = leaf
                 break
         return chosen
