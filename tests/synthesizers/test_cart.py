@@ -164,3 +164,16 @@ def test_a_copying_leaf_size_is_refused_on_a_small_wide_table():
     auto = CARTSynthesizer(md, random_state=0).fit(df)
     assert auto.leaf_search_[0]["dcr_share"] > 0.55  # leaves of 5 rows copy, measurably
     assert auto.min_leaf_ > 5
+
+
+def test_compiled_and_numpy_walks_agree(fine):
+    """scikit-learn's compiled walk (rebuilt from the saved arrays) and the numpy fallback
+    land every row in the same leaf."""
+    _, model = fine
+    rng = np.random.default_rng(0)
+    k = len(model._variables())
+    values = rng.normal(size=(5000, k)).astype(np.float32)
+    values[:, :2] = rng.integers(0, 3, size=(5000, 2))
+    for tree in model._trees.values():
+        assert tree._compiled(k) is not None
+        np.testing.assert_array_equal(tree.leaf_of(values), tree._walk(values))
