@@ -32,6 +32,7 @@ from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
+from clinsynth.synthesizers._conditioning import CheckedRows
 from clinsynth.synthesizers._deep import (
     DIMS,
     NON_NEGATIVE_FLOAT,
@@ -152,7 +153,6 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         "decoder",
         "discriminator",
     )
-    _conditioning_checks_rows: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "column_groups": (
             lambda v: (
@@ -486,6 +486,10 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         self._groups = {k: list(v) for k, v in state["groups"].items()}
 
     # ------------------------------------------------------------------ conditions
+    def conditioning(self) -> CheckedRows:
+        """Importance resampling in the noise of the hierarchy."""
+        return CheckedRows("latent importance", self._sample_conditioned)
+
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: Any, max_rounds: int = 100
     ) -> Any:
