@@ -28,7 +28,6 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    adam,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
@@ -41,6 +40,7 @@ from clinsynth.synthesizers.nn import (
     activate,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 
 #: Temperature of the Gumbel-softmax that makes generated one-hot groups nearly one-hot.
 GUMBEL_TAU = 0.2

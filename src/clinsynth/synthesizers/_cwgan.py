@@ -26,7 +26,6 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    adam,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
@@ -37,6 +36,7 @@ from clinsynth.synthesizers.nn import (
     activate,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 
 #: Sdtypes encoded as one one-hot span: the kinds a condition column can have.
 CATEGORICAL_SDTYPES = ("categorical", "boolean", "ordinal")

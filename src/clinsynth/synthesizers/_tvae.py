@@ -25,7 +25,6 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    adam,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._latent import latent_codes
@@ -38,6 +37,7 @@ from clinsynth.synthesizers.nn import (
     reconstruction_loss,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 
 
 class Decoder(nn.Module):
