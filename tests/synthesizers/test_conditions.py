@@ -128,3 +128,18 @@ def test_strategies_pass_their_arguments_through():
     assert drawn.shape == (2, 2)
     assert Rejection().candidates(3, {}, rng) is None
     assert Rejection().rows(3, {}, rng, max_rounds=1) is None
+
+
+def test_auto_conditions_through_its_chosen_models_strategy():
+    """Auto declares the chosen model's strategy (delegated): the copula's truncation, so its
+    conditional rows come natively, without rejection."""
+    from clinsynth.synthesizers import AutoSynthesizer
+    from clinsynth.synthesizers._conditioning import Delegated
+
+    df, md = simulate_cohort(600, seed=2)
+    auto = AutoSynthesizer(md, candidates=["gaussian_copula"], random_state=0).fit(df)
+    strategy = auto.conditioning()
+    assert isinstance(strategy, Delegated) and strategy.kind == "truncation"
+    rows = auto.sample(40, conditions={"condition": "diabetes"})
+    assert len(rows) == 40 and (rows["condition"] == "diabetes").all()
+    assert auto.conditioning_stats_["method"] == "native conditioning"
