@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from clinsynth import GaussianCopulaSynthesizer
@@ -78,19 +79,67 @@ def test_conditions_are_reproducible(cohort):
     assert np.isfinite(a.select_dtypes("number").to_numpy(dtype=float)).all()
 
 
-def test_models_that_check_their_own_rows_say_so():
-    """A model flagged ``_conditioning_checks_rows`` has a hook taking ``max_rounds``; the
-    noise-space and diffusion models are flagged."""
-    import inspect
-
+def test_models_declare_their_conditioning_strategy():
+    """Each model declares how it meets a condition: the noise-space and diffusion models check
+    their own rows, the copula, the trees and the CWGAN give candidates, the others reject."""
     from clinsynth.synthesizers import get_synthesizer, list_synthesizers
 
-    flagged = set()
+    kinds = {}
     for name in list_synthesizers():
+        if name == "auto":  # the chosen model's strategy, once fitted
+            continue
         cls = get_synthesizer(name)
-        if cls._conditioning_checks_rows:
-            flagged.add(name)
-            params = inspect.signature(cls._sample_conditioned).parameters
-            assert "max_rounds" in params, name
-    assert {"tvae", "ctgan", "hvaegan", "tabddpm"} <= flagged
-    assert "gaussian_copula" not in flagged
+        strategy = cls.__new__(cls).conditioning()  # binds the model's method, reads no state
+        kinds[name] = (type(strategy).__name__, strategy.kind, strategy.checks_rows)
+    assert kinds["tvae"] == ("CheckedRows", "latent importance", True)
+    assert kinds["hvaegan"] == ("CheckedRows", "latent importance", True)
+    assert kinds["ctgan"][0] == "CheckedRows" and "latent importance" in kinds["ctgan"][1]
+    assert kinds["tabddpm"] == ("CheckedRows", "diffusion splitting", True)
+    assert kinds["gaussian_copula"] == ("Candidates", "truncation", False)
+    assert kinds["cart"] == ("Candidates", "sequential importance", False)
+    assert kinds["cwgan"] == ("Candidates", "conditional vector", False)
+    assert kinds["dp_marginal"] == ("Rejection", "rejection", False)
+
+
+def test_strategies_pass_their_arguments_through():
+    """A checking strategy gets ``max_rounds``; auto's delegation asks it with its own budget
+    and passes candidates through; rejection has no native way."""
+    from clinsynth.synthesizers._conditioning import (
+        Candidates,
+        CheckedRows,
+        ConditionedRows,
+        Delegated,
+        Rejection,
+    )
+
+    rng = np.random.default_rng(0)
+    seen = []
+
+    def rows(n, parsed, rng, max_rounds):
+        seen.append((n, max_rounds))
+        return ConditionedRows(pd.DataFrame({"a": range(n)}), n, 1, "test")
+
+    checked = CheckedRows("test", rows)
+    assert len(checked.rows(4, {}, rng, max_rounds=7).rows) == 4 and seen == [(4, 7)]
+    assert checked.candidates(4, {}, rng) is None
+    out = Delegated(checked, max_rounds=3).candidates(5, {}, rng)
+    assert isinstance(out, ConditionedRows) and seen[-1] == (5, 3)
+    drawn = Delegated(Candidates("c", lambda n, p, r: np.ones((n, 2)))).candidates(2, {}, rng)
+    assert drawn.shape == (2, 2)
+    assert Rejection().candidates(3, {}, rng) is None
+    assert Rejection().rows(3, {}, rng, max_rounds=1) is None
+
+
+def test_auto_conditions_through_its_chosen_models_strategy():
+    """Auto declares the chosen model's strategy (delegated): the copula's truncation, so its
+    conditional rows come natively, without rejection."""
+    from clinsynth.synthesizers import AutoSynthesizer
+    from clinsynth.synthesizers._conditioning import Delegated
+
+    df, md = simulate_cohort(600, seed=2)
+    auto = AutoSynthesizer(md, candidates=["gaussian_copula"], random_state=0).fit(df)
+    strategy = auto.conditioning()
+    assert isinstance(strategy, Delegated) and strategy.kind == "truncation"
+    rows = auto.sample(40, conditions={"condition": "diabetes"})
+    assert len(rows) == 40 and (rows["condition"] == "diabetes").all()
+    assert auto.conditioning_stats_["method"] == "native conditioning"

@@ -12,7 +12,6 @@ import torch
 
 from clinsynth import Metadata
 from clinsynth.synthesizers import CTGANSynthesizer
-from clinsynth.synthesizers._deep import _FusedAdam, adam
 from clinsynth.synthesizers.nn import (
     Critic,
     FusedCriticStep,
@@ -20,6 +19,7 @@ from clinsynth.synthesizers.nn import (
     build_module,
     critic_losses,
 )
+from clinsynth.synthesizers.nn._optim import _FusedAdam, adam
 
 CPU = torch.device("cpu")
 

@@ -33,9 +33,9 @@ from clinsynth.privacy import (
     sampled_gaussian_rdp,
 )
 from clinsynth.synthesizers import TVAESynthesizer
-from clinsynth.synthesizers._deep import adam
 from clinsynth.synthesizers._dp import ACCOUNTANT
 from clinsynth.synthesizers.nn import SpanLayout
+from clinsynth.synthesizers.nn._optim import adam
 from clinsynth.transform import TableTransformer
 
 #: TVAE parameters a federation may set (the server's plan), with their defaults.

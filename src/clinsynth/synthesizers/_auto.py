@@ -60,6 +60,7 @@ from clinsynth.synthesizers._auto_budget import (
     parse_duration,
 )
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_float
+from clinsynth.synthesizers._conditioning import Conditioning, Delegated
 from clinsynth.synthesizers._persist import jsonable_params
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
 
@@ -682,11 +683,11 @@ class AutoSynthesizer(BaseSynthesizer):
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
         return self.model_._sample(num_rows, rng)
 
-    def _sample_conditioned(
-        self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
-    ) -> np.ndarray | None:
-        native = getattr(self.model_, "_sample_conditioned", None)
-        return None if native is None else native(num_rows, parsed, rng)
+    def conditioning(self) -> Conditioning:
+        """The chosen model's strategy, its rows taken as candidates (see
+        :class:`~clinsynth.synthesizers._conditioning.Delegated`)."""
+        self._check_fitted()
+        return Delegated(self.model_.conditioning())
 
     def get_privacy_report(self) -> dict[str, Any]:
         """The chosen model's privacy report (see :meth:`BaseSynthesizer.get_privacy_report`)."""

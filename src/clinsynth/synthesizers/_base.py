@@ -30,6 +30,7 @@ from clinsynth.errors import (
 )
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import _persist, _rules, _stream
+from clinsynth.synthesizers._conditioning import Conditioning, Rejection
 from clinsynth.synthesizers._dp import DifferentialPrivacy, base_privacy_report, restore_budget
 from clinsynth.synthesizers._limits import check_sample_size
 from clinsynth.transform import TableTransformer
@@ -102,9 +103,6 @@ class BaseSynthesizer:
     _model_name: ClassVar[str] = ""
     #: Parameters left out of saved bundles (runtime choices such as a local folder).
     _runtime_params: ClassVar[tuple[str, ...]] = _RUNTIME_PARAMS
-    #: True when ``_sample_conditioned(n, parsed, rng, max_rounds=...)`` returns
-    #: ``ConditionedRows`` that already meet the condition (see ``_conditions``).
-    _conditioning_checks_rows: ClassVar[bool] = False
     #: Encoding the model wants from the TableTransformer.
     _transformer_options: ClassVar[dict[str, Any]] = {"numerical": "mode", "categorical": "onehot"}
     #: Parameter name -> (check, "expected ...") used by the standard parameter error.
@@ -471,6 +469,19 @@ class BaseSynthesizer:
             conditions=conditions,
             max_tries_per_batch=max_tries_per_batch,
         )
+
+    def conditioning(self) -> Conditioning:
+        """How this model meets ``sample(conditions=...)``: its strategy (see
+        :mod:`clinsynth.synthesizers._conditioning`). This default is rejection; a model with a
+        native way (truncation, sequential importance, a conditional vector, latent importance,
+        diffusion splitting) returns its own.
+
+        Examples
+        --------
+        >>> BaseSynthesizer.conditioning(None)
+        Rejection('rejection')
+        """
+        return Rejection()
 
     def sample_from_conditions(self, conditions: pd.DataFrame) -> pd.DataFrame:
         """One synthetic row per row of ``conditions`` (its non-null cells are the condition)."""

@@ -31,6 +31,7 @@ from scipy import special
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_int
 from clinsynth.synthesizers._cart_state import Tree, check_state
+from clinsynth.synthesizers._conditioning import Candidates
 from clinsynth.synthesizers._copula import fit_marginals
 from clinsynth.synthesizers._marginals import Marginal
 from clinsynth.synthesizers._registry import register
@@ -334,6 +335,11 @@ class CARTSynthesizer(BaseSynthesizer):
         return out
 
     # ------------------------------------------------------------------ conditions
+    def conditioning(self) -> Candidates:
+        """Sequential importance resampling: each tree is drawn with the condition's leaves or
+        intervals fixed."""
+        return Candidates("sequential importance", self._sample_conditioned)
+
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator
     ) -> np.ndarray | None:

@@ -1,16 +1,14 @@
 """Conditional sampling for any synthesizer: equality on levels, ranges on numbers.
 
-Models with native conditioning define ``_sample_conditioned(n, parsed, rng)``, which returns
-either ``n`` candidate rows (encoded, or decoded as a DataFrame) generated under the condition,
-which are then checked and topped up here, or a :class:`ConditionedRows` of rows that already meet
-the condition and the rules (the noise-space importance resampling of TVAE, HVAE-GAN and CTGAN, see
-``_latent_conditioning``; TabDDPM's splitting of its reverse diffusion, see
-``_diffusion_conditioning``; such a model sets ``_conditioning_checks_rows = True`` and its hook
-takes ``max_rounds``), or None for "no native way".
-Every other model gets rejection sampling whose batch size follows the measured acceptance rate.
+A model meets a condition through the strategy it declares (``model.conditioning()``, see
+:mod:`clinsynth.synthesizers._conditioning`): :class:`Candidates` are rows generated under the
+condition, then checked and topped up here; :class:`CheckedRows` already meet the condition and
+the rules (the noise-space importance resampling of TVAE, HVAE-GAN and CTGAN; TabDDPM's splitting
+of its reverse diffusion); :class:`Rejection` (every other model) gets rejection sampling whose
+batch size follows the measured acceptance rate.
 
 After each conditional ``sample``, ``model.conditioning_stats_`` tells how the rows were made:
-``method``, ``draws`` (rows generated and decoded) and ``rounds``, plus the hook's own counts
+``method``, ``draws`` (rows generated and decoded) and ``rounds``, plus the strategy's own counts
 (``ConditionedRows.details``).
 """
 
@@ -19,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +25,7 @@ import pandas as pd
 from clinsynth.errors import ParameterError, SamplingError
 from clinsynth.metadata import is_pii
 from clinsynth.synthesizers import _rules
+from clinsynth.synthesizers._conditioning import ConditionedRows
 from clinsynth.transform import CategoricalTransformer
 
 if TYPE_CHECKING:
@@ -35,22 +33,6 @@ if TYPE_CHECKING:
 
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ConditionedRows:
-    """What a native hook returns when it checks the condition itself.
-
-    ``rows`` all meet the condition and every rule (there may be fewer than asked when the
-    budget ran out); ``draws`` rows were generated in ``rounds`` rounds; ``details`` (counts of
-    the method's phases) are added to ``conditioning_stats_``.
-    """
-
-    rows: pd.DataFrame
-    draws: int
-    rounds: int
-    method: str
-    details: dict[str, int] = field(default_factory=dict)
 
 
 _CONDITION = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|==|=|>|<)\s*(.+?)\s*$")
@@ -495,21 +477,20 @@ def sample_with_conditions(
 ) -> pd.DataFrame:
     """Exactly ``num_rows`` rows meeting ``conditions`` and every rule of the model.
 
-    Uses the model's native conditioning (``_sample_conditioned``, see the module docstring)
-    when it has one; a hook that returns encoded rows is used only when no condition falls on a
-    column reparametrized by a rule (it conditions on encoded columns). Otherwise rejection,
-    with batches sized by the measured acceptance rate.
+    Uses the strategy the model declares (``synth.conditioning()``, see the module docstring):
+    candidates generated under the condition are used only when no condition falls on a column
+    reparametrized by a rule (they condition on encoded columns). Otherwise rejection, with
+    batches sized by the measured acceptance rate.
     """
     parsed = parse_conditions(synth, conditions)
     rng = synth._sample_rng if rng is None else rng
-    native = getattr(synth, "_sample_conditioned", None)
-    checks_rows = native is not None and bool(getattr(synth, "_conditioning_checks_rows", False))
-    if checks_rows and num_rows > 0:
-        out = native(num_rows, parsed, rng, max_rounds=max_tries)
+    strategy = synth.conditioning()
+    if strategy.checks_rows and num_rows > 0:
+        out = strategy.rows(num_rows, parsed, rng, max_rounds=max_tries)
         if out is not None:
             return _checked_rows(synth, out, num_rows, conditions, parsed, rng)
     changed = _rules.model_changed_columns(getattr(synth, "_rules_", []))
-    use_native = native is not None and not set(parsed) & changed
+    use_native = not strategy.checks_rows and not set(parsed) & changed
     kept: list[pd.DataFrame] = []
     have, tried, batch, rounds = 0, 0, max(num_rows, 100), 0
     budget = draw_budget(num_rows)
@@ -520,8 +501,8 @@ def sample_with_conditions(
         rounds += 1
         df = None
         if use_native:
-            out = native(batch, parsed, rng)
-            if isinstance(out, ConditionedRows):  # e.g. a wrapper (auto) around such a hook
+            out = strategy.candidates(batch, parsed, rng)
+            if isinstance(out, ConditionedRows):  # e.g. auto around a checking strategy
                 return _checked_rows(synth, out, num_rows, conditions, parsed, rng)
             if out is None:
                 use_native = False
@@ -589,7 +570,7 @@ def _checked_rows(
     rng: np.random.Generator,
 ) -> pd.DataFrame:
     rows = out.rows
-    # The hook checked them; checking again costs little and keeps the promise here.
+    # The strategy checked them; checking again costs little and keeps the promise here.
     rows = rows[mask_for(rows, parsed, synth) & synth._valid(rows)]
     _record(synth, out.method, out.draws, out.rounds, len(rows), out.details)
     if len(rows) < num_rows:

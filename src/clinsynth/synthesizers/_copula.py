@@ -26,6 +26,7 @@ from scipy import special
 from clinsynth.metadata import Metadata
 from clinsynth.privacy._safe_values import microaggregate
 from clinsynth.synthesizers._base import BaseSynthesizer
+from clinsynth.synthesizers._conditioning import Candidates
 from clinsynth.synthesizers._copula_state import check_state
 from clinsynth.synthesizers._marginals import FAMILIES, Marginal
 from clinsynth.synthesizers._registry import register
@@ -528,6 +529,11 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         from clinsynth.synthesizers._copula_context import strata_statistics
 
         return strata_statistics(self, frame, columns)
+
+    def conditioning(self) -> Candidates:
+        """Truncation: the Gaussian conditioned on normal-score intervals, each stratum weighted by
+        the probability it gives the condition."""
+        return Candidates("truncation", self._sample_conditioned)
 
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator

@@ -22,12 +22,12 @@ from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import critic_row_loss
 from clinsynth.synthesizers._base import _is_int
+from clinsynth.synthesizers._conditioning import CheckedRows
 from clinsynth.synthesizers._deep import (
     DIMS,
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    adam,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
@@ -40,6 +40,7 @@ from clinsynth.synthesizers.nn import (
     activate,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 
 #: Temperature of the Gumbel-softmax that makes generated one-hot groups nearly one-hot.
 GUMBEL_TAU = 0.2
@@ -226,7 +227,6 @@ class CTGANSynthesizer(DeepSynthesizer):
         "categorical": "onehot",
         "mode_selection": "all",
     }
-    _conditioning_checks_rows: ClassVar[bool] = True
     _bf16_training: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "embedding_dim": (_is_int(1), "an int >= 1"),
@@ -487,6 +487,10 @@ class CTGANSynthesizer(DeepSynthesizer):
                 cond[:, slot] = 1.0
             inputs.append(cond)
         return sample_rows_t(self.generator.output_t(*inputs), self._layout, generator)
+
+    def conditioning(self) -> CheckedRows:
+        """The conditional vector of an equality, then importance resampling in the noise ``z``."""
+        return CheckedRows("conditional vector and latent importance", self._sample_conditioned)
 
     def _sample_conditioned(
         self,

@@ -20,12 +20,12 @@ from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import critic_row_loss
 from clinsynth.synthesizers._base import _is_int
+from clinsynth.synthesizers._conditioning import Candidates
 from clinsynth.synthesizers._deep import (
     DIMS,
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    adam,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
@@ -36,6 +36,7 @@ from clinsynth.synthesizers.nn import (
     activate,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 
 #: Sdtypes encoded as one one-hot span: the kinds a condition column can have.
 CATEGORICAL_SDTYPES = ("categorical", "boolean", "ordinal")
@@ -342,6 +343,10 @@ class CWGANGPSynthesizer(DeepSynthesizer):
         rows_t = sample_rows_t(self.generator.output_t(z, cond), self._layout, generator)
         rows_t.index_copy_(0, self._cond_index, cond.T)
         return rows_t
+
+    def conditioning(self) -> Candidates:
+        """The conditional vector: an equality on ``condition_column`` is generated directly."""
+        return Candidates("conditional vector", self._sample_conditioned)
 
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: np.random.Generator

@@ -1,20 +1,17 @@
-"""What every neural synthesizer shares: device, seeds, the training engine, losses, persistence.
+"""What every neural synthesizer shares: device, seeds, sampling, losses, persistence.
 
 A model module (``_tvae``, ``_ctgan``, ...) only builds its networks and optimizers, says what
 one training step is, and how to generate a batch of encoded rows; this module turns that into
-``fit`` (with validation, early stopping, checkpoints and resume), ``sample`` in large batches
-under ``torch.inference_mode``, loss tables and plots, and the bundle's ``(json, tensors)``.
+``fit`` (one :class:`~clinsynth.synthesizers._trainer.Trainer`: validation, early stopping,
+precision, DP-SGD, checkpoints and resume), ``sample`` in large batches under
+``torch.inference_mode``, loss tables and plots, and the bundle's ``(json, tensors)``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
-import math
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,18 +23,13 @@ from clinsynth.errors import BundleError, DataError, ParameterError
 from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_float, _is_int
-from clinsynth.synthesizers._dp import DP_PARAMETERS, DPSGDTraining, PrivateStep
-from clinsynth.synthesizers._guard import MemorizationGuard, check_every, holdout_split
+from clinsynth.synthesizers._dp import DP_PARAMETERS, PrivateStep
+from clinsynth.synthesizers._trainer import PRECISIONS, Trainer, fast_bfloat16
 from clinsynth.synthesizers.nn import (
     SpanLayout,
-    TrainingEngine,
     TrainingHistory,
     build_module,
-    load_checkpoint,
 )
-from clinsynth.synthesizers.nn._layers import _TINY
-
-logger = logging.getLogger(__name__)
 
 
 def is_dims(value: Any) -> bool:
@@ -48,133 +40,6 @@ def is_dims(value: Any) -> bool:
 DIMS = (is_dims, "a tuple of ints >= 1")
 POSITIVE_FLOAT = (lambda v: _is_float(0.0)(v) and v > 0, "a float > 0")
 NON_NEGATIVE_FLOAT = (_is_float(0.0), "a float >= 0")
-
-
-def adam(
-    params: Any,
-    lr: float,
-    weight_decay: float,
-    device: torch.device,
-    betas: tuple[float, float] = (0.9, 0.999),
-) -> torch.optim.Adam:
-    """Adam with the fused kernel where torch has one (one kernel for all parameters)."""
-    if device.type in ("cpu", "cuda") and hasattr(torch, "_fused_adam_"):
-        return _FusedAdam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
-    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
-
-
-class _FusedAdam(torch.optim.Adam):
-    """``torch.optim.Adam(fused=True)`` whose steps after the first call the fused kernel
-    directly.
-
-    ``Optimizer.step`` regroups the parameters and their state by device and dtype and runs
-    its hooks and checks at every call: about 0.2 ms, and a CTGAN step on RHC (12 ms) makes
-    two calls. With one parameter group on one device and dtype, every gradient present and
-    no hook, the lists are built once and the step is the two calls ``torch.optim.Adam``
-    itself makes (the step counters, then the kernel): same arithmetic, same state
-    (``state_dict`` is unchanged). Anything else takes ``torch.optim.Adam.step``.
-    """
-
-    _lists: tuple[list[torch.Tensor], ...] | None = None
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._lists = None  # new state tensors
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        group = self.param_groups[0]
-        params = group["params"]
-        grads = [p.grad for p in params]
-        lists = self._lists
-        if (
-            closure is not None
-            or lists is None
-            or len(self.param_groups) != 1
-            or any(g is None for g in grads)
-            or self._optimizer_step_pre_hooks
-            or self._optimizer_step_post_hooks
-        ):
-            loss = super().step(closure)
-            self._remember(params, grads)
-            return loss
-        exp_avgs, exp_avg_sqs, steps = lists
-        torch._foreach_add_(steps, 1)
-        beta1, beta2 = group["betas"]
-        torch._fused_adam_(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
-        return None
-
-    def _remember(self, params: list[torch.Tensor], grads: list[torch.Tensor | None]) -> None:
-        """Keep the state lists when the fast path can serve the next steps."""
-        group = self.param_groups[0]
-        self._lists = None
-        if (
-            len(self.param_groups) != 1
-            or any(g is None for g in grads)
-            or group["amsgrad"]
-            or group["maximize"]
-            or group["capturable"]
-            or group["differentiable"]
-            or group.get("decoupled_weight_decay", False)
-            or not isinstance(group["lr"], float)
-            or len({(p.device, p.dtype) for p in params}) != 1
-            or any(p not in self.state or "exp_avg" not in self.state[p] for p in params)
-        ):
-            return
-        states = [self.state[p] for p in params]
-        if any(s["step"].device != params[0].device for s in states):
-            return
-        self._lists = (
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [s["step"] for s in states],
-        )
-
-
-#: ``training_precision`` / ``sample_precision`` values and the dtype of the matrix products
-#: they ask for (None: float32, no autocast).
-_PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
-
-
-def _printing(progress: Callable[..., None] | None, name: str) -> Callable[..., None]:
-    """``verbose=True``: one line per epoch on stdout (the epoch, its losses and the ETA), as
-    SDV users expect, then the caller's own progress callback. The library otherwise only
-    logs; verbose is the user asking for the print."""
-    import sys
-
-    def update(total: int, completed: int, message: str = "") -> None:
-        print(f"{name} {message}", file=sys.stdout, flush=True)
-        if progress is not None:
-            progress(total, completed, message)
-
-    return update
-
-
-def fast_bfloat16(device: torch.device) -> bool:
-    """Whether ``training_precision="auto"`` trains in bfloat16 on ``device``: a CPU with AMX
-    tiles (Intel Sapphire Rapids and later), where bfloat16 products run several times faster
-    than float32 ones and the fidelity was measured (``benchmarks/bench_precision.py``).
-    GPUs stay in float32 until measured the same way."""
-    if device.type != "cpu":
-        return False
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check()) if check is not None else False
 
 
 class DeepSynthesizer(BaseSynthesizer):
@@ -263,11 +128,11 @@ class DeepSynthesizer(BaseSynthesizer):
         ),
         "checkpoint_every": (_is_int(1), "an int >= 1"),
         "sample_precision": (
-            lambda v: v in _PRECISIONS or v == "auto",
+            lambda v: v in PRECISIONS or v == "auto",
             '"float32", "bfloat16" or "auto"',
         ),
         "training_precision": (
-            lambda v: v in _PRECISIONS or v == "auto",
+            lambda v: v in PRECISIONS or v == "auto",
             '"float32", "bfloat16" or "auto"',
         ),
         "verbose": (lambda v: isinstance(v, bool), "a bool"),
@@ -329,47 +194,16 @@ class DeepSynthesizer(BaseSynthesizer):
                 f"{type(self).__name__}."
             )
         self._check_params()
-        self._resume = bool(resume)
+        self._trainer = Trainer(self, resume=resume)
         try:
             return super().fit(data)
         finally:
-            self._resume = False
+            self._trainer = None  # with the training rows held for the guard, if fit failed
             self._resume_state = None
-            self._guard_rows = None  # the training rows held for the guard, if fit failed early
 
     def _check_params(self) -> None:
         """Checks across parameters, run before any work (models add their own)."""
-        if self.training_precision == "bfloat16":
-            if not self._bf16_training:
-                raise ParameterError(
-                    f"training_precision={self.training_precision!r} is available for TVAE, "
-                    f"CTGAN and CWGAN-GP; {type(self).__name__} trains in float32. Leave "
-                    "training_precision out."
-                )
-            if self.dp_enabled:
-                raise ParameterError(
-                    f"{type(self).__name__} with differential privacy trains in float32: leave "
-                    "training_precision out, or drop epsilon."
-                )
-        if self.early_stopping_patience is not None and self.validation_split == 0:
-            raise ParameterError(
-                f"early_stopping_patience of {type(self).__name__} needs validation rows: set "
-                "validation_split > 0 (e.g. 0.1)."
-            )
-        self._torch_device()
-        if not self.dp_enabled:
-            return
-        name = type(self).__name__
-        if self.validation_split:
-            raise ParameterError(
-                f"validation_split of {name} must be 0 with epsilon: the validation loss is "
-                "computed on real rows outside the privacy budget."
-            )
-        if self.early_stopping_patience is not None:
-            raise ParameterError(
-                f"early_stopping_patience of {name} must be None with epsilon: stopping on a "
-                "real-data loss spends privacy outside the budget."
-            )
+        Trainer.check_params(self)
 
     def _training_precision(self) -> str:
         """The precision training runs in: ``"auto"`` resolved for this model and device."""
@@ -387,7 +221,7 @@ class DeepSynthesizer(BaseSynthesizer):
 
     def _matmul_dtype(self) -> torch.dtype:
         """Dtype of the hand-written training passes' matrix products."""
-        return _PRECISIONS[self._training_precision()] or torch.float32
+        return PRECISIONS[self._training_precision()] or torch.float32
 
     def _torch_device(self) -> torch.device:
         return torch_device(self.device)
@@ -398,42 +232,12 @@ class DeepSynthesizer(BaseSynthesizer):
         return {k: derive_seed(rng) for k in names}
 
     def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
-        self._resume_state = None
-        if self.checkpoint_dir is not None:
-            hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
-            self._data_fingerprint = hashlib.sha256(hashed.tobytes()).hexdigest()
-        if getattr(self, "_resume", False):
-            self._resume_state = self._read_checkpoint()
-        self._guard_rows = None
-        if self.memorization_guard is not None and not self.dp_enabled:
-            mask = holdout_split(len(data), self._seeds()["guard"])
-            if mask is not None:
-                self._guard_rows = (data, mask)  # released in _fit
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:  # _fit called outside fit (as a part of another model)
+            trainer = self._trainer = Trainer(self)
+        trainer.prepare(data)
         # The mixture component of every number is drawn from its posterior (CTGAN's encoding).
         return self._transformer_.transform(data, random_state=self._seeds()["encode"])
-
-    def _make_guard(self, encoded: np.ndarray, seeds: dict[str, int]) -> Any:
-        """The memorization guard and the encoded rows left for training."""
-        rows, self._guard_rows = getattr(self, "_guard_rows", None), None
-        if rows is None:
-            return None, encoded
-        data, mask = rows
-        rng = np.random.default_rng(seeds["guard"])
-
-        def generate(n: int) -> pd.DataFrame:
-            return self._transformer_.inverse_transform(
-                self._generate_encoded(n, rng), random_state=rng
-            )
-
-        guard = MemorizationGuard(
-            threshold=float(self.memorization_guard),  # type: ignore[arg-type]
-            train=data[~mask],
-            holdout=data[mask],
-            table=self._transformer_._table(),
-            generate=generate,
-            seed=seeds["guard"],
-        )
-        return guard, encoded[~mask]
 
     def _fit(self, encoded: np.ndarray) -> None:
         if encoded.shape[1] == 0:
@@ -443,84 +247,8 @@ class DeepSynthesizer(BaseSynthesizer):
                 "columns that carry information as numerical, categorical, boolean, ordinal or "
                 "datetime in the metadata."
             )
-        device = self._torch_device()
-        self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
-        seeds = self._seeds()
-        guard, encoded = self._make_guard(encoded, seeds)
-        data = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
-        # Encoded values like 1e-31 (a number at its mixture component's mean) are zero to the
-        # networks, but their products with the weights are denormal floats, which the CPU
-        # multiplies up to 100x slower: every matrix product that reads them crawls. Values
-        # below _TINY (the threshold the Gumbel-softmax uses too) are set to 0.
-        data.masked_fill_(data.abs() < _TINY, 0.0)
-        n_val = int(math.floor(len(data) * self.validation_split))
-        if n_val and len(data) - n_val < 1:
-            n_val = 0
-        if n_val:
-            split = torch.Generator().manual_seed(seeds["split"])
-            perm = torch.randperm(len(data), generator=split)
-            valid, data = data[perm[:n_val]].to(device), data[perm[n_val:]]
-        data = data.to(device)
-        self._build_networks(torch.Generator().manual_seed(seeds["init"]), device)
-        optimizers = self._make_optimizers(device)
-        generator = torch.Generator(device=device).manual_seed(seeds["train"])
-        self._prepare_training(data, generator)
-        dp_sgd, step = (
-            self._plan_dp_sgd(len(data), generator) if self._dp_ is not None else (None, None)
-        )
-        validate = None
-        if n_val:
-
-            def validate() -> float:
-                g = torch.Generator(device=device).manual_seed(seeds["valid"])
-                for net in self._networks().values():
-                    net.eval()
-                with torch.no_grad():
-                    return float(self._validation_loss(valid, g))
-
-        #: The precision training ran in ("auto" resolved), saved with the model.
-        self.trained_precision_ = self._training_precision()
-        logger.info("%s trains in %s", type(self).__name__, self.trained_precision_)
-        low = _PRECISIONS[self.trained_precision_]
-        if step is None and low is not None and not self._own_precision:
-
-            def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
-                with torch.autocast(device.type, dtype=low):
-                    return self._train_step(idx)
-
-        engine = TrainingEngine(
-            modules=self._networks(),
-            optimizers=optimizers,
-            step=step or self._train_step,
-            n_rows=len(data),
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            generator=generator,
-            steps_per_epoch=self._steps_per_epoch(len(data)),
-            validate=validate,
-            patience=self.early_stopping_patience,
-            progress=_printing(self.progress, type(self).__name__)
-            if self.verbose
-            else self.progress,
-            checkpoint_path=self._checkpoint_path(),
-            checkpoint_every=self.checkpoint_every,
-            checkpoint_meta=self._checkpoint_meta() if self.checkpoint_dir is not None else {},
-            verbose=self.verbose,
-            # A time budget's hard stop, set by AutoSynthesizer (a runtime choice, not saved).
-            deadline=getattr(self, "_deadline", None),
-            guard=guard,
-            guard_every=check_every(self.epochs),
-        )
-        try:
-            history = engine.run(resume=self._resume_state)
-        finally:
-            self._release_training()
-            if dp_sgd is not None:  # the planned steps all ran (no early stopping with DP)
-                details = dp_sgd.record(self._dp_.accountant)
-                self.privacy_budget_ = self._dp_.budget(**details, epochs=int(self.epochs))
-        self._set_history(history)
-        #: Every check of the memorization guard (epoch, DCR share, its SE); empty without it.
-        self.memorization_ = list(guard.log) if guard is not None else []
+        trainer = getattr(self, "_trainer", None) or Trainer(self)
+        trainer.run(encoded)
 
     # ------------------------------------------------------------------ model hooks
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
@@ -547,28 +275,6 @@ class DeepSynthesizer(BaseSynthesizer):
         """How the model trains by DP-SGD (with ``epsilon``): the networks that read real rows
         and the private training step."""
         raise NotImplementedError
-
-    def _plan_dp_sgd(
-        self, n: int, generator: torch.Generator
-    ) -> tuple[DPSGDTraining, Callable[[torch.Tensor], dict[str, torch.Tensor]]]:
-        """DP-SGD for the whole schedule and the engine's step that runs the private step."""
-        private = self._dp_training()
-        per_epoch = self._steps_per_epoch(n) or math.ceil(n / max(1, min(int(self.batch_size), n)))
-        modules = private.modules
-        networks = (
-            sorted(modules)
-            if isinstance(modules, dict)
-            else [name for name, net in self._networks().items() if net is modules]
-        )
-        dp_sgd = self._dp_.sgd(
-            modules,
-            networks,
-            num_rows=n,
-            batch_size=int(self.batch_size),
-            steps=int(self.epochs) * per_epoch * private.updates,
-            generator=generator,
-        )
-        return dp_sgd, dp_sgd.wrap(private.step)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -614,12 +320,12 @@ class DeepSynthesizer(BaseSynthesizer):
         order = torch.as_tensor(self._layout.order)
         for net in self._networks().values():
             net.eval()
-        if self.sample_precision not in _PRECISIONS and self.sample_precision != "auto":
+        if self.sample_precision not in PRECISIONS and self.sample_precision != "auto":
             raise ParameterError(
                 f"The 'sample_precision' parameter of {type(self).__name__} must be "
                 f'"float32", "bfloat16" or "auto". Got {self.sample_precision!r}.'
             )
-        low = _PRECISIONS[self._sample_precision(device)]
+        low = PRECISIONS[self._sample_precision(device)]
         precision = (
             torch.autocast(device.type, dtype=low) if low is not None else contextlib.nullcontext()
         )
@@ -697,57 +403,6 @@ class DeepSynthesizer(BaseSynthesizer):
             template="plotly_white",
         )
         return fig
-
-    # ------------------------------------------------------------------ checkpoints
-    def _checkpoint_path(self) -> Path | None:
-        if self.checkpoint_dir is None:
-            return None
-        return Path(self.checkpoint_dir) / f"{self._model_name}.checkpoint.pt"
-
-    def _checkpoint_meta(self) -> dict[str, Any]:
-        skip = (*self._runtime_params, "epochs", "progress")
-        params = {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in self.get_params().items()
-            if k not in skip and not callable(v)
-        }
-        return {
-            "model": self._model_name,
-            "params": repr(sorted(params.items())),
-            "data": self._data_fingerprint,
-            "fit_seed": int(self._fit_seed_),
-            "sample_seed": int(self._sample_seed_),
-        }
-
-    def _read_checkpoint(self) -> dict[str, Any] | None:
-        path = self._checkpoint_path()
-        if path is None or not path.exists():
-            logger.info("no checkpoint at %s: training from the start", path)
-            return None
-        state = load_checkpoint(path, self._torch_device())
-        meta = state.get("meta", {})
-        name = type(self).__name__
-        if meta.get("model") != self._model_name:
-            raise ParameterError(
-                f"The checkpoint {path} belongs to model {meta.get('model')!r}, not {name}. Use "
-                "another checkpoint_dir or fit without resume=True."
-            )
-        if meta.get("data") != self._data_fingerprint:
-            raise ParameterError(
-                f"The checkpoint {path} was trained on other data than the table given to fit. "
-                "Pass the same data, or fit without resume=True to start over."
-            )
-        # Same seeds as the interrupted fit, even when random_state is None.
-        self._fit_seed_, self._sample_seed_ = int(meta["fit_seed"]), int(meta["sample_seed"])
-        expected = self._checkpoint_meta()
-        if meta.get("params") != expected["params"]:
-            raise ParameterError(
-                f"The checkpoint {path} was written by a {name} with other parameters "
-                f"({meta.get('params')}); this one has {expected['params']}. Use the same "
-                "parameters (only epochs may change), another checkpoint_dir, or fit without "
-                "resume=True."
-            )
-        return state
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -52,7 +52,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinsynth.synthesizers._conditions import ConditionedRows, draw_budget, mask_for
+from clinsynth.synthesizers._conditioning import ConditionedRows
+from clinsynth.synthesizers._conditions import draw_budget, mask_for
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._tabddpm import TabDDPMSynthesizer

@@ -32,12 +32,12 @@ from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
+from clinsynth.synthesizers._conditioning import CheckedRows
 from clinsynth.synthesizers._deep import (
     DIMS,
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    adam,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._latent import latent_codes
@@ -52,6 +52,7 @@ from clinsynth.synthesizers.nn import (
     reconstruction_loss,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 
 GUMBEL_TAU = 0.2
 OTHER_GROUP = "other"
@@ -152,7 +153,6 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         "decoder",
         "discriminator",
     )
-    _conditioning_checks_rows: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "column_groups": (
             lambda v: (
@@ -486,6 +486,10 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         self._groups = {k: list(v) for k, v in state["groups"].items()}
 
     # ------------------------------------------------------------------ conditions
+    def conditioning(self) -> CheckedRows:
+        """Importance resampling in the noise of the hierarchy."""
+        return CheckedRows("latent importance", self._sample_conditioned)
+
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: Any, max_rounds: int = 100
     ) -> Any:

@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from clinsynth._utils import derive_seed
-from clinsynth.synthesizers._conditions import ConditionedRows, draw_budget, mask_for
+from clinsynth.synthesizers._conditioning import ConditionedRows
+from clinsynth.synthesizers._conditions import draw_budget, mask_for
 from clinsynth.synthesizers.nn._layers import sample_rows_t
 
 if TYPE_CHECKING:

@@ -52,7 +52,7 @@ from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_float, _is_int
-from clinsynth.synthesizers._conditions import ConditionedRows
+from clinsynth.synthesizers._conditioning import CheckedRows, ConditionedRows
 from clinsynth.synthesizers._deep import DIMS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, DeepSynthesizer
 from clinsynth.synthesizers._diffusion_conditioning import sample_by_splitting
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
@@ -156,7 +156,6 @@ class TabDDPMSynthesizer(DeepSynthesizer):
         "categorical": "onehot",
     }
     _network_names: ClassVar[tuple[str, ...]] = ("denoiser", "ema")
-    _conditioning_checks_rows: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "lr": POSITIVE_FLOAT,
         "weight_decay": NON_NEGATIVE_FLOAT,
@@ -465,6 +464,11 @@ class TabDDPMSynthesizer(DeepSynthesizer):
         if labels is not None:
             out[:, self._label_columns] = F.one_hot(labels, self._n_classes).float()
         return out.T
+
+    def conditioning(self) -> CheckedRows:
+        """The class label of an equality on ``condition_column``, then splitting of the reverse
+        diffusion."""
+        return CheckedRows("diffusion splitting", self._sample_conditioned)
 
     def _sample_conditioned(
         self,

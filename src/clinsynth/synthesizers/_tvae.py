@@ -19,12 +19,12 @@ from torch import nn
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
+from clinsynth.synthesizers._conditioning import CheckedRows
 from clinsynth.synthesizers._deep import (
     DIMS,
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    adam,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._latent import latent_codes
@@ -37,6 +37,7 @@ from clinsynth.synthesizers.nn import (
     reconstruction_loss,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 
 
 class Decoder(nn.Module):
@@ -108,7 +109,6 @@ class TVAESynthesizer(DeepSynthesizer):
     """
 
     _network_names: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
-    _conditioning_checks_rows: ClassVar[bool] = True
     _bf16_training: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "embedding_dim": (_is_int(1), "an int >= 1"),
@@ -248,6 +248,10 @@ class TVAESynthesizer(DeepSynthesizer):
         return latent_codes(
             self, data, lambda x: self.encoder(x).chunk(2, dim=1)[0], int(self.embedding_dim)
         )
+
+    def conditioning(self) -> CheckedRows:
+        """Importance resampling in the noise space (``z`` and the output noise)."""
+        return CheckedRows("latent importance", self._sample_conditioned)
 
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: Any, max_rounds: int = 100

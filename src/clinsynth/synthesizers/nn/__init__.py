@@ -28,6 +28,7 @@ from clinsynth.synthesizers.nn._layers import (
     reconstruction_loss,
     sample_rows_t,
 )
+from clinsynth.synthesizers.nn._optim import adam
 from clinsynth.synthesizers.nn._vae_step import FusedVAEStep
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "TrainingEngine",
     "TrainingHistory",
     "activate",
+    "adam",
     "build_module",
     "gaussian_kl",
     "gradient_penalty",
