@@ -31,7 +31,7 @@ from scipy import special
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_int
 from clinsynth.synthesizers._cart_state import Tree, check_state
-from clinsynth.synthesizers._conditioning import Candidates
+from clinsynth.synthesizers._conditioning import Candidates, encoded_targets
 from clinsynth.synthesizers._copula import fit_marginals
 from clinsynth.synthesizers._marginals import Marginal
 from clinsynth.synthesizers._registry import register
@@ -351,39 +351,15 @@ class CARTSynthesizer(BaseSynthesizer):
     def _fixed(self, parsed: dict[str, Any]) -> dict[int, Any] | None:
         """Each condition as a level (category) or a normal-score interval (number); None when
         one cannot be expressed so (rejection then meets it)."""
-        import pandas as pd
-
-        index = {(span.column, span.role): j for j, (span, _) in enumerate(self._variables())}
+        targets = encoded_targets(self._transformer_, self._variables(), parsed)
+        if targets is None:
+            return None
         fixed: dict[int, Any] = {}
-        for column, cond in parsed.items():
-            transformer = self._transformer_.get_transformer(column)
-            if cond[0] == "eq" and hasattr(transformer, "levels"):
-                j = index.get((column, "category"))
-                key = transformer._key_or_none(cond[1])
-                codes = [
-                    i
-                    for i, v in enumerate(transformer.levels)
-                    if transformer._key_or_none(v) == key
-                ]
-                if j is None or not codes:
-                    return None
-                fixed[j] = codes[0]
-            elif (
-                cond[0] == "range"
-                and (column, "value") in index
-                and transformer.kind in ("numerical", "datetime")
-            ):
-                j = index[(column, "value")]
-                low, high = cond[1], cond[2]
-                if transformer.kind == "datetime":
-                    low, high = (
-                        None if v is None else pd.Timestamp(v).value / 1e9 for v in (low, high)
-                    )
-                fixed[j] = self._fitted_marginals[j].z_bounds(low, high)
-                if (column, "null") in index:  # a value in range is a present value
-                    fixed[index[(column, "null")]] = 0
+        for j, target in targets.items():
+            if target[0] == "range":
+                fixed[j] = self._fitted_marginals[j].z_bounds(target[1], target[2])
             else:
-                return None
+                fixed[j] = target[1]
         return fixed
 
     # ------------------------------------------------------------------ persistence

@@ -158,3 +158,57 @@ class Delegated(Conditioning):
         if self.inner.checks_rows:
             return self.inner.rows(num_rows, parsed, rng, max_rounds=self._max_rounds)
         return self.inner.candidates(num_rows, parsed, rng)
+
+
+def encoded_targets(
+    transformer: Any, variables: list[tuple[Any, int]], parsed: dict[str, Any]
+) -> dict[int, tuple] | None:
+    """Conditions in the terms of a model that encodes levels as codes and numbers as values
+    (``numerical="identity"``, ``categorical="label"``: the copula, the trees).
+
+    Returns variable index -> ``("level", code)`` or ``("range", low, high)`` in the encoded
+    units (dates as seconds; None for an open end); a range also makes its column's missing-value
+    indicator ``("level", 0)`` (present). None when a condition cannot be said so (then
+    rejection meets it).
+
+    >>> import numpy as np, pandas as pd
+    >>> from clinsynth import Metadata, CARTSynthesizer
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"sex": ["F", "M"] * 50, "age": rng.normal(60, 10, 100).round(1)})
+    >>> model = CARTSynthesizer(Metadata.detect_from_dataframe(df), random_state=0).fit(df)
+    >>> targets = encoded_targets(model._transformer_, model._variables(),
+    ...                           {"sex": ("eq", "M"), "age": ("range", 20, None)})
+    >>> sorted(targets.values())
+    [('level', 1), ('range', 20, None)]
+    """
+    index = {(span.column, span.role): j for j, (span, _) in enumerate(variables)}
+    targets: dict[int, tuple] = {}
+    for column, cond in parsed.items():
+        column_transformer = transformer.get_transformer(column)
+        if cond[0] == "eq" and hasattr(column_transformer, "levels"):
+            j = index.get((column, "category"))
+            key = column_transformer._key_or_none(cond[1])
+            codes = [
+                i
+                for i, v in enumerate(column_transformer.levels)
+                if column_transformer._key_or_none(v) == key
+            ]
+            if j is None or not codes:
+                return None
+            targets[j] = ("level", codes[0])
+        elif (
+            cond[0] == "range"
+            and (column, "value") in index
+            and column_transformer.kind in ("numerical", "datetime")
+        ):
+            low, high = cond[1], cond[2]
+            if column_transformer.kind == "datetime":
+                low, high = (
+                    None if v is None else pd.Timestamp(v).value / 1e9 for v in (low, high)
+                )
+            targets[index[(column, "value")]] = ("range", low, high)
+            if (column, "null") in index:  # a value in range is a present value
+                targets[index[(column, "null")]] = ("level", 0)
+        else:
+            return None
+    return targets

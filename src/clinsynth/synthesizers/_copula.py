@@ -26,7 +26,7 @@ from scipy import special
 from clinsynth.metadata import Metadata
 from clinsynth.privacy._safe_values import microaggregate
 from clinsynth.synthesizers._base import BaseSynthesizer
-from clinsynth.synthesizers._conditioning import Candidates
+from clinsynth.synthesizers._conditioning import Candidates, encoded_targets
 from clinsynth.synthesizers._copula_state import check_state
 from clinsynth.synthesizers._marginals import FAMILIES, Marginal
 from clinsynth.synthesizers._registry import register
@@ -468,42 +468,18 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
     ) -> dict[int, tuple[float, float]] | None:
         """Normal-score interval of each conditioned variable in ``copula``; None if a condition
         cannot be expressed as intervals; an empty interval when the stratum cannot meet it."""
+        targets = encoded_targets(self._transformer_, self._variables(), parsed)
+        if targets is None:
+            return None
         intervals: dict[int, tuple[float, float]] = {}
-        index = {(span.column, span.role): j for j, (span, _) in enumerate(self._variables())}
-        for column, cond in parsed.items():
-            transformer = self._transformer_.get_transformer(column)
-            if cond[0] == "eq" and hasattr(transformer, "levels"):
-                j = index.get((column, "category"))
-                key = transformer._key_or_none(cond[1])
-                codes = [
-                    i
-                    for i, v in enumerate(transformer.levels)
-                    if transformer._key_or_none(v) == key
-                ]
-                if j is None or not codes:
-                    return None
-                cum = np.asarray(copula.marginals[j]["cum"])
-                cuts = np.concatenate([[-np.inf], special.ndtri(np.clip(cum, 0, 1)), [np.inf]])
-                a, b = float(cuts[codes[0]]), float(cuts[codes[0] + 1])
-                intervals[j] = (a, b) if b > a else (0.0, 0.0)
-            elif (
-                cond[0] == "range"
-                and (column, "value") in index
-                and transformer.kind in ("numerical", "datetime")
-            ):
-                j = index[(column, "value")]
-                low, high = cond[1], cond[2]
-                if transformer.kind == "datetime":
-                    low, high = (
-                        None if v is None else pd.Timestamp(v).value / 1e9 for v in (low, high)
-                    )
-                intervals[j] = copula.fitted[j].z_bounds(low, high)
-                if (column, "null") in index:  # a value in range is a present value
-                    jn = index[(column, "null")]
-                    cum = np.asarray(copula.marginals[jn]["cum"])
-                    intervals[jn] = (-np.inf, float(special.ndtri(np.clip(cum[0], 0, 1))))
-            else:
-                return None
+        for j, target in targets.items():
+            if target[0] == "range":
+                intervals[j] = copula.fitted[j].z_bounds(target[1], target[2])
+                continue
+            cum = np.asarray(copula.marginals[j]["cum"])
+            cuts = np.concatenate([[-np.inf], special.ndtri(np.clip(cum, 0, 1)), [np.inf]])
+            a, b = float(cuts[target[1]]), float(cuts[target[1] + 1])
+            intervals[j] = (a, b) if b > a else (0.0, 0.0)
         return intervals
 
     def sample_given_context(
