@@ -85,6 +85,7 @@ def _rules_outside_budget(rules: list[Any]) -> list[str]:
 def _compact(mechanism: dict[str, Any]) -> dict[str, Any]:
     """A ledger entry without the fields at their neutral value (shorter manifests)."""
     neutral = {"noise_multiplier": 0.0, "sample_rate": 1.0, "steps": 1, "count": 1, "delta": 0.0}
+    neutral["group"] = 1
     return {k: v for k, v in mechanism.items() if neutral.get(k, object()) != v}
 
 
@@ -133,6 +134,9 @@ class DPMixin:
         Public knowledge that costs no budget: ``{"age": (0, 110)}`` for numbers and dates,
         ``{"sex": ["F", "M"]}`` for category lists. Columns without it get DP ranges and
         thresholded category discovery, which cost budget and cut rare tails.
+
+    A schema model that protects patients sets ``dp_rows_per_unit`` (the most rows one patient
+    has in this table) before ``fit``: the budget is then per patient (sensitivity scaled).
     """
 
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
@@ -178,8 +182,12 @@ class DPMixin:
             return None
         self._dp_rows = int(num_rows)
         self._dp_delta = float(self.delta) if self.delta is not None else default_delta(num_rows)
-        self._accountant_ = PrivacyAccountant()
+        # A schema's patient may own several rows (``dp_rows_per_unit``, set by the schema
+        # model): sensitivity c, so the row-level noise is planned for rho / c².
+        unit_rows = int(getattr(self, "dp_rows_per_unit", 1))
+        self._accountant_ = PrivacyAccountant(contribution=unit_rows)
         rho = rho_for_epsilon(float(self.epsilon), self._dp_delta * (1 - _RELEASE_DELTA_SHARE))
+        rho = rho / unit_rows**2
         self._dp_rho_total = rho
         bounds = {
             k: tuple(v) if isinstance(v, tuple) else v
@@ -212,23 +220,28 @@ class DPMixin:
             sample_rate,
             steps,
             extra_rdp=self._accountant_.rdp(),
+            group=self._accountant_.contribution,
         )
 
     def _finish_privacy(self, **details: Any) -> None:
         """Write ``privacy_budget_`` from the ledger (call at the end of ``_fit``)."""
         summary = self._accountant_.summary(self._dp_delta)
+        unit_rows = self._accountant_.contribution
+        unit = (
+            "each training row (add/remove one row)"
+            if unit_rows == 1
+            else f"each privacy unit with up to {unit_rows} rows here (add/remove one unit)"
+        )
         self.privacy_budget_ = {
             "differential_privacy": True,
-            "guarantee": (
-                f"({self.epsilon}, {self._dp_delta:.3g})-differential privacy for "
-                "each training row (add/remove one row)"
-            ),
+            "guarantee": f"({self.epsilon}, {self._dp_delta:.3g})-differential privacy for {unit}",
             "epsilon": float(self.epsilon),
             "epsilon_spent": summary["epsilon"],
             "delta": self._dp_delta,
             "accountant": ACCOUNTANT,
             "consumers": summary["consumers"],
             "public_bounds": sorted((self.public_bounds or {}).keys()),
+            **({"rows_per_unit": unit_rows} if unit_rows > 1 else {}),
             **details,
             "ledger": [_compact(m) for m in self._accountant_.to_dict()["mechanisms"]],
         }

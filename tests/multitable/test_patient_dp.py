@@ -1,0 +1,249 @@
+"""Patient-level differential privacy of a schema (issue 18, deliverable 1): one (epsilon,
+delta) for each patient across all tables, each patient's rows capped, one accountant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special
+
+from clinsynth import Metadata
+from clinsynth.cli import main
+from clinsynth.errors import ParameterError, PrivacyError
+from clinsynth.multitable import HMASynthesizer
+from clinsynth.multitable._patient import cap_rows, patient_codes
+from clinsynth.privacy import (
+    PrivacyAccountant,
+    gaussian_rdp,
+    group_sampled_gaussian_rdp,
+    release_threshold,
+    sampled_gaussian_rdp,
+)
+
+
+def _schema(n: int = 120, seed: int = 0) -> tuple[dict[str, pd.DataFrame], Metadata]:
+    """Patients, their visits (0 to 14 each) and each visit's labs (0 to 3)."""
+    rng = np.random.default_rng(seed)
+    patients = pd.DataFrame(
+        {
+            "patient_id": np.arange(n),
+            "age": rng.integers(20, 90, n),
+            "sex": rng.choice(["F", "M"], n),
+        }
+    )
+    pid = np.repeat(np.arange(n), rng.integers(0, 15, n))
+    visits = pd.DataFrame(
+        {
+            "visit_id": np.arange(len(pid)) + 1000,
+            "patient_id": pid,
+            "ward": rng.choice(["A", "B", "C"], len(pid)),
+            "cost": rng.gamma(2.0, 300.0, len(pid)).round(2),
+        }
+    )
+    vid = np.repeat(visits["visit_id"].to_numpy(), rng.integers(0, 4, len(visits)))
+    labs = pd.DataFrame(
+        {"lab_id": np.arange(len(vid)), "visit_id": vid, "value": rng.normal(5, 1, len(vid))}
+    )
+    tables = {"patients": patients, "visits": visits, "labs": labs}
+    return tables, Metadata.detect_from_dataframes(tables)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    tables, md = _schema()
+    model = HMASynthesizer(
+        md, table_synthesizers="dp_marginal", epsilon=1.0, max_rows_per_patient=4, random_state=0
+    )
+    return tables, model.fit(tables)
+
+
+def test_one_budget_for_each_patient_across_tables(fitted):
+    tables, model = fitted
+    report = model.get_privacy_report()
+    assert report["differential_privacy"] is True
+    assert report["privacy_unit"] == "patients.patient_id"  # the root table's key by default
+    assert report["delta"] == pytest.approx(1 / (10 * len(tables["patients"])))
+    # One accountant: every table's ledger, charged per patient, within the one epsilon.
+    assert 0.9 < report["epsilon_spent"] <= 1.0 + 1e-9
+    assert report["max_rows_per_patient"] == {"patients": 1, "visits": 4, "labs": 4}
+    shares = report["shares"]
+    assert set(shares) == {"patients", "visits", "labs"}
+    assert sum(s["delta"] for s in shares.values()) == pytest.approx(report["delta"])
+    # zCDP split: the shares' rho add up to the patient's rho, so their epsilons add up to more.
+    assert sum(s["epsilon"] for s in shares.values()) > 1.0
+    for name, share in shares.items():
+        table = report["tables"][name]
+        assert table["epsilon"] == pytest.approx(share["epsilon"])
+        assert table["epsilon_spent"] <= share["epsilon"] + 1e-9
+        cap = share["rows_per_patient"]
+        noisy = [m for m in table["ledger"] if m["kind"] != "delta"]
+        assert {m.get("group", 1) for m in noisy} == {cap}
+        assert ("rows_per_unit" in table) == (cap > 1)
+    assert report["not_covered"]
+
+
+def test_the_ledger_charges_a_patient_c_squared():
+    """A patient with up to c rows moves a histogram by c: exactly c^2 times the row's cost."""
+    acc = PrivacyAccountant(contribution=3)
+    acc.add_gaussian("histogram", noise_multiplier=30.0)
+    row = PrivacyAccountant()
+    row.add_gaussian("histogram", noise_multiplier=10.0)  # sigma / c: the same curve
+    np.testing.assert_allclose(acc.rdp(), row.rdp())
+    assert acc.get_epsilon(1e-5) == pytest.approx(row.get_epsilon(1e-5))
+    # DP-SGD: RDP group privacy, never cheaper than one row, exact c^2 without sampling.
+    orders = np.array([2.0, 4.0, 16.0])
+    one = sampled_gaussian_rdp(0.05, 2.0, 100, orders)
+    four = group_sampled_gaussian_rdp(0.05, 2.0, 100, 4, orders)
+    assert (four > one).all()
+    np.testing.assert_allclose(
+        group_sampled_gaussian_rdp(1.0, 2.0, 1, 4, orders), 16 * gaussian_rdp(2.0, orders)
+    )
+    # Naming a category: a patient's c rows clear the threshold with probability <= delta.
+    sigma, delta, c = 5.0, 1e-6, 4
+    tau = release_threshold(sigma, delta, c)
+    assert tau == pytest.approx(c + sigma * special.ndtri(1 - delta / c))
+    assert special.ndtr((c - tau) / sigma) <= delta
+
+
+def test_rows_beyond_the_cap_are_dropped_with_their_children():
+    tables, md = _schema(n=60, seed=1)
+    order = ["patients", "visits", "labs"]
+    learned = list(order)
+    codes = patient_codes(md, tables, order, ("patients", "patient_id"), learned)
+    before = {k: v.copy() for k, v in tables.items()}
+    capped = cap_rows(
+        md,
+        tables,
+        order,
+        codes,
+        {"patients": 1, "visits": 2, "labs": 3},
+        (np.random.default_rng(0)),
+    )
+    for name in tables:  # inputs untouched
+        pd.testing.assert_frame_equal(tables[name], before[name])
+    visits, labs = capped["visits"], capped["labs"]
+    assert visits.groupby("patient_id").size().max() == 2
+    assert labs["visit_id"].isin(visits["visit_id"]).all()  # no lab of a dropped visit
+    patient = labs["visit_id"].map(visits.set_index("visit_id")["patient_id"])
+    assert patient.value_counts().max() <= 3
+    # Patients under the cap keep every row.
+    small = tables["visits"].groupby("patient_id").size()
+    small = small[small <= 2].index
+    assert (
+        visits[visits["patient_id"].isin(small)].shape[0]
+        == tables["visits"][tables["visits"]["patient_id"].isin(small)].shape[0]
+    )
+
+
+def test_samples_respect_the_cap(fitted):
+    _, model = fitted
+    synthetic = model.sample()
+    assert synthetic["visits"].groupby("patient_id").size().max() <= 4
+    assert synthetic["visits"]["patient_id"].isin(synthetic["patients"]["patient_id"]).all()
+
+
+def test_context_encoders_do_not_hold_a_patients_value():
+    """With DP, the child's parent context is encoded from the parent model's DP rows: a
+    unique parent value does not reach the plan."""
+    tables, md = _schema(n=80, seed=2)
+    tables["patients"].loc[5, "age"] = 117
+    model = HMASynthesizer(md, table_synthesizers="dp_marginal", epsilon=1.0, random_state=0)
+    model.fit(tables)
+    encoders = [f["encoder"] for f in model._plan["visits"]["context"]]
+    assert encoders
+    assert all(117.0 not in e["xs"] for e in encoders)
+
+
+@pytest.mark.slow
+def test_a_dp_sgd_child_table_is_charged_by_group_privacy():
+    tables, md = _schema(n=80, seed=3)
+    tables.pop("labs")
+    md = Metadata.detect_from_dataframes(tables)
+    model = HMASynthesizer(
+        md,
+        table_synthesizers={"patients": "dp_marginal", "visits": "tvae"},
+        epsilon=1.0,
+        epochs=1,
+        max_rows_per_patient=3,
+        random_state=0,
+    ).fit(tables)
+    report = model.get_privacy_report()
+    assert report["budget_split"].startswith("epsilon and delta split")
+    assert report["shares"]["visits"]["epsilon"] == pytest.approx(0.5)
+    assert report["epsilon_spent"] <= 1.0 + 1e-9
+    ledger = report["tables"]["visits"]["ledger"]
+    assert any(m["kind"] == "sampled_gaussian" and m["group"] == 3 for m in ledger)
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("params", "error", "words"),
+    [
+        ({"privacy_unit": "patients.age"}, ParameterError, "not the primary key"),
+        ({"privacy_unit": "visit_id"}, ParameterError, "has a parent table"),
+        ({"privacy_unit": "nobody"}, ParameterError, "not the primary key"),
+        ({"epsilon": 0.0}, ParameterError, "finite float > 0"),
+        ({"epsilon": -1.0}, ParameterError, "finite float > 0"),
+        ({"epsilon": float("inf")}, ParameterError, "finite float > 0"),
+        ({"epsilon": float("nan")}, ParameterError, "finite float > 0"),
+        ({"delta": 0.5}, PrivacyError, "below 0.025"),
+        ({"delta": 1 / 40}, PrivacyError, "1/n"),
+        ({"max_rows_per_patient": 0}, ParameterError, "max_rows_per_patient"),
+        ({"privacy_weights": {"nope": 1.0}}, ParameterError, "privacy_weights"),
+        ({"table_synthesizers": "gaussian_copula"}, ParameterError, "differentially private"),
+    ],
+)
+def test_bad_patient_privacy_input_gets_one_clear_error(params, error, words):
+    tables, md = _schema(n=40)
+    kwargs = {"table_synthesizers": "dp_marginal", "epsilon": 1.0, **params}
+    with pytest.raises(error, match=words):
+        HMASynthesizer(md, **kwargs).fit(tables)
+
+
+def test_patient_parameters_need_epsilon():
+    tables, md = _schema(n=40)
+    with pytest.raises(ParameterError, match="give epsilon too"):
+        HMASynthesizer(md, privacy_unit="patients.patient_id").fit(tables)
+
+
+def test_a_table_outside_the_patients_is_refused():
+    tables, md = _schema(n=40)
+    tables["wards"] = pd.DataFrame({"ward_id": [1, 2], "beds": [10, 20]})
+    md = Metadata.detect_from_dataframes(tables)
+    with pytest.raises(ParameterError, match="privacy_unit"):
+        HMASynthesizer(md, table_synthesizers="dp_marginal", epsilon=1.0).fit(tables)
+    with pytest.raises(ParameterError, match="no foreign-key path"):
+        HMASynthesizer(
+            md,
+            table_synthesizers="dp_marginal",
+            epsilon=1.0,
+            privacy_unit="patients.patient_id",
+        ).fit(tables)
+
+
+def test_cli_bad_privacy_unit_is_one_line_exit_2(tmp_path, capsys):
+    tables, _ = _schema(n=40)
+    folder = tmp_path / "schema"
+    folder.mkdir()
+    for name, df in tables.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    code = main(
+        [
+            "fit",
+            str(folder),
+            "--model",
+            "dp_marginal",
+            "--param",
+            "epsilon=1",
+            "--privacy-unit",
+            "patients.age",
+            "-q",
+            "-o",
+            str(tmp_path / "model"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "privacy_unit 'patients.age'" in err
+    assert "Traceback" not in err and not (tmp_path / "model").exists()
