@@ -247,3 +247,37 @@ def test_cli_bad_privacy_unit_is_one_line_exit_2(tmp_path, capsys):
     assert code == 2
     assert len(err.splitlines()) == 1 and "privacy_unit 'patients.age'" in err
     assert "Traceback" not in err and not (tmp_path / "model").exists()
+
+
+def test_the_schema_report_shows_the_patient_guarantee(fitted, tmp_path, capsys):
+    """`clinsynth evaluate REAL_DIR SYN_DIR --model M` puts the patient-level figures of the
+    saved schema model in the HTML and JSON report, the same as get_privacy_report()."""
+    import json
+
+    tables, model = fitted
+    model.save(tmp_path / "model")
+    real_dir, syn_dir = tmp_path / "real", tmp_path / "syn"
+    model.reset_sampling()
+    for folder, data in ((real_dir, tables), (syn_dir, model.sample())):
+        folder.mkdir()
+        for name, df in data.items():
+            df.to_csv(folder / f"{name}.csv", index=False)
+    out, js = tmp_path / "r.html", tmp_path / "r.json"
+    args = ["evaluate", real_dir, syn_dir, "--model", tmp_path / "model", "-o", out, "-q"]
+    assert main([str(a) for a in args] + ["--json", str(js)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Formal guarantee (differential privacy, per patient)" in html
+    assert "patients.patient_id" in html and "Rows per patient (cap)" in html
+    privacy = json.loads(js.read_text())["info"]["privacy"]
+    expected = model.get_privacy_report()
+    assert privacy["epsilon_spent"] == expected["epsilon_spent"]
+    assert privacy["shares"] == expected["shares"]
+    capsys.readouterr()
+    # A single-table model is not a schema's.
+    from clinsynth import GaussianCopulaSynthesizer
+
+    single = GaussianCopulaSynthesizer(Metadata.detect_from_dataframe(tables["patients"]))
+    single.fit(tables["patients"]).save(tmp_path / "single")
+    args[4] = tmp_path / "single"
+    assert main([str(a) for a in args]) == 2
+    assert "single-table model" in capsys.readouterr().err
