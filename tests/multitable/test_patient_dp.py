@@ -336,3 +336,39 @@ def test_canary_audit_of_the_patient_level_path():
     assert private["max_certifiable_epsilon"] > 1.0
     assert private["passed"] and private["epsilon_lower_bound"] < 1.0
     assert private["attack_auc"] <= private["auc_upper_bound"]
+
+
+def test_a_key_to_a_dropped_row_of_the_same_table_becomes_empty():
+    """A previous-visit key that points to a visit dropped by the cap is emptied; the schema
+    still fits and samples consistent keys."""
+    rng = np.random.default_rng(0)
+    pid = np.repeat(np.arange(60), rng.integers(1, 12, 60))
+    vid = np.arange(len(pid)) + 1000
+    first = ~pd.Series(pid).duplicated().to_numpy()
+    visits = pd.DataFrame(
+        {
+            "visit_id": vid,
+            "patient_id": pid,
+            "previous_visit_id": pd.array(np.where(first, -1, vid - 1), dtype="Int64"),
+            "cost": rng.gamma(2.0, 300.0, len(pid)).round(2),
+        }
+    )
+    visits.loc[first, "previous_visit_id"] = pd.NA
+    tables = {
+        "patients": pd.DataFrame({"patient_id": np.arange(60), "age": rng.integers(20, 90, 60)}),
+        "visits": visits,
+    }
+    md = Metadata.detect_from_dataframes(tables)
+    if not any(r["child_foreign_key"] == "previous_visit_id" for r in md.relationships):
+        md.add_relationship("visits", "visits", "visit_id", "previous_visit_id")
+    order = ["patients", "visits"]
+    codes = patient_codes(md, tables, order, ("patients", "patient_id"), order)
+    capped = cap_rows(md, tables, order, codes, {"patients": 1, "visits": 3}, rng)
+    kept = capped["visits"]
+    links = kept["previous_visit_id"].dropna()
+    assert links.isin(kept["visit_id"]).all() and len(kept) < len(visits)
+    model = HMASynthesizer(
+        md, table_synthesizers="dp_marginal", epsilon=1.0, max_rows_per_patient=3, random_state=0
+    ).fit(tables)
+    synthetic = model.sample()["visits"]
+    assert synthetic["previous_visit_id"].dropna().isin(synthetic["visit_id"]).all()

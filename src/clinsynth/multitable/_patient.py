@@ -225,12 +225,32 @@ def cap_rows(
         if keep.all():
             continue
         pk = md.tables[name].primary_key
+        kept = df[keep].reset_index(drop=True)
         if pk:
             dropped_keys[name] = pd.Index(df[pk].to_numpy()[~keep])
+            kept = _unlink_dropped(md, name, kept, dropped_keys[name])
         logger.info("Table '%s': %d rows kept of %d (patient cap).", name, keep.sum(), len(df))
-        out[name] = df[keep].reset_index(drop=True)
+        out[name] = kept
         codes[name] = codes[name][keep]
     return out
+
+
+def _unlink_dropped(md: Metadata, name: str, kept: pd.DataFrame, gone: pd.Index) -> pd.DataFrame:
+    """Keys into a table's own rows (a previous visit) that point to a dropped row become
+    empty: the kept row stays, its link to a row the model never sees does not."""
+    for rel in md.relationships:
+        if rel["parent_table_name"] != name or rel["child_table_name"] != name:
+            continue
+        fk = rel["child_foreign_key"]
+        dangling = kept[fk].isin(gone).to_numpy()
+        if dangling.any():
+            column = kept[fk]
+            if pd.api.types.is_integer_dtype(column) and not isinstance(
+                column.dtype, pd.ArrowDtype
+            ):
+                column = column.astype("Int64")
+            kept = kept.assign(**{fk: column.mask(dangling)})
+    return kept
 
 
 def _within_cap(
@@ -329,6 +349,7 @@ NOT_COVERED = [
     "the schema's structural choices made on the real rows: which columns repeat a parent's "
     "(inherited), which dates always follow a parent's (learned as gaps), which columns "
     "secondary keys are matched on, and the format of generated keys",
+    "the group sizes of keys into a table's own rows (a previous visit, a case-control set)",
 ]
 
 
