@@ -204,7 +204,8 @@ def group_sampled_gaussian_rdp(
 ) -> np.ndarray:
     """RDP curve of DP-SGD for a unit with up to ``group`` rows (rows are sampled and clipped
     one by one): RDP group privacy, ``3^k · RDP(⌈2^k α⌉)`` with ``2^k >= group`` (the
-    integer order above ``2^k α`` bounds its RDP from above), infinite for ``α < 2``. Without sampling (``q = 1``) the Gaussian mechanism's exact ``group²`` scaling.
+    integer order above ``2^k α`` bounds its RDP from above), infinite for ``α < 2``.
+    Without sampling (``q = 1``): the Gaussian mechanism's exact ``group²`` scaling.
 
     >>> orders = np.array([2.0, 4.0])
     >>> group_sampled_gaussian_rdp(0.01, 1.0, 10, 1, orders).tolist() == (
