@@ -372,3 +372,59 @@ def test_a_key_to_a_dropped_row_of_the_same_table_becomes_empty():
     ).fit(tables)
     synthetic = model.sample()["visits"]
     assert synthetic["previous_visit_id"].dropna().isin(synthetic["visit_id"]).all()
+
+
+def test_the_hospital_simulator_at_patient_level():
+    """Three tables with a derived key and dates: the DP models' noisy date ranges may reach
+    far outside the real ones; sampling keeps them representable and the keys intact."""
+    from clinsynth.simulate import simulate_hospital
+
+    tables, md = simulate_hospital(300, seed=0)
+    model = HMASynthesizer(md, table_synthesizers="dp_marginal", epsilon=1.0, random_state=0)
+    synthetic = model.fit(tables).sample()
+    assert model.get_privacy_report()["epsilon_spent"] <= 1.0 + 1e-9
+    visits, labs = synthetic["visits"], synthetic["lab_results"]
+    assert visits["patient_id"].isin(synthetic["patients"]["patient_id"]).all()
+    assert labs["visit_id"].isin(visits["visit_id"]).all()
+    assert visits.groupby("patient_id").size().max() <= 10
+    assert (
+        synthetic["patients"]["birth_date"]
+        .dropna()
+        .between(pd.Timestamp.min, pd.Timestamp.max)
+        .all()
+    )
+
+
+def test_secondary_parents_are_not_matched_on_real_gaps():
+    """With DP, a secondary key's fits (quantiles of real date gaps, a date range) stay out
+    of the plan; the secondary parent is drawn by its modeled number of children."""
+    rng = np.random.default_rng(5)
+    n = 80
+    patients = pd.DataFrame({"patient_id": np.arange(n), "age": rng.integers(20, 90, n)})
+    pid = np.repeat(np.arange(n), rng.integers(1, 5, n))
+    start = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, len(pid)), "D")
+    encounters = pd.DataFrame(
+        {"encounter_id": np.arange(len(pid)) + 500, "patient_id": pid, "start": start}
+    )
+    pick = rng.integers(0, len(encounters), 3 * n)
+    conditions = pd.DataFrame(
+        {
+            "condition_id": np.arange(3 * n),
+            "patient_id": encounters["patient_id"].to_numpy()[pick],
+            "encounter_id": encounters["encounter_id"].to_numpy()[pick],
+            "onset": encounters["start"].to_numpy()[pick]
+            + pd.to_timedelta(rng.integers(0, 3, 3 * n), "D"),
+        }
+    )
+    # Some conditions were filed without an encounter: the patient is the primary parent.
+    conditions["encounter_id"] = conditions["encounter_id"].astype("Int64").mask(pick % 7 == 0)
+    tables = {"patients": patients, "encounters": encounters, "conditions": conditions}
+    md = Metadata.detect_from_dataframes(tables, discover_rules=False)
+    model = HMASynthesizer(md, table_synthesizers="dp_marginal", epsilon=1.0, random_state=0)
+    model.fit(tables)
+    entries = [e for p in model._plan.values() if not p["reference"] for e in p["secondary"]]
+    assert entries, "the schema should have a secondary key"
+    assert all(e["match"] == [] and e["anchor"] is None for e in entries)
+    synthetic = model.sample()
+    linked = synthetic["conditions"]["encounter_id"].dropna()
+    assert len(linked) and linked.isin(synthetic["encounters"]["encounter_id"]).all()

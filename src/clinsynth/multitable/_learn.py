@@ -52,7 +52,8 @@ def learn_table(
     columns. ``augmented`` and ``date_cache`` hold what the table's ancestors (already learned)
     expose: their columns, child counts and dates. ``encoder_source`` (differential privacy):
     synthetic rows of each ancestor, on which the context encoders are fit instead of the real
-    ones (see :func:`choose_context`).
+    ones (see :func:`choose_context`), and secondary parents are not matched on columns
+    (those fits keep quantiles of real gaps and a date range).
     """
     table = md.tables[name]
     df = tables[name]
@@ -98,12 +99,15 @@ def learn_table(
         parent = entry["parent"]
         pos = link_positions(tables[parent][entry["pk"]], df[entry["fk"]])
         exclude = keys | key_columns(md, name) | set(inherited)
-        entry["match"] = fit_match(
-            df, table, tables[parent], md.tables[parent], pos, exclude, key_columns(md, parent)
-        )
-        entry["anchor"] = fit_anchor(
-            df, table, tables[parent], md.tables[parent], pos, entry["match"], exclude
-        )
+        if encoder_source is not None:  # DP: the fits would keep real gaps and date ranges
+            entry["match"], entry["anchor"] = [], None
+        else:
+            entry["match"] = fit_match(
+                df, table, tables[parent], md.tables[parent], pos, exclude, key_columns(md, parent)
+            )
+            entry["anchor"] = fit_anchor(
+                df, table, tables[parent], md.tables[parent], pos, entry["match"], exclude
+            )
         if entry["nullable"]:
             entry["has"] = f"__has__{entry['fk']}"
             columns[entry["has"]] = df[entry["fk"]].notna().to_numpy()

@@ -345,10 +345,11 @@ def plan_budget(
 # --------------------------------------------------------------------------- the report
 #: What the schema learns from the real rows outside the tables' DP models.
 NOT_COVERED = [
-    "the number of rows of each table (the size of a full-scale sample)",
+    "the number of rows of each table (the size of a full-scale sample) and of its rows "
+    "without a parent",
     "the schema's structural choices made on the real rows: which columns repeat a parent's "
-    "(inherited), which dates always follow a parent's (learned as gaps), which columns "
-    "secondary keys are matched on, and the format of generated keys",
+    "(inherited), which dates always follow a parent's (learned as gaps), which keys are "
+    "implied by others, and the format of generated keys",
     "the group sizes of keys into a table's own rows (a previous visit, a case-control set)",
 ]
 
