@@ -335,11 +335,22 @@ def plan_budget(
         for t, s in shares.items():
             d = delta * s
             eps_t = epsilon_from_rdp(rho * s * DEFAULT_ORDERS, d * (1 - _RELEASE_DELTA_SHARE))[0]
-            out[t] = {"weight": weights[t], "epsilon": eps_t, "delta": d}
+            out[t] = {"weight": weights[t], "epsilon": _round_down(eps_t), "delta": d}
         return ZCDP_RULE, out
     for t, s in shares.items():
-        out[t] = {"weight": weights[t], "epsilon": epsilon * s, "delta": delta * s}
+        out[t] = {"weight": weights[t], "epsilon": _round_down(epsilon * s), "delta": delta * s}
     return BASIC_RULE, out
+
+
+def _round_down(epsilon: float) -> float:
+    """A table's ε to 6 significant digits, rounded down (readable reports; never above the
+    plan).
+
+    >>> _round_down(0.72023744183), _round_down(3.3e-9)
+    (0.720237, 3.3e-09)
+    """
+    scale = 10.0 ** (5 - math.floor(math.log10(epsilon)))
+    return math.floor(epsilon * scale) / scale
 
 
 # --------------------------------------------------------------------------- the report
