@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from clinsynth.synthesizers import (
         AutoSynthesizer,
         BaseSynthesizer,
+        CARTSynthesizer,
         CTGANSynthesizer,
         CWGANGPSynthesizer,
         DPMarginalSynthesizer,
@@ -45,6 +46,7 @@ __all__ = [
     "CWGANGPSynthesizer",
     "HVAEGANSynthesizer",
     "TabDDPMSynthesizer",
+    "CARTSynthesizer",
     "AutoSynthesizer",
     "SequentialSynthesizer",
     "get_synthesizer",

@@ -187,7 +187,7 @@ def test_ctgan_fused_training_equals_the_autograd_path(monkeypatch: pytest.Monke
             else:
                 torch.testing.assert_close(got[key], want, rtol=1e-4, atol=lr / 20, msg=key)
     assert noisy == 2 * len(fused.generator.blocks)
-    assert fused._fused is None  # released with the training rows
+    assert fused._gan is None  # released with the training rows
 
 
 def test_bias_before_batch_norm_has_no_gradient() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from clinsynth import Metadata, list_synthesizers
+from clinsynth.synthesizers._auto import DEFAULT_CANDIDATES
 
 #: Most rows of a table the probe fits on.
 PROBE_ROWS = 400
@@ -31,8 +32,6 @@ WARM_UP_ROWS = 50
 PROBE_EPOCHS = 3
 #: The set-up time (encodings, a copula's correlations) grows as rows ** SETUP_GROWTH.
 SETUP_GROWTH = 0.5
-#: The auto model's candidates when its parameters do not name them.
-_AUTO_CANDIDATES = ("gaussian_copula", "tvae", "ctgan", "tabddpm")
 
 
 def estimate_seconds(
@@ -49,7 +48,7 @@ def estimate_seconds(
     """
     if name == "auto":
         budget = _seconds(params.get("time_budget"))
-        names = params.get("candidates") or _AUTO_CANDIDATES
+        names = params.get("candidates") or DEFAULT_CANDIDATES
         epochs = {k: v for k, v in params.items() if k in ("epochs",) and v}
         total = sum(estimate_seconds(n, epochs, metadata, data) for n in names)
         return min(total, budget) if budget else total

@@ -6,6 +6,7 @@
 
 from clinsynth.synthesizers._auto import AutoSynthesizer
 from clinsynth.synthesizers._base import BaseSynthesizer
+from clinsynth.synthesizers._cart import CARTSynthesizer
 from clinsynth.synthesizers._conditions import parse_condition_strings
 from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
 from clinsynth.synthesizers._ctgan import CTGANSynthesizer
@@ -27,6 +28,7 @@ __all__ = [
     "CWGANGPSynthesizer",
     "HVAEGANSynthesizer",
     "TabDDPMSynthesizer",
+    "CARTSynthesizer",
     "AutoSynthesizer",
     "SequentialSynthesizer",
     "get_synthesizer",

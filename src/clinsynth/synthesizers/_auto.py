@@ -71,7 +71,7 @@ _EVAL_ROWS = 2000
 #: The leaderboard's suffix of a candidate refined by its density ratio.
 _REFINED = "+refine"
 #: Candidates tried by default, in this order (those registered).
-DEFAULT_CANDIDATES = ("gaussian_copula", "tvae", "ctgan", "tabddpm")
+DEFAULT_CANDIDATES = ("gaussian_copula", "cart", "tvae", "ctgan", "tabddpm")
 #: Options of the AutoSynthesizer passed on to every candidate.
 _SHARED = (
     "enforce_min_max_values",
@@ -114,7 +114,7 @@ class AutoSynthesizer(BaseSynthesizer):
     metadata : Metadata
     candidates : list of str, optional
         Registered model names to try, in order (or one comma-separated text); default:
-        gaussian_copula, tvae, ctgan and tabddpm (those registered).
+        gaussian_copula, cart, tvae, ctgan and tabddpm (those registered).
     epochs : int, optional
         Epochs of every candidate trained by epochs (TVAE, CTGAN, TabDDPM...): the most it
         trains, fewer when a ``time_budget`` cuts them. None: each model's own default.

@@ -30,6 +30,7 @@ from clinsynth.errors import (
 )
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import _persist, _rules, _stream
+from clinsynth.synthesizers._dp import DifferentialPrivacy, base_privacy_report, restore_budget
 from clinsynth.synthesizers._limits import check_sample_size
 from clinsynth.transform import TableTransformer
 
@@ -265,12 +266,15 @@ class BaseSynthesizer:
         else:
             model_table = table
         stage(1, f"learning {len(model_table.columns)} columns")
+        #: The differential privacy of this fit (None without a budget) and its result.
+        self._dp_ = self._differential_privacy()
+        self.privacy_budget_: dict[str, Any] | None = None
         self._transformer_ = TableTransformer(
             model_table,
             enforce_min_max=self.enforce_min_max_values,
             locale=self.locale,
             rare_category_threshold=self.rare_category_threshold,
-            privacy=self._privacy_statistics(len(data)),
+            privacy=self._dp_.plan(len(data)) if self._dp_ is not None else None,
             **self._transformer_options,
         ).fit(data)
         for column in model_table.columns:
@@ -302,7 +306,7 @@ class BaseSynthesizer:
         model's own rows (see :mod:`clinsynth.synthesizers._refine`)."""
         from clinsynth.synthesizers._refine import DensityRatioRefiner
 
-        if getattr(self, "dp_enabled", False):
+        if self.dp_enabled:
             raise ParameterError(
                 f"The 'refine' parameter of {type(self).__name__} reads the real rows outside "
                 "the differential-privacy budget: use refine=False with epsilon."
@@ -684,11 +688,24 @@ class BaseSynthesizer:
         return {"privacy": self.get_privacy_report()}
 
     def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
-        """Restore what :meth:`_manifest_extra` wrote (models with more state override)."""
+        """Restore what :meth:`_manifest_extra` wrote: the DP budget (models with more state
+        override)."""
+        self.privacy_budget_ = restore_budget(manifest)
 
-    def _privacy_statistics(self, num_rows: int) -> Any:
-        """A :class:`~clinsynth.privacy.DPStatistics` for the transformer (DP models), or None."""
-        return None
+    # ------------------------------------------------------------------ privacy
+    @property
+    def dp_enabled(self) -> bool:
+        """Whether this model trains with differential privacy (it has an ``epsilon``)."""
+        return getattr(self, "epsilon", None) is not None
+
+    def _differential_privacy(self) -> DifferentialPrivacy | None:
+        """The differential privacy of a fit, ``self._dp_`` (None without ``epsilon``); a model
+        with its own share of the budget for the transformer's statistics overrides."""
+        return DifferentialPrivacy.from_model(self)
+
+    def get_privacy_budget(self) -> dict[str, Any] | None:
+        """The DP budget of the fitted model (None without differential privacy)."""
+        return getattr(self, "privacy_budget_", None)
 
     def get_privacy_report(self) -> dict[str, Any]:
         """What protects the training patients: JSON-able, saved as ``manifest["privacy"]``.
@@ -698,8 +715,6 @@ class BaseSynthesizer:
         learned) columns. DP models add the budget (see ``docs/PRIVACY.md``).
         """
         self._check_fitted()
-        from clinsynth.synthesizers._dp import base_privacy_report
-
         return base_privacy_report(self)
 
     # ------------------------------------------------------------------ model hooks

@@ -84,6 +84,58 @@ def _pairwise_correlation(scores: np.ndarray) -> np.ndarray:
     return _nearest_correlation(corr)
 
 
+def fit_marginals(
+    encoded: np.ndarray,
+    variables: list[tuple[SpanInfo, int]],
+    families: dict[str, str],
+    default: str,
+    rng: np.random.Generator,
+    min_patients: dict[str, int] | None = None,
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Each variable's marginal (as saved) and the rows' normal scores (n x variables).
+
+    Discrete variables (levels, null indicators) get their level frequencies and scores spread
+    over each level's interval; continuous ones a fitted :class:`Marginal` (on values held by at
+    least ``min_patients[column]`` rows) and normal scores, NaN where the value is missing.
+    Shared by the copula and the adversarial random forest.
+    """
+    n = len(encoded)
+    scores = np.full((n, len(variables)), np.nan)
+    null_of = {
+        span.column: encoded[:, start + 1] > 0.5 for span, start in variables if span.role == "null"
+    }
+    marginals: list[dict[str, Any]] = []
+    for j, (span, start) in enumerate(variables):
+        block = encoded[:, start : start + span.dim]
+        if span.activation in ("label", "softmax"):
+            codes = np.rint(block[:, 0]).astype(np.int64) if span.dim == 1 else block.argmax(1)
+            size = span.n_levels if span.dim == 1 else span.dim
+            freq = np.bincount(codes, minlength=size) / max(n, 1)
+            marginals.append(
+                {"kind": "discrete", "cum": np.cumsum(freq)[:-1].tolist(), "size": int(size)}
+            )
+            scores[:, j] = _normal_scores(codes.astype(np.float64), rng)
+            continue
+        present = ~null_of.get(span.column, np.zeros(n, dtype=bool))
+        values = block[present, 0].astype(np.float64)
+        if len(values) == 0:
+            marginals.append({"kind": "continuous", **Marginal._empirical(np.zeros(1)).to_dict()})
+            continue
+        family = families.get(span.column, default)
+        # The saved marginal is fitted to values each held by at least min_patients rows
+        # (its points, bounds and parameters hold no one patient's value); the scores use
+        # the real ones.
+        k = (min_patients or {}).get(span.column, 1)
+        safe = microaggregate(values, k, interior=False)
+        # Steps only for values that repeat (a score, a count): merged continuous values
+        # would come out as lumps at the merged points; they get interpolated quantiles.
+        discrete = None if k <= 1 else 2 * len(np.unique(values)) <= len(values)
+        fitted = Marginal.fit(safe, family, discrete)
+        marginals.append({"kind": "continuous", **fitted.to_dict()})
+        scores[present, j] = _normal_scores(values, rng)
+    return marginals, scores
+
+
 class _Copula:
     """One Gaussian copula over the encoded variables (a stratum of the synthesizer)."""
 
@@ -117,44 +169,7 @@ class _Copula:
         rng: np.random.Generator,
         min_patients: dict[str, int] | None = None,
     ) -> _Copula:
-        n = len(encoded)
-        scores = np.full((n, len(variables)), np.nan)
-        null_of = {
-            span.column: encoded[:, start + 1] > 0.5
-            for span, start in variables
-            if span.role == "null"
-        }
-        marginals: list[dict[str, Any]] = []
-        for j, (span, start) in enumerate(variables):
-            block = encoded[:, start : start + span.dim]
-            if span.activation in ("label", "softmax"):
-                codes = np.rint(block[:, 0]).astype(np.int64) if span.dim == 1 else block.argmax(1)
-                size = span.n_levels if span.dim == 1 else span.dim
-                freq = np.bincount(codes, minlength=size) / max(n, 1)
-                marginals.append(
-                    {"kind": "discrete", "cum": np.cumsum(freq)[:-1].tolist(), "size": int(size)}
-                )
-                scores[:, j] = _normal_scores(codes.astype(np.float64), rng)
-                continue
-            present = ~null_of.get(span.column, np.zeros(n, dtype=bool))
-            values = block[present, 0].astype(np.float64)
-            if len(values) == 0:
-                marginals.append(
-                    {"kind": "continuous", **Marginal._empirical(np.zeros(1)).to_dict()}
-                )
-                continue
-            family = families.get(span.column, default)
-            # The saved marginal is fitted to values each held by at least min_patients rows
-            # (its points, bounds and parameters hold no one patient's value); the scores use
-            # the real ones.
-            k = (min_patients or {}).get(span.column, 1)
-            safe = microaggregate(values, k, interior=False)
-            # Steps only for values that repeat (a score, a count): merged continuous values
-            # would come out as lumps at the merged points; they get interpolated quantiles.
-            discrete = None if k <= 1 else 2 * len(np.unique(values)) <= len(values)
-            fitted = Marginal.fit(safe, family, discrete)
-            marginals.append({"kind": "continuous", **fitted.to_dict()})
-            scores[present, j] = _normal_scores(values, rng)
+        marginals, scores = fit_marginals(encoded, variables, families, default, rng, min_patients)
         return cls(marginals, _pairwise_correlation(scores))
 
     # -------------------------------------------------------------- sample

@@ -27,11 +27,12 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    FusedGANMixin,
     adam,
 )
+from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
+    AdversarialTraining,
     ChoiceLoss,
     Critic,
     ResidualGenerator,
@@ -149,7 +150,7 @@ class RealRowSampler:
 
 
 @register("ctgan")
-class CTGANSynthesizer(FusedGANMixin, DeepSynthesizer):
+class CTGANSynthesizer(DeepSynthesizer):
     """Conditional tabular GAN (CTGAN): a generator trained against a critic, rare categories kept.
 
     Its parameters have SDV's names, so SDV code ports by changing the import.
@@ -335,6 +336,23 @@ class CTGANSynthesizer(FusedGANMixin, DeepSynthesizer):
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
+        # The training step (DP: the private step of _dp_training instead).
+        self._gan = (
+            None
+            if self.dp_enabled
+            else AdversarialTraining(
+                self.generator,
+                self.discriminator,
+                self._opt_g,
+                self._opt_d,
+                critic_batch=self._critic_batch,
+                fake_rows=self._fake_rows,
+                extra_loss=self._generator_extra_loss,
+                critic_steps=int(self.discriminator_steps),
+                matmul_dtype=self._matmul_dtype(),
+            )
+        )
+        self._own_precision = self._gan is not None and self._gan.applies_precision
         # DP: no table of real rows per level (it would steer training outside the budget).
         self._rows = (
             RealRowSampler(self._space, data, self.log_frequency)
@@ -344,12 +362,18 @@ class CTGANSynthesizer(FusedGANMixin, DeepSynthesizer):
 
     def _release_training(self) -> None:
         super()._release_training()
+        if self._gan is not None:
+            self._gan.release()
+        self._gan = None
         self._rows = None
 
     def _steps_per_epoch(self, n_rows: int) -> int:
         return max(n_rows // self.batch_size, 1)
 
     # ------------------------------------------------------------------ training
+    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self._gan.step(idx, self._generator)
+
     def _noise(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.embedding_dim, generator=generator, device=device)
 
@@ -375,11 +399,8 @@ class CTGANSynthesizer(FusedGANMixin, DeepSynthesizer):
         return None if context is None else self._space.choice_loss(raw, *context)
 
     # ------------------------------------------------------------------ DP-SGD
-    def _dp_modules(self) -> torch.nn.Module:
-        return self.discriminator
-
-    def _dp_steps_per_step(self) -> int:
-        return int(self.discriminator_steps)
+    def _dp_training(self) -> PrivateStep:
+        return PrivateStep(self.discriminator, self._dp_train_step, int(self.discriminator_steps))
 
     def _dp_critic_loss(
         self, params: dict, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
@@ -388,12 +409,12 @@ class CTGANSynthesizer(FusedGANMixin, DeepSynthesizer):
             self.discriminator, params, real, fake, alpha, generator=self._generator
         )
 
-    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+    def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """Private critic steps on Poisson batches, then a generator step that reads no row."""
         g, data, bs = self._generator, self._data, self.batch_size
         space, layout, gen = self._space, self._layout, self.generator
         for _ in range(self.discriminator_steps):
-            real = data[self._dp_sgd.batch(len(data), g)]
+            real = data[dp.batch(len(data), g)]
             n = len(real)
             if len(space):  # each row is conditioned on one of its own levels
                 column = torch.randint(len(space), (n,), generator=g, device=data.device)
@@ -409,7 +430,7 @@ class CTGANSynthesizer(FusedGANMixin, DeepSynthesizer):
                 fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], 1)
             gen.train()
             alpha = torch.rand(n, 1, generator=g, device=data.device)
-            self._dp_sgd.step(self._dp_critic_loss, torch.cat([real, cond], 1), fake, alpha)
+            dp.step(self._dp_critic_loss, torch.cat([real, cond], 1), fake, alpha)
             self._opt_d.step()
         if len(space):  # conditions drawn from the DP level frequencies of the transformer
             column, level = space.draw(bs, g, space.sample_cum)

@@ -25,11 +25,12 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    FusedGANMixin,
     adam,
 )
+from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
+    AdversarialTraining,
     Critic,
     ResidualGenerator,
     activate,
@@ -42,7 +43,7 @@ GUMBEL_TAU = 0.2
 
 
 @register("cwgan", aliases=("cwgan_gp", "cwgangp"))
-class CWGANGPSynthesizer(FusedGANMixin, DeepSynthesizer):
+class CWGANGPSynthesizer(DeepSynthesizer):
     """Conditional Wasserstein GAN with gradient penalty, conditioned on one categorical column.
 
     Parameters
@@ -217,8 +218,34 @@ class CWGANGPSynthesizer(FusedGANMixin, DeepSynthesizer):
         return {"generator": self._opt_g, "discriminator": self._opt_d}
 
     # ------------------------------------------------------------------ training
-    def _penalty_weight(self) -> float:
-        return float(self.gradient_penalty_weight)
+    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
+        super()._prepare_training(data, generator)
+        # The training step (DP: the private step of _dp_training instead).
+        self._gan = (
+            None
+            if self.dp_enabled
+            else AdversarialTraining(
+                self.generator,
+                self.discriminator,
+                self._opt_g,
+                self._opt_d,
+                critic_batch=self._critic_batch,
+                fake_rows=self._fake_rows,
+                critic_steps=int(self.discriminator_steps),
+                penalty_weight=float(self.gradient_penalty_weight),
+                matmul_dtype=self._matmul_dtype(),
+            )
+        )
+        self._own_precision = self._gan is not None and self._gan.applies_precision
+
+    def _release_training(self) -> None:
+        super()._release_training()
+        if self._gan is not None:
+            self._gan.release()
+        self._gan = None
+
+    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self._gan.step(idx, self._generator)
 
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Generated rows (Gumbel-softmax relaxed) with the condition in place, plus ``cond``."""
@@ -251,11 +278,8 @@ class CWGANGPSynthesizer(FusedGANMixin, DeepSynthesizer):
         return fake, fake
 
     # ------------------------------------------------------------------ DP-SGD
-    def _dp_modules(self) -> torch.nn.Module:
-        return self.discriminator
-
-    def _dp_steps_per_step(self) -> int:
-        return int(self.discriminator_steps)
+    def _dp_training(self) -> PrivateStep:
+        return PrivateStep(self.discriminator, self._dp_train_step, int(self.discriminator_steps))
 
     def _dp_critic_loss(
         self, params: dict, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
@@ -269,18 +293,18 @@ class CWGANGPSynthesizer(FusedGANMixin, DeepSynthesizer):
             penalty_weight=self.gradient_penalty_weight,
         )
 
-    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+    def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """Private critic steps on Poisson batches (each fake row takes its real row's
         condition); the generator's conditions follow the DP level frequencies."""
         g, data, width = self._generator, self._data, self._cond_width
         for _ in range(self.discriminator_steps):
-            real = self._with_condition(data[self._dp_sgd.batch(len(data), g)])
+            real = self._with_condition(data[dp.batch(len(data), g)])
             self.generator.eval()  # running batch-norm statistics: rows stay independent
             with torch.no_grad():
                 fake = self._fake(real[:, -width:], g)
             self.generator.train()
             alpha = torch.rand(len(real), 1, generator=g, device=data.device)
-            self._dp_sgd.step(self._dp_critic_loss, real, fake, alpha)
+            dp.step(self._dp_critic_loss, real, fake, alpha)
             self._opt_d.step()
         u = torch.rand(self.batch_size, 1, generator=g, device=data.device)
         level = (u >= self._cond_cum).sum(dim=1).clamp(max=width - 1)

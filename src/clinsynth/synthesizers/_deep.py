@@ -26,15 +26,13 @@ from clinsynth.errors import BundleError, DataError, ParameterError
 from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_float, _is_int
-from clinsynth.synthesizers._dp import DPMixin, DPSGDTraining
+from clinsynth.synthesizers._dp import DP_PARAMETERS, DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._guard import MemorizationGuard, check_every, holdout_split
 from clinsynth.synthesizers.nn import (
-    FusedCriticStep,
     SpanLayout,
     TrainingEngine,
     TrainingHistory,
     build_module,
-    critic_losses,
     load_checkpoint,
 )
 from clinsynth.synthesizers.nn._layers import _TINY
@@ -179,22 +177,23 @@ def fast_bfloat16(device: torch.device) -> bool:
     return bool(check()) if check is not None else False
 
 
-class DeepSynthesizer(DPMixin, BaseSynthesizer):
+class DeepSynthesizer(BaseSynthesizer):
     """Base of the neural synthesizers (TVAE, CTGAN, CWGAN-GP, HVAE-GAN, TabDDPM).
 
-    Differential privacy is a part, not a layer of classes: with ``epsilon`` the training step
-    runs inside a :class:`~clinsynth.synthesizers._dp.DPSGDTraining` (``self._dp_sgd``), built in
-    ``_prepare_training`` with the noise calibrated for the whole schedule (``epochs x steps
-    per epoch x _dp_steps_per_step()``) and recorded in the ledger in ``_release_training``. A
-    model names the networks that read real rows (``_dp_modules()``) and writes a private
-    branch of ``_train_step`` that draws ``self._dp_sgd.batch(...)`` and calls
-    ``self._dp_sgd.step(...)``. With ``epsilon=None`` nothing changes.
+    Differential privacy is a part, not a layer of classes: with ``epsilon`` the fit owns a
+    :class:`~clinsynth.synthesizers._dp.DifferentialPrivacy` (``self._dp_``), and the training
+    engine runs the model's private step (``_dp_training()``, a
+    :class:`~clinsynth.synthesizers._dp.PrivateStep`: the networks that read real rows and a
+    step that draws ``dp.batch(...)`` and calls ``dp.step(...)``) inside a
+    :class:`~clinsynth.synthesizers._dp.DPSGDTraining`, its noise calibrated for the whole
+    schedule (``epochs x steps per epoch x updates per step``) and recorded in the ledger when
+    training ends. With ``epsilon=None`` nothing changes.
 
     Parameters
     ----------
     metadata : Metadata
     epsilon, delta, max_grad_norm, public_bounds
-        Differential privacy (:class:`~clinsynth.synthesizers._dp.DPMixin`).
+        Differential privacy (:class:`~clinsynth.synthesizers._dp.DifferentialPrivacy`).
     validation_split : float
         Fraction of the rows held out to measure a validation loss after every epoch.
     early_stopping_patience : int, optional
@@ -246,11 +245,10 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         "checkpoint_every",
         "sample_precision",
     )
-    #: Models that train with ``training_precision="bfloat16"`` ...
+    #: Models that train with ``training_precision="bfloat16"``.
     _bf16_training: ClassVar[bool] = False
-    #: ... and those that apply it in their own training step (not by autocast).
-    _fused_precision: ClassVar[bool] = False
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        **DP_PARAMETERS,
         "epochs": (_is_int(1), "an int >= 1"),
         "batch_size": (_is_int(1), "an int >= 1"),
         "validation_split": (lambda v: _is_float(0.0)(v) and v < 1.0, "a float in [0, 1)"),
@@ -298,7 +296,10 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
-        self._init_dp(epsilon, delta, max_grad_norm, public_bounds)
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.public_bounds = public_bounds
         self.training_precision = training_precision
         self.sample_precision = sample_precision
         self.validation_split = validation_split
@@ -464,6 +465,9 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         optimizers = self._make_optimizers(device)
         generator = torch.Generator(device=device).manual_seed(seeds["train"])
         self._prepare_training(data, generator)
+        dp_sgd, step = (
+            self._plan_dp_sgd(len(data), generator) if self._dp_ is not None else (None, None)
+        )
         validate = None
         if n_val:
 
@@ -474,12 +478,11 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
                 with torch.no_grad():
                     return float(self._validation_loss(valid, g))
 
-        step = self._train_step
         #: The precision training ran in ("auto" resolved), saved with the model.
         self.trained_precision_ = self._training_precision()
         logger.info("%s trains in %s", type(self).__name__, self.trained_precision_)
         low = _PRECISIONS[self.trained_precision_]
-        if low is not None and not self._fused_precision:
+        if step is None and low is not None and not self._own_precision:
 
             def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
                 with torch.autocast(device.type, dtype=low):
@@ -488,7 +491,7 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         engine = TrainingEngine(
             modules=self._networks(),
             optimizers=optimizers,
-            step=step,
+            step=step or self._train_step,
             n_rows=len(data),
             batch_size=self.batch_size,
             epochs=self.epochs,
@@ -512,6 +515,9 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
             history = engine.run(resume=self._resume_state)
         finally:
             self._release_training()
+            if dp_sgd is not None:  # the planned steps all ran (no early stopping with DP)
+                details = dp_sgd.record(self._dp_.accountant)
+                self.privacy_budget_ = self._dp_.budget(**details, epochs=int(self.epochs))
         self._set_history(history)
         #: Every check of the memorization guard (epoch, DCR share, its SE); empty without it.
         self.memorization_ = list(guard.log) if guard is not None else []
@@ -525,36 +531,44 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
         raise NotImplementedError
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
-        """Keep what the training steps need (the data tensor, samplers); with ``epsilon``,
-        plan DP-SGD for the whole schedule."""
+        """Keep what the training steps need (the data tensor, samplers). A model whose
+        training step applies ``training_precision`` itself (hand-written passes) sets
+        ``self._own_precision``; the others run under autocast."""
         self._data = data
         self._generator = generator
-        self._dp_sgd: DPSGDTraining | None = None
-        if self.dp_enabled:
-            n = len(data)
-            per_epoch = self._steps_per_epoch(n) or math.ceil(
-                n / max(1, min(int(self.batch_size), n))
-            )
-            steps = int(self.epochs) * per_epoch * self._dp_steps_per_step()
-            self._dp_sgd = DPSGDTraining.plan(self, self._dp_modules(), n, steps, generator)
+        self._own_precision = False
 
     def _release_training(self) -> None:
-        """Drop the training tensors: a fitted model holds no training row. With ``epsilon``,
-        record the training in the ledger and write ``privacy_budget_``."""
+        """Drop the training tensors: a fitted model holds no training row."""
         self._data = None
         self._generator = None
-        if getattr(self, "_dp_sgd", None) is not None:
-            details = self._dp_sgd.record(self._accountant_)
-            self._finish_privacy(**details, epochs=int(self.epochs))
-            self._dp_sgd = None
 
-    def _dp_modules(self) -> Any:
-        """The networks whose training reads real rows (one module, or a dict of them)."""
+    def _dp_training(self) -> PrivateStep:
+        """How the model trains by DP-SGD (with ``epsilon``): the networks that read real rows
+        and the private training step."""
         raise NotImplementedError
 
-    def _dp_steps_per_step(self) -> int:
-        """Private updates per training step (a GAN's critic steps)."""
-        return 1
+    def _plan_dp_sgd(
+        self, n: int, generator: torch.Generator
+    ) -> tuple[DPSGDTraining, Callable[[torch.Tensor], dict[str, torch.Tensor]]]:
+        """DP-SGD for the whole schedule and the engine's step that runs the private step."""
+        private = self._dp_training()
+        per_epoch = self._steps_per_epoch(n) or math.ceil(n / max(1, min(int(self.batch_size), n)))
+        modules = private.modules
+        networks = (
+            sorted(modules)
+            if isinstance(modules, dict)
+            else [name for name, net in self._networks().items() if net is modules]
+        )
+        dp_sgd = self._dp_.sgd(
+            modules,
+            networks,
+            num_rows=n,
+            batch_size=int(self.batch_size),
+            steps=int(self.epochs) * per_epoch * private.updates,
+            generator=generator,
+        )
+        return dp_sgd, dp_sgd.wrap(private.step)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -794,165 +808,6 @@ class DeepSynthesizer(DPMixin, BaseSynthesizer):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`_extra_state` before the networks are built."""
-
-
-class FusedGANMixin:
-    """CTGAN and CWGAN-GP: the training step (:func:`adversarial_step`) with the critic's
-    update by hand (:class:`FusedCriticStep`) and the residual generator's training pass,
-    which also apply ``training_precision``.
-
-    Models set ``generator``, ``discriminator``, ``_opt_g``, ``_opt_d``, give
-    ``_critic_batch``, ``_fake_rows`` and ``_dp_train_step``, and may override
-    :meth:`_penalty_weight` and :meth:`_generator_extra_loss`.
-    """
-
-    def _penalty_weight(self) -> float:
-        return 10.0
-
-    def _generator_extra_loss(self, raw: torch.Tensor, context: Any) -> torch.Tensor | None:
-        """The generator's loss beyond the critic's (none by default)."""
-        return None
-
-    def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.dp_enabled:  # type: ignore[attr-defined]
-            return self._dp_train_step()  # type: ignore[attr-defined]
-        return adversarial_step(
-            idx,
-            critic=self.discriminator,  # type: ignore[attr-defined]
-            opt_d=self._opt_d,  # type: ignore[attr-defined]
-            opt_g=self._opt_g,  # type: ignore[attr-defined]
-            steps=int(self.discriminator_steps),  # type: ignore[attr-defined]
-            generator=self._generator,  # type: ignore[attr-defined]
-            critic_batch=self._critic_batch,  # type: ignore[attr-defined]
-            fake_rows=self._fake_rows,  # type: ignore[attr-defined]
-            extra_loss=self._generator_extra_loss,
-            penalty_weight=self._penalty_weight(),
-            fused=self._fused,
-        )
-
-    def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
-        super()._prepare_training(data, generator)  # type: ignore[misc]
-        critic, dtype = self.discriminator, self._matmul_dtype()  # type: ignore[attr-defined]
-        self._fused = (
-            FusedCriticStep(critic, self._penalty_weight(), matmul_dtype=dtype)
-            if not getattr(self, "dp_enabled", False) and FusedCriticStep.supports(critic)
-            else None
-        )
-        if self._fused is not None:  # bfloat16 products in the hand-written passes
-            self.generator.matmul_dtype = dtype  # type: ignore[attr-defined]
-
-    @property
-    def _fused_precision(self) -> bool:
-        """training_precision is applied by the hand-written passes (no autocast)."""
-        return getattr(self, "_fused", None) is not None
-
-    def _release_training(self) -> None:
-        super()._release_training()  # type: ignore[misc]
-        self.generator.matmul_dtype = torch.float32  # type: ignore[attr-defined]
-        self.generator._cast = {}  # type: ignore[attr-defined]
-        self._fused = None  # its buffers hold training rows
-
-
-def adversarial_step(
-    idx: torch.Tensor,
-    *,
-    critic: torch.nn.Module,
-    opt_d: torch.optim.Optimizer,
-    opt_g: torch.optim.Optimizer,
-    steps: int,
-    generator: torch.Generator,
-    critic_batch: Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor, Any]],
-    fake_rows: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-    extra_loss: Callable[[torch.Tensor, Any], torch.Tensor | None] | None = None,
-    penalty_weight: float = 10.0,
-    fused: FusedCriticStep | None = None,
-) -> dict[str, torch.Tensor]:
-    """One training step of a conditional GAN (CTGAN, CWGAN-GP): ``steps`` critic updates
-    with the WGAN gradient penalty, then one generator update.
-
-    ``critic_batch(idx, step)`` gives real rows with their condition columns, the condition of
-    the fake rows and a context for ``extra_loss(raw, context)`` (the generator's loss beyond
-    the critic's, e.g. CTGAN's cross-entropy of the conditioned column); ``fake_rows(cond)``
-    gives generated rows with the condition columns and the raw generator output.
-
-    The fake rows of the last critic update are generated with gradients and reused by the
-    generator update (as in the DCGAN reference implementation): the generator learns from
-    the updated critic on those rows, and one generator forward pass per step is saved.
-
-    ``fused``: the critic's gradients computed by hand (:class:`FusedCriticStep`, same
-    numbers); not under autocast, where the autograd path runs.
-    """
-    if fused is not None and torch.is_autocast_enabled(generator.device.type):
-        fused = None
-    for step in range(steps):
-        real, cond, context = critic_batch(idx, step)
-        with torch.set_grad_enabled(step == steps - 1):
-            fake, raw = fake_rows(cond)
-        if fused is not None:
-            loss_d, penalty = fused.critic_step(real, fake.detach(), generator)
-        else:
-            loss_d, penalty = critic_losses(critic, real, fake.detach(), generator, penalty_weight)
-            opt_d.zero_grad(set_to_none=True)
-            (loss_d + penalty).backward()
-        opt_d.step()
-    extra = extra_loss(raw, context) if extra_loss is not None else None
-    opt_g.zero_grad(set_to_none=True)
-    if fused is not None:
-        loss_g, grad = fused.generator_grad(fake, generator)
-        if extra is not None:
-            torch.autograd.backward((fake, extra), (grad, torch.ones_like(extra)))
-            loss_g = loss_g + extra.detach()
-        else:
-            fake.backward(grad)
-    else:
-        critic.requires_grad_(False)  # no weight gradients for the critic in this step
-        loss_g = -critic(fake, generator).mean()
-        critic.requires_grad_(True)
-        if extra is not None:
-            loss_g = loss_g + extra
-        loss_g.backward()
-    opt_g.step()
-    return {"generator_loss": loss_g.detach(), "discriminator_loss": loss_d.detach()}
-
-
-class LatentMixin:
-    """``encode(data)``: latent coordinates of rows (the posterior mean of a VAE encoder)."""
-
-    def encode(self, data: pd.DataFrame, **options: Any) -> np.ndarray:
-        """Latent coordinates of the rows of ``data``: the mean of ``q(z | x)``.
-
-        Numbers are encoded with their most likely mixture component, so the same rows always
-        land on the same points.
-        """
-        self._check_fitted()  # type: ignore[attr-defined]
-        encoded = self._transformer_.transform(self._model_rows(data))  # type: ignore[attr-defined]
-        device = self._torch_device()  # type: ignore[attr-defined]
-        x = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order])).to(device)
-        for net in self._networks().values():  # type: ignore[attr-defined]
-            net.eval()
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(x), 65_536):
-                mean = self._latent_mean(x[start : start + 65_536], **options)
-                out.append(mean.float().cpu().numpy())
-        if not out:
-            return np.zeros((0, self._latent_dim(**options)), dtype=np.float32)
-        return np.concatenate(out)
-
-    def _model_rows(self, data: pd.DataFrame) -> pd.DataFrame:
-        """The user's rows as the model sees them: the rules' reparametrizations applied."""
-        table = self._table_metadata()  # type: ignore[attr-defined]
-        for rule in getattr(self, "_rules_", None) or []:
-            if rule.reparametrized:
-                data = rule.transform(data, table)
-                table = rule.transform_metadata(table)
-        return data
-
-    def _latent_mean(self, x: torch.Tensor, **options: Any) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _latent_dim(self, **options: Any) -> int:
-        raise NotImplementedError
 
 
 def torch_device(device: str) -> torch.device:

@@ -1,11 +1,12 @@
-"""Differential privacy for synthesizers: parameters, budget planning, the privacy report, and
-DP-SGD around a deep model's training step (:class:`DPSGDTraining`, which
-:class:`~clinsynth.synthesizers._deep.DeepSynthesizer` builds when ``epsilon`` is given).
+"""Differential privacy for synthesizers, as a part a model owns: parameters, budget planning,
+DP-SGD around a deep model's training step, and the privacy report.
 
-:class:`DPMixin` gives a synthesizer ``epsilon``, ``delta``, ``max_grad_norm`` and
-``public_bounds``; when ``epsilon`` is None nothing changes. With a budget, the transformer learns
-its statistics privately (a share of the budget, :class:`~clinsynth.privacy.DPStatistics`), the
-model spends the rest, every release is written to one
+A model that takes ``epsilon`` (``delta``, ``public_bounds`` and, for DP-SGD,
+``max_grad_norm``; checks in :data:`DP_PARAMETERS`) gets a :class:`DifferentialPrivacy` as
+``self._dp_`` when it is fitted with a budget; when ``epsilon`` is None it is None and nothing
+changes. With a budget, the transformer learns its statistics privately (a share of the budget,
+:class:`~clinsynth.privacy.DPStatistics`), the model spends the rest (deep models by
+:class:`DPSGDTraining`, the training engine's step wrapper), every release is written to one
 :class:`~clinsynth.privacy.PrivacyAccountant`, and the result is ``privacy_budget_``, saved in the
 bundle manifest under ``"privacy"`` and returned by ``get_privacy_report()``.
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -118,14 +120,51 @@ def base_privacy_report(model: Any) -> dict[str, Any]:
     return report
 
 
-class DPMixin:
-    """Differential-privacy parameters and bookkeeping shared by the private synthesizers.
+#: The differential-privacy parameters and their checks, for a model's
+#: ``_parameter_constraints`` (a model with a budget takes ``epsilon``, ``delta``,
+#: ``public_bounds`` and, when it trains by DP-SGD, ``max_grad_norm``).
+DP_PARAMETERS: dict[str, tuple[Any, str]] = {
+    "epsilon": (_is_epsilon, "None or a finite float > 0"),
+    "delta": (
+        lambda v: v is None or (isinstance(v, float) and 0 < v < 1),
+        "None or a float in (0, 1)",
+    ),
+    "max_grad_norm": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
+        "a float > 0",
+    ),
+    "public_bounds": (
+        _is_bounds,
+        "None or a dict of column to (low, high) or a list of levels",
+    ),
+}
+
+
+class DifferentialPrivacy:
+    """The differential privacy of one fit: budget, ledger, DP-SGD and the budget report.
+
+    A model with a budget owns one as ``self._dp_``, built at the start of
+    :meth:`~clinsynth.synthesizers.BaseSynthesizer.fit` (:meth:`from_model`; None when
+    ``epsilon`` is None, and then nothing changes). The whole interface:
+
+    1. :meth:`plan` (called by ``fit``): fixes δ, opens the
+       :class:`~clinsynth.privacy.PrivacyAccountant` (``accountant``) and returns the
+       transformer's share of the budget as a :class:`~clinsynth.privacy.DPStatistics`.
+    2. The model spends the rest: by DP-SGD (:meth:`sgd`, a :class:`DPSGDTraining` that the
+       deep models' training engine runs instead of the plain step), or with its own
+       mechanisms written to ``accountant`` (``rho`` is the whole budget in zCDP).
+    3. :meth:`budget` turns the ledger into the model's ``privacy_budget_`` (saved in the bundle
+       manifest under ``"privacy"``, read back by :func:`restore_budget`).
+
+    A new DP option is one keyword argument here with a neutral default (the behaviour without
+    it unchanged), read from the model's parameter of the same name in :meth:`from_model`
+    (``getattr(model, name, default)``) and, when it changes the guarantee, written by
+    :meth:`budget`; the models that take it add the parameter and its check.
 
     Parameters
     ----------
-    epsilon : float, optional
-        Total privacy budget ε of the model (transformer statistics and training together).
-        None trains without differential privacy.
+    epsilon : float
+        Total privacy budget ε (the transformer's statistics and the model together).
     delta : float, optional
         δ of the (ε, δ) guarantee; default ``1 / (10 n)`` for ``n`` training rows.
     max_grad_norm : float
@@ -134,154 +173,200 @@ class DPMixin:
         Public knowledge that costs no budget: ``{"age": (0, 110)}`` for numbers and dates,
         ``{"sex": ["F", "M"]}`` for category lists. Columns without it get DP ranges and
         thresholded category discovery, which cost budget and cut rare tails.
+    statistics_share : float
+        Share of the budget (in zCDP ρ) spent on the transformer's statistics.
+    n_bins : int
+        Bins of the transformer's DP histograms.
+    seed : int
+        Seed of the transformer's DP noise.
+    rows_per_unit : int
+        The most rows one privacy unit (a patient) has in the training data; a schema model
+        that protects patients sets the model's ``dp_rows_per_unit`` before ``fit``. The
+        sensitivity is then that many rows: the noise is planned for ``rho / rows_per_unit²``
+        and the ledger charges each release per unit (``docs/PRIVACY.md``, section 2.5).
 
-    A schema model that protects patients sets ``dp_rows_per_unit`` (the most rows one patient
-    has in this table) before ``fit``: the budget is then per patient (sensitivity scaled).
+    Examples
+    --------
+    >>> dp = DifferentialPrivacy(1.0, seed=0)
+    >>> stats = dp.plan(1000)
+    >>> dp.delta_, round(stats.rho / dp.rho, 3)
+    (0.0001, 0.1)
+    >>> dp.budget()["epsilon_spent"]  # nothing spent yet
+    0.0
     """
 
-    _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
-        "epsilon": (_is_epsilon, "None or a finite float > 0"),
-        "delta": (
-            lambda v: v is None or (isinstance(v, float) and 0 < v < 1),
-            "None or a float in (0, 1)",
-        ),
-        "max_grad_norm": (
-            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
-            "a float > 0",
-        ),
-        "public_bounds": (
-            _is_bounds,
-            "None or a dict of column to (low, high) or a list of levels",
-        ),
-    }
-    #: Share of the budget (in zCDP ρ) spent on the transformer's statistics.
-    _statistics_share: ClassVar[float] = 0.1
-
-    def _init_dp(
+    def __init__(
         self,
-        epsilon: float | None,
-        delta: float | None,
-        max_grad_norm: float,
-        public_bounds: dict[str, Any] | None,
+        epsilon: float,
+        delta: float | None = None,
+        *,
+        max_grad_norm: float = 1.0,
+        public_bounds: dict[str, Any] | None = None,
+        statistics_share: float = 0.1,
+        n_bins: int = 32,
+        seed: int = 0,
+        rows_per_unit: int = 1,
     ) -> None:
-        self.epsilon = epsilon
+        self.epsilon = float(epsilon)
         self.delta = delta
-        self.max_grad_norm = max_grad_norm
-        self.public_bounds = public_bounds
+        self.max_grad_norm = float(max_grad_norm)
+        self.public_bounds = public_bounds or {}
+        self.statistics_share = float(statistics_share)
+        self.n_bins = int(n_bins)
+        self.seed = int(seed)
+        self.rows_per_unit = int(rows_per_unit)
+        #: Set by :meth:`plan`: δ, the ledger and the whole budget in zCDP ρ.
+        self.delta_: float = float("nan")
+        self.accountant = PrivacyAccountant()
+        self.rho = float("nan")
 
-    @property
-    def dp_enabled(self) -> bool:
-        """Whether this model trains with differential privacy."""
-        return getattr(self, "epsilon", None) is not None
-
-    # ------------------------------------------------------------------ planning
-    def _privacy_statistics(self, num_rows: int) -> DPStatistics | None:
-        """Plan the budget and hand the transformer its share (called by ``fit``)."""
-        self.privacy_budget_ = None
-        if not self.dp_enabled:
+    @classmethod
+    def from_model(cls, model: Any, **options: Any) -> DifferentialPrivacy | None:
+        """The part for ``model``'s parameters (``epsilon``, ``delta``, ``max_grad_norm``,
+        ``public_bounds``, ``random_state``); None without a budget. ``options``: the
+        keyword arguments of the class (a model's own statistics share or bins)."""
+        epsilon = getattr(model, "epsilon", None)
+        if epsilon is None:
             return None
-        self._dp_rows = int(num_rows)
-        self._dp_delta = float(self.delta) if self.delta is not None else default_delta(num_rows)
-        # A schema's patient may own several rows (``dp_rows_per_unit``, set by the schema
-        # model): sensitivity c, so the row-level noise is planned for rho / c².
-        unit_rows = int(getattr(self, "dp_rows_per_unit", 1))
-        self._accountant_ = PrivacyAccountant(contribution=unit_rows)
-        rho = rho_for_epsilon(float(self.epsilon), self._dp_delta * (1 - _RELEASE_DELTA_SHARE))
-        rho = rho / unit_rows**2
-        self._dp_rho_total = rho
-        bounds = {
-            k: tuple(v) if isinstance(v, tuple) else v
-            for k, v in (self.public_bounds or {}).items()
-        }
-        return DPStatistics(
-            rho=rho * self._statistics_share,
-            delta=self._dp_delta * _RELEASE_DELTA_SHARE,
-            public_bounds=bounds,
-            n_bins=self._dp_bins(),
-            random_state=int(self._dp_seed()),
-            accountant=self._accountant_,
+        rng = np.random.default_rng(model.random_state)
+        return cls(
+            epsilon,
+            model.delta,
+            max_grad_norm=getattr(model, "max_grad_norm", 1.0),
+            public_bounds=model.public_bounds,
+            seed=int(rng.integers(0, 2**31 - 1)),
+            rows_per_unit=int(getattr(model, "dp_rows_per_unit", 1)),
+            **options,
         )
 
-    def _dp_bins(self) -> int:
-        return 32
+    def plan(self, num_rows: int) -> DPStatistics:
+        """Fix δ for ``num_rows`` training rows, open the ledger, and return the transformer's
+        share of the budget."""
+        self.delta_ = float(self.delta) if self.delta is not None else default_delta(num_rows)
+        self.accountant = PrivacyAccountant(contribution=self.rows_per_unit)
+        rho = rho_for_epsilon(self.epsilon, self.delta_ * (1 - _RELEASE_DELTA_SHARE))
+        self.rho = rho / self.rows_per_unit**2  # sensitivity: a unit's rows
+        bounds = {k: tuple(v) if isinstance(v, tuple) else v for k, v in self.public_bounds.items()}
+        return DPStatistics(
+            rho=self.rho * self.statistics_share,
+            delta=self.delta_ * _RELEASE_DELTA_SHARE,
+            public_bounds=bounds,
+            n_bins=self.n_bins,
+            random_state=self.seed,
+            accountant=self.accountant,
+        )
 
-    def _dp_seed(self) -> int:
-        rng = np.random.default_rng(self.random_state)  # type: ignore[attr-defined]
-        return int(rng.integers(0, 2**31 - 1))
-
-    def _remaining_delta(self) -> float:
-        return self._dp_delta - self._accountant_.delta_slack()
-
-    def _calibrate_sgd(self, sample_rate: float, steps: int) -> float:
+    def calibrate_sgd(self, sample_rate: float, steps: int) -> float:
         """The DP-SGD noise multiplier that spends the rest of ε in ``steps`` steps."""
         return calibrate_noise_multiplier(
-            float(self.epsilon),
-            self._remaining_delta(),
+            self.epsilon,
+            self.delta_ - self.accountant.delta_slack(),
             sample_rate,
             steps,
-            extra_rdp=self._accountant_.rdp(),
-            group=self._accountant_.contribution,
+            extra_rdp=self.accountant.rdp(),
+            group=self.rows_per_unit,
         )
 
-    def _finish_privacy(self, **details: Any) -> None:
-        """Write ``privacy_budget_`` from the ledger (call at the end of ``_fit``)."""
-        summary = self._accountant_.summary(self._dp_delta)
-        unit_rows = self._accountant_.contribution
+    def sgd(
+        self,
+        modules: Any,
+        networks: list[str],
+        *,
+        num_rows: int,
+        batch_size: int,
+        steps: int,
+        generator: Any,
+    ) -> DPSGDTraining:
+        """DP-SGD for ``steps`` private updates of ``modules`` (named ``networks``) over
+        ``num_rows`` rows in Poisson batches of ``batch_size`` rows on average, its noise
+        calibrated to spend the rest of the budget."""
+        rate = min(int(batch_size), int(num_rows)) / num_rows
+        return DPSGDTraining(
+            modules,
+            networks,
+            num_rows=num_rows,
+            sample_rate=rate,
+            steps=steps,
+            noise_multiplier=self.calibrate_sgd(rate, int(steps)),
+            max_grad_norm=self.max_grad_norm,
+            generator=generator,
+        )
+
+    def budget(self, **details: Any) -> dict[str, Any]:
+        """The model's ``privacy_budget_`` from the ledger, with the mechanism's ``details``."""
+        summary = self.accountant.summary(self.delta_)
+        c = self.rows_per_unit
         unit = (
             "each training row (add/remove one row)"
-            if unit_rows == 1
-            else f"each privacy unit with up to {unit_rows} rows here (add/remove one unit)"
+            if c == 1
+            else f"each privacy unit with up to {c} rows here (add/remove one unit)"
         )
-        self.privacy_budget_ = {
+        return {
             "differential_privacy": True,
-            "guarantee": f"({self.epsilon}, {self._dp_delta:.3g})-differential privacy for {unit}",
-            "epsilon": float(self.epsilon),
+            "guarantee": f"({self.epsilon}, {self.delta_:.3g})-differential privacy for {unit}",
+            "epsilon": self.epsilon,
             "epsilon_spent": summary["epsilon"],
-            "delta": self._dp_delta,
+            "delta": self.delta_,
             "accountant": ACCOUNTANT,
             "consumers": summary["consumers"],
-            "public_bounds": sorted((self.public_bounds or {}).keys()),
-            **({"rows_per_unit": unit_rows} if unit_rows > 1 else {}),
+            "public_bounds": sorted(self.public_bounds.keys()),
+            **({"rows_per_unit": self.rows_per_unit} if self.rows_per_unit > 1 else {}),
             **details,
-            "ledger": [_compact(m) for m in self._accountant_.to_dict()["mechanisms"]],
+            "ledger": [_compact(m) for m in self.accountant.to_dict()["mechanisms"]],
         }
 
-    def get_privacy_budget(self) -> dict[str, Any] | None:
-        """The DP budget of the fitted model (None without differential privacy)."""
-        return getattr(self, "privacy_budget_", None)
 
-    def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
-        privacy = manifest.get("privacy") or {}
-        if not privacy.get("differential_privacy"):
-            self.privacy_budget_ = None
-            return
-        derived = (
-            "rare_category_threshold",
-            "rare_levels_merged",
-            "generated_columns",
-            "not_covered",
+def restore_budget(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``privacy_budget_`` a bundle's manifest holds (None without differential privacy):
+    the inverse of :meth:`DifferentialPrivacy.budget` after the privacy report added its
+    derived fields."""
+    privacy = manifest.get("privacy") or {}
+    if not privacy.get("differential_privacy"):
+        return None
+    derived = (
+        "rare_category_threshold",
+        "rare_levels_merged",
+        "generated_columns",
+        "not_covered",
+    )
+    budget = {k: v for k, v in privacy.items() if k not in derived}
+    budget["guarantee"] = budget["guarantee"].split(", except")[0]  # re-derived on report
+    return budget
+
+
+def require_epsilon(model: Any) -> None:
+    """Raise the parameter error of a model that is private by design and has no budget."""
+    if model.epsilon is None:
+        raise ParameterError(
+            f"{type(model).__name__} is a differentially private model: give it a budget, "
+            "e.g. epsilon=1.0 (smaller is more private; 0.5-3 is typical)."
         )
-        budget = {k: v for k, v in privacy.items() if k not in derived}
-        budget["guarantee"] = budget["guarantee"].split(", except")[0]  # re-derived on report
-        self.privacy_budget_ = budget
 
-    def _require_epsilon(self) -> None:
-        if self.epsilon is None:
-            raise ParameterError(
-                f"{type(self).__name__} is a differentially private model: give it a budget, "
-                "e.g. epsilon=1.0 (smaller is more private; 0.5-3 is typical)."
-            )
+
+class PrivateStep(NamedTuple):
+    """How a deep model trains by DP-SGD, as its ``_dp_training()`` declares it.
+
+    ``modules``: the networks whose training reads real rows (one module, or a dict of them);
+    ``step(dp)``: one private training step, which draws its rows with ``dp.batch(...)`` and
+    writes private gradients with ``dp.step(...)`` (``dp`` a :class:`DPSGDTraining`) and
+    returns the step's losses; ``updates``: private updates per step (a GAN's critic steps).
+    """
+
+    modules: Any
+    step: Callable[[DPSGDTraining], dict[str, Any]]
+    updates: int = 1
 
 
 class DPSGDTraining:
     """DP-SGD wrapped around a model's training step, with its share of the ledger.
 
-    Built once the networks and the training tensor exist (:meth:`plan`, which calibrates the
-    noise so that the transformer's statistics plus ``steps`` private steps spend exactly
-    ``epsilon``). The model's private training step draws its rows with :meth:`batch` (Poisson
-    sampling at ``q = batch_size / n``) and lets :meth:`step` write the private gradients of a
-    per-row loss (:class:`~clinsynth.privacy.DPSGD`); :meth:`record` writes the training into
-    the accountant when training ends and returns what the privacy report says of it.
+    Built by :meth:`DifferentialPrivacy.sgd` once the networks and the training tensor exist,
+    its noise calibrated so that the transformer's statistics plus ``steps`` private steps
+    spend exactly ``epsilon``. The training engine runs the model's private step with it
+    (:meth:`wrap`); that step draws its rows with :meth:`batch` (Poisson sampling at
+    ``q = batch_size / n``) and lets :meth:`step` write the private gradients of a per-row loss
+    (:class:`~clinsynth.privacy.DPSGD`); :meth:`record` writes the training into the
+    accountant when training ends and returns what the privacy report says of it.
     """
 
     def __init__(
@@ -312,30 +397,14 @@ class DPSGDTraining:
             generator=generator,
         )
 
-    @classmethod
-    def plan(
-        cls, model: Any, modules: Any, num_rows: int, steps: int, generator: Any
-    ) -> DPSGDTraining:
-        """Calibrate the noise of ``model`` (a deep model with a budget: ``batch_size``,
-        ``max_grad_norm``, ``_networks()`` and :class:`DPMixin`'s planning) for ``steps``
-        private steps over ``num_rows`` rows, on the networks ``modules``."""
-        batch = min(int(model.batch_size), int(num_rows))
-        rate = batch / num_rows
-        networks = (
-            sorted(modules)
-            if isinstance(modules, dict)
-            else [n for n, m in model._networks().items() if m is modules]
-        )
-        return cls(
-            modules,
-            networks,
-            num_rows=num_rows,
-            sample_rate=rate,
-            steps=steps,
-            noise_multiplier=model._calibrate_sgd(rate, int(steps)),
-            max_grad_norm=float(model.max_grad_norm),
-            generator=generator,
-        )
+    def wrap(self, private_step: Any) -> Any:
+        """The engine's training step ``step(idx)`` that runs ``private_step(self)``: a private
+        step draws its own Poisson batch, so the engine's batch indices are not used."""
+
+        def step(idx: Any) -> Any:
+            return private_step(self)
+
+        return step
 
     def batch(self, num_rows: int, generator: Any) -> Any:
         """Indices of a Poisson-sampled batch of the training rows."""

@@ -36,7 +36,7 @@ import torch
 from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_int
-from clinsynth.synthesizers._dp import DPMixin
+from clinsynth.synthesizers._dp import DP_PARAMETERS, DifferentialPrivacy, require_epsilon
 from clinsynth.synthesizers._registry import register
 
 
@@ -49,7 +49,7 @@ def _is_split(v: Any) -> bool:
 
 
 @register("dp_marginal", aliases=("mst", "dpmarginal"))
-class DPMarginalSynthesizer(DPMixin, BaseSynthesizer):
+class DPMarginalSynthesizer(BaseSynthesizer):
     """Differentially private synthesizer from noisy marginals on a maximum spanning tree.
 
     Meant for small tables (hundreds to a few thousand rows) where DP-SGD has too little signal.
@@ -92,6 +92,7 @@ class DPMarginalSynthesizer(DPMixin, BaseSynthesizer):
         "categorical": "label",
     }
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
+        **{k: v for k, v in DP_PARAMETERS.items() if k != "max_grad_norm"},
         "n_bins": (_is_int(2), "an int >= 2"),
         "budget_split": (_is_split, "a tuple of 3 floats > 0"),
     }
@@ -108,25 +109,26 @@ class DPMarginalSynthesizer(DPMixin, BaseSynthesizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
-        self._init_dp(epsilon, delta, 1.0, public_bounds)
+        self.epsilon = epsilon
+        self.delta = delta
+        self.public_bounds = public_bounds
         self.n_bins = n_bins
         self.budget_split = budget_split
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        self._require_epsilon()
+        require_epsilon(self)
 
     # ------------------------------------------------------------------ budget
     def _shares(self) -> np.ndarray:
         split = np.asarray(self.budget_split, dtype=np.float64)
         return split / split.sum()
 
-    @property
-    def _statistics_share(self) -> float:  # type: ignore[override]
-        return float(self._shares()[0])
-
-    def _dp_bins(self) -> int:
-        return int(self.n_bins)
+    def _differential_privacy(self) -> DifferentialPrivacy | None:
+        """The budget's first share and this model's bins go to the transformer."""
+        return DifferentialPrivacy.from_model(
+            self, statistics_share=float(self._shares()[0]), n_bins=int(self.n_bins)
+        )
 
     # ------------------------------------------------------------------ attributes
     def _attributes(self) -> list[dict[str, Any]]:
@@ -205,7 +207,7 @@ class DPMarginalSynthesizer(DPMixin, BaseSynthesizer):
         ones = [np.maximum(a["counts"], 0.0) for a in attrs]
         d = len(attrs)
         _, select_share, measure_share = self._shares()
-        rho = self._dp_rho_total
+        rho = self._dp_.rho
         edges: list[tuple[int, int]] = []
         tables: list[np.ndarray] = []
         details: dict[str, Any] = {
@@ -215,7 +217,7 @@ class DPMarginalSynthesizer(DPMixin, BaseSynthesizer):
         if d >= 2:
             eps0 = float(np.sqrt(8 * rho * select_share / (d - 1)))
             edges = self._select_tree(codes, attrs, ones, eps0, rng)
-            self._accountant_.add_zcdp(
+            self._dp_.accountant.add_zcdp(
                 "edge selection (exponential mechanism)",
                 eps0**2 / 8,
                 count=d - 1,
@@ -226,13 +228,13 @@ class DPMarginalSynthesizer(DPMixin, BaseSynthesizer):
                 counts = _contingency(codes[:, i], codes[:, j], attrs[i]["size"], attrs[j]["size"])
                 noisy = counts + sigma * rng.standard_normal(counts.shape)
                 tables.append(_rake(noisy, ones[i], ones[j]))
-            self._accountant_.add_gaussian(
+            self._dp_.accountant.add_gaussian(
                 "2-way marginals of the tree edges", sigma, count=d - 1, consumer="measurement"
             )
             details.update({"selection_epsilon0": eps0, "measurement_sigma": sigma})
         self._tree = _orient(d, edges, tables, ones)
         self._attrs = [{k: v for k, v in a.items() if k != "counts"} for a in attrs]
-        self._finish_privacy(
+        self.privacy_budget_ = self._dp_.budget(
             **details, edges=[[attrs[i]["column"], attrs[j]["column"]] for i, j in edges]
         )
 

@@ -37,9 +37,10 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    LatentMixin,
     adam,
 )
+from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
+from clinsynth.synthesizers._latent import latent_codes
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers._tvae import Decoder
 from clinsynth.synthesizers.nn import (
@@ -88,7 +89,7 @@ class GroupEncoder(nn.Module):
 
 
 @register("hvaegan", aliases=("hvae_gan", "hvae"))
-class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
+class HVAEGANSynthesizer(DeepSynthesizer):
     """Hierarchical VAE-GAN with one encoder per feature group and a shared latent space.
 
     Parameters
@@ -349,8 +350,6 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
         return mu + self._noise(mu, generator) * torch.exp(0.5 * logvar)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.dp_enabled:
-            return self._dp_train_step()
         g, x = self._generator, self._data[idx]
         loss = self._elbo(x, g)
         out = {}
@@ -378,11 +377,11 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
         return self._elbo(valid, generator)
 
     # ------------------------------------------------------------------ DP-SGD
-    def _dp_modules(self) -> dict[str, nn.Module]:
+    def _dp_training(self) -> PrivateStep:
         names = ["encoder", "top", "prior", "decoder"]
         if self.adversarial_weight > 0:
             names.append("discriminator")
-        return {name: getattr(self, name) for name in names}
+        return PrivateStep({name: getattr(self, name) for name in names}, self._dp_train_step)
 
     def _dp_row_loss(
         self, params: dict, x: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor, fake: torch.Tensor
@@ -407,11 +406,11 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
             )
         return loss
 
-    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+    def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """DP-SGD on every network that reads real rows; the adversarial term of the decoder
         reads none (generated rows through the private critic) and is added as it is."""
         g, data = self._generator, self._data
-        x = data[self._dp_sgd.batch(len(data), g)]
+        x = data[dp.batch(len(data), g)]
         n, latent = len(x), self.group_embedding_dim * len(self._group_names)
         e1 = torch.randn(n, latent, generator=g, device=x.device, dtype=x.dtype)
         e2 = torch.randn(n, self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
@@ -422,7 +421,7 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
                 tau=GUMBEL_TAU,
                 generator=g,
             )
-        self._dp_sgd.step(self._dp_row_loss, x, e1, e2, fake)
+        dp.step(self._dp_row_loss, x, e1, e2, fake)
         if self.adversarial_weight > 0:
             critic = self.discriminator
             raw = self.decoder(self._prior_latents(self.batch_size, g, x.device))
@@ -460,18 +459,15 @@ class HVAEGANSynthesizer(LatentMixin, DeepSynthesizer):
         """
         if level not in ("groups", "shared"):
             raise ParameterError(f"level must be 'groups' or 'shared'. Got {level!r}.")
-        return super().encode(data, level=level)
 
-    def _latent_mean(self, x: torch.Tensor, level: str = "groups") -> torch.Tensor:
-        mu = self.encoder(x).chunk(2, dim=1)[0]
-        if level == "shared":
-            return self.top(mu).chunk(2, dim=1)[0]
-        return mu
+        def mean(x: torch.Tensor) -> torch.Tensor:
+            mu = self.encoder(x).chunk(2, dim=1)[0]
+            return self.top(mu).chunk(2, dim=1)[0] if level == "shared" else mu
 
-    def _latent_dim(self, level: str = "groups") -> int:
-        if level == "shared":
-            return int(self.embedding_dim)
-        return int(self.group_embedding_dim * len(self._group_names))
+        self._check_fitted()
+        shared = level == "shared"
+        dim = self.embedding_dim if shared else self.group_embedding_dim * len(self._group_names)
+        return latent_codes(self, data, mean, int(dim))
 
     # ------------------------------------------------------------------ persistence
     def _extra_state(self) -> dict[str, Any]:

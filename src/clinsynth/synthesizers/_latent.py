@@ -1,7 +1,9 @@
-"""Pictures of a VAE's latent space: rows embedded by the encoder, projected to two dimensions."""
+"""A VAE's latent space: the rows' latent coordinates (:func:`latent_codes`, which the variational
+models' ``encode`` calls) and pictures of them projected to two dimensions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -10,7 +12,46 @@ import pandas as pd
 from clinsynth._extras import require
 from clinsynth.errors import MissingDependencyError, ParameterError
 
-__all__ = ["MissingDependencyError", "visualize_latent_space"]
+__all__ = ["MissingDependencyError", "latent_codes", "visualize_latent_space"]
+
+#: Rows encoded per forward pass.
+_ENCODE_BATCH = 65_536
+
+
+def model_rows(model: Any, data: pd.DataFrame) -> pd.DataFrame:
+    """The user's rows as ``model`` sees them: its rules' reparametrizations applied."""
+    table = model._table_metadata()
+    for rule in getattr(model, "_rules_", None) or []:
+        if rule.reparametrized:
+            data = rule.transform(data, table)
+            table = rule.transform_metadata(table)
+    return data
+
+
+def latent_codes(
+    model: Any, data: pd.DataFrame, mean: Callable[[Any], Any], dim: int
+) -> np.ndarray:
+    """Latent coordinates of the rows of ``data`` under a fitted deep ``model``: ``mean(x)``
+    of their encoded rows ``x`` (the mean of ``q(z | x)``), in batches, ``dim`` columns.
+
+    Numbers are encoded with their most likely mixture component, so the same rows always land
+    on the same points.
+    """
+    import torch
+
+    model._check_fitted()
+    encoded = model._transformer_.transform(model_rows(model, data))
+    device = model._torch_device()
+    x = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout.order])).to(device)
+    for net in model._networks().values():
+        net.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(x), _ENCODE_BATCH):
+            out.append(mean(x[start : start + _ENCODE_BATCH]).float().cpu().numpy())
+    if not out:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.concatenate(out)
 
 
 def _pca(z: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -39,6 +39,7 @@ real rows, so in DP mode it is not recorded (the history holds the noise multipl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,6 +55,7 @@ from clinsynth.synthesizers._base import _is_float, _is_int
 from clinsynth.synthesizers._conditions import ConditionedRows
 from clinsynth.synthesizers._deep import DIMS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, DeepSynthesizer
 from clinsynth.synthesizers._diffusion_conditioning import sample_by_splitting
+from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import SpanLayout
 from clinsynth.synthesizers.nn._diffusion import Denoiser, TabularDiffusion
@@ -358,35 +360,43 @@ class TabDDPMSynthesizer(DeepSynthesizer):
         return rows[:, self._label_columns].argmax(dim=1)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        # Linear annealing of the learning rate to 0 over the whole schedule (as TabDDPM).
+        return self._scheduled_step(lambda: self._gradients(idx))
+
+    def _dp_training(self) -> PrivateStep:
+        return PrivateStep(
+            self.denoiser, lambda dp: self._scheduled_step(lambda: self._private_gradients(dp))
+        )
+
+    def _scheduled_step(
+        self, gradients: Callable[[], dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """One update with the gradients that ``gradients()`` writes: the learning rate
+        annealed linearly to 0 over the whole schedule (as TabDDPM), then the EMA."""
         for group in self._optimizer.param_groups:
             group["lr"] = self.lr * max(0.0, 1.0 - self._steps_done / self._total_steps)
         self._optimizer.zero_grad(set_to_none=True)
-        if self.dp_enabled:
-            out = self._private_step()
-        else:
-            labels = None if self._labels is None else self._labels[idx]
-            num, cat = self._diffusion.loss(self.denoiser, self._x0[idx], labels, self._generator)
-            loss = num + cat
-            loss.backward()
-            out = {
-                "loss": loss.detach(),
-                "gaussian_loss": num.detach(),
-                "multinomial_loss": cat.detach(),
-            }
+        out = gradients()
         self._optimizer.step()
         self._update_ema()
         self._steps_done += 1
         return out
 
-    def _dp_modules(self) -> torch.nn.Module:
-        return self.denoiser
+    def _gradients(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        labels = None if self._labels is None else self._labels[idx]
+        num, cat = self._diffusion.loss(self.denoiser, self._x0[idx], labels, self._generator)
+        loss = num + cat
+        loss.backward()
+        return {
+            "loss": loss.detach(),
+            "gaussian_loss": num.detach(),
+            "multinomial_loss": cat.detach(),
+        }
 
-    def _private_step(self) -> dict[str, torch.Tensor]:
-        """One DP-SGD step on a Poisson batch (the engine's batch indices are not used)."""
+    def _private_gradients(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
+        """DP-SGD gradients on a Poisson batch (the engine's batch indices are not used)."""
         diffusion, net = self._diffusion, self.denoiser
         n = self._x0.shape[0]
-        idx = self._dp_sgd.batch(n, self._generator)
+        idx = dp.batch(n, self._generator)
         x0 = self._x0[idx]
         t, noise, gumbel = diffusion.draw_training_noise(len(idx), self._generator)
         xt = diffusion.q_sample(x0, t, noise, gumbel)  # no parameter in it: drawn per batch
@@ -409,8 +419,8 @@ class TabDDPMSynthesizer(DeepSynthesizer):
             num, cat = diffusion.loss_terms(out, x0, xt, t, noise)
             return (num + cat).sum()
 
-        self._dp_sgd.step(row_loss, x0, xt, t, noise, labels)
-        return {"noise_multiplier": torch.tensor(self._dp_sgd.noise_multiplier, device=x0.device)}
+        dp.step(row_loss, x0, xt, t, noise, labels)
+        return {"noise_multiplier": torch.tensor(dp.noise_multiplier, device=x0.device)}
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -24,9 +24,10 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
-    LatentMixin,
     adam,
 )
+from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
+from clinsynth.synthesizers._latent import latent_codes
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
     FusedVAEStep,
@@ -61,7 +62,7 @@ class Decoder(nn.Module):
 
 
 @register("tvae")
-class TVAESynthesizer(LatentMixin, DeepSynthesizer):
+class TVAESynthesizer(DeepSynthesizer):
     """Variational autoencoder for tables (TVAE): fast, and strong on mid-sized tables.
 
     Its parameters have SDV's names, so SDV code ports by changing the import.
@@ -109,7 +110,6 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
     _network_names: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
     _conditioning_checks_rows: ClassVar[bool] = True
     _bf16_training: ClassVar[bool] = True
-    _fused_precision: ClassVar[bool] = True
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "embedding_dim": (_is_int(1), "an int >= 1"),
         "compress_dims": DIMS,
@@ -170,6 +170,7 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
+        self._own_precision = True  # the fused step's products; the plain step is float32
         self._fused = None
         if not self.dp_enabled and FusedVAEStep.supports(self.encoder, self.decoder.net):
             self._fused = FusedVAEStep(
@@ -188,8 +189,6 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
             p.grad = None  # the fused step's gradient buffers
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.dp_enabled:
-            return self._dp_train_step()
         x = torch.index_select(self._data, 0, idx)
         if self._fused is not None:
             # The same loss and noise as _loss, with the gradients written by hand.
@@ -210,8 +209,8 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
         return self._loss(valid, generator)
 
     # ------------------------------------------------------------------ DP-SGD
-    def _dp_modules(self) -> dict[str, nn.Module]:
-        return {"encoder": self.encoder, "decoder": self.decoder}
+    def _dp_training(self) -> PrivateStep:
+        return PrivateStep({"encoder": self.encoder, "decoder": self.decoder}, self._dp_train_step)
 
     def _dp_row_loss(self, params: dict, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The loss of one row (``x`` and its reparametrization noise ``eps``)."""
@@ -221,13 +220,13 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
         nll = reconstruction_loss(raw, x, self._layout, params["decoder"]["sigma"])
         return self.loss_factor * nll + gaussian_kl(mu, logvar)
 
-    def _dp_train_step(self) -> dict[str, torch.Tensor]:
+    def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """A Poisson batch, per-row clipped and noised gradients; the loss is not kept (it is
         a statistic of real rows)."""
         g = self._generator
-        x = self._data[self._dp_sgd.batch(len(self._data), g)]
+        x = self._data[dp.batch(len(self._data), g)]
         eps = torch.randn(len(x), self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
-        self._dp_sgd.step(self._dp_row_loss, x, eps)
+        dp.step(self._dp_row_loss, x, eps)
         self._optimizer.step()
         with torch.no_grad():
             self.decoder.sigma.clamp_(0.01, 1.0)
@@ -239,11 +238,16 @@ class TVAESynthesizer(LatentMixin, DeepSynthesizer):
         z = torch.randn(num_rows, self.embedding_dim, generator=generator, device=sigma.device)
         return sample_rows_t(self.decoder.output_t(z), self._layout, generator, sigma)
 
-    def _latent_mean(self, x: torch.Tensor, **options: Any) -> torch.Tensor:
-        return self.encoder(x).chunk(2, dim=1)[0]
+    def encode(self, data: Any) -> Any:
+        """Latent coordinates of the rows of ``data`` (a DataFrame): the mean of ``q(z | x)``,
+        one row of ``embedding_dim`` floats per row.
 
-    def _latent_dim(self, **options: Any) -> int:
-        return int(self.embedding_dim)
+        Numbers are encoded with their most likely mixture component, so the same rows always
+        land on the same points.
+        """
+        return latent_codes(
+            self, data, lambda x: self.encoder(x).chunk(2, dim=1)[0], int(self.embedding_dim)
+        )
 
     def _sample_conditioned(
         self, num_rows: int, parsed: dict[str, Any], rng: Any, max_rounds: int = 100

@@ -1,5 +1,7 @@
-"""Torch modules and the training loop of the deep synthesizers (tensors only, no pandas)."""
+"""Torch modules, training steps and the training loop of the deep synthesizers (tensors only,
+no pandas)."""
 
+from clinsynth.synthesizers.nn._adversarial import AdversarialTraining, adversarial_step
 from clinsynth.synthesizers.nn._critic_step import FusedCriticStep
 from clinsynth.synthesizers.nn._engine import (
     TrainingEngine,
@@ -29,6 +31,8 @@ from clinsynth.synthesizers.nn._layers import (
 from clinsynth.synthesizers.nn._vae_step import FusedVAEStep
 
 __all__ = [
+    "AdversarialTraining",
+    "adversarial_step",
     "ChoiceLoss",
     "Critic",
     "FusedCriticStep",
