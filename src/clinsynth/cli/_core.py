@@ -80,7 +80,7 @@ def _output_kind(path: Path) -> str:
 
 
 #: Options of the multi-table model that --param may set (the rest go to each table's model).
-_HMA_PARAMS = ("max_context_columns",)
+_HMA_PARAMS = ("max_context_columns", "max_rows_per_patient", "privacy_weights")
 
 
 # --------------------------------------------------------------------------- detect
@@ -214,6 +214,12 @@ def fit(
     empty_columns: str = typer.Option(
         "keep", "--empty-columns", help="Multi-table: columns with no value: keep or drop."
     ),
+    privacy_unit: str | None = typer.Option(
+        None,
+        "--privacy-unit",
+        help="Multi-table with --param epsilon=E: the patient key (TABLE.COLUMN) the budget "
+        "protects across all tables; default: the root table's primary key.",
+    ),
     time_budget: str | None = typer.Option(
         None, "--time-budget", help="Seconds for the whole fit (auto model): 90s, 10m, 1h."
     ),
@@ -245,6 +251,7 @@ def fit(
       clinsynth fit --sql duckdb:///hospital.duckdb -o hospital_model
       clinsynth fit --sql postgresql://me@db:5432/ehr --schema clinical -o ehr_model
       clinsynth fit omop_csvs/ --orphans drop --reference-table concept -o omop_model
+      clinsynth fit pbc_tables/ --model dp_marginal --param epsilon=1 --privacy-unit pbc.id -o m
       clinsynth fit patients.csv --model auto --time-budget 10m --target outcome -o model
       clinsynth fit patients.csv --model auto --epochs 100 --target outcome -o model
       clinsynth fit visits.csv --sequence-key patient_id --sequence-index date -o model
@@ -281,6 +288,11 @@ def fit(
         tables = read_data(data, sheet_name=sheet)
         md = _load_metadata(metadata, tables)
     multi = isinstance(tables, dict)
+    if privacy_unit is not None and not multi:
+        raise ParameterError(
+            "--privacy-unit names the patient key of a schema: give a folder of tables or --sql "
+            "(a single table's DP unit is its row), or leave --privacy-unit out."
+        )
     model = _sequence_words(md, tables, model, sequence_key, sequence_index, holdout)
     check_param_names(get_synthesizer(model), params, extra=_HMA_PARAMS if multi else ())
     if not multi:
@@ -306,6 +318,7 @@ def fit(
                 orphans=orphans,
                 reference_tables=reference_table or None,
                 empty_columns=empty_columns,
+                privacy_unit=privacy_unit,
                 progress=update,
                 **params,
             )
@@ -608,7 +621,13 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     privacy = manifest.get("privacy")
     if privacy:
         for key, value in privacy.items():
-            grid.add_row(f"privacy {key}", json.dumps(value))
+            if key == "shares" and isinstance(value, dict):  # a schema's patient budget
+                for name, share in value.items():
+                    grid.add_row(f"privacy share of '{name}'", _share(share))
+            else:
+                grid.add_row(
+                    f"privacy {key}", value if isinstance(value, str) else json.dumps(value)
+                )
     elif manifest.get("kind") == "multi_table":
         for name, entry in manifest.get("tables", {}).items():
             table_privacy = entry.get("privacy") or {}
@@ -626,6 +645,15 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
         for row in compact.itertuples(index=False):
             board.add_row(*row)
         console.print(board)
+
+
+def _share(share: dict) -> str:
+    """One table's share of a patient's budget, in one line."""
+    return (
+        f"epsilon {share.get('epsilon', 0):.4g} (spent {share.get('epsilon_spent', 0):.4g}), "
+        f"delta {share.get('delta', 0):.3g}, up to {share.get('rows_per_patient')} rows "
+        f"per patient, weight {share.get('weight')}"
+    )
 
 
 def _guarantee(privacy: dict, entry: dict) -> str:

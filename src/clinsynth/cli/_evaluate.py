@@ -80,11 +80,11 @@ def evaluate_command(
             json_path=json_path,
             seed=seed,
             quiet=quiet,
+            model=model,
             single_only={
                 "--holdout": holdout,
                 "--target": target,
                 "--sensitive": sensitive,
-                "--model": model,
             },
         )
         return
@@ -207,9 +207,11 @@ def _evaluate_schema(
     json_path: Path | None,
     seed: int,
     quiet: bool,
+    model: Path | None,
     single_only: dict[str, object],
 ) -> None:
-    """The multi-table report of two folders of CSV files."""
+    """The multi-table report of two folders of CSV files (with ``--model``, the schema
+    model's privacy guarantee too)."""
     from clinsynth.errors import DataError, ParameterError
     from clinsynth.io import load_csvs
     from clinsynth.metadata import Metadata
@@ -228,6 +230,17 @@ def _evaluate_schema(
                 f"'{path}' is not a folder. Give two folders of CSV files (one file per table) "
                 "for a multi-table report, or two files for a single table."
             )
+    fitted = None
+    if model is not None:
+        from clinsynth import load
+        from clinsynth.multitable import HierarchicalSynthesizer
+
+        fitted = load(model)
+        if not isinstance(fitted, HierarchicalSynthesizer):
+            raise ParameterError(
+                f"--model '{model}' is a single-table model; a folder is evaluated as a schema. "
+                "Give the schema model the synthetic tables came from, or leave --model out."
+            )
     real_tables = load_csvs(real)
     synth_tables = load_csvs(synthetic)
     md = (
@@ -237,7 +250,7 @@ def _evaluate_schema(
     )
     with _progress(quiet) as update:
         result = evaluate_multi_table(
-            real_tables, synth_tables, md, random_state=seed, progress=update
+            real_tables, synth_tables, md, random_state=seed, progress=update, model=fitted
         )
     _save_and_show(result, output, json_path, "Multi-table evaluation", result.get_properties())
     links = result.get_details("Referential Integrity")

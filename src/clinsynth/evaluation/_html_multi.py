@@ -171,6 +171,39 @@ def _tables_body(report: MultiTableReport) -> str:
     return "".join(parts)
 
 
+def _guarantee(privacy: dict | None) -> str:
+    """The schema model's own protection (``evaluate_multi_table(..., model=...)``): the
+    patient-level guarantee and each table's share, or a plain statement that it has none."""
+    if not privacy:
+        return ""
+    if not privacy.get("differential_privacy"):
+        return (
+            "<h3>Formal guarantee</h3><p>This schema model was not trained with differential "
+            "privacy for its patients: there is no formal guarantee.</p>"
+        )
+    keys = ("guarantee", "privacy_unit", "epsilon", "epsilon_spent", "delta", "budget_split")
+    rows = [(k, str(privacy[k])) for k in keys if k in privacy]
+    rows += [(f"not covered ({i + 1})", v) for i, v in enumerate(privacy.get("not_covered", []))]
+    shares = pd.DataFrame(
+        [
+            {
+                "Table": name,
+                "Weight": s.get("weight"),
+                "Epsilon": s.get("epsilon"),
+                "Epsilon spent": s.get("epsilon_spent"),
+                "Delta": s.get("delta"),
+                "Rows per patient (cap)": s.get("rows_per_patient"),
+            }
+            for name, s in (privacy.get("shares") or {}).items()
+        ]
+    )
+    return (
+        "<h3>Formal guarantee (differential privacy, per patient)</h3>"
+        + _table(pd.DataFrame(rows, columns=["Item", "Value"]))
+        + (_table(shares) if len(shares) else "")
+    )
+
+
 def render_multi_table_html(report: MultiTableReport) -> str:
     """The whole multi-table report as one HTML string."""
     info = report.info
@@ -194,7 +227,10 @@ def render_multi_table_html(report: MultiTableReport) -> str:
         _section(
             "summary",
             "Summary",
-            _banner(report) + _table(props, verdict_col="Verdict") + _table(rows),
+            _banner(report)
+            + _table(props, verdict_col="Verdict")
+            + _table(rows)
+            + _guarantee(info.get("privacy")),
         ),
         _section("diagnostic", "1. Keys and links (diagnostic)", _diagnostic_body(report)),
         _section("cardinality", "2. Children per parent (cardinality)", _cardinality_body(report)),

@@ -86,6 +86,14 @@ def _refuse_far_dates(values: pd.Series, parsed: pd.Series, fmt: str | None) -> 
         )
 
 
+def _representable(values: pd.Series) -> pd.Series:
+    """A model's dates clipped to what nanoseconds hold (1677-2262): a differentially private
+    model's noisy range may reach far outside the real one (the real dates were checked)."""
+    if not pd.api.types.is_datetime64_any_dtype(values) or getattr(values.dt, "tz", None):
+        return values
+    return values.clip(pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D"))
+
+
 def date_format_of(values: pd.Series, spec: dict) -> dict[str, Any]:
     """How a real date column is written: text with a format, or native (with its time zone)."""
     text = not pd.api.types.is_datetime64_any_dtype(values)
@@ -259,7 +267,7 @@ def decode_dates(
         column, unit, mode = entry["column"], entry["unit"], entry["mode"]
         values = model_values[column]
         if mode == "raw":
-            xs, xp = to_ns(values, entry.get("format"))
+            xs, xp = to_ns(_representable(values), entry.get("format"))
         else:
             v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             present = ~np.isnan(v)

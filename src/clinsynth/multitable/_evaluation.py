@@ -37,6 +37,7 @@ from clinsynth.evaluation._plots import cardinality_data, figure_data
 from clinsynth.evaluation._reports import DiagnosticReport, QualityReport
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.multitable._dates import to_ns
+from clinsynth.multitable._persist import jsonable
 
 #: Parent rows used for the intertable correlations.
 _MAX_PARENTS = 200_000
@@ -51,6 +52,7 @@ def evaluate_multi_table(
     max_plot_columns: int = 10,
     random_state: int | None = 0,
     progress: ProgressCallback | None = None,
+    model: Any = None,
 ) -> MultiTableReport:
     """Compare a synthetic schema with the real one: keys, cardinality, per-table fidelity and
     parent-child correlations.
@@ -71,6 +73,9 @@ def evaluate_multi_table(
         Seed of the subsamples of the per-table reports.
     progress : callable, optional
         ``progress(total, completed, message)``.
+    model : HierarchicalSynthesizer, optional
+        The fitted schema model: its privacy report (the patient-level guarantee of a model
+        fitted with ``epsilon``) goes in ``info["privacy"]`` and the HTML report.
 
     Returns
     -------
@@ -173,6 +178,7 @@ def evaluate_multi_table(
         "random_state": random_state,
         "seconds": round(time.perf_counter() - started, 3),
         "figure_notes": figure_notes,
+        **({"privacy": jsonable(model.get_privacy_report())} if model is not None else {}),
     }
     return MultiTableReport(
         properties,

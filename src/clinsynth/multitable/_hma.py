@@ -31,6 +31,13 @@ from clinsynth.multitable._conditional import strata_statistics
 from clinsynth.multitable._context import projection
 from clinsynth.multitable._generate import References, SampleState, generate_table
 from clinsynth.multitable._learn import child_counts, date_columns, learn_table
+from clinsynth.multitable._patient import (
+    PatientBudget,
+    check_budget,
+    helper_bounds,
+    patient_report,
+    plan_patient_privacy,
+)
 from clinsynth.multitable._persist import (
     check_registered,
     jsonable,
@@ -79,6 +86,17 @@ class HierarchicalSynthesizer:
     max_context_columns : int
         Parent (and grandparent) columns given to each child model, chosen by correlation with
         the child's columns.
+    privacy_unit : str, optional
+        With ``epsilon`` (a table-model parameter, e.g. ``epsilon=1.0``): the patient, whom
+        the one (ε, δ) budget protects across all tables; the primary key of the patients'
+        table (``"patients.patient_id"``). Default: the root table's primary key. See
+        :mod:`clinsynth.multitable._patient` and ``docs/PRIVACY.md``.
+    max_rows_per_patient : int or dict, optional
+        With ``epsilon``: rows one patient keeps in each table below the patients' table
+        (``{table: cap}`` for some tables); extra rows are dropped at random. Default 10
+        (:data:`~clinsynth.multitable._patient.DEFAULT_MAX_ROWS`).
+    privacy_weights : dict, optional
+        With ``epsilon``: relative share of the patient's budget per table (default 1 each).
     random_state : int, optional
         Same seed, same data: same samples.
     progress : callable, optional
@@ -124,6 +142,9 @@ class HierarchicalSynthesizer:
         empty_columns: Literal["keep", "drop"] = "keep",
         reference_tables: list[str] | None = None,
         max_context_columns: int = 8,
+        privacy_unit: str | None = None,
+        max_rows_per_patient: int | dict[str, int] | None = None,
+        privacy_weights: dict[str, float] | None = None,
         random_state: int | None = None,
         progress: ProgressCallback | None = None,
         verbose: bool = False,
@@ -135,6 +156,9 @@ class HierarchicalSynthesizer:
         self.empty_columns = empty_columns
         self.reference_tables = reference_tables
         self.max_context_columns = max_context_columns
+        self.privacy_unit = privacy_unit
+        self.max_rows_per_patient = max_rows_per_patient
+        self.privacy_weights = privacy_weights
         self.random_state = random_state
         self.progress = progress
         self.verbose = verbose
@@ -149,6 +173,9 @@ class HierarchicalSynthesizer:
             "empty_columns": self.empty_columns,
             "reference_tables": self.reference_tables,
             "max_context_columns": self.max_context_columns,
+            "privacy_unit": self.privacy_unit,
+            "max_rows_per_patient": self.max_rows_per_patient,
+            "privacy_weights": self.privacy_weights,
             "random_state": self.random_state,
             "progress": self.progress,
             "verbose": self.verbose,
@@ -204,6 +231,15 @@ class HierarchicalSynthesizer:
                     f"The '{param}' parameter of {name} must be {expected}. "
                     f"Got {getattr(self, param)!r}."
                 )
+        if self.synthesizer_params.get("epsilon") is not None:
+            check_budget(self.synthesizer_params["epsilon"], None, 1)
+        else:
+            for param in ("privacy_unit", "max_rows_per_patient", "privacy_weights"):
+                if getattr(self, param) is not None:
+                    raise ParameterError(
+                        f"The '{param}' parameter of {name} applies to differential privacy: "
+                        f"give epsilon too (e.g. epsilon=1.0), or leave {param} out."
+                    )
 
     def _model_class(self, table: str) -> type[BaseSynthesizer]:
         choice = self.table_synthesizers
@@ -248,10 +284,19 @@ class HierarchicalSynthesizer:
                     "are synthesized: a table kept verbatim can only point to other reference "
                     "tables. Add them to reference_tables or remove the relationship."
                 )
-        links, ancestors = plan_links(work_md, tables, order, reference)
         rng = make_rng(self.random_state)
         classes = {t: self._model_class(t) for t in order if t not in reference}
         params = self._params_by_table(classes)
+        self._patient_budget_ = None
+        synthetic: dict[str, pd.DataFrame] | None = None
+        if self.synthesizer_params.get("epsilon") is not None:
+            tables, self._patient_budget_ = plan_patient_privacy(
+                self, work_md, tables, order, classes, make_rng(derive_seed(rng))
+            )
+            for table, share in self._patient_budget_.shares.items():
+                params[table].update(epsilon=share["epsilon"], delta=share["delta"])
+            synthetic = {}
+        links, ancestors = plan_links(work_md, tables, order, reference)
         counts = child_counts(work_md, tables, links, ancestors)
         self._models: dict[str, BaseSynthesizer | None] = {}
         self._plan: dict[str, dict[str, Any]] = {}
@@ -287,6 +332,7 @@ class HierarchicalSynthesizer:
                 make_rng(seed),
                 columns_order=list(self.metadata.tables[name].columns),
                 max_context=self.max_context_columns,
+                encoder_source=synthetic,
             )
             model = None
             if len(frame.columns) and len(frame):
@@ -295,13 +341,23 @@ class HierarchicalSynthesizer:
                     random_state=seed,
                     verbose=self.verbose,
                     progress=_table_progress(self.progress, name, step, len(order)),
-                    **params[name],
+                    **(
+                        params[name]
+                        if self._patient_budget_ is None
+                        else helper_bounds(params[name], list(frame.columns), self._patient_budget_)
+                    ),
                 )
+                if self._patient_budget_ is not None:
+                    model.dp_rows_per_unit = self._patient_budget_.caps[name]
                 model.fit(frame)
                 model.progress = None  # the caller's callback is not part of the fitted model
+                seen = frame
+                if synthetic is not None:  # DP: what comes next reads the model, not the rows
+                    seen = synthetic[name] = model.sample(min(len(frame), _PRIVATE_SAMPLE))
+                    model.reset_sampling()
                 if context:
-                    plan["axis"] = projection(frame[context].to_numpy(dtype=np.float64)).tolist()
-                    plan["strata"] = strata_statistics(model, frame, context)
+                    plan["axis"] = projection(seen[context].to_numpy(dtype=np.float64)).tolist()
+                    plan["strata"] = strata_statistics(model, seen, context)
             self._models[name] = model
             self._plan[name] = plan
             augmented[name] = pd.concat(
@@ -562,6 +618,10 @@ class HierarchicalSynthesizer:
             "fit": {"seconds": self.fit_seconds_, "sample_seed": self._sample_seed},
             "orphans": jsonable(self.orphans_),
         }
+        if self._patient_budget_ is not None:
+            manifest["patient_privacy"] = jsonable(self._patient_budget_.to_dict())
+            report_ = self.get_privacy_report()
+            manifest["privacy"] = jsonable({k: v for k, v in report_.items() if k != "tables"})
         return manifest, documents, tensors
 
     @classmethod
@@ -609,6 +669,8 @@ class HierarchicalSynthesizer:
             obj.fit_seconds_ = manifest["fit"]["seconds"]
             obj._sample_seed = manifest["fit"]["sample_seed"]
             obj.orphans_ = manifest.get("orphans", [])
+            patient = manifest.get("patient_privacy")
+            obj._patient_budget_ = PatientBudget.from_dict(patient) if patient else None
         except BundleError as exc:  # a document's own check: say which model
             if str(exc).startswith(where):
                 raise
@@ -627,9 +689,11 @@ class HierarchicalSynthesizer:
 
         ``{"differential_privacy": bool, "tables": {table: report}}``, each report that of the
         table's model (``BaseSynthesizer.get_privacy_report``); ``differential_privacy`` is
-        true only when every learned table's model is differentially private. The guarantee
-        of each table is for one row of that table; a patient with rows in several tables is
-        protected by the budgets of those tables together (sequential composition).
+        true only when every learned table's model is differentially private. Fitted with
+        ``epsilon``, the report is the patient's (:func:`~clinsynth.multitable._patient.
+        patient_report`): ``guarantee``, ``privacy_unit``, ``epsilon``, ``epsilon_spent``,
+        ``delta``, the per-table ``shares`` and ``max_rows_per_patient``, and what is
+        ``not_covered``; each table's own report then speaks of its share.
         """
         self._check_fitted()
         tables = {
@@ -637,6 +701,9 @@ class HierarchicalSynthesizer:
             for name, model in self._models.items()
             if model is not None
         }
+        budget = getattr(self, "_patient_budget_", None)
+        if budget is not None:
+            return {**patient_report(budget, tables), "tables": tables}
         return {
             "differential_privacy": bool(tables)
             and all(r["differential_privacy"] for r in tables.values()),
@@ -651,6 +718,9 @@ class HierarchicalSynthesizer:
 #: SDV's name for the same idea.
 HMASynthesizer = HierarchicalSynthesizer
 
+
+#: Synthetic rows drawn from a DP table model to fit what its children need (encoders, axis).
+_PRIVATE_SAMPLE = 5000
 
 #: Steps each table's fit is divided into when its own progress is forwarded.
 _STEPS_PER_TABLE = 1000

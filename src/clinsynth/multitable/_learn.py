@@ -43,13 +43,17 @@ def learn_table(
     *,
     columns_order: list[str],
     max_context: int,
+    encoder_source: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, TableMetadata, list[str]]:
     """Decide what the table's model learns; build its training frame.
 
     Returns ``(plan, frame, model_metadata, context_columns)``: the JSON plan the sampler
     follows, the frame to fit the table's model on, its metadata and the names of its context
     columns. ``augmented`` and ``date_cache`` hold what the table's ancestors (already learned)
-    expose: their columns, child counts and dates.
+    expose: their columns, child counts and dates. ``encoder_source`` (differential privacy):
+    synthetic rows of each ancestor, on which the context encoders are fit instead of the real
+    ones (see :func:`choose_context`), and secondary parents are not matched on columns
+    (those fits keep quantiles of real gaps and a date range).
     """
     table = md.tables[name]
     df = tables[name]
@@ -95,12 +99,15 @@ def learn_table(
         parent = entry["parent"]
         pos = link_positions(tables[parent][entry["pk"]], df[entry["fk"]])
         exclude = keys | key_columns(md, name) | set(inherited)
-        entry["match"] = fit_match(
-            df, table, tables[parent], md.tables[parent], pos, exclude, key_columns(md, parent)
-        )
-        entry["anchor"] = fit_anchor(
-            df, table, tables[parent], md.tables[parent], pos, entry["match"], exclude
-        )
+        if encoder_source is not None:  # DP: the fits would keep real gaps and date ranges
+            entry["match"], entry["anchor"] = [], None
+        else:
+            entry["match"] = fit_match(
+                df, table, tables[parent], md.tables[parent], pos, exclude, key_columns(md, parent)
+            )
+            entry["anchor"] = fit_anchor(
+                df, table, tables[parent], md.tables[parent], pos, entry["match"], exclude
+            )
         if entry["nullable"]:
             entry["has"] = f"__has__{entry['fk']}"
             columns[entry["has"]] = df[entry["fk"]].notna().to_numpy()
@@ -115,7 +122,7 @@ def learn_table(
     if primary:
         pos = chain[primary["parent"]]
         parentless = int((pos < 0).sum())
-        context = choose_context(md, augmented, chain, columns, specs, max_context)
+        context = choose_context(md, augmented, chain, columns, specs, max_context, encoder_source)
         for feature in context:
             columns[feature["name"]] = feature.pop("values")
             specs[feature["name"]] = {"sdtype": "numerical", "computer_representation": "Float"}
@@ -150,11 +157,20 @@ def choose_context(
     columns: dict[str, Any],
     specs: dict[str, dict],
     max_context: int,
+    encoder_source: dict[str, pd.DataFrame] | None = None,
 ) -> list[dict[str, Any]]:
     """Encode the columns of the parent and grandparent... rows for the child rows; keep
-    the ones most associated with the child's own columns."""
+    the ones most associated with the child's own columns.
+
+    With ``encoder_source`` (synthetic rows of each ancestor, drawn from its differentially
+    private model) nothing here reads the real rows but to encode them for the child's DP
+    model: the encoders are fit on the synthetic rows (post-processing), dates are left out
+    (a model's rows hold them as gaps), and the first ``max_context`` columns in schema order
+    are kept instead of the most associated ones.
+    """
     if max_context == 0 or not columns or not chain:
         return []
+    private = encoder_source is not None
     first = next(iter(chain))
     attached = chain[first] >= 0
     n = len(attached)
@@ -166,6 +182,9 @@ def choose_context(
         table = md.tables[anc]
         keys = key_columns(md, anc)
         valid = pos >= 0
+        source = encoder_source.get(anc) if private else frame
+        if source is None:
+            continue
         for column in frame.columns:
             if column.startswith("__n__"):
                 sdtype, fmt = "count", None
@@ -174,9 +193,9 @@ def choose_context(
                 fmt = table.columns[column].get("datetime_format")
             else:
                 continue
-            if sdtype is None:
+            if sdtype is None or (private and (sdtype == "datetime" or column not in source)):
                 continue
-            encoder = ContextEncoder.fit(frame[column], sdtype, fmt)
+            encoder = ContextEncoder.fit(source[column], sdtype, fmt)
             z_anc = encoder.transform(frame[column], sdtype)
             # 0 (neutral) where a grandparent is missing; NaN only for rows with no parent.
             values = np.where(attached, 0.0, np.nan)
@@ -190,6 +209,8 @@ def choose_context(
                 "encoder": encoder.to_dict(),
                 "values": values,
             }
+    if private:
+        return list(candidates.values())[:max_context]
     targets = []
     for column, values in columns.items():
         sdtype = "count" if column.startswith("__n__") else encoder_sdtype(specs[column])

@@ -19,6 +19,7 @@ from clinsynth.privacy._accountant import (
     default_delta,
     epsilon_from_rdp,
     gaussian_rdp,
+    group_sampled_gaussian_rdp,
     rho_for_epsilon,
     sampled_gaussian_rdp,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "epsilon_lower_bound",
     "functional",
     "gaussian_rdp",
+    "group_sampled_gaussian_rdp",
     "max_certifiable_epsilon",
     "noisy_histogram",
     "poisson_batch",

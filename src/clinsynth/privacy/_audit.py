@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def auc_upper_bound(epsilon: float, delta: float) -> float:
     0.731
     """
     _check_budget("auc_upper_bound", epsilon, delta)
-    if math.isinf(epsilon):
+    if epsilon > 700:  # infinite, or exp overflows: the bound is 1 to within e^-700
         return 1.0
     x = np.linspace(0, 1, 100_001)
     tpr = np.minimum.reduce(
@@ -159,10 +160,10 @@ def epsilon_lower_bound(
 
 
 def canary_audit(
-    fit_sample: Callable[[pd.DataFrame, int], pd.DataFrame],
-    data: pd.DataFrame,
-    canary: pd.DataFrame,
-    score: Callable[[pd.DataFrame], float],
+    fit_sample: Callable[[Any, int], Any],
+    data: pd.DataFrame | dict[str, pd.DataFrame],
+    canary: pd.DataFrame | dict[str, pd.DataFrame],
+    score: Callable[[Any], float],
     *,
     runs: int,
     epsilon: float,
@@ -175,10 +176,13 @@ def canary_audit(
     ----------
     fit_sample : callable
         ``fit_sample(training_rows, seed) -> synthetic rows``: fits a fresh model with that seed.
-    data : DataFrame
-        The other training rows (the same for every run).
-    canary : DataFrame
-        One row, appended to ``data`` in the runs "with".
+    data : DataFrame or dict of str to DataFrame
+        The other training rows (the same for every run); for a schema (patient-level DP), the
+        tables.
+    canary : DataFrame or dict of str to DataFrame
+        One row, appended to ``data`` in the runs "with"; for a schema, one patient: their rows
+        in some of the tables (``{"patients": one row, "visits": their visits}``), appended to
+        those tables.
     score : callable
         ``score(synthetic) -> float``: the attack; higher means "the canary was in".
     runs : int
@@ -198,23 +202,29 @@ def canary_audit(
     _check(owner, "runs", isinstance(runs, int) and runs >= 1, "an int >= 1", runs)
     _check_budget(owner, epsilon, delta)
     _check_confidence(owner, confidence)
-    _check(
-        owner,
-        "canary",
-        isinstance(canary, pd.DataFrame) and len(canary) == 1,
-        "a DataFrame of one row",
-        type(canary).__name__ if not isinstance(canary, pd.DataFrame) else f"{len(canary)} rows",
-    )
-    _check(
-        owner,
-        "data",
-        isinstance(data, pd.DataFrame) and list(data.columns) == list(canary.columns),
-        "a DataFrame with the canary's columns",
-        type(data).__name__,
-    )
-    with_canary = pd.concat([data, canary], ignore_index=True)
+    if isinstance(data, dict):  # a schema: the canary is a patient with rows in its tables
+        with_canary, without = _schema_worlds(owner, data, canary)
+    else:
+        _check(
+            owner,
+            "canary",
+            isinstance(canary, pd.DataFrame) and len(canary) == 1,
+            "a DataFrame of one row",
+            type(canary).__name__
+            if not isinstance(canary, pd.DataFrame)
+            else f"{len(canary)} rows",
+        )
+        _check(
+            owner,
+            "data",
+            isinstance(data, pd.DataFrame) and list(data.columns) == list(canary.columns),
+            "a DataFrame with the canary's columns",
+            type(data).__name__,
+        )
+        with_canary = pd.concat([data, canary], ignore_index=True)
+        without = data.reset_index(drop=True)
     s_in = np.array([score(fit_sample(with_canary, seed)) for seed in range(runs)])
-    s_out = np.array([score(fit_sample(data.reset_index(drop=True), seed)) for seed in range(runs)])
+    s_out = np.array([score(fit_sample(without, seed)) for seed in range(runs)])
     certified = epsilon_lower_bound(s_in, s_out, delta, confidence)
     auc = float(
         (s_in[:, None] > s_out[None, :]).mean() + 0.5 * (s_in[:, None] == s_out[None, :]).mean()
@@ -231,3 +241,29 @@ def canary_audit(
         "scores_in": s_in.tolist(),
         "scores_out": s_out.tolist(),
     }
+
+
+def _schema_worlds(
+    owner: str, data: dict[str, pd.DataFrame], canary: Any
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """The tables with and without a canary patient (their rows appended to each table)."""
+    _check(
+        owner,
+        "canary",
+        isinstance(canary, dict)
+        and bool(canary)
+        and all(
+            t in data
+            and isinstance(rows, pd.DataFrame)
+            and list(rows.columns) == list(data[t].columns)
+            for t, rows in canary.items()
+        ),
+        "a dict of table name to the canary patient's rows, with the tables' columns",
+        type(canary).__name__,
+    )
+    without = {t: df.reset_index(drop=True) for t, df in data.items()}
+    with_canary = {
+        t: pd.concat([df, canary[t]], ignore_index=True) if t in canary else df
+        for t, df in without.items()
+    }
+    return with_canary, without

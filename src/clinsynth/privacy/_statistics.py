@@ -12,6 +12,11 @@ levels present in the data, a level is named only when its noisy count exceeds
 ``τ = 1 + σ·Φ⁻¹(1 - δ')``, so a level held by a single row is named with probability at most ``δ'``
 (the ``delta`` entry of the ledger). Rows of levels that are not named go to an "other" bucket
 whose count is measured with a second Gaussian release.
+
+When the privacy unit is a patient with up to ``c`` rows (``contribution``), a histogram
+changes by up to ``c`` in L2 norm: the ledger charges each release ``c²`` times (the
+accountant's ``group``), and a level is named only above ``τ = c + σ·Φ⁻¹(1 - δ'/c)``, so that
+the up to ``c`` levels one patient may hold are named with probability at most ``δ'`` together.
 """
 
 from __future__ import annotations
@@ -33,13 +38,15 @@ logger = logging.getLogger(__name__)
 __all__ = ["ColumnPrivacy", "DPStatistics", "noisy_histogram", "release_threshold"]
 
 
-def release_threshold(sigma: float, delta: float) -> float:
-    """Noisy count a level found in the data needs to be named: ``1 + σ·Φ⁻¹(1 - δ)``.
+def release_threshold(sigma: float, delta: float, contribution: int = 1) -> float:
+    """Noisy count a level found in the data needs to be named: ``c + σ·Φ⁻¹(1 - δ/c)`` for a
+    unit with up to ``c`` rows (``contribution``; 1: ``1 + σ·Φ⁻¹(1 - δ)``).
 
     >>> round(release_threshold(10.0, 1e-6), 1)
     48.5
     """
-    return 1.0 + sigma * float(special.ndtri(1.0 - delta))
+    c = int(contribution)
+    return c + sigma * float(special.ndtri(1.0 - delta / c))
 
 
 def noisy_histogram(counts: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -70,7 +77,8 @@ class DPStatistics:
     random_state : int, optional
         Seed of the noise.
     accountant : PrivacyAccountant
-        Where every release is recorded (consumer ``"statistics"``).
+        Where every release is recorded (consumer ``"statistics"``); its ``contribution``
+        (rows per privacy unit) sets the threshold of category discovery.
 
     Examples
     --------
@@ -261,7 +269,7 @@ class ColumnPrivacy:
         sigma)``: indices into ``counts`` and noisy counts clipped at 0.
         """
         noisy, sigma = self.histogram(np.append(counts, n_missing), 0.5, "level counts")
-        tau = release_threshold(sigma, self.delta)
+        tau = release_threshold(sigma, self.delta, self.accountant.contribution)
         self.accountant.add_delta(f"{self.column}: naming levels", self.delta)
         named = np.flatnonzero(noisy[:-1] > tau)
         hidden = np.ones(len(counts), dtype=bool)

@@ -87,6 +87,7 @@ def _rules_outside_budget(rules: list[Any]) -> list[str]:
 def _compact(mechanism: dict[str, Any]) -> dict[str, Any]:
     """A ledger entry without the fields at their neutral value (shorter manifests)."""
     neutral = {"noise_multiplier": 0.0, "sample_rate": 1.0, "steps": 1, "count": 1, "delta": 0.0}
+    neutral["group"] = 1
     return {k: v for k, v in mechanism.items() if neutral.get(k, object()) != v}
 
 
@@ -178,6 +179,11 @@ class DifferentialPrivacy:
         Bins of the transformer's DP histograms.
     seed : int
         Seed of the transformer's DP noise.
+    rows_per_unit : int
+        The most rows one privacy unit (a patient) has in the training data; a schema model
+        that protects patients sets the model's ``dp_rows_per_unit`` before ``fit``. The
+        sensitivity is then that many rows: the noise is planned for ``rho / rows_per_unit²``
+        and the ledger charges each release per unit (``docs/PRIVACY.md``, section 2.5).
 
     Examples
     --------
@@ -199,6 +205,7 @@ class DifferentialPrivacy:
         statistics_share: float = 0.1,
         n_bins: int = 32,
         seed: int = 0,
+        rows_per_unit: int = 1,
     ) -> None:
         self.epsilon = float(epsilon)
         self.delta = delta
@@ -207,6 +214,7 @@ class DifferentialPrivacy:
         self.statistics_share = float(statistics_share)
         self.n_bins = int(n_bins)
         self.seed = int(seed)
+        self.rows_per_unit = int(rows_per_unit)
         #: Set by :meth:`plan`: δ, the ledger and the whole budget in zCDP ρ.
         self.delta_: float = float("nan")
         self.accountant = PrivacyAccountant()
@@ -227,6 +235,7 @@ class DifferentialPrivacy:
             max_grad_norm=getattr(model, "max_grad_norm", 1.0),
             public_bounds=model.public_bounds,
             seed=int(rng.integers(0, 2**31 - 1)),
+            rows_per_unit=int(getattr(model, "dp_rows_per_unit", 1)),
             **options,
         )
 
@@ -234,8 +243,9 @@ class DifferentialPrivacy:
         """Fix δ for ``num_rows`` training rows, open the ledger, and return the transformer's
         share of the budget."""
         self.delta_ = float(self.delta) if self.delta is not None else default_delta(num_rows)
-        self.accountant = PrivacyAccountant()
-        self.rho = rho_for_epsilon(self.epsilon, self.delta_ * (1 - _RELEASE_DELTA_SHARE))
+        self.accountant = PrivacyAccountant(contribution=self.rows_per_unit)
+        rho = rho_for_epsilon(self.epsilon, self.delta_ * (1 - _RELEASE_DELTA_SHARE))
+        self.rho = rho / self.rows_per_unit**2  # sensitivity: a unit's rows
         bounds = {k: tuple(v) if isinstance(v, tuple) else v for k, v in self.public_bounds.items()}
         return DPStatistics(
             rho=self.rho * self.statistics_share,
@@ -254,6 +264,7 @@ class DifferentialPrivacy:
             sample_rate,
             steps,
             extra_rdp=self.accountant.rdp(),
+            group=self.rows_per_unit,
         )
 
     def sgd(
@@ -284,18 +295,22 @@ class DifferentialPrivacy:
     def budget(self, **details: Any) -> dict[str, Any]:
         """The model's ``privacy_budget_`` from the ledger, with the mechanism's ``details``."""
         summary = self.accountant.summary(self.delta_)
+        c = self.rows_per_unit
+        unit = (
+            "each training row (add/remove one row)"
+            if c == 1
+            else f"each privacy unit with up to {c} rows here (add/remove one unit)"
+        )
         return {
             "differential_privacy": True,
-            "guarantee": (
-                f"({self.epsilon}, {self.delta_:.3g})-differential privacy for "
-                "each training row (add/remove one row)"
-            ),
+            "guarantee": f"({self.epsilon}, {self.delta_:.3g})-differential privacy for {unit}",
             "epsilon": self.epsilon,
             "epsilon_spent": summary["epsilon"],
             "delta": self.delta_,
             "accountant": ACCOUNTANT,
             "consumers": summary["consumers"],
             "public_bounds": sorted(self.public_bounds.keys()),
+            **({"rows_per_unit": self.rows_per_unit} if self.rows_per_unit > 1 else {}),
             **details,
             "ledger": [_compact(m) for m in self.accountant.to_dict()["mechanisms"]],
         }

@@ -77,7 +77,9 @@ class SequentialSynthesizer(BaseSynthesizer):
         component and a scaled value, as TVAE and CTGAN).
     epsilon : float, optional
         Differential privacy with the patient as the unit is not available yet: any value
-        is refused with an error (None trains without it).
+        is refused with an error (None trains without it). A schema of patients and events
+        fitted with :class:`~clinsynth.multitable.HMASynthesizer` and ``epsilon`` is private
+        per patient (``docs/PRIVACY.md``).
     **kwargs
         ``random_state``, ``device``, ``verbose``, ``progress``, ``constraints``, ... as for
         every model.
@@ -155,7 +157,10 @@ class SequentialSynthesizer(BaseSynthesizer):
             raise ParameterError(
                 f"The 'epsilon' parameter of {type(self).__name__} is not supported yet: "
                 "differential privacy with the patient as the unit is not implemented for "
-                "sequences. Use epsilon=None, or a DP model on one row per patient."
+                "sequences. Use epsilon=None, or split the table into patients (the sequence "
+                "key and the columns constant per patient) and events and fit "
+                "HMASynthesizer(..., table_synthesizers='dp_marginal', epsilon=...), which is "
+                "private per patient (the order of events is then not modelled)."
             )
         if self.refine:
             raise ParameterError(
