@@ -435,3 +435,11 @@ def test_budget_skips_are_said_in_words(capsys):
     out = capsys.readouterr().out
     assert "the time budget (3m) left no time for tvae, ctgan" in " ".join(out.split())
     assert "chosen" in out and max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_info_shows_the_trees_leaf_size_and_its_search(tmp_path, csv, capsys):
+    model = tmp_path / "cart"
+    code, _, err = run(["fit", csv, "--model", "cart", "-o", model, "-q", "--seed", 0], capsys)
+    assert code == 0, err
+    code, out, _ = run(["info", model], capsys)
+    assert code == 0 and "leaf size (rows)" in out and "held-out DCR share by size" in out

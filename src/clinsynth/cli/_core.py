@@ -612,6 +612,16 @@ def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).
     state = documents.get("model.json")
     if isinstance(state, dict) and state.get("trained_precision"):
         grid.add_row("trained precision", str(state["trained_precision"]))
+    if isinstance(state, dict) and isinstance(state.get("leaf_search"), list):
+        tried = ", ".join(
+            f"{r['min_leaf']}: {r['dcr_share']:.2f} ± {r['dcr_share_se']:.2f}"
+            for r in state["leaf_search"]
+        )
+        grid.add_row(
+            "leaf size (rows)",
+            f"{state.get('min_leaf')}"
+            + (f" (held-out DCR share by size: {tried})" if tried else ""),
+        )
     tables = manifest.get("metadata", {}).get("tables", {})
     grid.add_row(
         "tables", ", ".join(f"{k} ({len(v['columns'])} columns)" for k, v in tables.items())
