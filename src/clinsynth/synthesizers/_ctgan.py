@@ -28,11 +28,11 @@ from clinsynth.synthesizers._deep import (
     NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     DeepSynthesizer,
+    adversarial_training,
 )
 from clinsynth.synthesizers._dp import DPSGDTraining, PrivateStep
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers.nn import (
-    AdversarialTraining,
     ChoiceLoss,
     Critic,
     ResidualGenerator,
@@ -337,21 +337,7 @@ class CTGANSynthesizer(DeepSynthesizer):
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
         # The training step (DP: the private step of _dp_training instead).
-        self._gan = (
-            None
-            if self.dp_enabled
-            else AdversarialTraining(
-                self.generator,
-                self.discriminator,
-                self._opt_g,
-                self._opt_d,
-                critic_batch=self._critic_batch,
-                fake_rows=self._fake_rows,
-                extra_loss=self._generator_extra_loss,
-                critic_steps=int(self.discriminator_steps),
-                matmul_dtype=self._matmul_dtype(),
-            )
-        )
+        self._gan = adversarial_training(self, extra_loss=self._generator_extra_loss)
         self._own_precision = self._gan is not None and self._gan.applies_precision
         # DP: no table of real rows per level (it would steer training outside the budget).
         self._rows = (

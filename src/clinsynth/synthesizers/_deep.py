@@ -26,6 +26,7 @@ from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_f
 from clinsynth.synthesizers._dp import DP_PARAMETERS, PrivateStep
 from clinsynth.synthesizers._trainer import PRECISIONS, Trainer, fast_bfloat16
 from clinsynth.synthesizers.nn import (
+    AdversarialTraining,
     SpanLayout,
     TrainingHistory,
     build_module,
@@ -463,6 +464,26 @@ class DeepSynthesizer(BaseSynthesizer):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`_extra_state` before the networks are built."""
+
+
+def adversarial_training(model: Any, **options: Any) -> AdversarialTraining | None:
+    """The training step of a conditional GAN model (CTGAN, CWGAN-GP) from its networks,
+    optimizers, critic batch and fake rows, with its ``options`` (``extra_loss``,
+    ``penalty_weight``); None with differential privacy, where the model's private step
+    (``_dp_training``) trains instead."""
+    if model.dp_enabled:
+        return None
+    return AdversarialTraining(
+        model.generator,
+        model.discriminator,
+        model._opt_g,
+        model._opt_d,
+        critic_batch=model._critic_batch,
+        fake_rows=model._fake_rows,
+        critic_steps=int(model.discriminator_steps),
+        matmul_dtype=model._matmul_dtype(),
+        **options,
+    )
 
 
 def torch_device(device: str) -> torch.device:
