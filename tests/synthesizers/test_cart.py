@@ -177,3 +177,31 @@ def test_compiled_and_numpy_walks_agree(fine):
     for tree in model._trees.values():
         assert tree._compiled(k) is not None
         np.testing.assert_array_equal(tree.leaf_of(values), tree._walk(values))
+
+
+def test_condition_column_comes_first_and_every_tree_may_use_it(xor_df, tmp_path):
+    md = Metadata.detect_from_dataframe(xor_df)
+    model = CARTSynthesizer(md, min_leaf=5, condition_column="flag", random_state=0).fit(xor_df)
+    variables = model._variables()
+    assert variables[model._order[0]][0].column == "flag"
+    # `a` now comes after the flag, so its tree may split on it: the xor is still kept
+    rows = model.sample(2000)
+    assert _xor_kept(rows) > 0.9
+    conditioned = model.sample_from_conditions(pd.DataFrame({"flag": ["no"] * 200}))
+    assert (conditioned["flag"] == "no").all() and conditioned["dose"].mean() > 18
+    loaded = clinsynth.load(model.save(tmp_path / "first.zip"))
+    assert loaded._order == model._order
+    # a number with missing values: its missing-value indicator is drawn before its value
+    lab_first = CARTSynthesizer(md, min_leaf=5, condition_column="lab", random_state=0)
+    lab_first.fit(xor_df)
+    roles = [lab_first._variables()[j][0] for j in lab_first._order[:2]]
+    assert [s.column for s in roles] == ["lab", "lab"] and roles[0].role == "null"
+    labs = lab_first.sample(2000)
+    assert labs.loc[labs["group"] == "z", "lab"].isna().mean() > 0.9
+
+
+@pytest.mark.parametrize("column", ["nope", 3])
+def test_a_bad_condition_column_is_refused(xor_df, column):
+    md = Metadata.detect_from_dataframe(xor_df)
+    with pytest.raises(ParameterError, match="condition_column"):
+        CARTSynthesizer(md, condition_column=column).fit(xor_df)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from scipy import special
 
+from clinsynth.errors import ParameterError
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_int
 from clinsynth.synthesizers._cart_state import Tree, check_state
@@ -87,10 +88,11 @@ class CARTSynthesizer(BaseSynthesizer):
 
     Notes
     -----
-    The order of the chain: categories and missing-value indicators first, then numbers and
-    dates, each group in the table's column order. Conditions are met natively: the chain is
-    drawn with more rows than asked, each row weighted by the probability its leaf gives the
-    condition, and resampled (sequential importance resampling).
+    The order of the chain: ``condition_column`` first, then categories and missing-value
+    indicators, then numbers and dates, each group in the table's column order. Conditions
+    are met natively: the chain is drawn with more rows than asked, each row weighted by the
+    probability its leaf gives the condition, and resampled (sequential importance
+    resampling). ``auto`` gives its ``target`` as the condition column.
 
     Examples
     --------
@@ -111,6 +113,7 @@ class CARTSynthesizer(BaseSynthesizer):
     }
     _parameter_constraints: ClassVar[dict[str, tuple[Any, str]]] = {
         "min_leaf": (lambda v: v == "auto" or _is_int(1)(v), "'auto' or an int >= 1"),
+        "condition_column": (lambda v: v is None or isinstance(v, str), "None or a column name"),
     }
 
     def __init__(
@@ -118,10 +121,24 @@ class CARTSynthesizer(BaseSynthesizer):
         metadata: Metadata,
         *,
         min_leaf: int | str = "auto",
+        condition_column: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
         self.min_leaf = min_leaf
+        self.condition_column = condition_column
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        column = self.condition_column
+        if column is not None:
+            sdtype = self._table_metadata().columns.get(column, {}).get("sdtype")
+            if sdtype is None or sdtype == "id":
+                found = "not a column of the table" if sdtype is None else "an id column"
+                raise ParameterError(
+                    f"The 'condition_column' parameter of {type(self).__name__} must name a "
+                    f"column the model learns. Got {column!r} ({found})."
+                )
 
     # ------------------------------------------------------------------ layout
     def _variables(self) -> list[tuple[SpanInfo, int]]:
@@ -153,7 +170,7 @@ class CARTSynthesizer(BaseSynthesizer):
         for j in discrete:
             features[:, j] = _codes(encoded, *variables[j])
         features = np.where(np.isnan(features), _MISSING, features).astype(np.float32)
-        self._order = discrete + [j for j in range(len(variables)) if j not in set(discrete)]
+        self._order = self._chain_order(variables)
         self._prepare()
         self.leaf_search_: list[dict[str, float]] = []
         leaf = self._leaf_rows(len(encoded))
@@ -161,6 +178,13 @@ class CARTSynthesizer(BaseSynthesizer):
             leaf = self._choose_leaf(encoded, features, scores, leaf, rng)
         self.min_leaf_ = leaf
         self._trees = self._grow(features, scores, leaf, rng)
+
+    def _chain_order(self, variables: list[tuple[SpanInfo, int]]) -> list[int]:
+        """``condition_column``'s variables, then the discrete ones, then the numbers."""
+        discrete = [j for j, (span, _) in enumerate(variables) if _is_discrete(span)]
+        order = discrete + [j for j in range(len(variables)) if j not in set(discrete)]
+        first = [j for j in order if variables[j][0].column == self.condition_column]
+        return first + [j for j in order if j not in set(first)]
 
     def _grow(
         self, features: np.ndarray, scores: np.ndarray, leaf: int, rng: np.random.Generator
