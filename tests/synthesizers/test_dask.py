@@ -104,3 +104,16 @@ def test_a_dead_worker_fails_the_run_and_leaves_nothing(client, model, tmp_path)
 def test_an_unreachable_scheduler_is_one_clear_error():
     with pytest.raises(SamplingError, match=r"Cannot reach the Dask scheduler at 'tcp://127"):
         _dask.connect("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_the_parts_are_evaluated_on_the_cluster(client, model, tmp_path):
+    """Fidelity of the written parts, computed by the workers partition by partition."""
+    from clinsynth.evaluation import evaluate_quality, evaluate_quality_dask
+
+    out = tmp_path / "parts"
+    _dask.sample_to_parquet(model, BLOCK + 2000, out, client=client, seed=5, partition_rows=BLOCK)
+    real = make_mixed_table(150).drop(columns=["email", "name"])
+    on_cluster = evaluate_quality_dask(real, out, model.metadata, detection=False)
+    in_memory = evaluate_quality(real, pd.read_parquet(out), model.metadata, detection=False)
+    assert on_cluster.metrics["rows"]["synthetic"] == BLOCK + 2000
+    assert on_cluster.get_score() == pytest.approx(in_memory.get_score(), abs=5e-3)

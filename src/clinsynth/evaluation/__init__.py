@@ -18,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from clinsynth.evaluation._dask import evaluate_quality_dask
     from clinsynth.evaluation._diagnostic import run_diagnostic
     from clinsynth.evaluation._evaluate import EvaluationResult, evaluate
     from clinsynth.evaluation._metrics import Metric, get_metric, metrics, register_metric
@@ -46,6 +47,7 @@ _LAZY = {
     "evaluate": "_evaluate",
     "evaluate_privacy": "_privacy",
     "evaluate_quality": "_quality",
+    "evaluate_quality_dask": "_dask",
     "evaluate_sequences": "_sequences",
     "evaluate_utility": "_utility",
     "get_metric": "_metrics",
@@ -65,6 +67,7 @@ __all__ = [
     "evaluate",
     "evaluate_privacy",
     "evaluate_quality",
+    "evaluate_quality_dask",
     "evaluate_sequences",
     "evaluate_utility",
     "get_metric",

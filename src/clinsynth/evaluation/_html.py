@@ -250,12 +250,13 @@ def quality_block(q: QualityReport, figs: dict, column_notes: list[str]) -> str:
     parts.append(_notes(column_notes))
     for name, data in figs.get("columns", {}).items():
         parts.append(_fig(column_figure(name, data)))
-    parts.append(
-        "<h3>Statistical tests</h3><p class='muted'>With many rows, tests flag even tiny "
-        "differences: read p-values with the effect sizes (KS statistic, Cramér's V, "
-        "standardized Wasserstein distance).</p>"
-    )
-    parts.append(_table(q.get_details("Statistical Tests")))
+    if "Statistical Tests" in q.detail_names:  # not computed on Dask
+        parts.append(
+            "<h3>Statistical tests</h3><p class='muted'>With many rows, tests flag even tiny "
+            "differences: read p-values with the effect sizes (KS statistic, Cramér's V, "
+            "standardized Wasserstein distance).</p>"
+        )
+        parts.append(_table(q.get_details("Statistical Tests")))
     return "".join(parts)
 
 
