@@ -70,7 +70,8 @@ def test_server_and_two_sites_on_loopback(tmp_path):
     env = dict(os.environ)
     server = [
         *("federate", "server", "-m", "meta.json", "--token-file", "tokens.txt"),
-        *("-o", "model.zip", "--rounds", "2", "--local-steps", "2", "--batch-size", "64"),
+        *("-o", "model.zip", "--model", "tvae", "--rounds", "2", "--local-steps", "2"),
+        *("--batch-size", "64"),
         *("--host", "127.0.0.1", "--port", str(port), "--join-timeout", "60"),
     ]
     sites = [

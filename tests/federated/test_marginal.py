@@ -14,7 +14,7 @@ from clinsynth.errors import FederationError
 from clinsynth.federated import Federation, Plan, Site, new_tokens, simulate
 from clinsynth.federated import _marginal as MG
 from clinsynth.metadata import TableMetadata
-from clinsynth.privacy import PrivacyAccountant
+from clinsynth.privacy import PrivacyAccountant, rho_for_epsilon
 from clinsynth.simulate import simulate_cohort
 from clinsynth.synthesizers import _marginal_tree as T
 
@@ -62,8 +62,12 @@ def test_marginal_federation_gives_a_normal_bundle_and_each_site_accounts_its_bu
         assert mine["model"] == "dp_marginal" and mine["rounds_trained"] == 1
         assert budget * 0.9 < mine["epsilon_spent"] <= budget * 1.001
         assert set(mine["spent_by"]) == {"statistics", "selection", "measurement"}
-    # The smaller budget adds more noise: the sum's sigma is the root-sum-square of the sites'.
-    assert report["measurement_sigma"] > 0
+    # The noise of a summed cell is the root-sum-square of the sites' own (each from its budget).
+    d = len(COLUMNS)
+    own = [
+        np.sqrt((d - 1) / (2 * rho_for_epsilon(eps, 1e-6 * 0.9) * MG.SHARES[2])) for eps in (3, 1)
+    ]
+    assert report["measurement_sigma"] == pytest.approx(np.sqrt(own[0] ** 2 + own[1] ** 2))
 
 
 def test_the_marginal_model_learns_a_dependence_spread_over_non_iid_sites(cohort):
@@ -159,3 +163,23 @@ def test_join_bins_keeps_the_range_and_the_total():
     edges, counts = MG._join_bins(np.linspace(0, 32, 33), np.arange(32.0), 16)
     assert len(counts) == 16 and edges[0] == 0 and edges[-1] == 32
     assert counts.sum() == np.arange(32.0).sum()
+
+
+def test_the_plan_budget_split_is_what_each_site_spends(cohort):
+    df, table = cohort
+    spent = {}
+    for split in ((0.8, 0.1, 0.1), (0.1, 0.1, 0.8)):
+        tokens = new_tokens(2)
+        fed = Federation(table, tokens, _plan(budget_split=split), min_sites=2)
+        sites = {
+            "a": Site(df.iloc[:600], tokens[0], epsilon=2, seed=1),
+            "b": Site(df.iloc[600:], tokens[1], epsilon=2, seed=2),
+        }
+        simulate(fed, sites)
+        spent[split] = sites["a"].report()
+        assert 1.8 < spent[split]["epsilon_spent"] <= 2.0 * 1.001
+    by = {s: r["spent_by"] for s, r in spent.items()}
+    assert by[(0.8, 0.1, 0.1)]["statistics"] > by[(0.1, 0.1, 0.8)]["statistics"]
+    assert by[(0.8, 0.1, 0.1)]["measurement"] < by[(0.1, 0.1, 0.8)]["measurement"]
+    with pytest.raises(FederationError, match="'budget_split' of the plan must be 3 numbers"):
+        Federation(table, new_tokens(1), _plan(budget_split=(0.5, 0.5)))

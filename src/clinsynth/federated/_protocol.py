@@ -16,7 +16,8 @@ train (xR)     the transformer (first time), global weights     new weights (DP-
                                                                 spent
 =============  ===============================================  ================================
 
-With ``Plan(kind="dp_marginal")`` the train rounds are replaced by two exchanges
+The train rounds are those of ``Plan(kind="tvae")``. With ``kind="dp_marginal"`` (the
+default) they are replaced by two exchanges
 (``_marginal.py``): *select* (the transformer and the attributes -> every pair's noisy
 dependence score) and *measure* (the tree's edges -> their noisy 2-way tables); the server fits
 the ``dp_marginal`` model's generator from the sums.
@@ -73,7 +74,10 @@ class Plan:
     #: rest: synthetic rows say which site they resemble. None: no such column.
     site_column: str | None = None
     #: The model family (:data:`KINDS`); ``dp_marginal`` ignores rounds and local steps.
-    kind: str = "tvae"
+    kind: str = "dp_marginal"
+    #: ``dp_marginal``: relative shares of a site's budget for (statistics, selection,
+    #: measurement).
+    budget_split: tuple[float, float, float] = MG.SHARES
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +91,7 @@ class Plan:
             "public": {k: list(v) for k, v in self.public.items()},
             "site_column": self.site_column,
             "kind": self.kind,
+            "budget_split": list(self.budget_split),
         }
 
 
@@ -139,6 +144,7 @@ class Federation:
             raise FederationError(
                 f"The federation's model must be one of {', '.join(KINDS)}. Got {plan.kind!r}."
             )
+        MG.shares(plan.budget_split)  # checked when the server starts
         self.table = C.with_site_column(_table(metadata), plan.site_column)
         C.check_federation_metadata(self.table)
         C.check_public(self.table, plan.public)
@@ -535,7 +541,7 @@ class Site:
         marginal = self.plan.get("kind") == "dp_marginal"
         self.budgets = ST.column_budgets(
             self.table,
-            self.rho * (MG.SHARES[0] if marginal else STATISTICS_SHARE),
+            self.rho * (self._split()[0] if marginal else STATISTICS_SHARE),
             self.delta * RELEASE_DELTA_SHARE,
             self.accountant,
             self.seed,
@@ -588,20 +594,23 @@ class Site:
                 self.attrs,
                 ones,
                 self.noisy_rows,
-                self.rho * MG.SHARES[1],
+                self.rho * self._split()[1],
                 rng,
                 self.accountant,
             )
             return {"scores": scores.tolist(), "sigma": sigma, "epsilon_spent": self._spent()}, []
         edges = MG.check_edges(payload.get("edges"), len(self.attrs))
         tables, sigma = MG.site_tables(
-            self.codes, self.attrs, edges, self.rho * MG.SHARES[2], rng, self.accountant
+            self.codes, self.attrs, edges, self.rho * self._split()[2], rng, self.accountant
         )
         self.rounds, self.contributed = 1, True
         return {"sigma": sigma, "epsilon_spent": self._spent()}, tables
 
     def _spent(self) -> float:
         return float(self.accountant.get_epsilon(self.delta))
+
+    def _split(self) -> tuple[float, float, float]:
+        return MG.shares(self.plan.get("budget_split", MG.SHARES))
 
     def report(self) -> dict[str, Any]:
         """What this site spent, from its own ledger (shown to the site at the end)."""
