@@ -137,19 +137,24 @@ def test_a_site_column_links_each_site_to_its_case_mix(cohort):
 
 def test_malformed_instructions_are_refused_at_the_site(cohort):
     df, table = cohort
-    tokens = new_tokens(1)
-    fed = Federation(table, tokens, _plan(), min_sites=1)
-    site = Site(df, tokens[0], epsilon=3, seed=0)
+    tokens = new_tokens(2)
+    fed = Federation(table, tokens, _plan(), min_sites=2)
+    sites = {
+        "a": Site(df.iloc[:600], tokens[0], epsilon=3, seed=0),
+        "b": Site(df.iloc[600:], tokens[1], epsilon=3, seed=1),
+    }
     for server_round in (1, 2, 3):
-        out = fed.instructions(server_round, ["s"])
-        fed.receive(server_round, {"s": site.handle(*out["s"])})
-    payload, _ = fed.instructions(4, ["s"])["s"]
+        out = fed.instructions(server_round, list(sites))
+        fed.receive(server_round, {s: sites[s].handle(*m) for s, m in out.items()})
+    payload, _ = fed.instructions(4, ["a"])["a"]
     bad = {**payload, "attributes": [{"column": "age", "size": 3}]}
     with pytest.raises(FederationError, match="malformed instruction"):
-        site.handle(bad, [])
-    site.handle(payload, [])
+        sites["a"].handle(bad, [])
+    assert "selection" not in sites["a"].report()["spent_by"]  # nothing measured
+    sites["b"].handle(payload, [])
     with pytest.raises(FederationError, match="malformed instruction"):
-        site.handle({"phase": "measure", "edges": [[0, 99]]}, [])
+        sites["b"].handle({"phase": "measure", "edges": [[0, 99]]}, [])
+    assert "measurement" not in sites["b"].report()["spent_by"]
 
 
 def test_an_unknown_model_kind_is_refused(cohort):
@@ -183,3 +188,22 @@ def test_the_plan_budget_split_is_what_each_site_spends(cohort):
     assert by[(0.8, 0.1, 0.1)]["measurement"] < by[(0.1, 0.1, 0.8)]["measurement"]
     with pytest.raises(FederationError, match="'budget_split' of the plan must be 3 numbers"):
         Federation(table, new_tokens(1), _plan(budget_split=(0.5, 0.5)))
+
+
+def test_a_site_measures_each_step_once_and_in_order(cohort):
+    df, table = cohort
+    tokens = new_tokens(1)
+    fed = Federation(table, tokens, _plan(), min_sites=1)
+    site = Site(df, tokens[0], epsilon=3, seed=0)
+    out = fed.instructions(1, ["s"])
+    fed.receive(1, {"s": site.handle(*out["s"])})
+    with pytest.raises(FederationError, match="'histograms' step out of order"):
+        site.handle({"phase": "histograms", "agreed": {}}, [])
+    for server_round in (2, 3, 4, 5):
+        out = fed.instructions(server_round, ["s"])
+        fed.receive(server_round, {"s": site.handle(*out["s"])})
+    spent = site.report()["epsilon_spent"]
+    for payload in ({"phase": "ranges"}, {"phase": "measure", "edges": fed.edges}):
+        with pytest.raises(FederationError, match="step again"):
+            site.handle(payload, [])
+    assert site.report()["epsilon_spent"] == spent <= 3.0 * 1.001

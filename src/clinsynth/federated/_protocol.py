@@ -499,6 +499,7 @@ class Site:
             return self._join(payload)
         if self.refused is not None:
             raise self.refused
+        self._once(phase)
         if phase == "ranges":
             self._budgets(payload.get("public") or {})
             self._ranges = ST.site_ranges(self.table, self.rows, self.budgets)
@@ -515,6 +516,22 @@ class Site:
         if phase in ("select", "measure"):
             return self._marginals(payload)
         raise FederationError(f"Unknown instruction {phase!r} from the server.")
+
+    def _once(self, phase: Any) -> None:
+        """Each measuring step is answered once and in order: the site's ledger cannot be
+        made to spend twice, whatever the server asks."""
+        order = ("ranges", "histograms", "select", "measure")
+        if phase not in order:
+            return
+        done = getattr(self, "_done", [])
+        if phase in done or any(p not in done for p in order[: order.index(phase)]):
+            how = "again" if phase in done else "out of order"
+            raise FederationError(
+                f"The server asked for the '{phase}' step {how}: this site measures each step "
+                "once, in order, so that it never spends more than its budget. Check the "
+                "server's version and log."
+            )
+        self._done = [*done, phase]
 
     def _join(self, payload: dict[str, Any]) -> Message:
         self.table = TableMetadata.from_dict(payload["metadata"])
