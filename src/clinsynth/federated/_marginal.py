@@ -321,10 +321,18 @@ def build_model(
     attrs: list[dict[str, Any]],
     tree: dict[str, Any],
     seed: int = 0,
+    split: tuple[float, float, float] = SHARES,
 ) -> DPMarginalSynthesizer:
     """A ``dp_marginal`` model with the federation's transformer and tree (mark it fitted
-    with :func:`clinsynth.federated._model.finish`)."""
-    model = DPMarginalSynthesizer(Metadata({"table": table}), epsilon=1.0, random_state=seed)
+    with :func:`clinsynth.federated._model.finish`); its parameters say how the sites split
+    their budgets and the most bins of a number."""
+    model = DPMarginalSynthesizer(
+        Metadata({"table": table}),
+        epsilon=1.0,
+        n_bins=MAX_BINS,
+        budget_split=tuple(split),
+        random_state=seed,
+    )
     model._transformer_ = transformer
     model._set_tree(attrs, tree)
     return model

@@ -400,7 +400,12 @@ class Federation:
         if self.plan.kind == "dp_marginal":
             d = len(self.attrs)
             model = MG.build_model(
-                self.table, self.transformer, self.attrs, self.tree, self.plan.seed
+                self.table,
+                self.transformer,
+                self.attrs,
+                self.tree,
+                self.plan.seed,
+                MG.shares(self.plan.budget_split),
             )
             return M.finish(
                 model,
