@@ -3,15 +3,15 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_federated.py [--sites 2,4] [--epsilon 3] [--rounds 20]
-        [--local-steps 8] [--seed 0]
+        [--local-steps 8] [--seed 0] [--model dp_marginal|tvae] [--repeats 1]
 
 support2 (14 columns: age, sex, the in-hospital death ``hospdead`` and 11 more) is split 80/20
 into a training population and a **holdout of the whole population**; the training rows are
 dealt to 2 or 4 hospitals of unequal size and case mix (2 sites: one takes 80% of the patients
 aged 65+ and 30% of the others; 4 sites of weights 0.4/0.3/0.2/0.1, the first preferring patients
 aged 70+, the second women, the third patients under 50, the fourth nobody). Each approach
-spends epsilon per site (delta 1e-6), with the same TVAE (embedding 64, layers 128x128, batch
-256, learning rate 2e-3, clipping 1.0) and no public bounds:
+spends epsilon per site (delta 1e-6) and no public bounds; with ``--model tvae`` every approach
+is the same TVAE (embedding 64, layers 128x128, batch 256, learning rate 2e-3, clipping 1.0):
 
 (a) **local**: each site's own DP TVAE on its rows (mean over the sites);
 (b) **pooled**: the local models' samples put together (each as many rows as its site);
@@ -20,6 +20,14 @@ spends epsilon per site (delta 1e-6), with the same TVAE (embedding 64, layers 1
     :func:`clinsynth.federated.simulate`: the same code path as ``clinsynth federate`` without
     the network;
 (d) **central**: one DP TVAE on all training rows (the ceiling a federation approaches).
+
+With ``--model dp_marginal`` (the default) every approach is the DP marginal model instead
+(noisy marginals on a maximum spanning tree; its default budget split and 16 bins): (a) and (d) are
+``DPMarginalSynthesizer`` on a site's rows or on all of them, (c) is the marginal-based
+federation (``Plan(kind="dp_marginal")``: each site's noisy dependence scores and noisy tree
+marginals summed by the server). ``--rounds`` and ``--local-steps`` do not apply.
+``--repeats R`` runs every approach R times with other noise and model seeds (the split stays
+the one of ``--seed``) and reports the mean and the standard deviation.
 
 Local models train as many DP-SGD steps as a site trains in the federation; the central model
 15 epochs. Scores, against the holdout: fidelity (``evaluate_quality``: column shapes and pair
@@ -42,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import markdown, shared_path  # noqa: E402
 
-from clinsynth import Metadata, TVAESynthesizer  # noqa: E402
+from clinsynth import DPMarginalSynthesizer, Metadata, TVAESynthesizer  # noqa: E402
 from clinsynth.evaluation import evaluate_quality, evaluate_utility  # noqa: E402
 from clinsynth.federated import Federation, Plan, Site, new_tokens, simulate  # noqa: E402
 
@@ -116,27 +124,40 @@ def tvae(md: Metadata, epsilon: float, epochs: int, seed: int) -> TVAESynthesize
     )
 
 
+def marginal(md: Metadata, epsilon: float, seed: int) -> DPMarginalSynthesizer:
+    return DPMarginalSynthesizer(md, epsilon=epsilon, delta=DELTA, random_state=seed)
+
+
+def local_model(args, md: Metadata, rows: int, seed: int):
+    """A site's own model (as many DP-SGD steps as it trains in the federation)."""
+    if args.model == "dp_marginal":
+        return marginal(md, args.epsilon, seed)
+    per_epoch = math.ceil(rows / MODEL["batch_size"])
+    return tvae(
+        md, args.epsilon, max(1, math.ceil(args.rounds * args.local_steps / per_epoch)), seed
+    )
+
+
 def scores(train, holdout, md, synthetic) -> dict[str, float]:
     quality = evaluate_quality(holdout, synthetic, md, detection=False).get_score()
     utility = evaluate_utility(train, synthetic, md, target=TARGET, holdout=holdout)
     return {"fidelity": quality, "tstr": float(utility.get_details("ML Efficacy")["tstr"].mean())}
 
 
-def run(n_sites: int, args, df, md, train, holdout, central) -> list[dict]:
+def run(n_sites: int, args, md, train, holdout, central, noise: int) -> list[dict]:
     parts = deal(train, n_sites, args.seed)
-    steps = args.rounds * args.local_steps
     rows: list[dict] = []
     # (a) and (b): each site alone, then the pool of their samples.
-    samples, local_scores, started = [], [], time.perf_counter()
+    samples, local_scores, local_seconds = [], [], 0.0
     for k, part in enumerate(parts):
-        per_epoch = math.ceil(len(part) / MODEL["batch_size"])
-        model = tvae(md, args.epsilon, max(1, math.ceil(steps / per_epoch)), args.seed + k)
+        started = time.perf_counter()
+        model = local_model(args, md, len(part), noise + k)
         synthetic = model.fit(part).sample(len(part))
+        local_seconds += time.perf_counter() - started
         samples.append(synthetic)
         local_scores.append(scores(train, holdout, md, synthetic))
         spent = model.get_privacy_budget()["epsilon_spent"]
         print(f"  site {k + 1}: {len(part)} rows, local epsilon spent {spent:.3f}", flush=True)
-    local_seconds = time.perf_counter() - started
     rows.append(
         {
             "sites": n_sites,
@@ -159,10 +180,19 @@ def run(n_sites: int, args, df, md, train, holdout, central) -> list[dict]:
     # (c) the federation (in one process).
     started = time.perf_counter()
     tokens = new_tokens(n_sites)
-    plan = Plan(rounds=args.rounds, local_steps=args.local_steps, seed=args.seed, model=MODEL)
+    plan = Plan(
+        rounds=args.rounds,
+        local_steps=args.local_steps,
+        seed=noise,
+        model=MODEL,
+        kind=args.model,
+        budget_split=tuple(float(x) for x in args.budget_split.split(",")),
+    )
     federation = Federation(md, tokens, plan, min_sites=n_sites)
     sites = {
-        f"site{k + 1}": Site(part, tokens[k], epsilon=args.epsilon, delta=DELTA, seed=100 + k)
+        f"site{k + 1}": Site(
+            part, tokens[k], epsilon=args.epsilon, delta=DELTA, seed=noise + 100 + k
+        )
         for k, part in enumerate(parts)
     }
     model = simulate(federation, sites)
@@ -195,6 +225,11 @@ def main() -> None:
     parser.add_argument("--local-steps", type=int, default=8)
     parser.add_argument("--central-epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=("tvae", "dp_marginal"), default="dp_marginal")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--budget-split", default="0.5,0.1,0.4", help="dp_marginal federation: its Plan's split"
+    )
     args = parser.parse_args()
     df, md = load()
     rng = np.random.default_rng(args.seed)
@@ -202,20 +237,43 @@ def main() -> None:
     cut = int(0.8 * len(df))
     train, holdout = df.iloc[order[:cut]], df.iloc[order[cut:]]
     print(f"support2: {len(train)} training rows, {len(holdout)} holdout rows", flush=True)
-    started = time.perf_counter()
-    model = tvae(md, args.epsilon, args.central_epochs, args.seed).fit(train)
-    central = {
-        "approach": "(d) central DP (ceiling)",
-        **scores(train, holdout, md, model.sample(len(train))),
-        "epsilon per site": args.epsilon,
-        "seconds": time.perf_counter() - started,
-    }
-    print(f"  central: epsilon spent {model.get_privacy_budget()['epsilon_spent']:.3f}")
     rows = []
-    for n_sites in (int(s) for s in args.sites.split(",")):
-        print(f"{n_sites} sites:", flush=True)
-        rows += run(n_sites, args, df, md, train, holdout, central)
-    print(markdown(rows))
+    for repeat in range(args.repeats):
+        noise = args.seed + 1000 * repeat
+        started = time.perf_counter()
+        if args.model == "dp_marginal":
+            model = marginal(md, args.epsilon, noise).fit(train)
+        else:
+            model = tvae(md, args.epsilon, args.central_epochs, noise).fit(train)
+        synthetic = model.sample(len(train))
+        seconds = time.perf_counter() - started
+        central = {
+            "approach": "(d) central DP (ceiling)",
+            **scores(train, holdout, md, synthetic),
+            "epsilon per site": args.epsilon,
+            "seconds": seconds,
+        }
+        print(f"  central: epsilon spent {model.get_privacy_budget()['epsilon_spent']:.3f}")
+        for n_sites in (int(s) for s in args.sites.split(",")):
+            print(f"{n_sites} sites (repeat {repeat + 1}):", flush=True)
+            rows += run(n_sites, args, md, train, holdout, central, noise)
+    print(markdown(summarize(rows)))
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean (and standard deviation, over repeats) of every approach."""
+    table = pd.DataFrame(rows)
+    out = []
+    for (sites, approach), group in table.groupby(["sites", "approach"], sort=True):
+        row = {"sites": int(sites), "approach": approach}
+        for metric in ("fidelity", "tstr"):
+            row[metric] = float(group[metric].mean())
+            if len(group) > 1:
+                row[f"{metric} sd"] = float(group[metric].std(ddof=1))
+        row["epsilon per site"] = float(group["epsilon per site"].iloc[0])
+        row["seconds"] = float(group["seconds"].mean())
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":

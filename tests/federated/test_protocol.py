@@ -31,7 +31,9 @@ def cohort() -> tuple[pd.DataFrame, TableMetadata]:
 
 
 def _plan(rounds: int = 2, public: dict | None = None) -> Plan:
-    return Plan(rounds=rounds, local_steps=2, min_rows=50, model=TINY, public=public or {})
+    return Plan(
+        rounds=rounds, local_steps=2, min_rows=50, model=TINY, public=public or {}, kind="tvae"
+    )
 
 
 # --------------------------------------------------------------------------- joining

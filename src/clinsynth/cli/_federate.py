@@ -38,6 +38,20 @@ def _show_progress(verbose: bool) -> None:
     log.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _check_readable(option: str, path: Path | None) -> None:
+    """A certificate file must exist and be readable before anything starts."""
+    if path is None:
+        return
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise ParameterError(
+            f"Cannot read the certificate file '{path}' ({option}): {exc.strerror or exc}. "
+            "See docs/FEDERATED.md for making the certificates."
+        ) from None
+
+
 @federate_app.command("tokens")
 def tokens(
     count: int = typer.Argument(..., help="How many sites (one token each)."),
@@ -61,7 +75,12 @@ def server(
     metadata: Path = typer.Option(..., "--metadata", "-m", help="The federation's metadata."),
     token_file: Path = typer.Option(..., "--token-file", help="Tokens the sites may join with."),
     output: Path = typer.Option(..., "--output", "-o", help="Model bundle to write."),
-    rounds: int = typer.Option(20, "--rounds", help="Training rounds (FedAvg)."),
+    model: str = typer.Option(
+        "dp_marginal",
+        "--model",
+        help="dp_marginal (noisy marginals, no training rounds) or tvae (FedAvg of DP-SGD).",
+    ),
+    rounds: int = typer.Option(20, "--rounds", help="Training rounds (FedAvg; tvae)."),
     min_sites: int = typer.Option(2, "--min-sites", help="Sites needed to start."),
     local_steps: int = typer.Option(10, "--local-steps", help="DP-SGD steps per site a round."),
     min_rows: int = typer.Option(50, "--min-rows", help="Fewest rows a site may bring."),
@@ -87,10 +106,15 @@ def server(
     """Serve a federation: wait for the sites, agree the statistics, train, save the model."""
     from clinsynth import Metadata
     from clinsynth.federated import Plan, read_tokens, run_server
+    from clinsynth.federated._protocol import KINDS
 
+    if model not in KINDS:
+        raise ParameterError(f"--model must be one of {', '.join(KINDS)}. Got {model!r}.")
     tls = [ca_cert, cert, key]
     if any(p is not None for p in tls) and not all(p is not None for p in tls):
         raise ParameterError("TLS needs all three of --ca-cert, --cert and --key.")
+    for option, path in zip(("--ca-cert", "--cert", "--key"), tls, strict=True):
+        _check_readable(option, path)
     for name, value, low in (
         ("--rounds", rounds, 1),
         ("--min-sites", min_sites, 1),
@@ -117,6 +141,7 @@ def server(
         model={"batch_size": batch_size},
         public=public,
         site_column=site_column,
+        kind=model,
     )
     path = run_server(
         Metadata.load_from_json(metadata),
@@ -152,6 +177,7 @@ def site(
     from clinsynth.federated import run_site
     from clinsynth.io import read_table
 
+    _check_readable("--ca-cert", ca_cert)
     if (token is None) == (token_file is None):
         raise ParameterError("Give the site's token with --token or --token-file (one of them).")
     if token_file is not None:
@@ -180,9 +206,13 @@ def site(
         from clinsynth.io._atomic import atomic_write_text
 
         atomic_write_text(report, text + "\n")
+    how = (
+        "with its noisy marginals"
+        if result.get("model") == "dp_marginal"
+        else f"over {result['rounds_trained']} rounds"
+    )
     print(
         f"This site spent epsilon {result['epsilon_spent']:.3f} of {result['epsilon']:g} "
-        f"(delta {result['delta']:g}) over {result['rounds_trained']} rounds; its rows never "
-        "left the site.",
+        f"(delta {result['delta']:g}) {how}; its rows never left the site.",
         file=sys.stdout,
     )

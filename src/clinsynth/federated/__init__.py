@@ -2,8 +2,10 @@
 
 Each site keeps its rows. The server holds the federation's metadata; the sites agree the
 transformer's statistics with differential privacy (noisy histograms summed by the server,
-:mod:`~clinsynth.federated._statistics`), then train one TVAE by federated averaging of DP-SGD
-updates, each site accounting its own epsilon (:mod:`~clinsynth.federated._model`). The result is
+:mod:`~clinsynth.federated._statistics`), then either send noisy marginals from which the server
+fits the ``dp_marginal`` model (:mod:`~clinsynth.federated._marginal`, the default) or train one
+TVAE by federated averaging of DP-SGD updates (:mod:`~clinsynth.federated._model`), each site
+accounting its own epsilon. The result is
 a normal clinsynth bundle. :class:`Federation` and :class:`Site` are the two sides of the
 protocol; Flower carries their messages (:func:`run_server`, :func:`run_site`, the
 ``[federated]`` extra), and :func:`simulate` runs them in one process. See docs/FEDERATED.md.

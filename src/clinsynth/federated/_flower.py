@@ -23,7 +23,7 @@ import pandas as pd
 
 from clinsynth._extras import require
 from clinsynth.errors import FederationError
-from clinsynth.federated._protocol import Federation, Plan, Site
+from clinsynth.federated._protocol import Federation, Plan, Site, steps
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +156,11 @@ def _strategy(federation: Federation, join_timeout: float) -> Any:
 
 
 def _progress(federation: Federation, server_round: int, answered: int, failed: int) -> str:
-    phase = {1: "join", 2: "ranges", 3: "histograms"}.get(server_round)
-    if phase is not None:
+    names = steps(federation.plan.kind)
+    if server_round <= len(names):
         return (
-            f"Step {server_round}/3 ({phase}): {answered} sites answered, {failed} failed; "
+            f"Step {server_round}/{len(names)} ({names[server_round - 1]}): {answered} sites "
+            f"answered, {failed} failed; "
             f"{len(federation.accepted)} accepted, {len(federation.refused)} refused."
         )
     return (
@@ -249,8 +250,8 @@ def run_site(
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Take part in a federation with ``data`` (which never leaves this process except as the
-    noisy statistics and DP-SGD weights the protocol sends). Returns this site's privacy
-    report, from its own ledger.
+    noisy statistics, DP-SGD weights or noisy marginals the protocol sends). Returns this site's
+    privacy report, from its own ledger.
 
     Raises
     ------
@@ -272,10 +273,12 @@ def run_site(
         def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> Any:
             payload = _decode(config.get("m"))
             reply, arrays = site.handle(payload, list(parameters))
-            if payload.get("phase") == "train" and "epsilon_spent" in reply:
+            if payload.get("phase") in ("train", "select", "measure") and "epsilon_spent" in reply:
                 logger.info(
-                    "Round %s: epsilon spent %.3f of %g.",
-                    payload.get("round"),
+                    "%s: epsilon spent %.3f of %g.",
+                    f"Round {payload.get('round')}"
+                    if payload["phase"] == "train"
+                    else f"Step {payload['phase']}",
                     reply["epsilon_spent"],
                     epsilon,
                 )
@@ -312,9 +315,9 @@ def run_site(
         ) from None
     if site.refused is not None:
         raise site.refused
-    if site.trainer is None:
+    if not site.contributed:
         raise FederationError(
             f"The federation server {server} could not be reached, or ended before this site "
-            "trained (check the address, the port, the certificates, and the server's log)."
+            "took part (check the address, the port, the certificates, and the server's log)."
         )
     return site.report()

@@ -260,16 +260,43 @@ def federated_model(
     set_weights(model, weights)
     for net in model._networks().values():
         net.eval()
-    model._dtypes_ = dict(dtypes)
-    model._rules_ = []
-    model._refiner_ = None
-    model._loss_history_ = None
     model._batch_loss_history_ = pd.DataFrame(
         {"epoch": pd.Series(dtype="int64"), "batch": pd.Series(dtype="int64"), "loss": []}
     )
     model.stopped_early_, model.best_epoch_ = False, None
     model.trained_precision_ = "float32"
     model.stopped_by_guard_, model.memorization_ = None, []
+    return finish(
+        model,
+        sites=sites,
+        rounds=rounds,
+        dtypes=dtypes,
+        num_rows=num_rows,
+        seconds=seconds,
+        mechanism=(
+            "noisy column statistics merged by the server; FedAvg of DP-SGD updates "
+            "(Poisson sampling, per-row clipping, Gaussian noise at each site)"
+        ),
+    )
+
+
+def finish(
+    model: Any,
+    *,
+    sites: list[dict[str, Any]],
+    rounds: int,
+    dtypes: dict[str, str],
+    num_rows: int,
+    seconds: float,
+    mechanism: str,
+    **details: Any,
+) -> Any:
+    """Mark a model built by the federation as fitted (what ``fit`` would set), with a privacy
+    report that lists what each site spent (accounted at the sites) and ``details``."""
+    model._dtypes_ = dict(dtypes)
+    model._rules_ = []
+    model._refiner_ = None
+    model._loss_history_ = None
     model.num_training_rows_ = int(num_rows)
     rng = np.random.default_rng(model.random_state)
     model._fit_seed_ = int(rng.integers(0, 2**31 - 1))
@@ -290,10 +317,8 @@ def federated_model(
         "accountant": ACCOUNTANT,
         "consumers": {},
         "public_bounds": [],
-        "mechanism": (
-            "noisy column statistics merged by the server; FedAvg of DP-SGD updates "
-            "(Poisson sampling, per-row clipping, Gaussian noise at each site)"
-        ),
+        "mechanism": mechanism,
+        **details,
         "federated": {"rounds": int(rounds), "sites": sites},
         "ledger": [],
     }

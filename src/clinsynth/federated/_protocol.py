@@ -16,6 +16,12 @@ train (xR)     the transformer (first time), global weights     new weights (DP-
                                                                 spent
 =============  ===============================================  ================================
 
+The train rounds are those of ``Plan(kind="tvae")``. With ``kind="dp_marginal"`` (the
+default) they are replaced by two exchanges
+(``_marginal.py``): *select* (the transformer and the attributes -> every pair's noisy
+dependence score) and *measure* (the tree's edges -> their noisy 2-way tables); the server fits
+the ``dp_marginal`` model's generator from the sums.
+
 A site that is refused gets ``refused`` with the reason instead; one that stops (budget spent)
 or drops out is left out of the average, and the round completes with the others.
 """
@@ -32,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.errors import FederationError
+from clinsynth.federated import _marginal as MG
 from clinsynth.federated import _model as M
 from clinsynth.federated import _schema as C
 from clinsynth.federated import _statistics as ST
@@ -44,6 +51,8 @@ logger = logging.getLogger(__name__)
 Message = tuple[dict[str, Any], list[np.ndarray]]
 
 SETUP_ROUNDS = 3
+#: The federation's model families: TVAE by FedAvg of DP-SGD, or noisy marginals.
+KINDS = ("tvae", "dp_marginal")
 #: Share of a site's budget (zCDP rho) spent on the statistics, and of delta on naming levels.
 STATISTICS_SHARE, RELEASE_DELTA_SHARE = 0.1, 0.1
 
@@ -64,6 +73,11 @@ class Plan:
     #: A column that says which site a row comes from (each site's name), learned with the
     #: rest: synthetic rows say which site they resemble. None: no such column.
     site_column: str | None = None
+    #: The model family (:data:`KINDS`); ``dp_marginal`` ignores rounds and local steps.
+    kind: str = "dp_marginal"
+    #: ``dp_marginal``: relative shares of a site's budget for (statistics, selection,
+    #: measurement).
+    budget_split: tuple[float, float, float] = MG.SHARES
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,11 +90,20 @@ class Plan:
             "model": dict(self.model),
             "public": {k: list(v) for k, v in self.public.items()},
             "site_column": self.site_column,
+            "kind": self.kind,
+            "budget_split": list(self.budget_split),
         }
 
 
-def _phase(server_round: int) -> str:
-    return {1: "join", 2: "ranges", 3: "histograms"}.get(server_round, "train")
+def steps(kind: str) -> tuple[str, ...]:
+    """The exchanges before training (all of them for ``dp_marginal``, which has none)."""
+    marginal = ("select", "measure") if kind == "dp_marginal" else ()
+    return ("join", "ranges", "histograms", *marginal)
+
+
+def _phase(server_round: int, kind: str = "tvae") -> str:
+    names = steps(kind)
+    return names[server_round - 1] if server_round <= len(names) else "train"
 
 
 def _table(metadata: Metadata | TableMetadata) -> TableMetadata:
@@ -117,6 +140,11 @@ class Federation:
         plan: Plan,
         min_sites: int = 2,
     ) -> None:
+        if plan.kind not in KINDS:
+            raise FederationError(
+                f"The federation's model must be one of {', '.join(KINDS)}. Got {plan.kind!r}."
+            )
+        MG.shares(plan.budget_split)  # checked when the server starts
         self.table = C.with_site_column(_table(metadata), plan.site_column)
         C.check_federation_metadata(self.table)
         C.check_public(self.table, plan.public)
@@ -133,12 +161,17 @@ class Federation:
 
     @property
     def total_rounds(self) -> int:
+        if self.plan.kind == "dp_marginal":
+            return len(steps(self.plan.kind))
         return SETUP_ROUNDS + int(self.plan.rounds)
+
+    def phase(self, server_round: int) -> str:
+        return _phase(server_round, self.plan.kind)
 
     # ------------------------------------------------------------------ instructions
     def instructions(self, server_round: int, site_ids: list[str]) -> dict[str, Message]:
         """What each site gets in ``server_round`` (sites not listed get nothing)."""
-        phase = _phase(server_round)
+        phase = self.phase(server_round)
         out: dict[str, Message] = {}
         for sid in site_ids:
             if sid in self.refused:
@@ -158,6 +191,15 @@ class Federation:
                 out[sid] = ({"phase": "ranges", "public": self.plan.public}, [])
             elif phase == "histograms":
                 out[sid] = ({"phase": "histograms", "agreed": self.agreed}, [])
+            elif phase == "select":
+                payload = {
+                    "phase": "select",
+                    "transformer": self.transformer.to_dict(),
+                    "attributes": MG.to_json(self.attrs),
+                }
+                out[sid] = (payload, [])
+            elif phase == "measure":
+                out[sid] = ({"phase": "measure", "edges": [list(e) for e in self.edges]}, [])
             else:
                 payload: dict[str, Any] = {"phase": "train", "round": server_round - SETUP_ROUNDS}
                 if not self.accepted[sid].get("has_transformer"):
@@ -171,7 +213,7 @@ class Federation:
     # ------------------------------------------------------------------ replies
     def receive(self, server_round: int, replies: dict[str, Message], failed: int = 0) -> list[str]:
         """Take the sites' replies of ``server_round``; returns the sites refused in it."""
-        phase = _phase(server_round)
+        phase = self.phase(server_round)
         if phase == "join":
             return self._join(replies)
         replies = {s: r for s, r in replies.items() if s in self.accepted}
@@ -192,6 +234,24 @@ class Federation:
         elif phase == "histograms":
             self._need(replies, "histograms")
             self._fit_transformer(replies)
+        elif phase == "select":
+            self._need(replies, "select")
+            self._spent(replies)
+            ones = [self._released_ones(sid) for sid in replies]
+            sizes = [self.accepted[sid]["rows"] for sid in replies]
+            self.edges, self.scores_sigma = MG.plan_tree(
+                len(self.attrs),
+                [r[0] for r in replies.values()],
+                MG.between_sites(ones, sizes),
+            )
+        elif phase == "measure":
+            self._need(replies, "measure")
+            self._spent(replies)
+            self.tree = MG.fit_generator(self.attrs, self.edges, [r[1] for r in replies.values()])
+            self.tables_sigma = float(np.sqrt(sum(r[0]["sigma"] ** 2 for r in replies.values())))
+            for sid in replies:
+                self.accepted[sid]["rounds"] = 1
+            self.rounds_done = 1
         else:
             self._average(server_round, replies)
         return []
@@ -262,22 +322,43 @@ class Federation:
         return []
 
     def _fit_transformer(self, replies: dict[str, Message]) -> None:
-        reports = [r[0]["histograms"] for r in replies.values()]
+        self.histograms = {s: r[0]["histograms"] for s, r in replies.items()}
+        reports = list(self.histograms.values())
         for sid, (payload, _) in replies.items():
             self.accepted[sid]["rows"] = float(payload["rows"])
         merged = ST.merge_histograms(
             self.table, self.agreed, reports, self.plan.n_bins, self.plan.public
         )
         self.dtypes = _merge_dtypes([self.accepted[s]["schema"] for s in replies])
+        marginal = self.plan.kind == "dp_marginal"
         self.transformer, _ = ST.fit_transformer(
             self.table,
             merged,
             self.dtypes,
             rare_threshold=self.plan.rare_threshold,
             seed=self.plan.seed,
+            **(MG.TRANSFORMER_OPTIONS if marginal else {}),
         )
+        if marginal:
+            self.attrs = MG.attributes(self.transformer, merged)
+            return
         self.model = M.build_model(self.table, self.transformer, self.plan.model, self.plan.seed)
         self.weights = M.get_weights(self.model)
+
+    def _released_ones(self, sid: str) -> list[np.ndarray]:
+        """What site ``sid`` released in the statistics steps, as 1-way counts."""
+        return MG.released_ones(
+            self.transformer,
+            self.attrs,
+            self.agreed,
+            self.ranges[sid],
+            self.histograms[sid],
+            self.plan.n_bins,
+        )
+
+    def _spent(self, replies: dict[str, Message]) -> None:
+        for sid, (payload, _) in replies.items():
+            self.accepted[sid]["epsilon_spent"] = float(payload.get("epsilon_spent", 0.0))
 
     def _average(self, server_round: int, replies: dict[str, Message]) -> None:
         updates = []
@@ -302,7 +383,7 @@ class Federation:
     # ------------------------------------------------------------------ result
     def result(self) -> Any:
         """The trained model (a normal TVAE, ready to ``save``)."""
-        if self.model is None or self.rounds_done == 0:
+        if self.rounds_done == 0 or (self.model is None and self.plan.kind == "tvae"):
             raise FederationError("The federation ended before any training round completed.")
         sites = [
             {
@@ -316,6 +397,34 @@ class Federation:
             }
             for a in self.accepted.values()
         ]
+        if self.plan.kind == "dp_marginal":
+            d = len(self.attrs)
+            model = MG.build_model(
+                self.table,
+                self.transformer,
+                self.attrs,
+                self.tree,
+                self.plan.seed,
+                MG.shares(self.plan.budget_split),
+            )
+            return M.finish(
+                model,
+                sites=sites,
+                rounds=1,
+                dtypes=self.dtypes,
+                num_rows=sum(s["rows_noisy"] for s in sites),
+                seconds=M.elapsed(self.start),
+                mechanism=(
+                    "noisy column statistics merged by the server; every pair's noisy "
+                    "dependence score summed over the sites, their maximum spanning tree, the "
+                    "tree's noisy 2-way marginals summed over the sites (Gaussian noise at each "
+                    "site; the sum's noise is the root-sum-square of the sites')"
+                ),
+                attributes=d,
+                edges=[[self.attrs[i]["column"], self.attrs[j]["column"]] for i, j in self.edges],
+                scores_sigma=self.scores_sigma,
+                measurement_sigma=self.tables_sigma,
+            )
         return M.federated_model(
             self.model,
             self.weights,
@@ -382,6 +491,7 @@ class Site:
         self.trainer: M.SiteTrainer | None = None
         self.accountant = PrivacyAccountant()
         self.rounds = 0
+        self.contributed = False
         self._recorded = False
 
     def handle(self, payload: dict[str, Any], arrays: list[np.ndarray]) -> Message:
@@ -394,11 +504,13 @@ class Site:
             return self._join(payload)
         if self.refused is not None:
             raise self.refused
+        self._once(phase)
         if phase == "ranges":
             self._budgets(payload.get("public") or {})
             self._ranges = ST.site_ranges(self.table, self.rows, self.budgets)
             return {"ranges": self._ranges}, []
         if phase == "histograms":
+            self.agreed = payload["agreed"]
             self.histograms = ST.site_histograms(
                 self.table, self.rows, self.budgets, payload["agreed"], self.plan["n_bins"]
             )
@@ -406,7 +518,25 @@ class Site:
             return {"histograms": self.histograms, "rows": self.noisy_rows}, []
         if phase == "train":
             return self._train(payload, arrays)
+        if phase in ("select", "measure"):
+            return self._marginals(payload)
         raise FederationError(f"Unknown instruction {phase!r} from the server.")
+
+    def _once(self, phase: Any) -> None:
+        """Each measuring step is answered once and in order: the site's ledger cannot be
+        made to spend twice, whatever the server asks."""
+        order = ("ranges", "histograms", "select", "measure")
+        if phase not in order:
+            return
+        done = getattr(self, "_done", [])
+        if phase in done or any(p not in done for p in order[: order.index(phase)]):
+            how = "again" if phase in done else "out of order"
+            raise FederationError(
+                f"The server asked for the '{phase}' step {how}: this site measures each step "
+                "once, in order, so that it never spends more than its budget. Check the "
+                "server's version and log."
+            )
+        self._done = [*done, phase]
 
     def _join(self, payload: dict[str, Any]) -> Message:
         self.table = TableMetadata.from_dict(payload["metadata"])
@@ -429,10 +559,11 @@ class Site:
 
     def _budgets(self, public: dict[str, Any]) -> None:
         """The statistics' share of the budget, per column (public knowledge is free)."""
-        rho = rho_for_epsilon(self.epsilon, self.delta * (1 - RELEASE_DELTA_SHARE))
+        self.rho = rho_for_epsilon(self.epsilon, self.delta * (1 - RELEASE_DELTA_SHARE))
+        marginal = self.plan.get("kind") == "dp_marginal"
         self.budgets = ST.column_budgets(
             self.table,
-            rho * STATISTICS_SHARE,
+            self.rho * (self._split()[0] if marginal else STATISTICS_SHARE),
             self.delta * RELEASE_DELTA_SHARE,
             self.accountant,
             self.seed,
@@ -461,7 +592,47 @@ class Site:
             return {"stopped": True, "epsilon_spent": self.trainer.spent()}, []
         weights = self.trainer.train_round(arrays)
         self.rounds += 1
+        self.contributed = True
         return {"epsilon_spent": self.trainer.spent()}, weights
+
+    def _marginals(self, payload: dict[str, Any]) -> Message:
+        """The two marginal exchanges (``_marginal.py``) on the site's own budget."""
+        select = payload["phase"] == "select"
+        rng = np.random.default_rng([self.seed, 7 if select else 8])  # the site's own noise
+        if select:
+            self.transformer = TableTransformer.from_dict(payload["transformer"], self.table)
+            self.attrs = MG.from_json(payload.get("attributes"), self.transformer)
+            self.codes = MG.site_codes(self.transformer, self.attrs, self.rows, self.seed)
+            ones = MG.released_ones(
+                self.transformer,
+                self.attrs,
+                self.agreed,
+                self._ranges,
+                self.histograms,
+                int(self.plan["n_bins"]),
+            )
+            scores, sigma = MG.site_scores(
+                self.codes,
+                self.attrs,
+                ones,
+                self.noisy_rows,
+                self.rho * self._split()[1],
+                rng,
+                self.accountant,
+            )
+            return {"scores": scores.tolist(), "sigma": sigma, "epsilon_spent": self._spent()}, []
+        edges = MG.check_edges(payload.get("edges"), len(self.attrs))
+        tables, sigma = MG.site_tables(
+            self.codes, self.attrs, edges, self.rho * self._split()[2], rng, self.accountant
+        )
+        self.rounds, self.contributed = 1, True
+        return {"sigma": sigma, "epsilon_spent": self._spent()}, tables
+
+    def _spent(self) -> float:
+        return float(self.accountant.get_epsilon(self.delta))
+
+    def _split(self) -> tuple[float, float, float]:
+        return MG.shares(self.plan.get("budget_split", MG.SHARES))
 
     def report(self) -> dict[str, Any]:
         """What this site spent, from its own ledger (shown to the site at the end)."""
@@ -473,6 +644,7 @@ class Site:
             "epsilon": self.epsilon,
             "delta": self.delta,
             "epsilon_spent": float(summary.get("epsilon", 0.0)),
+            "model": (getattr(self, "plan", None) or {}).get("kind", "tvae"),
             "rounds_trained": self.rounds,
             "spent_by": {k: v["epsilon_alone"] for k, v in summary.get("consumers", {}).items()},
         }

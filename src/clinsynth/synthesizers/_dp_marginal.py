@@ -27,7 +27,6 @@ Accounting, in zero-concentrated DP (ρ-zCDP; neighbours add or remove one row):
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +34,7 @@ import torch
 
 from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
+from clinsynth.synthesizers import _marginal_tree as T
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_int
 from clinsynth.synthesizers._dp import DP_PARAMETERS, DifferentialPrivacy, require_epsilon
 from clinsynth.synthesizers._registry import register
@@ -181,29 +181,13 @@ class DPMarginalSynthesizer(BaseSynthesizer):
             start += width
         return attrs
 
-    @staticmethod
-    def _codes(attr: dict[str, Any], encoded: np.ndarray) -> np.ndarray:
-        col = encoded[:, attr["start"]]
-        if attr["kind"] == "empty":
-            return np.zeros(len(encoded), dtype=np.int64)
-        if attr["kind"] == "categorical":
-            return np.rint(col).astype(np.int64)
-        edges = attr["edges"]
-        codes = np.clip(np.searchsorted(edges, col, side="right") - 1, 0, len(edges) - 2)
-        if attr["nulls"]:
-            missing = encoded[:, attr["start"] + 2] > 0.5  # the null span follows the value
-            codes = np.where(missing, attr["size"] - 1, codes)
-        return codes
-
     # ------------------------------------------------------------------ fit
     def _fit(self, encoded: np.ndarray) -> None:
+        """Measure (selection and noisy edge tables, on these rows), then fit from the
+        measurements (:mod:`~clinsynth.synthesizers._marginal_tree`)."""
         rng = np.random.default_rng(self._fit_seed_)
         attrs = self._attributes()
-        codes = (
-            np.stack([self._codes(a, encoded) for a in attrs], axis=1)
-            if attrs
-            else np.zeros((len(encoded), 0), dtype=np.int64)
-        )
+        codes = T.codes(attrs, encoded)
         ones = [np.maximum(a["counts"], 0.0) for a in attrs]
         d = len(attrs)
         _, select_share, measure_share = self._shares()
@@ -216,7 +200,9 @@ class DPMarginalSynthesizer(BaseSynthesizer):
         }
         if d >= 2:
             eps0 = float(np.sqrt(8 * rho * select_share / (d - 1)))
-            edges = self._select_tree(codes, attrs, ones, eps0, rng)
+            total = max(float(np.mean([o.sum() for o in ones])), 1.0)
+            scores = T.pair_scores(codes, attrs, ones, total)
+            edges = T.spanning_tree(scores, d, eps0=eps0, rng=rng)
             self._dp_.accountant.add_zcdp(
                 "edge selection (exponential mechanism)",
                 eps0**2 / 8,
@@ -224,55 +210,20 @@ class DPMarginalSynthesizer(BaseSynthesizer):
                 consumer="selection",
             )
             sigma = float(np.sqrt((d - 1) / (2 * rho * measure_share)))
-            for i, j in edges:
-                counts = _contingency(codes[:, i], codes[:, j], attrs[i]["size"], attrs[j]["size"])
-                noisy = counts + sigma * rng.standard_normal(counts.shape)
-                tables.append(_rake(noisy, ones[i], ones[j]))
+            tables = T.measure(codes, attrs, edges, sigma, rng)
             self._dp_.accountant.add_gaussian(
                 "2-way marginals of the tree edges", sigma, count=d - 1, consumer="measurement"
             )
             details.update({"selection_epsilon0": eps0, "measurement_sigma": sigma})
-        self._tree = _orient(d, edges, tables, ones)
-        self._attrs = [{k: v for k, v in a.items() if k != "counts"} for a in attrs]
+        self._set_tree(attrs, T.fit_tree(d, edges, tables, ones))
         self.privacy_budget_ = self._dp_.budget(
             **details, edges=[[attrs[i]["column"], attrs[j]["column"]] for i, j in edges]
         )
 
-    def _select_tree(
-        self,
-        codes: np.ndarray,
-        attrs: list[dict[str, Any]],
-        ones: list[np.ndarray],
-        eps0: float,
-        rng: np.random.Generator,
-    ) -> list[tuple[int, int]]:
-        """Kruskal's algorithm where every edge is drawn by the exponential mechanism."""
-        d = len(attrs)
-        pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
-        total = max(float(np.mean([o.sum() for o in ones])), 1.0)
-        scores = np.empty(len(pairs))
-        for k, (i, j) in enumerate(pairs):
-            counts = _contingency(codes[:, i], codes[:, j], attrs[i]["size"], attrs[j]["size"])
-            pi, pj = ones[i] / max(ones[i].sum(), 1e-12), ones[j] / max(ones[j].sum(), 1e-12)
-            scores[k] = np.abs(counts - total * np.outer(pi, pj)).sum()
-        parent = list(range(d))
-
-        def find(a: int) -> int:
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        chosen: list[tuple[int, int]] = []
-        for _ in range(d - 1):
-            ok = np.array([find(i) != find(j) for i, j in pairs])
-            logits = np.where(ok, eps0 * scores / 2.0, -np.inf)
-            gumbel = rng.gumbel(size=len(pairs))  # Gumbel-max: a draw from the softmax
-            k = int(np.argmax(logits + gumbel))
-            i, j = pairs[k]
-            parent[find(i)] = find(j)
-            chosen.append((i, j))
-        return chosen
+    def _set_tree(self, attrs: list[dict[str, Any]], tree: dict[str, Any]) -> None:
+        """The fitted generator: the attributes (without their counts) and the rooted tree."""
+        self._tree = tree
+        self._attrs = [{k: v for k, v in a.items() if k != "counts"} for a in attrs]
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -326,63 +277,6 @@ class DPMarginalSynthesizer(BaseSynthesizer):
         _check_state(self, state)
         self._attrs = state["attributes"]
         self._tree = state["tree"]
-
-
-def _contingency(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> np.ndarray:
-    """The 2-way count table of two code columns (one bincount)."""
-    return (
-        np.bincount(a * size_b + b, minlength=size_a * size_b)
-        .reshape(size_a, size_b)
-        .astype(np.float64)
-    )
-
-
-def _rake(table: np.ndarray, rows: np.ndarray, cols: np.ndarray, iters: int = 20) -> np.ndarray:
-    """A noisy 2-way table made non-negative and consistent with the noisy 1-way marginals
-    (iterative proportional fitting; post-processing). Returns the joint probabilities."""
-    joint = np.maximum(table, 0.0) + 1e-3
-    r = rows / rows.sum() if rows.sum() > 0 else np.full(len(rows), 1 / len(rows))
-    c = cols / cols.sum() if cols.sum() > 0 else np.full(len(cols), 1 / len(cols))
-    joint /= joint.sum()
-    for _ in range(iters):
-        joint *= (r / np.maximum(joint.sum(1), 1e-12))[:, None]
-        joint *= (c / np.maximum(joint.sum(0), 1e-12))[None, :]
-    return joint / joint.sum()
-
-
-def _orient(
-    d: int, edges: list[tuple[int, int]], tables: list[np.ndarray], ones: list[np.ndarray]
-) -> dict[str, Any]:
-    """Root the tree at attribute 0 (breadth first): parents, order, JSON-able distributions."""
-    neighbours: dict[int, list[tuple[int, np.ndarray]]] = {k: [] for k in range(d)}
-    for (i, j), joint in zip(edges, tables, strict=True):
-        neighbours[i].append((j, joint))
-        neighbours[j].append((i, joint.T))
-    parent = [-1] * d
-    order: list[int] = []
-    conditionals: dict[str, list] = {}
-    roots: dict[str, list] = {}
-    seen = [False] * d
-    for root in range(d):
-        if seen[root]:
-            continue
-        seen[root] = True
-        p = np.maximum(ones[root], 0.0)
-        p = p / p.sum() if p.sum() > 0 else np.full(len(p), 1 / len(p))
-        roots[str(root)] = p.tolist()
-        queue = deque([root])
-        while queue:
-            node = queue.popleft()
-            order.append(node)
-            for child, joint in neighbours[node]:  # joint: node level x child level
-                if seen[child]:
-                    continue
-                seen[child] = True
-                parent[child] = node
-                cond = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1e-12)
-                conditionals[str(child)] = cond.tolist()
-                queue.append(child)
-    return {"parent": parent, "order": order, "conditionals": conditionals, "root_probs": roots}
 
 
 # --------------------------------------------------------------------------- saved state
