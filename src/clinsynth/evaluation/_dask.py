@@ -51,6 +51,8 @@ from clinsynth.metadata._validate import clear_missing_values
 _NUM_CODES = NUM_DISCRETE_BINS + 2
 #: The key of a missing level in the level counts.
 _MISSING = "\x00missing"
+#: Rows a task reads at a time (a Parquet file's batches, a partition's slices).
+_CHUNK_ROWS = 65_536
 
 
 def _frame(data: Any, name: str) -> Any:
@@ -76,6 +78,58 @@ def _frame(data: Any, name: str) -> Any:
         f"{name} must be a Dask or pandas DataFrame, or the path of a Parquet file or folder or "
         f"of a CSV file. Got {type(data).__name__} {data!r}."[:300]
     )
+
+
+def _parquet_files(data: Any) -> list[str] | None:
+    """The Parquet files of a path (a file, or a folder's parts without ``_``/``.`` names)."""
+    if not isinstance(data, str | Path):
+        return None
+    path = Path(data)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith(("_", ".")))
+        return [str(p) for p in files] or None
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return [str(path)]
+    return None
+
+
+def _sources(data: Any, frame: Any) -> list[Any]:
+    """One task's input per Parquet file (read in batches), else per Dask partition."""
+    return _parquet_files(data) or list(frame.to_delayed())
+
+
+def _chunks(source: Any, columns: list[str]) -> list[pd.DataFrame] | Any:
+    """The rows of one task, ``_CHUNK_ROWS`` at a time: a Parquet file's batches or slices of
+    a partition (so that a task's temporaries stay small whatever the part's size)."""
+    if isinstance(source, str):
+        import pyarrow.parquet as pq
+
+        reader = pq.ParquetFile(source)
+        empty = True
+        for batch in reader.iter_batches(batch_size=_CHUNK_ROWS, columns=columns):
+            empty = False
+            yield batch.to_pandas()
+        if empty:
+            yield reader.schema_arrow.empty_table().select(columns).to_pandas()
+        return
+    for start in range(0, max(len(source), 1), _CHUNK_ROWS):
+        yield source.iloc[start : start + _CHUNK_ROWS][columns]
+
+
+def _first_task(source: Any, table: TableMetadata, cont: list[str], disc: list[str]) -> dict:
+    chunks = _chunks(source, cont + disc)
+    return _add_first([_first(c, table, cont, disc) for c in chunks], cont, disc)
+
+
+def _second_task(source: Any, plan: _Plan, side: str) -> dict:
+    return _add_second([_second(c, plan, side) for c in _chunks(source, plan.columns)])
+
+
+def _sample_task(source: Any, columns: list[str], fraction: float, seed: int) -> pd.DataFrame:
+    """About ``fraction`` of the task's rows, each kept with that probability."""
+    rng = np.random.default_rng(seed)
+    kept = [c[rng.random(len(c)) < fraction] for c in _chunks(source, columns)]
+    return pd.concat(kept, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------- pass 1
@@ -394,18 +448,18 @@ def evaluate_quality_dask(
     real, syn = real[columns], syn[columns]
     cont = [c for c in columns if table.sdtype(c) in CONTINUOUS]
     disc = [c for c in columns if c not in cont]
-    first = dask.delayed(_first)
-    parts_r = [first(p, table, cont, disc) for p in real.to_delayed()]
-    parts_s = [first(p, table, cont, disc) for p in syn.to_delayed()]
-    done = dask.compute(parts_r, parts_s)
+    src_r, src_s = _sources(real_data, real), _sources(synthetic_data, syn)
+    first = dask.delayed(_first_task)
+    done = dask.compute(
+        [first(p, table, cont, disc) for p in src_r], [first(p, table, cont, disc) for p in src_s]
+    )
     real1, syn1 = _add_first(done[0], cont, disc), _add_first(done[1], cont, disc)
     if real1["rows"] == 0 or syn1["rows"] == 0:
         raise DataError("real_data and synthetic_data must each have at least one row.")
     plan = _Plan(table, cont, disc, real1, syn1, bins)
-    second = dask.delayed(_second)
+    second = dask.delayed(_second_task)
     done = dask.compute(
-        [second(p, plan, "real") for p in real.to_delayed()],
-        [second(p, plan, "syn") for p in syn.to_delayed()],
+        [second(p, plan, "real") for p in src_r], [second(p, plan, "syn") for p in src_s]
     )
     real2, syn2 = _add_second(done[0]), _add_second(done[1])
     shapes = _shapes(plan, real1, syn1, real2, syn2)
@@ -428,17 +482,15 @@ def evaluate_quality_dask(
     }
     sampling = Sampling()
     notes = [
-        f"Computed on Dask over {real.npartitions} + {syn.npartitions} partitions "
+        f"Computed on Dask in {len(src_r)} + {len(src_s)} tasks "
         f"({real1['rows']:,} real and {syn1['rows']:,} synthetic rows): every row counts; "
         f"KS on a grid of {bins} bins (exact for whole numbers; otherwise at most the "
         "'KS bound' below the exact statistic)."
     ]
     if detection:
         _detect(
-            real,
-            syn,
-            real1["rows"],
-            syn1["rows"],
+            (src_r, real1["rows"]),
+            (src_s, syn1["rows"]),
             table,
             columns,
             max_rows_detection,
@@ -451,10 +503,8 @@ def evaluate_quality_dask(
 
 
 def _detect(
-    real: Any,
-    syn: Any,
-    n_real: int,
-    n_syn: int,
+    real: tuple[list[Any], int],
+    syn: tuple[list[Any], int],
     table: TableMetadata,
     columns: list[str],
     rows: int,
@@ -464,14 +514,21 @@ def _detect(
     sampling: Sampling,
 ) -> None:
     """Detection and alpha-precision on rows drawn from each table (in memory)."""
+    import dask
+
     from clinsynth.evaluation._detection import detection_and_precision
 
-    drawn = [
-        frame.sample(frac=min(1.0, rows / n), random_state=seed + i)
-        .compute()
-        .reset_index(drop=True)
-        for i, (frame, n) in enumerate(((real, n_real), (syn, n_syn)))
-    ]
+    task = dask.delayed(_sample_task)
+    drawn = []
+    for side, (sources, n) in enumerate((real, syn)):
+        # each row kept with probability rows / n, in every task (seeded by side and task)
+        fraction = min(1.0, rows / max(n, 1))
+        picks = [
+            task(src, columns, fraction, seed * 7919 + 2 * i + side)
+            for i, src in enumerate(sources)
+        ]
+        parts = dask.compute(*picks)
+        drawn.append(pd.concat(parts, ignore_index=True).iloc[:rows])
     sampling.record("Detection", real=len(drawn[0]), synthetic=len(drawn[1]))
     det, curves, summary = detection_and_precision(
         drawn[0], drawn[1], table, columns, seed=seed, precision_rows=min(rows, 5_000)
