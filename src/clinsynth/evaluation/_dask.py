@@ -42,7 +42,14 @@ from clinsynth.evaluation._common import (
     statistical_columns,
     to_numeric,
 )
-from clinsynth.evaluation._fidelity import NUM_DISCRETE_BINS, pair_trends_score, shapes_score
+from clinsynth.evaluation._fidelity import (
+    NUM_DISCRETE_BINS,
+    PAIR_COLUMNS,
+    cramers_v,
+    pair_trends_score,
+    pearson_from_sums,
+    shapes_score,
+)
 from clinsynth.evaluation._reports import QualityReport
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.metadata._validate import clear_missing_values
@@ -281,30 +288,6 @@ def _add_second(parts: list[dict]) -> dict:
     return total
 
 
-def _pearson(sums: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Pairwise-complete Pearson r from the centred sums (as ``_pairwise_pearson`` in memory)."""
-    n, sx, sxx, sxy = sums
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cov = sxy - sx * sx.T / n
-        var_i = sxx - sx**2 / n
-        r = cov / np.sqrt(var_i * var_i.T)
-    r[n < 2] = np.nan
-    tiny = (var_i <= 1e-12 * np.maximum(sxx, 1e-300)) | (
-        var_i.T <= 1e-12 * np.maximum(sxx.T, 1e-300)
-    )
-    r[tiny] = np.nan
-    return np.clip(r, -1.0, 1.0)
-
-
-def _cramers_v(counts: np.ndarray) -> float:
-    counts = counts[counts.sum(axis=1) > 0][:, counts.sum(axis=0) > 0]
-    n = counts.sum()
-    if n == 0 or min(counts.shape) < 2:
-        return float("nan")
-    expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / n
-    return float(np.sqrt(((counts - expected) ** 2 / expected).sum() / n / (min(counts.shape) - 1)))
-
-
 # ---------------------------------------------------------------------------- the report
 def _shapes(plan: _Plan, real1: dict, syn1: dict, real2: dict, syn2: dict) -> pd.DataFrame:
     rows = []
@@ -334,8 +317,8 @@ def _pairs(
     plan: _Plan, real1: dict, syn1: dict, real2: dict, syn2: dict, r_thr: float, a_thr: float
 ) -> pd.DataFrame:
     pos = {c: i for i, c in enumerate(plan.cont)}
-    r_real = _pearson(real2["pearson"]) if plan.cont else None
-    r_syn = _pearson(syn2["pearson"]) if plan.cont else None
+    r_real = pearson_from_sums(*real2["pearson"]) if plan.cont else None
+    r_syn = pearson_from_sums(*syn2["pearson"]) if plan.cont else None
     varied = {c: real1[c][2] > real1[c][1] and syn1[c][2] > syn1[c][1] for c in plan.cont}
     rows = []
     for a, b in itertools.combinations(plan.columns, 2):
@@ -352,22 +335,10 @@ def _pairs(
         tv = 0.5 * np.abs(c_r / max(c_r.sum(), 1) - c_s / max(c_s.sum(), 1)).sum()
         assoc, meets = float("nan"), True
         if a_thr > 0:
-            assoc = _cramers_v(c_r.reshape(plan.size[a], plan.size[b]))
+            assoc = cramers_v(c_r.reshape(plan.size[a], plan.size[b]))
             meets = not np.isnan(assoc) and assoc > a_thr
         rows.append((a, b, "ContingencySimilarity", 1 - tv, np.nan, np.nan, assoc, meets))
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "Column 1",
-            "Column 2",
-            "Metric",
-            "Score",
-            "Real Correlation",
-            "Synthetic Correlation",
-            "Real Association",
-            "Meets Threshold?",
-        ],
-    )
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 @single_threaded

@@ -32,6 +32,17 @@ from clinsynth.metadata import TableMetadata
 
 _KS_DECIMALS = 14  # SDMetrics rounds to sys.float_info.dig - 1 decimals before the KS test.
 NUM_DISCRETE_BINS = 10
+#: The columns of Column Pair Trends' details.
+PAIR_COLUMNS = [
+    "Column 1",
+    "Column 2",
+    "Metric",
+    "Score",
+    "Real Correlation",
+    "Synthetic Correlation",
+    "Real Association",
+    "Meets Threshold?",
+]
 
 
 # ---------------------------------------------------------------------------- column shapes
@@ -89,10 +100,15 @@ def _pairwise_pearson(x: np.ndarray) -> np.ndarray:
     filled = np.where(present, x, 0.0)
     mean = filled.sum(axis=0) / np.maximum(m.sum(axis=0), 1.0)
     centred = np.where(present, x - mean, 0.0)
-    n = m.T @ m
-    sx = centred.T @ m  # sx[i, j]: sum of column i over rows where j is present (and i is)
-    sxx = (centred**2).T @ m
-    sxy = centred.T @ centred
+    # sx[i, j]: sum of column i over rows where j is present (and i is)
+    return pearson_from_sums(m.T @ m, centred.T @ m, (centred**2).T @ m, centred.T @ centred)
+
+
+def pearson_from_sums(
+    n: np.ndarray, sx: np.ndarray, sxx: np.ndarray, sxy: np.ndarray
+) -> np.ndarray:
+    """Pairwise-complete Pearson r from the sums of centred values over the rows where both
+    columns are present (sums that add up over chunks of rows: the Dask evaluation's)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         cov = sxy - sx * sx.T / n
         var_i = sxx - sx**2 / n
@@ -116,7 +132,7 @@ def _bin_codes(values: np.ndarray) -> np.ndarray:
     return np.digitize(values, edges)
 
 
-def _cramers_v(counts: np.ndarray) -> float:
+def cramers_v(counts: np.ndarray) -> float:
     """Cramér's V of a contingency table (no continuity correction, unseen rows/columns dropped)."""
     counts = counts[counts.sum(axis=1) > 0][:, counts.sum(axis=0) > 0]
     n = counts.sum()
@@ -187,22 +203,10 @@ def column_pair_trends(
         assoc = float("nan")
         meets = True
         if real_association_threshold > 0:
-            assoc = _cramers_v(counts_r.reshape(ka, kb))
+            assoc = cramers_v(counts_r.reshape(ka, kb))
             meets = (not np.isnan(assoc)) and assoc > real_association_threshold
         rows.append((c1, c2, "ContingencySimilarity", 1 - tv, np.nan, np.nan, assoc, meets))
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "Column 1",
-            "Column 2",
-            "Metric",
-            "Score",
-            "Real Correlation",
-            "Synthetic Correlation",
-            "Real Association",
-            "Meets Threshold?",
-        ],
-    )
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def pair_trends_score(details: pd.DataFrame) -> float | None:
