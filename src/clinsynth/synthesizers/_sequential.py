@@ -463,6 +463,50 @@ class SequentialSynthesizer(BaseSynthesizer):
         patients[key] = sd.unique_keys(patients[key])
         return self._sequences(patients)
 
+    def sample_given_parents(
+        self,
+        context: pd.DataFrame,
+        counts: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        fixed: pd.DataFrame | None = None,
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The events of one sequence per row of ``context``, with ``counts[i]`` events for
+        row ``i`` (0 gives none), drawn from ``rng`` (a schema model's stream for the table).
+
+        ``context`` holds numerical context columns of the model, conditioned on exactly by
+        the context copula (with the number of events); ``fixed`` holds context columns whose
+        values are copied as they are (a parent's end of follow-up: the window of its events).
+        Returns the events (sorted by row, then time; the sequence key holds the row's
+        position) and each event's row of ``context``. Events that cannot fit in their window,
+        or break a rule after the rounds of new events, are left out.
+        """
+        self._check_fitted()
+        counts = np.asarray(counts, dtype=np.int64)
+        keep = np.flatnonzero(counts > 0)
+        table = self._table_metadata()
+        key = table.sequence_key
+        self._sample_rng = rng
+        if len(keep) == 0:
+            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in table.columns})
+            return _rules.restore_dtypes(empty, self._dtypes_), np.zeros(0, dtype=np.int64)
+        learned = set(self._context_model_._table_metadata().columns)
+        given = context.iloc[keep].reset_index(drop=True)
+        given[sd.N_EVENTS] = counts[keep]
+        conditioned = given[[c for c in given.columns if c in learned]]
+        patients = self._context_model_.sample_given_context(conditioned, rng)
+        for column in given.columns:
+            patients[column] = given[column].to_numpy()
+        if fixed is not None:
+            for column in fixed.columns:
+                patients[column] = fixed[column].iloc[keep].to_numpy()
+        for column, value in self._constants_.items():
+            if column != sd.N_EVENTS:
+                patients[column] = value
+        patients[key] = np.arange(len(keep), dtype=np.int64)
+        events = self._sequences(patients, exact=True)
+        return events, keep[events[key].to_numpy(dtype=np.int64)]
+
     def _conditions_as_context(self, conditions: dict[str, Any], n: int | None) -> pd.DataFrame:
         ranges = [c for c, v in conditions.items() if isinstance(v, tuple | list)]
         if ranges:
@@ -493,12 +537,13 @@ class SequentialSynthesizer(BaseSynthesizer):
             )
         return context.reset_index(drop=True)
 
-    def _sequences(self, patients: pd.DataFrame) -> pd.DataFrame:
+    def _sequences(self, patients: pd.DataFrame, *, exact: bool = False) -> pd.DataFrame:
         """Events for each sampled patient; patients with a row that breaks a rule get new
-        events, up to ``_RULE_ROUNDS`` times."""
+        events, up to ``_RULE_ROUNDS`` times. ``exact``: each patient's ``N_EVENTS`` is its
+        number of events (not its rate over the window), as far as the window holds them."""
         table = self._table_metadata()
         rng = self._sample_rng
-        out = self._events(patients, rng)
+        out = self._events(patients, rng, exact)
         mixed = self._rules_[self._n_event_rules_ :]
         if mixed and len(out):
             key = table.sequence_key
@@ -508,7 +553,7 @@ class SequentialSynthesizer(BaseSynthesizer):
                     break
                 bad = out[key].iloc[np.flatnonzero(bad_rows)].unique()
                 redo = patients[patients[key].isin(bad)].reset_index(drop=True)
-                out = pd.concat([out[~out[key].isin(bad)], self._events(redo, rng)])
+                out = pd.concat([out[~out[key].isin(bad)], self._events(redo, rng, exact)])
                 order = pd.Categorical(out[key], categories=patients[key].unique())
                 out = out.iloc[np.argsort(order.codes, kind="stable")].reset_index(drop=True)
                 out = self._fresh_event_ids(out, rng)
@@ -541,12 +586,15 @@ class SequentialSynthesizer(BaseSynthesizer):
         logger.info("%d events that break the rules were left out", int(bad.sum()))
         return kept
 
-    def _events(self, patients: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    def _events(
+        self, patients: pd.DataFrame, rng: np.random.Generator, exact: bool = False
+    ) -> pd.DataFrame:
         table = self._table_metadata()
         key, index = table.sequence_key, table.sequence_index
         low, high = sd.limits(patients, self._bounds_, self._axis_)
         start = np.clip(np.rint(patients[sd.START].to_numpy(dtype=np.float64)), low, high)
-        lengths = sd.event_counts(patients, start, high, bool(self._bounds_.upper))
+        by_rate = bool(self._bounds_.upper) and not exact
+        lengths = sd.event_counts(patients, start, high, by_rate)
         device = self._device()
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
         context = torch.from_numpy(self._encode_context(patients)).to(device)
