@@ -159,3 +159,40 @@ def sample_sequences(
     events, ppos = model.sample_given_parents(parent_ctx, counts, rng, fixed=fixed)
     helpers = [seq["key"], *fixed.columns, *parent_ctx.columns]
     return events.drop(columns=helpers, errors="ignore"), ppos
+
+
+def sequence_figures(
+    name: str,
+    real_tables: dict[str, pd.DataFrame],
+    synthetic_tables: dict[str, pd.DataFrame],
+    metadata: Metadata,
+) -> dict[str, Any] | None:
+    """The sequence section of a child table with a sequence key and index (its events per
+    parent row): :func:`clinsynth.evaluation._sequences.sequence_report` on the table with the
+    parent's columns of the index's kind (``parent.column``: an end of follow-up, a birth
+    date) beside each event, so that the bounds the real events respect are checked."""
+    from clinsynth.evaluation._sequences import sequence_report
+
+    table = metadata.tables[name]
+    key, index = table.sequence_key, table.sequence_index
+    real, synth = real_tables[name], synthetic_tables[name]
+    if key is None or index is None or not len(real) or not len(synth):
+        return None
+    columns = {c: dict(s) for c, s in table.columns.items()}
+    real, synth = real.copy(), synth.copy()
+    for rel in metadata.relationships:
+        if rel["child_table_name"] != name or rel["child_foreign_key"] != key:
+            continue
+        parent = rel["parent_table_name"]
+        kind = table.sdtype(index)
+        pk = rel["parent_primary_key"]
+        for column, spec in metadata.tables[parent].columns.items():
+            if spec["sdtype"] != kind or column == pk:
+                continue
+            label = f"{parent}.{column}"
+            columns[label] = dict(spec)
+            for frame, tables in ((real, real_tables), (synth, synthetic_tables)):
+                values = tables[parent].drop_duplicates(pk).set_index(pk)[column]
+                frame[label] = frame[key].map(values).to_numpy()
+    seq_table = TableMetadata(columns, sequence_key=key, sequence_index=index)
+    return sequence_report(real, synth, seq_table)
