@@ -138,3 +138,19 @@ def test_cli_evaluate_with_sequence_metadata(pair, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     section = _section(out.read_text(), "<section id='sequences'>")
     assert _cells(section, "Temporal-logic violations") == ["1"]
+
+
+def test_cli_evaluate_takes_the_sequence_words_from_the_model(pair, tmp_path, capsys):
+    from clinsynth import SequentialSynthesizer
+
+    real, synthetic, md = pair
+    model = SequentialSynthesizer(md, epochs=1, hidden_dim=8, latent_dim=2, random_state=0)
+    path = model.fit(real).save(tmp_path / "model")
+    real.to_csv(tmp_path / "real.csv", index=False)
+    synthetic.to_csv(tmp_path / "synthetic.csv", index=False)
+    out = tmp_path / "report.html"
+    args = [tmp_path / "real.csv", tmp_path / "synthetic.csv", "--no-detection", "-q"]
+    code = main(["evaluate", *map(str, args), "--model", str(path), "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    section = _section(out.read_text(), "<section id='sequences'>")
+    assert _cells(section, "after followup_days") == ["1"]

@@ -67,6 +67,8 @@ def test_sequence_child_is_learned_as_sequences(fitted, schema):
     # the parent's end of follow-up bounds every real visit: kept as a bound
     assert model._bounds_.upper == [("__parent__followup_days", True)]
     assert any(c.startswith("__ctx__patients__") for c in model._context_)
+    # the parent's count of visits is the number of events, not also a context score
+    assert "__ctx__patients__n__visits__patient_id" not in model._context_
     syn = fitted.sample()
     patients, visits, labs = syn["patients"], syn["visits"], syn["labs"]
     assert list(visits.columns) == list(tables["visits"].columns)
@@ -99,6 +101,23 @@ def test_sequence_child_is_learned_as_sequences(fitted, schema):
     measures = evaluate_sequences(real, joined, seq_md, upper_bounds=["followup_days"])
     assert measures["violations"] == {"not_increasing": 0, "after_followup_days": 0}
     assert measures["events_per_patient_ks"] < 0.3
+
+
+def test_each_parent_gets_its_count_of_events(fitted):
+    model = fitted.get_table_synthesizer("visits")
+    context = [c for c in model._context_ if c.startswith("__ctx__")]
+    parents = pd.DataFrame({c: np.zeros(5) for c in context})
+    fixed = pd.DataFrame({"__parent__followup_days": [5000, 5000, 5000, 5000, 3]})
+    counts = np.array([0, 3, 2, 5, 9])
+    events, ppos = model.sample_given_parents(
+        parents, counts, np.random.default_rng(0), fixed=fixed
+    )
+    assert len(events) == len(ppos)
+    assert np.bincount(ppos, minlength=5)[:4].tolist() == [0, 3, 2, 5]
+    # a window of 3 days holds at most 3 events (days 0, 1, 2), all before the bound
+    assert 1 <= (ppos == 4).sum() <= 3
+    assert (events["day"].to_numpy()[ppos == 4] < 3).all()
+    assert (np.diff(ppos) >= 0).all()
 
 
 def test_save_load_gives_the_same_rows(fitted, tmp_path):

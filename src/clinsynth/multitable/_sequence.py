@@ -96,6 +96,16 @@ def sequence_frame(
             "(orphans='drop'), or remove the table's sequence_index."
         )
     index = table.sequence_index
+    # The parent's count of this table's rows is the number of events, given exactly: as a
+    # context score too it would duplicate it (a near-singular conditioning of the copula).
+    own_count = f"__n__{name}__{fk}"
+    dropped = [f["name"] for f in plan["context"] if f["column"] == own_count]
+    plan["context"] = [f for f in plan["context"] if f["name"] not in dropped]
+    frame = frame.drop(columns=dropped)
+    model_md = TableMetadata(
+        {c: s for c, s in model_md.columns.items() if c not in dropped},
+        constraints=model_md.constraints,
+    )
     fixed = _bounding_columns(md, parent, tables[parent], pos, table, tables[name][index])
     out = frame.copy()
     specs = {fk: {"sdtype": "id"}, **{c: dict(s) for c, s in model_md.columns.items()}}
