@@ -136,6 +136,8 @@ def evaluate_command(
         if metadata is not None
         else Metadata.detect_from_dataframe(real_df)
     )
+    if metadata is None:
+        _sequence_words_of(fitted, md)
 
     kwargs = dict(
         holdout=holdout_df,
@@ -378,3 +380,16 @@ def _evaluate_schema(
     )
     written = f"Wrote {output}" + (f" and {json_path}" if json_path is not None else "")
     console.print(written + ".")
+
+
+def _sequence_words_of(fitted: object, md: object) -> None:
+    """A longitudinal model's sequence key and index on the detected metadata (the report then
+    has its sequences section)."""
+    table = getattr(getattr(fitted, "metadata", None), "tables", {})
+    table = next(iter(table.values()), None) if len(table) == 1 else None
+    if table is None or table.sequence_index is None:
+        return
+    columns = md.get_table().columns
+    if table.sequence_key in columns and table.sequence_index in columns:
+        md.set_sequence_key(table.sequence_key)
+        md.set_sequence_index(table.sequence_index)

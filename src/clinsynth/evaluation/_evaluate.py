@@ -153,6 +153,12 @@ def _model_info(model: Any) -> dict | None:
 
 
 @single_threaded
+def _is_sequence_table(table: Any, real: pd.DataFrame, synthetic: pd.DataFrame) -> bool:
+    """The table names its sequence key and index, both in the real and synthetic data."""
+    words = (table.sequence_key, table.sequence_index)
+    return None not in words and all(c in real.columns and c in synthetic.columns for c in words)
+
+
 def evaluate(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -301,6 +307,12 @@ def evaluate(
         max_columns=max_plot_columns,
         model=model,
     )
+    if _is_sequence_table(table, real, synthetic):
+        from clinsynth.evaluation._sequences import sequence_report
+
+        figures["sequences"] = timed(
+            "sequences", 4, sequence_report, real, synthetic, table, seed=random_state or 0
+        )
     privacy = reports.get("privacy")
     if privacy is not None:
         figures["dcr_histogram"] = jsonable(privacy.get_details("DCR Histogram"))

@@ -417,6 +417,16 @@ def _methods(result: EvaluationResult) -> str:
     )
 
 
+def _sequences_section(result: EvaluationResult) -> str:
+    """Sequences of events per patient (a table with a sequence key and index)."""
+    from clinsynth.evaluation._html_sequences import sequence_block
+
+    data = result.figures.get("sequences")
+    if not data:
+        return ""
+    return _section("sequences", "2b. Sequences over time", sequence_block(data))
+
+
 def render_html(result: EvaluationResult) -> str:
     """The whole report as one HTML string."""
     info = result.info
@@ -449,6 +459,7 @@ def render_html(result: EvaluationResult) -> str:
             + _table(result.diagnostic.get_details("Data Validity")),
         ),
         _section("quality", "2. Fidelity", _quality_body(result)),
+        _sequences_section(result),
         _section("utility", "3. ML utility", _utility_body(result)),
         _section("privacy", "4. Privacy risk", _privacy_body(result)),
         _section("training", "5. Model training", _training_body(result)),

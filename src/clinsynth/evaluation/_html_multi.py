@@ -164,11 +164,21 @@ def _tables_body(report: MultiTableReport) -> str:
         parts.append(
             f"<section id='table-{_esc(name)}'><h3>Table {_esc(name)}</h3>"
             + quality_block(rep, figs, notes.get(name, []))
+            + _sequences(figs)
             + "</section>"
         )
     if not report.table_reports:
         parts.append("<p class='muted'>Per-table fidelity was not measured (per_table=False).</p>")
     return "".join(parts)
+
+
+def _sequences(figs: dict) -> str:
+    """A sequence child table's section (its events per parent, in time order)."""
+    from clinsynth.evaluation._html_sequences import sequence_block
+
+    if not figs.get("sequences"):
+        return ""
+    return "<h4 class='sequences'>Sequences over time</h4>" + sequence_block(figs["sequences"])
 
 
 def _guarantee(privacy: dict | None) -> str:

@@ -203,6 +203,88 @@ def evaluate_sequences(
     return result
 
 
+def bound_columns(data: pd.DataFrame, table: TableMetadata) -> tuple[list[str], list[str]]:
+    """Columns of the index's kind (number or date), constant within each patient, that no
+    real event passes (``upper``: an end of follow-up, a death) or precedes (``lower``: a
+    birth, an enrolment), present on at least half the events: ``(upper, lower)``."""
+    key, index = table.sequence_key, table.sequence_index
+    kind = table.sdtype(index)
+    candidates = [c for c in table.columns if c not in (key, index) and table.sdtype(c) == kind]
+    candidates = [c for c in candidates if c in data.columns]
+    if not candidates or not len(data):
+        return [], []
+    constant = data.groupby(key, sort=False)[candidates].nunique(dropna=False).max() <= 1
+    time = _time(data[index])
+    upper, lower = [], []
+    for column in candidates:
+        bound = _time(data[column])
+        ok = ~np.isnan(bound) & ~np.isnan(time)
+        if not constant[column] or ok.mean() < 0.5:
+            continue
+        if (time[ok] <= bound[ok]).all():
+            upper.append(column)
+        elif (time[ok] >= bound[ok]).all():
+            lower.append(column)
+    return upper, lower
+
+
+def trajectory_data(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    metadata: Metadata | TableMetadata,
+    column: str,
+    *,
+    patients: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The points of :func:`trajectory_figure` as JSON values: per side (``real``,
+    ``synthetic``), one ``{"x": time since the patient's first event, "y": values}`` per
+    patient drawn at random."""
+    table = _table(metadata)
+    key, index = table.sequence_key, table.sequence_index
+    if column not in real.columns or column not in synthetic.columns:
+        raise MetadataError(f"'{column}' is not a column of both tables.")
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"column": column, "index": index, "patients": patients}
+    for side, data in (("real", real), ("synthetic", synthetic)):
+        ordered, _ = _ordered(data, key, index)
+        ids = ordered[key].unique()
+        chosen = rng.choice(ids, size=min(patients, len(ids)), replace=False)
+        lines = []
+        for pid in chosen:  # a handful of patients: the figure's own lines
+            rows = ordered[ordered[key] == pid]
+            x = rows["__time"] - rows["__time"].iloc[0]
+            y = pd.to_numeric(rows[column], errors="coerce")
+            lines.append(
+                {
+                    "x": [float(v) for v in x],
+                    "y": [None if pd.isna(v) else float(v) for v in y],
+                }
+            )
+        out[side] = lines
+    return out
+
+
+def trajectory_plot(data: dict[str, Any]) -> Any:
+    """The plotly figure of :func:`trajectory_data`'s points: real (left), synthetic (right)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=("real", "synthetic"))
+    for col, side in ((1, "real"), (2, "synthetic")):
+        for line in data[side]:
+            fig.add_trace(
+                go.Scatter(x=line["x"], y=line["y"], mode="lines+markers", showlegend=False),
+                row=1,
+                col=col,
+            )
+    column = data["column"]
+    fig.update_xaxes(title_text=f"time since the first event ({data['index']})")
+    fig.update_yaxes(title_text=column, col=1)
+    fig.update_layout(title=f"{column}: {data['patients']} patients each", height=360)
+    return fig
+
+
 def trajectory_figure(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -215,32 +297,42 @@ def trajectory_figure(
     """A plotly figure of ``column`` over time for a few real (left) and synthetic (right)
     patients drawn at random. The real panel shows real patients' values: keep the figure
     with the real data."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    data = trajectory_data(real, synthetic, metadata, column, patients=patients, seed=seed)
+    return trajectory_plot(data)
+
+
+#: Numeric event columns drawn as trajectories in a report.
+REPORT_TRAJECTORIES = 3
+
+
+def sequence_report(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    metadata: Metadata | TableMetadata,
+    *,
+    patients: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """What a report shows of a sequence table, as JSON values: the measures of
+    :func:`evaluate_sequences` (violations counted against the bound columns the real events
+    all respect, :func:`bound_columns`) and the trajectories of a few patients for the first
+    :data:`REPORT_TRAJECTORIES` numeric event columns."""
+    from clinsynth.evaluation._common import jsonable
 
     table = _table(metadata)
-    key, index = table.sequence_key, table.sequence_index
-    if column not in real.columns or column not in synthetic.columns:
-        raise MetadataError(f"'{column}' is not a column of both tables.")
-    rng = np.random.default_rng(seed)
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=("real", "synthetic"))
-    for col, data in ((1, real), (2, synthetic)):
-        ordered, _ = _ordered(data, key, index)
-        ids = ordered[key].unique()
-        chosen = rng.choice(ids, size=min(patients, len(ids)), replace=False)
-        for pid in chosen:
-            rows = ordered[ordered[key] == pid]
-            fig.add_trace(
-                go.Scatter(
-                    x=rows["__time"] - rows["__time"].iloc[0],
-                    y=rows[column],
-                    mode="lines+markers",
-                    showlegend=False,
-                ),
-                row=1,
-                col=col,
-            )
-    fig.update_xaxes(title_text=f"time since the first event ({index})")
-    fig.update_yaxes(title_text=column, col=1)
-    fig.update_layout(title=f"{column}: {patients} patients each", height=360)
-    return fig
+    upper, lower = bound_columns(real, table)
+    measures = evaluate_sequences(real, synthetic, table, upper_bounds=upper, lower_bounds=lower)
+    columns = list(measures["lag1"])[:REPORT_TRAJECTORIES]
+    return jsonable(
+        {
+            "key": table.sequence_key,
+            "index": table.sequence_index,
+            "upper_bounds": upper,
+            "lower_bounds": lower,
+            "measures": measures,
+            "trajectories": [
+                trajectory_data(real, synthetic, table, c, patients=patients, seed=seed)
+                for c in columns
+            ],
+        }
+    )

@@ -38,6 +38,7 @@ from clinsynth.evaluation._reports import DiagnosticReport, QualityReport
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.multitable._dates import to_ns
 from clinsynth.multitable._persist import jsonable
+from clinsynth.multitable._sequence import sequence_figures
 
 #: Parent rows used for the intertable correlations.
 _MAX_PARENTS = 200_000
@@ -136,6 +137,9 @@ def evaluate_multi_table(
                 notes.append(compared)
                 continue
             table_reports[name], table_figures[name], figure_notes[name] = compared
+            sequences = sequence_figures(name, real_tables, synthetic_tables, metadata)
+            if sequences is not None:
+                table_figures[name]["sequences"] = sequences
     report(progress, steps, steps, "done")
     shapes = {n: _property(r, "Column Shapes") for n, r in table_reports.items()}
     pairs = {n: _property(r, "Column Pair Trends") for n, r in table_reports.items()}

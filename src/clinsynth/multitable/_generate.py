@@ -30,6 +30,7 @@ from clinsynth.multitable._match import (
 )
 from clinsynth.multitable._schema import compose
 from clinsynth.multitable._self_groups import assign_self_groups
+from clinsynth.multitable._sequence import sample_sequences
 from clinsynth.synthesizers import BaseSynthesizer
 from clinsynth.transform import IdTransformer
 
@@ -97,6 +98,8 @@ def generate_table(
         parent_ctx = context_frame(plan, state, parent_anc)
         if model is None:
             rows = pd.DataFrame(index=range(len(ppos)))
+        elif plan.get("sequence"):
+            rows, ppos = sample_sequences(model, plan, parent_ctx, counts, state.out[parent], rng)
         else:
             rows = sample_conditioned(
                 model,

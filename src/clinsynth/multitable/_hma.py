@@ -53,6 +53,12 @@ from clinsynth.multitable._schema import (
     topological_order,
 )
 from clinsynth.multitable._self_groups import describe_self_groups
+from clinsynth.multitable._sequence import (
+    SEQUENCE_MODEL,
+    refuse_private_sequences,
+    sequence_frame,
+    sequence_tables,
+)
 from clinsynth.synthesizers import BaseSynthesizer, get_synthesizer
 
 logger = logging.getLogger(__name__)
@@ -243,6 +249,11 @@ class HierarchicalSynthesizer:
 
     def _model_class(self, table: str) -> type[BaseSynthesizer]:
         choice = self.table_synthesizers
+        if table in sequence_tables(self.metadata) and not (
+            isinstance(choice, dict) and table in choice
+        ):
+            # A table with a sequence_index is learned as sequences unless named otherwise.
+            choice = SEQUENCE_MODEL
         if isinstance(choice, dict):
             choice = choice.get(table, DEFAULT_MODEL)
         choice = choice or DEFAULT_MODEL
@@ -289,7 +300,9 @@ class HierarchicalSynthesizer:
         params = self._params_by_table(classes)
         self._patient_budget_ = None
         synthetic: dict[str, pd.DataFrame] | None = None
+        sequences = [t for t, k in classes.items() if getattr(k, "_sequential", False)]
         if self.synthesizer_params.get("epsilon") is not None:
+            refuse_private_sequences(work_md, sequences)
             tables, self._patient_budget_ = plan_patient_privacy(
                 self, work_md, tables, order, classes, make_rng(derive_seed(rng))
             )
@@ -333,7 +346,12 @@ class HierarchicalSynthesizer:
                 columns_order=list(self.metadata.tables[name].columns),
                 max_context=self.max_context_columns,
                 encoder_source=synthetic,
+                sequence=name in sequences,
             )
+            if name in sequences:
+                frame, model_md = sequence_frame(
+                    name, work_md, tables, links[name], ancestors[name], frame, model_md, plan
+                )
             model = None
             if len(frame.columns) and len(frame):
                 model = classes[name](
@@ -355,7 +373,7 @@ class HierarchicalSynthesizer:
                 if synthetic is not None:  # DP: what comes next reads the model, not the rows
                     seen = synthetic[name] = model.sample(min(len(frame), _PRIVATE_SAMPLE))
                     model.reset_sampling()
-                if context:
+                if context and name not in sequences:
                     plan["axis"] = projection(seen[context].to_numpy(dtype=np.float64)).tolist()
                     plan["strata"] = strata_statistics(model, seen, context)
             self._models[name] = model

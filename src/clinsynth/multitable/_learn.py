@@ -44,6 +44,7 @@ def learn_table(
     columns_order: list[str],
     max_context: int,
     encoder_source: dict[str, pd.DataFrame] | None = None,
+    sequence: bool = False,
 ) -> tuple[dict[str, Any], pd.DataFrame, TableMetadata, list[str]]:
     """Decide what the table's model learns; build its training frame.
 
@@ -53,7 +54,9 @@ def learn_table(
     expose: their columns, child counts and dates. ``encoder_source`` (differential privacy):
     synthetic rows of each ancestor, on which the context encoders are fit instead of the real
     ones (see :func:`choose_context`), and secondary parents are not matched on columns
-    (those fits keep quantiles of real gaps and a date range).
+    (those fits keep quantiles of real gaps and a date range). ``sequence``: the table is
+    learned as sequences (:mod:`clinsynth.multitable._sequence`), its ``sequence_index`` kept
+    as it is (the sequence model orders it and keeps its bounds).
     """
     table = md.tables[name]
     df = tables[name]
@@ -67,7 +70,10 @@ def learn_table(
     datetime_cols = [
         c
         for c, s in table.columns.items()
-        if s["sdtype"] == "datetime" and c not in keys and c not in inherited
+        if s["sdtype"] == "datetime"
+        and c not in keys
+        and c not in inherited
+        and not (sequence and c == table.sequence_index)
     ]
     own_ns = {c: to_ns(df[c], table.columns[c].get("datetime_format")) for c in datetime_cols}
     formats = {c: date_format_of(df[c], table.columns[c]) for c in datetime_cols}

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Rounds of new events for patients whose rows break a rule that mixes context and events.
 _RULE_ROUNDS = 10
+#: Context draws per parent of a schema, the one whose window fits its events kept.
+_WINDOW_DRAWS = 16
 
 
 @register("sequential", aliases=("par",))
@@ -463,6 +465,83 @@ class SequentialSynthesizer(BaseSynthesizer):
         patients[key] = sd.unique_keys(patients[key])
         return self._sequences(patients)
 
+    def sample_given_parents(
+        self,
+        context: pd.DataFrame,
+        counts: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        fixed: pd.DataFrame | None = None,
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The events of one sequence per row of ``context``, with ``counts[i]`` events for
+        row ``i`` (0 gives none), drawn from ``rng`` (a schema model's stream for the table).
+
+        ``context`` holds numerical context columns of the model, conditioned on exactly by
+        the context copula (with the number of events); ``fixed`` holds context columns whose
+        values are copied as they are (a parent's end of follow-up: the window of its events).
+        Returns the events (sorted by row, then time; the sequence key holds the row's
+        position) and each event's row of ``context``. Events that cannot fit in their window,
+        or break a rule after the rounds of new events, are left out.
+        """
+        self._check_fitted()
+        counts = np.asarray(counts, dtype=np.int64)
+        keep = np.flatnonzero(counts > 0)
+        table = self._table_metadata()
+        key = table.sequence_key
+        self._sample_rng = rng
+        if len(keep) == 0:
+            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in table.columns})
+            return _rules.restore_dtypes(empty, self._dtypes_), np.zeros(0, dtype=np.int64)
+        learned = set(self._context_model_._table_metadata().columns)
+        given = context.iloc[keep].reset_index(drop=True)
+        given[sd.N_EVENTS] = counts[keep]
+        if fixed is not None:
+            for column in fixed.columns:
+                given[column] = fixed[column].iloc[keep].to_numpy()
+        # Numbers condition the copula exactly (a patient's own end of follow-up then agrees
+        # with the parent's); other fixed values (dates, gaps) are copied after.
+        numeric = [
+            c
+            for c in given.columns
+            if c in learned
+            and pd.api.types.is_numeric_dtype(given[c])
+            and not pd.api.types.is_bool_dtype(given[c])
+            and bool(given[c].notna().all())
+        ]
+        patients = self._windowed_patients(given, numeric, rng)
+        patients[key] = np.arange(len(keep), dtype=np.int64)
+        events = self._sequences(patients, exact=True)
+        return events, keep[events[key].to_numpy(dtype=np.int64)]
+
+    def _windowed_patients(
+        self, given: pd.DataFrame, conditioned: list[str], rng: np.random.Generator
+    ) -> pd.DataFrame:
+        """Patients drawn from the context copula given ``given[conditioned]``, ``given``'s
+        values copied in. With an upper bound, :data:`_WINDOW_DRAWS` draws per patient and the
+        one whose window holds its given number of events at its learned rate is kept (the
+        Gaussian copula alone often draws a follow-up too short for the count, and the events
+        would be squeezed into it)."""
+        draws = _WINDOW_DRAWS if self._bounds_.upper and sd.RATE not in self._constants_ else 1
+        n = len(given)
+        rows = np.tile(np.arange(n), draws)
+        patients = self._context_model_.sample_given_context(
+            given[conditioned], rng, rows=rows if draws > 1 else None
+        )
+        for column in given.columns:
+            patients[column] = given[column].to_numpy()[rows]
+        for column, value in self._constants_.items():
+            if column != sd.N_EVENTS:
+                patients[column] = value
+        if draws == 1:
+            return patients
+        low, high = sd.limits(patients, self._bounds_, self._axis_)
+        start = np.clip(np.rint(patients[sd.START].to_numpy(dtype=np.float64)), low, high)
+        implied = sd.event_counts(patients, start, high, True)
+        counts = patients[sd.N_EVENTS].to_numpy(dtype=np.float64)
+        miss = np.abs(implied - counts).reshape(draws, n)
+        best = np.argmin(miss + rng.random(miss.shape) * 1e-3, axis=0)
+        return patients.iloc[best * n + np.arange(n)].reset_index(drop=True)
+
     def _conditions_as_context(self, conditions: dict[str, Any], n: int | None) -> pd.DataFrame:
         ranges = [c for c, v in conditions.items() if isinstance(v, tuple | list)]
         if ranges:
@@ -493,12 +572,14 @@ class SequentialSynthesizer(BaseSynthesizer):
             )
         return context.reset_index(drop=True)
 
-    def _sequences(self, patients: pd.DataFrame) -> pd.DataFrame:
+    def _sequences(self, patients: pd.DataFrame, *, exact: bool = False) -> pd.DataFrame:
         """Events for each sampled patient; patients with a row that breaks a rule get new
-        events, up to ``_RULE_ROUNDS`` times."""
+        events, up to ``_RULE_ROUNDS`` times. ``exact`` (a schema's parents): each patient's
+        ``N_EVENTS`` is its number of events (not its rate over the window), as far as the
+        window holds them, and a patient may be left with none."""
         table = self._table_metadata()
         rng = self._sample_rng
-        out = self._events(patients, rng)
+        out = self._events(patients, rng, exact)
         mixed = self._rules_[self._n_event_rules_ :]
         if mixed and len(out):
             key = table.sequence_key
@@ -508,13 +589,14 @@ class SequentialSynthesizer(BaseSynthesizer):
                     break
                 bad = out[key].iloc[np.flatnonzero(bad_rows)].unique()
                 redo = patients[patients[key].isin(bad)].reset_index(drop=True)
-                out = pd.concat([out[~out[key].isin(bad)], self._events(redo, rng)])
+                out = pd.concat([out[~out[key].isin(bad)], self._events(redo, rng, exact)])
                 order = pd.Categorical(out[key], categories=patients[key].unique())
                 out = out.iloc[np.argsort(order.codes, kind="stable")].reset_index(drop=True)
                 out = self._fresh_event_ids(out, rng)
             bad_rows = ~_rules.valid_rows(mixed, out, table)
             if bad_rows.any():
-                out = self._drop_events(out, bad_rows, key, len(patients), mixed)
+                needed = 0 if exact else len(patients)
+                out = self._drop_events(out, bad_rows, key, needed, mixed)
         return _rules.restore_dtypes(out, self._dtypes_)
 
     def _fresh_event_ids(self, out: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -541,12 +623,15 @@ class SequentialSynthesizer(BaseSynthesizer):
         logger.info("%d events that break the rules were left out", int(bad.sum()))
         return kept
 
-    def _events(self, patients: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    def _events(
+        self, patients: pd.DataFrame, rng: np.random.Generator, exact: bool = False
+    ) -> pd.DataFrame:
         table = self._table_metadata()
         key, index = table.sequence_key, table.sequence_index
         low, high = sd.limits(patients, self._bounds_, self._axis_)
         start = np.clip(np.rint(patients[sd.START].to_numpy(dtype=np.float64)), low, high)
-        lengths = sd.event_counts(patients, start, high, bool(self._bounds_.upper))
+        by_rate = bool(self._bounds_.upper) and not exact
+        lengths = sd.event_counts(patients, start, high, by_rate)
         device = self._device()
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
         context = torch.from_numpy(self._encode_context(patients)).to(device)
