@@ -54,6 +54,27 @@ _blas_users = 0
 _blas_state: dict[str, Any] = {}
 
 
+def _controller() -> Any:
+    """One threadpoolctl controller (finding the libraries takes milliseconds; limiting
+    through it, microseconds)."""
+    if "controller" not in _blas_state:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_state["controller"] = ThreadpoolController()
+    return _blas_state["controller"]
+
+
+@contextlib.contextmanager
+def one_openmp_thread() -> Iterator[None]:
+    """Run the block with OpenMP (torch's intra-op threads) on one thread, in this thread only.
+
+    OpenMP keeps its thread count per calling thread, so threads that each make a block of
+    rows can each run single-threaded without changing the rest of the process.
+    """
+    with _controller().limit(limits=1, user_api="openmp"):
+        yield
+
+
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
     """Run the block with the BLAS libraries (numpy's OpenBLAS) on one thread.
@@ -70,11 +91,7 @@ def one_blas_thread() -> Iterator[None]:
     global _blas_users
     with _blas_lock:
         if _blas_users == 0:
-            if "controller" not in _blas_state:
-                from threadpoolctl import ThreadpoolController
-
-                _blas_state["controller"] = ThreadpoolController()
-            _blas_state["limit"] = _blas_state["controller"].limit(limits=1, user_api="blas")
+            _blas_state["limit"] = _controller().limit(limits=1, user_api="blas")
         _blas_users += 1
     try:
         yield
