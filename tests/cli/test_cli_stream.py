@@ -69,3 +69,31 @@ def test_bad_input_is_one_line(model_path, tmp_path, capsys, extra, message):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert re.search(message, err), err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite"])
+def test_sql_output_streams_the_same_rows_in_one_table(
+    model_path, tmp_path, capsys, monkeypatch, kind
+):
+    import sqlalchemy as sa
+
+    monkeypatch.setattr(_stream, "BLOCK_ROWS", 100)
+    url = f"{kind}:///{tmp_path / 'syn.db'}"
+    args = ["sample", model_path, "-n", 330, "--seed", 3, "--batch-size", 64, "-q"]
+    code, stdout, err = run([*args, "--sql", url], capsys)
+    assert code == 0, err
+    assert "Generated 330 rows" in stdout
+    code, _, err = run([*args, "-o", tmp_path / "s.parquet"], capsys)
+    assert code == 0, err
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = sa.inspect(conn).get_table_names()
+            back = pd.read_sql_query(sa.text(f'SELECT * FROM "{names[0]}"'), conn)
+    finally:
+        engine.dispose()
+    assert len(names) == 1 and len(back) == 330
+    assert back["pid"].tolist() == pd.read_parquet(tmp_path / "s.parquet")["pid"].tolist()
+    # A second run into the same database: one line, exit 2, the table untouched.
+    code, _, err = run([*args, "--sql", url], capsys)
+    assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1

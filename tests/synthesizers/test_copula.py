@@ -214,3 +214,48 @@ def test_small_strata_share_one_copula():
     # 13 copula variables: a stratum needs 5 rows per variable (65); two strata of 60 share one.
     assert GaussianCopulaSynthesizer(md, random_state=0).fit(table(400)).stratified_by_ == "group"
     assert GaussianCopulaSynthesizer(md, random_state=0).fit(table(120)).stratified_by_ is None
+
+
+def _float32_valued_table(n=600, seed=0):
+    """support2's prg6m: values with 7 decimals (0.7999997) that float32 cannot hold."""
+    rng = np.random.default_rng(seed)
+    levels = np.array([0.0, 0.1, 0.2, 0.5, 0.5999999, 0.6999998, 0.7999997, 0.8999996, 1.0])
+    x = rng.normal(size=n)
+    return pd.DataFrame(
+        {
+            "prg": levels[np.clip(((x + 2) * 2).astype(int), 0, 8)],
+            "age": (60 + 10 * x + rng.normal(0, 5, n)).round(),
+            "group": rng.choice(["a", "b", "c"], n),
+        }
+    )
+
+
+def _hands_out_training_values(model, df):
+    sampled = model.sample(3000)["prg"].dropna()
+    assert set(sampled.unique()) <= set(df["prg"].unique())
+
+
+@pytest.mark.parametrize("stratify_by", [None, "group"])
+def test_sampled_values_are_exact_training_values(stratify_by):
+    # The marginals are fitted on float64 values and sampled into float64: 0.7999997 comes
+    # back as itself, not as float32's 0.799999714 (a detector tells those apart).
+    df = _float32_valued_table()
+    md = Metadata.detect_from_dataframe(df)
+    model = GaussianCopulaSynthesizer(md, random_state=0, stratify_by=stratify_by).fit(df)
+    _hands_out_training_values(model, df)
+
+
+def test_bundle_without_exact_values_flag_still_loads_and_snaps(tmp_path):
+    # Bundles saved before the flag (marginals fitted on float32) decode through float32 and
+    # the transformer's snapping to frequent values.
+    df = _float32_valued_table()
+    model = GaussianCopulaSynthesizer(Metadata.detect_from_dataframe(df), random_state=0).fit(df)
+    path = model.save(tmp_path / "m")
+    state_file = path / "model.json"
+    state = json.loads(state_file.read_text())
+    holder = state.get("state", state)
+    assert holder.pop("exact_values") is True
+    state_file.write_text(json.dumps(state))
+    loaded = clinsynth.load(path)
+    assert loaded._exact is False
+    _hands_out_training_values(loaded, df)

@@ -466,7 +466,8 @@ def sample(
     batch_size: int = typer.Option(
         262_144,
         "--batch-size",
-        help="Rows generated and written at a time to .csv/.parquet (memory stays flat in -n).",
+        help="Rows generated and written at a time to .csv/.parquet or --sql (memory stays "
+        "flat in -n).",
     ),
     scheduler: str | None = typer.Option(
         None,
@@ -549,7 +550,15 @@ def sample(
     conditions = parse_conditions(condition) if condition else None
     if _stream.streams(synth, num_rows, output, sql, scheduler, batch_size):
         _stream.sample_streamed(
-            synth, num_rows, output, seed, conditions, batch_size, scheduler, quiet
+            synth,
+            num_rows,
+            output,
+            seed,
+            conditions,
+            batch_size,
+            scheduler,
+            quiet,
+            sql=None if sql is None else (sql, schema),
         )
         return
     if output is not None and _output_kind(output) == "folder":

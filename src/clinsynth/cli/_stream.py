@@ -1,5 +1,6 @@
-"""``clinsynth sample`` in chunks: one table streamed to a .csv/.parquet file, or sampled on a
-Dask cluster into a folder of Parquet parts (``--scheduler``)."""
+"""``clinsynth sample`` in chunks: one table streamed to a .csv/.parquet file or into a SQL
+database (``--sql``, one transaction), or sampled on a Dask cluster into a folder of Parquet
+parts (``--scheduler``)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def streams(
     batch_size: int,
 ) -> bool:
     """Whether this run writes in chunks (checks -n and the options first): a .csv, .tsv or
-    .parquet output, or a Dask run."""
+    .parquet output, a database without -o (--sql), or a Dask run."""
     from clinsynth.io._chunked import can_write_chunks
 
     check_args(num_rows, batch_size, scheduler, multi=False)
@@ -49,25 +50,35 @@ def streams(
                 "FOLDER (no file type), without --sql, and a single-table (not sequence) model."
             )
         return True
-    return output is not None and sql is None and not sequences and can_write_chunks(output)
+    if sequences:
+        return False
+    if sql is not None:
+        return output is None  # with -o as well, the table is made whole and written twice
+    return output is not None and can_write_chunks(output)
 
 
 def sample_streamed(
     synth: Any,
     num_rows: int,
-    output: Path,
+    output: Path | None,
     seed: int | None,
     conditions: dict[str, Any] | None,
     batch_size: int,
     scheduler: str | None,
     quiet: bool,
+    sql: tuple[str, str | None] | None = None,
 ) -> None:
-    """Write ``num_rows`` rows to ``output`` chunk by chunk (or on the Dask cluster)."""
+    """Write ``num_rows`` rows to ``output`` chunk by chunk (or on the Dask cluster, or into
+    the database ``sql = (url, schema)``)."""
     from clinsynth.cli._core import console, progress_bar
 
     if scheduler is not None:
         _sample_on_cluster(synth, num_rows, output, seed, conditions, scheduler, quiet)
         return
+    if sql is not None:
+        _sample_to_sql(synth, num_rows, sql, seed, conditions, batch_size, quiet)
+        return
+    assert output is not None
     from clinsynth.io._chunked import write_chunks
     from clinsynth.io._limits import check_table_disk
 
@@ -119,3 +130,38 @@ def _sample_on_cluster(
     console.print(
         f"Generated {manifest['rows']} rows in {parts} part{'s' if parts != 1 else ''} -> {output}/"
     )
+
+
+def _sample_to_sql(
+    synth: Any,
+    num_rows: int,
+    sql: tuple[str, str | None],
+    seed: int | None,
+    conditions: dict[str, Any] | None,
+    batch_size: int,
+    quiet: bool,
+) -> None:
+    from clinsynth.cli._core import console, progress_bar
+    from clinsynth.io._sql_stream import write_sql_chunks
+
+    url, schema = sql
+    metadata = synth.get_metadata()
+    name = metadata.single_table_name()
+    chunks = synth.sample_batches(num_rows, batch_size=batch_size, seed=seed, conditions=conditions)
+    with progress_bar("sampling", quiet) as update:
+        try:
+            rows = write_sql_chunks(
+                chunks,
+                url,
+                table_name=name,
+                metadata=metadata,
+                schema=schema,
+                num_rows=num_rows,
+                progress=update,
+            )
+        except MemoryError:
+            raise SamplingError(
+                f"Sampling ran out of memory with chunks of {batch_size:,} rows; nothing was "
+                "written. Give a smaller --batch-size."
+            ) from None
+    console.print(f"Generated {rows} rows -> table '{name}' in the database.")

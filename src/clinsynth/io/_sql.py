@@ -262,6 +262,8 @@ def _engine(url: str, *, must_exist: bool) -> tuple[Any, str]:
             )
     try:
         engine = sa.create_engine(parsed)
+        if parsed.get_backend_name() == "sqlite":
+            _transactional_ddl(engine)
     except sa.exc.NoSuchModuleError:
         raise ParameterError(
             f"'{shown}' names a database kind SQLAlchemy does not know "
@@ -273,6 +275,21 @@ def _engine(url: str, *, must_exist: bool) -> tuple[Any, str]:
             "pip install clinsynth[postgres] (PostgreSQL) or clinsynth[sql] (DuckDB)."
         ) from None
     return engine, shown
+
+
+def _transactional_ddl(engine: Any) -> None:
+    """SQLite: CREATE TABLE inside the transaction, so a rollback removes it. Python's sqlite3
+    begins transactions only before data changes, so a table created by a failed write would
+    stay; SQLAlchemy's recipe hands the transaction to SQLAlchemy instead."""
+    import sqlalchemy as sa
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
 
 
 class _connect:

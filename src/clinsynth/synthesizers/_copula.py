@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 from scipy import special
 
+from clinsynth._search import GridSearch
+from clinsynth._utils import one_blas_thread
 from clinsynth.metadata import Metadata
 from clinsynth.privacy._safe_values import microaggregate
 from clinsynth.synthesizers._base import BaseSynthesizer
@@ -137,6 +139,15 @@ def fit_marginals(
     return marginals, scores
 
 
+def _level_search(cuts: np.ndarray | None) -> tuple[int, GridSearch] | None:
+    """For a discrete variable of more than 3 cuts: the cuts at -inf (levels of no mass, below
+    every score) and a grid search over the finite ones (a score is never +inf)."""
+    if cuts is None or len(cuts) <= 3:
+        return None
+    finite = cuts[np.isfinite(cuts)]
+    return int(np.sum(cuts == -np.inf)), GridSearch(finite.astype(np.float64), side="right")
+
+
 class _Copula:
     """One Gaussian copula over the encoded variables (a stratum of the synthesizer)."""
 
@@ -152,6 +163,8 @@ class _Copula:
             else None
             for m in marginals
         ]
+        # Many levels: the level of a score by a grid index, not a comparison per level.
+        self.levels = [_level_search(cuts) for cuts in self.cuts]
         k = len(correlation)
         self.cholesky = (
             np.linalg.cholesky(_nearest_correlation(correlation) + 1e-10 * np.eye(k))
@@ -177,7 +190,8 @@ class _Copula:
     def sample_scores(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Correlated normal scores, variables in rows (k x n)."""
         g = rng.standard_normal((len(self.marginals), n), dtype=np.float32)
-        return self.cholesky @ g
+        with one_blas_thread():
+            return self.cholesky @ g
 
     def interval_mass(self, intervals: dict[int, tuple[float, float]]) -> float:
         """Probability of the intervals, variables taken one at a time (exact for one)."""
@@ -234,27 +248,32 @@ class _Copula:
 
     # -------------------------------------------------------------- decode
     def decode(
-        self, zt: np.ndarray, variables: list[tuple[SpanInfo, int]], out: np.ndarray, rows: slice
+        self,
+        zt: np.ndarray,
+        variables: list[tuple[SpanInfo, int]],
+        out: np.ndarray,
+        rows: slice | np.ndarray,
     ) -> None:
-        """Write the encoded values of scores ``zt`` into ``out[rows]``."""
+        """Write the encoded values of scores ``zt`` into ``out[rows]`` (a slice or row
+        indices)."""
         n = zt.shape[1]
         for j, (span, start) in enumerate(variables):
             z = zt[j]
             cuts = self.cuts[j]
             if cuts is not None:
                 # Level k owns the normal-score interval [cut[k-1], cut[k]).
-                if len(cuts) <= 16:  # a few comparisons beat a binary search per value
-                    codes = np.zeros(n, dtype=np.int64)
+                if self.levels[j] is None:  # a few comparisons beat any search
+                    codes = np.zeros(n, dtype=np.int32)
                     for cut in cuts:
                         codes += z >= cut
                 else:
-                    codes = np.searchsorted(cuts, z, side="right")
+                    before, search = self.levels[j]
+                    codes = search(z) + before
                 if span.dim == 1:
                     out[rows, start] = codes
-                else:
-                    block = np.zeros((n, span.dim), dtype=np.float32)
-                    block[np.arange(n), codes] = 1.0
-                    out[rows, start : start + span.dim] = block
+                else:  # one-hot, written column by column (each contiguous in ``out``)
+                    for level in range(span.dim):
+                        out[rows, start + level] = codes == level
             else:
                 out[rows, start] = self.fitted[j].ppf_z(z)
 
@@ -400,7 +419,13 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         return big + ([small] if small else [])
 
     # ------------------------------------------------------------------ fit
+    def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
+        # float64: the marginals' points are the exact values, so sampled rows need no snapping
+        # back from float32 (``_assemble``).
+        return self._transformer_.transform(data, dtype=np.float64)
+
     def _fit(self, encoded: np.ndarray) -> None:
+        self._exact = True
         rng = np.random.default_rng(self._fit_seed_)
         variables = self._variables()
         families = self.numerical_distributions or {}
@@ -452,14 +477,26 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         variables = self._variables()
         total = int(counts.sum())
         # Column-major: each variable is written, and later decoded, as one contiguous column.
-        out = np.zeros((total, self._transformer_.output_dim), dtype=np.float32, order="F")
+        # float64 when the marginals hold exact values: the transformer then takes them as they
+        # are, where float32 values are snapped back to the column's frequent values (bundles
+        # saved before the marginals were fitted on float64).
+        dtype = np.float64 if getattr(self, "_exact", False) else np.float32
+        out = np.zeros((total, self._transformer_.output_dim), dtype=dtype, order="F")
+        if len(self._copulas) == 1:
+            if total:
+                self._copulas[0].decode(scores[0], variables, out, slice(0, total))
+            return out
+        # Rows are not handed out ordered by stratum: each row's stratum is shuffled, and a
+        # stratum's rows (exchangeable draws) fill its places in order. The same law as
+        # permuting the rows, without gathering every column of the output.
+        labels = np.repeat(np.arange(len(counts), dtype=np.int16), counts)
+        rng.shuffle(labels)
+        places = np.argsort(labels, kind="stable")
         start = 0
         for copula, m, zt in zip(self._copulas, counts, scores, strict=True):
             if m:
-                copula.decode(zt, variables, out, slice(start, start + int(m)))
+                copula.decode(zt, variables, out, places[start : start + int(m)])
                 start += int(m)
-        if len(self._copulas) > 1:  # do not hand out rows ordered by stratum
-            out = out[rng.permutation(total)]
         return out
 
     # ------------------------------------------------------------------ conditions
@@ -573,6 +610,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
             "groups": self._groups,
             "weights": self._weights.tolist(),
             "copulas": [c.to_json() for c in self._copulas],
+            "exact_values": bool(getattr(self, "_exact", False)),
         }
         tensors = {
             f"correlation_{i}": torch.from_numpy(np.ascontiguousarray(c.correlation))
@@ -585,6 +623,8 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         self._stratum_column = state["stratum_column"]
         self._groups = state["groups"]
         self._weights = np.asarray(state["weights"])
+        # Absent from older bundles: their marginals hold float32-rounded values.
+        self._exact = bool(state.get("exact_values", False))
         self._copulas = [
             _Copula(c["marginals"], tensors[f"correlation_{i}"].numpy().astype(np.float64))
             for i, c in enumerate(state["copulas"])

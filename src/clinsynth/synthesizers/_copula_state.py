@@ -57,6 +57,8 @@ _STATE = S.mapping(
             min_len=1,
             max_len=MAX_STRATA,
         ),
+        # Since issue 19: marginals fitted on float64 values (optional: older bundles lack it).
+        "exact_values": S.boolean(),
     },
     required=("stratum_column", "groups", "weights", "copulas"),
 )

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
+from clinsynth._search import GridSearch, UniformInterp
 from clinsynth.privacy._safe_values import merged_knots
 
 FAMILIES = ("norm", "lognorm", "gamma", "beta", "uniform", "empirical", "kde")
@@ -100,10 +101,20 @@ class Marginal:
             ps = np.asarray(params["p"], dtype=np.float64)
             # Work in normal-score space: no ndtr per sampled value.
             self._zs = special.ndtri(np.clip(ps, 1e-15, 1 - 1e-15))
+            # Sampling's inverse CDF without a binary search per value (_search.py).
+            if params.get("discrete"):
+                self._steps = GridSearch(self._zs[1:-1], side="right")
         else:
             grid = _frozen(family, params).ppf(_U_GRID)
             finite = np.isfinite(grid)
             self._zg, self._xg = _Z_GRID[finite], grid[finite]
+            # Non-finite values only cut the grid's ends: what is left is still evenly spaced.
+            first = int(np.argmax(finite)) if finite.any() else 0
+            self._ppf = (
+                UniformInterp(self._zg[0], _Z_GRID[1] - _Z_GRID[0], self._xg)
+                if len(self._zg) > 1 and bool(finite[first : first + len(self._zg)].all())
+                else None
+            )
 
     @classmethod
     def fit(cls, x: np.ndarray, family: str = "auto", discrete: bool | None = None) -> Marginal:
@@ -191,8 +202,10 @@ class Marginal:
     def ppf_z(self, z: np.ndarray) -> np.ndarray:
         if self.family in ("empirical", "kde"):
             if self.params.get("discrete"):
-                return self._xs[np.searchsorted(self._zs[1:-1], z, side="right")]
+                return self._xs[self._steps(z)]
             return np.interp(z, self._zs, self._xs)
+        if self._ppf is not None:
+            return self._ppf(z)
         return np.interp(z, self._zg, self._xg)
 
     def z_bounds(self, low: float | None, high: float | None) -> tuple[float, float]:

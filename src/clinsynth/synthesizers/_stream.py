@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from clinsynth._utils import one_openmp_thread
 from clinsynth.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -128,11 +129,18 @@ def iter_blocks(
     if threads == 1 or len(indices) <= 1:
         yield from map(make, indices)
         return
+
+    def make_alone(index: int) -> pd.DataFrame:
+        # The blocks are the parallelism: each thread's torch and OpenMP work on one core
+        # (OpenMP's thread count is per calling thread; idle OpenMP workers spin for work).
+        with one_openmp_thread():
+            return make(index)
+
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clinsynth-block") as pool:
         pending: deque[Future[pd.DataFrame]] = deque()
         try:
             for index in indices:
-                pending.append(pool.submit(make, index))
+                pending.append(pool.submit(make_alone, index))
                 if len(pending) > threads:
                     yield pending.popleft().result()
             while pending:

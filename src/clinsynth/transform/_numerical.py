@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from clinsynth._search import GridSearch
 from clinsynth.errors import DataError, ParameterError
 from clinsynth.io import _schema as S
 from clinsynth.privacy._safe_values import merged_knots, microaggregate
@@ -516,6 +517,7 @@ class NumericalTransformer(ColumnTransformer):
         self._kx = np.asarray(self.knots_x, dtype=np.float64)
         self._kp = np.asarray(self.knots_p, dtype=np.float64)
         self._atoms = np.asarray(self.atoms, dtype=np.float64)
+        self._atom_search = GridSearch(self._atoms)
 
     # ------------------------------------------------------------------ spans
     def _spans(self) -> list[SpanInfo]:
@@ -564,6 +566,8 @@ class NumericalTransformer(ColumnTransformer):
     # ------------------------------------------------------------------ inverse
     def _decode(self, data: np.ndarray) -> np.ndarray:
         if self.method == "identity":
+            if data.dtype == np.float64:  # the values as made: nothing was rounded
+                return data[:, 0]
             x = data[:, 0].astype(np.float64)
             # float32 keeps 24 bits: a value within that error of an exact frequent value is it
             return self._snap(x, np.abs(x) * 2.0**-22)
@@ -587,7 +591,7 @@ class NumericalTransformer(ColumnTransformer):
         atoms = getattr(self, "_atoms", None)
         if atoms is None or len(atoms) == 0 or len(x) == 0:
             return x
-        right = np.clip(np.searchsorted(atoms, x), 0, len(atoms) - 1)
+        right = np.clip(self._atom_search(x), 0, len(atoms) - 1)
         left = np.maximum(right - 1, 0)
         nearest = np.where(
             np.abs(atoms[left] - x) <= np.abs(atoms[right] - x), atoms[left], atoms[right]
