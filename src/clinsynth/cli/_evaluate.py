@@ -188,7 +188,7 @@ def _evaluate_on_dask(
 
     from clinsynth.errors import ParameterError
     from clinsynth.evaluation import EvaluationResult, evaluate_quality_dask
-    from clinsynth.evaluation._dask import _frame
+    from clinsynth.evaluation._dask_sources import frame
     from clinsynth.metadata import Metadata
 
     given = [name for name, value in single_only.items() if value]
@@ -200,7 +200,7 @@ def _evaluate_on_dask(
     if metadata is not None:
         md = Metadata.load_from_json(metadata)
     else:  # detected on the first rows of REAL (give --metadata for the exact types)
-        md = Metadata.detect_from_dataframe(_frame(real, "REAL").head(10_000, npartitions=-1))
+        md = Metadata.detect_from_dataframe(frame(real, "REAL").head(10_000, npartitions=-1))
     client = None
     if scheduler is not None:
         from clinsynth.synthesizers._dask import connect
@@ -220,7 +220,7 @@ def _evaluate_on_dask(
 
     # validity and structure on the first rows of each table (the fidelity above saw them all)
     heads = [
-        _frame(p, n).head(_DIAGNOSTIC_ROWS, npartitions=-1)
+        frame(p, n).head(_DIAGNOSTIC_ROWS, npartitions=-1)
         for p, n in ((real, "REAL"), (synthetic, "SYNTHETIC"))
     ]
     diagnostic = run_diagnostic(heads[0], heads[1], md)

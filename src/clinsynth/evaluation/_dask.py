@@ -25,7 +25,6 @@ from each table (``max_rows_detection``).
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from clinsynth.evaluation._common import (
     statistical_columns,
     to_numeric,
 )
+from clinsynth.evaluation._dask_sources import chunks, frame, sample_task, sources
 from clinsynth.evaluation._fidelity import (
     NUM_DISCRETE_BINS,
     PAIR_COLUMNS,
@@ -58,85 +58,15 @@ from clinsynth.metadata._validate import clear_missing_values
 _NUM_CODES = NUM_DISCRETE_BINS + 2
 #: The key of a missing level in the level counts.
 _MISSING = "\x00missing"
-#: Rows a task reads at a time (a Parquet file's batches, a partition's slices).
-_CHUNK_ROWS = 65_536
-
-
-def _frame(data: Any, name: str) -> Any:
-    """A Dask DataFrame from a Dask DataFrame, a pandas DataFrame, or a path to Parquet (a
-    file or a folder of parts) or CSV (a file or a glob)."""
-    dd = require("dask.dataframe", "Evaluating tables on Dask")
-    if isinstance(data, dd.DataFrame):
-        return data
-    if isinstance(data, pd.DataFrame):
-        return dd.from_pandas(data, npartitions=max(1, len(data) // 1_000_000 + 1))
-    if isinstance(data, str | Path):
-        path = Path(data)
-        if path.suffix.lower() in (".csv", ".tsv") or "*" in path.name:
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            return dd.read_csv(str(path), sep=sep, assume_missing=True, dtype=object)
-        if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
-            if not path.exists():
-                raise DataError(
-                    f"{name}: {str(path)!r} does not exist. Give a Parquet file or folder."
-                )
-            return dd.read_parquet(str(path))
-    raise ParameterError(
-        f"{name} must be a Dask or pandas DataFrame, or the path of a Parquet file or folder or "
-        f"of a CSV file. Got {type(data).__name__} {data!r}."[:300]
-    )
-
-
-def _parquet_files(data: Any) -> list[str] | None:
-    """The Parquet files of a path (a file, or a folder's parts without ``_``/``.`` names)."""
-    if not isinstance(data, str | Path):
-        return None
-    path = Path(data)
-    if path.is_dir():
-        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith(("_", ".")))
-        return [str(p) for p in files] or None
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return [str(path)]
-    return None
-
-
-def _sources(data: Any, frame: Any) -> list[Any]:
-    """One task's input per Parquet file (read in batches), else per Dask partition."""
-    return _parquet_files(data) or list(frame.to_delayed())
-
-
-def _chunks(source: Any, columns: list[str]) -> list[pd.DataFrame] | Any:
-    """The rows of one task, ``_CHUNK_ROWS`` at a time: a Parquet file's batches or slices of
-    a partition (so that a task's temporaries stay small whatever the part's size)."""
-    if isinstance(source, str):
-        import pyarrow.parquet as pq
-
-        reader = pq.ParquetFile(source)
-        empty = True
-        for batch in reader.iter_batches(batch_size=_CHUNK_ROWS, columns=columns):
-            empty = False
-            yield batch.to_pandas()
-        if empty:
-            yield reader.schema_arrow.empty_table().select(columns).to_pandas()
-        return
-    for start in range(0, max(len(source), 1), _CHUNK_ROWS):
-        yield source.iloc[start : start + _CHUNK_ROWS][columns]
 
 
 def _first_task(source: Any, table: TableMetadata, cont: list[str], disc: list[str]) -> dict:
-    chunks = _chunks(source, cont + disc)
-    return _add_first([_first(c, table, cont, disc) for c in chunks], cont, disc)
+    parts = [_first(c, table, cont, disc) for c in chunks(source, cont + disc)]
+    return _add_first(parts, cont, disc)
 
 
 def _second_task(source: Any, plan: _Plan, side: str) -> dict:
-    return _add_second([_second(c, plan, side) for c in _chunks(source, plan.columns)])
-
-
-def _sample_task(source: Any, columns: list[str], fraction: float, seed: int) -> pd.DataFrame:
-    """About ``fraction`` of the task's rows, each kept with that probability."""
-    rng = np.random.default_rng(seed)
-    kept = [c[rng.random(len(c)) < fraction] for c in _chunks(source, columns)]
-    return pd.concat(kept, ignore_index=True)
+    return _add_second([_second(c, plan, side) for c in chunks(source, plan.columns)])
 
 
 # ---------------------------------------------------------------------------- pass 1
@@ -400,7 +330,7 @@ def evaluate_quality_dask(
                 f"The '{name}' parameter of evaluate_quality_dask must be a number in [0, 1]. "
                 f"Got {value!r}."
             )
-    real, syn = _frame(real_data, "real_data"), _frame(synthetic_data, "synthetic_data")
+    real, syn = frame(real_data, "real_data"), frame(synthetic_data, "synthetic_data")
     columns = statistical_columns(table)
     if not columns:
         raise DataError(
@@ -419,7 +349,7 @@ def evaluate_quality_dask(
     real, syn = real[columns], syn[columns]
     cont = [c for c in columns if table.sdtype(c) in CONTINUOUS]
     disc = [c for c in columns if c not in cont]
-    src_r, src_s = _sources(real_data, real), _sources(synthetic_data, syn)
+    src_r, src_s = sources(real_data, real), sources(synthetic_data, syn)
     first = dask.delayed(_first_task)
     done = dask.compute(
         [first(p, table, cont, disc) for p in src_r], [first(p, table, cont, disc) for p in src_s]
@@ -489,14 +419,13 @@ def _detect(
 
     from clinsynth.evaluation._detection import detection_and_precision
 
-    task = dask.delayed(_sample_task)
+    task = dask.delayed(sample_task)
     drawn = []
-    for side, (sources, n) in enumerate((real, syn)):
+    for side, (tasks, n) in enumerate((real, syn)):
         # each row kept with probability rows / n, in every task (seeded by side and task)
         fraction = min(1.0, rows / max(n, 1))
         picks = [
-            task(src, columns, fraction, seed * 7919 + 2 * i + side)
-            for i, src in enumerate(sources)
+            task(src, columns, fraction, seed * 7919 + 2 * i + side) for i, src in enumerate(tasks)
         ]
         parts = dask.compute(*picks)
         drawn.append(pd.concat(parts, ignore_index=True).iloc[:rows])
