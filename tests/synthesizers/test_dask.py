@@ -88,26 +88,9 @@ def test_cli_scheduler_writes_the_parts(client, model, tmp_path, capsys):
     assert pd.read_parquet(out)["pid"].tolist() == expected["pid"].tolist()
 
 
-def test_a_dead_worker_fails_the_run_and_leaves_nothing(client, model, tmp_path):
-    def die_when_sampling():
-        import clinsynth.synthesizers._dask as worker_side
-
-        worker_side._model = lambda *a, **k: os._exit(1)
-
-    client.run(die_when_sampling)
-    out = tmp_path / "parts"
-    with pytest.raises(SamplingError, match="Dask workers died"):
-        _dask.sample_to_parquet(model, BLOCK + 1, out, client=client, seed=1)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_an_unreachable_scheduler_is_one_clear_error():
-    with pytest.raises(SamplingError, match=r"Cannot reach the Dask scheduler at 'tcp://127"):
-        _dask.connect("tcp://127.0.0.1:9", timeout=1)
-
-
 def test_the_parts_are_evaluated_on_the_cluster(client, model, tmp_path):
-    """Fidelity of the written parts, computed by the workers partition by partition."""
+    """Fidelity of the written parts, computed by the workers partition by partition (before
+    the dead-worker test, which leaves a worker that dies when it samples)."""
     from clinsynth.evaluation import evaluate_quality, evaluate_quality_dask
 
     out = tmp_path / "parts"
@@ -117,3 +100,24 @@ def test_the_parts_are_evaluated_on_the_cluster(client, model, tmp_path):
     in_memory = evaluate_quality(real, pd.read_parquet(out), model.metadata, detection=False)
     assert on_cluster.metrics["rows"]["synthetic"] == BLOCK + 2000
     assert on_cluster.get_score() == pytest.approx(in_memory.get_score(), abs=5e-3)
+
+
+def test_a_dead_worker_fails_the_run_and_leaves_nothing(client, model, tmp_path):
+    def die_when_sampling():
+        import clinsynth.synthesizers._dask as worker_side
+
+        worker_side._model = lambda *a, **k: os._exit(1)
+
+    client.run(die_when_sampling)
+    out = tmp_path / "parts"
+    try:
+        with pytest.raises(SamplingError, match="Dask workers died"):
+            _dask.sample_to_parquet(model, BLOCK + 1, out, client=client, seed=1)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        client.restart()  # fresh workers: the survivor would still die when it samples
+
+
+def test_an_unreachable_scheduler_is_one_clear_error():
+    with pytest.raises(SamplingError, match=r"Cannot reach the Dask scheduler at 'tcp://127"):
+        _dask.connect("tcp://127.0.0.1:9", timeout=1)
