@@ -56,7 +56,18 @@ def test_longitudinal_table_from_upload_to_report() -> None:
 
     go(app, "Generate")
     assert app.number_input(key="keep_num_rows").label == "Number of patients (sequences)"
+    assert app.number_input(key="keep_num_rows").value == 60  # as many as in training
     app.number_input(key="keep_num_rows").set_value(20)
+    # Conditions fix a column constant per patient; a range is refused with the model's words.
+    app.text_area(key="keep_conditions").input("sex = F")
+    app.button(key="generate_button").click().run()
+    no_crash(app)
+    assert (app.session_state["synthetic"]["sex"] == "F").all()
+    app.text_area(key="keep_conditions").input("age >= 60")
+    app.button(key="generate_button").click().run()
+    (message,) = errors(app)
+    assert "Could not generate the patients." in message and "ask for a range" in message
+    app.text_area(key="keep_conditions").input("")
     app.button(key="generate_button").click().run()
     no_crash(app)
     synthetic = app.session_state["synthetic"]

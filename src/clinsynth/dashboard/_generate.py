@@ -128,8 +128,14 @@ def render() -> None:
         "Conditions (optional), one per line",
         key="keep_conditions",
         placeholder=_EXAMPLE,
-        help="Write COLUMN = VALUE for a category or COLUMN >= LOW / COLUMN <= HIGH for a range. "
-        "Columns: " + ", ".join(map(str, train.columns)),
+        help=(
+            "Write COLUMN = VALUE for a category or COLUMN >= LOW / COLUMN <= HIGH for a range. "
+            if key is None
+            else "Write COLUMN = VALUE for a column that is constant within each patient "
+            "(sex, treatment arm); ranges are not offered for patients' sequences. "
+        )
+        + "Columns: "
+        + ", ".join(map(str, train.columns)),
     )
     if st.button("Generate synthetic patients", type="primary", key="generate_button"):
         try:

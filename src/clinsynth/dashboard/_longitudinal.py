@@ -47,7 +47,16 @@ def propose(data: pd.DataFrame, metadata: Metadata) -> tuple[str, str] | None:
 
 def problems(metadata: Metadata, data: pd.DataFrame) -> list[str]:
     """The sequence checks of the sequential model (ties, missing times, one event each...)."""
+    if isinstance(data, dict) or len(metadata.tables) != 1:
+        return []
     table = metadata.get_table()
+    if table.sequence_key is None:
+        return []
+    if table.sequence_index is None:
+        return [
+            "Longitudinal table: choose the number or date column that orders each patient's "
+            "rows, or untick 'Longitudinal table'."
+        ]
     try:
         check_sequences(data, table.sequence_key, table.sequence_index, table)
     except ClinsynthError as exc:

@@ -83,7 +83,7 @@ def _check(metadata: Metadata, data: pd.DataFrame | dict) -> tuple[Problems, lis
     except ClinsynthError as exc:
         problems = exc.problems or [str(exc)]
     multi = is_multi(data)
-    if not problems and _longitudinal.is_longitudinal(metadata, data):
+    if not problems:
         problems = _longitudinal.problems(metadata, data)
     places = {
         (table if multi else None, column): f"table '{table}', " if multi else ""
