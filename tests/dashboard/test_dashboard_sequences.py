@@ -134,11 +134,15 @@ def test_lab_trajectories_simulator_gives_a_longitudinal_table() -> None:
     app.radio(key="keep_data_source").set_value("Use built-in example data (no real patient)")
     app.run()
     app.selectbox(key="keep_sim_kind").set_value("trajectories").run()
-    app.number_input(key="keep_sim_rows").set_value(20)
+    app.number_input(key="keep_sim_rows").set_value(1000)
     app.button(key="simulate_button").click().run()
     no_crash(app)
-    assert app.session_state["real"]["patient_id"].nunique() == 20
+    assert app.session_state["real"]["patient_id"].nunique() == 1000
     go(app, "Metadata")
     no_crash(app)
     assert app.checkbox(key="seq_on_choice").value and not errors(app)
     assert app.selectbox(key="seq_index_choice").value == "day"
+    go(app, "Model")
+    no_crash(app)
+    # The model's own choice of rounds for 1,000 patients (about 2,000 batches of 128).
+    assert app.number_input(key="keep_epochs_sequential").value == 250

@@ -64,6 +64,17 @@ def problems(metadata: Metadata, data: pd.DataFrame) -> list[str]:
     return []
 
 
+def _proposal(data: pd.DataFrame, metadata: Metadata) -> tuple[str, str] | None:
+    """:func:`detect_sequence`, kept in the session until the data or the column types change
+    (the page is redrawn on every click)."""
+    types = tuple((c, spec["sdtype"]) for c, spec in metadata.columns.items())
+    cached = st.session_state.get("_sequence_proposal")
+    if cached is None or cached[0] is not data or cached[1] != types:
+        cached = (data, types, detect_sequence(data, metadata))
+        st.session_state["_sequence_proposal"] = cached
+    return cached[2]
+
+
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -84,7 +95,7 @@ def _turn(on: bool) -> None:
         metadata.set_sequence_key(None)
         metadata.set_sequence_index(None)
     else:
-        found = detect_sequence(data, metadata)
+        found = _proposal(data, metadata)
         key = found[0] if found else next(iter(metadata.columns))
         metadata.set_sequence_key(key)
         _pick_index(metadata, data, key, found[1] if found else None)
@@ -138,7 +149,7 @@ def render(metadata: Metadata, data: pd.DataFrame) -> None:
         "apart, and how values change from one event to the next.",
     )
     if not on:
-        found = detect_sequence(data, metadata)
+        found = _proposal(data, metadata)
         if found is not None:
             st.caption(
                 f"`{found[0]}` repeats and `{found[1]}` orders each patient's rows: tick the box "

@@ -54,8 +54,12 @@ _SETTINGS = (
 )
 
 
-def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
-    """Widgets for the model's main parameters; returns the constructor arguments."""
+def settings_form(name: str, metadata: Metadata, *, patients: int | None = None) -> dict[str, Any]:
+    """Widgets for the model's main parameters; returns the constructor arguments.
+
+    ``patients``: the number of sequences of a longitudinal table, whose model picks its
+    epochs from it (shown as the first value).
+    """
     defaults = list_synthesizers(sequential=True)[name](metadata).get_params()
     params: dict[str, Any] = {}
     offered = [setting for setting in _SETTINGS if setting[0] in defaults]
@@ -67,6 +71,10 @@ def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
         strict=False,  # fewer settings than columns: fill from the left
     ):
         first = int(defaults[param] or fallback)
+        if param == "epochs" and defaults[param] is None and patients:
+            from clinsynth.synthesizers._sequence_data import auto_epochs
+
+            first = auto_epochs(patients, int(defaults.get("batch_size") or 128))
         if param == "batch_size" and name not in list_synthesizers():  # a model of sequences
             label = "Batch size (patients per training step)"
         params[param] = _ui.number(
@@ -314,7 +322,8 @@ def render() -> None:
         format_func=describe,
         key=_ui.default("keep_seq_model" if sequences else "keep_model", fast),
     )
-    params = settings_form(name, metadata)
+    key = metadata.get_table().sequence_key if sequences else None
+    params = settings_form(name, metadata, patients=data[key].nunique() if key else None)
     seed = _ui.number(st, "Seed (the same seed gives the same model)", "keep_train_seed", 0)
     if multi:
         st.caption(
