@@ -11,7 +11,7 @@ import streamlit as st
 
 import clinsynth
 from clinsynth import Metadata
-from clinsynth.dashboard import _state, _ui
+from clinsynth.dashboard import _longitudinal, _state, _ui
 from clinsynth.evaluation import plots
 from clinsynth.metadata import is_pii
 
@@ -336,6 +336,7 @@ def render() -> None:
             icon=":material/info:",
         )
     _scores(result)
+    _longitudinal.evaluation_block(result.figures)
     _columns(result.figures)
     _correlations(result.figures)
     _latent_space()

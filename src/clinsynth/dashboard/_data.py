@@ -26,6 +26,8 @@ _SIMULATORS = {
     "(one table)",
     "hospital": "Hospital: patients, their visits and the visits' lab results (three linked "
     "tables)",
+    "trajectories": "Lab trajectories: each patient's lab results over time (one longitudinal "
+    "table, several rows per patient)",
 }
 
 
@@ -97,7 +99,10 @@ def _use(data: pd.DataFrame | dict, source: str, metadata: Metadata | None = Non
         if isinstance(data, dict):
             metadata = Metadata.detect_from_dataframes(data)
         else:
+            from clinsynth.dashboard._longitudinal import propose
+
             metadata = Metadata.detect_from_dataframe(data)
+            propose(data, metadata)  # several rows per patient, ordered: learned as sequences
     if isinstance(data, dict):
         # Parents first everywhere (patients, visits, lab results), not in file-name order.
         order = _ui.parents_first(list(data), metadata.relationships)
@@ -207,7 +212,12 @@ def _simulate() -> None:
         )
     if not st.button("Create the example data", type="primary", key="simulate_button"):
         return
-    from clinsynth.simulate import simulate_cohort, simulate_hospital, simulate_population
+    from clinsynth.simulate import (
+        simulate_cohort,
+        simulate_hospital,
+        simulate_lab_trajectories,
+        simulate_population,
+    )
 
     try:
         with st.spinner("Simulating patients..."):
@@ -215,6 +225,8 @@ def _simulate() -> None:
                 data, md = simulate_population(int(rows), seed=int(seed), diseases=picked or None)
             elif kind == "hospital":
                 data, md = simulate_hospital(int(rows), seed=int(seed))
+            elif kind == "trajectories":
+                data, md = simulate_lab_trajectories(int(rows), seed=int(seed))
             else:
                 data, md = simulate_cohort(int(rows), seed=int(seed), conditions=picked or None)
     except Exception as exc:  # noqa: BLE001

@@ -52,7 +52,7 @@ def estimate_seconds(
         epochs = {k: v for k, v in params.items() if k in ("epochs",) and v}
         total = sum(estimate_seconds(n, epochs, metadata, data) for n in names)
         return min(total, budget) if budget else total
-    cls = list_synthesizers()[name]
+    cls = list_synthesizers(sequential=True)[name]
     if isinstance(data, dict):
         # Linked tables: the largest is probed, the others count by their number of cells.
         cells = {t: len(df) * len(df.columns) for t, df in data.items() if len(df)}
@@ -70,21 +70,34 @@ def _table_seconds(cls: type, md: Metadata, df: pd.DataFrame, params: dict[str, 
     n = len(df)
     if n == 0:
         return 0.0
-    probe = df.sample(n=min(n, PROBE_ROWS), random_state=0).reset_index(drop=True)
+    probe = _probe(df, md, PROBE_ROWS)
+    warm = _probe(probe, md, WARM_UP_ROWS)
     scale = n / len(probe)
     defaults = cls(md).get_params()
     kept = {k: v for k, v in params.items() if k in defaults and k != "epochs"}
     if "epochs" not in defaults:
-        _fit_seconds(cls, md, probe.head(WARM_UP_ROWS), kept)  # imports, first-call costs
+        _fit_seconds(cls, md, warm, kept)  # imports, first-call costs
         return _fit_seconds(cls, md, probe, kept) * scale**SETUP_GROWTH
     epochs = int(params.get("epochs") or defaults["epochs"] or 300)
-    _fit_seconds(cls, md, probe.head(WARM_UP_ROWS), {**kept, "epochs": 1})
+    _fit_seconds(cls, md, warm, {**kept, "epochs": 1})
     one = _fit_seconds(cls, md, probe, {**kept, "epochs": 1})
     more = _fit_seconds(cls, md, probe, {**kept, "epochs": 1 + PROBE_EPOCHS})
     per_epoch = max((more - one) / PROBE_EPOCHS, 0.0)
     setup = max(one - per_epoch, 0.0)
     # An epoch's steps grow with the rows; learning the encodings grows more slowly.
     return setup * scale**SETUP_GROWTH + epochs * per_epoch * scale
+
+
+def _probe(df: pd.DataFrame, md: Metadata, rows: int) -> pd.DataFrame:
+    """About ``rows`` rows drawn at random: whole patients of a longitudinal table (at least
+    two), single rows otherwise."""
+    key = md.get_table().sequence_key if len(md.tables) == 1 else None
+    if key is None or key not in df:
+        return df.sample(n=min(len(df), rows), random_state=0).reset_index(drop=True)
+    patients = df[key].drop_duplicates().sample(frac=1.0, random_state=0)
+    sizes = df[key].value_counts().reindex(patients).to_numpy()
+    kept = patients[: max(2, int((sizes.cumsum() <= rows).sum()))]
+    return df[df[key].isin(kept)].reset_index(drop=True)
 
 
 def _fit_seconds(cls: type, md: Metadata, df: pd.DataFrame, params: dict[str, Any]) -> float:

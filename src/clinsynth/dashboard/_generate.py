@@ -7,7 +7,7 @@ import inspect
 import pandas as pd
 import streamlit as st
 
-from clinsynth.dashboard import _state, _ui
+from clinsynth.dashboard import _longitudinal, _state, _ui
 from clinsynth.synthesizers import BaseSynthesizer
 from clinsynth.synthesizers import parse_condition_strings as parse_conditions
 
@@ -31,11 +31,15 @@ def read_conditions(text: str) -> dict:
 def generate(
     model: BaseSynthesizer, num_rows: int, conditions: dict, seed: int | None
 ) -> pd.DataFrame:
-    """Sample ``num_rows`` rows; the same seed (or the model's own) gives the same rows."""
+    """Sample ``num_rows`` rows (patients, for a model of sequences: each with its events); the
+    same seed (or the model's own) gives the same rows."""
     if seed is not None and supports_seed(model):
         model.reset_sampling(seed=seed)
     else:
         model.reset_sampling()
+    if "max_tries_per_batch" not in inspect.signature(model.sample).parameters:
+        # The sequential model: conditions fix context columns of every patient.
+        return model.sample(num_rows, conditions=conditions or None)
     return model.sample(num_rows, conditions=conditions or None, max_tries_per_batch=MAX_TRIES)
 
 
@@ -89,16 +93,26 @@ def render() -> None:
         return
     model: BaseSynthesizer = _state.get("synth")
     train: pd.DataFrame = st.session_state["train"]
-    st.write(
-        "Make as many synthetic patients as you need. Conditions restrict them, for example to "
-        "older patients with diabetes."
-    )
+    metadata = _state.get("metadata")
+    longitudinal = _longitudinal.is_longitudinal(metadata, train)
+    key = metadata.get_table().sequence_key if longitudinal else None
+    if key is None:
+        st.write(
+            "Make as many synthetic patients as you need. Conditions restrict them, for example "
+            "to older patients with diabetes."
+        )
+    else:
+        st.write(
+            "Make as many synthetic patients as you need, each with a sequence of events (the "
+            "model draws how many). Conditions fix columns that are constant within a patient, "
+            "for example `sex = F`."
+        )
     left, right = st.columns(2)
     num_rows = _ui.number(
         left,
-        "Number of synthetic patients",
+        "Number of synthetic patients" if key is None else "Number of patients (sequences)",
         "keep_num_rows",
-        len(train),
+        len(train) if key is None else int(train[key].nunique()),
         min_value=1,
         max_value=1_000_000,
         step=100,
@@ -114,8 +128,14 @@ def render() -> None:
         "Conditions (optional), one per line",
         key="keep_conditions",
         placeholder=_EXAMPLE,
-        help="Write COLUMN = VALUE for a category or COLUMN >= LOW / COLUMN <= HIGH for a range. "
-        "Columns: " + ", ".join(map(str, train.columns)),
+        help=(
+            "Write COLUMN = VALUE for a category or COLUMN >= LOW / COLUMN <= HIGH for a range. "
+            if key is None
+            else "Write COLUMN = VALUE for a column that is constant within each patient "
+            "(sex, treatment arm); ranges are not offered for patients' sequences. "
+        )
+        + "Columns: "
+        + ", ".join(map(str, train.columns)),
     )
     if st.button("Generate synthetic patients", type="primary", key="generate_button"):
         try:
@@ -137,10 +157,10 @@ def render() -> None:
         where = ""
         if used.get("conditions"):
             where = " with " + _ui.describe_conditions(used["conditions"])
-        st.success(
-            f"{len(synthetic):,} synthetic patients generated{where}.",
-            icon=":material/check_circle:",
-        )
+        count = f"{len(synthetic):,} synthetic patients"
+        if key is not None and key in synthetic:
+            count = f"{synthetic[key].nunique():,} synthetic patients ({len(synthetic):,} events)"
+        st.success(f"{count} generated{where}.", icon=":material/check_circle:")
         st.subheader("Preview (first 100 rows)")
         _ui.preview(synthetic)
     _ui.next_step("Generate")

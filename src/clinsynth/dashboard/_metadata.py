@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from clinsynth import Metadata
-from clinsynth.dashboard import _download, _state, _ui
+from clinsynth.dashboard import _download, _longitudinal, _state, _ui
 from clinsynth.dashboard import _links as link_editor
 from clinsynth.errors import ClinsynthError
 from clinsynth.metadata import SDTYPES, detect_column, detect_datetime_format, is_pii
@@ -83,6 +83,8 @@ def _check(metadata: Metadata, data: pd.DataFrame | dict) -> tuple[Problems, lis
     except ClinsynthError as exc:
         problems = exc.problems or [str(exc)]
     multi = is_multi(data)
+    if not problems:
+        problems = _longitudinal.problems(metadata, data)
     places = {
         (table if multi else None, column): f"table '{table}', " if multi else ""
         for table, spec in metadata.tables.items()
@@ -199,6 +201,8 @@ def _reset() -> None:
     _state.put("metadata", st.session_state["detected"].copy())
     st.session_state["editor_version"] += 1
     st.session_state.pop("primary_key_choice", None)
+    for key in _longitudinal.CHOICES:
+        st.session_state.pop(key, None)
 
 
 def links_text(metadata: Metadata) -> list[str]:
@@ -393,6 +397,7 @@ def render() -> None:
         _ui.show_error(exc)
     if table is None:
         _key_choice(metadata)
+        _longitudinal.render(metadata, frame)
     _rules(metadata, table)
     _verdict(by_column, general)
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from clinsynth import Metadata, list_synthesizers
-from clinsynth.dashboard import _state, _ui
+from clinsynth.dashboard import _longitudinal, _state, _ui
 from clinsynth.evaluation import plots
 
 #: Share of the patients kept out of training to measure privacy risk and usefulness.
@@ -26,7 +26,7 @@ _DEFAULT_MODEL = "gaussian_copula"
 
 def describe(name: str) -> str:
     """The model's name and the first line of its docstring."""
-    cls = list_synthesizers()[name]
+    cls = list_synthesizers(sequential=True)[name]
     doc = (cls.__doc__ or "").strip().splitlines()
     return f"{name} — {doc[0].rstrip('.')}" if doc else name
 
@@ -54,9 +54,13 @@ _SETTINGS = (
 )
 
 
-def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
-    """Widgets for the model's main parameters; returns the constructor arguments."""
-    defaults = list_synthesizers()[name](metadata).get_params()
+def settings_form(name: str, metadata: Metadata, *, patients: int | None = None) -> dict[str, Any]:
+    """Widgets for the model's main parameters; returns the constructor arguments.
+
+    ``patients``: the number of sequences of a longitudinal table, whose model picks its
+    epochs from it (shown as the first value).
+    """
+    defaults = list_synthesizers(sequential=True)[name](metadata).get_params()
     params: dict[str, Any] = {}
     offered = [setting for setting in _SETTINGS if setting[0] in defaults]
     # Columns only when there is something to put in them: empty ones leave a gap.
@@ -67,6 +71,12 @@ def settings_form(name: str, metadata: Metadata) -> dict[str, Any]:
         strict=False,  # fewer settings than columns: fill from the left
     ):
         first = int(defaults[param] or fallback)
+        if param == "epochs" and defaults[param] is None and patients:
+            from clinsynth.synthesizers._sequence_data import auto_epochs
+
+            first = auto_epochs(patients, int(defaults.get("batch_size") or 128))
+        if param == "batch_size" and name not in list_synthesizers():  # a model of sequences
+            label = "Batch size (patients per training step)"
         params[param] = _ui.number(
             where, label, f"{key}_{name}", first, min_value=low, max_value=high, step=step
         )
@@ -181,7 +191,7 @@ def _train(name: str, params: dict[str, Any], seed: int, keep_holdout: bool) -> 
         cls: Callable = partial(HMASynthesizer, table_synthesizers=name)
     else:
         train, holdout = split_holdout(data, seed) if keep_holdout else (data, None)
-        cls = list_synthesizers()[name]
+        cls = list_synthesizers(sequential=True)[name]
 
     def fit(progress: Callable) -> Any:
         return cls(metadata.copy(), random_state=seed, progress=progress, **params).fit(train)
@@ -216,6 +226,9 @@ def _trained(model: Any, multi: bool) -> None:
     if multi:
         rows = sum(len(df) for df in train.values())
         what = f"{_ui.tables_label(len(train))}, {rows:,} rows in all,"
+    elif _longitudinal.is_longitudinal(_state.get("metadata"), train):
+        key = _state.get("metadata").get_table().sequence_key
+        what = f"{train[key].nunique():,} patients ({len(train):,} events)"
     else:
         what = f"{len(train):,} patients"
     st.success(
@@ -284,26 +297,44 @@ def render() -> None:
             "given its patient, and so on. The synthetic tables keep the links. The model "
             "below is used for every table; start with the default: it is fast and works well."
         )
-    else:
+    sequences = _longitudinal.is_longitudinal(metadata, data)
+    if sequences:
+        st.write(
+            "The table is longitudinal (step 2): the model learns each patient's events in "
+            "time order — how many, how far apart, and each event given the patient's earlier "
+            "ones — and makes new patients with their own sequences."
+        )
+        st.caption(
+            "The other models learn rows as independent (the order of events is lost): to use "
+            "one, untick 'Longitudinal table' in step 2."
+        )
+    elif not multi:
         st.write(
             "The model learns the statistics of the real table; it then makes new rows that "
             "follow them. Start with the default model: it is fast and works well for most "
             "tables."
         )
-    names = list(list_synthesizers())
+    names = [_longitudinal.MODEL] if sequences else list(list_synthesizers())
     fast = _DEFAULT_MODEL if _DEFAULT_MODEL in names else names[0]
     name = st.selectbox(
         "Model for every table" if multi else "Model",
         names,
         format_func=describe,
-        key=_ui.default("keep_model", fast),
+        key=_ui.default("keep_seq_model" if sequences else "keep_model", fast),
     )
-    params = settings_form(name, metadata)
+    key = metadata.get_table().sequence_key if sequences else None
+    params = settings_form(name, metadata, patients=data[key].nunique() if key else None)
     seed = _ui.number(st, "Seed (the same seed gives the same model)", "keep_train_seed", 0)
     if multi:
         st.caption(
             "All rows of all tables are used for training: keeping patients aside to measure "
             "privacy is offered for a single table only."
+        )
+        keep_holdout = False
+    elif sequences:
+        st.caption(
+            "All patients are used for training: keeping patients aside to measure privacy is "
+            "not offered for longitudinal tables yet."
         )
         keep_holdout = False
     else:

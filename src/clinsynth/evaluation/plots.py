@@ -11,6 +11,8 @@ plain figure data of an :class:`~clinsynth.evaluation.EvaluationResult` (``resul
 - :func:`cardinality_figure`: children per parent row, real vs synthetic, from
   ``report.figures["cardinality"][i]`` of :func:`clinsynth.multitable.evaluate_multi_table`;
 - :func:`matrix_figure`: a rectangular heatmap (parent columns by child aggregates);
+- :func:`trajectory_figure`: a few real and synthetic patients' values over time, from
+  ``result.figures["sequences"]["trajectories"][i]`` (tables of events per patient);
 - :func:`loss_data`: the per-epoch training losses of a fitted model, ready for
   :func:`lines_figure`.
 
@@ -54,6 +56,7 @@ __all__ = [
     "lines_figure",
     "loss_data",
     "matrix_figure",
+    "trajectory_figure",
 ]
 
 
@@ -79,3 +82,29 @@ def loss_data(model: Any) -> tuple[dict | None, str | None]:
     (None, None)
     """
     return _loss(model)
+
+
+def trajectory_figure(data: dict) -> Any:
+    """A few real (left) and synthetic (right) patients' values of one column over time.
+
+    Parameters
+    ----------
+    data : dict
+        One of ``result.figures["sequences"]["trajectories"]`` (the report of a table whose
+        metadata names its ``sequence_key`` and ``sequence_index``).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        The report's own figure. Its left panel shows real patients' values.
+
+    Examples
+    --------
+    >>> data = {"column": "alt", "index": "day", "patients": 1,
+    ...         "real": [{"x": [0, 7], "y": [30, 35]}], "synthetic": [{"x": [0, 9], "y": [31, 33]}]}
+    >>> len(trajectory_figure(data).data)
+    2
+    """
+    from clinsynth.evaluation._sequences import trajectory_plot
+
+    return trajectory_plot(data)

@@ -9,6 +9,11 @@ from clinsynth.metadata._metadata import Metadata, TableMetadata
 from clinsynth.metadata._sdtypes import KNOWN as SDTYPES
 from clinsynth.metadata._sdtypes import PII as PII_SDTYPES
 from clinsynth.metadata._sdtypes import is_pii
+from clinsynth.metadata._sequences import (
+    detect_sequence,
+    sequence_index_candidates,
+    sequence_key_candidates,
+)
 
 __all__ = [
     "Metadata",
@@ -19,4 +24,7 @@ __all__ = [
     "detect_column",
     "detect_datetime_format",
     "refers_to_own_key",
+    "detect_sequence",
+    "sequence_key_candidates",
+    "sequence_index_candidates",
 ]

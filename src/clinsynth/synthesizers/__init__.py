@@ -15,6 +15,7 @@ from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
 from clinsynth.synthesizers._hvaegan import HVAEGANSynthesizer
 from clinsynth.synthesizers._latent import visualize_latent_space
 from clinsynth.synthesizers._registry import get_synthesizer, list_synthesizers, register
+from clinsynth.synthesizers._sequence_data import check_sequences
 from clinsynth.synthesizers._sequential import SequentialSynthesizer
 from clinsynth.synthesizers._tabddpm import TabDDPMSynthesizer
 from clinsynth.synthesizers._tvae import TVAESynthesizer
@@ -31,6 +32,7 @@ __all__ = [
     "CARTSynthesizer",
     "AutoSynthesizer",
     "SequentialSynthesizer",
+    "check_sequences",
     "get_synthesizer",
     "list_synthesizers",
     "parse_condition_strings",

@@ -107,7 +107,25 @@ def _plain(value: Any) -> Any:
 
 
 def check_sequences(data: pd.DataFrame, key: str, index: str, table: TableMetadata) -> None:
-    """Every problem of the sequence key and index at once: nulls, ties, one event each."""
+    """Every problem of the sequence key and index at once: nulls, ties, one event each.
+
+    What :meth:`SequentialSynthesizer.fit` checks before training, for a caller (the dashboard)
+    that wants to say it before the click.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The events, in any order.
+    key, index : str
+        The ``sequence_key`` (the patient) and ``sequence_index`` (the time) columns.
+    table : TableMetadata
+        The table's metadata (for the index's sdtype and date format).
+
+    Raises
+    ------
+    DataError
+        With one problem per failed check (``exc.problems``).
+    """
     problems = []
     null_key = data[key].isna().to_numpy()
     if null_key.any():

@@ -381,7 +381,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         del self._context_encoded_
 
         def on_epoch(epoch: int, loss: float) -> None:
-            report(self.progress, epochs, epoch + 1, f"epoch {epoch + 1}: loss {loss:.3f}")
+            report(self.progress, epochs, epoch + 1, f"epoch {epoch + 1}/{epochs} loss {loss:.3f}")
             if self.verbose:
                 print(f"Epoch {epoch + 1}/{epochs} | loss {loss:.4f}", flush=True)
 
