@@ -181,7 +181,7 @@ def test_duckdb_target_created_meanwhile_is_refused(tmp_path):
             conn.execute(sa.text("CREATE TABLE patients (other INTEGER)"))
         engine.dispose()
 
-    with pytest.raises(DataError, match="created by someone else"):
+    with pytest.raises(DataError, match="appeared while the rows were loaded"):
         write_sql_chunks(racing(), url, table_name="patients", metadata=metadata())
     assert tables(url) == ["patients"]
     assert list(read(url, "patients").columns) == ["other"]

@@ -141,11 +141,7 @@ def _check_absent(conn: Any, backend: Any, job: _Job, *, meanwhile: bool = False
     if job.schema and not meanwhile:
         conn.execute(sa.schema.CreateSchema(job.schema, if_not_exists=True))
     if job.name in backend.table_names(conn, job.schema):
-        when = (
-            "was created by someone else while the rows were loaded"
-            if meanwhile
-            else ("already exists")
-        )
+        when = "appeared while the rows were loaded" if meanwhile else "already exists"
         raise DataError(
             f"Table '{job.name}' {when} in {job.shown}; nothing was written. Drop it first, or "
             "write to another database or --schema."
