@@ -10,6 +10,8 @@ Run (the test venv; SDV's Gaussian copula with ``--sdv`` needs the bench venv, m
     .venv/bin/python benchmarks/bench_scale.py --only speed --rows 1000000
     .venv/bin/python benchmarks/bench_scale.py --only rss --rss-rows 10000000
     .venv/bin/python benchmarks/bench_scale.py --only dask --dask-rows 4000000
+    .venv/bin/python benchmarks/bench_scale.py --only sql --sql-rows 2621440   # DuckDB file
+    .venv/bin/python benchmarks/bench_scale.py --only sql --sql-rows 1000000 --sql-url URL
     .venv-bench/bin/python benchmarks/bench_scale.py --only speed --models copula --sdv
 """
 
@@ -207,6 +209,61 @@ def bench_rss(args: argparse.Namespace) -> list[dict]:
     return out
 
 
+_SQL_CHILD = """
+import resource, sys, time
+sys.path.insert(0, {bench!r})
+from bench_scale import fitted, make_table
+from clinsynth.io._sql_stream import write_sql_chunks
+model = fitted({model!r}, make_table(), 2)
+md = model.get_metadata()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t, c = time.perf_counter(), time.process_time()
+write_sql_chunks(
+    model.sample_batches({rows}, seed=1), {url!r}, table_name=md.single_table_name(),
+    metadata=md, schema={schema!r}, num_rows={rows},
+)
+s, cpu = time.perf_counter() - t, time.process_time() - c
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(base, peak, s, cpu)
+"""
+
+
+def bench_sql(args: argparse.Namespace) -> list[dict]:
+    """Peak RSS of a fresh process that streams ``--sql-rows`` rows into a database (a new
+    DuckDB file unless ``--sql-url``; a PostgreSQL run goes to a new schema)."""
+    import uuid
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.sql_url or f"duckdb:///{Path(folder) / 'big.duckdb'}"
+        schema = f"bench_{uuid.uuid4().hex[:8]}" if url.startswith("postgresql") else None
+        code = _SQL_CHILD.format(
+            bench=str(Path(__file__).resolve().parent),
+            model="copula",
+            rows=args.sql_rows,
+            url=url,
+            schema=schema,
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        base, peak, seconds, cpu = done.stdout.split()[-4:]
+        size = Path(folder, "big.duckdb").stat().st_size if not args.sql_url else 0
+    out = {
+        "database": url.split(":", 1)[0],
+        "rows": f"{args.sql_rows:,}",
+        "rows/s": rate(args.sql_rows, float(seconds)),
+        "rows/CPU-s": rate(args.sql_rows, float(cpu)),
+        "RSS after fit MiB": f"{int(base) / 1024:,.0f}",
+        "peak RSS MiB (ru_maxrss)": f"{int(peak) / 1024:,.0f}",
+        "file GiB": f"{size / 2**30:.2f}" if size else "",
+        "load (1 min)": f"{os.getloadavg()[0]:.1f}",
+    }
+    print(markdown([out]), flush=True)
+    if schema:
+        print(f"(left schema {schema} in the database: drop it)")
+    return [out]
+
+
 def bench_dask(args: argparse.Namespace) -> list[dict]:
     """Throughput of a LocalCluster of 2 single-thread worker processes writing Parquet parts."""
     import dask
@@ -248,13 +305,15 @@ def bench_dask(args: argparse.Namespace) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["speed", "rss", "dask"], nargs="*")
+    parser.add_argument("--only", choices=["speed", "rss", "dask", "sql"], nargs="*")
     parser.add_argument("--models", nargs="*", default=["copula", "tvae", "tabddpm"])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rss-rows", type=int, default=10_000_000)
     parser.add_argument("--rss-models", nargs="*", default=["copula"])
     parser.add_argument("--dask-rows", type=int, default=4_000_000)
+    parser.add_argument("--sql-rows", type=int, default=2_621_440)
+    parser.add_argument("--sql-url", default=None, help="default: a new DuckDB file")
     parser.add_argument("--sdv", action="store_true", help="SDV's copula too (bench venv)")
     args = parser.parse_args()
     only = args.only or ["speed", "rss", "dask"]
@@ -265,6 +324,8 @@ def main() -> None:
         bench_rss(args)
     if "dask" in only:
         bench_dask(args)
+    if "sql" in only:
+        bench_sql(args)
 
 
 if __name__ == "__main__":

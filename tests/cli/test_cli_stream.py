@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,3 +98,75 @@ def test_sql_output_streams_the_same_rows_in_one_table(
     # A second run into the same database: one line, exit 2, the table untouched.
     code, _, err = run([*args, "--sql", url], capsys)
     assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
+
+
+def sql_rows(url: str) -> pd.DataFrame | None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = sa.inspect(conn).get_table_names()
+            if not names:
+                return None
+            assert len(names) == 1, names
+            return pd.read_sql_query(sa.text(f'SELECT * FROM "{names[0]}"'), conn)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("kind", "suffix"), [("duckdb", "parquet"), ("sqlite", "csv")])
+def test_file_and_sql_stream_the_same_rows(model_path, tmp_path, capsys, monkeypatch, kind, suffix):
+    monkeypatch.setattr(_stream, "BLOCK_ROWS", 100)
+    url, out = f"{kind}:///{tmp_path / 'syn.db'}", tmp_path / f"s.{suffix}"
+    args = ["sample", model_path, "-n", 330, "--seed", 3, "--batch-size", 64, "-q"]
+    code, stdout, err = run([*args, "--sql", url, "-o", out], capsys)
+    assert code == 0, err
+    assert "Generated 330 rows" in stdout and str(out) in stdout
+    back = sql_rows(url)
+    frame = pd.read_parquet(out) if suffix == "parquet" else pd.read_csv(out)
+    assert len(back) == len(frame) == 330
+    assert back["pid"].tolist() == frame["pid"].tolist()
+    np.testing.assert_allclose(
+        pd.to_numeric(back["age"]).to_numpy(float), frame["age"].to_numpy(float), equal_nan=True
+    )
+    # The same rows as a file-only run with the same seed.
+    code, _, err = run([*args, "-o", tmp_path / f"alone.{suffix}"], capsys)
+    assert code == 0, err
+    alone = tmp_path / f"alone.{suffix}"
+    alone_frame = pd.read_parquet(alone) if suffix == "parquet" else pd.read_csv(alone)
+    pd.testing.assert_frame_equal(frame, alone_frame)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite"])
+@pytest.mark.parametrize("where", ["sampling", "file rename"])
+def test_file_and_sql_failure_leaves_neither(
+    model_path, tmp_path, capsys, monkeypatch, kind, where
+):
+    from clinsynth.errors import SamplingError
+    from clinsynth.io import _atomic
+
+    monkeypatch.setattr(_stream, "BLOCK_ROWS", 100)
+    if where == "sampling":
+        original = GaussianCopulaSynthesizer.sample_batches
+
+        def broken(self, *args, **kwargs):
+            for i, chunk in enumerate(original(self, *args, **kwargs)):
+                if i == 2:
+                    raise SamplingError("sampling broke mid-run")
+                yield chunk
+
+        monkeypatch.setattr(GaussianCopulaSynthesizer, "sample_batches", broken)
+    else:
+
+        def refuse(src, dst):
+            raise PermissionError(13, "Permission denied", str(dst))
+
+        monkeypatch.setattr(_atomic.os, "replace", refuse)
+    url, out = f"{kind}:///{tmp_path / 'syn.db'}", tmp_path / "s.parquet"
+    args = ["sample", model_path, "-n", 330, "--seed", 3, "--batch-size", 64, "-q"]
+    code, _, err = run([*args, "--sql", url, "-o", out], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert ("broke mid-run" if where == "sampling" else "ermission") in err
+    assert sql_rows(url) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["syn.db"]

@@ -1,4 +1,5 @@
-"""A table streamed into a database chunk by chunk: one transaction, nothing left on failure."""
+"""A table streamed into a database chunk by chunk: one transaction (a staging table on
+DuckDB), nothing left on failure."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 
 from clinsynth import Metadata
 from clinsynth.errors import DataError
-from clinsynth.io._sql_stream import write_sql_chunks
+from clinsynth.io._sql_stream import STAGING_PREFIX, drop_sql_table, write_sql_chunks
 
 POSTGRES_URL = os.environ.get("CLINSYNTH_TEST_POSTGRES_URL", "")
 
@@ -125,3 +126,87 @@ def test_existing_table_is_refused_before_sampling(tmp_path):
         write_sql_chunks(watched(), url, table_name="patients", metadata=metadata())
     assert drawn == []
     assert len(read(url, "patients")) == 200
+
+
+def duck(tmp_path) -> str:
+    return f"duckdb:///{tmp_path / 'o.duckdb'}"
+
+
+def duck_constraints(url: str) -> list[tuple]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = "SELECT table_name, constraint_type FROM duckdb_constraints()"
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+def test_duckdb_loads_through_a_staging_table_renamed_at_the_end(tmp_path):
+    # While the rows load, the target name does not exist yet (the staging table holds them,
+    # committed chunk by chunk); at the end only the target remains, with its primary key.
+    url, seen = duck(tmp_path), []
+
+    def watched():
+        for chunk in chunks():
+            yield chunk
+            seen.append(tables(url))  # a second connection (same process: same database)
+
+    assert write_sql_chunks(watched(), url, table_name="patients", metadata=metadata()) == 200
+    assert all(len(names) == 1 and names[0].startswith(STAGING_PREFIX) for names in seen[:3])
+    assert tables(url) == ["patients"]
+    assert ("patients", "PRIMARY KEY") in duck_constraints(url)
+    assert read(url, "patients")["pid"].tolist() == list(range(1, 201))
+
+
+@pytest.mark.parametrize("interrupt", [RuntimeError("sampling broke"), KeyboardInterrupt()])
+def test_duckdb_failure_drops_the_staging_table(tmp_path, interrupt):
+    def broken():
+        yield from chunks(n_chunks=2)
+        raise interrupt
+
+    url = duck(tmp_path)
+    with pytest.raises(type(interrupt)):
+        write_sql_chunks(broken(), url, table_name="patients", metadata=metadata())
+    assert tables(url) == []
+
+
+def test_duckdb_target_created_meanwhile_is_refused(tmp_path):
+    url = duck(tmp_path)
+
+    def racing():
+        yield from chunks(n_chunks=2)
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE patients (other INTEGER)"))
+        engine.dispose()
+
+    with pytest.raises(DataError, match="appeared while the rows were loaded"):
+        write_sql_chunks(racing(), url, table_name="patients", metadata=metadata())
+    assert tables(url) == ["patients"]
+    assert list(read(url, "patients").columns) == ["other"]
+
+
+def test_before_commit_failure_writes_nothing(tmp_path):
+    def refuse():
+        raise OSError("the file beside it could not be finished")
+
+    for url in urls(tmp_path):
+        schema = f"s{uuid.uuid4().hex[:8]}" if url.startswith("postgresql") else None
+        with pytest.raises(OSError, match="could not be finished"):
+            write_sql_chunks(
+                chunks(),
+                url,
+                table_name="patients",
+                metadata=metadata(),
+                schema=schema,
+                before_commit=refuse,
+            )
+        assert tables(url, schema) == []
+
+
+def test_drop_sql_table_removes_a_written_table(tmp_path):
+    url = duck(tmp_path)
+    write_sql_chunks(chunks(), url, table_name="patients", metadata=metadata())
+    drop_sql_table(url, "patients")
+    assert tables(url) == []

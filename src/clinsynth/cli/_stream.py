@@ -1,11 +1,15 @@
-"""``clinsynth sample`` in chunks: one table streamed to a .csv/.parquet file or into a SQL
-database (``--sql``, one transaction), or sampled on a Dask cluster into a folder of Parquet
-parts (``--scheduler``)."""
+"""``clinsynth sample`` in chunks: one table streamed to a .csv/.parquet file, into a SQL
+database (``--sql``), or to both at once (each chunk to both; each made visible only at the end),
+or sampled on a Dask cluster into a folder of Parquet parts (``--scheduler``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from clinsynth.errors import ParameterError, SamplingError
 
@@ -38,7 +42,7 @@ def streams(
     batch_size: int,
 ) -> bool:
     """Whether this run writes in chunks (checks -n and the options first): a .csv, .tsv or
-    .parquet output, a database without -o (--sql), or a Dask run."""
+    .parquet output, a database (--sql, alone or with such an output), or a Dask run."""
     from clinsynth.io._chunked import can_write_chunks
 
     check_args(num_rows, batch_size, scheduler, multi=False)
@@ -52,9 +56,9 @@ def streams(
         return True
     if sequences:
         return False
-    if sql is not None:
-        return output is None  # with -o as well, the table is made whole and written twice
-    return output is not None and can_write_chunks(output)
+    if sql is not None and output is None:
+        return True
+    return output is not None and can_write_chunks(output)  # with --sql or not
 
 
 def sample_streamed(
@@ -76,7 +80,7 @@ def sample_streamed(
         _sample_on_cluster(synth, num_rows, output, seed, conditions, scheduler, quiet)
         return
     if sql is not None:
-        _sample_to_sql(synth, num_rows, sql, seed, conditions, batch_size, quiet)
+        _sample_to_sql(synth, num_rows, sql, output, seed, conditions, batch_size, quiet)
         return
     assert output is not None
     from clinsynth.io._chunked import write_chunks
@@ -136,6 +140,7 @@ def _sample_to_sql(
     synth: Any,
     num_rows: int,
     sql: tuple[str, str | None],
+    output: Path | None,
     seed: int | None,
     conditions: dict[str, Any] | None,
     batch_size: int,
@@ -147,21 +152,56 @@ def _sample_to_sql(
     url, schema = sql
     metadata = synth.get_metadata()
     name = metadata.single_table_name()
+    if output is not None:
+        from clinsynth.io._limits import check_table_disk
+
+        check_table_disk(output, num_rows, len(metadata.get_table(name).columns))
     chunks = synth.sample_batches(num_rows, batch_size=batch_size, seed=seed, conditions=conditions)
+    target = {"table_name": name, "metadata": metadata, "schema": schema, "num_rows": num_rows}
     with progress_bar("sampling", quiet) as update:
         try:
-            rows = write_sql_chunks(
-                chunks,
-                url,
-                table_name=name,
-                metadata=metadata,
-                schema=schema,
-                num_rows=num_rows,
-                progress=update,
-            )
+            if output is None:
+                rows = write_sql_chunks(chunks, url, progress=update, **target)
+            else:
+                rows = _to_file_and_sql(chunks, output, url, update, target)
         except MemoryError:
             raise SamplingError(
                 f"Sampling ran out of memory with chunks of {batch_size:,} rows; nothing was "
                 "written. Give a smaller --batch-size."
             ) from None
-    console.print(f"Generated {rows} rows -> table '{name}' in the database.")
+    also = f" and {output}" if output is not None else ""
+    console.print(f"Generated {rows} rows -> table '{name}' in the database{also}.")
+
+
+def _to_file_and_sql(
+    chunks: Iterable[pd.DataFrame],
+    output: Path,
+    url: str,
+    update: Any,
+    target: dict[str, Any],
+) -> int:
+    """Each chunk to the file and to the table. The file is finished before the table is made
+    visible, and renamed over ``output`` after it; if that rename fails, the table is dropped
+    again, so neither is left looking complete when the other failed."""
+    from clinsynth.io._chunked import chunk_file
+    from clinsynth.io._sql_stream import drop_sql_table, write_sql_chunks
+
+    committed = False
+    try:
+        with chunk_file(output, num_rows=target["num_rows"]) as out:
+            rows = write_sql_chunks(
+                _tee(chunks, out), url, progress=update, before_commit=out.close, **target
+            )
+            committed = True
+    except BaseException:
+        if committed:
+            drop_sql_table(url, target["table_name"], target["schema"])
+        raise
+    return rows
+
+
+def _tee(chunks: Iterable[pd.DataFrame], out: Any) -> Iterator[pd.DataFrame]:
+    """The chunks, each written to the file ``out`` before it goes on to the database."""
+    for chunk in chunks:
+        out.write(chunk)
+        yield chunk

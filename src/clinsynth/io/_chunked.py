@@ -11,8 +11,9 @@ is checked against the free space of the output's file system before going on.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,50 @@ def write_chunks(
     >>> write_chunks(frames, out, num_rows=4), out.read_text().split()
     (4, ['a', '0', '1', '2', '3'])
     """
+    written = 0
+    with chunk_file(path, num_rows=num_rows) as out:
+        for chunk in chunks:
+            written = out.write(chunk)
+            if progress is not None:
+                progress(num_rows, written, f"{count(written)} rows")
+    return written
+
+
+class ChunkFile:
+    """The open file of :func:`chunk_file`: ``write(chunk)`` returns the rows written so far;
+    ``close()`` finishes the file (its footer, for Parquet) before it is renamed."""
+
+    def __init__(self, path: Path, tmp: Path, fmt_name: str, num_rows: int) -> None:
+        self._path, self._tmp, self._num_rows = path, tmp, num_rows
+        self._sink = _sink(fmt_name, tmp)
+        self.written = 0
+
+    def write(self, chunk: pd.DataFrame) -> int:
+        self._sink.write(chunk)
+        self.written += len(chunk)
+        if self.written == len(chunk) and self.written < self._num_rows:
+            self._sink.flush()
+            _check_rest(self._path, self._tmp, self.written, self._num_rows)
+        return self.written
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+@contextlib.contextmanager
+def chunk_file(path: str | os.PathLike, *, num_rows: int) -> Iterator[ChunkFile]:
+    """A ``.csv``, ``.tsv`` or ``.parquet`` file written chunk by chunk (``out.write(chunk)``)
+    to a temporary sibling, renamed over ``path`` when the block ends without an error (else
+    removed). ``num_rows`` is the rows expected, for the disk check after the first chunk.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> with chunk_file(target, num_rows=2) as out:
+    ...     out.write(pd.DataFrame({"a": [1, 2]}))
+    2
+    >>> target.read_text().split()
+    ['a', '1', '2']
+    """
     path = Path(path)
     fmt = format_of(path, writing=True)
     if fmt is None or fmt.name not in CHUNKED_FORMATS:
@@ -132,21 +177,12 @@ def write_chunks(
             f"Cannot write '{path}' chunk by chunk: give a .csv, .tsv or .parquet file (an "
             "Excel sheet is written whole)."
         )
-    written = 0
     with atomic_path(path) as tmp:
-        sink = _sink(fmt.name, tmp)
+        out = ChunkFile(path, tmp, fmt.name, num_rows)
         try:
-            for chunk in chunks:
-                sink.write(chunk)
-                written += len(chunk)
-                if written == len(chunk) and written < num_rows:
-                    sink.flush()
-                    _check_rest(path, tmp, written, num_rows)
-                if progress is not None:
-                    progress(num_rows, written, f"{count(written)} rows")
+            yield out
         finally:
-            sink.close()
-    return written
+            out.close()
 
 
 def _check_rest(path: Path, tmp: Path, written: int, num_rows: int) -> None:
