@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth._extras import require
-from clinsynth.errors import DataError, ParameterError
+from clinsynth.errors import DataError
 from clinsynth.evaluation._common import (
     CONTINUOUS,
     Sampling,
@@ -45,9 +45,11 @@ from clinsynth.evaluation._dask_sources import chunks, frame, sample_task, sourc
 from clinsynth.evaluation._fidelity import (
     NUM_DISCRETE_BINS,
     PAIR_COLUMNS,
+    check_thresholds,
     cramers_v,
     pair_trends_score,
     pearson_from_sums,
+    score_metrics,
     shapes_score,
 )
 from clinsynth.evaluation._reports import QualityReport
@@ -321,15 +323,11 @@ def evaluate_quality_dask(
     table = resolve_table(metadata)
     check_positive_int("evaluate_quality_dask", "bins", bins, allow_none=False)
     check_positive_int("evaluate_quality_dask", "max_rows_detection", max_rows_detection)
-    for name, value in (
-        ("real_correlation_threshold", real_correlation_threshold),
-        ("real_association_threshold", real_association_threshold),
-    ):
-        if not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise ParameterError(
-                f"The '{name}' parameter of evaluate_quality_dask must be a number in [0, 1]. "
-                f"Got {value!r}."
-            )
+    check_thresholds(
+        "evaluate_quality_dask",
+        real_correlation_threshold=real_correlation_threshold,
+        real_association_threshold=real_association_threshold,
+    )
     real, syn = frame(real_data, "real_data"), frame(synthetic_data, "synthetic_data")
     columns = statistical_columns(table)
     if not columns:
@@ -373,11 +371,7 @@ def evaluate_quality_dask(
     }
     details = {"Column Shapes": shapes, "Column Pair Trends": pairs}
     metrics: dict[str, Any] = {
-        "column_shapes": properties["Column Shapes"],
-        "column_pair_trends": properties["Column Pair Trends"],
-        "column_pair_trends_all_pairs": float(pairs["Score"].mean()) if len(pairs) else None,
-        "pairs_meeting_threshold": int(pairs["Meets Threshold?"].sum()) if len(pairs) else 0,
-        "pairs_total": len(pairs),
+        **score_metrics(properties, pairs),
         "rows": {"real": int(real1["rows"]), "synthetic": int(syn1["rows"])},
         "ks_max_bound": float(shapes["KS bound"].max()) if len(shapes) else 0.0,
     }

@@ -27,6 +27,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from clinsynth.errors import ParameterError
 from clinsynth.evaluation._common import CONTINUOUS, DISCRETE, STATISTICAL, statistical_columns
 from clinsynth.metadata import TableMetadata
 
@@ -231,3 +232,23 @@ __all__ = [
     "shapes_score",
     "tv_complement",
 ]
+
+
+def check_thresholds(function: str, **thresholds: object) -> None:
+    """Raise a ParameterError for a pair-trends threshold that is not a number in [0, 1]."""
+    for name, value in thresholds.items():
+        if not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ParameterError(
+                f"The '{name}' parameter of {function} must be a number in [0, 1]. Got {value!r}."
+            )
+
+
+def score_metrics(properties: dict, pairs: pd.DataFrame) -> dict:
+    """The headline metrics of the two properties and of the pairs behind them."""
+    return {
+        "column_shapes": properties["Column Shapes"],
+        "column_pair_trends": properties["Column Pair Trends"],
+        "column_pair_trends_all_pairs": float(pairs["Score"].mean()) if len(pairs) else None,
+        "pairs_meeting_threshold": int(pairs["Meets Threshold?"].sum()) if len(pairs) else 0,
+        "pairs_total": len(pairs),
+    }

@@ -15,6 +15,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from clinsynth._version import __version__
+from clinsynth.evaluation._fidelity import PAIR_COLUMNS
 from clinsynth.evaluation._html_logic import giveaway_block, logic_block
 from clinsynth.evaluation._plots import (
     bars_figure,
@@ -150,20 +151,7 @@ def quality_block(q: QualityReport, figs: dict, column_notes: list[str]) -> str:
     counted = pairs[pairs["Meets Threshold?"].astype(bool)].sort_values("Score").head(10)
     if len(counted):
         parts.append("<h3>Relationships reproduced least well</h3>")
-        parts.append(
-            _table(
-                counted[
-                    [
-                        "Column 1",
-                        "Column 2",
-                        "Metric",
-                        "Score",
-                        "Real Correlation",
-                        "Synthetic Correlation",
-                    ]
-                ]
-            )
-        )
+        parts.append(_table(counted[PAIR_COLUMNS[:6]]))
     m = q.metrics
     if "detection_score" in m:
         parts.append(

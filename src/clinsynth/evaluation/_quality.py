@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth._utils import ProgressCallback, report
-from clinsynth.errors import DataError, ParameterError
+from clinsynth.errors import DataError
 from clinsynth.evaluation._common import (
     CONTINUOUS,
     Sampling,
@@ -22,9 +22,11 @@ from clinsynth.evaluation._common import (
 )
 from clinsynth.evaluation._detection import detection_and_precision
 from clinsynth.evaluation._fidelity import (
+    check_thresholds,
     column_pair_trends,
     column_shapes,
     pair_trends_score,
+    score_metrics,
     shapes_score,
 )
 from clinsynth.evaluation._logic import evaluate_logic, giveaway_sentence, logic_sentence
@@ -119,15 +121,11 @@ def evaluate_quality(
         ("max_rows_precision", max_rows_precision),
     ):
         check_positive_int("evaluate_quality", name, value)
-    for name, value in (
-        ("real_correlation_threshold", real_correlation_threshold),
-        ("real_association_threshold", real_association_threshold),
-    ):
-        if not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise ParameterError(
-                f"The '{name}' parameter of evaluate_quality must be a number in [0, 1]. "
-                f"Got {value!r}."
-            )
+    check_thresholds(
+        "evaluate_quality",
+        real_correlation_threshold=real_correlation_threshold,
+        real_association_threshold=real_association_threshold,
+    )
     columns = statistical_columns(table)
     if not columns:
         raise DataError(
@@ -193,11 +191,7 @@ def evaluate_quality(
             "Column Shapes score alone."
         )
     metrics = {
-        "column_shapes": properties["Column Shapes"],
-        "column_pair_trends": properties["Column Pair Trends"],
-        "column_pair_trends_all_pairs": float(pairs["Score"].mean()) if len(pairs) else None,
-        "pairs_meeting_threshold": int(pairs["Meets Threshold?"].sum()) if len(pairs) else 0,
-        "pairs_total": len(pairs),
+        **score_metrics(properties, pairs),
         "mean_standardized_wasserstein": nanmean(
             list(num_tests["Wasserstein (standardized)"].replace(np.inf, np.nan))
         )
