@@ -8,7 +8,7 @@ import pytest
 
 from clinsynth import Metadata, load
 from clinsynth.constraints import Inequality
-from clinsynth.errors import DataError, MetadataError, ParameterError
+from clinsynth.errors import DataError, MetadataError
 from clinsynth.evaluation import evaluate_sequences
 from clinsynth.multitable import HMASynthesizer
 from clinsynth.simulate import simulate_lab_trajectories
@@ -152,12 +152,6 @@ def test_rules_on_the_sequence_child_hold():
     assert _ordered(syn["visits"])
 
 
-def test_epsilon_refused_for_sequences(schema):
-    tables, md = schema
-    with pytest.raises(ParameterError, match="no differential privacy yet"):
-        HMASynthesizer(md, epsilon=1.0, random_state=0).fit(tables)
-
-
 def test_sequence_key_must_be_the_foreign_key(schema):
     tables, md = schema
     bad = md.copy()
@@ -183,3 +177,54 @@ def test_a_row_model_named_for_the_table_learns_rows(schema):
     ).fit(tables)
     assert model.get_plan().set_index("table").loc["visits", "model"] == "gaussian_copula"
     assert len(model.sample(scale=0.2)["visits"])
+
+
+def _two_tables(n: int = 150) -> tuple[dict[str, pd.DataFrame], Metadata]:
+    """patients -> visits (a sequence child) from the lab-trajectory simulator."""
+    tables, _ = _schema(n)
+    tables = {"patients": tables["patients"], "visits": tables["visits"]}
+    md = Metadata.detect_from_dataframes(tables)
+    md.set_sequence_key("patient_id", table_name="visits")
+    md.set_sequence_index("day", table_name="visits")
+    return tables, md
+
+
+def test_patient_level_privacy_with_a_sequence_child(tmp_path):
+    tables, md = _two_tables()
+    model = HMASynthesizer(
+        md,
+        table_synthesizers={"patients": "dp_marginal"},
+        epsilon=3.0,
+        max_rows_per_patient={"visits": 4},
+        random_state=0,
+        **FAST,
+    ).fit(tables)
+    report = model.get_privacy_report()
+    assert report["differential_privacy"] is True
+    assert report["privacy_unit"] == "patients.patient_id"
+    share = report["shares"]["visits"]
+    assert share["rows_per_patient"] == 4
+    assert 0 < share["epsilon_spent"] <= share["epsilon"]
+    assert report["epsilon_spent"] <= 3.0
+    inner = report["tables"]["visits"]
+    assert "each patient of the schema, with up to 1 sequence(s)" in inner["guarantee"]
+    assert any("DP-SGD" in m["name"] for m in inner["ledger"])
+    syn = model.sample()
+    assert _ordered(syn["visits"])
+    assert syn["visits"].groupby("patient_id").size().max() <= 4
+    merged = syn["visits"].merge(syn["patients"], on="patient_id")
+    assert (merged["day"] <= merged["followup_days"]).all()
+    model.save(tmp_path / "schema")
+    assert load(tmp_path / "schema").get_privacy_report() == report
+
+
+def test_sequence_cap_keeps_the_first_events():
+    from clinsynth.multitable._patient import _time_order, _within_cap
+
+    tables, md = _two_tables(30)
+    visits = tables["visits"]
+    codes = pd.factorize(visits["patient_id"])[0]
+    time = _time_order(md, "visits", visits)
+    keep = _within_cap(codes, np.ones(len(visits), bool), 2, np.random.default_rng(0), time)
+    first_two = visits.groupby("patient_id").cumcount().to_numpy() < 2
+    np.testing.assert_array_equal(keep, first_two)

@@ -143,8 +143,6 @@ def test_bad_input_each_gets_a_clear_error():
         SequentialSynthesizer(md, context_columns=["sex", "lab"], **FAST).fit(df)
     with pytest.raises(MetadataError, match="context_columns \\['nope'\\]"):
         SequentialSynthesizer(md, context_columns=["nope"], **FAST).fit(df)
-    with pytest.raises(ParameterError, match="'epsilon' parameter .* not supported yet"):
-        SequentialSynthesizer(md, epsilon=1.0, **FAST).fit(df)
     with pytest.raises(ParameterError, match="'epochs' parameter of SequentialSynthesizer"):
         SequentialSynthesizer(md, epochs=0).fit(df)
 
@@ -249,5 +247,5 @@ def test_tampered_bundle_is_a_bundle_error(fitted, tmp_path):
 def test_privacy_report_says_no_dp(fitted):
     report = fitted.get_privacy_report()
     assert report["differential_privacy"] is False
-    assert "not available for sequences" in report["guarantee"]
+    assert "no differential privacy (use epsilon=" in report["guarantee"]
     assert "patient_id" in report["generated_columns"]

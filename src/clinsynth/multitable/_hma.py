@@ -55,7 +55,6 @@ from clinsynth.multitable._schema import (
 from clinsynth.multitable._self_groups import describe_self_groups
 from clinsynth.multitable._sequence import (
     SEQUENCE_MODEL,
-    refuse_private_sequences,
     sequence_frame,
     sequence_tables,
 )
@@ -302,7 +301,6 @@ class HierarchicalSynthesizer:
         synthetic: dict[str, pd.DataFrame] | None = None
         sequences = [t for t, k in classes.items() if getattr(k, "_sequential", False)]
         if self.synthesizer_params.get("epsilon") is not None:
-            refuse_private_sequences(work_md, sequences)
             tables, self._patient_budget_ = plan_patient_privacy(
                 self, work_md, tables, order, classes, make_rng(derive_seed(rng))
             )
@@ -367,6 +365,9 @@ class HierarchicalSynthesizer:
                 )
                 if self._patient_budget_ is not None:
                     model.dp_rows_per_unit = self._patient_budget_.caps[name]
+                    if name in sequences:  # a patient has one sequence per row of the parent
+                        parent = links[name]["primary"]["parent"]
+                        model.dp_sequences_per_unit = self._patient_budget_.caps[parent]
                 model.fit(frame)
                 model.progress = None  # the caller's callback is not part of the fitted model
                 seen = frame

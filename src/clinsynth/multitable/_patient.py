@@ -8,8 +8,9 @@ unit* (the patient: by default the primary key of the root table) rather than ea
    error (mark it a reference table if it is public).
 2. **Bounded contribution.** In each table below the unit, a patient keeps at most
    ``max_rows_per_patient`` rows (a fixed, documented default: :data:`DEFAULT_MAX_ROWS`); a
-   patient with more keeps a uniform random subset, and the rows below a dropped row go with it
-   (:func:`cap_rows`). The unit's own table has one row per patient. The cap does not read the
+   patient with more keeps a uniform random subset (in a table learned as sequences, one with
+   a ``sequence_index``: their first events in time), and the rows below a dropped row go with
+   it (:func:`cap_rows`). The unit's own table has one row per patient. The cap does not read the
    data, so it costs no budget. Parent columns given to child rows as context are part of those
    child rows: they are counted in the same bound.
 3. **Sensitivity.** Adding or removing a patient changes at most ``c`` rows of a table whose cap
@@ -17,7 +18,10 @@ unit* (the patient: by default the primary key of the root table) rather than ea
    table is charged ``c²`` times its row-level cost (exact, not a group-privacy bound), and
    category discovery uses the threshold of a ``c``-row unit. DP-SGD samples and clips rows, not
    patients: its steps are charged by RDP group privacy (Mironov 2017, Prop. 2), the exact
-   per-patient clipping is not implemented. See :mod:`clinsynth.privacy._accountant`.
+   per-patient clipping is not implemented. A sequence child (``sequential``) clips one whole
+   sequence per example: under the patients' table that is one patient, exactly; under a
+   deeper parent a patient has up to that parent's cap of sequences, charged as a group. See
+   :mod:`clinsynth.privacy._accountant` and :mod:`clinsynth.synthesizers._sequential_dp`.
 4. **One budget, one accountant.** The patient's budget is split across the learned tables in
    proportion to ``privacy_weights`` (default: 1 each) by :func:`plan_budget`: in zCDP
    (``ρ`` of (ε, 0.9 δ) split by weight, δ split by weight) when every table model releases
@@ -221,7 +225,7 @@ def cap_rows(
             gone = dropped_keys.get(rel["parent_table_name"])
             if gone is not None and len(gone):
                 keep &= ~df[rel["child_foreign_key"]].isin(gone).to_numpy()
-        keep &= _within_cap(codes[name], keep, caps[name], rng)
+        keep &= _within_cap(codes[name], keep, caps[name], rng, _time_order(md, name, df))
         if keep.all():
             continue
         pk = md.tables[name].primary_key
@@ -253,13 +257,35 @@ def _unlink_dropped(md: Metadata, name: str, kept: pd.DataFrame, gone: pd.Index)
     return kept
 
 
+def _time_order(md: Metadata, name: str, df: pd.DataFrame) -> np.ndarray | None:
+    """The time of each row of a table learned as sequences (its ``sequence_index`` as
+    numbers; missing last), None for other tables: a cap keeps a patient's first events."""
+    table = md.tables[name]
+    index = table.sequence_index
+    if index is None or index not in df.columns:
+        return None
+    values = df[index]
+    if table.sdtype(index) == "datetime":
+        fmt = table.columns[index].get("datetime_format") or "mixed"
+        parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+        time = parsed.astype("int64").to_numpy(dtype=np.float64)
+        time[parsed.isna().to_numpy()] = np.inf
+        return time
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.inf)
+
+
 def _within_cap(
-    code: np.ndarray, alive: np.ndarray, cap: int, rng: np.random.Generator
+    code: np.ndarray,
+    alive: np.ndarray,
+    cap: int,
+    rng: np.random.Generator,
+    time: np.ndarray | None = None,
 ) -> np.ndarray:
-    """True for the rows within the first ``cap`` of their patient in a random order."""
+    """True for the rows within the first ``cap`` of their patient in a random order (in
+    ``time`` order when given)."""
     n = len(code)
     group = np.where(alive, code, -1)  # dropped rows do not use a place
-    order = np.lexsort((rng.random(n), group))
+    order = np.lexsort((rng.random(n) if time is None else time, group))
     sorted_group = group[order]
     starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
     sizes = np.diff(np.r_[starts, n])

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinsynth.errors import DataError, MetadataError, ParameterError
+from clinsynth.errors import DataError, MetadataError
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import BaseSynthesizer
 from clinsynth.synthesizers import _sequence_data as sd
@@ -36,19 +36,6 @@ SEQUENCE_MODEL = "sequential"
 def sequence_tables(md: Metadata) -> list[str]:
     """Tables whose metadata has a ``sequence_index``."""
     return [name for name, table in md.tables.items() if table.sequence_index is not None]
-
-
-def refuse_private_sequences(md: Metadata, tables: list[str]) -> None:
-    """Differential privacy has no sequence model yet: a schema with one is refused."""
-    if tables:
-        raise ParameterError(
-            f"Table(s) {', '.join(repr(t) for t in tables)} have a sequence_index and would be "
-            "synthesized as sequences, which have no differential privacy yet (epsilon). Fit "
-            "without epsilon, or remove the sequence_index "
-            f"(metadata.set_sequence_index(None, table_name={tables[0]!r}) and the same for "
-            "set_sequence_key) to learn their rows as independent children with patient-level "
-            "privacy."
-        )
 
 
 def check_sequence_table(name: str, md: Metadata, link: dict[str, Any]) -> str:

@@ -96,6 +96,29 @@ def time_axis(series: pd.Series, spec: dict[str, Any]) -> TimeAxis:
     return TimeAxis("number", 1e-6, None, False)
 
 
+#: strftime directives of a time of day: a date format without them is a day resolution.
+_TIME_OF_DAY = ("%H", "%I", "%M", "%S", "%f", "%X", "%T", "%R", "%c", "%p")
+
+
+def declared_axis(series: pd.Series, spec: dict[str, Any]) -> TimeAxis:
+    """The time axis from the metadata alone (differential privacy: no value is read):
+    dates in days when their ``datetime_format`` has no time of day, else in seconds;
+    integer numbers in units, other numbers in thousandths.
+
+    >>> declared_axis(pd.Series(["2020-01-02"]), {"sdtype": "datetime",
+    ...                                            "datetime_format": "%Y-%m-%d"}).unit
+    86400.0
+    """
+    if spec["sdtype"] == "datetime":
+        fmt = spec.get("datetime_format")
+        daily = fmt is not None and not any(d in fmt for d in _TIME_OF_DAY)
+        text = not pd.api.types.is_datetime64_any_dtype(series)
+        return TimeAxis("datetime", 86_400.0 if daily else 1.0, fmt, True, text)
+    if _is_int(spec):
+        return TimeAxis("number", 1.0, None, True)
+    return TimeAxis("number", 1e-3, None, False)
+
+
 def _is_int(spec: dict[str, Any]) -> bool:
     return str(spec.get("computer_representation", "Float")).lower().startswith(("int", "uint"))
 
@@ -362,20 +385,23 @@ def fit_window(
 
 
 def gap_scores(
-    log_gaps: np.ndarray, first: np.ndarray, seed: int
+    log_gaps: np.ndarray, first: np.ndarray, seed: int, knots: list[float] | None = None
 ) -> tuple[np.ndarray, list[float]]:
     """Normal scores of the log gaps through their empirical distribution, and its quantile
-    knots: the means of runs of at least 5 consecutive sorted gaps (no gap of its own). A gap
-    equal to several knots (many equal gaps) is spread at random over their probabilities.
-    First events (no gap) score 0."""
-    later = np.ones(len(log_gaps), dtype=bool)
-    later[first] = False
-    values = log_gaps[later]
-    k = int(np.clip(len(values) // 5, 2, 200))
+    knots: the means of runs of at least 5 consecutive sorted gaps (no gap of its own), or
+    the ``knots`` given (differential privacy: from a noisy histogram). A gap equal to
+    several knots (many equal gaps) is spread at random over their probabilities. First
+    events (no gap) score 0."""
+    if knots is None:
+        later = np.ones(len(log_gaps), dtype=bool)
+        later[first] = False
+        values = log_gaps[later]
+        k = int(np.clip(len(values) // 5, 2, 200))
+        # Microaggregated: each knot is the mean of one of k runs of >= 5 sorted gaps.
+        knots = [float(g.mean()) for g in np.array_split(np.sort(values), k)]
+    k = len(knots)
     probs = (np.arange(k) + 0.5) / k
-    # Microaggregated: each knot is the mean of one of k runs of >= 5 consecutive sorted gaps.
-    knots = np.array([g.mean() for g in np.array_split(np.sort(values), k)])
-    knots = np.maximum.accumulate(knots)
+    knots = np.maximum.accumulate(np.asarray(knots, dtype=np.float64))
     cdf = np.interp(log_gaps, knots, probs, left=probs[0], right=probs[-1])
     left = np.searchsorted(knots, log_gaps, "left")
     right = np.searchsorted(knots, log_gaps, "right") - 1

@@ -18,6 +18,11 @@ past the upper bound into the window. Rules of the metadata on
 context columns go to the copula, rules on event columns are reparametrized for the event
 network as other models do, and the rules that mix the two are checked on every event row
 (patients with a broken row get new events, a bounded number of times).
+
+With ``epsilon`` the patient is the unit of privacy (:mod:`clinsynth.synthesizers.
+_sequential_dp`): sequences cut to ``max_sequence_length`` events, the context table learned by
+the DP marginal model, the event statistics and gap knots from noisy histograms, and the event
+network trained by DP-SGD over whole sequences (one clipped gradient per patient).
 """
 
 from __future__ import annotations
@@ -36,10 +41,16 @@ from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import _rules
 from clinsynth.synthesizers import _sequence_data as sd
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _is_int
+from clinsynth.synthesizers._dp import DP_PARAMETERS
 from clinsynth.synthesizers._registry import register
+from clinsynth.synthesizers._sequential_dp import (
+    DEFAULT_MAX_SEQUENCE_LENGTH,
+    SequencePrivacy,
+    truncate,
+)
 from clinsynth.synthesizers._sequential_state import get_state, rule_columns, set_state
 from clinsynth.synthesizers.nn._layers import SpanLayout
-from clinsynth.synthesizers.nn._sequence import GapCoding, SequenceNet, train
+from clinsynth.synthesizers.nn._sequence import GapCoding, SequenceNet, train, train_private
 from clinsynth.transform import SpanInfo, TableTransformer
 
 logger = logging.getLogger(__name__)
@@ -78,10 +89,20 @@ class SequentialSynthesizer(BaseSynthesizer):
         distribution (one smooth value, the default) or mode-specific normalization (a mixture
         component and a scaled value, as TVAE and CTGAN).
     epsilon : float, optional
-        Differential privacy with the patient as the unit is not available yet: any value
-        is refused with an error (None trains without it). A schema of patients and events
-        fitted with :class:`~clinsynth.multitable.HMASynthesizer` and ``epsilon`` is private
-        per patient (``docs/PRIVACY.md``).
+        Differential privacy with the patient (the sequence key) as the unit: one
+        (epsilon, delta) for all the events of a patient (``docs/PRIVACY.md``, section on
+        sequences). None trains without it.
+    delta : float, optional
+        δ of the guarantee, below ``1/n`` for ``n`` patients; default ``1/(10 n)``.
+    max_grad_norm : float
+        Clipping norm of each patient's (sequence's) gradient in DP-SGD.
+    public_bounds : dict, optional
+        Public ranges and category lists of columns, which cost no budget (DP only).
+    max_sequence_length : int, optional
+        With ``epsilon``: the events kept per patient, the first ones in time (longer
+        sequences are cut, which bounds a patient's influence); None gives
+        :data:`~clinsynth.synthesizers._sequential_dp.DEFAULT_MAX_SEQUENCE_LENGTH` (20).
+        Without ``epsilon`` every event is learned.
     **kwargs
         ``random_state``, ``device``, ``verbose``, ``progress``, ``constraints``, ... as for
         every model.
@@ -112,7 +133,8 @@ class SequentialSynthesizer(BaseSynthesizer):
         "learning_rate": (_is_float(1e-12), "a float > 0"),
         "loss_factor": (_is_float(1e-12), "a float > 0"),
         "numerical_encoding": (lambda v: v in ("mode", "quantile"), "'mode' or 'quantile'"),
-        "epsilon": (lambda v: v is None or _is_float(1e-12)(v), "None or a float > 0"),
+        **DP_PARAMETERS,
+        "max_sequence_length": (lambda v: v is None or _is_int(2)(v), "None or an int >= 2"),
     }
 
     def __init__(
@@ -128,6 +150,10 @@ class SequentialSynthesizer(BaseSynthesizer):
         loss_factor: float = 2.0,
         numerical_encoding: str = "quantile",
         epsilon: float | None = None,
+        delta: float | None = None,
+        max_grad_norm: float = 1.0,
+        public_bounds: dict[str, Any] | None = None,
+        max_sequence_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(metadata, **kwargs)
@@ -140,6 +166,10 @@ class SequentialSynthesizer(BaseSynthesizer):
         self.learning_rate = learning_rate
         self.loss_factor = loss_factor
         self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.public_bounds = public_bounds
+        self.max_sequence_length = max_sequence_length
 
     # ------------------------------------------------------------------ fit
     def _keys(self, table: TableMetadata) -> tuple[str, str]:
@@ -155,15 +185,6 @@ class SequentialSynthesizer(BaseSynthesizer):
 
     def _check_options(self) -> None:
         self._validate_params()
-        if self.epsilon is not None:
-            raise ParameterError(
-                f"The 'epsilon' parameter of {type(self).__name__} is not supported yet: "
-                "differential privacy with the patient as the unit is not implemented for "
-                "sequences. Use epsilon=None, or split the table into patients (the sequence "
-                "key and the columns constant per patient) and events and fit "
-                "HMASynthesizer(..., table_synthesizers='dp_marginal', epsilon=...), which is "
-                "private per patient (the order of events is then not modelled)."
-            )
         if self.refine:
             raise ParameterError(
                 f"The 'refine' parameter of {type(self).__name__} works on single rows, not "
@@ -187,8 +208,16 @@ class SequentialSynthesizer(BaseSynthesizer):
         self.num_training_rows_ = int(len(data))
         self.num_training_sequences_ = int(data[key].nunique())
         self._dtypes_ = {c: str(data[c].dtype) for c in table.columns}
-        self._axis_ = sd.time_axis(data[index], table.columns[index])
+        #: The patient-level differential privacy of this fit (None without epsilon).
+        self._seq_dp_ = self._sequence_privacy()
+        self.privacy_budget_: dict[str, Any] | None = None
+        if self._seq_dp_ is None:
+            self._axis_ = sd.time_axis(data[index], table.columns[index])
+        else:
+            self._axis_ = sd.declared_axis(data[index], table.columns[index])
         events = sd.sort_events(data[list(table.columns)], key, index, self._axis_)
+        if self._seq_dp_ is not None:
+            events = truncate(events, key, self._seq_dp_.max_length)
         others = [c for c in table.columns if c not in (key, index)]
         self._context_ = sd.detect_context(events, key, others, self.context_columns)
         self._event_columns_ = [c for c in others if c not in self._context_]
@@ -209,12 +238,24 @@ class SequentialSynthesizer(BaseSynthesizer):
         self._rules_ = event_rules + mixed
         self._n_event_rules_ = len(event_rules)
         self._train(encoded, lengths, room)
+        self._seq_dp_ = None  # the budget is in privacy_budget_; the part is not kept
         self._fitted = True
         self._refiner_ = None
         self.fit_seconds_ = time.perf_counter() - start
         self.reset_sampling()
         logger.info("%s fitted in %.2f s", type(self).__name__, self.fit_seconds_)
         return self
+
+    def _sequence_privacy(self) -> SequencePrivacy | None:
+        """The patient-level budget of this fit (None without ``epsilon``)."""
+        self.max_sequence_length_: int | None = None
+        if self.epsilon is None:
+            return None
+        if self.max_sequence_length is None:
+            self.max_sequence_length_ = DEFAULT_MAX_SEQUENCE_LENGTH
+        else:
+            self.max_sequence_length_ = int(self.max_sequence_length)
+        return SequencePrivacy(self, self.num_training_sequences_)
 
     def _split_rules(self, rules: list) -> tuple[list, list, list]:
         """Rules on context columns only, on event columns only, and the others."""
@@ -260,28 +301,64 @@ class SequentialSynthesizer(BaseSynthesizer):
         if self._bounds_.upper:
             _, high = sd.limits(context, self._bounds_, self._axis_)
             context[sd.RATE] = sd.event_rate(lengths, context[sd.START].to_numpy(), high)
-        # The same first time (or count) for every patient: a constant, not a copula column.
+        # The same first time (or count) for every patient: a constant, not a copula column
+        # (with differential privacy a value read from the data: the DP model learns it).
         self._constants_ = {
             c: context[c].iloc[0].item()
             for c in (sd.N_EVENTS, sd.START, sd.RATE)
-            if c in context and context[c].notna().all() and context[c].nunique() == 1
+            if c in context
+            and context[c].notna().all()
+            and context[c].nunique() == 1
+            and self._seq_dp_ is None
         }
         full, context = context, context.drop(columns=list(self._constants_))
         context_table = self._context_table(table, rules)
-        self._context_model_ = GaussianCopulaSynthesizer(
-            Metadata({"context": context_table}),
-            enforce_min_max_values=self.enforce_min_max_values,
-            enforce_rounding=self.enforce_rounding,
-            locale=self.locale,
-            rare_category_threshold=self.rare_category_threshold,
-            random_state=derive_seed(rng),
-        ).fit(context)
+        options = {
+            "enforce_min_max_values": self.enforce_min_max_values,
+            "enforce_rounding": self.enforce_rounding,
+            "locale": self.locale,
+            "rare_category_threshold": self.rare_category_threshold,
+            "random_state": derive_seed(rng),
+        }
+        dp = self._seq_dp_
+        if dp is None:
+            model = GaussianCopulaSynthesizer(Metadata({"context": context_table}), **options)
+            self._context_model_ = model.fit(context)
+        else:
+            self._context_model_ = self._private_context_model(context_table, context, options)
         plain = TableMetadata(context_table.columns, key)
         self._context_encoder_ = TableTransformer(
-            plain, numerical="quantile", rare_category_threshold=self.rare_category_threshold
+            plain,
+            numerical="quantile",
+            rare_category_threshold=self.rare_category_threshold,
+            privacy=None if dp is None else dp.statistics("encoder"),
         ).fit(context)
         self._context_encoded_ = self._encode_context(context)
         return full
+
+    def _private_context_model(
+        self, context_table: TableMetadata, context: pd.DataFrame, options: dict[str, Any]
+    ) -> BaseSynthesizer:
+        """The DP marginal model of the per-patient table, with its share of the budget; the
+        number of events gets public bounds (at most the events kept) and its ledger joins
+        the model's."""
+        from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
+
+        dp = self._seq_dp_
+        epsilon, delta = dp.context_budget()
+        most = min(dp.max_length, dp.events_per_unit) if dp.schema else dp.max_length
+        bounds = {sd.N_EVENTS: (1, most)} if sd.N_EVENTS in context_table.columns else {}
+        model = DPMarginalSynthesizer(
+            Metadata({"context": context_table}),
+            epsilon=epsilon,
+            delta=delta,
+            public_bounds={**bounds, **(self.public_bounds or {})},
+            **options,
+        )
+        model.dp_rows_per_unit = dp.sequences_per_unit
+        model.fit(context)
+        dp.absorb(model)
+        return model
 
     def _encode_context(self, context: pd.DataFrame) -> np.ndarray:
         columns = self._context_encoder_.column_names
@@ -312,13 +389,18 @@ class SequentialSynthesizer(BaseSynthesizer):
         frame, model_table = _rules.reparametrize(
             rules, frame, self._event_table_, rare_threshold=self.rare_category_threshold
         )
+        dp = self._seq_dp_
         self._transformer_ = TableTransformer(
             model_table,
             numerical=self.numerical_encoding,
             enforce_min_max=self.enforce_min_max_values,
             locale=self.locale,
             rare_category_threshold=self.rare_category_threshold,
-        ).fit(frame)
+            privacy=None if dp is None else dp.statistics("events"),
+        )
+        # With DP the statistics read one event per patient (sensitivity 1 patient, 1 row).
+        seen = frame if dp is None else frame.iloc[dp.one_per_sequence(first, lengths)]
+        self._transformer_.fit(seen.reset_index(drop=True))
         if not self.enforce_rounding:
             for column in model_table.columns:
                 t = self._transformer_.get_transformer(column)
@@ -334,7 +416,14 @@ class SequentialSynthesizer(BaseSynthesizer):
         self, encoded: np.ndarray, log_gaps: np.ndarray, first: np.ndarray
     ) -> np.ndarray:
         """The encoded events with the gap's normal score as a last column."""
-        scores, self._gap_knots_ = sd.gap_scores(log_gaps, first, self._fit_seed_)
+        knots = None
+        dp = self._seq_dp_
+        if dp is not None:  # one gap per patient with two events or more
+            lengths = np.diff(np.r_[first, len(log_gaps)])
+            later = first[lengths > 1] + 1
+            pick = dp.one_per_sequence(later, lengths[lengths > 1] - 1)
+            knots = dp.gap_knots(log_gaps[pick])
+        scores, self._gap_knots_ = sd.gap_scores(log_gaps, first, self._fit_seed_, knots)
         return np.concatenate([encoded, scores[:, None].astype(np.float32)], axis=1)
 
     def _gap_coding(self) -> GapCoding:
@@ -385,6 +474,9 @@ class SequentialSynthesizer(BaseSynthesizer):
             if self.verbose:
                 print(f"Epoch {epoch + 1}/{epochs} | loss {loss:.4f}", flush=True)
 
+        if self._seq_dp_ is not None:
+            self._train_private(events, lengths, context, room, epochs, generator, on_epoch)
+            return
         history = train(
             self._net,
             events.to(device),
@@ -403,6 +495,45 @@ class SequentialSynthesizer(BaseSynthesizer):
         self._loss_history_ = pd.DataFrame(
             {"epoch": np.arange(1, len(history) + 1), "loss": history}
         )
+
+    def _train_private(
+        self,
+        events: torch.Tensor,
+        lengths: np.ndarray,
+        context: torch.Tensor,
+        room: np.ndarray,
+        epochs: int,
+        generator: torch.Generator,
+        on_epoch: Any,
+    ) -> None:
+        """DP-SGD over whole sequences (one patient, one clipped gradient), its noise
+        calibrated to spend what the other parts left of the budget."""
+        device = self._device()
+        n = len(lengths)
+        batch = min(int(self.batch_size), n)
+        per_epoch = -(-n // batch)
+        dp = self._seq_dp_
+        private = dp.sgd(self._net, n, batch, epochs * per_epoch, generator)
+        train_private(
+            self._net,
+            events.to(device),
+            torch.from_numpy(lengths.astype(np.int64)).to(device),
+            context.to(device),
+            torch.from_numpy(room).to(device),
+            self._layout,
+            private,
+            epochs=epochs,
+            steps_per_epoch=per_epoch,
+            learning_rate=self.learning_rate,
+            loss_factor=self.loss_factor,
+            generator=generator,
+            on_epoch=on_epoch,
+        )
+        self._net.eval()
+        self._loss_history_ = None  # a loss of real rows is not released
+        details = private.record(dp.accountant)
+        key = self._table_metadata().sequence_key
+        self.privacy_budget_ = dp.budget(key, **details, epochs=int(epochs))
 
     # ------------------------------------------------------------------ sample
     def reset_sampling(self, seed: int | None = None) -> None:
@@ -632,6 +763,8 @@ class SequentialSynthesizer(BaseSynthesizer):
         start = np.clip(np.rint(patients[sd.START].to_numpy(dtype=np.float64)), low, high)
         by_rate = bool(self._bounds_.upper) and not exact
         lengths = sd.event_counts(patients, start, high, by_rate)
+        if self.max_sequence_length_ is not None:  # DP: no longer than the sequences learned
+            lengths = np.minimum(lengths, self.max_sequence_length_)
         device = self._device()
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
         context = torch.from_numpy(self._encode_context(patients)).to(device)
@@ -677,7 +810,15 @@ class SequentialSynthesizer(BaseSynthesizer):
             **inner.get("rare_levels_merged", {}),
             **report_["rare_levels_merged"],
         }
-        report_["guarantee"] = "none: no differential privacy (not available for sequences yet)"
+        if self.privacy_budget_:
+            report_["not_covered"] = [
+                *report_.get("not_covered", []),
+                *self.privacy_budget_.get("sequence_not_covered", []),
+            ]
+        else:
+            report_["guarantee"] = (
+                "none: no differential privacy (use epsilon= for a guarantee per patient)"
+            )
         report_["generated_columns"] = sorted(
             {*report_["generated_columns"], *inner.get("generated_columns", [])}
         )

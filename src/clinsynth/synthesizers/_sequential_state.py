@@ -75,6 +75,7 @@ def context_model_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     state, tensors = model._get_state()
     params = {k: v for k, v in model.get_params().items() if k not in model._runtime_params}
     return {
+        "model": model._model_name,
         "metadata": model.get_metadata().to_dict(),
         "params": jsonable_params(params),
         "transformer": model._transformer_.to_dict(),
@@ -86,11 +87,19 @@ def context_model_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def context_model_from_state(state: dict[str, Any], tensors: dict[str, Any]) -> Any:
-    """Rebuild the context copula saved by :func:`context_model_state`."""
+    """Rebuild the context model saved by :func:`context_model_state`: the Gaussian copula,
+    or the DP marginal model of a model fitted with differential privacy."""
     from clinsynth.synthesizers._copula import GaussianCopulaSynthesizer
+    from clinsynth.synthesizers._dp_marginal import DPMarginalSynthesizer
 
+    classes = {"gaussian_copula": GaussianCopulaSynthesizer, "dp_marginal": DPMarginalSynthesizer}
+    name = state.get("model", "gaussian_copula")
+    if name not in classes:
+        raise BundleError(
+            f"model.json context_model names the model {name!r}; expected one of {sorted(classes)}."
+        )
     metadata = Metadata.from_dict(state["metadata"])
-    model = GaussianCopulaSynthesizer(metadata, **state["params"])
+    model = classes[name](metadata, **state["params"])
     model._transformer_ = TableTransformer.from_dict(
         state["transformer"], metadata, where="model.json context_model transformer"
     )
@@ -118,6 +127,7 @@ def get_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "n_event_rules": model._n_event_rules_,
         "gap_knots": model._gap_knots_,
         "num_sequences": model.num_training_sequences_,
+        "max_sequence_length": model.max_sequence_length_,
         "constants": model._constants_,
         "event_table": model._event_table_.to_dict(),
         "event_model_table": model._transformer_._table().to_dict(),
@@ -147,6 +157,12 @@ def set_state(model: Any, state: dict[str, Any], tensors: dict[str, Any]) -> Non
     model._n_event_rules_ = int(state["n_event_rules"])
     model._gap_knots_ = [float(v) for v in state["gap_knots"]]
     model.num_training_sequences_ = int(state.get("num_sequences", 0))
+    longest = state.get("max_sequence_length")
+    if longest is not None and (not isinstance(longest, int) or isinstance(longest, bool)):
+        raise BundleError("model.json max_sequence_length must be an int or null.")
+    if longest is not None and longest < 1:
+        raise BundleError("model.json max_sequence_length must be >= 1.")
+    model.max_sequence_length_ = longest
     constants = state.get("constants", {})
     if not isinstance(constants, dict) or not all(
         k in (sd.N_EVENTS, sd.START, sd.RATE) and isinstance(v, int | float)

@@ -7,12 +7,18 @@ decodes the next event, every column of it at once (the latent ``z_t`` carries t
 between the columns of one event). Training is teacher-forced over padded batches of patients;
 sampling runs the steps in time order, vectorized over patients, each step over the patients
 whose sequence is still running (patients sorted by length, so those are a prefix).
+
+With differential privacy (:func:`train_private`) the training example is one whole sequence:
+:meth:`SequenceNet.forward` is the loss of each sequence of a padded batch (the GRU unrolled
+on its own weights, padded steps masked out), so that ``torch.func`` can take one gradient per
+sequence, which DP-SGD clips and noises (:class:`~clinsynth.privacy.DPSGD`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -145,6 +151,55 @@ class SequenceNet(nn.Module):
         nll = reconstruction_loss(raw, x, layout, self.sigma)
         return (loss_factor * nll + gaussian_kl(mu_q, lv_q, mu_p, lv_p)) / x.shape[0]
 
+    def _unrolled_gru(self, inputs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The GRU's states ``(b, t, hidden)`` computed step by step from its own weights
+        (``nn.GRU``'s equations, gates r, z, n): ``torch.func`` can batch it per sequence."""
+        gru = self.gru
+        gates_in = inputs @ gru.weight_ih_l0.T + gru.bias_ih_l0
+        states = []
+        for t in range(inputs.shape[1]):
+            gates_h = state @ gru.weight_hh_l0.T + gru.bias_hh_l0
+            i_r, i_z, i_n = gates_in[:, t].chunk(3, dim=-1)
+            h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            state = (1 - z) * torch.tanh(i_n + r * h_n) + z * state
+            states.append(state)
+        return torch.stack(states, dim=1)
+
+    def forward(
+        self,
+        events: torch.Tensor,
+        mask: torch.Tensor,
+        context: torch.Tensor,
+        lengths: torch.Tensor,
+        room: torch.Tensor,
+        noise: torch.Tensor,
+        layout: SpanLayout,
+        loss_factor: float,
+    ) -> torch.Tensor:
+        """The negative ELBO of each sequence of a padded batch, per event: ``(b,)``.
+
+        ``events`` ``(b, t, dim)`` zero on padded steps, ``mask`` ``(b, t)`` (1.0 on real
+        steps), ``noise`` ``(b, t, latent)`` the reparametrization draws. No boolean indexing
+        and no cuDNN GRU: the function is batched per sequence by ``torch.func.vmap``.
+        """
+        b, t, d = events.shape
+        previous = torch.cat([events.new_zeros(b, 1, d), events[:, :-1]], dim=1)
+        states = self._unrolled_gru(previous, self.start(context))
+        steps = step_features(
+            torch.arange(t, device=events.device).expand(b, t), lengths.unsqueeze(1), room
+        )
+        cond = torch.cat([states, context.unsqueeze(1).expand(b, t, -1), steps, previous], dim=2)
+        mu_p, lv_p = self._gaussian(self.prior(cond))
+        mu_q, lv_q = self._gaussian(self.encoder(torch.cat([cond, events], dim=2)))
+        z = mu_q + noise * torch.exp(0.5 * lv_q)
+        raw = self.decoder(torch.cat([cond, z], dim=2))
+        nll = _masked_nll(raw.reshape(b * t, d), events.reshape(b * t, d), layout, self.sigma)
+        kl = 0.5 * (lv_p - lv_q + (lv_q.exp() + (mu_q - mu_p).pow(2)) / lv_p.exp() - 1).sum(2)
+        per_step = loss_factor * nll.reshape(b, t) + kl
+        return (per_step * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
     @torch.no_grad()
     def generate(
         self,
@@ -190,6 +245,90 @@ class SequenceNet(nn.Module):
             ticks[where[:k] + t] = clock[:k]
             previous = x
         return out, ticks
+
+
+def _masked_nll(
+    raw: torch.Tensor, target: torch.Tensor, layout: SpanLayout, sigma: torch.Tensor
+) -> torch.Tensor:
+    """Negative log-likelihood of each row (``(rows,)``), as
+    :func:`~clinsynth.synthesizers.nn._layers.reconstruction_loss` sums it over rows."""
+    s = layout.n_scalar
+    pieces = layout.split(raw)
+    loss = raw.new_zeros(raw.shape[0])
+    if s:
+        pred = torch.tanh(pieces[0])
+        if layout.n_linear:
+            pred = torch.cat([pred, pieces[1]], dim=1)
+        loss = loss + (((target[:, :s] - pred) / sigma) ** 2).sum(1) / 2 + torch.log(sigma).sum()
+    for (_, count, width), logits, (block, _) in zip(
+        layout.groups, pieces[2:], layout.blocks(target), strict=True
+    ):
+        view, axis = layout.block_view(logits, count, width)
+        term = block * torch.log_softmax(view, dim=axis)
+        loss = loss - term.reshape(term.shape[0], -1).sum(1)
+    return loss
+
+
+def _padded(
+    events: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor, room: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The events of a batch of sequences padded to the longest (zeros), the mask and room."""
+    device = events.device
+    longest = int(lengths.max()) if len(lengths) else 1
+    steps = torch.arange(longest, device=device)
+    mask = steps.unsqueeze(0) < lengths.unsqueeze(1)
+    rows = torch.where(mask, offsets.unsqueeze(1) + steps, 0)
+    batch = events[rows] * mask.unsqueeze(2)
+    space = torch.where(mask, room[rows], torch.zeros((), device=device))
+    return batch, mask, space
+
+
+def train_private(
+    net: SequenceNet,
+    events: torch.Tensor,
+    lengths: torch.Tensor,
+    context: torch.Tensor,
+    room: torch.Tensor,
+    layout: SpanLayout,
+    dp: Any,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    learning_rate: float,
+    loss_factor: float,
+    generator: torch.Generator,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> None:
+    """DP-SGD over whole sequences: ``epochs * steps_per_epoch`` steps of Adam on private
+    gradients. Each step draws a Poisson batch of sequences (``dp.batch``) and hands the
+    per-sequence loss to ``dp.step`` (a
+    :class:`~clinsynth.synthesizers._dp.DPSGDTraining`), which clips each sequence's
+    gradient and adds the noise: a patient's whole sequence is one clipped example. No loss
+    is reported (it would be computed on real rows outside the budget)."""
+    from torch.func import functional_call
+
+    offsets = torch.cumsum(lengths, 0) - lengths
+    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate, weight_decay=1e-5)
+    n = lengths.shape[0]
+    options = {"layout": layout, "loss_factor": loss_factor}
+
+    def row_loss(params: Any, *rows: torch.Tensor) -> torch.Tensor:
+        return functional_call(net, params, rows, options).sum()
+
+    for epoch in range(epochs):
+        for _ in range(steps_per_epoch):
+            idx = dp.batch(n, generator)
+            batch, mask, space = _padded(events, offsets[idx], lengths[idx], room)
+            noise = torch.randn(
+                (*mask.shape, net.latent_dim), generator=generator, device=events.device
+            )
+            optimizer.zero_grad(set_to_none=True)
+            dp.step(row_loss, batch, mask.float(), context[idx], lengths[idx], space, noise)
+            optimizer.step()
+            with torch.no_grad():
+                net.sigma.clamp_(0.01, 1.0)
+        if on_epoch is not None:
+            on_epoch(epoch, float("nan"))
 
 
 def train(
