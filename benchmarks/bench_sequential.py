@@ -15,6 +15,11 @@ the end of follow-up).
     .venv/bin/python benchmarks/bench_sequential.py --datasets simulated --patients 5000
     .venv-bench/bin/python benchmarks/bench_sequential.py --sdv --patients 1000 --sdv-epochs 128
     .venv/bin/python benchmarks/bench_sequential.py --datasets mt_pbc --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_sequential.py --datasets pbcseq --epsilon none 1 3
+
+``--epsilon`` fits our model once per value (``none``: without differential privacy), with
+the patient as the unit of privacy; the model column then reads ``clinsynth_sequential
+eps=1``.
 
 ``mt_pbc`` is the schema path: ``pbc`` (418 patients) -> ``pbcseq`` (its visits, FK ``id``,
 ``sequence_index`` ``day``) fitted by ``HMASynthesizer``, the visits learned as sequences under
@@ -122,6 +127,7 @@ def _fit_ours(
         batch_size=args["batch_size"],
         random_state=args["seed"],
         device=args["device"],
+        epsilon=args.get("epsilon"),
     ).fit(df)
     fit = time.perf_counter() - start
     start = time.perf_counter()
@@ -284,6 +290,12 @@ def main() -> None:
         default=None,
         help="simulated patients for PAR (default: as many as ours)",
     )
+    parser.add_argument(
+        "--epsilon",
+        nargs="+",
+        default=["none"],
+        help="budgets of our model, one run each ('none': no differential privacy)",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
     ns = parser.parse_args()
@@ -304,11 +316,16 @@ def main() -> None:
                 "sdv_patients": ns.sdv_patients,
                 "timeout": ns.timeout,
             }
-            models = ["clinsynth_sequential", *(["sdv_par"] if ns.sdv else [])]
+            budgets = [None if e.lower() == "none" else float(e) for e in ns.epsilon]
+            models = [
+                ("clinsynth_sequential" + (f" eps={e:g}" if e is not None else ""), e)
+                for e in budgets
+            ]
+            models += [("sdv_par", None)] if ns.sdv else []
             if name in SCHEMAS:  # PAR has no schema mode
-                models = ["clinsynth_hma_sequential"]
-            for model in models:
-                result = run(model, name, args)
+                models = [("clinsynth_hma_sequential", None)]
+            for model, epsilon in models:
+                result = run(model, name, {**args, "epsilon": epsilon})
                 results.append(result)
                 print(row(result), flush=True)
     if ns.json:

@@ -257,6 +257,13 @@ class SequentialSynthesizer(BaseSynthesizer):
             self.max_sequence_length_ = int(self.max_sequence_length)
         return SequencePrivacy(self, self.num_training_sequences_)
 
+    def _by_rate(self) -> bool:
+        """Whether the context model learns each patient's event rate over their follow-up
+        window (patients with an upper bound) rather than their count. Not with differential
+        privacy: the count has public bounds (1 to the events kept), a rate has none, and its
+        DP range is mostly noise on a few hundred patients."""
+        return bool(self._bounds_.upper) and self.max_sequence_length_ is None
+
     def _split_rules(self, rules: list) -> tuple[list, list, list]:
         """Rules on context columns only, on event columns only, and the others."""
         context, events = set(self._context_), set(self._event_columns_)
@@ -277,7 +284,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         columns = {key: dict(spec), **{c: dict(table.columns[c]) for c in self._context_}}
         columns[sd.N_EVENTS] = {"sdtype": "numerical", "computer_representation": "Int64"}
         columns[sd.START] = {"sdtype": "numerical", "computer_representation": "Int64"}
-        if self._bounds_.upper:
+        if self._by_rate():
             columns[sd.RATE] = {"sdtype": "numerical", "computer_representation": "Float"}
         for column in self._constants_:
             del columns[column]
@@ -298,7 +305,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         context = events.iloc[first][[key, *self._context_]].reset_index(drop=True)
         context[sd.N_EVENTS] = lengths.astype(np.int64)
         context[sd.START] = events["__ticks"].to_numpy()[first]
-        if self._bounds_.upper:
+        if self._by_rate():
             _, high = sd.limits(context, self._bounds_, self._axis_)
             context[sd.RATE] = sd.event_rate(lengths, context[sd.START].to_numpy(), high)
         # The same first time (or count) for every patient: a constant, not a copula column
@@ -331,7 +338,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             plain,
             numerical="quantile",
             rare_category_threshold=self.rare_category_threshold,
-            privacy=None if dp is None else dp.statistics("encoder"),
+            privacy=None if dp is None else dp.statistics("encoder", bounds=dp.count_bounds()),
         ).fit(context)
         self._context_encoded_ = self._encode_context(context)
         return full
@@ -346,8 +353,7 @@ class SequentialSynthesizer(BaseSynthesizer):
 
         dp = self._seq_dp_
         epsilon, delta = dp.context_budget()
-        most = min(dp.max_length, dp.events_per_unit) if dp.schema else dp.max_length
-        bounds = {sd.N_EVENTS: (1, most)} if sd.N_EVENTS in context_table.columns else {}
+        bounds = {c: b for c, b in dp.count_bounds().items() if c in context_table.columns}
         model = DPMarginalSynthesizer(
             Metadata({"context": context_table}),
             epsilon=epsilon,
@@ -652,7 +658,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         one whose window holds its given number of events at its learned rate is kept (the
         Gaussian copula alone often draws a follow-up too short for the count, and the events
         would be squeezed into it)."""
-        draws = _WINDOW_DRAWS if self._bounds_.upper and sd.RATE not in self._constants_ else 1
+        draws = _WINDOW_DRAWS if self._by_rate() and sd.RATE not in self._constants_ else 1
         n = len(given)
         rows = np.tile(np.arange(n), draws)
         patients = self._context_model_.sample_given_context(
@@ -761,7 +767,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         key, index = table.sequence_key, table.sequence_index
         low, high = sd.limits(patients, self._bounds_, self._axis_)
         start = np.clip(np.rint(patients[sd.START].to_numpy(dtype=np.float64)), low, high)
-        by_rate = bool(self._bounds_.upper) and not exact
+        by_rate = self._by_rate() and not exact
         lengths = sd.event_counts(patients, start, high, by_rate)
         if self.max_sequence_length_ is not None:  # DP: no longer than the sequences learned
             lengths = np.minimum(lengths, self.max_sequence_length_)

@@ -105,9 +105,12 @@ class SequencePrivacy:
         return self.dp.accountant
 
     # ------------------------------------------------------------------ the parts
-    def statistics(self, part: str, n_bins: int = 32) -> DPStatistics:
+    def statistics(
+        self, part: str, n_bins: int = 32, bounds: dict[str, Any] | None = None
+    ) -> DPStatistics:
         """The DP statistics of the event columns (``"events"``), the gaps (``"gaps"``) or
-        the context encoding (``"encoder"``): one row per sequence each."""
+        the context encoding (``"encoder"``): one row per sequence each. ``bounds``: public
+        bounds of the model's own columns (the user's win)."""
         share = SHARES[part]
         c = self.sequences_per_unit
         self.accountant.contribution = c
@@ -115,13 +118,24 @@ class SequencePrivacy:
         return DPStatistics(
             rho=self.rho * share / c**2,
             delta=self.delta * _RELEASE_DELTA_SHARE * share,
-            public_bounds={
-                k: tuple(v) if isinstance(v, tuple) else v for k, v in self.dp.public_bounds.items()
-            },
+            public_bounds={**(bounds or {}), **self._public()},
             n_bins=n_bins,
             random_state=int(seed.generate_state(1)[0]),
             accountant=self.accountant,
         )
+
+    def _public(self) -> dict[str, Any]:
+        """The user's public bounds, as :meth:`DifferentialPrivacy.plan` reads them."""
+        return {
+            k: tuple(v) if isinstance(v, tuple) else v for k, v in self.dp.public_bounds.items()
+        }
+
+    def count_bounds(self) -> dict[str, tuple[int, int]]:
+        """Public bounds of the number of events of a sequence: at most the events kept."""
+        from clinsynth.synthesizers._sequence_data import N_EVENTS
+
+        most = min(self.max_length, self.events_per_unit) if self.schema else self.max_length
+        return {N_EVENTS: (1, most)}
 
     def one_per_sequence(self, first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Row positions of one random event of each sequence (sequence ``i``: rows
