@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -94,3 +95,17 @@ def test_manifest_schema_refuses_unsafe_table_names(tmp_path):
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="without path separators"):
         clinsynth.load(bundle)
+
+
+def test_tensors_a_safe_load_cannot_read_are_refused_at_save():
+    """A model's numpy arrays are saved as tensors (a weights-only load reads them back);
+    an object a weights-only load refuses is refused when saving, naming its key."""
+    import numpy as np
+    import torch
+
+    raw = _bundle._tensor_bytes({"mean": np.arange(3.0), "nested": {"n": np.int64(4)}})
+    back = torch.load(io.BytesIO(raw), weights_only=True)
+    assert torch.equal(back["mean"], torch.arange(3.0, dtype=torch.float64))
+    assert back["nested"] == {"n": 4}
+    with pytest.raises(BundleError, match="'levels' is a ndarray"):
+        _bundle._tensor_bytes({"levels": np.array(["a", "b"], dtype=object)})

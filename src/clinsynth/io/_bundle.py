@@ -109,10 +109,34 @@ def _tensor_bytes(tensors: dict[str, Any]) -> bytes:
     import torch
 
     buffer = io.BytesIO()
-    torch.save(
-        {k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in tensors.items()}, buffer
-    )
+    torch.save({k: _loadable(v, k) for k, v in tensors.items()}, buffer)
     return buffer.getvalue()
+
+
+def _loadable(value: Any, key: str) -> Any:
+    """``value`` as what ``torch.load(weights_only=True)`` reads back: tensors (numpy arrays
+    become tensors), numbers, strings and containers of them. Anything else would be saved
+    but refused on load, so it is refused here, naming the key."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {k: _loadable(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_loadable(v, f"{key}[{i}]") for i, v in enumerate(value))
+    raise BundleError(
+        f"The model's tensor '{key}' is a {type(value).__name__}, which a bundle cannot hold "
+        "safely: give tensors, numeric numpy arrays, numbers or strings (put other state in "
+        "the JSON state)."
+    )
 
 
 def load_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
