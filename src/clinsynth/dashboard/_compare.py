@@ -87,9 +87,19 @@ def _scores(result) -> None:  # noqa: ANN001 - an EvaluationResult
     skipped = result.info.get("skipped", {})
     for section, why in skipped.items():
         st.caption(f"Not measured — {section}: {why}")
+    table = metrics_frame(result)
+    if len(table):
+        with st.expander("Headline metrics (each with which way is better)"):
+            st.dataframe(table, hide_index=True)
     if result.privacy is not None:
         with st.expander("Privacy risks in detail"):
             st.dataframe(result.privacy.risks, hide_index=True)
+
+
+def metrics_frame(result) -> pd.DataFrame:  # noqa: ANN001 - an EvaluationResult
+    """The registered metrics of the comparison: words, value, which way is better, threshold
+    (``clinsynth.evaluation.metrics``; the same rows as the HTML report's)."""
+    return result.metric_table(text=True).drop(columns="Key")
 
 
 def column_chart(name: str, data: dict) -> go.Figure:

@@ -22,6 +22,7 @@ from clinsynth.evaluation._common import (
     statistical_columns,
 )
 from clinsynth.evaluation._diagnostic import run_diagnostic
+from clinsynth.evaluation._metrics import metric_table
 from clinsynth.evaluation._plots import figure_data
 from clinsynth.evaluation._privacy import evaluate_privacy
 from clinsynth.evaluation._quality import evaluate_quality
@@ -103,12 +104,19 @@ class EvaluationResult:
                 rows.append((title[name], rep.get_score(), score_verdict(score)))
         return pd.DataFrame(rows, columns=["Section", "Score", "Verdict"])
 
+    def metric_table(self, *, text: bool = False) -> pd.DataFrame:
+        """One row per registered metric of the reports computed: its words, value, which way
+        is better and its threshold (see :func:`clinsynth.evaluation.metric_table`)."""
+        return metric_table(self.reports, text=text)
+
     def to_dict(self) -> dict[str, Any]:
-        """Everything as plain JSON values: the reports, the figures' data and the run info."""
+        """Everything as plain JSON values: the summary, the registered metrics' values, the
+        reports, the figures' data and the run info."""
         return jsonable(
             {
                 "clinsynth_version": __version__,
                 "summary": self.summary(),
+                "metrics": self.metric_table(),
                 "reports": {name: rep.to_dict() for name, rep in self.reports.items()},
                 "figures": self.figures,
                 "info": self.info,
