@@ -38,6 +38,9 @@ from clinsynth.io._atomic import atomic_write_text
 from clinsynth.metadata import Metadata
 
 _ORDER = ("diagnostic", "quality", "utility", "privacy")
+#: Each section's title ("Fidelity" for quality), from its report class.
+_KINDS = (DiagnosticReport, QualityReport, UtilityReport, PrivacyReport)
+_TITLES = {kind.name: kind.title for kind in _KINDS}
 _RANK = {"low": 0, "not measured": 0, "medium": 1, "high": 2}
 
 
@@ -83,10 +86,9 @@ class EvaluationResult:
     def summary(self) -> pd.DataFrame:
         """One row per section: ``Section``, ``Score`` (NaN if not run) and ``Verdict``."""
         rows = []
+        title = _TITLES
         for name in _ORDER:
             rep = getattr(self, name)
-            title = {"diagnostic": "Diagnostic", "quality": "Fidelity", "utility": "ML utility"}
-            title["privacy"] = "Privacy"
             if rep is None:
                 rows.append((title[name], float("nan"), "not measured"))
                 continue

@@ -14,6 +14,8 @@ that module stores instead.
 >>> m = get_metric("dcr_share")
 >>> m.family, m.direction, m.ideal
 ('privacy', 'lower', 0.5)
+>>> m.better, m.threshold_words
+('↓ lower is better (0.5 ideal)', "≤ 0.55 (auto's default limit)")
 >>> [m.name for m in metrics("privacy")]
 ['dcr_share', 'mia_auc', 'exact_copy_share']
 """
