@@ -4,6 +4,7 @@ summary, with no other file touched."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
@@ -86,6 +87,8 @@ def test_the_toy_metric_is_computed_into_the_result_and_the_reports(toy):
     assert "Headline metrics" in summary
     assert f"<td>Mean match</td><td>fidelity</td><td>{expected:.3f}</td>" in summary
     assert "↑ higher is better" in summary and "≥ 0.5 (toy limit)" in summary
+    # the sections' questions are the report classes' (the dashboard's hover help too)
+    assert all(html.escape(q) in summary for q in result.questions().values())
 
 
 def test_the_toy_metric_is_in_the_dashboards_comparison(toy):

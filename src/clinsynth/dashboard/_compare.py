@@ -16,16 +16,6 @@ from clinsynth.evaluation import plots
 from clinsynth.metadata import is_pii
 
 _NO_TARGET = "(none)"
-#: What each score measures, in plain words.
-EXPLAIN = {
-    "Diagnostic": "Is the synthetic table well formed (valid values, ranges, categories)?",
-    "Fidelity": "How closely the synthetic data follows the real statistics, column by column "
-    "and in pairs of columns.",
-    "ML utility": "Does a model trained on synthetic patients predict real patients as well as "
-    "one trained on real patients?",
-    "Privacy": "Could someone learn about a real patient from the synthetic data? 1 means no "
-    "measurable risk.",
-}
 
 
 #: Colour of each verdict (Streamlit's markdown colours).
@@ -77,10 +67,11 @@ def _keep(result: object | None) -> None:
 
 def _scores(result) -> None:  # noqa: ANN001 - an EvaluationResult
     summary = result.summary()
+    questions = result.questions()  # what each score measures, in plain words
     cells = st.columns(len(summary))
     for cell, (_, row) in zip(cells, summary.iterrows(), strict=True):
         score = row["Score"]
-        cell.metric(row["Section"], _score_text(score), help=EXPLAIN.get(row["Section"]))
+        cell.metric(row["Section"], _score_text(score), help=questions.get(row["Section"]))
         verdict = str(row["Verdict"])
         cell.markdown(f":{_COLOURS.get(verdict, 'orange')}[**{verdict}**]")
     st.caption("Scores go from 0 to 1; 1 is best. Hover over a score's title for what it measures.")

@@ -76,6 +76,11 @@ class EvaluationResult:
         pairs = {name: getattr(self, name) for name in _ORDER}
         return {k: v for k, v in pairs.items() if v is not None}
 
+    @staticmethod
+    def questions() -> dict[str, str]:
+        """The question each section of :meth:`summary` answers, by its title."""
+        return {kind.title: kind.question for kind in _KINDS}
+
     def privacy_verdict(self) -> str:
         """The worst privacy verdict: 'low', 'medium' or 'high' (or 'not measured')."""
         if self.privacy is None:

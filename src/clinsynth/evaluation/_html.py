@@ -428,13 +428,7 @@ def render_html(result: EvaluationResult) -> str:
     """The whole report as one HTML string."""
     info = result.info
     summary = result.summary()
-    explain = {
-        "Diagnostic": "Is the synthetic data well formed?",
-        "Fidelity": "Does it look like the real data?",
-        "ML utility": "Is it as useful for prediction?",
-        "Privacy": "Does it reveal the real patients? (1 = no measurable risk)",
-    }
-    summary["Question"] = summary["Section"].map(explain)
+    summary["Question"] = summary["Section"].map(result.questions())
     rows = info["rows"]
     model = info.get("model") or {}
     header = (
