@@ -243,7 +243,7 @@ def _model_params(
     param: list[str], seed: int | None, epochs: int | None, batch_size: int | None
 ) -> dict[str, Any]:
     """The model's parameters from --seed, --param NAME=VALUE, --epochs and --batch-size."""
-    from clinsynth.synthesizers._conditions import parse_value
+    from clinsynth.synthesizers._condition_parse import parse_value
 
     params: dict[str, Any] = {"random_state": seed}
     for item in param:

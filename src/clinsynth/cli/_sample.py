@@ -89,7 +89,7 @@ def sample(
         _sample_schema(synth, scale, seed, output, sql, schema)
         return
     num_rows = _prepare_table_model(synth, num_rows, scale, precision, seed)
-    from clinsynth.synthesizers._conditions import parse_condition_strings
+    from clinsynth.synthesizers._condition_parse import parse_condition_strings
 
     conditions = parse_condition_strings(condition) if condition else None
     if _stream.streams(synth, num_rows, output, sql, scheduler, batch_size):
