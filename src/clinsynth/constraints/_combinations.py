@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from clinsynth.constraints._rules import _PREFIX, Constraint
+from clinsynth.constraints._base import _PREFIX, Constraint
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from clinsynth.constraints._base import Constraint
 from clinsynth.constraints._discover_gates import conditional_identities, conditional_ranges
 from clinsynth.constraints._discover_levels import (
     build_nodes,
@@ -54,7 +55,6 @@ from clinsynth.constraints._discover_numbers import (
     point_mass_rule,
 )
 from clinsynth.constraints._logic import _LEARNED
-from clinsynth.constraints._rules import Constraint
 from clinsynth.constraints._table import TableLike
 
 _LEVELS = ("categorical", "ordinal", "boolean")

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._base import Constraint, _numeric
 from clinsynth.constraints._logic import _Condition
-from clinsynth.constraints._rules import Constraint, _numeric
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 

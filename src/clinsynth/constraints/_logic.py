@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinsynth.constraints._rules import Constraint
+from clinsynth.constraints._base import Constraint
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 

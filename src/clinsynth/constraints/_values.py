@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._base import Constraint, _numeric
 from clinsynth.constraints._formula import decimals_of
 from clinsynth.constraints._logic import plain
-from clinsynth.constraints._rules import Constraint, _numeric
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 
