@@ -89,7 +89,7 @@ class Constraint:
 
     def __init__(self) -> None:
         self.reparametrized = False
-        self.state: dict[str, Any] = {}
+        self.state_: dict[str, Any] = {}
         self.discovered = False
         self.support: dict[str, int] | None = None
 
@@ -147,7 +147,7 @@ class Constraint:
     def learn(self, data: pd.DataFrame, table: TableLike) -> None:
         """Learn what the checks need from the real rows (before any reparametrization)."""
         self.reparametrized = False
-        self.state = self._learn(data, table)
+        self.state_ = self._learn(data, table)
 
     def fit(self, data: pd.DataFrame, table: TableLike, touched: set[str]) -> None:
         """Learn the state and decide whether to reparametrize (columns untouched, data allow

@@ -102,12 +102,12 @@ class Range(Constraint):
             else (max(float(np.ptp(x)) if len(x) else 1.0, 1e-9))
         )
         # The margin keeps values exactly on a bound representable (log(0) is -inf).
-        self.state = {"eps": span * 1e-6}
+        self.state_ = {"eps": span * 1e-6}
         return True
 
     def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         x, _ = _numeric(data[self.column], table.columns[self.column])
-        eps = self.state["eps"]
+        eps = self.state_["eps"]
         out = data.copy()
         if self.low is not None and self.high is not None:
             p = np.clip((x - self.low + eps) / (self.high - self.low + 2 * eps), 1e-12, 1 - 1e-12)
@@ -125,7 +125,7 @@ class Range(Constraint):
 
     def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         y = pd.to_numeric(data[self.column], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-        eps = self.state["eps"]
+        eps = self.state_["eps"]
         if self.low is not None and self.high is not None:
             x = self.low - eps + (self.high - self.low + 2 * eps) / (1 + np.exp(-y))
             x = np.clip(x, self.low, self.high)

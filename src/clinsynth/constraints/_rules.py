@@ -71,7 +71,7 @@ class Inequality(Constraint):
             return False  # high known where low is missing: the difference cannot carry it
         diff = high - low
         positive = diff[diff > 0]
-        self.state = {"min_positive": float(positive.min()) if len(positive) else 1.0}
+        self.state_ = {"min_positive": float(positive.min()) if len(positive) else 1.0}
         return True
 
     def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
@@ -102,7 +102,7 @@ class Inequality(Constraint):
         diff = pd.to_numeric(data[self.high], errors="coerce").to_numpy(
             dtype=np.float64, na_value=np.nan
         )
-        floor = self.state["min_positive"] if self.strict else 0.0
+        floor = self.state_["min_positive"] if self.strict else 0.0
         high = low + np.maximum(diff, floor)
         out = data.copy()
         spec = table.columns[self.high]
@@ -160,11 +160,11 @@ class DateOrder(Constraint):
         return ok
 
     def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
-        self.state = {"pairs": []}
+        self.state_ = {"pairs": []}
         for pair in self._pairs():
             if not pair._fit(data, table):
                 return False
-            self.state["pairs"].append(pair.state)
+            self.state_["pairs"].append(pair.state_)
         return True
 
     def _transform(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
@@ -181,7 +181,7 @@ class DateOrder(Constraint):
 
     def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         out = data.copy()
-        for pair, state in zip(self._pairs(), self.state["pairs"], strict=True):
-            pair.state = state
+        for pair, state in zip(self._pairs(), self.state_["pairs"], strict=True):
+            pair.state_ = state
             out = pair._reverse(out, table)
         return out
