@@ -5,8 +5,11 @@ a cycle of tables."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from clinsynth.metadata._metadata import Metadata
+if TYPE_CHECKING:
+    from clinsynth.metadata._metadata import Metadata
+
 
 #: Least inclusion for each kind of name match (see the docstring of `_links`).
 MIN_INCLUSION = {"exact": 0.0, "stem": 0.5, "self": 0.9, "role": 0.9, "similar": 0.9}
