@@ -221,3 +221,7 @@ def test_fitted_state_ends_in_underscore_and_keeps_its_bundle_key():
     saved = to_json([rule])
     assert saved[0]["state"] == {"min_positive": 0.5}  # the bundle's key is unchanged
     assert from_json(saved)[0].state_ == rule.state_
+    # DP models list the declared rules whose fitted state read the data (by its new name).
+    from clinsynth.synthesizers._dp import _rules_outside_budget
+
+    assert _rules_outside_budget([rule, Inequality("a", "b")]) == [rule.describe()]
