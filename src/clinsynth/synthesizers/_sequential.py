@@ -38,8 +38,8 @@ from clinsynth.synthesizers import _sequence_data as sd
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_float, _is_int
 from clinsynth.synthesizers._registry import register
 from clinsynth.synthesizers._sequential_state import get_state, rule_columns, set_state
-from clinsynth.synthesizers.nn._layers import SpanLayout
 from clinsynth.synthesizers.nn._sequence import GapCoding, SequenceNet, train
+from clinsynth.synthesizers.nn._spans import SpanLayout
 from clinsynth.transform import SpanInfo, TableTransformer
 
 logger = logging.getLogger(__name__)
