@@ -25,7 +25,10 @@ With ``--model dp_marginal`` (the default) every approach is the DP marginal mod
 (noisy marginals on a maximum spanning tree; its default budget split and 16 bins): (a) and (d) are
 ``DPMarginalSynthesizer`` on a site's rows or on all of them, (c) is the marginal-based
 federation (``Plan(kind="dp_marginal")``: each site's noisy dependence scores and noisy tree
-marginals summed by the server). ``--rounds`` and ``--local-steps`` do not apply.
+marginals summed by the server), run twice: with secure aggregation (its default: the server
+sees only the masked sums, each site adds its share of one central mechanism's noise) and with
+each site's own full noise in the clear (``secure_aggregation=False``). ``--rounds`` and
+``--local-steps`` do not apply.
 ``--repeats R`` runs every approach R times with other noise and model seeds (the split stays
 the one of ``--seed``) and reports the mean and the standard deviation.
 
@@ -177,8 +180,18 @@ def run(n_sites: int, args, md, train, holdout, central, noise: int) -> list[dic
             "seconds": local_seconds,
         }
     )
-    # (c) the federation (in one process).
+    # (c) the federation (in one process): the marginal model with secure aggregation (its
+    # default) and with each site's full noise in the clear.
+    for secure in (True, False) if args.model == "dp_marginal" else (False,):
+        rows.append(federate(args, md, parts, train, holdout, noise, secure))
+    rows.append({"sites": n_sites, **central})
+    return rows
+
+
+def federate(args, md, parts, train, holdout, noise: int, secure: bool) -> dict:
+    """(c): the federation of ``parts``, run in one process."""
     started = time.perf_counter()
+    n_sites = len(parts)
     tokens = new_tokens(n_sites)
     plan = Plan(
         rounds=args.rounds,
@@ -187,6 +200,7 @@ def run(n_sites: int, args, md, train, holdout, central, noise: int) -> list[dic
         model=MODEL,
         kind=args.model,
         budget_split=tuple(float(x) for x in args.budget_split.split(",")),
+        secure_aggregation=secure,
     )
     federation = Federation(md, tokens, plan, min_sites=n_sites)
     sites = {
@@ -197,24 +211,22 @@ def run(n_sites: int, args, md, train, holdout, central, noise: int) -> list[dic
     }
     model = simulate(federation, sites)
     synthetic = model.sample(len(train))
-    fed_seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     spent = [sites[s].report()["epsilon_spent"] for s in sites]
-    rows.append(
-        {
-            "sites": n_sites,
-            "approach": "(c) federated",
-            **scores(train, holdout, md, synthetic),
-            "epsilon per site": args.epsilon,
-            "seconds": fed_seconds,
-        }
-    )
+    how = "secure aggregation" if secure else "per-site noise"
     print(
-        f"  federated: sites {[len(p) for p in parts]}, epsilon spent at each "
+        f"  federated ({how}): sites {[len(p) for p in parts]}, epsilon spent at each "
         f"{[round(s, 3) for s in spent]}",
         flush=True,
     )
-    rows.append({"sites": n_sites, **central})
-    return rows
+    label = f"(c) federated, {how}" if args.model == "dp_marginal" else "(c) federated"
+    return {
+        "sites": n_sites,
+        "approach": label,
+        **scores(train, holdout, md, synthetic),
+        "epsilon per site": args.epsilon,
+        "seconds": seconds,
+    }
 
 
 def main() -> None:

@@ -207,3 +207,21 @@ def test_a_formula_without_tolerance_allows_the_columns_rounding(data):
     model = GaussianCopulaSynthesizer(md, constraints=[rule], random_state=0).fit(df)
     syn = model.sample(300)
     np.testing.assert_allclose(syn["bmi"], syn["weight"] / (syn["height"] / 100) ** 2, atol=0.05)
+
+
+def test_fitted_state_ends_in_underscore_and_keeps_its_bundle_key():
+    from clinsynth.synthesizers._rules import from_json, to_json
+
+    df = pd.DataFrame({"low": [1.0, 2.0, 3.0, 4.0], "high": [3.0, 2.5, 7.0, 4.0]})
+    table = Metadata.detect_from_dataframe(df, discover_rules=False).get_table()
+    rule = Inequality("low", "high")
+    rule.fit(df, table, set())
+    assert rule.reparametrized and rule.state_ == {"min_positive": 0.5}
+    assert not hasattr(rule, "state")
+    saved = to_json([rule])
+    assert saved[0]["state"] == {"min_positive": 0.5}  # the bundle's key is unchanged
+    assert from_json(saved)[0].state_ == rule.state_
+    # DP models list the declared rules whose fitted state read the data (by its new name).
+    from clinsynth.synthesizers._dp import _rules_outside_budget
+
+    assert _rules_outside_budget([rule, Inequality("a", "b")]) == [rule.describe()]

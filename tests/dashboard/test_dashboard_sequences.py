@@ -146,3 +146,48 @@ def test_lab_trajectories_simulator_gives_a_longitudinal_table() -> None:
     no_crash(app)
     # The model's own choice of rounds for 1,000 patients (about 2,000 batches of 128).
     assert app.number_input(key="keep_epochs_sequential").value == 250
+
+
+def test_a_linked_table_is_declared_over_time() -> None:
+    """Linked tables: a child table's rows become events over time of its parent's rows."""
+    at = new_app()
+    at.radio(key="keep_data_source").set_value("Use built-in example data (no real patient)").run()
+    at.selectbox(key="keep_sim_kind").set_value("hospital").run()
+    at.number_input(key="keep_sim_rows").set_value(30)
+    at.button(key="simulate_button").click().run()
+    go(at, "Metadata")
+    at.selectbox(key="keep_md_table").set_value("visits").run()
+    no_crash(at)
+    assert not at.checkbox(key="seq_linked_on_visits").value
+    proposal = "`admission_date` orders the rows of each `patient_id`"
+    assert any(proposal in c.value for c in at.caption)
+    at.checkbox(key="seq_linked_on_visits").check().run()
+    no_crash(at)
+    visits = at.session_state["metadata"].tables["visits"]
+    assert (visits.sequence_key, visits.sequence_index) == ("patient_id", "admission_date")
+    assert at.selectbox(key="seq_linked_index_visits").value == "admission_date"
+    assert not errors(at) and not at.button(key="next_Metadata").disabled
+    # A column with ties within a patient cannot order the events: said, and the step waits.
+    at.selectbox(key="seq_linked_index_visits").set_value("length_of_stay").run()
+    assert any("Table 'visits'" in e for e in errors(at)), errors(at)
+    assert at.button(key="next_Metadata").disabled
+    at.selectbox(key="seq_linked_index_visits").set_value("admission_date").run()
+    assert not errors(at)
+    # lab_results has two parents: the link is chosen, patients' or visits'.
+    at.selectbox(key="keep_md_table").set_value("lab_results").run()
+    at.checkbox(key="seq_linked_on_lab_results").check().run()
+    assert at.selectbox(key="seq_linked_key_lab_results").options == [
+        "visit_id (rows of visits)",
+        "patient_id (rows of patients)",
+    ]
+    at.checkbox(key="seq_linked_on_lab_results").uncheck().run()
+    assert at.session_state["metadata"].tables["lab_results"].sequence_index is None
+    go(at, "Model")
+    assert any("Rows over time (visits, step 2)" in c.value for c in at.caption)
+    # The declared schema trains: the visits as each patient's sequence of events.
+    from clinsynth.multitable import HMASynthesizer
+
+    metadata = at.session_state["metadata"]
+    model = HMASynthesizer(metadata, synthesizer_params={"epochs": 2}, random_state=0)
+    model.fit(at.session_state["real"])
+    assert type(model.get_table_synthesizer("visits")).__name__ == "SequentialSynthesizer"

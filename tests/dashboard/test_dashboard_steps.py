@@ -334,6 +334,11 @@ def test_compare_shows_scores_verdicts_and_plots(app: AppTest) -> None:
     assert all(0 <= float(m.value) <= 1 for m in app.metric)
     verdicts = " ".join(md.value for md in app.markdown)
     assert "risk" in verdicts
+    # the headline metrics, as the registry lists them (clinsynth.evaluation.metrics)
+    from clinsynth.evaluation import metrics
+
+    table = next(df.value for df in app.dataframe if "Better" in df.value.columns)
+    assert list(table["Metric"]) == [m.label for m in metrics()]
     charts = app.get("plotly_chart")
     assert len(charts) == 3  # the picked column and the two correlation maps
     app.selectbox(key="keep_compare_column").set_value("sex").run()

@@ -51,7 +51,7 @@ def test_leaderboard_columns_come_from_the_registry():
         assert metric.name in LEADERBOARD_COLUMNS
     assert all(name in LEADERBOARD_COLUMNS for name in LEADERBOARD_PRIVACY)
     assert get_metric("dcr_share").describe(0.5123) == "DCR share 0.512 (0.5 ideal)"
-    assert get_metric("exact_copy_share").describe(0.01) == "exact copies 1.00%"
+    assert get_metric("exact_copy_share").describe(0.01) == "Exact copies 1.00%"
 
 
 def test_names_are_unique_and_unknown_names_are_named():

@@ -225,6 +225,7 @@ def test_marginal_federation_over_tls_on_loopback(tmp_path):
     assert "Traceback" not in "".join(logs.values())
     for name in ("site0.log", "site1.log"):
         assert "This site spent epsilon" in logs[name] and "with its noisy marginals" in logs[name]
+        assert "Assumption: secure aggregation" in logs[name]  # the default: masked sums
     error = [line for line in logs["site2.log"].splitlines() if line.startswith("Error")]
     assert len(error) == 1 and "could not be reached" in error[0], logs["site2.log"]
     assert not (tmp_path / "site2.json").exists()
@@ -233,6 +234,7 @@ def test_marginal_federation_over_tls_on_loopback(tmp_path):
     assert list(rows.columns) == COLUMNS and len(rows) == 100
     report = model.get_privacy_report()
     assert len(report["federated"]["sites"]) == 2 and len(report["edges"]) == len(COLUMNS) - 1
+    assert report["secure_aggregation"] is True
 
 
 def test_unreadable_certificate_files_are_named_in_one_line(tmp_path, capsys):

@@ -241,11 +241,11 @@ def test_a_site_that_drops_out_is_left_out_and_the_round_completes(cohort):
         replies = {s: sites[s].handle(*m) for s, m in out.items()}
         if server_round == fed.total_rounds:  # b's connection drops in the last round
             replies.pop("b")
-        before = None if fed.weights is None else [w.copy() for w in fed.weights]
+        before = None if fed.weights_ is None else [w.copy() for w in fed.weights_]
         fed.receive(server_round, replies, failed=int(server_round == fed.total_rounds))
-    assert fed.accepted["b"]["active"] is False and fed.rounds_done == 2
-    np.testing.assert_allclose(fed.weights[0], replies["a"][1][0])  # a's weights alone
-    assert not np.allclose(before[0], fed.weights[0])
+    assert fed.accepted["b"]["active"] is False and fed.rounds_done_ == 2
+    np.testing.assert_allclose(fed.weights_[0], replies["a"][1][0])  # a's weights alone
+    assert not np.allclose(before[0], fed.weights_[0])
     sites_info = fed.result().get_privacy_report()["federated"]["sites"]
     assert [s["dropped_out"] for s in sites_info] == [False, True]
 
@@ -256,7 +256,7 @@ def test_a_site_whose_budget_is_spent_stops(cohort):
     fed = Federation(table, [site.token], _plan(rounds=1), min_sites=1)
     simulate(fed, {"s": site})
     payload = {"phase": "train", "round": 2}
-    reply, arrays = site.handle(payload, fed.weights)
+    reply, arrays = site.handle(payload, fed.weights_)
     assert reply["stopped"] is True and arrays == []
     assert reply["epsilon_spent"] <= 3.0 * 1.001
 

@@ -94,3 +94,21 @@ def test_manifest_schema_refuses_unsafe_table_names(tmp_path):
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="without path separators"):
         clinsynth.load(bundle)
+
+
+def test_tensors_a_safe_load_cannot_read_are_refused_at_save(tmp_path):
+    """A model's numpy arrays and numbers are saved as tensors that load_bundle reads back;
+    what the loader would refuse is refused when saving, naming its key."""
+    import numpy as np
+    import torch
+
+    from clinsynth.io import _tensors
+
+    raw = _tensors.tensor_bytes({"mean": np.arange(3.0), "n": np.int64(4), "w": torch.ones(2)})
+    back = _tensors.load_tensors(tmp_path, raw)
+    assert torch.equal(back["mean"], torch.arange(3.0, dtype=torch.float64))
+    assert int(back["n"]) == 4 and torch.equal(back["w"], torch.ones(2))
+    with pytest.raises(BundleError, match="'levels' is a ndarray"):
+        _tensors.tensor_bytes({"levels": np.array(["a", "b"], dtype=object)})
+    with pytest.raises(BundleError, match="'nested' is a dict"):
+        _tensors.tensor_bytes({"nested": {"a": torch.ones(1)}})

@@ -28,7 +28,7 @@ MAX_PROBLEMS = 5
 
 def parse_conditions(items: list[str]) -> dict[str, Any]:
     """``["condition=diabetes", "age>=60"]`` -> ``{"condition": "diabetes", "age": (60, None)}``."""
-    from clinsynth.synthesizers._conditions import parse_condition_strings
+    from clinsynth.synthesizers._condition_parse import parse_condition_strings
 
     return parse_condition_strings(items)
 

@@ -4,6 +4,8 @@
 # ruff: noqa: I001
 
 from clinsynth.cli import _core  # noqa: F401
+from clinsynth.cli import _sample  # noqa: F401
+from clinsynth.cli import _info  # noqa: F401
 from clinsynth.cli import _simulate  # noqa: F401
 from clinsynth.cli import _evaluate  # noqa: F401
 from clinsynth.cli import _dashboard  # noqa: F401

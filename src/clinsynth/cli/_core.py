@@ -1,83 +1,18 @@
-"""Core commands: detect, fit, sample, info, models, demo."""
+"""Core commands: detect (metadata from data) and fit (a model from data, saved)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
 from clinsynth.cli._app import app
-from clinsynth.errors import DataError, ParameterError, SamplingError
-
-console = Console(stderr=False, highlight=False)
-
-
-class _Remaining(TimeRemainingColumn):
-    """rich's time remaining, unless the library's message already says its own ETA (the deep
-    models' training loop): one estimate on the line, not two that disagree."""
-
-    def render(self, task: Any) -> Text:
-        if "ETA" in str(task.fields.get("message", "")):
-            return Text("")
-        return Text("ETA ") + super().render(task)
-
-
-# --------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def progress_bar(description: str, quiet: bool = False) -> Iterator[Any]:
-    """A rich progress bar driven by the library's ``(total, completed, message)`` callback."""
-    if quiet:
-        yield None
-        return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        _Remaining(),
-        TextColumn("{task.fields[message]}"),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None, message="")
-
-        def update(total: int, completed: int, message: str = "") -> None:
-            bar.update(task, total=total, completed=completed, message=message)
-
-        yield update
-
-
-def _load_metadata(metadata: Path | None, data: Any) -> Any:
-    from clinsynth import Metadata
-
-    if metadata is not None:
-        return Metadata.load_from_json(metadata)
-    if isinstance(data, dict):
-        return Metadata.detect_from_dataframes(data)
-    return Metadata.detect_from_dataframe(data)
-
-
-def _output_kind(path: Path) -> str:
-    from clinsynth.io._formats import format_of, listed_suffixes
-
-    suffix = path.suffix.lower()
-    if format_of(path, writing=True) is not None:
-        return "file"
-    if suffix == "":
-        return "folder"
-    raise DataError(
-        f"Cannot write '{path}': unsupported type '{suffix}'. Use {listed_suffixes()} (or a "
-        "folder for multi-table output)."
-    )
-
+from clinsynth.cli._console import console, load_metadata, progress_bar
+from clinsynth.errors import ParameterError
 
 #: Options of the multi-table model that --param may set (the rest go to each table's model).
 _HMA_PARAMS = ("max_context_columns", "max_rows_per_patient", "privacy_weights")
@@ -99,7 +34,7 @@ def detect(
 
     check_output_path([data], output, "metadata")
     tables = read_data(data, sheet_name=sheet)
-    md = _load_metadata(None, tables)
+    md = load_metadata(None, tables)
     md.save_to_json(output)
     for name, table in md.tables.items():
         grid = Table(title=f"{name} ({len(table.columns)} columns, key: {table.primary_key})")
@@ -257,7 +192,6 @@ def fit(
       clinsynth fit visits.csv --sequence-key patient_id --sequence-index date -o model
     """
     from clinsynth import get_synthesizer
-    from clinsynth.io import read_data
     from clinsynth.io._paths import check_output_path
     from clinsynth.synthesizers._limits import check_param_names, check_trainable
 
@@ -266,27 +200,8 @@ def fit(
     if schema is not None and sql is None:
         raise ParameterError("--schema names a schema of a database: give the database with --sql.")
     check_output_path([data, metadata], output, "model")
-    params: dict[str, Any] = {"random_state": seed}
-    for item in param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ParameterError(f"Cannot read --param {item!r}; write NAME=VALUE.")
-        from clinsynth.synthesizers._conditions import parse_value
-
-        params[key.strip()] = parse_value(value)
-    if epochs is not None:
-        params["epochs"] = epochs
-    if batch_size is not None:
-        params["batch_size"] = batch_size
-    if sql is not None:
-        from clinsynth.io import read_sql_schema
-
-        tables, md = read_sql_schema(sql, schema=schema)
-        if metadata is not None:
-            md = _load_metadata(metadata, tables)
-    else:
-        tables = read_data(data, sheet_name=sheet)
-        md = _load_metadata(metadata, tables)
+    params = _model_params(param, seed, epochs, batch_size)
+    tables, md = _read_training(data, metadata, sql, schema, sheet)
     multi = isinstance(tables, dict)
     if privacy_unit is not None and not multi:
         raise ParameterError(
@@ -309,33 +224,103 @@ def fit(
         tables, held_out = split_holdout(tables, holdout, seed)
     started = time.perf_counter()
     with progress_bar(f"fitting {model}", quiet) as update:
-        if isinstance(tables, dict):
-            from clinsynth.multitable import HMASynthesizer
-
-            synth = HMASynthesizer(
-                md,
-                table_synthesizers=model,
-                orphans=orphans,
-                reference_tables=reference_table or None,
-                empty_columns=empty_columns,
-                privacy_unit=privacy_unit,
-                progress=update,
-                **params,
-            )
+        if multi:
+            schema_options = {
+                "orphans": orphans,
+                "reference_tables": reference_table or None,
+                "empty_columns": empty_columns,
+                "privacy_unit": privacy_unit,
+            }
+            synth = _schema_model(md, model, schema_options, params, update)
         else:
-            cls = get_synthesizer(model)
-            if device != "cpu":
-                params["device"] = device
-            for name, value in (("time_budget", time_budget), ("target", target)):
-                if value is not None:
-                    if name not in cls._param_names():
-                        raise ParameterError(
-                            f"--{name.replace('_', '-')} needs a model that takes it (auto); "
-                            f"{model} does not."
-                        )
-                    params[name] = value
-            synth = cls(md, progress=update, **params)
+            options = {"device": device, "time_budget": time_budget, "target": target}
+            synth = _table_model(md, model, options, params, update)
         synth.fit(tables)
+    _report_fit(synth, model, md, tables, output, held_out, time_budget, started)
+
+
+def _model_params(
+    param: list[str], seed: int | None, epochs: int | None, batch_size: int | None
+) -> dict[str, Any]:
+    """The model's parameters from --seed, --param NAME=VALUE, --epochs and --batch-size."""
+    from clinsynth.synthesizers._condition_parse import parse_value
+
+    params: dict[str, Any] = {"random_state": seed}
+    for item in param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ParameterError(f"Cannot read --param {item!r}; write NAME=VALUE.")
+        params[key.strip()] = parse_value(value)
+    if epochs is not None:
+        params["epochs"] = epochs
+    if batch_size is not None:
+        params["batch_size"] = batch_size
+    return params
+
+
+def _read_training(
+    data: Path | None,
+    metadata: Path | None,
+    sql: str | None,
+    schema: str | None,
+    sheet: str | None,
+) -> tuple[Any, Any]:
+    """The training table(s) (a file, a folder or a database) and their metadata."""
+    if sql is not None:
+        from clinsynth.io import read_sql_schema
+
+        tables, md = read_sql_schema(sql, schema=schema)
+        if metadata is not None:
+            md = load_metadata(metadata, tables)
+        return tables, md
+    from clinsynth.io import read_data
+
+    tables = read_data(data, sheet_name=sheet)
+    return tables, load_metadata(metadata, tables)
+
+
+def _schema_model(
+    md: Any, model: str, options: dict[str, Any], params: dict[str, Any], update: Any
+) -> Any:
+    """The multi-table model of a schema, each table's model named by --model."""
+    from clinsynth.multitable import HMASynthesizer
+
+    return HMASynthesizer(md, table_synthesizers=model, progress=update, **options, **params)
+
+
+def _table_model(
+    md: Any, model: str, options: dict[str, Any], params: dict[str, Any], update: Any
+) -> Any:
+    """A single table's model; --device, --time-budget and --target where they were given
+    (the last two only to a model that takes them)."""
+    from clinsynth import get_synthesizer
+
+    cls = get_synthesizer(model)
+    if options["device"] != "cpu":
+        params["device"] = options["device"]
+    for name in ("time_budget", "target"):
+        value = options[name]
+        if value is not None:
+            if name not in cls._param_names():
+                raise ParameterError(
+                    f"--{name.replace('_', '-')} needs a model that takes it (auto); "
+                    f"{model} does not."
+                )
+            params[name] = value
+    return cls(md, progress=update, **params)
+
+
+def _report_fit(
+    synth: Any,
+    model: str,
+    md: Any,
+    tables: Any,
+    output: Path,
+    held_out: Any,
+    time_budget: str | None,
+    started: float,
+) -> None:
+    """Save the fitted model, print what was fitted, and write the held-out rows beside it."""
     if getattr(synth, "leaderboard_", None) is not None:
         _print_leaderboard(synth.leaderboard_, time_budget)
     path = synth.save(output)
@@ -344,6 +329,7 @@ def fit(
     chosen = getattr(synth, "chosen_", None)
     what = f"{model} (chose {chosen})" if chosen else model
     console.print(f"Fitted {what}{how} in {time.perf_counter() - started:.1f} s; saved to {path}")
+    multi = isinstance(tables, dict)
     if multi and not any(r["parent_table_name"] != r["child_table_name"] for r in md.relationships):
         console.print(
             f"[bold red]Warning: the {len(tables)} tables were fitted as INDEPENDENT tables (no "
@@ -425,342 +411,3 @@ def _print_leaderboard(board: Any, time_budget: str | None) -> None:
             f"[yellow]Note: {budget} left no time for {', '.join(skipped)}; auto chose among "
             "the others. Give a larger --time-budget to try them.[/yellow]"
         )
-
-
-# --------------------------------------------------------------------------- sample
-@app.command()
-def sample(
-    model: Path = typer.Argument(..., help="A saved model (folder or .zip)."),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="OUT.csv|.xlsx|.parquet, or a folder."
-    ),
-    num_rows: int | None = typer.Option(
-        None, "--num-rows", "-n", help="Rows to generate (single table)."
-    ),
-    scale: float = typer.Option(
-        1.0, "--scale", help="Size relative to the training data (multi-table)."
-    ),
-    condition: list[str] = typer.Option(
-        [],
-        "--condition",
-        "-c",
-        help="Condition, e.g. 'condition=diabetes' or 'age>=60' (repeatable).",
-    ),
-    seed: int | None = typer.Option(None, "--seed", help="Sampling seed (default: the model's)."),
-    sql: str | None = typer.Option(None, "--sql", help="Write the tables to this database URL."),
-    schema: str | None = typer.Option(
-        None,
-        "--schema",
-        help="With --sql: the database schema (namespace) to write into, created if missing; "
-        "default: the connection's.",
-    ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
-    precision: str | None = typer.Option(
-        None,
-        "--precision",
-        help="Deep models: float32, bfloat16 (2-3x faster bulk sampling on CPUs with "
-        "AMX/AVX-512 BF16 and on GPUs) or auto (bfloat16 on CPUs with AMX); default: the "
-        "model's own (CTGAN: auto, the others: float32).",
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    batch_size: int = typer.Option(
-        262_144,
-        "--batch-size",
-        help="Rows generated and written at a time to .csv/.parquet or --sql (memory stays "
-        "flat in -n).",
-    ),
-    scheduler: str | None = typer.Option(
-        None,
-        "--scheduler",
-        help="Sample on a Dask cluster (clinsynth[dask]): its scheduler's address, e.g. "
-        "tcp://host:8786; -o names a folder of Parquet parts.",
-    ),
-) -> None:
-    """Generate synthetic rows from a saved model.
-
-    Examples:
-      clinsynth sample model -n 1000 -o synthetic.csv
-      clinsynth sample model -n 500 -c 'condition=diabetes' -c 'age>=60' -o dm.xlsx
-      clinsynth sample hospital_model --scale 0.5 -o synthetic_hospital/
-      clinsynth sample ehr_model --sql postgresql://me@db:5432/ehr --schema synthetic
-      clinsynth sample model -n 100000000 -o parts/ --scheduler tcp://host:8786
-    """
-    import clinsynth
-    from clinsynth.io import write_table, write_tables
-    from clinsynth.io._limits import check_table_disk
-    from clinsynth.io._paths import check_output_path
-    from clinsynth.synthesizers._limits import check_rows_memory, check_sample_size
-
-    if output is None and sql is None:
-        raise ParameterError("Say where to write the rows: -o OUT.csv (or a folder), or --sql URL.")
-    if schema is not None and sql is None:
-        raise ParameterError("--schema names a schema of a database: give the database with --sql.")
-    from clinsynth.cli import _stream
-    from clinsynth.multitable import HierarchicalSynthesizer
-
-    synth = clinsynth.load(model, device=device)
-    multi = isinstance(synth, HierarchicalSynthesizer)
-    if output is not None and not (scheduler and _stream.is_parts_folder(output)):
-        kind = "tables" if multi or scheduler else "table"
-        check_output_path([model], output, kind)
-    if multi:
-        _stream.check_args(1, batch_size, scheduler, multi=True)
-        if seed is not None:
-            synth.random_state = seed
-        if scale >= 0:  # (a negative scale is the library's clear error)
-            widest = max(len(t.columns) for t in synth.metadata.tables.values())
-            rows = float(synth.get_plan()["rows"].sum()) * scale
-            check_rows_memory(int(min(rows, 1e18)), widest, f"Sampling the schema at scale {scale}")
-        try:
-            tables = synth.sample(scale=scale)
-        except MemoryError:
-            raise SamplingError(
-                f"Sampling the schema at scale {scale} ran out of memory. Sample at a smaller "
-                "--scale."
-            ) from None
-        if sql is not None:
-            from clinsynth.io import write_sql_schema
-
-            write_sql_schema(tables, sql, metadata=synth.metadata, schema=schema)
-            console.print(f"Wrote {len(tables)} tables to the database.")
-        if output is not None:
-            write_tables(
-                tables, output, file_format="parquet" if str(output).endswith("pq") else "csv"
-            )
-            console.print(f"Wrote {len(tables)} tables to {output}/")
-        return
-    sequences = getattr(synth, "_sequential", False)
-    if num_rows is None:
-        if not 0 <= scale < float("inf"):
-            raise ParameterError(f"The '--scale' option must be a number >= 0. Got {scale}.")
-        trained = synth.num_training_sequences_ if sequences else synth.num_training_rows_
-        num_rows = max(1, round(trained * scale))
-    if precision is not None:
-        if not hasattr(synth, "sample_precision") and precision != "float32":
-            raise ParameterError(
-                f"--precision {precision} applies to the deep models; {type(synth).__name__} "
-                "samples in float32. Leave --precision out."
-            )
-        if hasattr(synth, "sample_precision"):
-            synth.sample_precision = precision
-    if seed is not None:
-        synth.reset_sampling(seed=seed)
-    from clinsynth.cli import parse_conditions
-
-    conditions = parse_conditions(condition) if condition else None
-    if _stream.streams(synth, num_rows, output, sql, scheduler, batch_size):
-        _stream.sample_streamed(
-            synth,
-            num_rows,
-            output,
-            seed,
-            conditions,
-            batch_size,
-            scheduler,
-            quiet,
-            sql=None if sql is None else (sql, schema),
-        )
-        return
-    if output is not None and _output_kind(output) == "folder":
-        from clinsynth.io._formats import listed_suffixes
-
-        names = listed_suffixes().replace(".", "OUT.")
-        raise DataError(f"'{output}' has no file type. Give {names} for a single table.")
-    check_sample_size(synth, num_rows)
-    if output is not None:
-        columns = synth.get_metadata().get_table(synth.table_name).columns
-        check_table_disk(output, num_rows, len(columns))
-    steps = 1 + (output is not None) + (sql is not None)
-    with progress_bar("sampling", quiet) as update:
-        tick = update or (lambda total, completed, message="": None)
-        tick(steps, 0, f"generating {num_rows:,} rows")
-        try:
-            df = synth.sample(num_rows, conditions=conditions)
-        except MemoryError:
-            raise SamplingError(
-                f"Sampling {num_rows:,} rows ran out of memory. Ask for fewer rows (-n) and make "
-                "a larger set in several runs with different seeds (--seed)."
-            ) from None
-        if output is not None:
-            tick(steps, 1, f"writing {output.name}")
-            write_table(df, output)
-        if sql is not None:
-            from clinsynth.io import write_sql_schema
-
-            tick(steps, steps - 1, "writing to the database")
-            write_sql_schema(
-                {synth.get_metadata().single_table_name(): df},
-                sql,
-                metadata=synth.get_metadata(),
-                schema=schema,
-            )
-        tick(steps, steps, "done")
-    made = f" of {num_rows:,} sequences" if sequences else ""
-    console.print(f"Generated {len(df)} rows{made}" + (f" -> {output}" if output else ""))
-
-
-# --------------------------------------------------------------------------- info / models
-@app.command()
-def info(model: Path = typer.Argument(..., help="A saved model (folder or .zip).")) -> None:
-    """Describe a saved model: its type, parameters, training size and privacy budget."""
-    from clinsynth.io._bundle import load_bundle
-
-    manifest, documents, _ = load_bundle(model)
-    grid = Table(title=f"{model}", show_header=False)
-    grid.add_row("model", str(manifest.get("model")))
-    grid.add_row("class", str(manifest.get("class", "")))
-    grid.add_row("clinsynth version", str(manifest.get("clinsynth_version")))
-    grid.add_row("bundle format", str(manifest.get("format_version")))
-    fit_info = manifest.get("fit", {})
-    if fit_info:
-        grid.add_row("training rows", str(fit_info.get("num_training_rows")))
-        grid.add_row("fit time (s)", f"{fit_info.get('seconds', 0):.2f}")
-    auto = manifest.get("auto")
-    if isinstance(auto, dict) and auto.get("chosen"):
-        grid.add_row("auto's choice", str(auto["chosen"]))
-    state = documents.get("model.json")
-    if isinstance(state, dict) and state.get("trained_precision"):
-        grid.add_row("trained precision", str(state["trained_precision"]))
-    if isinstance(state, dict) and isinstance(state.get("leaf_search"), list):
-        tried = ", ".join(
-            f"{r['min_leaf']}: {r['dcr_share']:.2f} ± {r['dcr_share_se']:.2f}"
-            for r in state["leaf_search"]
-        )
-        grid.add_row(
-            "leaf size (rows)",
-            f"{state.get('min_leaf')}"
-            + (f" (held-out DCR share by size: {tried})" if tried else ""),
-        )
-    tables = manifest.get("metadata", {}).get("tables", {})
-    grid.add_row(
-        "tables", ", ".join(f"{k} ({len(v['columns'])} columns)" for k, v in tables.items())
-    )
-    for key, value in manifest.get("params", {}).items():
-        grid.add_row(f"param {key}", json.dumps(value))
-    privacy = manifest.get("privacy")
-    if privacy:
-        for key, value in privacy.items():
-            if key == "shares" and isinstance(value, dict):  # a schema's patient budget
-                for name, share in value.items():
-                    grid.add_row(f"privacy share of '{name}'", _share(share))
-            else:
-                grid.add_row(
-                    f"privacy {key}", value if isinstance(value, str) else json.dumps(value)
-                )
-    elif manifest.get("kind") == "multi_table":
-        for name, entry in manifest.get("tables", {}).items():
-            table_privacy = entry.get("privacy") or {}
-            grid.add_row(f"privacy of '{name}'", _guarantee(table_privacy, entry))
-    else:
-        grid.add_row("privacy", "no differential privacy (no formal guarantee)")
-    console.print(grid)
-    if isinstance(auto, dict) and auto.get("leaderboard"):
-        from clinsynth.synthesizers._auto_board import leaderboard_compact, leaderboard_frame
-
-        compact = leaderboard_compact(leaderboard_frame(auto["leaderboard"]))
-        board = Table(title="auto: the candidates")
-        for column in compact.columns:
-            board.add_column(column)
-        for row in compact.itertuples(index=False):
-            board.add_row(*row)
-        console.print(board)
-
-
-def _share(share: dict) -> str:
-    """One table's share of a patient's budget, in one line."""
-    return (
-        f"epsilon {share.get('epsilon', 0):.4g} (spent {share.get('epsilon_spent', 0):.4g}), "
-        f"delta {share.get('delta', 0):.3g}, up to {share.get('rows_per_patient')} rows "
-        f"per patient, weight {share.get('weight')}"
-    )
-
-
-def _guarantee(privacy: dict, entry: dict) -> str:
-    """One table's privacy in a schema bundle, in one line."""
-    if not entry.get("model"):
-        return "reference table (stored verbatim)"
-    if privacy.get("differential_privacy"):
-        return str(privacy.get("guarantee", "differential privacy"))
-    return "no differential privacy (no formal guarantee)"
-
-
-@app.command()
-def models() -> None:
-    """List the available synthesizers (the model registry)."""
-    from clinsynth import list_synthesizers
-
-    grid = Table(title="clinsynth models")
-    grid.add_column("name")
-    grid.add_column("class")
-    grid.add_column("description")
-    for name, cls in list_synthesizers(sequential=True).items():
-        doc = (cls.__doc__ or "").strip().splitlines()
-        grid.add_row(name, cls.__name__, doc[0] if doc else "")
-    console.print(grid)
-
-
-# --------------------------------------------------------------------------- demo
-@app.command()
-def demo(
-    output: Path = typer.Option(
-        Path("demo_output"), "--output", "-o", help="Folder for the results."
-    ),
-    rows: int = typer.Option(2000, "--rows", "-n", help="Size of the simulated real cohort."),
-    model: str = typer.Option(
-        "gaussian_copula", "--model", help="Model name (see `clinsynth models`)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (deep models)."),
-) -> None:
-    """Run the whole job on built-in data: simulate a cohort, fit, sample, evaluate, report.
-
-    Writes OUTPUT/real.csv, OUTPUT/synthetic.csv, OUTPUT/metadata.json, OUTPUT/model/,
-    OUTPUT/report.html and OUTPUT/report.json.
-    """
-    from clinsynth import get_synthesizer
-    from clinsynth.evaluation import evaluate
-    from clinsynth.io import write_table
-    from clinsynth.simulate import simulate_cohort
-
-    real, md = simulate_cohort(rows, seed=seed)
-    holdout_n = max(1, len(real) // 4)
-    train, holdout = (
-        real.iloc[holdout_n:].reset_index(drop=True),
-        real.iloc[:holdout_n].reset_index(drop=True),
-    )
-    params: dict[str, Any] = {"random_state": seed}
-    if epochs is not None:
-        params["epochs"] = epochs
-    with progress_bar(f"fitting {model}") as update:
-        synth = get_synthesizer(model)(md, progress=update, **params)
-        synth.fit(train)
-    synthetic = synth.sample(len(train))
-    output.mkdir(parents=True, exist_ok=True)
-    write_table(real, output / "real.csv")
-    write_table(synthetic, output / "synthetic.csv")
-    md.save_to_json(output / "metadata.json")
-    synth.save(output / "model")
-    target = "condition" if "condition" in real.columns else None
-    result = evaluate(train, synthetic, md, holdout=holdout, target=target, model=synth)
-    result.save_html(output / "report.html")
-    result.save_json(output / "report.json")
-    grid = Table(title=f"clinsynth demo: {model} on a simulated cohort of {rows} patients")
-    grid.add_column("evidence")
-    grid.add_column("score", justify="right")
-    grid.add_column("verdict")
-    for _, row in result.summary().iterrows():
-        score = "-" if row["Score"] != row["Score"] else f"{row['Score']:.3f}"
-        grid.add_row(str(row["Section"]), score, str(row["Verdict"]))
-    console.print(grid)
-    if result.quality is not None:
-        props = result.quality.get_properties()
-        console.print(
-            "Fidelity: "
-            + ", ".join(
-                f"{p} {s:.3f}" for p, s in zip(props["Property"], props["Score"], strict=True)
-            )
-        )
-    console.print(
-        f"Real data, synthetic data, model and report written to {output}/ "
-        f"(open {output / 'report.html'} in a browser)."
-    )

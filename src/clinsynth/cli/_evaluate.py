@@ -151,15 +151,7 @@ def evaluate_command(
         result = evaluate(real_df, synth_df, md, progress=update, **kwargs)
 
     _save_and_show(result, output, json_path, "Evaluation summary", result.summary())
-    if result.privacy is not None:
-        from clinsynth.evaluation import metrics
-
-        shown = [
-            m.describe(value)
-            for m in metrics("privacy")
-            if (value := m.value(result.privacy)) is not None
-        ]
-        console.print(", ".join(shown) + ".")
+    _show_metrics(result)
     for name, why in result.info["skipped"].items():
         console.print(f"[dim]{name}: {why}[/dim]")
     written = f"Wrote {output}" + (f" and {json_path}" if json_path is not None else "")
@@ -246,6 +238,7 @@ def _evaluate_on_dask(
     }
     result = EvaluationResult({"diagnostic": diagnostic, "quality": report}, {}, info)
     _save_and_show(result, output, json_path, "Evaluation summary (Dask)", result.summary())
+    _show_metrics(result)
     console.print(
         f"{rows['real']:,} real and {rows['synthetic']:,} synthetic rows. Wrote {output}."
     )
@@ -285,6 +278,18 @@ def _save_and_show(
     result.save_html(output)
     if json_path is not None:
         result.save_json(json_path)
+    _show(title, frame)
+
+
+def _show_metrics(result: Any) -> None:
+    """The registered metrics of the sections that ran (``clinsynth.evaluation.metrics``)."""
+    table = result.metric_table(text=True)
+    if len(table):
+        _show("Metrics", table[["Metric", "Value", "Better", "Threshold"]])
+
+
+def _show(title: str, frame: Any) -> None:
+    """Print ``frame`` as a table (floats to 3 decimals)."""
     table = Table(title=title)
     for col in frame.columns:
         table.add_column(str(col))

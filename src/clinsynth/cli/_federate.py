@@ -101,6 +101,12 @@ def server(
         "--public-bounds",
         help='Public knowledge (JSON): {"age": [0, 110], "sex": ["F", "M"]}; costs no budget.',
     ),
+    secure_aggregation: bool = typer.Option(
+        True,
+        "--secure-aggregation/--no-secure-aggregation",
+        help="dp_marginal: the server sees only the sum of the sites' masked marginals, which "
+        "carries one central mechanism's noise (docs/FEDERATED.md: the trust model).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
 ) -> None:
     """Serve a federation: wait for the sites, agree the statistics, train, save the model."""
@@ -142,6 +148,7 @@ def server(
         public=public,
         site_column=site_column,
         kind=model,
+        secure_aggregation=secure_aggregation,
     )
     path = run_server(
         Metadata.load_from_json(metadata),
@@ -171,6 +178,12 @@ def site(
     ),
     connect_timeout: float = typer.Option(60, "--connect-timeout", help="Seconds to wait."),
     report: Path | None = typer.Option(None, "--report", help="Write the privacy report (JSON)."),
+    local_noise: bool = typer.Option(
+        False,
+        "--local-noise",
+        help="Under secure aggregation, add this site's own full noise anyway: its epsilon then "
+        "holds without trusting the server and the other sites.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
 ) -> None:
     """Join a federation with this site's table; print what this site's privacy cost."""
@@ -200,6 +213,7 @@ def site(
         root_certificate=ca_cert,
         connect_timeout=connect_timeout,
         name=site_name,
+        local_noise=local_noise,
     )
     text = json.dumps(result, indent=2)
     if report is not None:
@@ -216,3 +230,5 @@ def site(
         f"(delta {result['delta']:g}) {how}; its rows never left the site.",
         file=sys.stdout,
     )
+    if result.get("assumption"):
+        print(f"Assumption: {result['assumption']}.", file=sys.stdout)

@@ -10,10 +10,10 @@ import typer
 from clinsynth.cli._app import app
 from clinsynth.errors import ParameterError
 from clinsynth.io._formats import (
-    FORMATS,
     folder_formats,
     format_of,
     get_format,
+    listed_formats,
     listed_names,
     listed_suffixes,
 )
@@ -26,8 +26,15 @@ class Simulator(StrEnum):
     case_control = "case-control"
 
 
-#: --format: the formats of the table of formats (a folder of tables takes those with folder=True).
-FileFormat = StrEnum("FileFormat", {f.name: f.name for f in FORMATS if f.listed})
+def _format_name(value: str | None) -> str | None:
+    """--format: a format of the table of formats, read when the command runs (a folder of
+    tables takes those with folder=True)."""
+    if value is not None and value.lower() not in listed_formats():
+        raise ParameterError(
+            f"--format '{value}' is not a format clinsynth writes. Use one of: "
+            f"{', '.join(listed_formats())}."
+        )
+    return None if value is None else value.lower()
 
 
 _HELP = (
@@ -85,17 +92,18 @@ def simulate(
     conditions: str | None = typer.Option(
         None, "--conditions", help="Comma-separated conditions to draw (cohort only)."
     ),
-    file_format: FileFormat | None = typer.Option(
+    file_format: str | None = typer.Option(
         None,
         "--format",
         help="csv, parquet (or xlsx for one table). Default: OUT's suffix, else csv.",
+        callback=_format_name,
     ),
 ) -> None:
     from clinsynth import simulate as sim
 
     _check_options(kind, config=config, diseases=diseases, conditions=conditions)
     if kind in (Simulator.hospital, Simulator.case_control):
-        fmt = file_format.value if file_format is not None else "csv"
+        fmt = file_format or "csv"
         if not get_format(fmt).folder:
             raise ParameterError(
                 f"The {kind.value} simulator writes a folder of "
@@ -141,19 +149,19 @@ def _check_options(kind: Simulator, **given: object) -> None:
         )
 
 
-def _single_path(output: Path, file_format: FileFormat | None) -> Path:
+def _single_path(output: Path, file_format: str | None) -> Path:
     suffix = output.suffix.lower()
     if not suffix:
-        fmt = get_format(file_format.value if file_format is not None else "csv")
+        fmt = get_format(file_format or "csv")
         return output.with_name(f"{output.name}{fmt.writes[0]}")
     written = format_of(output, writing=True)
     if written is None:
         raise ParameterError(
             f"Cannot write '{output}': unsupported type '{suffix}'. Use {listed_suffixes()}."
         )
-    if file_format is not None and written.name != file_format.value:
+    if file_format is not None and written.name != file_format:
         raise ParameterError(
-            f"--format {file_format.value} disagrees with the suffix of '{output}'. Drop --format "
+            f"--format {file_format} disagrees with the suffix of '{output}'. Drop --format "
             "or change the suffix."
         )
     return output

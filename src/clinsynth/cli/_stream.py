@@ -74,7 +74,7 @@ def sample_streamed(
 ) -> None:
     """Write ``num_rows`` rows to ``output`` chunk by chunk (or on the Dask cluster, or into
     the database ``sql = (url, schema)``)."""
-    from clinsynth.cli._core import console, progress_bar
+    from clinsynth.cli._console import console, progress_bar
 
     if scheduler is not None:
         _sample_on_cluster(synth, num_rows, output, seed, conditions, scheduler, quiet)
@@ -111,7 +111,7 @@ def _sample_on_cluster(
     scheduler: str,
     quiet: bool,
 ) -> None:
-    from clinsynth.cli._core import console, progress_bar
+    from clinsynth.cli._console import console, progress_bar
     from clinsynth.synthesizers._dask import connect, sample_to_parquet
 
     client = connect(scheduler)
@@ -146,7 +146,7 @@ def _sample_to_sql(
     batch_size: int,
     quiet: bool,
 ) -> None:
-    from clinsynth.cli._core import console, progress_bar
+    from clinsynth.cli._console import console, progress_bar
     from clinsynth.io._sql_stream import write_sql_chunks
 
     url, schema = sql

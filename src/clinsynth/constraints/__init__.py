@@ -8,22 +8,16 @@ discovered in the real data (:func:`discover_rules`, run by ``Metadata.detect_fr
 ...          DateOrder(["admission_date", "discharge_date"])]
 """
 
+from clinsynth.constraints._base import Constraint, Custom
 from clinsynth.constraints._combinations import FixedCombinations, OneHot
 from clinsynth.constraints._conflicts import rule_problems
 from clinsynth.constraints._discover import discover_rules
 from clinsynth.constraints._formula import Formula
 from clinsynth.constraints._library import PHYSIOLOGICAL_RANGES, suggest_constraints
 from clinsynth.constraints._logic import FunctionalDependency, Implication, SkipPattern
+from clinsynth.constraints._ranges import NonNegative, Positive, Range
 from clinsynth.constraints._registry import RULES, constraint_from_dict, rules_within
-from clinsynth.constraints._rules import (
-    Constraint,
-    Custom,
-    DateOrder,
-    Inequality,
-    NonNegative,
-    Positive,
-    Range,
-)
+from clinsynth.constraints._rules import DateOrder, Inequality
 from clinsynth.constraints._values import Grid, PointMass
 
 __all__ = [

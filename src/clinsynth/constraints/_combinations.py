@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from clinsynth.constraints._rules import _PREFIX, Constraint
+from clinsynth.constraints._base import _PREFIX, Constraint
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 
@@ -79,9 +79,9 @@ class FixedCombinations(_JointCategorical):
         return True
 
     def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
-        if "allowed" not in self.state:  # not fitted: nothing to compare with yet
+        if "allowed" not in self.state_:  # not fitted: nothing to compare with yet
             return np.ones(len(data), dtype=bool)
-        return self._keys(data, self._columns).isin(set(self.state["allowed"])).to_numpy()
+        return self._keys(data, self._columns).isin(set(self.state_["allowed"])).to_numpy()
 
     def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
         return self._keys(data, self._columns).to_numpy()
@@ -95,7 +95,7 @@ class FixedCombinations(_JointCategorical):
             values = np.empty(len(uniques), dtype=object)
             values[:] = [d[i] for d in decoded]
             column = pd.Series(values[inverse], index=data.index)
-            dtype = self.state["dtypes"][i]
+            dtype = self.state_["dtypes"][i]
             try:
                 if dtype.startswith(("int", "uint")) and column.isna().any():
                     dtype = "Int64"
@@ -148,7 +148,7 @@ class OneHot(_JointCategorical):
         return np.isin(m, (0.0, 1.0)).all(axis=1) & (np.nansum(m, axis=1) == 1)
 
     def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
-        self.state = {"dtypes": [str(data[c].dtype) for c in self._columns]}
+        self.state_ = {"dtypes": [str(data[c].dtype) for c in self._columns]}
         return True
 
     def _joint_values(self, data: pd.DataFrame) -> np.ndarray:
@@ -158,7 +158,7 @@ class OneHot(_JointCategorical):
     def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         hot = data[self.joint_column].to_numpy()
         out = data.drop(columns=[self.joint_column])
-        for col, dtype in zip(self._columns, self.state["dtypes"], strict=True):
+        for col, dtype in zip(self._columns, self.state_["dtypes"], strict=True):
             flag = hot == col
             out[col] = flag if dtype == "bool" else flag.astype(np.int64)
         return out

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from clinsynth.constraints._base import Constraint
 from clinsynth.constraints._logic import Implication, SkipPattern, key
 from clinsynth.constraints._registry import constraint_from_dict
-from clinsynth.constraints._rules import Constraint, DateOrder, Inequality
+from clinsynth.constraints._rules import DateOrder, Inequality
 from clinsynth.constraints._table import TableLike
 from clinsynth.constraints._values import Grid, PointMass
 from clinsynth.errors import MetadataError

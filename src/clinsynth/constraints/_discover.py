@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from clinsynth.constraints._base import Constraint
 from clinsynth.constraints._discover_gates import conditional_identities, conditional_ranges
 from clinsynth.constraints._discover_levels import (
     build_nodes,
@@ -54,7 +55,6 @@ from clinsynth.constraints._discover_numbers import (
     point_mass_rule,
 )
 from clinsynth.constraints._logic import _LEARNED
-from clinsynth.constraints._rules import Constraint
 from clinsynth.constraints._table import TableLike
 
 _LEVELS = ("categorical", "ordinal", "boolean")
@@ -156,7 +156,31 @@ def _discover(
         return []
     rng = np.random.default_rng(random_state)
     sample = np.sort(rng.choice(n, size=min(n, sample_rows), replace=False))
+    functional, skips, implications = _level_rules(data, table, columns, sample, min_patients)
+    formulas, grids, masses, orders, ranges = _number_rules(data, table, columns, sample, rng)
+    rules = _most_supported(
+        (functional, formulas, skips, implications, grids, masses, orders, ranges)
+    )
+    for rule in rules:
+        rule.discovered = True
+    logger.info(
+        "Discovered %d rules on %d rows x %d columns in %.2f s",
+        len(rules),
+        n,
+        len(columns),
+        time.perf_counter() - start,
+    )
+    return rules
 
+
+def _level_rules(
+    data: pd.DataFrame,
+    table: TableLike,
+    columns: list[str],
+    sample: np.ndarray,
+    min_patients: int,
+) -> tuple[list[Constraint], list[Constraint], list[Constraint]]:
+    """Rules between levels: functional dependencies, skip patterns and implications."""
     nodes = build_nodes(data, table, columns)
     dependencies, graph = dependency_rules(
         nodes,
@@ -165,7 +189,6 @@ def _discover(
         min_evidence=MIN_EVIDENCE,
         min_patients=min_patients,
     )
-    categorical = [c for c in columns if table.columns[c]["sdtype"] in ("categorical", "ordinal")]
     implications = implication_rules(
         nodes,
         sample,
@@ -174,7 +197,21 @@ def _discover(
         min_evidence=MIN_EVIDENCE,
         categorical={c for c in columns if table.columns[c]["sdtype"] in _LEVELS},
     )
+    functional = [r for r in dependencies if r.type == "functional_dependency"]
+    skips = [r for r in dependencies if r.type == "skip_pattern"]
+    return functional, skips, implications
 
+
+def _number_rules(
+    data: pd.DataFrame,
+    table: TableLike,
+    columns: list[str],
+    sample: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[list[Constraint], ...]:
+    """Rules on numbers and dates: formulas (some within a level only), grids, point masses,
+    orders and ranges within a level."""
+    categorical = [c for c in columns if table.columns[c]["sdtype"] in ("categorical", "ordinal")]
     numeric = [c for c in columns if table.columns[c]["sdtype"] == "numerical"]
     coded = [c for c in categorical if _number_coded(data[c])]
     num = numbers(data, table, numeric)
@@ -217,11 +254,13 @@ def _discover(
         min_evidence=MIN_EVIDENCE,
         rng=rng,
     )
+    return formulas, grids, masses, orders, ranges
 
-    functional = [r for r in dependencies if r.type == "functional_dependency"]
-    skips = [r for r in dependencies if r.type == "skip_pattern"]
+
+def _most_supported(kinds: tuple[list[Constraint], ...]) -> list[Constraint]:
+    """The rules of every kind, at most ``MAX_PER_KIND`` of one kind (those with most support)."""
     rules: list[Constraint] = []
-    for kind in (functional, formulas, skips, implications, grids, masses, orders, ranges):
+    for kind in kinds:
         if len(kind) > MAX_PER_KIND:
             logger.warning(
                 "Discovery found %d rules of kind %s; keeping the %d with most support.",
@@ -232,13 +271,4 @@ def _discover(
             kind = sorted(kind, key=lambda r: -(r.support or {}).get("informative", 0))
             kind = kind[:MAX_PER_KIND]
         rules.extend(kind)
-    for rule in rules:
-        rule.discovered = True
-    logger.info(
-        "Discovered %d rules on %d rows x %d columns in %.2f s",
-        len(rules),
-        n,
-        len(columns),
-        time.perf_counter() - start,
-    )
     return rules

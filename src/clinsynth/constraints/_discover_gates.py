@@ -17,7 +17,7 @@ import pandas as pd
 from clinsynth.constraints._discover_numbers import Numbers
 from clinsynth.constraints._formula import Formula
 from clinsynth.constraints._logic import plain
-from clinsynth.constraints._rules import Range
+from clinsynth.constraints._ranges import Range
 
 #: Most levels of one category tried as a condition (the most frequent ones).
 MAX_LEVELS = 20

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._base import Constraint
 from clinsynth.constraints._logic import FunctionalDependency, Implication, SkipPattern, plain
-from clinsynth.constraints._rules import Constraint
 
 _CATEGORICAL = ("categorical", "ordinal", "boolean")
 

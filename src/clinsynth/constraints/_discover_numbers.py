@@ -21,9 +21,10 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._base import Constraint, _numeric
 from clinsynth.constraints._formula import Formula, decimals_of
 from clinsynth.constraints._logic import plain
-from clinsynth.constraints._rules import Constraint, DateOrder, Inequality, _numeric
+from clinsynth.constraints._rules import DateOrder, Inequality
 from clinsynth.constraints._values import Grid, PointMass
 
 #: Most decimals a value may have for its rounding to count (float noise has more).

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._base import Constraint, _numeric
 from clinsynth.constraints._logic import _Condition
-from clinsynth.constraints._rules import Constraint, _numeric
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 
@@ -64,7 +64,7 @@ class Formula(Constraint):
 
     @property
     def preserving(self) -> bool:  # type: ignore[override]
-        return self.when is not None or bool(self.state.get("partial"))
+        return self.when is not None or bool(self.state_.get("partial"))
 
     def _params(self) -> dict[str, Any]:
         out = {"column": self.column, "expression": self.expression, "tolerance": self.tolerance}
@@ -101,7 +101,7 @@ class Formula(Constraint):
             expected = self.evaluate(data)
         tol = self.tolerance
         if tol is None:  # half a unit of the column's last decimal (of these rows, unfitted)
-            tol = self.state.get("tolerance") or _half_unit(x)
+            tol = self.state_.get("tolerance") or _half_unit(x)
         close = np.abs(x - expected) <= tol + 1e-9 * np.abs(expected)
         return close | np.isnan(x) | np.isnan(expected) | ~self._gate(data)
 
@@ -134,13 +134,13 @@ class Formula(Constraint):
     def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         with np.errstate(all="ignore"):
             values = self.evaluate(data)
-        if self.state.get("decimals") is not None:
-            values = np.round(values, self.state["decimals"])
+        if self.state_.get("decimals") is not None:
+            values = np.round(values, self.state_["decimals"])
         if self.preserving:
             current, _ = _numeric(data[self.column], table.columns[self.column])
             values = np.where(np.isnan(values) | ~self._gate(data), current, values)
         out = data.copy()
-        if self.state["dtype"].startswith(("int", "Int", "uint")):
+        if self.state_["dtype"].startswith(("int", "Int", "uint")):
             out[self.column] = pd.Series(np.round(values), index=data.index).astype("Int64")
         else:
             out[self.column] = values

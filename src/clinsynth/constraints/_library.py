@@ -7,8 +7,10 @@ import re
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._base import Constraint
 from clinsynth.constraints._formula import Formula
-from clinsynth.constraints._rules import Constraint, DateOrder, Inequality, Range
+from clinsynth.constraints._ranges import Range
+from clinsynth.constraints._rules import DateOrder, Inequality
 from clinsynth.constraints._table import TableLike
 
 #: Physiological ranges by column-name pattern (conventional units: mmHg, bpm, °C, mg/dL, %,

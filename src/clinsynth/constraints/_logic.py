@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clinsynth.constraints._rules import Constraint
+from clinsynth.constraints._base import Constraint
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 
@@ -167,13 +167,13 @@ class FunctionalDependency(Constraint):
     def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         det = keys_of(data[self.determinant])
         dep = keys_of(data[self.dependent])
-        if "mapping" not in self.state:
+        if "mapping" not in self.state_:
             # Before fitting: a row is wrong when its group's most common dependent differs.
             frame = pd.DataFrame({"d": det, "v": dep})
             modes = frame.value_counts(sort=True).reset_index().drop_duplicates("d")
             mode = modes.set_index("d")["v"]
             return (frame["d"].map(mode).to_numpy() == dep).astype(bool)
-        mapping = {k: key(v) for k, v in self.state["mapping"].items()}
+        mapping = {k: key(v) for k, v in self.state_["mapping"].items()}
         expected = pd.Series(det).map(mapping).to_numpy()
         return pd.isna(expected) | (expected == dep)
 
@@ -191,16 +191,16 @@ class FunctionalDependency(Constraint):
     def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         det = keys_of(data[self.determinant])
         uniques, inverse = np.unique(det.astype(str), return_inverse=True)
-        mapping, fallback = self.state["mapping"], self.state["fallback"]
+        mapping, fallback = self.state_["mapping"], self.state_["fallback"]
         looked = np.empty(len(uniques), dtype=object)
         looked[:] = [mapping.get(u, fallback) for u in uniques]
         out = data  # the freshly decoded rows: changed in place
-        out[self.dependent] = cast_like(looked[inverse], self.state["dtype"]).to_numpy()
+        out[self.dependent] = cast_like(looked[inverse], self.state_["dtype"]).to_numpy()
         return out
 
     def lookup(self) -> dict[str, Any]:
         """Determinant key -> dependent value, as learned (empty before fitting)."""
-        return dict(self.state.get("mapping", {}))
+        return dict(self.state_.get("mapping", {}))
 
 
 # --------------------------------------------------------------------------- conditions on a column
@@ -404,7 +404,7 @@ class Implication(Constraint):
         out = data  # the freshly decoded rows: changed in place
         column = out[self.then.column].astype(object)
         column[premise] = value
-        out[self.then.column] = cast_like(column.to_numpy(), self.state["dtype"]).to_numpy()
+        out[self.then.column] = cast_like(column.to_numpy(), self.state_["dtype"]).to_numpy()
         return out
 
 

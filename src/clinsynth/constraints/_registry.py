@@ -5,18 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from clinsynth.constraints._base import Constraint, Custom
 from clinsynth.constraints._combinations import FixedCombinations, OneHot
 from clinsynth.constraints._formula import Formula
 from clinsynth.constraints._logic import LOGIC_RULES
-from clinsynth.constraints._rules import (
-    Constraint,
-    Custom,
-    DateOrder,
-    Inequality,
-    NonNegative,
-    Positive,
-    Range,
-)
+from clinsynth.constraints._ranges import NonNegative, Positive, Range
+from clinsynth.constraints._rules import DateOrder, Inequality
 from clinsynth.constraints._values import VALUE_RULES
 from clinsynth.errors import MetadataError
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clinsynth.constraints._base import Constraint, _numeric
 from clinsynth.constraints._formula import decimals_of
 from clinsynth.constraints._logic import plain
-from clinsynth.constraints._rules import Constraint, _numeric
 from clinsynth.constraints._table import TableLike
 from clinsynth.errors import MetadataError
 
@@ -79,13 +79,13 @@ class Grid(Constraint):
         return {"low": float(k.min()), "high": float(k.max()), "decimals": digits}
 
     def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
-        return "low" in self.state
+        return "low" in self.state_
 
     def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
-        k = np.clip(np.round(self._steps(data, table)), self.state["low"], self.state["high"])
+        k = np.clip(np.round(self._steps(data, table)), self.state_["low"], self.state_["high"])
         x = self.offset + k * self.step
-        if self.state.get("decimals") is not None:
-            x = np.round(x, self.state["decimals"])
+        if self.state_.get("decimals") is not None:
+            x = np.round(x, self.state_["decimals"])
         out = data  # the freshly decoded rows: changed in place
         out[self.column] = x
         return out
@@ -136,18 +136,18 @@ class PointMass(Constraint):
 
     def is_valid(self, data: pd.DataFrame, table: TableLike) -> np.ndarray:
         x, _ = _numeric(data[self.column], table.columns[self.column])
-        gap = self.state.get("gap")
+        gap = self.state_.get("gap")
         if gap is None:
             return np.ones(len(x), dtype=bool)
         with np.errstate(invalid="ignore"):
             return np.isnan(x) | (x == self.value) | (np.abs(x - self.value) >= gap * (1 - 1e-9))
 
     def _fit(self, data: pd.DataFrame, table: TableLike) -> bool:
-        return self.state.get("gap") is not None
+        return self.state_.get("gap") is not None
 
     def _reverse(self, data: pd.DataFrame, table: TableLike) -> pd.DataFrame:
         x, _ = _numeric(data[self.column], table.columns[self.column])
-        gap, value = float(self.state["gap"]), float(self.value)
+        gap, value = float(self.state_["gap"]), float(self.value)
         d = x - value
         with np.errstate(invalid="ignore"):
             x = np.where(

@@ -16,16 +16,6 @@ from clinsynth.evaluation import plots
 from clinsynth.metadata import is_pii
 
 _NO_TARGET = "(none)"
-#: What each score measures, in plain words.
-EXPLAIN = {
-    "Diagnostic": "Is the synthetic table well formed (valid values, ranges, categories)?",
-    "Fidelity": "How closely the synthetic data follows the real statistics, column by column "
-    "and in pairs of columns.",
-    "ML utility": "Does a model trained on synthetic patients predict real patients as well as "
-    "one trained on real patients?",
-    "Privacy": "Could someone learn about a real patient from the synthetic data? 1 means no "
-    "measurable risk.",
-}
 
 
 #: Colour of each verdict (Streamlit's markdown colours).
@@ -77,19 +67,30 @@ def _keep(result: object | None) -> None:
 
 def _scores(result) -> None:  # noqa: ANN001 - an EvaluationResult
     summary = result.summary()
+    questions = result.questions()  # what each score measures, in plain words
     cells = st.columns(len(summary))
     for cell, (_, row) in zip(cells, summary.iterrows(), strict=True):
         score = row["Score"]
-        cell.metric(row["Section"], _score_text(score), help=EXPLAIN.get(row["Section"]))
+        cell.metric(row["Section"], _score_text(score), help=questions.get(row["Section"]))
         verdict = str(row["Verdict"])
         cell.markdown(f":{_COLOURS.get(verdict, 'orange')}[**{verdict}**]")
     st.caption("Scores go from 0 to 1; 1 is best. Hover over a score's title for what it measures.")
     skipped = result.info.get("skipped", {})
     for section, why in skipped.items():
         st.caption(f"Not measured — {section}: {why}")
+    table = metrics_frame(result)
+    if len(table):
+        with st.expander("Headline metrics (each with which way is better)"):
+            st.dataframe(table, hide_index=True)
     if result.privacy is not None:
         with st.expander("Privacy risks in detail"):
             st.dataframe(result.privacy.risks, hide_index=True)
+
+
+def metrics_frame(result) -> pd.DataFrame:  # noqa: ANN001 - an EvaluationResult
+    """The registered metrics of the comparison: words, value, which way is better, threshold
+    (``clinsynth.evaluation.metrics``; the same rows as the HTML report's)."""
+    return result.metric_table(text=True).drop(columns="Key")
 
 
 def column_chart(name: str, data: dict) -> go.Figure:

@@ -13,10 +13,8 @@ import streamlit as st
 from clinsynth import Metadata
 from clinsynth.dashboard import _state, _ui
 from clinsynth.errors import DataError
-from clinsynth.io import FORMATS, get_format, load_csvs, read_table
+from clinsynth.io import get_format, load_csvs, read_table
 
-#: The suffixes an upload may have: every format of the table of formats.
-UPLOAD_TYPES = tuple(s.lstrip(".") for f in FORMATS for s in f.suffixes)
 _UPLOAD = "Upload one table"
 _UPLOAD_MANY = "Upload linked tables (several CSV files)"
 _SIMULATE = "Use built-in example data (no real patient)"

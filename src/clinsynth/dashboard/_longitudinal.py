@@ -5,6 +5,10 @@ and the number or date column that orders the patient's rows (``sequence_index``
 :func:`clinsynth.metadata.detect_sequence`, checked with
 :func:`clinsynth.synthesizers.check_sequences`. Step 3 then trains the ``sequential`` model,
 step 4 counts patients (sequences), step 5 shows the report's "Sequences over time".
+
+Linked tables: a child table (visits of a patient) is declared "over time" with the column that
+orders each parent row's rows (its ``sequence_index``; the sequence key is its link to the
+parent). The schema model then learns it as one sequence per parent row.
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ def propose(data: pd.DataFrame, metadata: Metadata) -> tuple[str, str] | None:
     return found
 
 
-def problems(metadata: Metadata, data: pd.DataFrame) -> list[str]:
+def problems(metadata: Metadata, data: pd.DataFrame | dict) -> list[str]:
     """The sequence checks of the sequential model (ties, missing times, one event each...)."""
-    if isinstance(data, dict) or len(metadata.tables) != 1:
+    if isinstance(data, dict):
+        return _linked_problems(metadata, data)
+    if len(metadata.tables) != 1:
         return []
     table = metadata.get_table()
     if table.sequence_key is None:
@@ -79,10 +85,10 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _index_options(metadata: Metadata, key: str | None) -> list[str]:
+def _index_options(metadata: Metadata, key: str | None, table: str | None = None) -> list[str]:
     return [
         c
-        for c, spec in metadata.columns.items()
+        for c, spec in metadata.get_table(table).columns.items()
         if c != key and spec["sdtype"] in ("numerical", "datetime")
     ]
 
@@ -225,3 +231,130 @@ def evaluation_block(figures: dict) -> None:
 
 def _number(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.2f}"
+
+
+# ---------------------------------------------------------------- linked tables
+def parent_links(metadata: Metadata, table: str) -> list[tuple[str, str]]:
+    """``(foreign key, parent table)`` of each link from ``table`` to another table."""
+    return [
+        (rel["child_foreign_key"], rel["parent_table_name"])
+        for rel in metadata.relationships
+        if rel["child_table_name"] == table and rel["parent_table_name"] != table
+    ]
+
+
+def _linked_keys(table: str) -> tuple[str, str, str]:
+    return f"seq_linked_on_{table}", f"seq_linked_key_{table}", f"seq_linked_index_{table}"
+
+
+def _linked_problems(metadata: Metadata, tables: dict) -> list[str]:
+    found = []
+    for name, spec in metadata.tables.items():
+        if spec.sequence_index is None or name not in tables:
+            continue
+        key = spec.sequence_key or next((fk for fk, _ in parent_links(metadata, name)), None)
+        if key is None:
+            found.append(
+                f"Table '{name}' is declared over time but links to no other table: a table's "
+                "events over time belong to rows of its parent table. Link it, or untick "
+                "'Rows over time'."
+            )
+            continue
+        try:
+            check_sequences(tables[name], key, spec.sequence_index, spec)
+        except ClinsynthError as exc:
+            found += [f"Table '{name}': {p}" for p in (exc.problems or [str(exc)])]
+    return found
+
+
+def _linked_turn(table: str) -> None:
+    """Declare ``table`` a sequence of events of its parent's rows (or not)."""
+    metadata: Metadata = _state.get("metadata")
+    frame: pd.DataFrame = _state.get("real")[table]
+    on_key, _, _ = _linked_keys(table)
+    if not st.session_state[on_key]:
+        metadata.set_sequence_key(None, table_name=table)
+        metadata.set_sequence_index(None, table_name=table)
+    else:
+        fk = parent_links(metadata, table)[0][0]
+        metadata.set_sequence_key(fk, table_name=table)
+        _linked_index(metadata, frame, table, fk)
+    _state.forget_after("metadata")
+
+
+def _linked_index(metadata: Metadata, frame: pd.DataFrame, table: str, fk: str) -> None:
+    ranked = sequence_index_candidates(frame, metadata, fk, table_name=table)
+    options = ranked or _index_options(metadata, fk, table)
+    metadata.set_sequence_index(options[0] if options else None, table_name=table)
+
+
+def _linked_key_change(table: str) -> None:
+    metadata: Metadata = _state.get("metadata")
+    fk = st.session_state[_linked_keys(table)[1]]
+    metadata.set_sequence_key(fk, table_name=table)
+    _linked_index(metadata, _state.get("real")[table], table, fk)
+    _state.forget_after("metadata")
+
+
+def _linked_index_change(table: str) -> None:
+    metadata: Metadata = _state.get("metadata")
+    metadata.set_sequence_index(st.session_state[_linked_keys(table)[2]], table_name=table)
+    _state.forget_after("metadata")
+
+
+def render_linked(metadata: Metadata, tables: dict, table: str) -> None:
+    """Step 2, linked tables: declare the chosen child table's rows events over time."""
+    links = parent_links(metadata, table)
+    if not links:
+        return
+    spec = metadata.get_table(table)
+    on_key, key_key, index_key = _linked_keys(table)
+    on = spec.sequence_index is not None
+    st.session_state[on_key] = on
+    parent = dict(links).get(spec.sequence_key or links[0][0], links[0][1])
+    st.checkbox(
+        f"Rows over time: each row of **{table}** is one event of a row of **{parent}** (a "
+        "visit, a lab result), and each one's events are learned in time order",
+        key=on_key,
+        on_change=_linked_turn,
+        args=(table,),
+        help=f"Each synthetic row of {parent} then gets its own sequence of {table}: how many, "
+        "how far apart, and how values change from one event to the next (the sequential "
+        "model, whatever model is chosen for the other tables).",
+    )
+    if not on:
+        fk = links[0][0]
+        ranked = sequence_index_candidates(tables[table], metadata, fk, table_name=table)
+        if ranked:
+            st.caption(
+                f"`{ranked[0]}` orders the rows of each `{fk}`: tick the box to learn them as "
+                "events over time."
+            )
+        return
+    left, right = st.columns(2)
+    if len(links) > 1:
+        st.session_state[key_key] = spec.sequence_key
+        left.selectbox(
+            "Events of which table's rows (the link)?",
+            [fk for fk, _ in links],
+            key=key_key,
+            on_change=_linked_key_change,
+            args=(table,),
+            format_func=lambda fk: f"{fk} (rows of {dict(links)[fk]})",
+        )
+    options = _index_options(metadata, spec.sequence_key, table)
+    if not options:
+        right.error(
+            f"No number or date column of {table} can order the events. Declare the time "
+            "column as a number or a date in the table above.",
+            icon=":material/error:",
+        )
+        return
+    st.session_state[index_key] = spec.sequence_index if spec.sequence_index in options else None
+    right.selectbox(
+        f"Which column orders the rows of each {parent} row (a day, a date)?",
+        options,
+        key=index_key,
+        on_change=_linked_index_change,
+        args=(table,),
+    )

@@ -398,6 +398,8 @@ def render() -> None:
     if table is None:
         _key_choice(metadata)
         _longitudinal.render(metadata, frame)
+    else:
+        _longitudinal.render_linked(metadata, data, table)
     _rules(metadata, table)
     _verdict(by_column, general)
 

@@ -297,6 +297,12 @@ def render() -> None:
             "given its patient, and so on. The synthetic tables keep the links. The model "
             "below is used for every table; start with the default: it is fast and works well."
         )
+        over_time = [t for t, spec in metadata.tables.items() if spec.sequence_index is not None]
+        if over_time:
+            st.caption(
+                f"Rows over time ({', '.join(over_time)}, step 2): learned by the sequential "
+                "model as each parent row's events in time order, whatever model is chosen below."
+            )
     sequences = _longitudinal.is_longitudinal(metadata, data)
     if sequences:
         st.write(

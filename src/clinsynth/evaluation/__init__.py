@@ -1,5 +1,5 @@
 """Evaluation: diagnostics, fidelity, ML utility and privacy risk; HTML and JSON reports; the
-registry of metrics (``get_metric``, ``metrics``).
+registry of metrics (``register_metric``, ``get_metric``, ``metrics``, ``metric_table``).
 
 Typical use (``real`` trained the model, ``holdout`` did not)::
 
@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from clinsynth.evaluation._dask import evaluate_quality_dask
     from clinsynth.evaluation._diagnostic import run_diagnostic
     from clinsynth.evaluation._evaluate import EvaluationResult, evaluate
-    from clinsynth.evaluation._metrics import Metric, get_metric, metrics, register_metric
+    from clinsynth.evaluation._metrics import (
+        Metric,
+        get_metric,
+        metric_table,
+        metrics,
+        register_metric,
+        unregister_metric,
+    )
     from clinsynth.evaluation._multi_report import MultiTableReport
     from clinsynth.evaluation._privacy import evaluate_privacy
     from clinsynth.evaluation._quality import evaluate_quality
@@ -51,8 +58,10 @@ _LAZY = {
     "evaluate_sequences": "_sequences",
     "evaluate_utility": "_utility",
     "get_metric": "_metrics",
+    "metric_table": "_metrics",
     "metrics": "_metrics",
     "register_metric": "_metrics",
+    "unregister_metric": "_metrics",
     "run_diagnostic": "_diagnostic",
 }
 __all__ = [
@@ -71,9 +80,11 @@ __all__ = [
     "evaluate_sequences",
     "evaluate_utility",
     "get_metric",
+    "metric_table",
     "metrics",
     "register_metric",
     "run_diagnostic",
+    "unregister_metric",
 ]
 
 

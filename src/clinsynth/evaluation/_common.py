@@ -195,13 +195,17 @@ def verdict(value: float | None, medium: float, high: float) -> str:
     return "low"
 
 
+#: A [0, 1] score (1 is best) reads "good" from GOOD_FROM on, "poor" below POOR_BELOW.
+GOOD_FROM, POOR_BELOW = 0.9, 0.75
+
+
 def score_verdict(score: float | None) -> str:
     """A plain word for a [0, 1] score where 1 is best."""
     if score is None:
         return "not measured"
-    if score >= 0.9:
+    if score >= GOOD_FROM:
         return "good"
-    if score >= 0.75:
+    if score >= POOR_BELOW:
         return "fair"
     return "poor"
 

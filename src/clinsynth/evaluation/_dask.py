@@ -52,6 +52,7 @@ from clinsynth.evaluation._fidelity import (
     score_metrics,
     shapes_score,
 )
+from clinsynth.evaluation._metrics import metrics as registered
 from clinsynth.evaluation._reports import QualityReport
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.metadata._validate import clear_missing_values
@@ -382,6 +383,11 @@ def evaluate_quality_dask(
         f"KS on a grid of {bins} bins (exact for whole numbers; otherwise at most the "
         "'KS bound' below the exact statistic)."
     ]
+    hooked = [m.name for m in registered("fidelity") if m.compute is not None]
+    if hooked:  # a compute hook takes whole tables in memory
+        notes.append(
+            f"Not computed on Dask (its computation needs whole tables): {', '.join(hooked)}."
+        )
     if detection:
         _detect(
             (src_r, real1["rows"]),

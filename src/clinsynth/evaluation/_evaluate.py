@@ -22,6 +22,7 @@ from clinsynth.evaluation._common import (
     statistical_columns,
 )
 from clinsynth.evaluation._diagnostic import run_diagnostic
+from clinsynth.evaluation._metrics import metric_table
 from clinsynth.evaluation._plots import figure_data
 from clinsynth.evaluation._privacy import evaluate_privacy
 from clinsynth.evaluation._quality import evaluate_quality
@@ -37,6 +38,9 @@ from clinsynth.io._atomic import atomic_write_text
 from clinsynth.metadata import Metadata
 
 _ORDER = ("diagnostic", "quality", "utility", "privacy")
+#: Each section's title ("Fidelity" for quality), from its report class.
+_KINDS = (DiagnosticReport, QualityReport, UtilityReport, PrivacyReport)
+_TITLES = {kind.name: kind.title for kind in _KINDS}
 _RANK = {"low": 0, "not measured": 0, "medium": 1, "high": 2}
 
 
@@ -72,6 +76,11 @@ class EvaluationResult:
         pairs = {name: getattr(self, name) for name in _ORDER}
         return {k: v for k, v in pairs.items() if v is not None}
 
+    @staticmethod
+    def questions() -> dict[str, str]:
+        """The question each section of :meth:`summary` answers, by its title."""
+        return {kind.title: kind.question for kind in _KINDS}
+
     def privacy_verdict(self) -> str:
         """The worst privacy verdict: 'low', 'medium' or 'high' (or 'not measured')."""
         if self.privacy is None:
@@ -82,10 +91,9 @@ class EvaluationResult:
     def summary(self) -> pd.DataFrame:
         """One row per section: ``Section``, ``Score`` (NaN if not run) and ``Verdict``."""
         rows = []
+        title = _TITLES
         for name in _ORDER:
             rep = getattr(self, name)
-            title = {"diagnostic": "Diagnostic", "quality": "Fidelity", "utility": "ML utility"}
-            title["privacy"] = "Privacy"
             if rep is None:
                 rows.append((title[name], float("nan"), "not measured"))
                 continue
@@ -103,12 +111,19 @@ class EvaluationResult:
                 rows.append((title[name], rep.get_score(), score_verdict(score)))
         return pd.DataFrame(rows, columns=["Section", "Score", "Verdict"])
 
+    def metric_table(self, *, text: bool = False) -> pd.DataFrame:
+        """One row per registered metric of the reports computed: its words, value, which way
+        is better and its threshold (see :func:`clinsynth.evaluation.metric_table`)."""
+        return metric_table(self.reports, text=text)
+
     def to_dict(self) -> dict[str, Any]:
-        """Everything as plain JSON values: the reports, the figures' data and the run info."""
+        """Everything as plain JSON values: the summary, the registered metrics' values, the
+        reports, the figures' data and the run info."""
         return jsonable(
             {
                 "clinsynth_version": __version__,
                 "summary": self.summary(),
+                "metrics": self.metric_table(),
                 "reports": {name: rep.to_dict() for name, rep in self.reports.items()},
                 "figures": self.figures,
                 "info": self.info,

@@ -48,8 +48,9 @@ _INTRO = {
         "This report compares a synthetic (artificial) copy of a patient table with the real "
         "table. Four questions: is the synthetic data well formed (diagnostic)? Does it look like "
         "the real data (fidelity)? Is it as useful for analysis (ML utility)? Does it give away "
-        "anything about the real patients it was made from (privacy)? Scores run from 0 to 1; "
-        "higher is better everywhere, and a privacy score of 1 means no measurable risk."
+        "anything about the real patients it was made from (privacy)? The four scores run from 0 "
+        "to 1; higher is better, and a privacy score of 1 means no measurable risk. The headline "
+        "metrics below them keep their own scales: the arrow says which way is better."
     ),
     "diagnostic": (
         "Basic checks that the synthetic data is usable: values within the real ranges, "
@@ -415,17 +416,19 @@ def _sequences_section(result: EvaluationResult) -> str:
     return _section("sequences", "2b. Sequences over time", sequence_block(data))
 
 
+def _metrics_block(result: EvaluationResult) -> str:
+    """The registered metrics of the sections that ran (``clinsynth.evaluation.metrics``)."""
+    table = result.metric_table(text=True)
+    if table.empty:
+        return ""
+    return "<h3>Headline metrics</h3>" + _table(table.drop(columns="Key"))
+
+
 def render_html(result: EvaluationResult) -> str:
     """The whole report as one HTML string."""
     info = result.info
     summary = result.summary()
-    explain = {
-        "Diagnostic": "Is the synthetic data well formed?",
-        "Fidelity": "Does it look like the real data?",
-        "ML utility": "Is it as useful for prediction?",
-        "Privacy": "Does it reveal the real patients? (1 = no measurable risk)",
-    }
-    summary["Question"] = summary["Section"].map(explain)
+    summary["Question"] = summary["Section"].map(result.questions())
     rows = info["rows"]
     model = info.get("model") or {}
     header = (
@@ -438,7 +441,11 @@ def render_html(result: EvaluationResult) -> str:
     skipped = [f"{k}: {v}" for k, v in info.get("skipped", {}).items()]
     body = [
         header,
-        _section("summary", "Summary", _table(summary, verdict_col="Verdict") + _notes(skipped)),
+        _section(
+            "summary",
+            "Summary",
+            _table(summary, verdict_col="Verdict") + _notes(skipped) + _metrics_block(result),
+        ),
         _section(
             "diagnostic",
             "1. Diagnostic",

@@ -14,6 +14,7 @@ import pandas as pd
 from clinsynth._version import __version__
 from clinsynth.evaluation._common import score_verdict
 from clinsynth.evaluation._html import _esc, _fig, _fmt, _notes, _table, page, quality_block
+from clinsynth.evaluation._metrics import metric_table
 from clinsynth.evaluation._plots import cardinality_figure, matrix_figure
 
 if TYPE_CHECKING:
@@ -156,6 +157,10 @@ def _trends_body(report: MultiTableReport) -> str:
     return "".join(parts)
 
 
+#: The columns of each table's headline metrics (their words are in the single-table report).
+_METRIC_COLUMNS = ["Metric", "Value", "Better", "Threshold"]
+
+
 def _tables_body(report: MultiTableReport) -> str:
     parts = [_table(report.get_details("Tables")), _notes(report.notes)]
     notes = report.info.get("figure_notes", {})
@@ -163,6 +168,7 @@ def _tables_body(report: MultiTableReport) -> str:
         figs = report.figures.get("tables", {}).get(name, {})
         parts.append(
             f"<section id='table-{_esc(name)}'><h3>Table {_esc(name)}</h3>"
+            + _table(metric_table({"quality": rep}, text=True)[_METRIC_COLUMNS])
             + quality_block(rep, figs, notes.get(name, []))
             + _sequences(figs)
             + "</section>"

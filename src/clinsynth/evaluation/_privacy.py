@@ -41,6 +41,7 @@ from clinsynth.evaluation._common import (
 )
 from clinsynth.evaluation._encoding import FeatureEncoder
 from clinsynth.evaluation._membership import dcr_share, distance_mia, domias, nearest_distances
+from clinsynth.evaluation._metrics import compute_metrics
 from clinsynth.evaluation._privacy_text import attack_table, risk_rows, statement
 from clinsynth.evaluation._reports import PrivacyReport
 from clinsynth.evaluation._singling_out import singling_out
@@ -250,6 +251,7 @@ def evaluate_privacy(
         "linkability": link,
         "inference": inferences,
         "rows": {"train": len(train), "holdout": len(hold), "synthetic": len(synth)},
+        **compute_metrics("privacy", train, synth, table, holdout=hold),
     }
     risks, properties = risk_rows(metrics)
     details = {

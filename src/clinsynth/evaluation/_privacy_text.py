@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from clinsynth.evaluation._common import verdict
+from clinsynth.evaluation._metrics import get_metric
 
 _DP = "train with differential privacy (epsilon <= 3)"
 _NONE = "No action needed."
@@ -14,25 +15,17 @@ _NONE = "No action needed."
 RISK_BOUND = 0.05
 
 _EXPLAIN = {
-    "Distance To Closest Record": (
-        "Share of synthetic rows that lie closer to a training patient than to a comparable new "
-        "patient, corrected for the sizes of both groups. 50% means the synthetic data is no "
-        "closer to the training patients than to anyone else; 100% means it copies them."
-    ),
-    "Membership Inference": (
-        "How well an attacker can tell, from the synthetic data alone, whether a given person was "
-        "in the training data, by their distance to the nearest synthetic row (ROC AUC; 0.5 = no "
-        "better than a coin toss)."
-    ),
+    # the risks of a registered metric are explained in the registry's words
+    "Distance To Closest Record": get_metric("dcr_share").text,
+    "Membership Inference": get_metric("mia_auc").text,
     "Membership Inference (DOMIAS)": (
         "The same question answered by comparing how dense the synthetic data is around a person "
         "with how dense the population is there (DOMIAS, van Breugel et al. 2023; ROC AUC, 0.5 = "
         "coin toss)."
     ),
-    "Exact Copies": (
-        "Share of synthetic rows identical to a training row, beyond the share that occurs by "
-        "chance (measured on new patients)."
-    ),
+    "Exact Copies": get_metric("exact_copy_share").text
+    + " The verdict counts only the share beyond what occurs by chance (measured on new "
+    "patients).",
     "Unusual Closeness (NNDR)": (
         "Share of synthetic rows that are much closer to one training patient than to the next "
         "one, against 5% for new patients (informational; not in the score)."

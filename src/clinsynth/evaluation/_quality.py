@@ -30,6 +30,7 @@ from clinsynth.evaluation._fidelity import (
     shapes_score,
 )
 from clinsynth.evaluation._logic import evaluate_logic, giveaway_sentence, logic_sentence
+from clinsynth.evaluation._metrics import compute_metrics
 from clinsynth.evaluation._reports import QualityReport
 from clinsynth.evaluation._statistics import categorical_statistics, numeric_statistics
 from clinsynth.metadata import Metadata
@@ -201,6 +202,7 @@ def evaluate_quality(
     if logic:
         metrics.update(logic_metrics)
         metrics["logic_summary"] = logic_sentence(logic_details, logic_metrics)
+    metrics.update(compute_metrics("fidelity", real, synthetic, table))
 
     if detection:
         report(progress, total, 3, "Detection")

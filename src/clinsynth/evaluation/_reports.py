@@ -44,6 +44,8 @@ class BaseReport:
 
     name = "report"
     title = "Report"
+    #: The question the section answers, in plain words (the HTML summary, the dashboard).
+    question = ""
 
     def __init__(
         self,
@@ -118,6 +120,7 @@ class DiagnosticReport(BaseReport):
 
     name = "diagnostic"
     title = "Diagnostic"
+    question = "Is the synthetic table well formed (valid values, ranges, categories)?"
 
 
 class QualityReport(BaseReport):
@@ -126,6 +129,7 @@ class QualityReport(BaseReport):
 
     name = "quality"
     title = "Fidelity"
+    question = "Does it look like the real data, column by column and in pairs of columns?"
 
 
 class UtilityReport(BaseReport):
@@ -133,6 +137,10 @@ class UtilityReport(BaseReport):
 
     name = "utility"
     title = "ML utility"
+    question = (
+        "Does a model trained on synthetic patients predict real patients as well as "
+        "one trained on real patients?"
+    )
 
 
 class PrivacyReport(BaseReport):
@@ -144,6 +152,10 @@ class PrivacyReport(BaseReport):
 
     name = "privacy"
     title = "Privacy"
+    question = (
+        "Could someone learn about a real patient from the synthetic data? 1 means no "
+        "measurable risk."
+    )
 
     def __init__(self, *args: Any, statement: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

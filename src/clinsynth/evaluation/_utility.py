@@ -47,6 +47,7 @@ from clinsynth.evaluation._common import (
     to_numeric,
 )
 from clinsynth.evaluation._encoding import FeatureEncoder
+from clinsynth.evaluation._metrics import compute_metrics
 from clinsynth.evaluation._reports import UtilityReport
 from clinsynth.metadata import Metadata, TableMetadata
 
@@ -307,6 +308,7 @@ def evaluate_utility(
             "tstr": dict(zip(main_rows["Model"], main_rows["tstr"], strict=True)),
             "trtr": dict(zip(main_rows["Model"], main_rows["trtr"], strict=True)),
             "feature_importance_spearman": agreement,
+            **compute_metrics("utility", train, synth, table, holdout=hold, target=target),
         },
         sampling=sampling.notes,
         notes=notes,

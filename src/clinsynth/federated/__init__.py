@@ -3,7 +3,8 @@
 Each site keeps its rows. The server holds the federation's metadata; the sites agree the
 transformer's statistics with differential privacy (noisy histograms summed by the server,
 :mod:`~clinsynth.federated._statistics`), then either send noisy marginals from which the server
-fits the ``dp_marginal`` model (:mod:`~clinsynth.federated._marginal`, the default) or train one
+fits the ``dp_marginal`` model (:mod:`~clinsynth.federated._marginal`, the default; by secure
+aggregation, :mod:`~clinsynth.federated._secagg`, so the server sees only their sums) or train one
 TVAE by federated averaging of DP-SGD updates (:mod:`~clinsynth.federated._model`), each site
 accounting its own epsilon. The result is
 a normal clinsynth bundle. :class:`Federation` and :class:`Site` are the two sides of the
@@ -11,8 +12,10 @@ protocol; Flower carries their messages (:func:`run_server`, :func:`run_site`, t
 ``[federated]`` extra), and :func:`simulate` runs them in one process. See docs/FEDERATED.md.
 """
 
-from clinsynth.federated._protocol import Federation, Plan, Site, simulate
+from clinsynth.federated._protocol import Plan, simulate
 from clinsynth.federated._schema import new_tokens, read_tokens
+from clinsynth.federated._server import Federation
+from clinsynth.federated._site import Site
 
 
 def run_server(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - forwards to the Flower layer

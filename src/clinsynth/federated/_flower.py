@@ -23,7 +23,9 @@ import pandas as pd
 
 from clinsynth._extras import require
 from clinsynth.errors import FederationError
-from clinsynth.federated._protocol import Federation, Plan, Site, steps
+from clinsynth.federated._protocol import Plan, steps
+from clinsynth.federated._server import Federation
+from clinsynth.federated._site import Site
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +102,11 @@ def _strategy(federation: Federation, join_timeout: float) -> Any:
                     )
                     return []
             clients = client_manager.all()
-            out = federation.instructions(server_round, sorted(clients))
+            try:
+                out = federation.instructions(server_round, sorted(clients))
+            except FederationError as exc:
+                self.error = exc
+                return []
             return [
                 (clients[cid], FitIns(ndarrays_to_parameters(arrays), {"m": _encode(payload)}))
                 for cid, (payload, arrays) in out.items()
@@ -164,7 +170,7 @@ def _progress(federation: Federation, server_round: int, answered: int, failed: 
             f"{len(federation.accepted)} accepted, {len(federation.refused)} refused."
         )
     return (
-        f"Training round {federation.rounds_done}/{federation.plan.rounds}: {answered} sites "
+        f"Training round {federation.rounds_done_}/{federation.plan.rounds}: {answered} sites "
         f"answered, {failed} failed."
     )
 
@@ -247,11 +253,14 @@ def run_site(
     connect_timeout: float = CONNECT_TIMEOUT,
     seed: int | None = None,
     name: str | None = None,
+    local_noise: bool = False,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Take part in a federation with ``data`` (which never leaves this process except as the
     noisy statistics, DP-SGD weights or noisy marginals the protocol sends). Returns this site's
-    privacy report, from its own ledger.
+    privacy report, from its own ledger (with the assumption its epsilon holds under when the
+    marginals were securely aggregated). ``local_noise``: add this site's full noise even under
+    secure aggregation (see :class:`~clinsynth.federated.Site`).
 
     Raises
     ------
@@ -264,7 +273,9 @@ def run_site(
     _flwr()
     from flwr.client import NumPyClient, start_client
 
-    site = Site(data, token, epsilon=epsilon, delta=delta, seed=seed, name=name)
+    site = Site(
+        data, token, epsilon=epsilon, delta=delta, seed=seed, name=name, local_noise=local_noise
+    )
 
     class SiteClient(NumPyClient):
         def get_parameters(self, config: dict[str, Any]) -> list[np.ndarray]:

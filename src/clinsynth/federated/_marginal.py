@@ -224,44 +224,66 @@ def site_codes(
     return T.codes(attrs, transformer.transform(rows, random_state=seed))
 
 
+def scores_sigma(d: int, rho: float) -> float:
+    """The noise σ of the ``P = d(d-1)/2`` pair scores on ``rho`` (zCDP): one row moves each
+    score by at most 1, L2 sensitivity ``sqrt(P)``."""
+    return math.sqrt(len(T.pairs(d)) / (2 * rho))
+
+
+def tables_sigma(n_edges: int, rho: float) -> float:
+    """The noise σ a cell of the tree's ``n_edges`` tables on ``rho`` (zCDP): each row is in
+    one cell of each table."""
+    return math.sqrt(max(n_edges, 1) / (2 * rho))
+
+
 def site_scores(
     codes: np.ndarray,
     attrs: list[dict[str, Any]],
     ones: list[np.ndarray],
     size: float,
-    rho: float,
+    sigma: float,
     rng: np.random.Generator,
     accountant: PrivacyAccountant,
-) -> tuple[np.ndarray, float]:
-    """Step *select* at a site: every pair's noisy dependence score on ``rho`` (zCDP), written
-    to the site's ledger; ``ones`` are the site's released 1-way counts
-    (:func:`released_ones`), so a score is the dependence within the site. Returns the scores
-    and their noise σ."""
+    *,
+    added: float | None = None,
+    note: str = "",
+) -> np.ndarray:
+    """Step *select* at a site: every pair's dependence score with noise ``N(0, added²)``
+    (``added`` defaults to ``sigma``); ``ones`` are the site's released 1-way counts
+    (:func:`released_ones`), so a score is the dependence within the site. The site's ledger
+    records ``sigma``, the noise that protects its rows: its own noise, or under secure
+    aggregation the noise of the sites' sum (``note`` says which)."""
     n_pairs = len(T.pairs(len(attrs)))
-    sigma = math.sqrt(n_pairs / (2 * rho))
     scores = T.pair_scores(codes, attrs, ones, float(size))
     accountant.add_gaussian(
-        "dependence scores of every pair of columns", sigma, count=n_pairs, consumer="selection"
+        f"dependence scores of every pair of columns{note}",
+        sigma,
+        count=n_pairs,
+        consumer="selection",
     )
-    return scores + sigma * rng.standard_normal(n_pairs), sigma
+    noise = sigma if added is None else added
+    return scores + noise * rng.standard_normal(n_pairs)
 
 
 def site_tables(
     codes: np.ndarray,
     attrs: list[dict[str, Any]],
     edges: list[tuple[int, int]],
-    rho: float,
+    sigma: float,
     rng: np.random.Generator,
     accountant: PrivacyAccountant,
-) -> tuple[list[np.ndarray], float]:
-    """Step *measure* at a site: the edges' noisy 2-way tables on ``rho`` (zCDP), written to
-    the site's ledger. Returns the tables and their noise σ."""
-    sigma = math.sqrt(len(edges) / (2 * rho))
-    tables = T.measure(codes, attrs, edges, sigma, rng)
+    *,
+    added: float | None = None,
+    note: str = "",
+) -> list[np.ndarray]:
+    """Step *measure* at a site: the edges' 2-way tables with noise ``N(0, added²)`` a cell
+    (``added`` defaults to ``sigma``); the ledger records ``sigma`` (see
+    :func:`site_scores`)."""
+    tables = T.measure(codes, attrs, edges, sigma if added is None else added, rng)
     accountant.add_gaussian(
-        "2-way marginals of the tree edges", sigma, count=len(edges), consumer="measurement"
+        f"2-way marginals of the tree edges{note}", sigma, count=len(edges), consumer="measurement"
     )
-    return tables, sigma
+    return tables
 
 
 def check_edges(edges: Any, d: int) -> list[tuple[int, int]]:
@@ -296,9 +318,14 @@ def plan_tree(
 
 
 def fit_generator(
-    attrs: list[dict[str, Any]], edges: list[tuple[int, int]], replies: list[list[np.ndarray]]
+    attrs: list[dict[str, Any]],
+    edges: list[tuple[int, int]],
+    replies: list[list[np.ndarray]],
+    ones: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """The sampling tree from the sites' summed noisy 2-way tables (post-processing)."""
+    """The sampling tree from the sites' summed noisy 2-way tables (post-processing), raked to
+    the 1-way counts ``ones`` (default: the attributes' summed counts of every site; the
+    measured sites' own when some dropped out before measuring)."""
     sums = [np.zeros((attrs[i]["size"], attrs[j]["size"])) for i, j in edges]
     for tables in replies:
         if len(tables) != len(edges):
@@ -311,8 +338,20 @@ def fit_generator(
                     "expected."
                 )
             sums[k] += t
-    ones = [np.maximum(a["counts"], 0.0) for a in attrs]
-    return T.fit_tree(len(attrs), edges, sums, ones)
+    if ones is None:
+        ones = [a["counts"] for a in attrs]
+    return T.fit_tree(len(attrs), edges, sums, [np.maximum(o, 0.0) for o in ones])
+
+
+def split_tables(
+    vector: np.ndarray, attrs: list[dict[str, Any]], edges: list[tuple[int, int]]
+) -> list[np.ndarray]:
+    """The edges' tables from one flat vector (their cells in order), as secure aggregation
+    carries them."""
+    shapes = [(attrs[i]["size"], attrs[j]["size"]) for i, j in edges]
+    sizes = [a * b for a, b in shapes]
+    parts = np.split(np.asarray(vector, dtype=np.float64), np.cumsum(sizes)[:-1])
+    return [p.reshape(shape) for p, shape in zip(parts, shapes, strict=True)]
 
 
 def build_model(

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from clinsynth.io._atomic import atomic_path, atomic_write_text
     from clinsynth.io._files import load_csvs, read_data, read_table, write_table, write_tables
     from clinsynth.io._formats import FORMATS, FileFormat, format_of, get_format
-    from clinsynth.io._sql import mask_url, read_sql_schema, write_sql_schema
+    from clinsynth.io._sql import read_sql_schema, write_sql_schema
+    from clinsynth.io._sql_engine import mask_url
 
 _LAZY = {
     "atomic_path": "_atomic",
@@ -24,7 +25,7 @@ _LAZY = {
     "format_of": "_formats",
     "get_format": "_formats",
     "load_csvs": "_files",
-    "mask_url": "_sql",
+    "mask_url": "_sql_engine",
     "read_data": "_files",
     "read_sql_schema": "_sql",
     "read_table": "_files",

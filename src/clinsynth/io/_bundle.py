@@ -21,12 +21,10 @@ models' ``_set_state``).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import stat
-import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -37,9 +35,14 @@ from clinsynth.errors import BundleError
 from clinsynth.io import _schema as S
 from clinsynth.io._atomic import atomic_path, recover
 from clinsynth.io._limits import MAX_JSON_BYTES, human_bytes, loads_limited, shorten
+from clinsynth.io._tensors import (
+    WEIGHTS,
+    check_tensor,  # noqa: F401  (the state readers import it here)
+    load_tensors,
+    tensor_bytes,
+)
 
 MANIFEST = "manifest.json"
-WEIGHTS = "weights.pt"
 #: The kinds of bundle (``manifest["kind"]``; bundles of format 1 wrote none for one table).
 SINGLE_TABLE = "single_table"
 MULTI_TABLE = "multi_table"
@@ -93,7 +96,7 @@ def save_bundle(
         if not _MEMBER.match(name):
             raise BundleError(f"Cannot save a bundle member named {shorten(name)}.")
     if tensors:
-        members[WEIGHTS] = _tensor_bytes(tensors)
+        members[WEIGHTS] = tensor_bytes(tensors)
     if archive if archive is not None else path.suffix.lower() == ".zip":
         with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             for name in sorted(members):
@@ -103,16 +106,6 @@ def save_bundle(
             for name, raw in members.items():
                 (tmp / name).write_bytes(raw)
     return path
-
-
-def _tensor_bytes(tensors: dict[str, Any]) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(
-        {k: v.detach().cpu() if hasattr(v, "detach") else v for k, v in tensors.items()}, buffer
-    )
-    return buffer.getvalue()
 
 
 def load_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -150,7 +143,7 @@ def load_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
             documents[name] = loads_limited(
                 raw, f"Model '{path}' is corrupt: {name}", BundleError, _AGAIN
             )
-    tensors = _load_tensors(path, files.get(WEIGHTS))
+    tensors = load_tensors(path, files.get(WEIGHTS))
     return manifest, documents, tensors
 
 
@@ -333,80 +326,6 @@ def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> byte
     if size != info.file_size:
         raise BundleError(f"Model '{path}': {name} is truncated or its size is misdeclared.")
     return b"".join(chunks)
-
-
-def _load_tensors(path: Path, raw: bytes | None) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    import torch
-
-    try:
-        with warnings.catch_warnings():  # a damaged file's protocol notes: the error says it
-            warnings.simplefilter("ignore")
-            tensors = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a damaged or unsafe file
-        raise BundleError(
-            f"Model '{path}' is corrupt ({WEIGHTS} could not be read safely: "
-            f"{type(exc).__name__}). Fit and save the model again."
-        ) from None
-    problems: list[str] = []
-    if not isinstance(tensors, dict) or len(tensors) > MAX_MEMBERS:
-        problems.append("it must hold a dictionary of named tensors")
-    else:
-        for key, value in tensors.items():
-            if not isinstance(key, str) or len(key) > 300:
-                problems.append(f"a tensor name {shorten(key)} is not a short string")
-            elif not isinstance(value, torch.Tensor):
-                problems.append(f"{shorten(key)} is a {type(value).__name__}, not a tensor")
-            elif value.dtype.is_complex or value.is_sparse or value.device.type != "cpu":
-                problems.append(f"{shorten(key)} is not a dense real tensor")
-            if len(problems) >= S.MAX_PROBLEMS:
-                break
-    if problems:
-        S.raise_problems(problems, f"Model '{path}': {WEIGHTS}")
-    return tensors
-
-
-def check_tensor(
-    tensors: dict[str, Any],
-    key: str,
-    shape: tuple[int | None, ...],
-    where: str,
-    *,
-    floating: bool = True,
-    finite: bool = True,
-) -> Any:
-    """``tensors[key]``, checked to exist with ``shape`` (None: any size), floating-point
-    (``floating``) and finite (``finite``) values.
-
-    Raises
-    ------
-    BundleError
-        Naming the tensor, the shape expected and the shape found.
-    """
-    import torch
-
-    value = tensors.get(key)
-    if not isinstance(value, torch.Tensor):
-        raise BundleError(f"{where}: the tensor '{key}' is missing. Fit and save the model again.")
-    ok = value.dim() == len(shape) and all(
-        want is None or got == want for got, want in zip(value.shape, shape, strict=True)
-    )
-    if not ok:
-        expected = "x".join("n" if s is None else str(s) for s in shape) or "a scalar"
-        raise BundleError(
-            f"{where}: the tensor '{key}' has shape {tuple(value.shape)}, where the model needs "
-            f"{expected}. The bundle was damaged or tampered with; fit and save the model again."
-        )
-    if floating and (
-        not value.dtype.is_floating_point or (finite and not bool(torch.isfinite(value).all()))
-    ):
-        raise BundleError(
-            f"{where}: the tensor '{key}' must hold {'finite ' if finite else ''}floating-point "
-            "numbers. The bundle was damaged or tampered with (or its training diverged); fit "
-            "and save the model again."
-        )
-    return value
 
 
 def _dumps(doc: Any) -> str:

@@ -51,8 +51,8 @@ def read_table(path: str | os.PathLike, *, sheet_name: str | int | None = None) 
     fmt = format_of(path)
     if fmt is None:
         raise DataError(
-            f"File '{path}' has an unsupported type '{path.suffix.lower()}'. Use CSV, Excel "
-            "(.xlsx) or Parquet."
+            f"File '{path}' has an unsupported type '{path.suffix.lower()}'. Use "
+            f"{listed_names(labels=True)} ({listed_suffixes()})."
         )
     try:
         if path.stat().st_size == 0:

@@ -1,9 +1,10 @@
 """The table of file formats: one entry per format, read by io, the CLI, simulate and the
 dashboard.
 
-Adding a format is one :class:`FileFormat` entry in :data:`FORMATS` (its reader and writer in
-``_readers.py``) and its test. This module imports nothing heavy, so the CLI can list the
-formats without loading pandas.
+Adding a format is one :class:`FileFormat` entry in :data:`FORMATS` (its reader and writer
+functions, or the names of functions in ``_readers.py``) and its test. Everything else reads the
+table when it runs, so nothing else names the format. This module imports nothing heavy, so
+the CLI can list the formats without loading pandas.
 
 >>> format_of("visits.parquet").name
 'parquet'
@@ -14,9 +15,10 @@ formats without loading pandas.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,9 +38,10 @@ class FileFormat:
         The suffixes read as this format; the first is the one written.
     writes : tuple of str
         The suffixes written (empty: read only).
-    reader, writer : str
-        Names of the functions in ``clinsynth.io._readers``: ``reader(path, sheet_name)``
-        returns a DataFrame, ``writer(df, path)`` writes one.
+    reader, writer : str or callable
+        ``reader(path, sheet_name)`` returns a DataFrame, ``writer(df, path)`` writes one: the
+        functions, or the names of functions in ``clinsynth.io._readers`` (so that this module
+        imports nothing heavy).
     folder : bool
         Whether a folder of tables may be written in it (one file per table).
     listed : bool
@@ -51,27 +54,32 @@ class FileFormat:
     label: str
     suffixes: tuple[str, ...]
     writes: tuple[str, ...]
-    reader: str
-    writer: str | None = None
+    reader: str | Callable[..., Any]
+    writer: str | Callable[..., Any] | None = None
     folder: bool = False
     listed: bool = True
     cell_bytes: int = 10
 
     def read(self, path: Path, sheet_name: str | int | None = None) -> pd.DataFrame:
         """Read ``path`` in this format (a missing optional module names its extra)."""
-        from clinsynth.io import _readers
-
-        return getattr(_readers, self.reader)(path, sheet_name)
+        return _function(self.reader)(path, sheet_name)
 
     def write(self, df: pd.DataFrame, path: Path) -> None:
         """Write ``df`` to ``path`` in this format (not atomic: the caller is)."""
-        from clinsynth.io import _readers
-
-        getattr(_readers, str(self.writer))(df, path)
+        _function(self.writer)(df, path)
 
 
-#: Every file format of tables. A file without a suffix is read as CSV.
-FORMATS: tuple[FileFormat, ...] = (
+def _function(name: str | Callable[..., Any] | None) -> Callable[..., Any]:
+    if callable(name):
+        return name
+    from clinsynth.io import _readers
+
+    return getattr(_readers, str(name))
+
+
+#: Every file format of tables. A file without a suffix is read as CSV. Read when used (never
+#: copied at import), so an entry added here reaches io, the CLI, simulate and the dashboard.
+FORMATS: list[FileFormat] = [
     FileFormat("csv", "CSV", (".csv", ".txt"), (".csv",), "read_csv", "write_csv", folder=True),
     FileFormat("tsv", "TSV", (".tsv",), (".tsv",), "read_csv", "write_tsv", listed=False),
     FileFormat("xlsx", "Excel", (".xlsx", ".xls"), (".xlsx",), "read_excel", "write_excel"),
@@ -85,20 +93,22 @@ FORMATS: tuple[FileFormat, ...] = (
         folder=True,
         cell_bytes=6,
     ),
-)
-_BY_NAME = {f.name: f for f in FORMATS}
+]
 
 
 def get_format(name: str) -> FileFormat:
     """The format called ``name`` (KeyError for another)."""
-    return _BY_NAME[name]
+    for fmt in FORMATS:
+        if fmt.name == name:
+            return fmt
+    raise KeyError(name)
 
 
 def format_of(path: str | os.PathLike, *, writing: bool = False) -> FileFormat | None:
     """The format of ``path`` by its suffix (None: no format reads, or writes, it)."""
     suffix = Path(path).suffix.lower()
     if not suffix and not writing:
-        return _BY_NAME["csv"]
+        return get_format("csv")
     for fmt in FORMATS:
         if suffix in (fmt.writes if writing else fmt.suffixes):
             return fmt
@@ -111,6 +121,11 @@ def readable_suffixes() -> tuple[str, ...]:
 
 def writable_suffixes() -> tuple[str, ...]:
     return tuple(s for f in FORMATS for s in f.writes)
+
+
+def listed_formats() -> tuple[str, ...]:
+    """Names of the formats offered by name (``clinsynth simulate --format``)."""
+    return tuple(f.name for f in FORMATS if f.listed)
 
 
 def folder_formats() -> tuple[str, ...]:

@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 
 from clinsynth.errors import DataError
-from clinsynth.io._sql import (
+from clinsynth.io._sql import _table_ddl, _typed
+from clinsynth.io._sql_engine import (
     _backend,
     _connect,
     _engine,
@@ -37,8 +38,6 @@ from clinsynth.io._sql import (
     _is_driver_error,
     _qualified,
     _quote,
-    _table_ddl,
-    _typed,
 )
 from clinsynth.metadata import Metadata
 

@@ -5,7 +5,7 @@ from clinsynth.metadata._detect import (
     detect_datetime_format,
     refers_to_own_key,
 )
-from clinsynth.metadata._metadata import Metadata, TableMetadata
+from clinsynth.metadata._metadata import Metadata
 from clinsynth.metadata._sdtypes import KNOWN as SDTYPES
 from clinsynth.metadata._sdtypes import PII as PII_SDTYPES
 from clinsynth.metadata._sdtypes import is_pii
@@ -14,6 +14,7 @@ from clinsynth.metadata._sequences import (
     sequence_index_candidates,
     sequence_key_candidates,
 )
+from clinsynth.metadata._table import TableMetadata
 
 __all__ = [
     "Metadata",

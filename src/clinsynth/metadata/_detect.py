@@ -39,9 +39,11 @@ from clinsynth.metadata._keys import CAMEL_ID as _CAMEL_ID
 from clinsynth.metadata._keys import ID_NAME as _ID_NAME
 from clinsynth.metadata._keys import KeyEvidence, choose_primary_key
 from clinsynth.metadata._link_checks import ids_to_codes
-from clinsynth.metadata._links import LinkCandidate, detect_links
-from clinsynth.metadata._metadata import Metadata, TableMetadata
+from clinsynth.metadata._link_choice import LinkCandidate
+from clinsynth.metadata._links import detect_links
+from clinsynth.metadata._metadata import Metadata
 from clinsynth.metadata._self_links import refers_to_own_key
+from clinsynth.metadata._table import TableMetadata
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from clinsynth.metadata._metadata import TableMetadata
+from clinsynth.metadata._table import TableMetadata
 
 #: Column names that export tools add for the row labels or numbers.
 ARTEFACT_NAME = re.compile(

@@ -32,14 +32,18 @@ previous stay) are found by :func:`clinsynth.metadata._self_links.refers_to_own_
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from clinsynth.metadata._keys import GENERIC_KEYS, KeyEvidence, key_named, singular
+from clinsynth.metadata._keys import KeyEvidence, key_named, singular
 from clinsynth.metadata._link_checks import ids_to_codes
+from clinsynth.metadata._link_choice import (
+    MIN_INCLUSION,
+    LinkCandidate,
+    add_without_cycles,
+    choose_links,
+)
+from clinsynth.metadata._link_names import name_match
 from clinsynth.metadata._metadata import Metadata
 from clinsynth.metadata._self_links import (
     SELF_REFERENCE_NAME,
@@ -47,120 +51,9 @@ from clinsynth.metadata._self_links import (
     self_pointing_share,
 )
 
-#: Least inclusion for each kind of name match (see the module docstring).
-MIN_INCLUSION = {"exact": 0.0, "stem": 0.5, "self": 0.9, "role": 0.9, "similar": 0.9}
-MIN_INCLUSION["values"] = 0.95
 #: Share of the parent's keys that numbers linked by values alone must use: a few small codes
 #: (8507, 8532) fall inside any large range of integer keys by chance.
 MIN_VALUES_COVERAGE = 0.5
-_RANK = {"exact": 0, "stem": 1, "self": 1, "role": 2, "similar": 3, "values": 4}
-#: Two candidates whose inclusion differs by at most this much tie.
-TIE = 0.01
-_NOT_NAME_TOKENS = frozenset({"id", "key", "ref", "fk", "no", "nr", "number", "uuid", "code"})
-
-
-@dataclass
-class LinkCandidate:
-    """One possible foreign key with its evidence.
-
-    ``status`` is ``"linked"``, ``"weaker"`` (another parent fits better), ``"ambiguous"``,
-    ``"broken"`` (the name matches, the values do not), ``"cycle"`` (left out: it would close a
-    cycle) or ``"not a key"`` (the parent column identifies the rows but is not the key, or is
-    part of a composite key).
-    """
-
-    child: str
-    column: str
-    parent: str
-    key: str
-    match: str
-    inclusion: float
-    orphans: int
-    rows: int
-    coverage: float = 0.0
-    status: str = "candidate"
-    note: str = ""
-
-    @property
-    def rank(self) -> tuple[int, float]:
-        return (_RANK.get(self.match, 9), -self.inclusion)
-
-    @property
-    def accepted(self) -> bool:
-        threshold = MIN_INCLUSION.get(self.match, 1.1)
-        return self.inclusion > 0 and self.inclusion >= threshold
-
-    def to_dict(self) -> dict:
-        """Counts and shares only (never a value: the metadata may travel with a model)."""
-        out = {
-            "child_table_name": self.child,
-            "child_foreign_key": self.column,
-            "parent_table_name": self.parent,
-            "parent_primary_key": self.key,
-            "match": self.match,
-            "inclusion": round(self.inclusion, 4),
-            "orphans": self.orphans,
-            "rows": self.rows,
-            "status": self.status,
-        }
-        if self.note:
-            out["note"] = self.note
-        return out
-
-    def describe(self) -> str:
-        """One line: ``visits.patient_id -> patients.patient_id: 100.0% of 1,640 rows ...``."""
-        text = (
-            f"{self.child}.{self.column} -> {self.parent}.{self.key}: {self.inclusion:.1%} of "
-            f"{self.rows:,} rows found ({self.orphans:,} orphans; name match: {self.match})"
-        )
-        return text + (f"; {self.note}" if self.note else "")
-
-
-def name_match(column: str, key: str, parent: str) -> str | None:
-    """How the name of child column ``column`` relates to ``parent.key`` (see the module
-    docstring), or None.
-
-    >>> name_match("PERSON_ID", "PERSON_ID", "person"), name_match("PATIENT", "Id", "patients")
-    ('exact', 'stem')
-    >>> name_match("GENDER_CONCEPT_ID", "CONCEPT_ID", "concept")
-    'role'
-    >>> name_match("pt_id", "id", "patients")
-    'similar'
-    """
-    lname, lkey = column.lower(), key.lower()
-    generic = lkey in GENERIC_KEYS
-    if lname == lkey:
-        return "stem" if generic else "exact"
-    stem = singular(parent).lower()
-    if lname in (stem, f"{stem}_id", f"{stem}id", f"{stem}.id", f"{stem}_key"):
-        return "stem"
-    if not generic and (lname.endswith("_" + lkey) or lname.endswith("." + lkey)):
-        return "role"
-    targets = {stem, *_tokens(key)} - _NOT_NAME_TOKENS
-    for token in _tokens(column):
-        for target in targets:
-            if len(target) < 3:
-                continue
-            if token == target or (
-                len(token) >= 2 and target.startswith(token) and token[0] == target[0]
-            ):
-                return "similar"
-            if len(token) >= 2 and _abbreviates(token, target):
-                return "similar"
-    return None
-
-
-def _tokens(name: str) -> list[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
-    return [t for t in re.split(r"[\s_.\-]+", spaced.lower()) if t and t not in _NOT_NAME_TOKENS]
-
-
-def _abbreviates(short: str, word: str) -> bool:
-    """``pt`` for ``patient``, ``enc`` for ``encounter``: same first letter, letters in order."""
-    if short[0] != word[0] or len(short) >= len(word):
-        return False
-    rest = iter(word[1:])
-    return all(ch in rest for ch in short[1:])
 
 
 def detect_links(
@@ -192,8 +85,8 @@ def detect_links(
             found = _candidates(child, column, spec, data[child], parents, md)
             if found:
                 by_column[(child, column)] = found
-    chosen, ambiguous = _choose(by_column)
-    relationships = _add_without_cycles(chosen, md)
+    chosen, ambiguous = choose_links(by_column)
+    relationships = add_without_cycles(chosen, md)
     candidates = [c for found in by_column.values() for c in found]
     candidates += _not_key_candidates(data, md, evidence, by_column)
     for link in relationships:
@@ -343,96 +236,6 @@ def _is_artefact_key(key: pd.Series) -> bool:
     from clinsynth.metadata._keys import artefact_kind
 
     return artefact_kind(str(key.name), key) is not None
-
-
-def _choose(
-    by_column: dict[tuple[str, str], list[LinkCandidate]],
-) -> tuple[list[LinkCandidate], list[dict]]:
-    """The best accepted candidate per column; ties are ambiguous (nothing linked)."""
-    chosen, ambiguous = [], []
-    for (child, column), found in by_column.items():
-        ok = sorted((c for c in found if c.status == "candidate"), key=lambda c: c.rank)
-        if not ok:
-            continue
-        best, rivals = (
-            ok[0],
-            [
-                c
-                for c in ok[1:]
-                if c.rank[0] == ok[0].rank[0] and ok[0].inclusion - c.inclusion <= TIE
-            ],
-        )
-        if rivals and best.match == "values":
-            # Keys by values alone: the parent whose keys the column covers (nearly all) wins
-            # over one it covers in part (the rows of a counter that merely contains them).
-            tied = [best, *rivals]
-            wide = [c for c in tied if c.coverage >= 0.9]
-            if len(wide) == 1 and all(c.coverage <= 0.7 for c in tied if c is not wide[0]):
-                best, rivals = wide[0], []
-        if rivals:
-            for c in [best, *rivals]:
-                c.status = "ambiguous"
-            ambiguous.append(
-                {
-                    "child_table_name": child,
-                    "child_foreign_key": column,
-                    "options": [
-                        {
-                            "parent_table_name": c.parent,
-                            "parent_primary_key": c.key,
-                            "inclusion": round(c.inclusion, 4),
-                        }
-                        for c in [best, *rivals]
-                    ],
-                }
-            )
-            continue
-        best.status = "linked"
-        for c in ok:
-            if c is not best:
-                c.status = "weaker"
-                c.note = (
-                    f"'{best.parent}.{best.key}' fits better ({best.match}, {best.inclusion:.0%})"
-                )
-        chosen.append(best)
-    return chosen, ambiguous
-
-
-def _add_without_cycles(chosen: list[LinkCandidate], md: Metadata) -> list[dict]:
-    """Relationships from the strongest link down, leaving out any that closes a cycle."""
-    graph: dict[str, set[str]] = {}
-    relationships = []
-    for cand in sorted(chosen, key=lambda c: c.rank):
-        if cand.parent != cand.child and _reaches(graph, cand.child, cand.parent):
-            cand.status = "cycle"
-            cand.note = (
-                f"left out: '{cand.parent}' already descends from '{cand.child}', so this link "
-                "would close a cycle of tables; declare it by hand only after removing another"
-            )
-            continue
-        if cand.parent != cand.child:
-            graph.setdefault(cand.parent, set()).add(cand.child)
-        relationships.append(
-            {
-                "parent_table_name": cand.parent,
-                "parent_primary_key": md.tables[cand.parent].primary_key,
-                "child_table_name": cand.child,
-                "child_foreign_key": cand.column,
-            }
-        )
-    return relationships
-
-
-def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
-    seen, stack = set(), [start]
-    while stack:
-        node = stack.pop()
-        if node == goal:
-            return True
-        if node not in seen:
-            seen.add(node)
-            stack.extend(graph.get(node, ()))
-    return False
 
 
 def _not_key_candidates(

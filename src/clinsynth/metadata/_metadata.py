@@ -21,137 +21,14 @@ from typing import Any
 import pandas as pd
 
 from clinsynth.errors import MetadataError
-from clinsynth.metadata._sdtypes import (
-    INTEGER_REPRESENTATIONS,
-    KNOWN,
-    NUMERICAL_REPRESENTATIONS,
-    STATISTICAL,
-    UNKNOWN,
-    is_pii,
-)
+from clinsynth.metadata._checks import relationship_problems, table_problems
+from clinsynth.metadata._sdtypes import INTEGER_REPRESENTATIONS
+from clinsynth.metadata._table import TableMetadata, normalize_sdv_column
 
 logger = logging.getLogger(__name__)
 
 SPEC_VERSION = "V1"
 DEFAULT_TABLE = "table"
-
-
-class TableMetadata:
-    """Columns, primary key, feature groups and rules of one table.
-
-    Parameters
-    ----------
-    columns : dict
-        ``{column_name: {"sdtype": ..., **properties}}`` in column order.
-    primary_key : str, optional
-    column_groups : dict of str to list of str, optional
-        Feature groups (e.g. ``{"genetic": [...], "clinical": [...]}``) used by models that
-        encode groups separately.
-    constraints : list of dict, optional
-        Declared rules, in the JSON form of :mod:`clinsynth.constraints`.
-    sequence_key : str, optional
-        SDV's word: the column naming the entity (patient) whose rows form one sequence.
-    sequence_index : str, optional
-        SDV's word: the column (number or date) that orders the rows of a sequence.
-    """
-
-    def __init__(
-        self,
-        columns: dict[str, dict] | None = None,
-        primary_key: str | None = None,
-        column_groups: dict[str, list[str]] | None = None,
-        constraints: list[dict] | None = None,
-        sequence_key: str | None = None,
-        sequence_index: str | None = None,
-    ) -> None:
-        self.columns: dict[str, dict] = {k: dict(v) for k, v in (columns or {}).items()}
-        self.primary_key = primary_key
-        self.column_groups: dict[str, list[str]] = {
-            k: list(v) for k, v in (column_groups or {}).items()
-        }
-        self.constraints: list[dict] = copy.deepcopy(list(constraints or []))
-        self.sequence_key = sequence_key
-        self.sequence_index = sequence_index
-
-    # ------------------------------------------------------------------ views
-    @property
-    def column_names(self) -> list[str]:
-        return list(self.columns)
-
-    def sdtype(self, column: str) -> str:
-        return self.columns[column]["sdtype"]
-
-    def columns_of(self, *sdtypes: str) -> list[str]:
-        """Names of the columns whose sdtype is one of ``sdtypes``."""
-        return [c for c, spec in self.columns.items() if spec["sdtype"] in sdtypes]
-
-    @property
-    def pii_columns(self) -> list[str]:
-        return [c for c, spec in self.columns.items() if is_pii(spec)]
-
-    # ------------------------------------------------------------------ json
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"columns": copy.deepcopy(self.columns)}
-        if self.primary_key is not None:
-            out["primary_key"] = self.primary_key
-        if self.column_groups:
-            out["column_groups"] = copy.deepcopy(self.column_groups)
-        if self.constraints:
-            out["constraints"] = copy.deepcopy(self.constraints)
-        for word in ("sequence_key", "sequence_index"):
-            if getattr(self, word) is not None:
-                out[word] = getattr(self, word)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "table") -> TableMetadata:
-        if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
-            raise MetadataError(
-                f"Metadata of {where} has no 'columns' object. Each table needs "
-                '{"columns": {"name": {"sdtype": ...}}}.'
-            )
-        columns = {}
-        for name, spec in data["columns"].items():
-            if not isinstance(spec, dict) or "sdtype" not in spec:
-                raise MetadataError(
-                    f"Column '{name}' of {where} has no 'sdtype'. Give it one of: "
-                    f"{', '.join(KNOWN)}."
-                )
-            columns[name] = _normalize_sdv_column(dict(spec))
-        return cls(
-            columns=columns,
-            primary_key=data.get("primary_key"),
-            column_groups=data.get("column_groups"),
-            constraints=data.get("constraints"),
-            sequence_key=data.get("sequence_key"),
-            sequence_index=data.get("sequence_index"),
-        )
-
-    def copy(self) -> TableMetadata:
-        return TableMetadata.from_dict(self.to_dict())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TableMetadata) and self.to_dict() == other.to_dict()
-
-    def __repr__(self) -> str:
-        kinds: dict[str, int] = {}
-        for spec in self.columns.values():
-            kinds[spec["sdtype"]] = kinds.get(spec["sdtype"], 0) + 1
-        summary = ", ".join(f"{k}={v}" for k, v in kinds.items())
-        return f"TableMetadata({len(self.columns)} columns: {summary}; key={self.primary_key!r})"
-
-
-def _normalize_sdv_column(spec: dict) -> dict:
-    """Read SDV's spellings: categorical columns with an order are ordinal."""
-    if spec.get("sdtype") == "categorical" and ("order" in spec or "order_by" in spec):
-        if "order" in spec:
-            spec["sdtype"] = "ordinal"
-        else:
-            # SDV's order_by ("numerical_value"/"alphabetical") gives no explicit levels:
-            # the levels are sorted from the data when the transformer is fitted.
-            spec["sdtype"] = "ordinal"
-            spec["order"] = None
-    return spec
 
 
 class Metadata:
@@ -372,7 +249,7 @@ class Metadata:
         if sdtype is not None and sdtype != spec["sdtype"]:
             spec = {"sdtype": sdtype}
         spec.update(props)
-        table.columns[column_name] = _normalize_sdv_column(spec)
+        table.columns[column_name] = normalize_sdv_column(spec)
 
     def add_column(
         self, column_name: str, *, sdtype: str, table_name: str | None = None, **props
@@ -382,7 +259,7 @@ class Metadata:
             raise MetadataError(
                 f"Column '{column_name}' already exists; use update_column to change it."
             )
-        table.columns[column_name] = _normalize_sdv_column({"sdtype": sdtype, **props})
+        table.columns[column_name] = normalize_sdv_column({"sdtype": sdtype, **props})
 
     def remove_column(self, column_name: str, *, table_name: str | None = None) -> None:
         table = self.get_table(table_name)
@@ -481,10 +358,10 @@ class Metadata:
                     "holds a path separator or one of : * ? < > |); its synthetic table could be "
                     "written outside the output folder. Rename the table."
                 )
-            problems.extend(_table_problems(name, table, multi=len(self.tables) > 1))
+            problems.extend(table_problems(name, table, multi=len(self.tables) > 1))
             where = f"table '{name}', " if len(self.tables) > 1 else ""
             problems.extend(rule_problems(table, where))
-        problems.extend(_relationship_problems(self))
+        problems.extend(relationship_problems(self))
         from clinsynth.metadata._link_checks import ambiguity_problems
 
         problems.extend(ambiguity_problems(self))
@@ -524,156 +401,6 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
-
-
-def _table_problems(name: str, table: TableMetadata, multi: bool) -> list[str]:
-    where = f"table '{name}', " if multi else ""
-    problems = []
-    for col, spec in table.columns.items():
-        sdtype = spec.get("sdtype")
-        at = f"{where}column '{col}'"
-        markers = spec.get("missing_values")
-        if markers is not None and (
-            not isinstance(markers, list)
-            or not all(
-                isinstance(m, str | int | float) and not isinstance(m, bool) for m in markers
-            )
-        ):
-            problems.append(
-                f"{at}: 'missing_values' must be a list of the texts or numbers that mean "
-                f"missing, e.g. ['.', 'NA', -99]. Got {markers!r}."
-            )
-        if sdtype == UNKNOWN:
-            problems.append(
-                f"{at}: its type could not be detected (the column is empty). Drop the column, "
-                "or declare its sdtype to keep it as an empty column."
-            )
-        elif not isinstance(sdtype, str):
-            problems.append(f"{at}: sdtype must be a string. Got {sdtype!r}.")
-        elif sdtype == "numerical":
-            rep = spec.get("computer_representation", "Float")
-            if rep not in NUMERICAL_REPRESENTATIONS:
-                problems.append(
-                    f"{at}: computer_representation {rep!r} is not one of "
-                    f"{', '.join(NUMERICAL_REPRESENTATIONS)}."
-                )
-        elif sdtype == "ordinal":
-            order = spec.get("order")
-            if order is not None and (
-                not isinstance(order, list) or len(set(map(str, order))) != len(order)
-            ):
-                problems.append(f"{at}: 'order' must be a list of distinct levels. Got {order!r}.")
-        elif sdtype == "datetime":
-            fmt = spec.get("datetime_format")
-            if fmt is not None and (not isinstance(fmt, str) or "%" not in fmt):
-                problems.append(
-                    f"{at}: datetime_format must be a strftime format such as '%Y-%m-%d'. "
-                    f"Got {fmt!r}."
-                )
-    pk = table.primary_key
-    if pk is not None:
-        if pk not in table.columns:
-            problems.append(f"{where}primary key '{pk}' is not a column of the table.")
-        elif (
-            table.columns[pk]["sdtype"] in STATISTICAL
-            and table.columns[pk]["sdtype"] != "numerical"
-        ):
-            problems.append(
-                f"{where}primary key '{pk}' has sdtype '{table.columns[pk]['sdtype']}'; "
-                "declare it as 'id' (or a PII type such as 'mrn')."
-            )
-    problems += _sequence_problems(where, table)
-    seen: dict[str, str] = {}
-    for group, cols in table.column_groups.items():
-        for col in cols:
-            if col not in table.columns:
-                problems.append(f"{where}column group '{group}' names '{col}', not a column.")
-            elif col in seen:
-                problems.append(
-                    f"{where}column '{col}' is in two groups ('{seen[col]}' and '{group}')."
-                )
-            seen[col] = group
-    return problems
-
-
-def _sequence_problems(where: str, table: TableMetadata) -> list[str]:
-    """The sequence key names a column; the sequence index a number or date column."""
-    problems = []
-    key, index = table.sequence_key, table.sequence_index
-    for word, column in (("sequence_key", key), ("sequence_index", index)):
-        if column is not None and (not isinstance(column, str) or column not in table.columns):
-            problems.append(f"{where}{word} {column!r} is not a column of the table.")
-    if isinstance(index, str) and index in table.columns:
-        sdtype = table.columns[index]["sdtype"]
-        if sdtype not in ("numerical", "datetime"):
-            problems.append(
-                f"{where}sequence_index '{index}' has sdtype '{sdtype}'; it must be numerical "
-                "or datetime (the time or order of each event)."
-            )
-    if index is not None and key is None:
-        problems.append(f"{where}sequence_index '{index}' needs a sequence_key (the patient).")
-    if key is not None and key == index:
-        problems.append(f"{where}sequence_key and sequence_index are the same column '{key}'.")
-    return problems
-
-
-def _relationship_problems(md: Metadata) -> list[str]:
-    problems = []
-    keys = ("parent_table_name", "parent_primary_key", "child_table_name", "child_foreign_key")
-    for i, rel in enumerate(md.relationships):
-        if not all(k in rel for k in keys):
-            problems.append(f"relationship {i + 1} lacks one of {', '.join(keys)}: {rel}.")
-            continue
-        parent, child = rel["parent_table_name"], rel["child_table_name"]
-        if parent not in md.tables:
-            problems.append(
-                f"relationship {i + 1}: parent table '{parent}' is not in the metadata."
-            )
-        elif md.tables[parent].primary_key != rel["parent_primary_key"]:
-            problems.append(
-                f"relationship {i + 1}: '{rel['parent_primary_key']}' is not the primary key of "
-                f"'{parent}' (that is {md.tables[parent].primary_key!r})."
-            )
-        if child not in md.tables:
-            problems.append(f"relationship {i + 1}: child table '{child}' is not in the metadata.")
-        elif rel["child_foreign_key"] not in md.tables[child].columns:
-            problems.append(
-                f"relationship {i + 1}: foreign key '{rel['child_foreign_key']}' is not a column "
-                f"of '{child}'."
-            )
-    # Cycles make a hierarchical synthesis order impossible.
-    graph: dict[str, set[str]] = {}
-    for rel in md.relationships:
-        if rel.get("parent_table_name") != rel.get("child_table_name"):
-            graph.setdefault(rel.get("parent_table_name"), set()).add(rel.get("child_table_name"))
-    cycle = _find_cycle(graph)
-    if cycle:
-        problems.append(
-            f"the relationships form a cycle ({' -> '.join(cycle)}); remove one of them."
-        )
-    return problems
-
-
-def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :] + [nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (found := visit(node)):
-            return found
-    return None
 
 
 def integer_representation(rep: str | None) -> bool:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from clinsynth.errors import DataError
-from clinsynth.metadata._metadata import Metadata, TableMetadata
+from clinsynth.metadata._metadata import Metadata
+from clinsynth.metadata._table import TableMetadata
 
 logger = logging.getLogger(__name__)
 

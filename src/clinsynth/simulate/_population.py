@@ -34,7 +34,8 @@ from clinsynth.simulate._common import (
     pick,
     truncated_normal,
 )
-from clinsynth.simulate._graph import lab_dependencies, load_graph, ordered, select_diseases
+from clinsynth.simulate._graph import load_graph, ordered, select_diseases
+from clinsynth.simulate._graph_checks import lab_dependencies
 
 _FORMULAS = {"ckd_epi_2021": egfr_ckd_epi_2021}
 

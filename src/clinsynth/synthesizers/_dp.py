@@ -80,7 +80,7 @@ def _rules_outside_budget(rules: list[Any]) -> list[str]:
     return [
         r.describe()
         for r in rules
-        if getattr(r, "discovered", False) or reads_data(getattr(r, "state", None) or {})
+        if getattr(r, "discovered", False) or reads_data(getattr(r, "state_", None) or {})
     ]
 
 

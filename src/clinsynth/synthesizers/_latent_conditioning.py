@@ -35,7 +35,7 @@ import torch
 from clinsynth._utils import derive_seed
 from clinsynth.synthesizers._conditioning import ConditionedRows
 from clinsynth.synthesizers._conditions import draw_budget, mask_for
-from clinsynth.synthesizers.nn._layers import sample_rows_t
+from clinsynth.synthesizers.nn._activations import sample_rows_t
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._deep import DeepSynthesizer

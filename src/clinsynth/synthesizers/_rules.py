@@ -53,7 +53,7 @@ def _fresh(rule: Constraint) -> Constraint:
         out = copy.copy(rule)
     else:
         out = constraint_from_dict(rule.to_dict())
-    out.state, out.reparametrized = {}, False
+    out.state_, out.reparametrized = {}, False
     return out
 
 
@@ -186,7 +186,7 @@ def derived_levels(rules: list[Constraint], column: str) -> list | None:
     """The values a column derived by a functional dependency can take (None: not derived)."""
     for rule in rules:
         if rule.reparametrized and rule.type == "functional_dependency" and column in rule.outputs:
-            values = [*rule.state["mapping"].values(), rule.state["fallback"]]
+            values = [*rule.state_["mapping"].values(), rule.state_["fallback"]]
             return list(dict.fromkeys(values))
     return None
 
@@ -246,7 +246,7 @@ def to_json(rules: list[Constraint]) -> list[dict[str, Any]]:
     """The fitted rules for a bundle: each rule's JSON form, whether it was reparametrized and
     its state (learned values, none held by fewer rows than the rare-category threshold)."""
     return [
-        {"rule": r.to_dict(), "reparametrized": r.reparametrized, "state": r.state} for r in rules
+        {"rule": r.to_dict(), "reparametrized": r.reparametrized, "state": r.state_} for r in rules
     ]
 
 
@@ -257,6 +257,6 @@ def from_json(
     for item in items:
         rule = constraint_from_dict(item["rule"], custom)
         rule.reparametrized = bool(item["reparametrized"])
-        rule.state = item["state"]
+        rule.state_ = item["state"]
         rules.append(rule)
     return rules

@@ -49,8 +49,8 @@ from clinsynth.synthesizers._sequential_dp import (
     truncate,
 )
 from clinsynth.synthesizers._sequential_state import get_state, rule_columns, set_state
-from clinsynth.synthesizers.nn._layers import SpanLayout
 from clinsynth.synthesizers.nn._sequence import GapCoding, SequenceNet, train, train_private
+from clinsynth.synthesizers.nn._spans import SpanLayout
 from clinsynth.transform import SpanInfo, TableTransformer
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import torch
 from clinsynth.errors import ParameterError
 from clinsynth.synthesizers._guard import MemorizationGuard, check_every, holdout_split
 from clinsynth.synthesizers.nn import SpanLayout, TrainingEngine, load_checkpoint
-from clinsynth.synthesizers.nn._layers import _TINY
+from clinsynth.synthesizers.nn._spans import _TINY
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._deep import DeepSynthesizer

@@ -1,7 +1,9 @@
 """Torch modules, training steps and the training loop of the deep synthesizers (tensors only,
 no pandas)."""
 
+from clinsynth.synthesizers.nn._activations import activate, gumbel_noise, output_t, sample_rows_t
 from clinsynth.synthesizers.nn._adversarial import AdversarialTraining, adversarial_step
+from clinsynth.synthesizers.nn._critic import Critic, critic_losses, gradient_penalty
 from clinsynth.synthesizers.nn._critic_step import FusedCriticStep
 from clinsynth.synthesizers.nn._engine import (
     TrainingEngine,
@@ -10,25 +12,16 @@ from clinsynth.synthesizers.nn._engine import (
     save_checkpoint,
 )
 from clinsynth.synthesizers.nn._layers import (
-    ChoiceLoss,
-    Critic,
     MaskedLinear,
     Residual,
     ResidualGenerator,
-    SpanLayout,
-    activate,
     build_module,
-    critic_losses,
-    gaussian_kl,
-    gradient_penalty,
-    gumbel_noise,
     init_parameters,
     mlp,
-    output_t,
-    reconstruction_loss,
-    sample_rows_t,
 )
+from clinsynth.synthesizers.nn._losses import ChoiceLoss, gaussian_kl, reconstruction_loss
 from clinsynth.synthesizers.nn._optim import adam
+from clinsynth.synthesizers.nn._spans import SpanLayout
 from clinsynth.synthesizers.nn._vae_step import FusedVAEStep
 
 __all__ = [

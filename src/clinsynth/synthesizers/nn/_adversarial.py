@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from clinsynth.synthesizers.nn._critic import critic_losses
 from clinsynth.synthesizers.nn._critic_step import FusedCriticStep
-from clinsynth.synthesizers.nn._layers import critic_losses
 
 
 class AdversarialTraining:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from clinsynth.synthesizers.nn._layers import Critic
+from clinsynth.synthesizers.nn._critic import Critic
 
 #: LeakyReLU's slope below zero.
 _LEAK = 0.2

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clinsynth.synthesizers.nn._layers import gumbel_noise
+from clinsynth.synthesizers.nn._activations import gumbel_noise
 
 #: Predicted clean normal scores are clipped to this bound: quantile-normalized values lie
 #: within about +-4.4 even for a million rows, and an unclipped prediction at a noisy step can be

@@ -23,13 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from clinsynth.synthesizers.nn._layers import (
-    SpanLayout,
-    gaussian_kl,
-    mlp,
-    reconstruction_loss,
-    sample_rows_t,
-)
+from clinsynth.synthesizers.nn._activations import sample_rows_t
+from clinsynth.synthesizers.nn._layers import mlp
+from clinsynth.synthesizers.nn._losses import gaussian_kl, reconstruction_loss
+from clinsynth.synthesizers.nn._spans import SpanLayout
 
 #: Features of a step: log(1 + position), log(1 + events left after it), first event, whether
 #: the patient has an upper time bound, and log(1 + the time left before it, in typical gaps).

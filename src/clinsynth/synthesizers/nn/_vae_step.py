@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from clinsynth.synthesizers.nn._layers import SpanLayout
+from clinsynth.synthesizers.nn._spans import SpanLayout
 
 #: A span whose softmax denominator (shifted by the row's largest logit) is below this,
 #: ``exp(-40)``, has logits too far under the row's largest for the one-pass softmax.
