@@ -47,7 +47,10 @@ def run_sdv(name: str, train, metadata, epochs: int, sample_rows: int, quality: 
     from sdv.single_table import CTGANSynthesizer, TVAESynthesizer
 
     cls = {"tvae": TVAESynthesizer, "ctgan": CTGANSynthesizer}[name]
-    sdv_metadata = SDVMetadata.load_from_dict(metadata.to_dict())
+    spec = metadata.to_dict()
+    for table_spec in spec.get("tables", {}).values():
+        table_spec.pop("constraints", None)  # clinsynth's discovered rules: not SDV's words
+    sdv_metadata = SDVMetadata.load_from_dict(spec)
     table = next(iter(sdv_metadata.tables))
 
     def sample(n: int):
