@@ -48,9 +48,9 @@ def secondary_ties(model, real: dict, synthetic: dict, fits_from=None) -> list[d
 
     from clinsynth.multitable._match import numeric_values
 
-    md = model._metadata_used
+    md = model._metadata_used_
     rows = []
-    for child, plan in (fits_from or model)._plan.items():
+    for child, plan in (fits_from or model)._plan_.items():
         for entry in plan.get("secondary", []):
             for fit in entry.get("match", [])[:1]:
                 row = {
@@ -112,7 +112,7 @@ def run_one(name: str, patients: int, match: bool = True) -> dict:
     report = evaluate_multi_table(tables, synthetic, metadata, random_state=0)
     eval_s = time.perf_counter() - start
     fits_from = None
-    if not match and any(p.get("secondary") for p in model._plan.values()):
+    if not match and any(p.get("secondary") for p in model._plan_.values()):
         import clinsynth.multitable._learn as learn
         from clinsynth.multitable._match import fit_match
 

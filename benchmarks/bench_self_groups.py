@@ -71,7 +71,7 @@ def run(cases: int, seed: int, model: str, epochs: int | None = None) -> list[di
     synthetic = synth.sample()["subjects"]
     sample_s = time.perf_counter() - start
     # Before issue 22: the key drawn as a random row (the plan without its groups).
-    for entry in synth._plan["subjects"]["self_fks"]:
+    for entry in synth._plan_["subjects"]["self_fks"]:
         entry.pop("groups")
     synth.reset_sampling()
     random_key = synth.sample()["subjects"]

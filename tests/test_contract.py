@@ -98,6 +98,25 @@ def fitted(table):
     return {name: make(name, md).fit(df) for name in MODELS}
 
 
+def unmarked_state(model, fresh) -> list[str]:
+    """What ``model`` holds beyond a fresh, unfitted instance that does not end in ``_``."""
+    return sorted(k for k in vars(model) if k not in vars(fresh) and not k.endswith("_"))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fitted_state_ends_in_underscore(name, fitted, table, tmp_path):
+    """scikit-learn's habit (CONVENTIONS): everything ``fit`` (or ``load``) sets ends in ``_``,
+    the constructor's arguments do not; the column transformers inside follow it too."""
+    df, md = table
+    model = fitted[name]
+    loaded = clinsynth.load(model.save(tmp_path / f"{name}.zip"))
+    for obj in (model, loaded):
+        assert unmarked_state(obj, make(name, md)) == []
+        for t in obj._transformer_.transformers_.values():
+            fresh = type(t)(t.column, **{p: getattr(t, p) for p in t._params})
+            assert unmarked_state(t, fresh) == [], (name, t.column)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_shapes_dtypes_ranges_categories(name, fitted, table):
     df, _ = table

@@ -157,9 +157,9 @@ def test_transformer_from_merged_statistics_encodes_every_site(cohort):
     dtypes = {c: str(df[c].dtype) for c in df.columns}
     transformer, rows = ST.fit_transformer(table, merged, dtypes)
     assert 400 < len(rows) < 800  # the noisy total of 600 rows
-    assert set(transformer.get_transformer("sex").levels) >= {"female", "male"}
+    assert set(transformer.get_transformer("sex").levels_) >= {"female", "male"}
     age = transformer.get_transformer("age")
-    assert age.is_integer and 0 <= age.min <= df["age"].min() + 10 <= age.max + 10
+    assert age.is_integer_ and 0 <= age.min_ <= df["age"].min() + 10 <= age.max_ + 10
     encoded = transformer.transform(df.iloc[:50])  # real rows encode, none refused
     assert encoded.shape == (50, transformer.output_dim) and np.isfinite(encoded).all()
     assert acc.get_epsilon(1e-6) > 0  # every release is in the ledger
@@ -194,7 +194,7 @@ def test_simulated_federation_gives_a_normal_bundle(cohort, tmp_path):
     assert list(rows.columns) == COLUMNS and len(rows) == 200
     assert set(rows["sex"].dropna()) <= {"female", "male"}  # the public list, no "Other"
     age = again._transformer_.get_transformer("age")
-    assert 18 <= age.min < 30 and 85 < age.max <= 95  # within the public bounds, kept whole
+    assert 18 <= age.min_ < 30 and 85 < age.max_ <= 95  # within the public bounds, kept whole
     assert rows["age"].between(18, 95).all()
     report = again.get_privacy_report()
     spent = {s["site"]: s["epsilon_spent"] for s in report["federated"]["sites"]}

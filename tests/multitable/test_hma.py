@@ -27,6 +27,14 @@ def synthetic(fitted):
     return fitted.sample()
 
 
+def test_fitted_state_ends_in_underscore(fitted, tmp_path):
+    """Everything fit (or load) sets ends in ``_`` (CONVENTIONS), as in scikit-learn."""
+    fresh = vars(HMASynthesizer(hospital_metadata(), random_state=0))
+    loaded = clinsynth.load(fitted.save(tmp_path / "schema.zip"))
+    for model in (fitted, loaded):
+        assert sorted(k for k in vars(model) if k not in fresh and not k.endswith("_")) == []
+
+
 def _children(parent: pd.DataFrame, pk: str, child: pd.DataFrame, fk: str) -> pd.Series:
     return child.groupby(fk).size().reindex(parent[pk], fill_value=0)
 

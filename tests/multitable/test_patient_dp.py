@@ -150,7 +150,7 @@ def test_context_encoders_do_not_hold_a_patients_value():
     tables["patients"].loc[5, "age"] = 117
     model = HMASynthesizer(md, table_synthesizers="dp_marginal", epsilon=1.0, random_state=0)
     model.fit(tables)
-    encoders = [f["encoder"] for f in model._plan["visits"]["context"]]
+    encoders = [f["encoder"] for f in model._plan_["visits"]["context"]]
     assert encoders
     assert all(117.0 not in e["xs"] for e in encoders)
 
@@ -422,7 +422,7 @@ def test_secondary_parents_are_not_matched_on_real_gaps():
     md = Metadata.detect_from_dataframes(tables, discover_rules=False)
     model = HMASynthesizer(md, table_synthesizers="dp_marginal", epsilon=1.0, random_state=0)
     model.fit(tables)
-    entries = [e for p in model._plan.values() if not p["reference"] for e in p["secondary"]]
+    entries = [e for p in model._plan_.values() if not p["reference"] for e in p["secondary"]]
     assert entries, "the schema should have a secondary key"
     assert all(e["match"] == [] and e["anchor"] is None for e in entries)
     synthetic = model.sample()

@@ -104,7 +104,7 @@ def test_small_epsilon_names_no_category_held_by_few_rows():
     model = DPMarginalSynthesizer(
         md, epsilon=1.0, public_bounds={"age": (0, 110)}, random_state=0
     ).fit(df)
-    levels = model._transformer_.get_transformer("ward").levels
+    levels = model._transformer_.get_transformer("ward").levels_
     assert "isolation" not in levels
     report = model.get_privacy_report()
     assert report["epsilon_spent"] <= 1.0
@@ -122,12 +122,12 @@ def test_dp_transformer_reads_only_public_bounds_and_noisy_counts():
     )
     tt = TableTransformer(md, numerical="quantile", privacy=dp).fit(df)
     age = tt.get_transformer("age")
-    assert (age.min, age.max) == (0.0, 110.0)  # the public bounds, not the data's 20-94
-    assert "X" in tt.get_transformer("sex").levels  # a public level is kept even if unseen
+    assert (age.min_, age.max_) == (0.0, 110.0)  # the public bounds, not the data's 20-94
+    assert "X" in tt.get_transformer("sex").levels_  # a public level is kept even if unseen
     assert dp.accountant.get_epsilon(1e-6) <= 2.0
     sbp = tt.get_transformer("sbp")  # no public bounds: a DP range around the data
-    assert 60 < sbp.min < 130 and 130 < sbp.max < 220
-    assert sbp.decimals == 1 and sbp.has_nulls
+    assert 60 < sbp.min_ < 130 and 130 < sbp.max_ < 220
+    assert sbp.decimals_ == 1 and sbp.has_nulls_
 
 
 def test_parameter_errors():

@@ -109,7 +109,7 @@ def test_off_unless_declared_in_the_metadata():
     df = _table()
     md = Metadata.detect_from_dataframe(df, discover_rules=False)
     raw = GaussianCopulaSynthesizer(md).fit(df)
-    assert raw._transformer_.get_transformer("age").max == OUTLIERS["age"]
+    assert raw._transformer_.get_transformer("age").max_ == OUTLIERS["age"]
     safe = GaussianCopulaSynthesizer(_protected(md)).fit(df)
-    saved = safe._transformer_.get_transformer("age").max
+    saved = safe._transformer_.get_transformer("age").max_
     assert saved < 90 and not (df["age"] == saved).sum() == 1

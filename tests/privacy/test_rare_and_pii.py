@@ -90,13 +90,13 @@ def test_other_level_decoding_and_opt_out(tmp_path):
     df, md = _table()
     merged = GaussianCopulaSynthesizer(md, random_state=0).fit(df)
     dx = merged._transformer_.get_transformer("dx")
-    assert "Other" in dx.levels and not set(RARE) & set(dx.levels)
+    assert "Other" in dx.levels_ and not set(RARE) & set(dx.levels_)
     ward = merged._transformer_.get_transformer("ward")
-    assert -1 in ward.levels and 77 not in ward.levels  # number codes: -1 means "other"
+    assert -1 in ward.levels_ and 77 not in ward.levels_  # number codes: -1 means "other"
     syn = merged.sample(3000)
     assert syn["ward"].dtype == df["ward"].dtype and set(syn["ward"]) <= {1, 2, 3, -1}
     kept = GaussianCopulaSynthesizer(md, random_state=0, rare_category_threshold=None).fit(df)
-    assert set(RARE) <= set(kept._transformer_.get_transformer("dx").levels)
+    assert set(RARE) <= set(kept._transformer_.get_transformer("dx").levels_)
     assert kept.get_privacy_report()["rare_levels_merged"] == {}
     with pytest.raises(ParameterError, match="rare_category_threshold"):
         GaussianCopulaSynthesizer(md, rare_category_threshold=0).fit(df)
@@ -109,17 +109,17 @@ def test_rarity_counts_patients_not_rows():
     values = pd.Series(["kuru"] * 8 + ["copd"] * 5 + ["chf"] * 6)
     patients = pd.Series([1] * 8 + list(range(2, 13)))
     t = CategoricalTransformer("dx", rare_threshold=5).fit(values, entities=patients)
-    assert "kuru" not in t.levels and "copd" in t.levels
+    assert "kuru" not in t.levels_ and "copd" in t.levels_
     by_rows = CategoricalTransformer("dx", rare_threshold=5).fit(values)
-    assert "kuru" in by_rows.levels
+    assert "kuru" in by_rows.levels_
 
 
 def test_existing_other_level_absorbs_rare_ones_and_ordinals_are_kept():
     values = pd.Series(["a"] * 9 + ["other"] * 6 + ["x", "y"])
     t = CategoricalTransformer("c", rare_threshold=5).fit(values)
-    assert t.levels == ["a", "other"] and t.frequencies[1] == pytest.approx(8 / 17)
+    assert t.levels_ == ["a", "other"] and t.frequencies_[1] == pytest.approx(8 / 17)
     stage = CategoricalTransformer("s", order=["I", "II", "III"], rare_threshold=5)
-    assert stage.fit(pd.Series(["I"] * 9 + ["III"])).levels == ["I", "II", "III"]
+    assert stage.fit(pd.Series(["I"] * 9 + ["III"])).levels_ == ["I", "II", "III"]
 
 
 def test_free_text_declared_categorical_is_refused():

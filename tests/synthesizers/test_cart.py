@@ -83,7 +83,7 @@ def test_every_leaf_holds_at_least_five_rows(xor_df):
     # every leaf of the regression tree of `dose` was fitted on >= 40 rows: re-count them
     variables = model._variables()
     j = next(i for i, (s, _) in enumerate(variables) if s.column == "dose")
-    assert len(model._trees[j].mean) <= len(xor_df) // 40
+    assert len(model._trees_[j].mean) <= len(xor_df) // 40
 
 
 def test_conditions_are_met_natively_and_keep_the_relations(fine):
@@ -174,7 +174,7 @@ def test_compiled_and_numpy_walks_agree(fine):
     k = len(model._variables())
     values = rng.normal(size=(5000, k)).astype(np.float32)
     values[:, :2] = rng.integers(0, 3, size=(5000, 2))
-    for tree in model._trees.values():
+    for tree in model._trees_.values():
         assert tree._compiled(k) is not None
         np.testing.assert_array_equal(tree.leaf_of(values), tree._walk(values))
 
@@ -183,18 +183,18 @@ def test_condition_column_comes_first_and_every_tree_may_use_it(xor_df, tmp_path
     md = Metadata.detect_from_dataframe(xor_df)
     model = CARTSynthesizer(md, min_leaf=5, condition_column="flag", random_state=0).fit(xor_df)
     variables = model._variables()
-    assert variables[model._order[0]][0].column == "flag"
+    assert variables[model._order_[0]][0].column == "flag"
     # `a` now comes after the flag, so its tree may split on it: the xor is still kept
     rows = model.sample(2000)
     assert _xor_kept(rows) > 0.9
     conditioned = model.sample_from_conditions(pd.DataFrame({"flag": ["no"] * 200}))
     assert (conditioned["flag"] == "no").all() and conditioned["dose"].mean() > 18
     loaded = clinsynth.load(model.save(tmp_path / "first.zip"))
-    assert loaded._order == model._order
+    assert loaded._order_ == model._order_
     # a number with missing values: its missing-value indicator is drawn before its value
     lab_first = CARTSynthesizer(md, min_leaf=5, condition_column="lab", random_state=0)
     lab_first.fit(xor_df)
-    roles = [lab_first._variables()[j][0] for j in lab_first._order[:2]]
+    roles = [lab_first._variables()[j][0] for j in lab_first._order_[:2]]
     assert [s.column for s in roles] == ["lab", "lab"] and roles[0].role == "null"
     labs = lab_first.sample(2000)
     assert labs.loc[labs["group"] == "z", "lab"].isna().mean() > 0.9

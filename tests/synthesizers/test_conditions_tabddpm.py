@@ -123,7 +123,7 @@ def test_an_earlier_split_is_a_noisier_step(fitted):
     finally:
         model.set_params(condition_split=0.8)
     assert steps[0.5] > steps[0.9]
-    assert model._diffusion.alpha_bar_np[steps[0.5]] >= 0.5
+    assert model._diffusion_.alpha_bar_np[steps[0.5]] >= 0.5
 
 
 def test_a_chain_split_and_continued_is_the_same_chain():

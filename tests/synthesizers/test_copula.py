@@ -257,5 +257,5 @@ def test_bundle_without_exact_values_flag_still_loads_and_snaps(tmp_path):
     assert holder.pop("exact_values") is True
     state_file.write_text(json.dumps(state))
     loaded = clinsynth.load(path)
-    assert loaded._exact is False
+    assert loaded._exact_ is False
     _hands_out_training_values(loaded, df)

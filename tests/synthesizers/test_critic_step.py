@@ -179,15 +179,15 @@ def test_ctgan_fused_training_equals_the_autograd_path(monkeypatch: pytest.Monke
     noise_bound = 2 * 1.6 * lr * steps
     noisy = 0
     for name in ("generator", "discriminator"):
-        got = getattr(fused, name).state_dict()
-        for key, want in getattr(plain, name).state_dict().items():
+        got = getattr(fused, f"{name}_").state_dict()
+        for key, want in getattr(plain, f"{name}_").state_dict().items():
             if name == "generator" and key.endswith((".fc.bias", ".bn.running_mean")):
                 noisy += 1
                 torch.testing.assert_close(got[key], want, rtol=0, atol=noise_bound, msg=key)
             else:
                 torch.testing.assert_close(got[key], want, rtol=1e-4, atol=lr / 20, msg=key)
-    assert noisy == 2 * len(fused.generator.blocks)
-    assert fused._gan is None  # released with the training rows
+    assert noisy == 2 * len(fused.generator_.blocks)
+    assert fused._gan_ is None  # released with the training rows
 
 
 def test_bias_before_batch_norm_has_no_gradient() -> None:

@@ -48,11 +48,11 @@ def test_conditions_are_exact_even_for_a_rare_level(one_thread):  # noqa: F811
     assert len(rows) == 200 and (rows["condition"] == "diabetes").all()
     # Natively: every generated row carries the condition, with no rejection.
     strategy = model.conditioning()
-    encoded = strategy.candidates(50, {"condition": ("eq", "diabetes")}, model._sample_rng)
+    encoded = strategy.candidates(50, {"condition": ("eq", "diabetes")}, model._sample_rng_)
     decoded = model._transformer_.inverse_transform(encoded)
     assert (decoded["condition"] == "diabetes").all()
     # Conditions on other columns fall back to rejection.
-    assert strategy.candidates(5, {"glucose": ("range", 0, 50)}, model._sample_rng) is None
+    assert strategy.candidates(5, {"glucose": ("range", 0, 50)}, model._sample_rng_) is None
 
 
 def test_unconditional_sampling_draws_conditions_by_frequency(one_thread):  # noqa: F811

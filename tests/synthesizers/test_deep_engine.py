@@ -216,7 +216,7 @@ def test_fit_on_cuda_load_on_cpu(name, df, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_auto_device_and_resume_on_cuda(df, tmp_path):
     model = make("ctgan", epochs=1, device="auto").fit(df)
-    assert next(model.generator.parameters()).is_cuda
+    assert next(model.generator_.parameters()).is_cuda
     straight = make("ctgan", epochs=2, device="cuda").fit(df)
     make("ctgan", epochs=1, device="cuda", checkpoint_dir=tmp_path).fit(df)
     resumed = make("ctgan", epochs=2, device="cuda", checkpoint_dir=tmp_path).fit(df, resume=True)

@@ -119,5 +119,5 @@ def test_a_rule_joint_column_stays_in_its_group(one_thread):  # noqa: F811
         **SMALL,
     ).fit(df)
     assert list(model.latent_groups_) == ["clinical", "demographic", "other"]
-    assert any("sex" in c and "stage" in c for c in model._groups["demographic"])
+    assert any("sex" in c and "stage" in c for c in model._groups_["demographic"])
     assert model.encode(df).shape == (120, 12)

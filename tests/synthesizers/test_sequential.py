@@ -51,6 +51,15 @@ def test_sequences_shape_types_and_temporal_logic(fitted, visits):
     assert syn["patient_id"].ne(syn["patient_id"].shift()).sum() == 25
 
 
+def test_fitted_state_ends_in_underscore(fitted, visits, tmp_path):
+    """Everything fit (or load) sets ends in ``_`` (CONVENTIONS), as in scikit-learn."""
+    _, md = visits
+    fresh = vars(SequentialSynthesizer(md, random_state=0, **FAST))
+    loaded = load(fitted.save(tmp_path / "seq.zip"))
+    for model in (fitted, loaded):
+        assert sorted(k for k in vars(model) if k not in fresh and not k.endswith("_")) == []
+
+
 def test_same_seed_same_sequences_and_reset(fitted, visits):
     df, md = visits
     again = SequentialSynthesizer(md, random_state=0, **FAST).fit(df)

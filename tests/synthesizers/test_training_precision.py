@@ -29,14 +29,14 @@ def test_tvae_bfloat16_step_is_close_to_float32() -> None:
     model.fit(df)
     import numpy as np
 
-    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout.order]
+    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout_.order]
     x = torch.as_tensor(np.ascontiguousarray(encoded), dtype=torch.float32)[:200]
     eps = torch.randn(len(x), model.embedding_dim, generator=torch.Generator().manual_seed(1))
-    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    params = [*model.encoder_.parameters(), *model.decoder_.parameters()]
     grads = []
     for dtype in (torch.float32, torch.bfloat16):
         step = FusedVAEStep(
-            model.encoder, model.decoder.net, model.decoder.sigma, model._layout, 2.0, dtype
+            model.encoder_, model.decoder_.net, model.decoder_.sigma, model._layout_, 2.0, dtype
         )
         loss = step(x, eps)
         grads.append((float(loss), [p.grad.clone() for p in params]))
@@ -55,7 +55,7 @@ def test_tvae_learns_in_bfloat16(one_thread) -> None:  # noqa: F811
     model = TVAESynthesizer(
         learning_metadata(), training_precision="bfloat16", random_state=0, **LEARNING_TVAE
     ).fit(df)
-    assert model._fused is None  # released after training
+    assert model._fused_ is None  # released after training
     assert_learned(df, model.sample(3000))
 
 
@@ -163,7 +163,7 @@ def test_ctgan_bfloat16_runs_the_hand_written_passes(autocast_dtypes) -> None:  
         learning_metadata(), epochs=1, batch_size=50, training_precision="bfloat16", random_state=0
     ).fit(df)
     assert autocast_dtypes == []
-    assert model.generator.matmul_dtype == torch.float32  # reset after training
+    assert model.generator_.matmul_dtype == torch.float32  # reset after training
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -35,33 +35,33 @@ def fitted() -> tuple[TVAESynthesizer, torch.Tensor]:
         random_state=0,
     )
     model.fit(df)
-    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout.order]
+    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout_.order]
     return model, torch.as_tensor(np.ascontiguousarray(encoded), dtype=torch.float32)
 
 
 def test_fused_step_matches_autograd(fitted) -> None:
     model, x = fitted
     x = x[:64]
-    layout = model._layout
+    layout = model._layout_
     assert layout.n_scalar > 0 and len(layout.groups) > 1  # scalars and several block widths
     eps = torch.randn(len(x), model.embedding_dim, generator=torch.Generator().manual_seed(1))
-    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    params = [*model.encoder_.parameters(), *model.decoder_.parameters()]
     with torch.no_grad():
-        model.decoder.sigma.uniform_(0.05, 0.5)  # unequal scales exercise their gradient
+        model.decoder_.sigma.uniform_(0.05, 0.5)  # unequal scales exercise their gradient
 
     # Autograd: the loss TVAESynthesizer._loss computes, with the same noise.
     for p in params:
         p.grad = None
-    mu, logvar = model.encoder(x).chunk(2, dim=1)
+    mu, logvar = model.encoder_(x).chunk(2, dim=1)
     z = mu + eps * torch.exp(0.5 * logvar)
-    nll = reconstruction_loss(model.decoder(z), x, layout, model.decoder.sigma)
+    nll = reconstruction_loss(model.decoder_(z), x, layout, model.decoder_.sigma)
     expected_loss = (model.loss_factor * nll + gaussian_kl(mu, logvar)) / len(x)
     expected_loss.backward()
     expected = [p.grad.clone() for p in params]
 
     for p in params:
         p.grad = None
-    step = FusedVAEStep(model.encoder, model.decoder.net, model.decoder.sigma, layout, 2.0)
+    step = FusedVAEStep(model.encoder_, model.decoder_.net, model.decoder_.sigma, layout, 2.0)
     loss = step(x, eps)
     assert float(loss) == pytest.approx(float(expected_loss.detach()), rel=1e-5)
     for p, want in zip(params, expected, strict=True):
@@ -85,7 +85,7 @@ def test_one_hot_loss_is_exact_when_spans_are_far_apart(fitted, far: bool) -> No
     """A span whose logits all sit far below the row's largest (the one-pass softmax would
     floor them) still gets the exact softmax and cross-entropy."""
     model, x = fitted
-    layout = model._layout
+    layout = model._layout_
     s = layout.n_scalar
     gen = torch.Generator().manual_seed(3)
     target = x[:32, s:]
@@ -94,7 +94,7 @@ def test_one_hot_loss_is_exact_when_spans_are_far_apart(fitted, far: bool) -> No
         start, count, width = layout.groups[0]
         logits[:, start - s : start - s + count * width] -= 100.0
         logits[:, -1] += 30.0
-    step = FusedVAEStep(model.encoder, model.decoder.net, model.decoder.sigma, layout, 2.0)
+    step = FusedVAEStep(model.encoder_, model.decoder_.net, model.decoder_.sigma, layout, 2.0)
     d_out = torch.empty_like(logits)
     nll = step._one_hot(logits, target, d_out, 0.5)
 
@@ -129,19 +129,21 @@ def test_fused_step_without_hidden_layers_matches_autograd(dims) -> None:
         decompress_dims=dims[1],
         random_state=0,
     ).fit(df)
-    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout.order]
+    encoded = model._transformer_.transform(df, random_state=0)[:, model._layout_.order]
     x = torch.as_tensor(np.ascontiguousarray(encoded), dtype=torch.float32)[:40]
     eps = torch.randn(len(x), 4, generator=torch.Generator().manual_seed(1))
-    params = [*model.encoder.parameters(), *model.decoder.parameters()]
+    params = [*model.encoder_.parameters(), *model.decoder_.parameters()]
     for p in params:
         p.grad = None
-    mu, logvar = model.encoder(x).chunk(2, dim=1)
+    mu, logvar = model.encoder_(x).chunk(2, dim=1)
     z = mu + eps * torch.exp(0.5 * logvar)
-    nll = reconstruction_loss(model.decoder(z), x, model._layout, model.decoder.sigma)
+    nll = reconstruction_loss(model.decoder_(z), x, model._layout_, model.decoder_.sigma)
     ((model.loss_factor * nll + gaussian_kl(mu, logvar)) / len(x)).backward()
     expected = [p.grad.clone() for p in params]
     for p in params:
         p.grad = None
-    FusedVAEStep(model.encoder, model.decoder.net, model.decoder.sigma, model._layout, 2.0)(x, eps)
+    FusedVAEStep(model.encoder_, model.decoder_.net, model.decoder_.sigma, model._layout_, 2.0)(
+        x, eps
+    )
     for p, want in zip(params, expected, strict=True):
         torch.testing.assert_close(p.grad, want, rtol=1e-4, atol=1e-6)

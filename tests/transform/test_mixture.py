@@ -9,7 +9,7 @@ from clinsynth.transform import NumericalTransformer, TableTransformer, fit_gmm_
 
 
 def _modes(values: np.ndarray) -> int:
-    return len(NumericalTransformer("x").fit(pd.Series(values)).weights)
+    return len(NumericalTransformer("x").fit(pd.Series(values)).weights_)
 
 
 def test_component_count_follows_the_data():

@@ -35,7 +35,7 @@ def test_exact_zero_comes_back_exactly_through_float32():
     cost[17] = 633212.0
     df = pd.DataFrame({"totcst": cost})
     t = NumericalTransformer("totcst").fit(df["totcst"])
-    assert t.decimals == 4 and 0.0 in t.atoms
+    assert t.decimals_ == 4 and 0.0 in t.atoms_
     back = t.inverse_transform(t.transform(df["totcst"]), np.random.default_rng(0)).to_numpy()
     assert (back[:17] == 0.0).all()
     assert (back[cost > 0] > 0).all()
@@ -44,7 +44,7 @@ def test_exact_zero_comes_back_exactly_through_float32():
 def test_values_held_by_few_patients_are_not_stored_as_exact_values():
     df = pd.DataFrame({"x": np.r_[np.zeros(4), np.arange(1, 101) * 1.37]})
     t = NumericalTransformer("x").fit(df["x"])
-    assert 0.0 not in t.atoms  # four patients: not stored verbatim
+    assert 0.0 not in t.atoms_  # four patients: not stored verbatim
 
 
 def test_integers_beyond_int64_come_back_as_integers_not_int64_min():
@@ -124,7 +124,7 @@ def test_column_of_rare_values_is_generated_in_its_format_not_one_made_up_level(
 def test_format_transformer_stores_only_common_formats():
     values = pd.Series(["AB-1234"] * 3 + [f"{i:05d}" for i in range(40)] + [None] * 4)
     t = FormatTransformer("code").fit(values)
-    assert t.formats == ["99999"]  # "AA-9999" is held by 3 rows only
+    assert t.formats_ == ["99999"]  # "AA-9999" is held by 3 rows only
     generated = t.inverse_transform(np.zeros((200, 0)), np.random.default_rng(0))
     assert generated.dropna().str.fullmatch(r"\d{5}").all()
     assert 0 < generated.isna().sum() < 40

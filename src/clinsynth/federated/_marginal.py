@@ -73,18 +73,18 @@ def attributes(
         attr: dict[str, Any] = {"column": column, "start": start}
         if t.kind == "categorical":
             counts = _level_counts(t, m)
-            attr.update(kind="categorical", size=len(t.levels), counts=counts)
-        elif t.empty:
+            attr.update(kind="categorical", size=len(t.levels_), counts=counts)
+        elif t.empty_:
             attr.update(kind="empty", size=1, counts=np.ones(1))
         else:
             edges, counts = _join_bins(np.asarray(m["edges"]), np.asarray(m["counts"]), max_bins)
-            if t.has_nulls:
+            if t.has_nulls_:
                 counts = np.append(counts, m["missing"])
             attr.update(
                 kind="numeric",
                 size=len(counts),
                 edges=edges,
-                nulls=bool(t.has_nulls),
+                nulls=bool(t.has_nulls_),
                 empty=False,
                 counts=counts,
             )
@@ -101,8 +101,8 @@ def _level_counts(t: Any, m: dict[str, Any]) -> np.ndarray:
     values = pd.Series([*levels, other, None], dtype=object)
     weights = np.maximum(np.asarray([*m["counts"], m["other"], m["missing"]], float), 0.0)
     codes = np.asarray(t.codes(values))
-    keep = (codes >= 0) & (codes < len(t.levels))
-    counts = np.bincount(codes[keep], weights=weights[keep], minlength=len(t.levels))
+    keep = (codes >= 0) & (codes < len(t.levels_))
+    counts = np.bincount(codes[keep], weights=weights[keep], minlength=len(t.levels_))
     return counts.astype(np.float64)
 
 

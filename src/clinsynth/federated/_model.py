@@ -76,7 +76,7 @@ def build_model(
         random_state=seed,
     )
     model._transformer_ = transformer
-    model._layout = SpanLayout(transformer.output_info, level_major=True)
+    model._layout_ = SpanLayout(transformer.output_info, level_major=True)
     model._build_networks(torch.Generator().manual_seed(seed), torch.device("cpu"))
     return model
 
@@ -168,7 +168,7 @@ class SiteTrainer:
         self.accountant = accountant
         self.local_steps = int(local_steps)
         encoded = model._transformer_.transform(data, random_state=seed)
-        x = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout.order]))
+        x = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout_.order]))
         x.masked_fill_(x.abs() < 1e-30, 0.0)
         self.data = x
         n = len(x)
@@ -186,7 +186,7 @@ class SiteTrainer:
         except PrivacyError as exc:
             raise FederationError(f"The site cannot train within its budget: {exc}") from None
         self.engine = DPSGD(
-            {"encoder": model.encoder, "decoder": model.decoder},
+            {"encoder": model.encoder_, "decoder": model.decoder_},
             noise_multiplier=self.noise_multiplier,
             max_grad_norm=float(model.max_grad_norm),
             sample_rate=self.sample_rate,
@@ -230,17 +230,17 @@ class SiteTrainer:
             raise FederationError("The site's privacy budget is spent; it trains no more.")
         model = self.model
         set_weights(model, weights)
-        params = [*model.encoder.parameters(), *model.decoder.parameters()]
+        params = [*model.encoder_.parameters(), *model.decoder_.parameters()]
         optimizer = adam(params, model.learning_rate, model.l2scale, torch.device("cpu"))
-        model.encoder.train()
-        model.decoder.train()
+        model.encoder_.train()
+        model.decoder_.train()
         for _ in range(self.local_steps):
             x = self.data[poisson_batch(len(self.data), self.sample_rate, self.generator)]
             eps = torch.randn(len(x), model.embedding_dim, generator=self.generator)
             self.engine.step(model._dp_row_loss, x, eps)
             optimizer.step()
             with torch.no_grad():
-                model.decoder.sigma.clamp_(0.01, 1.0)
+                model.decoder_.sigma.clamp_(0.01, 1.0)
         self.rounds_done += 1
         return get_weights(model)
 
@@ -322,7 +322,7 @@ def finish(
         "federated": {"rounds": int(rounds), "sites": sites},
         "ledger": [],
     }
-    model._fitted = True
+    model._fitted_ = True
     model.reset_sampling()
     return model
 

@@ -420,8 +420,8 @@ def fit_transformer(
         rows
     )
     for t in transformer.transformers_.values():
-        if t.kind == "categorical" and t.other_code < 0:
-            t.other_code = 0
+        if t.kind == "categorical" and t.other_code_ < 0:
+            t.other_code_ = 0
         if t.kind == "numerical":
-            t.clip_input = True
+            t.clip_input_ = True
     return transformer, rows

@@ -309,9 +309,9 @@ class HierarchicalSynthesizer:
             synthetic = {}
         links, ancestors = plan_links(work_md, tables, order, reference)
         counts = child_counts(work_md, tables, links, ancestors)
-        self._models: dict[str, BaseSynthesizer | None] = {}
-        self._plan: dict[str, dict[str, Any]] = {}
-        self._reference_data: dict[str, pd.DataFrame] = {}
+        self._models_: dict[str, BaseSynthesizer | None] = {}
+        self._plan_: dict[str, dict[str, Any]] = {}
+        self._reference_data_: dict[str, pd.DataFrame] = {}
         augmented: dict[str, pd.DataFrame] = {}
         date_cache: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         for step, name in enumerate(order):
@@ -323,9 +323,9 @@ class HierarchicalSynthesizer:
             )
             df = tables[name]
             if name in reference:
-                self._reference_data[name] = df.reset_index(drop=True)
-                self._plan[name] = {"reference": True, "n_rows": len(df)}
-                self._models[name] = None
+                self._reference_data_[name] = df.reset_index(drop=True)
+                self._plan_[name] = {"reference": True, "n_rows": len(df)}
+                self._models_[name] = None
                 augmented[name] = df
                 date_cache[name] = date_columns(work_md.tables[name], df)
                 continue
@@ -377,8 +377,8 @@ class HierarchicalSynthesizer:
                 if context and name not in sequences:
                     plan["axis"] = projection(seen[context].to_numpy(dtype=np.float64)).tolist()
                     plan["strata"] = strata_statistics(model, seen, context)
-            self._models[name] = model
-            self._plan[name] = plan
+            self._models_[name] = model
+            self._plan_[name] = plan
             augmented[name] = pd.concat(
                 [
                     df.reset_index(drop=True),
@@ -389,11 +389,11 @@ class HierarchicalSynthesizer:
             date_cache[name] = date_columns(work_md.tables[name], df)
             logger.info("Table '%s' fitted (%d rows).", name, len(df))
         report(self.progress, len(order) * _STEPS_PER_TABLE, len(order) * _STEPS_PER_TABLE, "done")
-        self._order = order
-        self._metadata_used = work_md
-        self._sample_seed = derive_seed(rng)
+        self._order_ = order
+        self._metadata_used_ = work_md
+        self._sample_seed_ = derive_seed(rng)
         self.fit_seconds_ = time.perf_counter() - start
-        self._fitted = True
+        self._fitted_ = True
         self.reset_sampling()
         return self
 
@@ -477,7 +477,7 @@ class HierarchicalSynthesizer:
     # ------------------------------------------------------------------ sample
     @property
     def is_fitted(self) -> bool:
-        return bool(getattr(self, "_fitted", False))
+        return bool(getattr(self, "_fitted_", False))
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
@@ -488,7 +488,7 @@ class HierarchicalSynthesizer:
     def reset_sampling(self) -> None:
         """Restart the sampling random stream: the next ``sample`` repeats the first one."""
         self._check_fitted()
-        self._sample_rng = make_rng(self._sample_seed)
+        self._sample_rng_ = make_rng(self._sample_seed_)
 
     def sample(self, scale: float = 1.0) -> dict[str, pd.DataFrame]:
         """Generate a synthetic copy of the schema.
@@ -514,14 +514,14 @@ class HierarchicalSynthesizer:
             raise ParameterError(
                 f"The 'scale' parameter of sample must be a number >= 0. Got {scale!r}."
             )
-        seeds = np.random.SeedSequence(derive_seed(self._sample_rng)).spawn(len(self._order))
+        seeds = np.random.SeedSequence(derive_seed(self._sample_rng_)).spawn(len(self._order_))
         state = SampleState()
-        references = References(self._metadata_used, self._reference_data)
-        for name, seed in zip(self._order, seeds, strict=True):
+        references = References(self._metadata_used_, self._reference_data_)
+        for name, seed in zip(self._order_, seeds, strict=True):
             generate_table(
                 name,
-                self._plan[name],
-                self._models[name],
+                self._plan_[name],
+                self._models_[name],
                 float(scale),
                 np.random.default_rng(seed),
                 state,
@@ -535,11 +535,11 @@ class HierarchicalSynthesizer:
         with nothing to learn). Its columns are the table's own, plus the helper columns:
         ``__n__<child>__<key>`` (children per row) and ``__ctx__<ancestor>__<column>``."""
         self._check_fitted()
-        if table_name not in self._models:
+        if table_name not in self._models_:
             raise ParameterError(
-                f"Table '{table_name}' is not in the schema. Tables: {', '.join(self._models)}."
+                f"Table '{table_name}' is not in the schema. Tables: {', '.join(self._models_)}."
             )
-        return self._models[table_name]
+        return self._models_[table_name]
 
     def get_plan(self) -> pd.DataFrame:
         """One row per table: its primary parent, derived and secondary keys (with the columns
@@ -547,8 +547,8 @@ class HierarchicalSynthesizer:
         columns, date rules and context columns, as learned at fit time."""
         self._check_fitted()
         rows = []
-        for name in self._order:
-            p = self._plan[name]
+        for name in self._order_:
+            p = self._plan_[name]
             if p["reference"]:
                 rows.append({"table": name, "role": "reference", "rows": p["n_rows"]})
                 continue
@@ -581,8 +581,8 @@ class HierarchicalSynthesizer:
                     ],
                     "context": [f["name"].removeprefix("__ctx__") for f in p["context"]],
                     "model": None
-                    if self._models[name] is None
-                    else type(self._models[name])._model_name,
+                    if self._models_[name] is None
+                    else type(self._models_[name])._model_name,
                 }
             )
         return pd.DataFrame(rows)
@@ -603,19 +603,19 @@ class HierarchicalSynthesizer:
         documents: dict[str, Any] = {}
         tensors: dict[str, Any] = {}
         entries: dict[str, Any] = {}
-        for i, name in enumerate(self._order):
+        for i, name in enumerate(self._order_):
             prefix = f"t{i}"
-            model = self._models[name]
+            model = self._models_[name]
             entry: dict[str, Any] = {"prefix": prefix, "model": None}
             if model is not None:
                 check_registered(model)
                 entry, docs, tens = nest_bundle(prefix, *model.to_bundle())
                 documents.update(docs)
                 tensors.update(tens)
-            if name in self._reference_data:
-                documents[f"reference.{prefix}.json"] = pack_frame(self._reference_data[name])
+            if name in self._reference_data_:
+                documents[f"reference.{prefix}.json"] = pack_frame(self._reference_data_[name])
             entries[name] = entry
-        documents["plan.json"] = jsonable({"order": self._order, "tables": self._plan})
+        documents["plan.json"] = jsonable({"order": self._order_, "tables": self._plan_})
         params = {
             k: v
             for k, v in self.get_params().items()
@@ -632,9 +632,9 @@ class HierarchicalSynthesizer:
             "class": type(self).__name__,
             "params": jsonable(params),
             "metadata": self.metadata.to_dict(),
-            "metadata_used": self._metadata_used.to_dict(),
+            "metadata_used": self._metadata_used_.to_dict(),
             "tables": entries,
-            "fit": {"seconds": self.fit_seconds_, "sample_seed": self._sample_seed},
+            "fit": {"seconds": self.fit_seconds_, "sample_seed": self._sample_seed_},
             "orphans": jsonable(self.orphans_),
         }
         if self._patient_budget_ is not None:
@@ -668,25 +668,25 @@ class HierarchicalSynthesizer:
             raise BundleError(f"{where} is a single-table model; load it with clinsynth.load().")
         try:
             obj = cls(Metadata.from_dict(manifest["metadata"]), **manifest["params"])
-            obj._metadata_used = Metadata.from_dict(manifest["metadata_used"])
+            obj._metadata_used_ = Metadata.from_dict(manifest["metadata_used"])
             plan = documents["plan.json"]
-            obj._order = list(plan["order"])
-            obj._plan = plan["tables"]
-            obj._models = {}
-            obj._reference_data = {}
-            for name in obj._order:
+            obj._order_ = list(plan["order"])
+            obj._plan_ = plan["tables"]
+            obj._models_ = {}
+            obj._reference_data_ = {}
+            for name in obj._order_:
                 entry = manifest["tables"][name]
-                obj._models[name] = None
+                obj._models_[name] = None
                 if entry.get("model"):
-                    obj._models[name] = BaseSynthesizer.from_bundle(
+                    obj._models_[name] = BaseSynthesizer.from_bundle(
                         *unnest_bundle(entry, documents, tensors),
                         where=f"{where}, table '{name}'",
                     )
                 ref = documents.get(f"reference.{entry['prefix']}.json")
                 if ref is not None:
-                    obj._reference_data[name] = unpack_frame(ref)
+                    obj._reference_data_[name] = unpack_frame(ref)
             obj.fit_seconds_ = manifest["fit"]["seconds"]
-            obj._sample_seed = manifest["fit"]["sample_seed"]
+            obj._sample_seed_ = manifest["fit"]["sample_seed"]
             obj.orphans_ = manifest.get("orphans", [])
             patient = manifest.get("patient_privacy")
             obj._patient_budget_ = PatientBudget.from_dict(patient) if patient else None
@@ -699,7 +699,7 @@ class HierarchicalSynthesizer:
                 f"{where} is corrupt or incomplete ({type(exc).__name__}: {exc}). "
                 f"Fit and save the model again (clinsynth {__version__})."
             ) from None
-        obj._fitted = True
+        obj._fitted_ = True
         obj.reset_sampling()
         return obj
 
@@ -717,7 +717,7 @@ class HierarchicalSynthesizer:
         self._check_fitted()
         tables = {
             name: model.get_privacy_report()
-            for name, model in self._models.items()
+            for name, model in self._models_.items()
             if model is not None
         }
         budget = getattr(self, "_patient_budget_", None)

@@ -371,7 +371,7 @@ class AutoSynthesizer(BaseSynthesizer):
             eval_times.append(row["evaluation_seconds"])
             models[name] = model
         self.leaderboard_ = rank_leaderboard(rows, self.score_tolerance)
-        self._thresholds = {
+        self._thresholds_ = {
             "max_dcr_share": self.max_dcr_share,
             "max_mia_auc": self.max_mia_auc,
             "score_tolerance": self.score_tolerance,
@@ -676,7 +676,7 @@ class AutoSynthesizer(BaseSynthesizer):
         rng = make_rng(self.random_state)
         self._fit_seed_ = derive_seed(rng)
         self._sample_seed_ = derive_seed(rng)
-        self._fitted = True
+        self._fitted_ = True
         self.reset_sampling()
 
     # ------------------------------------------------------------------ sampling
@@ -708,7 +708,7 @@ class AutoSynthesizer(BaseSynthesizer):
         atomic_write_text(md, leaderboard_markdown(self.leaderboard_) + "\n")
         document = {
             "chosen": self.chosen_,
-            **self._thresholds,
+            **self._thresholds_,
             "leaderboard": leaderboard_records(self.leaderboard_),
         }
         atomic_write_text(js, json.dumps(document, indent=1, allow_nan=False) + "\n")
@@ -750,7 +750,7 @@ class AutoSynthesizer(BaseSynthesizer):
         ):
             setattr(model, attr, getattr(self, attr))
         model._set_state(state["state"], tensors)
-        model._fitted = True
+        model._fitted_ = True
         self.model_, self.chosen_ = model, state["chosen"]
 
     def _manifest_extra(self) -> dict[str, Any]:
@@ -759,14 +759,14 @@ class AutoSynthesizer(BaseSynthesizer):
             "auto": {
                 "chosen": self.chosen_,
                 "refit_note": getattr(self, "refit_note_", None),
-                **self._thresholds,
+                **self._thresholds_,
                 "leaderboard": leaderboard_records(self.leaderboard_),
             },
         }
 
     def _load_manifest_extra(self, manifest: dict[str, Any]) -> None:
         auto = manifest["auto"]
-        self._thresholds = {
+        self._thresholds_ = {
             k: auto[k] for k in ("max_dcr_share", "max_mia_auc", "score_tolerance") if k in auto
         }
         self.leaderboard_ = leaderboard_frame(auto["leaderboard"])

@@ -278,8 +278,8 @@ class BaseSynthesizer:
         for column in model_table.columns:
             if not self.enforce_rounding:
                 t = self._transformer_.get_transformer(column)
-                if hasattr(t, "decimals") and getattr(t, "kind", "") == "numerical":
-                    t.decimals = None
+                if hasattr(t, "decimals_") and getattr(t, "kind", "") == "numerical":
+                    t.decimals_ = None
         self._fit_seed_ = derive_seed(rng)
         self._sample_seed_ = derive_seed(rng)
         stage(2, f"encoding {len(data):,} rows")
@@ -287,7 +287,7 @@ class BaseSynthesizer:
         self._loss_history_: pd.DataFrame | None = None
         stage(3, "fitting the model")  # models that train in epochs take the bar over here
         self._fit(encoded)
-        self._fitted = True
+        self._fitted_ = True
         self._refiner_ = None
         if self.refine:
             self._refiner_ = self._fit_refiner(rows, table, rng)
@@ -310,7 +310,7 @@ class BaseSynthesizer:
                 "the differential-privacy budget: use refine=False with epsilon."
             )
         seed = derive_seed(rng)
-        self._sample_rng = make_rng(seed)
+        self._sample_rng_ = make_rng(seed)
         model_rows = self._sample_rows(len(rows))
         # refine=True (or a caller such as auto trying refinement): 3 rows drawn per row kept.
         oversample = 3 if isinstance(self.refine, bool) else int(self.refine)
@@ -348,7 +348,7 @@ class BaseSynthesizer:
     # ------------------------------------------------------------------ sample
     @property
     def is_fitted(self) -> bool:
-        return bool(getattr(self, "_fitted", False))
+        return bool(getattr(self, "_fitted_", False))
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
@@ -373,7 +373,7 @@ class BaseSynthesizer:
         self._check_fitted()
         if seed is not None and not _is_int(0)(seed):
             raise ParameterError(f"The 'seed' of reset_sampling must be an int >= 0. Got {seed!r}.")
-        self._sample_rng = make_rng(self._sample_seed_ if seed is None else int(seed))
+        self._sample_rng_ = make_rng(self._sample_seed_ if seed is None else int(seed))
 
     def sample(
         self,
@@ -460,7 +460,7 @@ class BaseSynthesizer:
         _stream.check_batch_args(num_rows, batch_size, seed)
         _stream.check_streamable(self)
         if seed is None:
-            seed = derive_seed(self._sample_rng)
+            seed = derive_seed(self._sample_rng_)
         return _stream.sample_batches(
             self,
             int(num_rows),
@@ -508,7 +508,7 @@ class BaseSynthesizer:
         """Exactly ``num_rows`` rows that satisfy every rule (rejection for the few that do not
         hold by construction, with batches sized by the measured acceptance rate), drawn from
         ``rng`` (default: the model's sampling stream)."""
-        rng = self._sample_rng if rng is None else rng
+        rng = self._sample_rng_ if rng is None else rng
         if num_rows == 0:
             empty = np.zeros((0, self._transformer_.output_dim), dtype=np.float32)
             return self._decode(empty, rng)
@@ -558,7 +558,7 @@ class BaseSynthesizer:
         """``num_rows`` rows that satisfy every rule, drawn from ``rng``, which becomes the
         model's sampling stream (a schema model hands each table model its own stream)."""
         self._check_fitted()
-        self._sample_rng = rng
+        self._sample_rng_ = rng
         return self._sample_rows(num_rows)
 
     def sample_given_context(

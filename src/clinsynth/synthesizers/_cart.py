@@ -164,20 +164,20 @@ class CARTSynthesizer(BaseSynthesizer):
         variables = self._variables()
         columns = self._table_metadata().columns
         k_of = {c: int(s["min_patients"]) for c, s in columns.items() if s.get("min_patients")}
-        self._marginals, scores = fit_marginals(encoded, variables, {}, "empirical", rng, k_of)
+        self._marginals_, scores = fit_marginals(encoded, variables, {}, "empirical", rng, k_of)
         features = scores.copy()
         discrete = [j for j, (span, _) in enumerate(variables) if _is_discrete(span)]
         for j in discrete:
             features[:, j] = _codes(encoded, *variables[j])
         features = np.where(np.isnan(features), _MISSING, features).astype(np.float32)
-        self._order = self._chain_order(variables)
+        self._order_ = self._chain_order(variables)
         self._prepare()
         self.leaf_search_: list[dict[str, float]] = []
         leaf = self._leaf_rows(len(encoded))
         if self.min_leaf == "auto":
             leaf = self._choose_leaf(encoded, features, scores, leaf, rng)
         self.min_leaf_ = leaf
-        self._trees = self._grow(features, scores, leaf, rng)
+        self._trees_ = self._grow(features, scores, leaf, rng)
 
     def _chain_order(self, variables: list[tuple[SpanInfo, int]]) -> list[int]:
         """``condition_column``'s variables, then the discrete ones, then the numbers."""
@@ -194,9 +194,9 @@ class CARTSynthesizer(BaseSynthesizer):
 
         variables = self._variables()
         trees: dict[int, Tree] = {}
-        for position, j in enumerate(self._order):
+        for position, j in enumerate(self._order_):
             span = variables[j][0]
-            before = self._order[:position]
+            before = self._order_[:position]
             seed = int(rng.integers(2**31 - 1))
             levels = _levels(span) if _is_discrete(span) else 0
             if levels:
@@ -265,7 +265,7 @@ class CARTSynthesizer(BaseSynthesizer):
                 inside = np.ones(n, dtype=bool)
                 inside[fold] = False
                 scale = inside.sum() / n
-                self._trees = self._grow(
+                self._trees_ = self._grow(
                     features[inside], scores[inside], max(self._floor(), int(leaf * scale)), rng
                 )
                 rows = self._decode(self._sample(min(len(fold) * 3, 4000), rng), rng)
@@ -282,8 +282,8 @@ class CARTSynthesizer(BaseSynthesizer):
 
     def _prepare(self) -> None:
         """Derived objects for sampling (not saved)."""
-        self._fitted_marginals = [
-            Marginal.from_dict(m) if m["kind"] == "continuous" else None for m in self._marginals
+        self._fitted_marginals_ = [
+            Marginal.from_dict(m) if m["kind"] == "continuous" else None for m in self._marginals_
         ]
 
     # ------------------------------------------------------------------ sample
@@ -304,9 +304,9 @@ class CARTSynthesizer(BaseSynthesizer):
         values = np.zeros((draws, len(variables)), dtype=np.float32)
         present = np.ones((draws, len(variables)), dtype=bool)
         null_of = {span.column: j for j, (span, _) in enumerate(variables) if span.role == "null"}
-        for j in self._order:
+        for j in self._order_:
             span = variables[j][0]
-            tree = self._trees[j]
+            tree = self._trees_[j]
             leaves = tree.leaf_of(values)
             if _is_discrete(span):
                 probs = tree.probs[leaves]
@@ -355,7 +355,7 @@ class CARTSynthesizer(BaseSynthesizer):
                     out[np.arange(n), start + codes] = 1.0
             else:
                 z = np.where(values[:, j] == _MISSING, 0.0, values[:, j])
-                out[:, start] = self._fitted_marginals[j].ppf_z(z)
+                out[:, start] = self._fitted_marginals_[j].ppf_z(z)
         return out
 
     # ------------------------------------------------------------------ conditions
@@ -381,7 +381,7 @@ class CARTSynthesizer(BaseSynthesizer):
         fixed: dict[int, Any] = {}
         for j, target in targets.items():
             if target[0] == "range":
-                fixed[j] = self._fitted_marginals[j].z_bounds(target[1], target[2])
+                fixed[j] = self._fitted_marginals_[j].z_bounds(target[1], target[2])
             else:
                 fixed[j] = target[1]
         return fixed
@@ -389,21 +389,21 @@ class CARTSynthesizer(BaseSynthesizer):
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         state = {
-            "marginals": self._marginals,
-            "order": self._order,
+            "marginals": self._marginals_,
+            "order": self._order_,
             "min_leaf": self.min_leaf_,
             "leaf_search": self.leaf_search_,
         }
         tensors: dict[str, Any] = {}
-        for j, tree in self._trees.items():
+        for j, tree in self._trees_.items():
             for name, array in tree.arrays().items():
                 tensors[f"tree_{j}_{name}"] = torch.from_numpy(np.ascontiguousarray(array))
         return state, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
-        self._trees = check_state(self, state, tensors)
-        self._marginals = state["marginals"]
-        self._order = list(state["order"])
+        self._trees_ = check_state(self, state, tensors)
+        self._marginals_ = state["marginals"]
+        self._order_ = list(state["order"])
         self.min_leaf_ = int(state["min_leaf"])
         self.leaf_search_ = [dict(row) for row in state["leaf_search"]]
         self._prepare()

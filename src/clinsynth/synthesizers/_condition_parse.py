@@ -138,7 +138,7 @@ def parse_conditions(synth: BaseSynthesizer, conditions: dict[str, Any]) -> dict
             parsed[column] = ("range", low, high)
         else:
             _check_value(synth, column, spec, transformer, value)
-            levels = getattr(transformer, "levels", None)
+            levels = getattr(transformer, "levels_", None)
             if transformer is None:  # derived by a rule: the values the rule can give
                 levels = _rules.derived_levels(getattr(synth, "_rules_", []), column)
                 if levels is not None and CategoricalTransformer._key(value) not in {
@@ -278,20 +278,20 @@ def _check_value(synth: BaseSynthesizer, column: str, spec: dict, transformer: A
         number = stamp.tz_convert("UTC").tz_localize(None) if stamp.tz else stamp
         seconds = (number - pd.Timestamp(0)) / pd.Timedelta(seconds=1)
         number = seconds
-    if transformer is None or getattr(transformer, "empty", True):
+    if transformer is None or getattr(transformer, "empty_", True):
         return
-    if synth.enforce_min_max_values and not transformer.min <= number <= transformer.max:
+    if synth.enforce_min_max_values and not transformer.min_ <= number <= transformer.max_:
         shown = (
-            (transformer.min, transformer.max)
+            (transformer.min_, transformer.max_)
             if seconds is None
-            else tuple(str(pd.Timestamp(v, unit="s")) for v in (transformer.min, transformer.max))
+            else tuple(str(pd.Timestamp(v, unit="s")) for v in (transformer.min_, transformer.max_))
         )
         raise SamplingError(
             f"Condition {column}={brief(value)} lies outside the values seen in training "
             f"({shown[0]} to {shown[1]}), so no row can meet it."
         )
     if seconds is None:
-        decimals = getattr(transformer, "decimals", None)
+        decimals = getattr(transformer, "decimals_", None)
         if decimals is not None and round(number, decimals) != number:
             step = "whole numbers" if decimals == 0 else f"{decimals} decimal(s)"
             raise SamplingError(
@@ -300,7 +300,7 @@ def _check_value(synth: BaseSynthesizer, column: str, spec: dict, transformer: A
                 f"range ({column}>=LOW and {column}<=HIGH)."
             )
     else:
-        unit = float(getattr(transformer, "unit", 0) or 0)
+        unit = float(getattr(transformer, "unit_", 0) or 0)
         if unit >= 1 and abs(seconds / unit - round(seconds / unit)) > 1e-9:
             raise SamplingError(
                 f"Condition {column}={brief(value)} can never be met: '{column}' comes out "
@@ -321,9 +321,9 @@ def _check_range_reachable(synth: BaseSynthesizer, column: str, low: Any, high: 
     if column in _rules.model_changed_columns(getattr(synth, "_rules_", [])):
         return
     transformer = synth._transformer_.get_transformer(column)
-    if transformer.kind not in ("numerical", "datetime") or getattr(transformer, "empty", True):
+    if transformer.kind not in ("numerical", "datetime") or getattr(transformer, "empty_", True):
         return
-    lo, hi = transformer.min, transformer.max
+    lo, hi = transformer.min_, transformer.max_
     to_num = _seconds if transformer.kind == "datetime" else float
     if (low is not None and to_num(low) > hi) or (high is not None and to_num(high) < lo):
         shown = (

@@ -185,12 +185,12 @@ def encoded_targets(
     targets: dict[int, tuple] = {}
     for column, cond in parsed.items():
         column_transformer = transformer.get_transformer(column)
-        if cond[0] == "eq" and hasattr(column_transformer, "levels"):
+        if cond[0] == "eq" and hasattr(column_transformer, "levels_"):
             j = index.get((column, "category"))
             key = column_transformer._key_or_none(cond[1])
             codes = [
                 i
-                for i, v in enumerate(column_transformer.levels)
+                for i, v in enumerate(column_transformer.levels_)
                 if column_transformer._key_or_none(v) == key
             ]
             if j is None or not codes:

@@ -165,7 +165,7 @@ def sample_with_conditions(
     batches sized by the measured acceptance rate.
     """
     parsed = parse_conditions(synth, conditions)
-    rng = synth._sample_rng if rng is None else rng
+    rng = synth._sample_rng_ if rng is None else rng
     strategy = synth.conditioning()
     if strategy.checks_rows and num_rows > 0:
         out = strategy.rows(num_rows, parsed, rng, max_rounds=max_tries)

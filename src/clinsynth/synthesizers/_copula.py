@@ -425,34 +425,34 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         return self._transformer_.transform(data, dtype=np.float64)
 
     def _fit(self, encoded: np.ndarray) -> None:
-        self._exact = True
+        self._exact_ = True
         rng = np.random.default_rng(self._fit_seed_)
         variables = self._variables()
         families = self.numerical_distributions or {}
         column = self._choose_stratum_column(encoded)
-        self._stratum_column = column
+        self._stratum_column_ = column
         if column is None:
-            self._groups: list[list[int]] = [[]]
-            self._weights = np.array([1.0])
-            self._copulas = [
+            self._groups_: list[list[int]] = [[]]
+            self._weights_ = np.array([1.0])
+            self._copulas_ = [
                 _Copula.fit(encoded, variables, families, self.default_distribution, rng, self._k())
             ]
             return
         start = variables[self._label_index(column)][1]
         codes = np.rint(encoded[:, start]).astype(np.int64)
-        self._groups = self._strata(
+        self._groups_ = self._strata(
             codes, variables[self._label_index(column)][0].n_levels, len(variables)
         )
-        self._copulas, weights = [], []
-        for levels in self._groups:
+        self._copulas_, weights = [], []
+        for levels in self._groups_:
             rows = np.isin(codes, levels)
             weights.append(rows.mean())
-            self._copulas.append(
+            self._copulas_.append(
                 _Copula.fit(
                     encoded[rows], variables, families, self.default_distribution, rng, self._k()
                 )
             )
-        self._weights = np.asarray(weights) / np.sum(weights)
+        self._weights_ = np.asarray(weights) / np.sum(weights)
 
     def _k(self) -> dict[str, int]:
         """Patients a saved extreme must belong to, per column (metadata ``min_patients``)."""
@@ -461,12 +461,12 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
-        counts = rng.multinomial(num_rows, self._weights)
+        counts = rng.multinomial(num_rows, self._weights_)
         return self._assemble(
             counts,
             [
                 c.sample_scores(m, rng) if m else None
-                for c, m in zip(self._copulas, counts, strict=True)
+                for c, m in zip(self._copulas_, counts, strict=True)
             ],
             rng,
         )
@@ -480,11 +480,11 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         # float64 when the marginals hold exact values: the transformer then takes them as they
         # are, where float32 values are snapped back to the column's frequent values (bundles
         # saved before the marginals were fitted on float64).
-        dtype = np.float64 if getattr(self, "_exact", False) else np.float32
+        dtype = np.float64 if getattr(self, "_exact_", False) else np.float32
         out = np.zeros((total, self._transformer_.output_dim), dtype=dtype, order="F")
-        if len(self._copulas) == 1:
+        if len(self._copulas_) == 1:
             if total:
-                self._copulas[0].decode(scores[0], variables, out, slice(0, total))
+                self._copulas_[0].decode(scores[0], variables, out, slice(0, total))
             return out
         # Rows are not handed out ordered by stratum: each row's stratum is shuffled, and a
         # stratum's rows (exchangeable draws) fill its places in order. The same law as
@@ -493,7 +493,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         rng.shuffle(labels)
         places = np.argsort(labels, kind="stable")
         start = 0
-        for copula, m, zt in zip(self._copulas, counts, scores, strict=True):
+        for copula, m, zt in zip(self._copulas_, counts, scores, strict=True):
             if m:
                 copula.decode(zt, variables, out, places[start : start + int(m)])
                 start += int(m)
@@ -554,7 +554,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         """Native conditioning: each stratum is weighted by the probability it gives the
         condition, then sampled inside the condition's normal-score intervals."""
         per_copula = []
-        for copula, levels in zip(self._copulas, self._groups, strict=True):
+        for copula, levels in zip(self._copulas_, self._groups_, strict=True):
             intervals = self._condition_intervals(copula, parsed, levels)
             if intervals is None:
                 return None
@@ -562,7 +562,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         mass = np.array(
             [
                 w * c.interval_mass(iv)
-                for w, c, iv in zip(self._weights, self._copulas, per_copula, strict=True)
+                for w, c, iv in zip(self._weights_, self._copulas_, per_copula, strict=True)
             ]
         )
         if mass.sum() <= 0:
@@ -570,7 +570,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         counts = rng.multinomial(num_rows, mass / mass.sum())
         scores = [
             c.conditioned_scores(int(m), iv, rng) if m else None
-            for c, m, iv in zip(self._copulas, counts, per_copula, strict=True)
+            for c, m, iv in zip(self._copulas_, counts, per_copula, strict=True)
         ]
         return self._assemble(counts, scores, rng)
 
@@ -579,7 +579,7 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
         """The marginal family and parameters chosen for each numerical/datetime column (of the
         largest stratum when the copula is stratified)."""
         self._check_fitted()
-        main = self._copulas[int(np.argmax(self._weights))]
+        main = self._copulas_[int(np.argmax(self._weights_))]
         out = {}
         for (span, _), m in zip(self._variables(), main.marginals, strict=True):
             if m["kind"] == "continuous":
@@ -590,42 +590,42 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
     def get_correlation(self, stratum: int | None = None) -> pd.DataFrame:
         """The correlation matrix of normal scores (of one stratum; the largest by default)."""
         self._check_fitted()
-        index = int(np.argmax(self._weights)) if stratum is None else stratum
+        index = int(np.argmax(self._weights_)) if stratum is None else stratum
         labels = [
             f"{span.column}{'#null' if span.role == 'null' else ''}"
             for span, _ in self._variables()
         ]
-        return pd.DataFrame(self._copulas[index].correlation, index=labels, columns=labels)
+        return pd.DataFrame(self._copulas_[index].correlation, index=labels, columns=labels)
 
     @property
     def stratified_by_(self) -> str | None:
         """The column the copula is stratified by (None when it is a single copula)."""
         self._check_fitted()
-        return self._stratum_column
+        return self._stratum_column_
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         state = {
-            "stratum_column": self._stratum_column,
-            "groups": self._groups,
-            "weights": self._weights.tolist(),
-            "copulas": [c.to_json() for c in self._copulas],
-            "exact_values": bool(getattr(self, "_exact", False)),
+            "stratum_column": self._stratum_column_,
+            "groups": self._groups_,
+            "weights": self._weights_.tolist(),
+            "copulas": [c.to_json() for c in self._copulas_],
+            "exact_values": bool(getattr(self, "_exact_", False)),
         }
         tensors = {
             f"correlation_{i}": torch.from_numpy(np.ascontiguousarray(c.correlation))
-            for i, c in enumerate(self._copulas)
+            for i, c in enumerate(self._copulas_)
         }
         return state, tensors
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         check_state(self, state, tensors)
-        self._stratum_column = state["stratum_column"]
-        self._groups = state["groups"]
-        self._weights = np.asarray(state["weights"])
+        self._stratum_column_ = state["stratum_column"]
+        self._groups_ = state["groups"]
+        self._weights_ = np.asarray(state["weights"])
         # Absent from older bundles: their marginals hold float32-rounded values.
-        self._exact = bool(state.get("exact_values", False))
-        self._copulas = [
+        self._exact_ = bool(state.get("exact_values", False))
+        self._copulas_ = [
             _Copula(c["marginals"], tensors[f"correlation_{i}"].numpy().astype(np.float64))
             for i, c in enumerate(state["copulas"])
         ]

@@ -24,7 +24,7 @@ _EPS = 1e-9
 
 def fitted_copulas(model: GaussianCopulaSynthesizer) -> list | None:
     """The fitted copula strata of the model (None when they are not usable)."""
-    parts = getattr(model, "_copulas", None)
+    parts = getattr(model, "_copulas_", None)
     if not parts or not all(hasattr(c, "fitted") and hasattr(c, "decode") for c in parts):
         return None
     return list(parts)
@@ -42,10 +42,10 @@ def strata_statistics(
     parts = fitted_copulas(model)
     if parts is None or len(parts) < 2 or not columns:
         return []
-    column = model._stratum_column
+    column = model._stratum_column_
     codes = model._transformer_.get_transformer(column).codes(frame[column])
-    group_of = np.full(max(codes.max(initial=0), max(max(g) for g in model._groups if g)) + 1, -1)
-    for g, levels in enumerate(model._groups):
+    group_of = np.full(max(codes.max(initial=0), max(max(g) for g in model._groups_ if g)) + 1, -1)
+    for g, levels in enumerate(model._groups_):
         group_of[np.asarray(levels, dtype=np.int64)] = g
     x = frame[columns].to_numpy(dtype=np.float64)
     present = ~np.isnan(x).any(axis=1)
@@ -104,7 +104,7 @@ def copula_conditioned(
     x = context.to_numpy(dtype=np.float64)
     if len(parts) > 1:
         # The density is a property of the context: computed once per parent row.
-        log_p = _strata_log_density(x, np.asarray(model._weights, dtype=np.float64), strata)
+        log_p = _strata_log_density(x, np.asarray(model._weights_, dtype=np.float64), strata)
         assign = np.argmax(log_p[rows] + rng.gumbel(size=(n, len(parts))), axis=1)
     else:
         assign = np.zeros(n, dtype=np.int64)

@@ -292,21 +292,21 @@ class CTGANSynthesizer(DeepSynthesizer):
     def _condition_space(self, device: torch.device) -> ConditionSpace:
         spans = self._transformer_.output_info
         freqs = [
-            self._transformer_.get_transformer(s.column).frequencies
+            self._transformer_.get_transformer(s.column).frequencies_
             for s in spans
             if s.role == "category" and s.activation == "softmax"
         ]
-        return ConditionSpace(self._layout, spans, freqs, device)
+        return ConditionSpace(self._layout_, spans, freqs, device)
 
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
-        self._space = self._condition_space(device)
-        dim, cond = self._layout.dim, self._space.dim
-        self.generator = self._build(
+        self._space_ = self._condition_space(device)
+        dim, cond = self._layout_.dim, self._space_.dim
+        self.generator_ = self._build(
             lambda: ResidualGenerator(self.embedding_dim + cond, tuple(self.generator_dim), dim),
             generator,
             device,
         )
-        self.discriminator = self._build(
+        self.discriminator_ = self._build(
             lambda: Critic(
                 dim + cond,
                 tuple(self.discriminator_dim),
@@ -318,87 +318,87 @@ class CTGANSynthesizer(DeepSynthesizer):
         )
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
-        self._opt_g = adam(
-            self.generator.parameters(),
+        self._opt_g_ = adam(
+            self.generator_.parameters(),
             self.generator_lr,
             self.generator_decay,
             device,
             betas=(0.5, 0.9),
         )
-        self._opt_d = adam(
-            self.discriminator.parameters(),
+        self._opt_d_ = adam(
+            self.discriminator_.parameters(),
             self.discriminator_lr,
             self.discriminator_decay,
             device,
             betas=(0.5, 0.9),
         )
-        return {"generator": self._opt_g, "discriminator": self._opt_d}
+        return {"generator": self._opt_g_, "discriminator": self._opt_d_}
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
         # The training step (DP: the private step of _dp_training instead).
-        self._gan = adversarial_training(self, extra_loss=self._generator_extra_loss)
-        self._own_precision = self._gan is not None and self._gan.applies_precision
+        self._gan_ = adversarial_training(self, extra_loss=self._generator_extra_loss)
+        self._own_precision_ = self._gan_ is not None and self._gan_.applies_precision
         # DP: no table of real rows per level (it would steer training outside the budget).
-        self._rows = (
-            RealRowSampler(self._space, data, self.log_frequency)
-            if len(self._space) and not self.dp_enabled
+        self._rows_ = (
+            RealRowSampler(self._space_, data, self.log_frequency)
+            if len(self._space_) and not self.dp_enabled
             else None
         )
 
     def _release_training(self) -> None:
         super()._release_training()
-        if self._gan is not None:
-            self._gan.release()
-        self._gan = None
-        self._rows = None
+        if self._gan_ is not None:
+            self._gan_.release()
+        self._gan_ = None
+        self._rows_ = None
 
     def _steps_per_epoch(self, n_rows: int) -> int:
         return max(n_rows // self.batch_size, 1)
 
     # ------------------------------------------------------------------ training
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self._gan.step(idx, self._generator)
+        return self._gan_.step(idx, self._generator_)
 
     def _noise(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.embedding_dim, generator=generator, device=device)
 
     def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Training by sampling: a condition per row and, shuffled, real rows that meet it."""
-        g, data, bs = self._generator, self._data, self.batch_size
-        if self._rows is None:
+        g, data, bs = self._generator_, self._data_, self.batch_size
+        if self._rows_ is None:
             real = data[torch.randint(len(data), (bs,), generator=g, device=data.device)]
             return real, data.new_zeros(bs, 0), None
-        column, level = self._space.draw(bs, g, self._rows.train_cum)
-        cond = self._space.vector(column, level)
+        column, level = self._space_.draw(bs, g, self._rows_.train_cum)
+        cond = self._space_.vector(column, level)
         perm = torch.randperm(bs, generator=g, device=data.device)
-        real = data[self._rows.rows_for(column[perm], level[perm], g)]
+        real = data[self._rows_.rows_for(column[perm], level[perm], g)]
         return torch.cat([real, cond[perm]], dim=1), cond, (column, level)
 
     def _fake_rows(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self._generator
-        raw = self.generator(torch.cat([self._noise(len(cond), g, cond.device), cond], dim=1))
-        return activate(raw, self._layout, tau=GUMBEL_TAU, generator=g, append=cond), raw
+        g = self._generator_
+        raw = self.generator_(torch.cat([self._noise(len(cond), g, cond.device), cond], dim=1))
+        return activate(raw, self._layout_, tau=GUMBEL_TAU, generator=g, append=cond), raw
 
     def _generator_extra_loss(self, raw: torch.Tensor, context: Any) -> torch.Tensor | None:
         """Cross-entropy of the conditioned column: the generator must honour the condition."""
-        return None if context is None else self._space.choice_loss(raw, *context)
+        return None if context is None else self._space_.choice_loss(raw, *context)
 
     # ------------------------------------------------------------------ DP-SGD
     def _dp_training(self) -> PrivateStep:
-        return PrivateStep(self.discriminator, self._dp_train_step, int(self.discriminator_steps))
+        return PrivateStep(self.discriminator_, self._dp_train_step, int(self.discriminator_steps))
 
     def _dp_critic_loss(
         self, params: dict, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
     ) -> torch.Tensor:
         return critic_row_loss(
-            self.discriminator, params, real, fake, alpha, generator=self._generator
+            self.discriminator_, params, real, fake, alpha, generator=self._generator_
         )
 
     def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """Private critic steps on Poisson batches, then a generator step that reads no row."""
-        g, data, bs = self._generator, self._data, self.batch_size
-        space, layout, gen = self._space, self._layout, self.generator
+        g, data, bs = self._generator_, self._data_, self.batch_size
+        space, layout, gen = self._space_, self._layout_, self.generator_
         for _ in range(self.discriminator_steps):
             real = data[dp.batch(len(data), g)]
             n = len(real)
@@ -417,7 +417,7 @@ class CTGANSynthesizer(DeepSynthesizer):
             gen.train()
             alpha = torch.rand(n, 1, generator=g, device=data.device)
             dp.step(self._dp_critic_loss, torch.cat([real, cond], 1), fake, alpha)
-            self._opt_d.step()
+            self._opt_d_.step()
         if len(space):  # conditions drawn from the DP level frequencies of the transformer
             column, level = space.draw(bs, g, space.sample_cum)
             cond = space.vector(column, level)
@@ -425,14 +425,14 @@ class CTGANSynthesizer(DeepSynthesizer):
             cond = data.new_zeros(bs, 0)
         raw = gen(torch.cat([self._noise(bs, g, data.device), cond], dim=1))
         fake = torch.cat([activate(raw, layout, tau=GUMBEL_TAU, generator=g), cond], dim=1)
-        self.discriminator.requires_grad_(False)
-        loss_g = -self.discriminator(fake, g).mean()
-        self.discriminator.requires_grad_(True)
+        self.discriminator_.requires_grad_(False)
+        loss_g = -self.discriminator_(fake, g).mean()
+        self.discriminator_.requires_grad_(True)
         if len(space):
             loss_g = loss_g + space.choice_loss(raw, column, level)
-        self._opt_g.zero_grad(set_to_none=True)
+        self._opt_g_.zero_grad(set_to_none=True)
         loss_g.backward()
-        self._opt_g.step()
+        self._opt_g_.step()
         # The critic's loss reads real rows: not kept. The generator's reads none.
         return {
             "generator_loss": loss_g.detach(),
@@ -445,34 +445,36 @@ class CTGANSynthesizer(DeepSynthesizer):
         if n == 0:
             return torch.tensor(float("nan"))
         valid = valid[:n]
-        if len(self._space):
-            column = torch.randint(len(self._space), (n,), generator=generator, device=valid.device)
-            level = self._space.levels(valid).gather(1, column.unsqueeze(1)).squeeze(1)
-            cond = self._space.vector(column, level)
+        if len(self._space_):
+            column = torch.randint(
+                len(self._space_), (n,), generator=generator, device=valid.device
+            )
+            level = self._space_.levels(valid).gather(1, column.unsqueeze(1)).squeeze(1)
+            cond = self._space_.vector(column, level)
         else:
             cond = valid.new_zeros(n, 0)
-        raw = self.generator(torch.cat([self._noise(n, generator, valid.device), cond], dim=1))
+        raw = self.generator_(torch.cat([self._noise(n, generator, valid.device), cond], dim=1))
         fake = torch.cat(
-            [activate(raw, self._layout, tau=GUMBEL_TAU, generator=generator), cond], dim=1
+            [activate(raw, self._layout_, tau=GUMBEL_TAU, generator=generator), cond], dim=1
         )
         real = torch.cat([valid, cond], dim=1)
-        return self.discriminator(real).mean() - self.discriminator(fake).mean()
+        return self.discriminator_(real).mean() - self.discriminator_(fake).mean()
 
     # ------------------------------------------------------------------ sampling
     def _generate(
         self, num_rows: int, generator: torch.Generator, slot: int | None = None, **kwargs: Any
     ) -> torch.Tensor:
-        device = self._space.device
+        device = self._space_.device
         inputs = [self._noise(num_rows, generator, device)]
-        if len(self._space):
+        if len(self._space_):
             if slot is None:
-                column, level = self._space.draw(num_rows, generator, self._space.sample_cum)
-                cond = self._space.vector(column, level)
+                column, level = self._space_.draw(num_rows, generator, self._space_.sample_cum)
+                cond = self._space_.vector(column, level)
             else:
-                cond = torch.zeros(num_rows, self._space.dim, device=device)
+                cond = torch.zeros(num_rows, self._space_.dim, device=device)
                 cond[:, slot] = 1.0
             inputs.append(cond)
-        return sample_rows_t(self.generator.output_t(*inputs), self._layout, generator)
+        return sample_rows_t(self.generator_.output_t(*inputs), self._layout_, generator)
 
     def conditioning(self) -> CheckedRows:
         """The conditional vector of an equality, then importance resampling in the noise ``z``."""
@@ -494,16 +496,16 @@ class CTGANSynthesizer(DeepSynthesizer):
 
         best: tuple[float, int] | None = None
         for column, cond in parsed.items():
-            if cond[0] != "eq" or column not in self._space.columns:
+            if cond[0] != "eq" or column not in self._space_.columns:
                 continue
-            j = self._space.columns.index(column)
+            j = self._space_.columns.index(column)
             transformer = self._transformer_.get_transformer(column)
             level = int(transformer.codes(pd.Series([cond[1]], dtype=object))[0])
-            freq = float(transformer.frequencies[level])
+            freq = float(transformer.frequencies_[level])
             if best is None or freq < best[0]:
-                best = (freq, int(self._space.offsets[j]) + level)
+                best = (freq, int(self._space_.offsets[j]) + level)
         slot = None if best is None else best[1]
-        space = self._space
+        space = self._space_
 
         def decode(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
             inputs = [z]  # _generate, from its noise z to the raw output
@@ -515,7 +517,7 @@ class CTGANSynthesizer(DeepSynthesizer):
                     cond = torch.zeros(len(z), space.dim, device=z.device)
                     cond[:, slot] = 1.0
                 inputs.append(cond)
-            return self.generator.output_t(*inputs)
+            return self.generator_.output_t(*inputs)
 
         def reference(n: int, generator: torch.Generator) -> torch.Tensor:
             return self._generate(n, generator, slot=slot)

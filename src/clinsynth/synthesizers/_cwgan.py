@@ -173,106 +173,108 @@ class CWGANGPSynthesizer(DeepSynthesizer):
 
     def _condition_span(self) -> tuple[np.ndarray, list[float]]:
         """``(permuted positions of the levels, level frequencies)`` of the condition column."""
-        self._cond_column = self._model_condition_column()
+        self._cond_column_ = self._model_condition_column()
         for i, span in enumerate(self._transformer_.output_info):
-            if span.column == self._cond_column and span.role == "category":
+            if span.column == self._cond_column_ and span.role == "category":
                 transformer = self._transformer_.get_transformer(span.column)
-                return self._layout.span_columns(i), list(transformer.frequencies)
+                return self._layout_.span_columns(i), list(transformer.frequencies_)
         raise ParameterError(
-            f"Column {self._cond_column!r} has no one-hot block in the encoding; choose "
+            f"Column {self._cond_column_!r} has no one-hot block in the encoding; choose "
             "another condition_column."
         )
 
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
         positions, freqs = self._condition_span()
         width = len(positions)
-        self._cond_width = width
-        self._cond_index = torch.as_tensor(positions, device=device)
+        self._cond_width_ = width
+        self._cond_index_ = torch.as_tensor(positions, device=device)
         cum = np.cumsum(np.asarray(freqs, dtype=np.float64) / np.sum(freqs))
         cum[-1] = 1.0
-        self._cond_cum = torch.as_tensor(cum, dtype=torch.float32, device=device)
-        dim = self._layout.dim
+        self._cond_cum_ = torch.as_tensor(cum, dtype=torch.float32, device=device)
+        dim = self._layout_.dim
         # Zero on the condition's block: generated rows get the condition there.
-        self._keep = torch.ones(dim, device=device)
-        self._keep[self._cond_index] = 0.0
-        self.generator = self._build(
+        self._keep_ = torch.ones(dim, device=device)
+        self._keep_[self._cond_index_] = 0.0
+        self.generator_ = self._build(
             lambda: ResidualGenerator(self.embedding_dim + width, tuple(self.generator_dim), dim),
             generator,
             device,
         )
-        self.discriminator = self._build(
+        self.discriminator_ = self._build(
             lambda: Critic(dim + width, tuple(self.discriminator_dim), pac=1), generator, device
         )
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
         betas = (0.5, 0.9)
-        self._opt_g = adam(
-            self.generator.parameters(), self.generator_lr, self.generator_decay, device, betas
+        self._opt_g_ = adam(
+            self.generator_.parameters(), self.generator_lr, self.generator_decay, device, betas
         )
-        self._opt_d = adam(
-            self.discriminator.parameters(),
+        self._opt_d_ = adam(
+            self.discriminator_.parameters(),
             self.discriminator_lr,
             self.discriminator_decay,
             device,
             betas,
         )
-        return {"generator": self._opt_g, "discriminator": self._opt_d}
+        return {"generator": self._opt_g_, "discriminator": self._opt_d_}
 
     # ------------------------------------------------------------------ training
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
         # The training step (DP: the private step of _dp_training instead).
-        self._gan = adversarial_training(self, penalty_weight=float(self.gradient_penalty_weight))
-        self._own_precision = self._gan is not None and self._gan.applies_precision
+        self._gan_ = adversarial_training(self, penalty_weight=float(self.gradient_penalty_weight))
+        self._own_precision_ = self._gan_ is not None and self._gan_.applies_precision
 
     def _release_training(self) -> None:
         super()._release_training()
-        if self._gan is not None:
-            self._gan.release()
-        self._gan = None
+        if self._gan_ is not None:
+            self._gan_.release()
+        self._gan_ = None
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self._gan.step(idx, self._generator)
+        return self._gan_.step(idx, self._generator_)
 
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Generated rows (Gumbel-softmax relaxed) with the condition in place, plus ``cond``."""
         z = torch.randn(len(cond), self.embedding_dim, generator=generator, device=cond.device)
         rows = activate(
-            self.generator(torch.cat([z, cond], dim=1)),
-            self._layout,
+            self.generator_(torch.cat([z, cond], dim=1)),
+            self._layout_,
             tau=GUMBEL_TAU,
             generator=generator,
         )
-        placed = cond.new_zeros(len(cond), self._layout.dim).index_copy_(1, self._cond_index, cond)
-        return torch.cat([rows * self._keep + placed, cond], dim=1)
+        placed = cond.new_zeros(len(cond), self._layout_.dim).index_copy_(
+            1, self._cond_index_, cond
+        )
+        return torch.cat([rows * self._keep_ + placed, cond], dim=1)
 
     def _with_condition(self, real: torch.Tensor) -> torch.Tensor:
-        return torch.cat([real, real.index_select(1, self._cond_index)], dim=1)
+        return torch.cat([real, real.index_select(1, self._cond_index_)], dim=1)
 
     def _critic_batch(self, idx: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The epoch's batch for the first critic update, random rows for the others; fake
         rows take the real rows' conditions."""
-        data = self._data
+        data = self._data_
         if step:
             idx = torch.randint(
-                len(data), (len(idx),), generator=self._generator, device=data.device
+                len(data), (len(idx),), generator=self._generator_, device=data.device
             )
         real = self._with_condition(data[idx])
-        return real, real[:, -self._cond_width :], None
+        return real, real[:, -self._cond_width_ :], None
 
     def _fake_rows(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fake = self._fake(cond, self._generator)
+        fake = self._fake(cond, self._generator_)
         return fake, fake
 
     # ------------------------------------------------------------------ DP-SGD
     def _dp_training(self) -> PrivateStep:
-        return PrivateStep(self.discriminator, self._dp_train_step, int(self.discriminator_steps))
+        return PrivateStep(self.discriminator_, self._dp_train_step, int(self.discriminator_steps))
 
     def _dp_critic_loss(
         self, params: dict, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
     ) -> torch.Tensor:
         return critic_row_loss(
-            self.discriminator,
+            self.discriminator_,
             params,
             real,
             fake,
@@ -283,26 +285,26 @@ class CWGANGPSynthesizer(DeepSynthesizer):
     def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """Private critic steps on Poisson batches (each fake row takes its real row's
         condition); the generator's conditions follow the DP level frequencies."""
-        g, data, width = self._generator, self._data, self._cond_width
+        g, data, width = self._generator_, self._data_, self._cond_width_
         for _ in range(self.discriminator_steps):
             real = self._with_condition(data[dp.batch(len(data), g)])
-            self.generator.eval()  # running batch-norm statistics: rows stay independent
+            self.generator_.eval()  # running batch-norm statistics: rows stay independent
             with torch.no_grad():
                 fake = self._fake(real[:, -width:], g)
-            self.generator.train()
+            self.generator_.train()
             alpha = torch.rand(len(real), 1, generator=g, device=data.device)
             dp.step(self._dp_critic_loss, real, fake, alpha)
-            self._opt_d.step()
+            self._opt_d_.step()
         u = torch.rand(self.batch_size, 1, generator=g, device=data.device)
-        level = (u >= self._cond_cum).sum(dim=1).clamp(max=width - 1)
+        level = (u >= self._cond_cum_).sum(dim=1).clamp(max=width - 1)
         cond = torch.nn.functional.one_hot(level, width).to(data.dtype)
         fake = self._fake(cond, g)
-        self.discriminator.requires_grad_(False)
-        loss_g = -self.discriminator(fake).mean()
-        self.discriminator.requires_grad_(True)
-        self._opt_g.zero_grad(set_to_none=True)
+        self.discriminator_.requires_grad_(False)
+        loss_g = -self.discriminator_(fake).mean()
+        self.discriminator_.requires_grad_(True)
+        self._opt_g_.zero_grad(set_to_none=True)
         loss_g.backward()
-        self._opt_g.step()
+        self._opt_g_.step()
         return {
             "generator_loss": loss_g.detach(),
             "discriminator_loss": torch.tensor(float("nan"), device=data.device),
@@ -310,24 +312,24 @@ class CWGANGPSynthesizer(DeepSynthesizer):
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         real = self._with_condition(valid)
-        fake = self._fake(real[:, -self._cond_width :], generator)
-        return self.discriminator(real).mean() - self.discriminator(fake).mean()
+        fake = self._fake(real[:, -self._cond_width_ :], generator)
+        return self.discriminator_(real).mean() - self.discriminator_(fake).mean()
 
     # ------------------------------------------------------------------ sampling
     def _generate(
         self, num_rows: int, generator: torch.Generator, level: int | None = None, **kwargs: Any
     ) -> torch.Tensor:
-        width = self._cond_width
-        device = self._keep.device
+        width = self._cond_width_
+        device = self._keep_.device
         if level is None:
             u = torch.rand(num_rows, 1, generator=generator, device=device)
-            levels = (u >= self._cond_cum).sum(dim=1)
+            levels = (u >= self._cond_cum_).sum(dim=1)
         else:
             levels = torch.full((num_rows,), level, device=device, dtype=torch.long)
         cond = torch.nn.functional.one_hot(levels, width).float()
         z = torch.randn(num_rows, self.embedding_dim, generator=generator, device=device)
-        rows_t = sample_rows_t(self.generator.output_t(z, cond), self._layout, generator)
-        rows_t.index_copy_(0, self._cond_index, cond.T)
+        rows_t = sample_rows_t(self.generator_.output_t(z, cond), self._layout_, generator)
+        rows_t.index_copy_(0, self._cond_index_, cond.T)
         return rows_t
 
     def conditioning(self) -> Candidates:
@@ -339,7 +341,7 @@ class CWGANGPSynthesizer(DeepSynthesizer):
     ) -> np.ndarray | None:
         """Rows generated for an equality condition on ``condition_column`` (no rejection)."""
         cond = parsed.get(self.condition_column)
-        if cond is None or cond[0] != "eq" or self._cond_column != self.condition_column:
+        if cond is None or cond[0] != "eq" or self._cond_column_ != self.condition_column:
             return None
         transformer = self._transformer_.get_transformer(self.condition_column)
         level = int(transformer.codes(pd.Series([cond[1]], dtype=object))[0])

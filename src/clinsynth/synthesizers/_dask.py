@@ -186,7 +186,7 @@ def sample_to_parquet(
             f"The output '{output}' exists and is not a folder of parts made by clinsynth; it "
             "would be replaced as a whole. Give a new or empty folder."
         )
-    seed = derive_seed(synth._sample_rng) if seed is None else int(seed)
+    seed = derive_seed(synth._sample_rng_) if seed is None else int(seed)
     raw = model_bytes(synth)
     digest = hashlib.sha256(raw).hexdigest()
     ranges = _partitions(num_rows, partition_rows)

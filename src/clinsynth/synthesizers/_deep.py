@@ -195,12 +195,12 @@ class DeepSynthesizer(BaseSynthesizer):
                 f"{type(self).__name__}."
             )
         self._check_params()
-        self._trainer = Trainer(self, resume=resume)
+        self._trainer_ = Trainer(self, resume=resume)
         try:
             return super().fit(data)
         finally:
-            self._trainer = None  # with the training rows held for the guard, if fit failed
-            self._resume_state = None
+            self._trainer_ = None  # with the training rows held for the guard, if fit failed
+            self._resume_state_ = None
 
     def _check_params(self) -> None:
         """Checks across parameters, run before any work (models add their own)."""
@@ -233,9 +233,9 @@ class DeepSynthesizer(BaseSynthesizer):
         return {k: derive_seed(rng) for k in names}
 
     def _encode_for_fit(self, data: pd.DataFrame) -> np.ndarray:
-        trainer = getattr(self, "_trainer", None)
+        trainer = getattr(self, "_trainer_", None)
         if trainer is None:  # _fit called outside fit (as a part of another model)
-            trainer = self._trainer = Trainer(self)
+            trainer = self._trainer_ = Trainer(self)
         trainer.prepare(data)
         # The mixture component of every number is drawn from its posterior (CTGAN's encoding).
         return self._transformer_.transform(data, random_state=self._seeds()["encode"])
@@ -248,12 +248,12 @@ class DeepSynthesizer(BaseSynthesizer):
                 "columns that carry information as numerical, categorical, boolean, ordinal or "
                 "datetime in the metadata."
             )
-        trainer = getattr(self, "_trainer", None) or Trainer(self)
+        trainer = getattr(self, "_trainer_", None) or Trainer(self)
         trainer.run(encoded)
 
     # ------------------------------------------------------------------ model hooks
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
-        """Create the networks (``build_module``) as attributes named in ``_network_names``."""
+        """Create the networks (``build_module``): ``name_`` for each name in ``_network_names``."""
         raise NotImplementedError
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
@@ -262,15 +262,15 @@ class DeepSynthesizer(BaseSynthesizer):
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         """Keep what the training steps need (the data tensor, samplers). A model whose
         training step applies ``training_precision`` itself (hand-written passes) sets
-        ``self._own_precision``; the others run under autocast."""
-        self._data = data
-        self._generator = generator
-        self._own_precision = False
+        ``self._own_precision_``; the others run under autocast."""
+        self._data_ = data
+        self._generator_ = generator
+        self._own_precision_ = False
 
     def _release_training(self) -> None:
         """Drop the training tensors: a fitted model holds no training row."""
-        self._data = None
-        self._generator = None
+        self._data_ = None
+        self._generator_ = None
 
     def _dp_training(self) -> PrivateStep:
         """How the model trains by DP-SGD (with ``epsilon``): the networks that read real rows
@@ -294,7 +294,7 @@ class DeepSynthesizer(BaseSynthesizer):
         raise NotImplementedError
 
     def _networks(self) -> dict[str, torch.nn.Module]:
-        return {name: getattr(self, name) for name in self._network_names}
+        return {name: getattr(self, f"{name}_") for name in self._network_names}
 
     def _build(
         self,
@@ -317,8 +317,8 @@ class DeepSynthesizer(BaseSynthesizer):
         """Encoded rows in the transformer's column order (column-major, for fast decoding)."""
         device = self._torch_device()
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
-        out_t = torch.empty((self._layout.dim, num_rows), dtype=torch.float32)
-        order = torch.as_tensor(self._layout.order)
+        out_t = torch.empty((self._layout_.dim, num_rows), dtype=torch.float32)
+        order = torch.as_tensor(self._layout_.order)
         for net in self._networks().values():
             net.eval()
         if self.sample_precision not in PRECISIONS and self.sample_precision != "auto":
@@ -417,7 +417,7 @@ class DeepSynthesizer(BaseSynthesizer):
         batch = self._batch_loss_history_
         tensors["history.batch"] = torch.from_numpy(batch.to_numpy(dtype=np.float64))
         state = {
-            "output_dim": int(self._layout.dim),
+            "output_dim": int(self._layout_.dim),
             "batch_loss_columns": list(batch.columns),
             "stopped_early": bool(self.stopped_early_),
             "best_epoch": self.best_epoch_,
@@ -434,11 +434,11 @@ class DeepSynthesizer(BaseSynthesizer):
         where = f"model.json and weights.pt ({self._model_name})"
         checks.check_params(self, where)
         S.check_json(state, checks.STATE, f"model.json ({self._model_name})")
-        self._layout = SpanLayout(self._transformer_.output_info, level_major=True)
-        if int(state["output_dim"]) != self._layout.dim:
+        self._layout_ = SpanLayout(self._transformer_.output_info, level_major=True)
+        if int(state["output_dim"]) != self._layout_.dim:
             raise BundleError(
                 f"{where}: the network width {state['output_dim']} does not match the "
-                f"transformer's {self._layout.dim}. Fit and save the model again."
+                f"transformer's {self._layout_.dim}. Fit and save the model again."
             )
         checks.check_history(tensors, state["batch_loss_columns"], where)
         self._load_extra_state(state)
@@ -477,10 +477,10 @@ def adversarial_training(model: Any, **options: Any) -> AdversarialTraining | No
     if model.dp_enabled:
         return None
     return AdversarialTraining(
-        model.generator,
-        model.discriminator,
-        model._opt_g,
-        model._opt_d,
+        model.generator_,
+        model.discriminator_,
+        model._opt_g_,
+        model._opt_d_,
         critic_batch=model._critic_batch,
         fake_rows=model._fake_rows,
         critic_steps=int(model.discriminator_steps),

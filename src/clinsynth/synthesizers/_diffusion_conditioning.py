@@ -104,7 +104,7 @@ def sample_by_splitting(
     sampler's keyword arguments (the class label); ``split=False`` (the label meets the whole
     condition) leaves only the check of the rules."""
     steps = int(model.sampling_steps or model.num_timesteps)
-    step = model._diffusion.split_step(steps, float(model.condition_split))
+    step = model._diffusion_.split_step(steps, float(model.condition_split))
     states_wanted = min(PILOT_ROWS, max(PILOT_MIN_ROWS, num_rows // SIBLINGS))
     pilot_target = min(num_rows, states_wanted) if split else num_rows
     kept: list[pd.DataFrame] = []

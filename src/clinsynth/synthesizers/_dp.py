@@ -95,7 +95,7 @@ def base_privacy_report(model: Any) -> dict[str, Any]:
     """The privacy facts of any fitted synthesizer (plus its DP budget when it has one)."""
     transformers = model._transformer_.transformers_
     merged = {
-        c: int(t.merged_levels) for c, t in transformers.items() if getattr(t, "merged_levels", 0)
+        c: int(t.merged_levels_) for c, t in transformers.items() if getattr(t, "merged_levels_", 0)
     }
     report: dict[str, Any] = {
         "differential_privacy": False,

@@ -141,18 +141,18 @@ class DPMarginalSynthesizer(BaseSynthesizer):
                 continue
             if t.kind == "categorical":
                 counts = np.asarray(t.dp_counts_, dtype=np.float64)
-                if len(counts) != len(t.levels):  # an empty column: one level, no signal
-                    counts = np.ones(len(t.levels))
+                if len(counts) != len(t.levels_):  # an empty column: one level, no signal
+                    counts = np.ones(len(t.levels_))
                 attrs.append(
                     {
                         "column": column,
                         "kind": "categorical",
                         "start": start,
-                        "size": len(t.levels),
+                        "size": len(t.levels_),
                         "counts": counts,
                     }
                 )
-            elif t.empty:  # only the missing indicator: always missing
+            elif t.empty_:  # only the missing indicator: always missing
                 attrs.append(
                     {
                         "column": column,
@@ -164,7 +164,7 @@ class DPMarginalSynthesizer(BaseSynthesizer):
                 )
             else:
                 counts = np.asarray(t.dp_counts_, dtype=np.float64)
-                if t.has_nulls:
+                if t.has_nulls_:
                     counts = np.append(counts, t.dp_missing_)
                 attrs.append(
                     {
@@ -173,8 +173,8 @@ class DPMarginalSynthesizer(BaseSynthesizer):
                         "start": start,
                         "size": len(counts),
                         "edges": np.asarray(t.dp_edges_),
-                        "nulls": bool(t.has_nulls),
-                        "empty": bool(t.empty),
+                        "nulls": bool(t.has_nulls_),
+                        "empty": bool(t.empty_),
                         "counts": counts,
                     }
                 )
@@ -222,13 +222,13 @@ class DPMarginalSynthesizer(BaseSynthesizer):
 
     def _set_tree(self, attrs: list[dict[str, Any]], tree: dict[str, Any]) -> None:
         """The fitted generator: the attributes (without their counts) and the rooted tree."""
-        self._tree = tree
-        self._attrs = [{k: v for k, v in a.items() if k != "counts"} for a in attrs]
+        self._tree_ = tree
+        self._attrs_ = [{k: v for k, v in a.items() if k != "counts"} for a in attrs]
 
     # ------------------------------------------------------------------ sample
     def _sample(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
-        tree = self._tree
-        d = len(self._attrs)
+        tree = self._tree_
+        d = len(self._attrs_)
         codes = np.zeros((num_rows, d), dtype=np.int64)
         for node in tree["order"]:
             parent = tree["parent"][node]
@@ -246,7 +246,7 @@ class DPMarginalSynthesizer(BaseSynthesizer):
 
     def _encode_codes(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.zeros((len(codes), self._transformer_.output_dim), dtype=np.float32)
-        for k, attr in enumerate(self._attrs):
+        for k, attr in enumerate(self._attrs_):
             c = codes[:, k]
             if attr["kind"] == "categorical":
                 out[:, attr["start"]] = c
@@ -269,14 +269,14 @@ class DPMarginalSynthesizer(BaseSynthesizer):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         attrs = [
             {**a, "edges": np.asarray(a["edges"]).tolist()} if "edges" in a else a
-            for a in self._attrs
+            for a in self._attrs_
         ]
-        return {"attributes": attrs, "tree": self._tree}, {"format": torch.zeros(1)}
+        return {"attributes": attrs, "tree": self._tree_}, {"format": torch.zeros(1)}
 
     def _set_state(self, state: dict[str, Any], tensors: dict[str, Any]) -> None:
         _check_state(self, state)
-        self._attrs = state["attributes"]
-        self._tree = state["tree"]
+        self._attrs_ = state["attributes"]
+        self._tree_ = state["tree"]
 
 
 # --------------------------------------------------------------------------- saved state
@@ -330,15 +330,15 @@ def _check_state(model: DPMarginalSynthesizer, state: Any) -> None:
     if len(learned) != len(attrs):
         problems.append(f"{len(attrs)} attributes for the transformer's {len(learned)} columns")
     for k, ((column, t), attr) in enumerate(zip(learned, attrs, strict=False)):
-        kind = "categorical" if t.kind == "categorical" else ("empty" if t.empty else "numeric")
+        kind = "categorical" if t.kind == "categorical" else ("empty" if t.empty_ else "numeric")
         if attr["column"] != column or attr["kind"] != kind or attr["start"] != start:
             problems.append(f"attribute {k} is not the transformer's column {column!r}")
-        elif kind == "categorical" and attr["size"] != len(t.levels):
-            problems.append(f"attribute {k} has {attr['size']} levels, its column {len(t.levels)}")
+        elif kind == "categorical" and attr["size"] != len(t.levels_):
+            problems.append(f"attribute {k} has {attr['size']} levels, its column {len(t.levels_)}")
         elif kind == "numeric" and (
             "edges" not in attr
             or attr["size"] != len(attr["edges"]) - 1 + bool(attr.get("nulls"))
-            or bool(attr.get("nulls")) != bool(t.has_nulls)
+            or bool(attr.get("nulls")) != bool(t.has_nulls_)
             or np.any(np.diff(attr["edges"]) < 0)
         ):
             problems.append(f"attribute {k} has bins that do not match its size")

@@ -270,9 +270,9 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         -- only identifiers or personal data -- are dropped)."""
         spans = self._transformer_.output_info
         names, cols = [], []
-        for name, columns in self._groups.items():
+        for name, columns in self._groups_.items():
             wanted = set(columns)
-            index = self._layout.permuted_columns(
+            index = self._layout_.permuted_columns(
                 [i for i, s in enumerate(spans) if s.column in wanted]
             )
             if len(index):
@@ -285,33 +285,35 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         """Where each group's block lies in the coordinates returned by :meth:`encode`."""
         self._check_fitted()
         width = self.group_embedding_dim
-        return {name: slice(i * width, (i + 1) * width) for i, name in enumerate(self._group_names)}
+        return {
+            name: slice(i * width, (i + 1) * width) for i, name in enumerate(self._group_names_)
+        }
 
     # ------------------------------------------------------------------ networks
     def _fit(self, encoded: np.ndarray) -> None:
-        self._groups = self._model_groups()
+        self._groups_ = self._model_groups()
         super()._fit(encoded)
 
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
-        self._group_names, cols = self._group_columns()
-        dim, latent = self._layout.dim, self.group_embedding_dim * len(cols)
-        self.encoder = self._build(
+        self._group_names_, cols = self._group_columns()
+        dim, latent = self._layout_.dim, self.group_embedding_dim * len(cols)
+        self.encoder_ = self._build(
             lambda: GroupEncoder(dim, cols, tuple(self.compress_dims), self.group_embedding_dim),
             generator,
             device,
         )
-        self.top = self._build(
+        self.top_ = self._build(
             lambda: mlp(latent, (128,), 2 * self.embedding_dim), generator, device
         )
-        self.prior = self._build(
+        self.prior_ = self._build(
             lambda: mlp(self.embedding_dim, (128,), 2 * latent), generator, device
         )
-        self.decoder = self._build(
-            lambda: Decoder(latent, tuple(self.decompress_dims), dim, self._layout.n_scalar),
+        self.decoder_ = self._build(
+            lambda: Decoder(latent, tuple(self.decompress_dims), dim, self._layout_.n_scalar),
             generator,
             device,
         )
-        self.discriminator = self._build(
+        self.discriminator_ = self._build(
             lambda: Critic(dim, tuple(self.discriminator_dim), pac=1), generator, device
         )
 
@@ -319,13 +321,13 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         vae = [
             p
             for name in ("encoder", "top", "prior", "decoder")
-            for p in getattr(self, name).parameters()
+            for p in getattr(self, f"{name}_").parameters()
         ]
-        self._opt = adam(vae, self.learning_rate, self.l2scale, device)
-        self._opt_d = adam(
-            self.discriminator.parameters(), self.discriminator_lr, 0.0, device, betas=(0.5, 0.9)
+        self._opt_ = adam(vae, self.learning_rate, self.l2scale, device)
+        self._opt_d_ = adam(
+            self.discriminator_.parameters(), self.discriminator_lr, 0.0, device, betas=(0.5, 0.9)
         )
-        return {"vae": self._opt, "discriminator": self._opt_d}
+        return {"vae": self._opt_, "discriminator": self._opt_d_}
 
     # ------------------------------------------------------------------ training
     def _noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -333,44 +335,44 @@ class HVAEGANSynthesizer(DeepSynthesizer):
 
     def _elbo(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Per-row ``loss_factor * reconstruction + kl_weight * KL`` (the negative ELBO)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        mu, logvar = self.encoder_(x).chunk(2, dim=1)
         z = mu + self._noise(mu, generator) * torch.exp(0.5 * logvar)
-        top_mu, top_logvar = self.top(z).chunk(2, dim=1)
+        top_mu, top_logvar = self.top_(z).chunk(2, dim=1)
         z_top = top_mu + self._noise(top_mu, generator) * torch.exp(0.5 * top_logvar)
-        prior_mu, prior_logvar = self.prior(z_top).chunk(2, dim=1)
+        prior_mu, prior_logvar = self.prior_(z_top).chunk(2, dim=1)
         kl = gaussian_kl(top_mu, top_logvar) + gaussian_kl(mu, logvar, prior_mu, prior_logvar)
-        nll = reconstruction_loss(self.decoder(z), x, self._layout, self.decoder.sigma)
+        nll = reconstruction_loss(self.decoder_(z), x, self._layout_, self.decoder_.sigma)
         return (self.loss_factor * nll + self.kl_weight * kl) / x.shape[0]
 
     def _prior_latents(
         self, n: int, generator: torch.Generator, device: torch.device
     ) -> torch.Tensor:
         z_top = torch.randn(n, self.embedding_dim, generator=generator, device=device)
-        mu, logvar = self.prior(z_top).chunk(2, dim=1)
+        mu, logvar = self.prior_(z_top).chunk(2, dim=1)
         return mu + self._noise(mu, generator) * torch.exp(0.5 * logvar)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        g, x = self._generator, self._data[idx]
+        g, x = self._generator_, self._data_[idx]
         loss = self._elbo(x, g)
         out = {}
         if self.adversarial_weight > 0:
-            critic = self.discriminator
-            raw = self.decoder(self._prior_latents(len(x), g, x.device))
-            fake = activate(raw, self._layout, tau=GUMBEL_TAU, generator=g)
+            critic = self.discriminator_
+            raw = self.decoder_(self._prior_latents(len(x), g, x.device))
+            fake = activate(raw, self._layout_, tau=GUMBEL_TAU, generator=g)
             loss_d = F.softplus(-critic(x)).mean() + F.softplus(critic(fake.detach())).mean()
-            self._opt_d.zero_grad(set_to_none=True)
+            self._opt_d_.zero_grad(set_to_none=True)
             loss_d.backward()
-            self._opt_d.step()
+            self._opt_d_.step()
             critic.requires_grad_(False)
             adversarial = F.softplus(-critic(fake)).mean()
             critic.requires_grad_(True)
             loss = loss + self.adversarial_weight * adversarial
             out = {"adversarial_loss": adversarial.detach(), "discriminator_loss": loss_d.detach()}
-        self._opt.zero_grad(set_to_none=True)
+        self._opt_.zero_grad(set_to_none=True)
         loss.backward()
-        self._opt.step()
+        self._opt_.step()
         with torch.no_grad():
-            self.decoder.sigma.clamp_(0.01, 1.0)
+            self.decoder_.sigma.clamp_(0.01, 1.0)
         return {"loss": loss.detach(), **out}
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -381,71 +383,73 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         names = ["encoder", "top", "prior", "decoder"]
         if self.adversarial_weight > 0:
             names.append("discriminator")
-        return PrivateStep({name: getattr(self, name) for name in names}, self._dp_train_step)
+        return PrivateStep({name: getattr(self, f"{name}_") for name in names}, self._dp_train_step)
 
     def _dp_row_loss(
         self, params: dict, x: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor, fake: torch.Tensor
     ) -> torch.Tensor:
         """One row's negative ELBO (the VAE's networks) plus its critic loss against one
         generated row (the critic's): one gradient vector per row, clipped as a whole."""
-        mu, logvar = functional(self.encoder, params["encoder"], x).chunk(2, dim=1)
+        mu, logvar = functional(self.encoder_, params["encoder"], x).chunk(2, dim=1)
         z = mu + e1 * torch.exp(0.5 * logvar)
-        top_mu, top_logvar = functional(self.top, params["top"], z).chunk(2, dim=1)
+        top_mu, top_logvar = functional(self.top_, params["top"], z).chunk(2, dim=1)
         z_top = top_mu + e2 * torch.exp(0.5 * top_logvar)
-        prior_mu, prior_logvar = functional(self.prior, params["prior"], z_top).chunk(2, dim=1)
+        prior_mu, prior_logvar = functional(self.prior_, params["prior"], z_top).chunk(2, dim=1)
         kl = gaussian_kl(top_mu, top_logvar) + gaussian_kl(mu, logvar, prior_mu, prior_logvar)
-        raw = functional(self.decoder, params["decoder"], z)
-        nll = reconstruction_loss(raw, x, self._layout, params["decoder"]["sigma"])
+        raw = functional(self.decoder_, params["decoder"], z)
+        nll = reconstruction_loss(raw, x, self._layout_, params["decoder"]["sigma"])
         loss = self.loss_factor * nll + self.kl_weight * kl
         if self.adversarial_weight > 0:
             d = params["discriminator"]
             loss = (
                 loss
-                + F.softplus(-functional(self.discriminator, d, x)).sum()
-                + F.softplus(functional(self.discriminator, d, fake)).sum()
+                + F.softplus(-functional(self.discriminator_, d, x)).sum()
+                + F.softplus(functional(self.discriminator_, d, fake)).sum()
             )
         return loss
 
     def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """DP-SGD on every network that reads real rows; the adversarial term of the decoder
         reads none (generated rows through the private critic) and is added as it is."""
-        g, data = self._generator, self._data
+        g, data = self._generator_, self._data_
         x = data[dp.batch(len(data), g)]
-        n, latent = len(x), self.group_embedding_dim * len(self._group_names)
+        n, latent = len(x), self.group_embedding_dim * len(self._group_names_)
         e1 = torch.randn(n, latent, generator=g, device=x.device, dtype=x.dtype)
         e2 = torch.randn(n, self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
         with torch.no_grad():
             fake = activate(
-                self.decoder(self._prior_latents(n, g, x.device)),
-                self._layout,
+                self.decoder_(self._prior_latents(n, g, x.device)),
+                self._layout_,
                 tau=GUMBEL_TAU,
                 generator=g,
             )
         dp.step(self._dp_row_loss, x, e1, e2, fake)
         if self.adversarial_weight > 0:
-            critic = self.discriminator
-            raw = self.decoder(self._prior_latents(self.batch_size, g, x.device))
-            generated = activate(raw, self._layout, tau=GUMBEL_TAU, generator=g)
+            critic = self.discriminator_
+            raw = self.decoder_(self._prior_latents(self.batch_size, g, x.device))
+            generated = activate(raw, self._layout_, tau=GUMBEL_TAU, generator=g)
             critic.requires_grad_(False)
             adversarial = self.adversarial_weight * F.softplus(-critic(generated)).mean()
             critic.requires_grad_(True)
-            params = [p for name in ("prior", "decoder") for p in getattr(self, name).parameters()]
+            params = [
+                p for name in ("prior", "decoder") for p in getattr(self, f"{name}_").parameters()
+            ]
             for p, extra in zip(
                 params, torch.autograd.grad(adversarial, params, allow_unused=True), strict=True
             ):
                 if extra is not None:
                     p.grad = extra if p.grad is None else p.grad + extra
-            self._opt_d.step()
-        self._opt.step()
+            self._opt_d_.step()
+        self._opt_.step()
         with torch.no_grad():
-            self.decoder.sigma.clamp_(0.01, 1.0)
+            self.decoder_.sigma.clamp_(0.01, 1.0)
         return {"loss": torch.tensor(float("nan"), device=x.device)}
 
     # ------------------------------------------------------------------ sampling
     def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
-        sigma = self.decoder.sigma
+        sigma = self.decoder_.sigma
         z = self._prior_latents(num_rows, generator, sigma.device)
-        return sample_rows_t(self.decoder.output_t(z), self._layout, generator, sigma)
+        return sample_rows_t(self.decoder_.output_t(z), self._layout_, generator, sigma)
 
     def encode(self, data: Any, *, level: str = "groups") -> np.ndarray:
         """Latent coordinates of the rows of ``data`` (posterior means).
@@ -461,17 +465,17 @@ class HVAEGANSynthesizer(DeepSynthesizer):
             raise ParameterError(f"level must be 'groups' or 'shared'. Got {level!r}.")
 
         def mean(x: torch.Tensor) -> torch.Tensor:
-            mu = self.encoder(x).chunk(2, dim=1)[0]
-            return self.top(mu).chunk(2, dim=1)[0] if level == "shared" else mu
+            mu = self.encoder_(x).chunk(2, dim=1)[0]
+            return self.top_(mu).chunk(2, dim=1)[0] if level == "shared" else mu
 
         self._check_fitted()
         shared = level == "shared"
-        dim = self.embedding_dim if shared else self.group_embedding_dim * len(self._group_names)
+        dim = self.embedding_dim if shared else self.group_embedding_dim * len(self._group_names_)
         return latent_codes(self, data, mean, int(dim))
 
     # ------------------------------------------------------------------ persistence
     def _extra_state(self) -> dict[str, Any]:
-        return {"groups": self._groups}
+        return {"groups": self._groups_}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         from clinsynth.io import _schema as S
@@ -483,7 +487,7 @@ class HVAEGANSynthesizer(DeepSynthesizer):
             max_len=max(len(columns), 1),
         )
         S.check_json(state.get("groups"), spec, "model.json (hvaegan): groups")
-        self._groups = {k: list(v) for k, v in state["groups"].items()}
+        self._groups_ = {k: list(v) for k, v in state["groups"].items()}
 
     # ------------------------------------------------------------------ conditions
     def conditioning(self) -> CheckedRows:
@@ -499,13 +503,13 @@ class HVAEGANSynthesizer(DeepSynthesizer):
         from clinsynth.synthesizers._latent_conditioning import sample_in_noise_space
 
         top = int(self.embedding_dim)
-        groups = int(self.group_embedding_dim * len(self._group_names))
+        groups = int(self.group_embedding_dim * len(self._group_names_))
 
         def decode(noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
             # _prior_latents and _generate, from their noise on.
-            mu, logvar = self.prior(noise[:, :top]).chunk(2, dim=1)
+            mu, logvar = self.prior_(noise[:, :top]).chunk(2, dim=1)
             z = mu + noise[:, top:] * torch.exp(0.5 * logvar)
-            return self.decoder.output_t(z)
+            return self.decoder_.output_t(z)
 
         return sample_in_noise_space(
             self,
@@ -515,6 +519,6 @@ class HVAEGANSynthesizer(DeepSynthesizer):
             noise_dims=(top, groups),
             decode=decode,
             reference=self._generate,
-            sigma=self.decoder.sigma,
+            sigma=self.decoder_.sigma,
             max_rounds=max_rounds,
         )

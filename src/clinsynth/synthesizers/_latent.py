@@ -42,7 +42,7 @@ def latent_codes(
     model._check_fitted()
     encoded = model._transformer_.transform(model_rows(model, data))
     device = model._torch_device()
-    x = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout.order])).to(device)
+    x = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout_.order])).to(device)
     for net in model._networks().values():
         net.eval()
     out = []

@@ -272,8 +272,8 @@ def decode_noise(
 ) -> np.ndarray:
     """Encoded rows (transformer column order) for noise rows ``z``, like ``_generate_encoded``."""
     device = model._torch_device()
-    out_t = torch.empty((model._layout.dim, len(z)), dtype=torch.float32)
-    order = torch.as_tensor(model._layout.order)
+    out_t = torch.empty((model._layout_.dim, len(z)), dtype=torch.float32)
+    order = torch.as_tensor(model._layout_.order)
     for net in model._networks().values():
         net.eval()
     step = model._sample_batch_size
@@ -391,7 +391,7 @@ def sample_in_noise_space(
     max_rounds : int
         Most rounds of drawing, decoding and reweighting.
     """
-    output = OutputNoise(model._layout, int(sum(noise_dims)), sigma)
+    output = OutputNoise(model._layout_, int(sum(noise_dims)), sigma)
     if not decode_matches_sampling(model, decode, output, noise_dims, reference):
         logger.warning(
             "%s: sampling from given noise does not reproduce the model's sampling; "

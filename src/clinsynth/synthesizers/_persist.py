@@ -131,6 +131,6 @@ def unpack(
             f"{where} is corrupt or incomplete ({type(exc).__name__}: {exc}). "
             "Fit and save the model again."
         ) from None
-    obj._fitted = True
+    obj._fitted_ = True
     obj.reset_sampling()
     return obj

@@ -239,7 +239,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         self._n_event_rules_ = len(event_rules)
         self._train(encoded, lengths, room)
         self._seq_dp_ = None  # the budget is in privacy_budget_; the part is not kept
-        self._fitted = True
+        self._fitted_ = True
         self._refiner_ = None
         self.fit_seconds_ = time.perf_counter() - start
         self.reset_sampling()
@@ -433,7 +433,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         return np.concatenate([encoded, scores[:, None].astype(np.float32)], axis=1)
 
     def _gap_coding(self) -> GapCoding:
-        column = int(self._layout.span_columns(len(self._layout.spans) - 1)[0])
+        column = int(self._layout_.span_columns(len(self._layout_.spans) - 1)[0])
         return GapCoding(column, self._gap_knots_)
 
     def _room(
@@ -454,22 +454,22 @@ class SequentialSynthesizer(BaseSynthesizer):
         return torch_device(self.device)
 
     def _build_net(self, device: torch.device) -> SequenceNet:
-        self._layout = SpanLayout(self._spans())
+        self._layout_ = SpanLayout(self._spans())
         return SequenceNet(
             self._context_encoder_.output_dim,
-            self._layout.dim,
+            self._layout_.dim,
             self.hidden_dim,
             self.latent_dim,
-            self._layout.n_scalar,
+            self._layout_.n_scalar,
         ).to(device)
 
     def _train(self, encoded: np.ndarray, lengths: np.ndarray, room: np.ndarray) -> None:
         device = self._device()
         generator = torch.Generator(device=device).manual_seed(self._fit_seed_)
-        self._net = self._build_net(device)
-        self._net.init_parameters(torch.Generator().manual_seed(self._fit_seed_))
-        self._net.to(device)
-        events = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout.order]))
+        self._net_ = self._build_net(device)
+        self._net_.init_parameters(torch.Generator().manual_seed(self._fit_seed_))
+        self._net_.to(device)
+        events = torch.from_numpy(np.ascontiguousarray(encoded[:, self._layout_.order]))
         epochs = self.epochs or sd.auto_epochs(len(lengths), self.batch_size)
         self.epochs_trained_ = epochs
         context = torch.from_numpy(self._context_encoded_)
@@ -484,12 +484,12 @@ class SequentialSynthesizer(BaseSynthesizer):
             self._train_private(events, lengths, context, room, epochs, generator, on_epoch)
             return
         history = train(
-            self._net,
+            self._net_,
             events.to(device),
             torch.from_numpy(lengths.astype(np.int64)).to(device),
             context.to(device),
             torch.from_numpy(room).to(device),
-            self._layout,
+            self._layout_,
             epochs=epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -497,7 +497,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             generator=generator,
             on_epoch=on_epoch,
         )
-        self._net.eval()
+        self._net_.eval()
         self._loss_history_ = pd.DataFrame(
             {"epoch": np.arange(1, len(history) + 1), "loss": history}
         )
@@ -519,14 +519,14 @@ class SequentialSynthesizer(BaseSynthesizer):
         batch = min(int(self.batch_size), n)
         per_epoch = -(-n // batch)
         dp = self._seq_dp_
-        private = dp.sgd(self._net, n, batch, epochs * per_epoch, generator)
+        private = dp.sgd(self._net_, n, batch, epochs * per_epoch, generator)
         train_private(
-            self._net,
+            self._net_,
             events.to(device),
             torch.from_numpy(lengths.astype(np.int64)).to(device),
             context.to(device),
             torch.from_numpy(room).to(device),
-            self._layout,
+            self._layout_,
             private,
             epochs=epochs,
             steps_per_epoch=per_epoch,
@@ -535,7 +535,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             generator=generator,
             on_epoch=on_epoch,
         )
-        self._net.eval()
+        self._net_.eval()
         self._loss_history_ = None  # a loss of real rows is not released
         details = private.record(dp.accountant)
         key = self._table_metadata().sequence_key
@@ -544,7 +544,7 @@ class SequentialSynthesizer(BaseSynthesizer):
     # ------------------------------------------------------------------ sample
     def reset_sampling(self, seed: int | None = None) -> None:
         super().reset_sampling(seed)
-        self._context_model_.reset_sampling(seed=derive_seed(self._sample_rng))
+        self._context_model_.reset_sampling(seed=derive_seed(self._sample_rng_))
 
     def sample_from_conditions(self, conditions: pd.DataFrame) -> pd.DataFrame:
         """One sequence per row of ``conditions`` (values of context columns)."""
@@ -595,7 +595,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         else:
             patients = self._context_model_.sample_from_conditions(context)
             # Rows made group by group: fresh, unique patient identifiers.
-            patients = self._context_model_._transformer_.regenerate_ids(patients, self._sample_rng)
+            patients = self._context_model_._transformer_.regenerate_ids(patients, self._sample_rng_)
         for column, value in self._constants_.items():
             patients[column] = value
         key = self._table_metadata().sequence_key
@@ -625,7 +625,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         keep = np.flatnonzero(counts > 0)
         table = self._table_metadata()
         key = table.sequence_key
-        self._sample_rng = rng
+        self._sample_rng_ = rng
         if len(keep) == 0:
             empty = pd.DataFrame({c: pd.Series(dtype=object) for c in table.columns})
             return _rules.restore_dtypes(empty, self._dtypes_), np.zeros(0, dtype=np.int64)
@@ -715,7 +715,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         ``N_EVENTS`` is its number of events (not its rate over the window), as far as the
         window holds them, and a patient may be left with none."""
         table = self._table_metadata()
-        rng = self._sample_rng
+        rng = self._sample_rng_
         out = self._events(patients, rng, exact)
         mixed = self._rules_[self._n_event_rules_ :]
         if mixed and len(out):
@@ -775,16 +775,16 @@ class SequentialSynthesizer(BaseSynthesizer):
         generator = torch.Generator(device=device).manual_seed(derive_seed(rng))
         context = torch.from_numpy(self._encode_context(patients)).to(device)
         with torch.no_grad():
-            permuted, made = self._net.generate(
+            permuted, made = self._net_.generate(
                 context,
                 torch.from_numpy(lengths).to(device),
                 torch.from_numpy(start).to(device),
                 torch.from_numpy(high).to(device),
                 self._gap_coding(),
-                self._layout,
+                self._layout_,
                 generator,
             )
-        encoded = permuted.cpu().numpy()[:, self._layout.inverse][:, :-1]
+        encoded = permuted.cpu().numpy()[:, self._layout_.inverse][:, :-1]
         events = self._transformer_.inverse_transform(encoded, random_state=rng)
         if self._n_event_rules_:
             rules = self._rules_[: self._n_event_rules_]

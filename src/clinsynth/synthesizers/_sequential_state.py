@@ -111,7 +111,7 @@ def context_model_from_state(state: dict[str, Any], tensors: dict[str, Any]) -> 
     model._loss_history_ = None
     model._refiner_ = None
     model._set_state(state["state"], tensors)
-    model._fitted = True
+    model._fitted_ = True
     model.reset_sampling()
     return model
 
@@ -135,7 +135,7 @@ def get_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "context_encoder": model._context_encoder_.to_dict(),
         "context_table": model._context_encoder_._table().to_dict(),
     }
-    tensors = {f"net.{k}": v.detach().cpu() for k, v in model._net.state_dict().items()}
+    tensors = {f"net.{k}": v.detach().cpu() for k, v in model._net_.state_dict().items()}
     tensors.update({f"context.{k}": v for k, v in context_tensors.items()})
     return state, tensors
 
@@ -182,9 +182,9 @@ def set_state(model: Any, state: dict[str, Any], tensors: dict[str, Any]) -> Non
         {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)},
     )
     device = model._device()
-    model._net = model._build_net(device)
+    model._net_ = model._build_net(device)
     weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-    expected = model._net.state_dict()
+    expected = model._net_.state_dict()
     wrong = [
         k for k in expected if k not in weights or tuple(weights[k].shape) != expected[k].shape
     ]
@@ -193,5 +193,5 @@ def set_state(model: Any, state: dict[str, Any], tensors: dict[str, Any]) -> Non
             f"weights.pt does not fit the event network (tensors {wrong[:3]} missing or of "
             "another shape). Fit and save the model again."
         )
-    model._net.load_state_dict(weights)
-    model._net.to(device).eval()
+    model._net_.load_state_dict(weights)
+    model._net_.to(device).eval()

@@ -235,24 +235,24 @@ class TabDDPMSynthesizer(DeepSynthesizer):
             )
         diffused = [i for i in range(len(spans)) if i not in label]
         inner = SpanLayout([spans[i] for i in diffused])
-        full_positions = self._layout.permuted_columns(diffused)
-        self._gather = torch.as_tensor(full_positions[inner.order], device=device)
-        self._label_columns = torch.as_tensor(self._layout.permuted_columns(label), device=device)
-        self._n_classes = int(spans[label[0]].dim) if label else 0
-        self._diffusion = TabularDiffusion(
+        full_positions = self._layout_.permuted_columns(diffused)
+        self._gather_ = torch.as_tensor(full_positions[inner.order], device=device)
+        self._label_columns_ = torch.as_tensor(self._layout_.permuted_columns(label), device=device)
+        self._n_classes_ = int(spans[label[0]].dim) if label else 0
+        self._diffusion_ = TabularDiffusion(
             inner.n_scalar, inner.groups, int(self.num_timesteps), device
         )
         if label:
             freq = np.clip(
                 np.asarray(
-                    self._transformer_.get_transformer(column).frequencies, dtype=np.float64
+                    self._transformer_.get_transformer(column).frequencies_, dtype=np.float64
                 ),
                 0,
                 None,
             )
             if freq.sum() <= 0:  # DP frequencies may all be noise: fall back to uniform
                 freq = np.ones_like(freq)
-            self._label_probs = torch.as_tensor(
+            self._label_probs_ = torch.as_tensor(
                 freq / freq.sum(), dtype=torch.float32, device=device
             )
 
@@ -271,14 +271,14 @@ class TabDDPMSynthesizer(DeepSynthesizer):
             width = sum(span.dim for span in transformer.output_info)
             if (
                 getattr(transformer, "method", None) == "quantile"
-                and getattr(transformer, "discrete", True) is False
-                and not transformer.empty
+                and getattr(transformer, "discrete_", True) is False
+                and not transformer.empty_
             ):
                 x = transformer._values(data[column])
-                x = np.where(np.isnan(x), transformer.fill_value, x)
-                if getattr(transformer, "clip_input", False):  # as the transformer does (DP)
-                    x = np.clip(x, transformer.min, transformer.max)
-                encoded[:, start] = tie_midpoint_scores(x, transformer._kx, transformer._kp)
+                x = np.where(np.isnan(x), transformer.fill_value_, x)
+                if getattr(transformer, "clip_input_", False):  # as the transformer does (DP)
+                    x = np.clip(x, transformer.min_, transformer.max_)
+                encoded[:, start] = tie_midpoint_scores(x, transformer._kx_, transformer._kp_)
             start += width
         return encoded
 
@@ -289,10 +289,10 @@ class TabDDPMSynthesizer(DeepSynthesizer):
         for transformer in self._transformer_.transformers_.values():
             if (
                 getattr(transformer, "method", None) == "quantile"
-                and getattr(transformer, "discrete", False) is True
-                and not transformer.empty
+                and getattr(transformer, "discrete_", False) is True
+                and not transformer.empty_
             ):
-                kp = np.asarray(transformer._kp, dtype=np.float64)
+                kp = np.asarray(transformer._kp_, dtype=np.float64)
                 # Value i holds the CDF interval [b_{i-1}, b_i] and its knot is the midpoint.
                 bounds = np.empty_like(kp)
                 previous = 0.0
@@ -322,48 +322,48 @@ class TabDDPMSynthesizer(DeepSynthesizer):
     # ------------------------------------------------------------------ networks
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
         self._setup_diffusion(device)
-        dim = self._diffusion.dim
+        dim = self._diffusion_.dim
 
         def factory() -> Denoiser:
-            return Denoiser(dim, tuple(self.hidden_dims), int(self.embedding_dim), self._n_classes)
+            return Denoiser(dim, tuple(self.hidden_dims), int(self.embedding_dim), self._n_classes_)
 
-        self.denoiser = self._build(factory, generator, device)
-        self.ema = self._build(factory, generator, device)
-        self.ema.requires_grad_(False)
+        self.denoiser_ = self._build(factory, generator, device)
+        self.ema_ = self._build(factory, generator, device)
+        self.ema_.requires_grad_(False)
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
         fused = True if device.type in ("cpu", "cuda") else None
-        self._optimizer = torch.optim.AdamW(
-            self.denoiser.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused
+        self._optimizer_ = torch.optim.AdamW(
+            self.denoiser_.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=fused
         )
-        return {"adamw": self._optimizer}
+        return {"adamw": self._optimizer_}
 
     # ------------------------------------------------------------------ training
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
-        self._x0 = data[:, self._gather]
-        self._labels = self._label_of(data)
-        self.ema.load_state_dict(self.denoiser.state_dict())
+        self._x0_ = data[:, self._gather_]
+        self._labels_ = self._label_of(data)
+        self.ema_.load_state_dict(self.denoiser_.state_dict())
         per_epoch = math.ceil(len(data) / max(1, min(self.batch_size, len(data))))
-        self._total_steps = max(1, per_epoch * int(self.epochs))
-        resume = getattr(self, "_resume_state", None)
-        self._steps_done = int(resume["epoch"]) * per_epoch if resume else 0
+        self._total_steps_ = max(1, per_epoch * int(self.epochs))
+        resume = getattr(self, "_resume_state_", None)
+        self._steps_done_ = int(resume["epoch"]) * per_epoch if resume else 0
 
     def _release_training(self) -> None:
         super()._release_training()
-        self._x0 = self._labels = None
+        self._x0_ = self._labels_ = None
 
     def _label_of(self, rows: torch.Tensor) -> torch.Tensor | None:
-        if not self._n_classes:
+        if not self._n_classes_:
             return None
-        return rows[:, self._label_columns].argmax(dim=1)
+        return rows[:, self._label_columns_].argmax(dim=1)
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         return self._scheduled_step(lambda: self._gradients(idx))
 
     def _dp_training(self) -> PrivateStep:
         return PrivateStep(
-            self.denoiser, lambda dp: self._scheduled_step(lambda: self._private_gradients(dp))
+            self.denoiser_, lambda dp: self._scheduled_step(lambda: self._private_gradients(dp))
         )
 
     def _scheduled_step(
@@ -371,18 +371,18 @@ class TabDDPMSynthesizer(DeepSynthesizer):
     ) -> dict[str, torch.Tensor]:
         """One update with the gradients that ``gradients()`` writes: the learning rate
         annealed linearly to 0 over the whole schedule (as TabDDPM), then the EMA."""
-        for group in self._optimizer.param_groups:
-            group["lr"] = self.lr * max(0.0, 1.0 - self._steps_done / self._total_steps)
-        self._optimizer.zero_grad(set_to_none=True)
+        for group in self._optimizer_.param_groups:
+            group["lr"] = self.lr * max(0.0, 1.0 - self._steps_done_ / self._total_steps_)
+        self._optimizer_.zero_grad(set_to_none=True)
         out = gradients()
-        self._optimizer.step()
+        self._optimizer_.step()
         self._update_ema()
-        self._steps_done += 1
+        self._steps_done_ += 1
         return out
 
     def _gradients(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        labels = None if self._labels is None else self._labels[idx]
-        num, cat = self._diffusion.loss(self.denoiser, self._x0[idx], labels, self._generator)
+        labels = None if self._labels_ is None else self._labels_[idx]
+        num, cat = self._diffusion_.loss(self.denoiser_, self._x0_[idx], labels, self._generator_)
         loss = num + cat
         loss.backward()
         return {
@@ -393,18 +393,18 @@ class TabDDPMSynthesizer(DeepSynthesizer):
 
     def _private_gradients(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """DP-SGD gradients on a Poisson batch (the engine's batch indices are not used)."""
-        diffusion, net = self._diffusion, self.denoiser
-        n = self._x0.shape[0]
-        idx = dp.batch(n, self._generator)
-        x0 = self._x0[idx]
-        t, noise, gumbel = diffusion.draw_training_noise(len(idx), self._generator)
+        diffusion, net = self._diffusion_, self.denoiser_
+        n = self._x0_.shape[0]
+        idx = dp.batch(n, self._generator_)
+        x0 = self._x0_[idx]
+        t, noise, gumbel = diffusion.draw_training_noise(len(idx), self._generator_)
         xt = diffusion.q_sample(x0, t, noise, gumbel)  # no parameter in it: drawn per batch
         labels = (
-            self._labels[idx]
-            if self._labels is not None
+            self._labels_[idx]
+            if self._labels_ is not None
             else torch.zeros(len(idx), dtype=torch.long, device=x0.device)
         )
-        conditional = self._labels is not None
+        conditional = self._labels_ is not None
 
         def row_loss(
             params: Any,
@@ -425,32 +425,32 @@ class TabDDPMSynthesizer(DeepSynthesizer):
     def _update_ema(self) -> None:
         # Warm-up: early on the average follows the weights closely, so short fits still
         # sample from trained weights.
-        decay = min(float(self.ema_decay), (1 + self._steps_done) / (10 + self._steps_done))
-        ema = list(self.ema.parameters())
-        torch._foreach_lerp_(ema, list(self.denoiser.parameters()), 1.0 - decay)
+        decay = min(float(self.ema_decay), (1 + self._steps_done_) / (10 + self._steps_done_))
+        ema = list(self.ema_.parameters())
+        torch._foreach_lerp_(ema, list(self.denoiser_.parameters()), 1.0 - decay)
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        num, cat = self._diffusion.loss(
-            self.ema, valid[:, self._gather], self._label_of(valid), generator
+        num, cat = self._diffusion_.loss(
+            self.ema_, valid[:, self._gather_], self._label_of(valid), generator
         )
         return num + cat
 
     # ------------------------------------------------------------------ sampling
     def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
-        device = self._gather.device
+        device = self._gather_.device
         labels = None
-        if self._n_classes:
+        if self._n_classes_:
             level = kwargs.get("label")
             if level is None:
                 labels = torch.multinomial(
-                    self._label_probs, num_rows, replacement=True, generator=generator
+                    self._label_probs_, num_rows, replacement=True, generator=generator
                 )
             else:
                 labels = torch.full((num_rows,), int(level), dtype=torch.long, device=device)
         steps = self.sampling_steps or self.num_timesteps
         branches = kwargs.get("start")  # conditional sampling: Branches from a split step
-        x = self._diffusion.sample(
-            self.ema,
+        x = self._diffusion_.sample(
+            self.ema_,
             num_rows,
             labels,
             generator,
@@ -459,10 +459,10 @@ class TabDDPMSynthesizer(DeepSynthesizer):
             start=None if branches is None else branches.take(num_rows),
             record=kwargs.get("record"),
         )
-        out = torch.zeros(num_rows, self._layout.dim, device=device)
-        out[:, self._gather] = x
+        out = torch.zeros(num_rows, self._layout_.dim, device=device)
+        out[:, self._gather_] = x
         if labels is not None:
-            out[:, self._label_columns] = F.one_hot(labels, self._n_classes).float()
+            out[:, self._label_columns_] = F.one_hot(labels, self._n_classes_).float()
         return out.T
 
     def conditioning(self) -> CheckedRows:

@@ -131,15 +131,15 @@ class Trainer:
     def prepare(self, data: pd.DataFrame) -> None:
         """Before the table is encoded: its fingerprint and the checkpoint to resume (which
         restores the interrupted fit's seeds), and the rows the memorization guard holds out.
-        The checkpoint read is ``model._resume_state`` (a model's ``_prepare_training`` may
+        The checkpoint read is ``model._resume_state_`` (a model's ``_prepare_training`` may
         read the epoch it resumes at)."""
         model = self.model
-        model._resume_state = None
+        model._resume_state_ = None
         if model.checkpoint_dir is not None:
             hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
             self._fingerprint = hashlib.sha256(hashed.tobytes()).hexdigest()
         if self.resume:
-            model._resume_state = self.read_checkpoint()
+            model._resume_state_ = self.read_checkpoint()
         self._guard_rows = None
         if model.memorization_guard is not None and not model.dp_enabled:
             mask = holdout_split(len(data), model._seeds()["guard"])
@@ -151,7 +151,7 @@ class Trainer:
         """Train the model's networks on ``encoded`` rows and keep the history on the model."""
         model = self.model
         device = model._torch_device()
-        model._layout = SpanLayout(model._transformer_.output_info, level_major=True)
+        model._layout_ = SpanLayout(model._transformer_.output_info, level_major=True)
         seeds = model._seeds()
         guard, encoded = self._guard(encoded, seeds)
         data, valid = self._tensors(encoded, seeds, device)
@@ -189,7 +189,7 @@ class Trainer:
             guard_every=check_every(model.epochs),
         )
         try:
-            history = engine.run(resume=model._resume_state)
+            history = engine.run(resume=model._resume_state_)
         finally:
             model._release_training()
             if dp_sgd is not None:  # the planned steps all ran (no early stopping with DP)
@@ -230,7 +230,7 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The training rows on the device (in the layout's order) and the validation rows."""
         model = self.model
-        data = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout.order]))
+        data = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout_.order]))
         # Encoded values like 1e-31 (a number at its mixture component's mean) are zero to the
         # networks, but their products with the weights are denormal floats, which the CPU
         # multiplies up to 100x slower: every matrix product that reads them crawls. Values
@@ -268,7 +268,7 @@ class Trainer:
         precision itself."""
         model = self.model
         low = PRECISIONS[model.trained_precision_]
-        if low is None or model._own_precision:
+        if low is None or model._own_precision_:
             return model._train_step
 
         def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -145,64 +145,64 @@ class TVAESynthesizer(DeepSynthesizer):
 
     # ------------------------------------------------------------------ networks
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:
-        dim, emb = self._layout.dim, self.embedding_dim
-        self.encoder = self._build(
+        dim, emb = self._layout_.dim, self.embedding_dim
+        self.encoder_ = self._build(
             lambda: mlp(dim, tuple(self.compress_dims), 2 * emb), generator, device
         )
-        self.decoder = self._build(
-            lambda: Decoder(emb, tuple(self.decompress_dims), dim, self._layout.n_scalar),
+        self.decoder_ = self._build(
+            lambda: Decoder(emb, tuple(self.decompress_dims), dim, self._layout_.n_scalar),
             generator,
             device,
         )
 
     def _make_optimizers(self, device: torch.device) -> dict[str, torch.optim.Optimizer]:
-        params = [*self.encoder.parameters(), *self.decoder.parameters()]
-        self._optimizer = adam(params, self.learning_rate, self.l2scale, device)
-        return {"adam": self._optimizer}
+        params = [*self.encoder_.parameters(), *self.decoder_.parameters()]
+        self._optimizer_ = adam(params, self.learning_rate, self.l2scale, device)
+        return {"adam": self._optimizer_}
 
     # ------------------------------------------------------------------ training
     def _loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        mu, logvar = self.encoder_(x).chunk(2, dim=1)
         eps = torch.randn(mu.shape, generator=generator, device=x.device, dtype=x.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
-        nll = reconstruction_loss(self.decoder(z), x, self._layout, self.decoder.sigma)
+        nll = reconstruction_loss(self.decoder_(z), x, self._layout_, self.decoder_.sigma)
         return (self.loss_factor * nll + gaussian_kl(mu, logvar)) / x.shape[0]
 
     def _prepare_training(self, data: torch.Tensor, generator: torch.Generator) -> None:
         super()._prepare_training(data, generator)
-        self._own_precision = True  # the fused step's products; the plain step is float32
-        self._fused = None
-        if not self.dp_enabled and FusedVAEStep.supports(self.encoder, self.decoder.net):
-            self._fused = FusedVAEStep(
-                self.encoder,
-                self.decoder.net,
-                self.decoder.sigma,
-                self._layout,
+        self._own_precision_ = True  # the fused step's products; the plain step is float32
+        self._fused_ = None
+        if not self.dp_enabled and FusedVAEStep.supports(self.encoder_, self.decoder_.net):
+            self._fused_ = FusedVAEStep(
+                self.encoder_,
+                self.decoder_.net,
+                self.decoder_.sigma,
+                self._layout_,
                 self.loss_factor,
                 matmul_dtype=self._matmul_dtype(),
             )
 
     def _release_training(self) -> None:
         super()._release_training()
-        self._fused = None
-        for p in [*self.encoder.parameters(), *self.decoder.parameters()]:
+        self._fused_ = None
+        for p in [*self.encoder_.parameters(), *self.decoder_.parameters()]:
             p.grad = None  # the fused step's gradient buffers
 
     def _train_step(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = torch.index_select(self._data, 0, idx)
-        if self._fused is not None:
+        x = torch.index_select(self._data_, 0, idx)
+        if self._fused_ is not None:
             # The same loss and noise as _loss, with the gradients written by hand.
             eps = torch.randn(
-                len(x), self.embedding_dim, generator=self._generator, device=x.device
+                len(x), self.embedding_dim, generator=self._generator_, device=x.device
             )
-            loss = self._fused(x, eps)
+            loss = self._fused_(x, eps)
         else:
-            loss = self._loss(x, self._generator)
-            self._optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(x, self._generator_)
+            self._optimizer_.zero_grad(set_to_none=True)
             loss.backward()
-        self._optimizer.step()
+        self._optimizer_.step()
         with torch.no_grad():
-            self.decoder.sigma.clamp_(0.01, 1.0)
+            self.decoder_.sigma.clamp_(0.01, 1.0)
         return {"loss": loss.detach()}
 
     def _validation_loss(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -210,33 +210,35 @@ class TVAESynthesizer(DeepSynthesizer):
 
     # ------------------------------------------------------------------ DP-SGD
     def _dp_training(self) -> PrivateStep:
-        return PrivateStep({"encoder": self.encoder, "decoder": self.decoder}, self._dp_train_step)
+        return PrivateStep(
+            {"encoder": self.encoder_, "decoder": self.decoder_}, self._dp_train_step
+        )
 
     def _dp_row_loss(self, params: dict, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The loss of one row (``x`` and its reparametrization noise ``eps``)."""
-        mu, logvar = functional(self.encoder, params["encoder"], x).chunk(2, dim=1)
+        mu, logvar = functional(self.encoder_, params["encoder"], x).chunk(2, dim=1)
         z = mu + eps * torch.exp(0.5 * logvar)
-        raw = functional(self.decoder, params["decoder"], z)
-        nll = reconstruction_loss(raw, x, self._layout, params["decoder"]["sigma"])
+        raw = functional(self.decoder_, params["decoder"], z)
+        nll = reconstruction_loss(raw, x, self._layout_, params["decoder"]["sigma"])
         return self.loss_factor * nll + gaussian_kl(mu, logvar)
 
     def _dp_train_step(self, dp: DPSGDTraining) -> dict[str, torch.Tensor]:
         """A Poisson batch, per-row clipped and noised gradients; the loss is not kept (it is
         a statistic of real rows)."""
-        g = self._generator
-        x = self._data[dp.batch(len(self._data), g)]
+        g = self._generator_
+        x = self._data_[dp.batch(len(self._data_), g)]
         eps = torch.randn(len(x), self.embedding_dim, generator=g, device=x.device, dtype=x.dtype)
         dp.step(self._dp_row_loss, x, eps)
-        self._optimizer.step()
+        self._optimizer_.step()
         with torch.no_grad():
-            self.decoder.sigma.clamp_(0.01, 1.0)
+            self.decoder_.sigma.clamp_(0.01, 1.0)
         return {"loss": torch.tensor(float("nan"), device=x.device)}
 
     # ------------------------------------------------------------------ sampling
     def _generate(self, num_rows: int, generator: torch.Generator, **kwargs: Any) -> torch.Tensor:
-        sigma = self.decoder.sigma
+        sigma = self.decoder_.sigma
         z = torch.randn(num_rows, self.embedding_dim, generator=generator, device=sigma.device)
-        return sample_rows_t(self.decoder.output_t(z), self._layout, generator, sigma)
+        return sample_rows_t(self.decoder_.output_t(z), self._layout_, generator, sigma)
 
     def encode(self, data: Any) -> Any:
         """Latent coordinates of the rows of ``data`` (a DataFrame): the mean of ``q(z | x)``,
@@ -246,7 +248,7 @@ class TVAESynthesizer(DeepSynthesizer):
         land on the same points.
         """
         return latent_codes(
-            self, data, lambda x: self.encoder(x).chunk(2, dim=1)[0], int(self.embedding_dim)
+            self, data, lambda x: self.encoder_(x).chunk(2, dim=1)[0], int(self.embedding_dim)
         )
 
     def conditioning(self) -> CheckedRows:
@@ -262,7 +264,7 @@ class TVAESynthesizer(DeepSynthesizer):
         from clinsynth.synthesizers._latent_conditioning import sample_in_noise_space
 
         def decode(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            return self.decoder.output_t(z)  # _generate, from its z to the raw output
+            return self.decoder_.output_t(z)  # _generate, from its z to the raw output
 
         return sample_in_noise_space(
             self,
@@ -272,6 +274,6 @@ class TVAESynthesizer(DeepSynthesizer):
             noise_dims=(self.embedding_dim,),
             decode=decode,
             reference=self._generate,
-            sigma=self.decoder.sigma,
+            sigma=self.decoder_.sigma,
             max_rounds=max_rounds,
         )

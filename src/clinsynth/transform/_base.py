@@ -55,17 +55,20 @@ class ColumnTransformer:
     Subclasses implement ``_fit``, ``_transform``, ``_inverse`` and ``_spans`` and list their
     fitted JSON-able attributes in ``_state``. Everything they store must be safe to publish:
     statistics, never rows, identifiers or personal data.
+
+    Fitted attributes end in ``_`` (scikit-learn's habit): the bundle key ``"levels"`` is the
+    attribute ``levels_`` (:func:`state_attribute`), so the keys of bundles never change.
     """
 
     kind: ClassVar[str] = ""
-    #: Fitted attributes saved in the model bundle (JSON-able values only).
+    #: Keys of the fitted attributes saved in the model bundle (JSON-able values only); the
+    #: attribute of key ``k`` is ``k_``.
     _state: ClassVar[tuple[str, ...]] = ()
     #: Constructor parameters saved in the model bundle.
     _params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, column: str) -> None:
         self.column = column
-        self.fitted = False
         self._entities: pd.Series | None = None
         self._privacy: ColumnPrivacy | None = None
 
@@ -88,7 +91,7 @@ class ColumnTransformer:
             self._fit(series)
         finally:
             self._entities = self._privacy = None
-        self.fitted = True
+        self.fitted_ = True
         return self
 
     def transform(
@@ -119,7 +122,7 @@ class ColumnTransformer:
             "kind": self.kind,
             "column": self.column,
             "params": {p: getattr(self, p) for p in self._params},
-            "state": {s: getattr(self, s) for s in self._state},
+            "state": {s: getattr(self, state_attribute(s)) for s in self._state},
         }
 
     @classmethod
@@ -140,11 +143,11 @@ class ColumnTransformer:
         S.check_json(data, spec, at)
         obj = cls(data["column"], **data.get("params", {}))
         for key, value in data["state"].items():
-            setattr(obj, key, value)
+            setattr(obj, state_attribute(key), value)
         problems = [p for p in obj._state_problems() if p]
         if problems:
             S.raise_problems(problems, at)
-        obj.fitted = True
+        obj.fitted_ = True
         obj._restore()
         return obj
 
@@ -174,10 +177,19 @@ class ColumnTransformer:
         raise NotImplementedError
 
     def _check_fitted(self) -> None:
-        if not self.fitted:
+        if not getattr(self, "fitted_", False):
             raise NotFittedError(
                 f"The transformer of column '{self.column}' is not fitted; call fit() first."
             )
+
+
+def state_attribute(key: str) -> str:
+    """The fitted attribute that holds a bundle's state ``key`` (``"min"`` -> ``min_``).
+
+    >>> state_attribute("levels")
+    'levels_'
+    """
+    return f"{key}_"
 
 
 def decode_choice(block: np.ndarray) -> np.ndarray:

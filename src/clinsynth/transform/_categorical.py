@@ -51,7 +51,7 @@ class CategoricalTransformer(ColumnTransformer):
     --------
     >>> t = CategoricalTransformer("dx", rare_threshold=5)
     >>> _ = t.fit(pd.Series(["copd"] * 6 + ["chf"] * 6 + ["kuru"] * 2))
-    >>> t.levels
+    >>> t.levels_
     ['chf', 'copd', 'Other']
     """
 
@@ -59,8 +59,8 @@ class CategoricalTransformer(ColumnTransformer):
     _params = ("method", "order", "rare_threshold")
     _state = ("levels", "frequencies", "has_nulls", "dtype", "other_code", "merged_levels")
     #: Defaults for bundles written before rare-level merging existed.
-    other_code: int = -1
-    merged_levels: int = 0
+    other_code_: int = -1
+    merged_levels_: int = 0
     #: Most levels a bundle may declare.
     MAX_LEVELS: ClassVar[int] = 1_000_000
     _param_checks: ClassVar[dict[str, Any]] = {
@@ -79,11 +79,11 @@ class CategoricalTransformer(ColumnTransformer):
 
     def _state_problems(self) -> list[str]:
         problems = []
-        if len(self.levels) != len(self.frequencies):
+        if len(self.levels_) != len(self.frequencies_):
             problems.append("levels and frequencies must have the same length")
-        if self.other_code >= len(self.levels):
-            problems.append(f"other_code {self.other_code} is not a level's index")
-        if None in self.levels[:-1]:
+        if self.other_code_ >= len(self.levels_):
+            problems.append(f"other_code {self.other_code_} is not a level's index")
+        if None in self.levels_[:-1]:
             problems.append("only the last level may be the missing value (null)")
         return problems
 
@@ -115,9 +115,9 @@ class CategoricalTransformer(ColumnTransformer):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, series: pd.Series) -> None:
-        self.dtype = str(series.dtype)
-        self.other_code, self.merged_levels = -1, 0
-        self.all_rare = False  # every level too rare: nothing but "other" would come out
+        self.dtype_ = str(series.dtype)
+        self.other_code_, self.merged_levels_ = -1, 0
+        self.all_rare_ = False  # every level too rare: nothing but "other" would come out
         if self.order is None:
             _refuse_free_text(series, self.column)
         if self._privacy is not None:
@@ -139,7 +139,7 @@ class CategoricalTransformer(ColumnTransformer):
             freqs = [by_key.get(self._key(v), 0) for v in levels]
         else:
             items = [(to_python(v), int(c)) for v, c in counts.items()]
-            if self.rare_threshold is not None and self.dtype != "bool":
+            if self.rare_threshold is not None and self.dtype_ != "bool":
                 items = self._merge_rare(items, self._support(series, counts))
             items.sort(key=lambda vc: (-vc[1], str(vc[0])))
             levels = [v for v, _ in items]
@@ -149,18 +149,18 @@ class CategoricalTransformer(ColumnTransformer):
     def _finish(
         self, levels: list, freqs: list, nulls: float, n_rows: int, other: object = None
     ) -> None:
-        self.has_nulls = bool(nulls > 0)
-        if self.has_nulls:
+        self.has_nulls_ = bool(nulls > 0)
+        if self.has_nulls_:
             levels.append(None)
             freqs.append(nulls)
         if not levels:  # an empty column still needs one level to decode to
             levels, freqs = [None], [n_rows]
         total = float(sum(freqs)) or 1.0
-        self.levels = levels
-        self.frequencies = [f / total for f in freqs]
-        if self.merged_levels or other is not None:
-            label = self._other_label if other is None else other
-            self.other_code = next(
+        self.levels_ = levels
+        self.frequencies_ = [f / total for f in freqs]
+        if self.merged_levels_ or other is not None:
+            label = self._other_label_ if other is None else other
+            self.other_code_ = next(
                 i
                 for i, v in enumerate(levels)
                 if v is not None and self._key(v) == self._key(label)
@@ -182,7 +182,7 @@ class CategoricalTransformer(ColumnTransformer):
         if not rare:
             return items
         kept = [(v, c) for v, c in items if support.get(self._key(v), 0) >= self.rare_threshold]
-        self.all_rare = not kept and len(rare) > 1
+        self.all_rare_ = not kept and len(rare) > 1
         label = self._other_for([v for v, _ in items])
         merged = sum(c for _, c in rare)
         absorbed = [
@@ -190,8 +190,8 @@ class CategoricalTransformer(ColumnTransformer):
         ]
         if not any(self._key(v) == self._key(label) for v, _ in kept):
             absorbed.append((label, merged))
-        self.merged_levels = sum(1 for v, _ in rare if self._key(v) != self._key(label))
-        self._other_label = label
+        self.merged_levels_ = sum(1 for v, _ in rare if self._key(v) != self._key(label))
+        self._other_label_ = label
         return absorbed
 
     def _other_for(self, values: list) -> object:
@@ -204,7 +204,7 @@ class CategoricalTransformer(ColumnTransformer):
             code = -1
             if any(self._key(v) == "-1" for v in values):
                 code = int(np.floor(min(numeric))) - 1
-            return float(code) if self.dtype.startswith(("float", "Float")) else code
+            return float(code) if self.dtype_.startswith(("float", "Float")) else code
         return "Other"
 
     # ------------------------------------------------------------------ private fit
@@ -216,7 +216,7 @@ class CategoricalTransformer(ColumnTransformer):
         n_missing = int((factor < 0).sum())
         values = [to_python(u) for u in uniques]
         public = self.order if self.order is not None else cp.public
-        if public is None and self.dtype in ("bool", "boolean"):
+        if public is None and self.dtype_ in ("bool", "boolean"):
             public = [False, True]
         other_label = None
         if public is not None:
@@ -234,11 +234,11 @@ class CategoricalTransformer(ColumnTransformer):
         else:
             named, noisy, missing, other, sigma = cp.discover_levels(counts, n_missing)
             items = [(values[i], c) for i, c in zip(named, noisy.tolist(), strict=True)]
-            if self.rare_threshold is not None and self.dtype != "bool":
+            if self.rare_threshold is not None and self.dtype_ != "bool":
                 rare = [(v, c) for v, c in items if c < self.rare_threshold]
                 items = [(v, c) for v, c in items if c >= self.rare_threshold]
                 other += sum(c for _, c in rare)
-                self.merged_levels = len(rare)
+                self.merged_levels_ = len(rare)
         # Post-processing only from here: keep "other"/missing when their noisy count is clear.
         if other > 2 * sigma or not items:
             other_label = self._other_for([v for v, _ in items])
@@ -257,9 +257,9 @@ class CategoricalTransformer(ColumnTransformer):
             len(series),
             other_label,
         )
-        if self.other_code < 0:  # rows whose level (or missing) was not kept: the top level
-            self.other_code = 0
-        self.dp_counts_ = np.array([c for _, c in items] + ([missing] if self.has_nulls else []))
+        if self.other_code_ < 0:  # rows whose level (or missing) was not kept: the top level
+            self.other_code_ = 0
+        self.dp_counts_ = np.array([c for _, c in items] + ([missing] if self.has_nulls_ else []))
 
     @staticmethod
     def _key(value: object) -> str:
@@ -271,16 +271,16 @@ class CategoricalTransformer(ColumnTransformer):
         return str(value)
 
     def _restore(self) -> None:
-        self._levels = np.empty(len(self.levels), dtype=object)
-        self._levels[:] = self.levels
-        self._index = {self._key(v): i for i, v in enumerate(self.levels) if v is not None}
-        self._null_code = len(self.levels) - 1 if self.levels[-1] is None else -1
+        self._levels_ = np.empty(len(self.levels_), dtype=object)
+        self._levels_[:] = self.levels_
+        self._index_ = {self._key(v): i for i, v in enumerate(self.levels_) if v is not None}
+        self._null_code_ = len(self.levels_) - 1 if self.levels_[-1] is None else -1
 
     # ------------------------------------------------------------------ spans
     def _spans(self) -> list[SpanInfo]:
         if self.method == "label":
-            return [SpanInfo(1, "label", self.column, "category", n_levels=len(self.levels))]
-        return [SpanInfo(len(self.levels), "softmax", self.column, "category")]
+            return [SpanInfo(1, "label", self.column, "category", n_levels=len(self.levels_))]
+        return [SpanInfo(len(self.levels_), "softmax", self.column, "category")]
 
     # ------------------------------------------------------------------ transform
     def codes(self, series: pd.Series) -> np.ndarray:
@@ -289,13 +289,13 @@ class CategoricalTransformer(ColumnTransformer):
         Values are hashed once by ``pd.factorize``; only the distinct values go through Python.
         """
         factor, uniques = pd.factorize(series, use_na_sentinel=True)
-        lookup = np.array([self._index.get(self._key(u), -2) for u in uniques], dtype=np.int64)
-        if self.other_code >= 0:  # merged rare levels and unseen values are "other"
-            lookup[lookup < 0] = self.other_code
+        lookup = np.array([self._index_.get(self._key(u), -2) for u in uniques], dtype=np.int64)
+        if self.other_code_ >= 0:  # merged rare levels and unseen values are "other"
+            lookup[lookup < 0] = self.other_code_
         null_code = (
-            self._null_code
-            if self._null_code >= 0
-            else (self.other_code if self.other_code >= 0 else -2)
+            self._null_code_
+            if self._null_code_ >= 0
+            else (self.other_code_ if self.other_code_ >= 0 else -2)
         )
         codes = np.where(
             factor < 0, null_code, lookup[np.maximum(factor, 0)] if len(lookup) else null_code
@@ -306,7 +306,7 @@ class CategoricalTransformer(ColumnTransformer):
             raise DataError(
                 f"Column '{self.column}' has {int(bad.sum())} values not seen when the model was "
                 f"fitted: {values}. Use only the column's known levels "
-                f"({[v for v in self.levels if v is not None][:10]})."
+                f"({[v for v in self.levels_ if v is not None][:10]})."
             )
         return codes.astype(np.int64)
 
@@ -319,21 +319,21 @@ class CategoricalTransformer(ColumnTransformer):
         codes = self.codes(series)
         if self.method == "label":
             return codes[:, None].astype(np.float32)
-        return one_hot(codes, len(self.levels))
+        return one_hot(codes, len(self.levels_))
 
     # ------------------------------------------------------------------ inverse
     def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
-        codes = np.clip(decode_choice(data), 0, len(self.levels) - 1)
+        codes = np.clip(decode_choice(data), 0, len(self.levels_) - 1)
         return self.values_from_codes(codes)
 
     def values_from_codes(self, codes: np.ndarray) -> pd.Series:
-        if self.dtype == "str" and text_dtype() is not object:
-            fast = _text_from_codes(self._levels, codes)
+        if self.dtype_ == "str" and text_dtype() is not object:
+            fast = _text_from_codes(self._levels_, codes)
             if fast is not None:
                 return fast
-        values = pd.Series(self._levels[codes], dtype=object)
-        has_null = bool(self._null_code >= 0 and np.any(codes == self._null_code))
-        return _restore_dtype(values, self.dtype, has_null)
+        values = pd.Series(self._levels_[codes], dtype=object)
+        has_null = bool(self._null_code_ >= 0 and np.any(codes == self._null_code_))
+        return _restore_dtype(values, self.dtype_, has_null)
 
 
 def _refuse_free_text(series: pd.Series, column: str) -> None:

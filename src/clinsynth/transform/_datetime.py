@@ -79,8 +79,8 @@ class DatetimeTransformer(NumericalTransformer):
     #: The datetime column's resolution ("ns"; pandas 3 reads dates as "us"), and the dtype of
     #: a column of dates as text ("str" from pandas 3, else "object"); bundles written before
     #: they were saved decode to "ns" and "object".
-    resolution: str = "ns"
-    text_dtype: str = "object"
+    resolution_: str = "ns"
+    text_dtype_: str = "object"
 
     #: Rounding units tried from coarsest: a day, an hour, a minute, a second, a millisecond.
     _UNITS: ClassVar[tuple[float, ...]] = (86400.0, 3600.0, 60.0, 1.0, 1e-3)
@@ -100,11 +100,11 @@ class DatetimeTransformer(NumericalTransformer):
 
     def _state_problems(self) -> list[str]:
         problems = super()._state_problems()
-        if self.tz is not None:
+        if self.tz_ is not None:
             try:
-                pd.Timestamp(0, tz="UTC").tz_convert(self.tz)
+                pd.Timestamp(0, tz="UTC").tz_convert(self.tz_)
             except Exception:  # noqa: BLE001 - pytz and zoneinfo raise several types
-                problems.append(f"tz {self.tz[:60]!r} is not a time zone")
+                problems.append(f"tz {self.tz_[:60]!r} is not a time zone")
         return problems
 
     def __init__(
@@ -154,32 +154,32 @@ class DatetimeTransformer(NumericalTransformer):
         return out
 
     def _fit(self, series: pd.Series) -> None:
-        self.is_text = not pd.api.types.is_datetime64_any_dtype(series)
-        tz = getattr(series.dt, "tz", None) if not self.is_text else None
-        if self.is_text and has_offset(self.datetime_format, series.dropna().astype("string")):
+        self.is_text_ = not pd.api.types.is_datetime64_any_dtype(series)
+        tz = getattr(series.dt, "tz", None) if not self.is_text_ else None
+        if self.is_text_ and has_offset(self.datetime_format, series.dropna().astype("string")):
             tz = "UTC"
-        self.tz = str(tz) if tz is not None else None
-        self.resolution = "ns" if self.is_text else _resolution(series.dtype)
-        self.text_dtype = "str" if str(series.dtype) == "str" else "object"
+        self.tz_ = str(tz) if tz is not None else None
+        self.resolution_ = "ns" if self.is_text_ else _resolution(series.dtype)
+        self.text_dtype_ = "str" if str(series.dtype) == "str" else "object"
         private = self._privacy is not None
         super()._fit(series)
-        self.decimals = None
-        self.is_integer = False
+        self.decimals_ = None
+        self.is_integer_ = False
         if private:
-            unit = self._dp_unit
-            self.unit = self._DP_UNITS[unit] if unit < len(self._DP_UNITS) else 1e-9
+            unit = self._dp_unit_
+            self.unit_ = self._DP_UNITS[unit] if unit < len(self._DP_UNITS) else 1e-9
             return
         values = self._values(series)
         values = values[~np.isnan(values)]
-        self.unit = 1e-9
+        self.unit_ = 1e-9
         for unit in self._UNITS:
             if len(values) and np.all(np.abs(values / unit - np.round(values / unit)) < 1e-6):
-                self.unit = unit
+                self.unit_ = unit
                 break
 
     def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
         seconds = self.decode_values(data)
-        seconds = np.round(seconds / self.unit) * self.unit
+        seconds = np.round(seconds / self.unit_) * self.unit_
         missing = np.isnan(seconds)
         present = seconds[~missing]
         if len(present) and (present.min() < NS_SECONDS[0] or present.max() > NS_SECONDS[1]):
@@ -189,14 +189,14 @@ class DatetimeTransformer(NumericalTransformer):
         else:
             ns = np.where(missing, 0, np.round(seconds * 1e9)).astype("int64")
             values = pd.Series(pd.to_datetime(ns, unit="ns")).mask(missing)
-            if self.resolution != "ns":
-                values = values.dt.as_unit(self.resolution)
-        if self.tz:
-            values = values.dt.tz_localize("UTC").dt.tz_convert(self.tz)
-        if self.is_text:
+            if self.resolution_ != "ns":
+                values = values.dt.as_unit(self.resolution_)
+        if self.tz_:
+            values = values.dt.tz_localize("UTC").dt.tz_convert(self.tz_)
+        if self.is_text_:
             fmt = self.datetime_format or "%Y-%m-%d %H:%M:%S"
             text = values.dt.strftime(fmt)
-            if self.text_dtype == "str":
+            if self.text_dtype_ == "str":
                 return text.astype(text_dtype()).where(~missing)
             return text.astype(object).where(~missing, None)
         return values

@@ -137,20 +137,20 @@ class IdTransformer(ColumnTransformer):
     }
     #: The column holds keys of its own table's rows (``manager_id`` -> ``staff_id``): its
     #: values are drawn from the synthetic primary key (default for older bundles: no).
-    references_key: bool = False
+    references_key_: bool = False
 
     def _state_problems(self) -> list[str]:
-        return _shape_problems(self.shape)
+        return _shape_problems(self.shape_)
 
     def _fit(self, series: pd.Series) -> None:
         from clinsynth.metadata import refers_to_own_key
 
-        self.shape = _learn_shape(series)
-        self.null_rate = float(series.isna().mean())
+        self.shape_ = _learn_shape(series)
+        self.null_rate_ = float(series.isna().mean())
         values = series.dropna()
-        self.unique_ratio = float(values.nunique() / len(values)) if len(values) else 1.0
+        self.unique_ratio_ = float(values.nunique() / len(values)) if len(values) else 1.0
         key = self._entities
-        self.references_key = bool(
+        self.references_key_ = bool(
             key is not None
             and str(key.name) != self.column
             and refers_to_own_key(self.column, series, key)
@@ -158,10 +158,10 @@ class IdTransformer(ColumnTransformer):
         if self._privacy is not None:
             # DP: nothing is measured. Keep the layout (prefix, width), not the numbering after
             # the largest real key; no missing values, every generated key distinct.
-            if "start" in self.shape:
-                width = self.shape.get("width") or 0
-                self.shape["start"] = 10 ** (width - 1) if width > 1 else 1
-            self.null_rate, self.unique_ratio = 0.0, 1.0
+            if "start" in self.shape_:
+                width = self.shape_.get("width") or 0
+                self.shape_["start"] = 10 ** (width - 1) if width > 1 else 1
+            self.null_rate_, self.unique_ratio_ = 0.0, 1.0
 
     def _spans(self) -> list[SpanInfo]:
         return []
@@ -171,15 +171,17 @@ class IdTransformer(ColumnTransformer):
 
     def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
         n = len(data)
-        if self.unique_ratio >= 0.999:
-            values = _generate(self.shape, n, rng, sequential=True)
+        if self.unique_ratio_ >= 0.999:
+            values = _generate(self.shape_, n, rng, sequential=True)
         else:  # repeated keys: draw from a pool as large as the real share of distinct values
-            pool = _generate(self.shape, max(1, round(n * self.unique_ratio)), rng, sequential=True)
+            pool = _generate(
+                self.shape_, max(1, round(n * self.unique_ratio_)), rng, sequential=True
+            )
             values = pool[rng.integers(0, len(pool), size=n)]
         out = pd.Series(values)
-        if self.shape["shape"] == "int":
+        if self.shape_["shape"] == "int":
             out = out.astype("int64")
-        return _with_nulls(out, self.null_rate, rng)
+        return _with_nulls(out, self.null_rate_, rng)
 
     def shift(self, values: pd.Series, offset: int) -> pd.Series:
         """``values`` made by this column (or keys drawn from it) with their numbers moved
@@ -192,12 +194,12 @@ class IdTransformer(ColumnTransformer):
         >>> out[0], bool(out.isna()[1])
         ('P-13', True)
         """
-        kind = self.shape["shape"]
+        kind = self.shape_["shape"]
         if kind == "int" and offset:
             return values + int(offset)
         if kind != "pattern" or not offset:
             return values
-        prefix, suffix, width = self.shape["prefix"], self.shape["suffix"], self.shape["width"]
+        prefix, suffix, width = self.shape_["prefix"], self.shape_["suffix"], self.shape_["width"]
         present = values.notna()
         text = values[present].astype(str)
         numbers = pd.to_numeric(text.str.slice(len(prefix), -len(suffix) or None)) + int(offset)
@@ -215,9 +217,9 @@ class IdTransformer(ColumnTransformer):
         n = len(keys)
         if len(pool) == 0:
             return pd.Series([None] * n, dtype=object)
-        size = int(min(len(pool), max(1, round(n * self.unique_ratio))))
+        size = int(min(len(pool), max(1, round(n * self.unique_ratio_))))
         chosen = pool[rng.choice(len(pool), size=size, replace=False)]
-        return _with_nulls(pd.Series(chosen[rng.integers(0, size, size=n)]), self.null_rate, rng)
+        return _with_nulls(pd.Series(chosen[rng.integers(0, size, size=n)]), self.null_rate_, rng)
 
 
 def _with_nulls(values: pd.Series, rate: float, rng: np.random.Generator) -> pd.Series:
@@ -276,12 +278,12 @@ class FormatTransformer(ColumnTransformer):
     }
 
     def _state_problems(self) -> list[str]:
-        problems = _shape_problems(self.shape)
-        if len(self.formats) != len(self.frequencies):
+        problems = _shape_problems(self.shape_)
+        if len(self.formats_) != len(self.frequencies_):
             problems.append("formats and frequencies must have the same length")
-        elif not self.formats and self.shape is None:
+        elif not self.formats_ and self.shape_ is None:
             problems.append("a format column needs formats or a shape")
-        elif self.formats and abs(sum(self.frequencies) - 1.0) > 1e-6:
+        elif self.formats_ and abs(sum(self.frequencies_) - 1.0) > 1e-6:
             problems.append("the format frequencies must sum to 1")
         return problems
 
@@ -290,8 +292,8 @@ class FormatTransformer(ColumnTransformer):
         self.min_patients = int(min_patients)
 
     def _fit(self, series: pd.Series) -> None:
-        self.null_rate = float(series.isna().mean())
-        self.numeric = bool(pd.api.types.is_numeric_dtype(series))
+        self.null_rate_ = float(series.isna().mean())
+        self.numeric_ = bool(pd.api.types.is_numeric_dtype(series))
         values = series.dropna()
         text = values.astype(str)
         formats = text.map(value_format)
@@ -303,12 +305,12 @@ class FormatTransformer(ColumnTransformer):
         support = support[support >= self.min_patients].sort_values(ascending=False, kind="stable")[
             : self.MAX_FORMATS
         ]
-        self.formats = [str(f) for f in support.index]
+        self.formats_ = [str(f) for f in support.index]
         total = float(support.sum()) or 1.0
-        self.frequencies = [float(c) / total for c in support.to_numpy()]
-        self.shape = None if self.formats else _learn_shape(text.astype(object))
-        if self.shape is not None and self.shape["shape"] == "int":
-            self.shape = {"shape": "string", "length": 8, "alphabet": string.digits}
+        self.frequencies_ = [float(c) / total for c in support.to_numpy()]
+        self.shape_ = None if self.formats_ else _learn_shape(text.astype(object))
+        if self.shape_ is not None and self.shape_["shape"] == "int":
+            self.shape_ = {"shape": "string", "length": 8, "alphabet": string.digits}
 
     def _spans(self) -> list[SpanInfo]:
         return []
@@ -318,19 +320,19 @@ class FormatTransformer(ColumnTransformer):
 
     def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
         n = len(data)
-        if not self.formats:
-            values = _generate(self.shape, n, rng, sequential=False)
+        if not self.formats_:
+            values = _generate(self.shape_, n, rng, sequential=False)
         else:
             values = np.empty(n, dtype=object)
-            which = rng.choice(len(self.formats), size=n, p=np.asarray(self.frequencies))
-            for i, fmt in enumerate(self.formats):
+            which = rng.choice(len(self.formats_), size=n, p=np.asarray(self.frequencies_))
+            for i, fmt in enumerate(self.formats_):
                 rows = np.flatnonzero(which == i)
                 if len(rows):
                     values[rows] = _fill(fmt, len(rows), rng)
         out = pd.Series(values, dtype=object)
-        if self.numeric:
+        if self.numeric_:
             out = pd.to_numeric(out, errors="coerce")
-        return _with_nulls(out, self.null_rate, rng)
+        return _with_nulls(out, self.null_rate_, rng)
 
 
 def _fill(fmt: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -409,7 +411,7 @@ class PiiTransformer(ColumnTransformer):
     }
 
     def _state_problems(self) -> list[str]:
-        return _shape_problems(self.shape)
+        return _shape_problems(self.shape_)
 
     def __init__(self, column: str, sdtype: str = "text", locale: str = "en_US") -> None:
         super().__init__(column)
@@ -417,10 +419,10 @@ class PiiTransformer(ColumnTransformer):
         self.locale = locale
 
     def _fit(self, series: pd.Series) -> None:
-        self.null_rate = float(series.isna().mean())
+        self.null_rate_ = float(series.isna().mean())
         if self._privacy is not None:  # DP: nothing is measured, the fakes are never missing
-            self.null_rate = 0.0
-        self.shape = None
+            self.null_rate_ = 0.0
+        self.shape_ = None
         if self.sdtype == "mrn":
             shape = _learn_shape(series)
             # Keep only the layout of record numbers; numbering is random, not after the max.
@@ -433,7 +435,7 @@ class PiiTransformer(ColumnTransformer):
                     "width": width or 8,
                     "start": 10 ** ((width or 8) - 1),
                 }
-            self.shape = shape
+            self.shape_ = shape
         elif self.sdtype not in ("email", "ssn") and self._method() is None:
             raise MetadataError(
                 f"Column '{self.column}' has PII sdtype '{self.sdtype}', which clinsynth cannot "
@@ -454,7 +456,7 @@ class PiiTransformer(ColumnTransformer):
     def _inverse(self, data: np.ndarray, rng: np.random.Generator) -> pd.Series:
         n = len(data)
         values = self._fake(n, rng)
-        return _with_nulls(pd.Series(values, dtype=object), self.null_rate, rng)
+        return _with_nulls(pd.Series(values, dtype=object), self.null_rate_, rng)
 
     def _fake(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if self.sdtype == "ssn":  # area 001-665/667-899, group 01-99, serial 0001-9999
@@ -469,7 +471,7 @@ class PiiTransformer(ColumnTransformer):
                 + pd.Series(serial).astype(str).str.zfill(4)
             ).to_numpy(dtype=object)
         if self.sdtype == "mrn":
-            return _generate(self.shape, n, rng, sequential=False)
+            return _generate(self.shape_, n, rng, sequential=False)
         fake = _faker(self.locale)
         fake.seed_instance(int(rng.integers(0, 2**31 - 1)))
         pool_size = int(min(n, 2000))

@@ -267,10 +267,18 @@ class NumericalTransformer(ColumnTransformer):
     )
     #: Clip values to [min, max] before encoding: DP fits, whose bounds are public or noisy
     #: (default for bundles written before it existed).
-    clip_input: bool = False
+    clip_input_: bool = False
     #: Exact values held by at least ``ATOM_PATIENTS`` patients (a cost of 0, a dose of 5 mg):
     #: a decoded value within the encoding's float32 error of one is that value exactly.
-    atoms: list[float] = []  # noqa: RUF012 - replaced, never mutated
+    atoms_: list[float] = []  # noqa: RUF012 - replaced, never mutated
+    #: The mixture (method 'mode') and the quantile knots (method 'quantile'): empty for the
+    #: other methods.
+    weights_: list[float] = []  # noqa: RUF012 - replaced, never mutated
+    means_: list[float] = []  # noqa: RUF012
+    stds_: list[float] = []  # noqa: RUF012
+    knots_x_: list[float] = []  # noqa: RUF012
+    knots_p_: list[float] = []  # noqa: RUF012
+    discrete_: bool = False
     ATOM_PATIENTS: ClassVar[int] = 5
     MAX_ATOMS: ClassVar[int] = 100
     #: Most mixture components and quantile knots a bundle may declare.
@@ -331,32 +339,26 @@ class NumericalTransformer(ColumnTransformer):
         self.enforce_min_max = enforce_min_max
         self.integer = integer
         self.mode_selection = mode_selection
-        self.discrete = False
-        self.weights: list[float] = []
-        self.means: list[float] = []
-        self.stds: list[float] = []
-        self.knots_x: list[float] = []
-        self.knots_p: list[float] = []
 
     # ------------------------------------------------------------------ fit
     def _values(self, series: pd.Series) -> np.ndarray:
         return _to_float(series, self.column)
 
     def _fit(self, series: pd.Series) -> None:
-        self.dtype = str(series.dtype)
-        self.clip_input = self._privacy is not None
+        self.dtype_ = str(series.dtype)
+        self.clip_input_ = self._privacy is not None
         raw = self._values(series)
         present = ~np.isnan(raw)
         values = raw[present]
         if self._privacy is not None:
             self._fit_private(values, int((~present).sum()))
             return
-        self.null_rate = float(1.0 - present.mean()) if len(raw) else 0.0
-        self.has_nulls = bool(self.null_rate > 0)
-        self.empty = bool(len(values) == 0)
-        if self.empty:
-            self.min = self.max = self.fill_value = 0.0
-            self.decimals, self.is_integer = None, False
+        self.null_rate_ = float(1.0 - present.mean()) if len(raw) else 0.0
+        self.has_nulls_ = bool(self.null_rate_ > 0)
+        self.empty_ = bool(len(values) == 0)
+        if self.empty_:
+            self.min_ = self.max_ = self.fill_value_ = 0.0
+            self.decimals_, self.is_integer_ = None, False
             return
         if self.method == "identity" and np.abs(values).max() > _FLOAT32_MAX:
             raise DataError(
@@ -365,17 +367,17 @@ class NumericalTransformer(ColumnTransformer):
                 f"(about ±{_FLOAT32_MAX:.1e}). Rescale the column (e.g. take its logarithm) or "
                 "drop it."
             )
-        self.is_integer = bool(
+        self.is_integer_ = bool(
             self.integer if self.integer is not None else np.all(values == np.round(values))
         )
-        self.decimals = 0 if self.is_integer else detect_decimals(values)
-        self.atoms = self._frequent_values(raw, present)
+        self.decimals_ = 0 if self.is_integer_ else detect_decimals(values)
+        self.atoms_ = self._frequent_values(raw, present)
         # What is saved (range, median, knots, mixture) is computed from values merged so that
         # each belongs to at least ``min_patients`` patients (privacy/_safe_values.py).
         entities = None if self._entities is None else self._entities.to_numpy()[present]
         safe = microaggregate(values, self.min_patients or 1, entities, interior=False)
-        self.min, self.max = float(safe.min()), float(safe.max())
-        self.fill_value = float(np.median(safe))
+        self.min_, self.max_ = float(safe.min()), float(safe.max())
+        self.fill_value_ = float(np.median(safe))
         rng = np.random.default_rng(0)  # fit is deterministic whatever the caller's seed
         if self.method == "mode":
             w, m, s = fit_gmm_1d(
@@ -385,7 +387,7 @@ class NumericalTransformer(ColumnTransformer):
                 accept=lambda w, m, s: self._exact(values, w, m, s),
                 select=self.mode_selection != "all",
             )
-            self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
+            self.weights_, self.means_, self.stds_ = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
             # Steps only for values that repeat; merged continuous values get interpolation.
             repeats = 2 * len(np.unique(values)) <= len(values)
@@ -394,16 +396,16 @@ class NumericalTransformer(ColumnTransformer):
 
     def _state_problems(self) -> list[str]:
         problems = []
-        if not getattr(self, "empty", True) and self.min > self.max:
-            problems.append(f"min {self.min} is above max {self.max}")
-        if not len(self.weights) == len(self.means) == len(self.stds):
+        if not getattr(self, "empty_", True) and self.min_ > self.max_:
+            problems.append(f"min {self.min_} is above max {self.max_}")
+        if not len(self.weights_) == len(self.means_) == len(self.stds_):
             problems.append("weights, means and stds must have the same length")
-        elif self.method == "mode" and not getattr(self, "empty", True) and not self.weights:
+        elif self.method == "mode" and not getattr(self, "empty_", True) and not self.weights_:
             problems.append("a 'mode' column needs at least one mixture component")
-        if len(self.knots_x) != len(self.knots_p):
+        if len(self.knots_x_) != len(self.knots_p_):
             problems.append("knots_x and knots_p must have the same length")
-        elif self.method == "quantile" and not getattr(self, "empty", True):
-            if len(self.knots_x) < 1 or np.any(np.diff(self.knots_p) < 0):
+        elif self.method == "quantile" and not getattr(self, "empty_", True):
+            if len(self.knots_x_) < 1 or np.any(np.diff(self.knots_p_) < 0):
                 problems.append("the quantile knots must be non-empty and increasing")
         return problems
 
@@ -429,10 +431,10 @@ class NumericalTransformer(ColumnTransformer):
         comp = np.argmax(_log_gauss(x[:, None], m, s) + np.log(w), axis=1)
         scaled = ((x - m[comp]) / (4 * s[comp])).astype(np.float32)
         back = scaled.astype(np.float64) * 4 * s[comp] + m[comp]
-        if self.decimals is not None:
-            if np.array_equal(np.round(back, self.decimals), x):
+        if self.decimals_ is not None:
+            if np.array_equal(np.round(back, self.decimals_), x):
                 return True
-            if self.decimals <= 4:
+            if self.decimals_ <= 4:
                 return False
         tolerance = min(1e-4, 1e-6 * float(x[-1] - x[0]))
         return bool(np.max(np.abs(back - x)) <= tolerance)
@@ -458,45 +460,45 @@ class NumericalTransformer(ColumnTransformer):
             share -= 0.3
         if high <= low:
             high = low + 1.0
-        self._dp_unit = 0
+        self._dp_unit_ = 0
         if self.integer is not True:
-            self._dp_unit = cp.granularity(values, np.array(self._DP_UNITS), 0.1)
+            self._dp_unit_ = cp.granularity(values, np.array(self._DP_UNITS), 0.1)
             share -= 0.1
         edges, counts, missing, sigma = cp.numeric_histogram(values, n_missing, low, high, share)
         total = counts.sum() + missing
-        self.empty = bool(counts.sum() <= 2 * sigma and missing > 2 * sigma)
-        self.null_rate = float(missing / total) if missing > 2 * sigma and total > 0 else 0.0
-        self.has_nulls = bool(self.null_rate > 0)
-        self.min, self.max = low, high
-        self.is_integer = bool(self.integer) if self.integer is not None else self._dp_unit == 0
-        unit = self._dp_unit
-        self.decimals = 0 if self.is_integer else (unit if unit < len(self._DP_UNITS) else None)
+        self.empty_ = bool(counts.sum() <= 2 * sigma and missing > 2 * sigma)
+        self.null_rate_ = float(missing / total) if missing > 2 * sigma and total > 0 else 0.0
+        self.has_nulls_ = bool(self.null_rate_ > 0)
+        self.min_, self.max_ = low, high
+        self.is_integer_ = bool(self.integer) if self.integer is not None else self._dp_unit_ == 0
+        unit = self._dp_unit_
+        self.decimals_ = 0 if self.is_integer_ else (unit if unit < len(self._DP_UNITS) else None)
         cdf = np.cumsum(counts) / max(counts.sum(), 1e-12)
-        self.fill_value = (
+        self.fill_value_ = (
             float(np.interp(0.5, np.r_[0.0, cdf], edges)) if counts.sum() > 0 else (low + high) / 2
         )
         self.dp_edges_, self.dp_counts_, self.dp_missing_ = edges, counts, missing
-        if self.empty:
+        if self.empty_:
             return
         if self.method == "mode":
             pseudo = sample_from_histogram(edges, counts, 5000, cp.rng)
             w, m, s = fit_gmm_1d(
                 pseudo, self.max_modes, rng=cp.rng, select=self.mode_selection != "all"
             )
-            self.weights, self.means, self.stds = w.tolist(), m.tolist(), s.tolist()
+            self.weights_, self.means_, self.stds_ = w.tolist(), m.tolist(), s.tolist()
         elif self.method == "quantile":
-            self.discrete = False
+            self.discrete_ = False
             # A floor on every bin keeps the map strictly increasing, hence invertible.
             mass = np.maximum(counts, 0.0) + 1e-6 * max(counts.sum(), 1.0)
             p = np.r_[0.0, np.cumsum(mass) / mass.sum()]
-            self.knots_x, self.knots_p = edges.tolist(), np.clip(p, 1e-6, 1 - 1e-6).tolist()
+            self.knots_x_, self.knots_p_ = edges.tolist(), np.clip(p, 1e-6, 1 - 1e-6).tolist()
         self._restore()
 
     def _fit_knots(self, values: np.ndarray, discrete: bool | None = None) -> None:
         n = len(values)
         uniq, counts = np.unique(values, return_counts=True)
-        self.discrete = bool(len(uniq) <= 1000 and discrete is not False)
-        if self.discrete:
+        self.discrete_ = bool(len(uniq) <= 1000 and discrete is not False)
+        if self.discrete_:
             xs = uniq
             ps = (np.cumsum(counts) - counts / 2) / n
         elif discrete is False:  # merged values (min_patients): interpolate between them
@@ -508,29 +510,29 @@ class NumericalTransformer(ColumnTransformer):
             # Keep the knots strictly increasing so the map can be inverted exactly.
             xs = np.maximum.accumulate(xs + np.arange(len(xs)) * 1e-12 * max(1.0, abs(xs).max()))
             ps = np.clip(qs, 0.5 / n, 1 - 0.5 / n)
-        self.knots_x, self.knots_p = xs.tolist(), ps.tolist()
+        self.knots_x_, self.knots_p_ = xs.tolist(), ps.tolist()
 
     def _restore(self) -> None:
-        self._w = np.asarray(self.weights, dtype=np.float64)
-        self._m = np.asarray(self.means, dtype=np.float64)
-        self._s = np.asarray(self.stds, dtype=np.float64)
-        self._kx = np.asarray(self.knots_x, dtype=np.float64)
-        self._kp = np.asarray(self.knots_p, dtype=np.float64)
-        self._atoms = np.asarray(self.atoms, dtype=np.float64)
-        self._atom_search = GridSearch(self._atoms)
+        self._w_ = np.asarray(self.weights_, dtype=np.float64)
+        self._m_ = np.asarray(self.means_, dtype=np.float64)
+        self._s_ = np.asarray(self.stds_, dtype=np.float64)
+        self._kx_ = np.asarray(self.knots_x_, dtype=np.float64)
+        self._kp_ = np.asarray(self.knots_p_, dtype=np.float64)
+        self._atoms_ = np.asarray(self.atoms_, dtype=np.float64)
+        self._atom_search_ = GridSearch(self._atoms_)
 
     # ------------------------------------------------------------------ spans
     def _spans(self) -> list[SpanInfo]:
         spans = []
-        if not self.empty:
+        if not self.empty_:
             if self.method == "mode":
                 spans = [
                     SpanInfo(1, "tanh", self.column, "value"),
-                    SpanInfo(len(self.weights), "softmax", self.column, "mode"),
+                    SpanInfo(len(self.weights_), "softmax", self.column, "mode"),
                 ]
             else:
                 spans = [SpanInfo(1, "linear", self.column, "value")]
-        if self.has_nulls:
+        if self.has_nulls_:
             spans.append(SpanInfo(2, "softmax", self.column, "null"))
         return spans
 
@@ -538,13 +540,13 @@ class NumericalTransformer(ColumnTransformer):
     def _transform(self, series: pd.Series, rng: np.random.Generator | None) -> np.ndarray:
         raw = self._values(series)
         missing = np.isnan(raw)
-        x = np.where(missing, self.fill_value, raw)
-        if self.clip_input:  # DP: the model learns values inside the public/noisy bounds only
-            x = np.clip(x, self.min, self.max)
+        x = np.where(missing, self.fill_value_, raw)
+        if self.clip_input_:  # DP: the model learns values inside the public/noisy bounds only
+            x = np.clip(x, self.min_, self.max_)
         blocks = []
-        if not self.empty:
+        if not self.empty_:
             blocks.extend(self._encode(x, rng))
-        if self.has_nulls:
+        if self.has_nulls_:
             blocks.append(one_hot(missing.astype(np.int64), 2))
         if not blocks:
             return np.zeros((len(series), 0), dtype=np.float32)
@@ -554,14 +556,14 @@ class NumericalTransformer(ColumnTransformer):
         if self.method == "identity":
             return [x[:, None]]
         if self.method == "quantile":
-            p = np.interp(x, self._kx, self._kp)
+            p = np.interp(x, self._kx_, self._kp_)
             return [special.ndtri(p)[:, None]]
-        log_p = _log_gauss(x[:, None], self._m, self._s) + np.log(self._w)
+        log_p = _log_gauss(x[:, None], self._m_, self._s_) + np.log(self._w_)
         if rng is not None:  # sample the component from its posterior (Gumbel-max)
             log_p = log_p + rng.gumbel(size=log_p.shape)
         comp = np.argmax(log_p, axis=1)
-        scaled = (x - self._m[comp]) / (4 * self._s[comp])
-        return [scaled[:, None], one_hot(comp, len(self._w))]
+        scaled = (x - self._m_[comp]) / (4 * self._s_[comp])
+        return [scaled[:, None], one_hot(comp, len(self._w_))]
 
     # ------------------------------------------------------------------ inverse
     def _decode(self, data: np.ndarray) -> np.ndarray:
@@ -573,25 +575,25 @@ class NumericalTransformer(ColumnTransformer):
             return self._snap(x, np.abs(x) * 2.0**-22)
         if self.method == "quantile":
             p = special.ndtr(data[:, 0].astype(np.float64))
-            if self.discrete:  # few distinct values: decode to the nearest one (exact round trip)
-                mid = (self._kp[1:] + self._kp[:-1]) / 2
-                return self._kx[np.searchsorted(mid, p)]
-            return np.interp(p, self._kp, self._kx)
-        comp = decode_choice(data[:, 1 : 1 + len(self._w)])
-        comp = np.clip(comp, 0, len(self._w) - 1)
+            if self.discrete_:  # few distinct values: decode to the nearest one (exact round trip)
+                mid = (self._kp_[1:] + self._kp_[:-1]) / 2
+                return self._kx_[np.searchsorted(mid, p)]
+            return np.interp(p, self._kp_, self._kx_)
+        comp = decode_choice(data[:, 1 : 1 + len(self._w_)])
+        comp = np.clip(comp, 0, len(self._w_) - 1)
         scaled = data[:, 0].astype(np.float64)
-        x = scaled * 4 * self._s[comp] + self._m[comp]
+        x = scaled * 4 * self._s_[comp] + self._m_[comp]
         # The scaled value went through float32 (24 bits): its error, carried to the value.
-        error = 4 * self._s[comp] * np.maximum(np.abs(scaled), 1.0) * 2.0**-22
+        error = 4 * self._s_[comp] * np.maximum(np.abs(scaled), 1.0) * 2.0**-22
         return self._snap(x, error)
 
     def _snap(self, x: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
         """Values within ``tolerance`` of an exact frequent value (``atoms``) become it, so that
         a 0 that went through float32 comes back 0, not 0.0001."""
-        atoms = getattr(self, "_atoms", None)
+        atoms = getattr(self, "_atoms_", None)
         if atoms is None or len(atoms) == 0 or len(x) == 0:
             return x
-        right = np.clip(self._atom_search(x), 0, len(atoms) - 1)
+        right = np.clip(self._atom_search_(x), 0, len(atoms) - 1)
         left = np.maximum(right - 1, 0)
         nearest = np.where(
             np.abs(atoms[left] - x) <= np.abs(atoms[right] - x), atoms[left], atoms[right]
@@ -601,14 +603,14 @@ class NumericalTransformer(ColumnTransformer):
     def decode_values(self, data: np.ndarray) -> np.ndarray:
         """Decoded floats (clipped and rounded), NaN where the null indicator says missing."""
         n = len(data)
-        if self.empty:
+        if self.empty_:
             return np.full(n, np.nan)
         x = self._decode(data)
         if self.enforce_min_max:
-            x = np.clip(x, self.min, self.max)
-        if self.decimals is not None:
-            x = np.round(x, self.decimals)
-        if self.has_nulls:
+            x = np.clip(x, self.min_, self.max_)
+        if self.decimals_ is not None:
+            x = np.round(x, self.decimals_)
+        if self.has_nulls_:
             null = decode_choice(data[:, -2:]) == 1
             x = np.where(null, np.nan, x)
         return x
@@ -619,16 +621,16 @@ class NumericalTransformer(ColumnTransformer):
     def _restore_dtype(self, x: np.ndarray) -> pd.Series:
         missing = np.isnan(x)
         has_nan = bool(missing.any())
-        dtype = self.dtype
+        dtype = self.dtype_
         unsigned = dtype.lower().startswith("uint")
         if unsigned:
             x = np.maximum(x, 0.0)
-        if self.is_integer and _beyond_int64(x[~missing], unsigned):
+        if self.is_integer_ and _beyond_int64(x[~missing], unsigned):
             return _big_integers(x, missing)
         if dtype.startswith(("int", "uint")):
             dtype = ("UInt64" if unsigned else "Int64") if has_nan else dtype
         elif dtype in ("bool", "boolean", "object", "string", "str", "category"):
-            dtype = ("Int64" if has_nan else "int64") if self.is_integer else "float64"
+            dtype = ("Int64" if has_nan else "int64") if self.is_integer_ else "float64"
         if dtype in ("Int64", "Int32", "Int16", "Int8") or dtype.startswith("UInt"):
             whole = np.uint64 if dtype.startswith("UInt") else np.int64
             return pd.Series(pd.array(np.where(missing, 0, x).astype(whole), dtype=dtype)).mask(

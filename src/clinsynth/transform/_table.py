@@ -209,7 +209,7 @@ class TableTransformer:
             transformer = self._make(column, spec).fit(
                 data[column], entities=entities, privacy=budgets.get(column)
             )
-            if getattr(transformer, "all_rare", False):
+            if getattr(transformer, "all_rare_", False):
                 transformer = self._generated_instead(column, data[column], entities, transformer)
             transformers[column] = transformer
         self.transformers_ = transformers
@@ -223,7 +223,7 @@ class TableTransformer:
         generated = FormatTransformer(column, min_patients=categorical.rare_threshold).fit(
             series, entities=entities
         )
-        example = f" (e.g. {generated.formats[0]!r})" if generated.formats else ""
+        example = f" (e.g. {generated.formats_[0]!r})" if generated.formats_ else ""
         logger.warning(
             "Column '%s': each of its %d distinct values is held by fewer than %d patients, so "
             "it cannot be learned as a category (it would come out as one made-up level); its "
@@ -287,19 +287,19 @@ class TableTransformer:
         if key is None or key not in columns:
             return
         for column, t in self._check_fitted().items():
-            if getattr(t, "references_key", False) and column in columns:
+            if getattr(t, "references_key_", False) and column in columns:
                 columns[column] = t.pick_keys(pd.Series(columns[key]), rng).rename(column)
 
     def regenerate_ids(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         """Fresh identifiers in ``df`` (rows assembled from several batches), keys into the
         table's own rows drawn from the new primary key."""
         for column, t in self._check_fitted().items():
-            if isinstance(t, IdTransformer) and column in df.columns and not t.references_key:
+            if isinstance(t, IdTransformer) and column in df.columns and not t.references_key_:
                 df[column] = t.inverse_transform(np.zeros((len(df), 0)), rng).to_numpy()
         own = {c: df[c] for c in df.columns}
         self._link_own_keys(own, rng)
         for column, t in self._check_fitted().items():
-            if getattr(t, "references_key", False) and column in df.columns:
+            if getattr(t, "references_key_", False) and column in df.columns:
                 df[column] = own[column].to_numpy()
         return df
 
@@ -312,7 +312,7 @@ class TableTransformer:
         for column, t in transformers.items():
             if not isinstance(t, IdTransformer) or column not in df.columns:
                 continue
-            source = transformers.get(key) if t.references_key else t
+            source = transformers.get(key) if t.references_key_ else t
             if isinstance(source, IdTransformer):
                 df[column] = source.shift(df[column], offset)
         return df
