@@ -97,21 +97,48 @@ def _cap(text: str) -> str:
     return text
 
 
+def parameter_error(
+    owner: str, name: str, value: object, expected: str, fix: str = ""
+) -> ParameterError:
+    """The one shape of a bad parameter: which parameter of what (``owner``), what it must be,
+    what was found, and how to fix it (``fix``, optional when ``expected`` says it).
+
+    Every parameter check of the library raises through here (or :func:`check_param`,
+    :func:`unknown_parameters`), so the messages read alike.
+
+    >>> print(parameter_error("TVAESynthesizer", "epochs", 0, "an int >= 1"))
+    The 'epochs' parameter of TVAESynthesizer must be an int >= 1. Got 0.
+    >>> print(parameter_error("CTGAN", "batch_size", 7, "a multiple of pac (10)", "Use 500."))
+    The 'batch_size' parameter of CTGAN must be a multiple of pac (10). Got 7. Use 500.
+    """
+    message = f"The '{name}' parameter of {owner} must be {expected}. Got {value!r}."
+    return ParameterError(f"{message} {fix}" if fix else message)
+
+
 def check_param(
     owner: str,
     name: str,
     value: object,
     ok: bool,
     expected: str,
+    fix: str = "",
 ) -> None:
-    """Raise the standard parameter error when ``ok`` is false.
+    """Raise :func:`parameter_error` when ``ok`` is false.
 
     >>> check_param("TVAE", "epochs", 3, True, "an int >= 1")
     """
     if not ok:
-        raise ParameterError(
-            f"The '{name}' parameter of {owner} must be {expected}. Got {value!r}."
-        )
+        raise parameter_error(owner, name, value, expected, fix)
+
+
+def unknown_parameters(owner: str, unknown: list[str], valid: list[str]) -> ParameterError:
+    """The error for parameter names that ``owner`` does not take.
+
+    >>> print(unknown_parameters("TVAESynthesizer", ["epochz"], ["epochs", "batch_size"]))
+    TVAESynthesizer has no parameter 'epochz'. Valid: epochs, batch_size.
+    """
+    shown = ", ".join(repr(n) for n in unknown)
+    return ParameterError(f"{owner} has no parameter {shown}. Valid: {', '.join(valid)}.")
 
 
 class MissingDependencyError(ClinsynthError, ImportError):

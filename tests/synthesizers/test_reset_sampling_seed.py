@@ -28,5 +28,5 @@ def test_same_seed_same_rows_other_seed_other_rows() -> None:
 def test_bad_seed_is_a_parameter_error() -> None:
     model = GaussianCopulaSynthesizer(make_mixed_metadata(), random_state=0)
     model.fit(make_mixed_table())
-    with pytest.raises(ParameterError, match="'seed' of reset_sampling"):
+    with pytest.raises(ParameterError, match="'seed' parameter of reset_sampling"):
         model.reset_sampling(seed=-1)

@@ -78,10 +78,10 @@ def test_deep_model_same_rows_whatever_the_chunk_size(small_blocks):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_rows": -1}, "num_rows must be an int >= 0"),
-        ({"num_rows": 10, "batch_size": 0}, "batch_size must be an int >= 1"),
-        ({"num_rows": 10, "seed": -2}, "seed must be None or an int >= 0"),
-        ({"num_rows": 2.5}, "num_rows must be an int"),
+        ({"num_rows": -1}, "'num_rows' parameter of sample_batches must be an int >= 0"),
+        ({"num_rows": 10, "batch_size": 0}, "'batch_size' parameter .* must be an int >= 1"),
+        ({"num_rows": 10, "seed": -2}, "'seed' parameter .* must be None or an int >= 0"),
+        ({"num_rows": 2.5}, "'num_rows' parameter of sample_batches must be an int"),
     ],
 )
 def test_bad_arguments(copula, kwargs, message):

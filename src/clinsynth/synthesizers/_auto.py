@@ -40,7 +40,13 @@ import numpy as np
 import pandas as pd
 
 from clinsynth._utils import derive_seed, make_rng, report
-from clinsynth.errors import BundleError, ClinsynthError, DataError, ParameterError, PrivacyError
+from clinsynth.errors import (
+    BundleError,
+    ClinsynthError,
+    DataError,
+    PrivacyError,
+    parameter_error,
+)
 from clinsynth.evaluation._metrics import get_metric
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._auto_board import (
@@ -265,7 +271,9 @@ class AutoSynthesizer(BaseSynthesizer):
             refined = name.endswith(_REFINED)  # "tabddpm+refine": that model with refine on
             cls = get_synthesizer(name[: -len(_REFINED)] if refined else name)
             if cls is type(self):
-                raise ParameterError("AutoSynthesizer cannot be its own candidate.")
+                raise parameter_error(
+                    type(self).__name__, "candidates", given, "other models than 'auto'"
+                )
             names.append(cls._model_name + (_REFINED if refined else ""))
         return names
 
@@ -288,9 +296,12 @@ class AutoSynthesizer(BaseSynthesizer):
         given = dict((self.candidate_params or {}).get(name, {}))
         unknown = sorted(set(given) - set(accepted))
         if unknown:
-            raise ParameterError(
-                f"candidate_params of AutoSynthesizer gives {cls.__name__} unknown parameters "
-                f"{unknown}. Valid: {', '.join(accepted)}."
+            raise parameter_error(
+                type(self).__name__,
+                "candidate_params",
+                {name: given},
+                f"parameters that {cls.__name__} takes, without the unknown parameters {unknown}",
+                f"Valid: {', '.join(accepted)}.",
             )
         params.update(given)
         params.update(override)
@@ -301,9 +312,12 @@ class AutoSynthesizer(BaseSynthesizer):
     def _check_target(self) -> None:
         table = self._table_metadata()
         if self.target is not None and self.target not in table.columns:
-            raise ParameterError(
-                f"The 'target' parameter of AutoSynthesizer must be a column of the table. Got "
-                f"{self.target!r}; columns: {', '.join(table.columns)}."
+            raise parameter_error(
+                type(self).__name__,
+                "target",
+                self.target,
+                "a column of the table",
+                f"Columns: {', '.join(table.columns)}.",
             )
 
     # ------------------------------------------------------------------ fit

@@ -27,12 +27,14 @@ from clinsynth.errors import (
     NotFittedError,
     ParameterError,
     SamplingError,
+    check_param,
+    parameter_error,
 )
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import _persist, _rules, _stream
 from clinsynth.synthesizers._conditioning import Conditioning, Rejection
 from clinsynth.synthesizers._dp import DifferentialPrivacy, base_privacy_report, restore_budget
-from clinsynth.synthesizers._limits import check_sample_size
+from clinsynth.synthesizers._limits import check_param_names, check_sample_size
 from clinsynth.transform import TableTransformer
 
 logger = logging.getLogger(__name__)
@@ -171,12 +173,8 @@ class BaseSynthesizer:
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> BaseSynthesizer:
-        valid = self._param_names()
+        check_param_names(type(self), params)
         for name, value in params.items():
-            if name not in valid:
-                raise ParameterError(
-                    f"{type(self).__name__} has no parameter '{name}'. Valid: {', '.join(valid)}."
-                )
             setattr(self, name, value)
         return self
 
@@ -186,15 +184,14 @@ class BaseSynthesizer:
             constraints.update(klass.__dict__.get("_parameter_constraints", {}))
         for name, (check, expected) in constraints.items():
             value = getattr(self, name)
-            if not check(value):
-                raise ParameterError(
-                    f"The '{name}' parameter of {type(self).__name__} must be {expected}. "
-                    f"Got {value!r}."
-                )
+            check_param(type(self).__name__, name, value, check(value), expected)
         if not isinstance(self.metadata, Metadata | TableMetadata):
-            raise ParameterError(
-                f"{type(self).__name__} needs a Metadata object as its first argument. Got "
-                f"{type(self.metadata).__name__}. Use Metadata.detect_from_dataframe(data)."
+            raise parameter_error(
+                type(self).__name__,
+                "metadata",
+                type(self.metadata).__name__,
+                "a Metadata object (its first argument)",
+                "Use Metadata.detect_from_dataframe(data).",
             )
 
     # ------------------------------------------------------------------ metadata
@@ -305,9 +302,12 @@ class BaseSynthesizer:
         from clinsynth.synthesizers._refine import DensityRatioRefiner
 
         if self.dp_enabled:
-            raise ParameterError(
-                f"The 'refine' parameter of {type(self).__name__} reads the real rows outside "
-                "the differential-privacy budget: use refine=False with epsilon."
+            raise parameter_error(
+                type(self).__name__,
+                "refine",
+                self.refine,
+                "False with epsilon (it reads the real rows outside the privacy budget)",
+                "Use refine=False.",
             )
         seed = derive_seed(rng)
         self._sample_rng_ = make_rng(seed)
@@ -372,7 +372,7 @@ class BaseSynthesizer:
         """
         self._check_fitted()
         if seed is not None and not _is_int(0)(seed):
-            raise ParameterError(f"The 'seed' of reset_sampling must be an int >= 0. Got {seed!r}.")
+            raise parameter_error("reset_sampling", "seed", seed, "None or an int >= 0")
         self._sample_rng_ = make_rng(self._sample_seed_ if seed is None else int(seed))
 
     def sample(
@@ -412,8 +412,7 @@ class BaseSynthesizer:
             num_rows = num_samples
         if num_rows is None:
             raise ParameterError("sample() needs the number of rows: sample(1000).")
-        if not _is_int(0)(num_rows):
-            raise ParameterError(f"num_rows must be an int >= 0. Got {num_rows!r}.")
+        check_param("sample", "num_rows", num_rows, _is_int(0)(num_rows), "an int >= 0")
         check_sample_size(self, int(num_rows))  # a clear error, not numpy's MemoryError
         if conditions:
             from clinsynth.synthesizers._conditions import sample_with_conditions

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy import special
 
-from clinsynth.errors import ParameterError
+from clinsynth.errors import parameter_error
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import BaseSynthesizer, _is_int
 from clinsynth.synthesizers._cart_state import Tree, check_state
@@ -135,9 +135,12 @@ class CARTSynthesizer(BaseSynthesizer):
             sdtype = self._table_metadata().columns.get(column, {}).get("sdtype")
             if sdtype is None or sdtype == "id":
                 found = "not a column of the table" if sdtype is None else "an id column"
-                raise ParameterError(
-                    f"The 'condition_column' parameter of {type(self).__name__} must name a "
-                    f"column the model learns. Got {column!r} ({found})."
+                raise parameter_error(
+                    type(self).__name__,
+                    "condition_column",
+                    column,
+                    "a column the model learns",
+                    f"It is {found}.",
                 )
 
     # ------------------------------------------------------------------ layout

@@ -365,16 +365,18 @@ class GaussianCopulaSynthesizer(BaseSynthesizer):
 
     # ------------------------------------------------------------------ stratification
     def _choose_stratum_column(self, encoded: np.ndarray) -> str | None:
-        from clinsynth.errors import ParameterError
+        from clinsynth.errors import parameter_error
 
         variables = self._variables()
         if self.stratify_by is None:
             return None
         if self.stratify_by != "auto":
             if self._label_index(self.stratify_by) is None:
-                raise ParameterError(
-                    f"The 'stratify_by' parameter of GaussianCopulaSynthesizer must name a "
-                    f"categorical column. Got {self.stratify_by!r}."
+                raise parameter_error(
+                    type(self).__name__,
+                    "stratify_by",
+                    self.stratify_by,
+                    "None, 'auto' or a categorical column",
                 )
             return self.stratify_by
         n, k = len(encoded), len(variables)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinsynth.errors import ParameterError
+from clinsynth.errors import parameter_error
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import critic_row_loss
 from clinsynth.synthesizers._base import _is_int
@@ -283,9 +283,11 @@ class CTGANSynthesizer(DeepSynthesizer):
     def _check_params(self) -> None:
         super()._check_params()
         if not self.dp_enabled and self.batch_size % self.pac:
-            raise ParameterError(
-                f"The 'batch_size' parameter of {type(self).__name__} must be a multiple of pac "
-                f"({self.pac}). Got {self.batch_size!r}."
+            raise parameter_error(
+                type(self).__name__,
+                "batch_size",
+                self.batch_size,
+                f"a multiple of pac ({self.pac})",
             )
 
     # ------------------------------------------------------------------ networks

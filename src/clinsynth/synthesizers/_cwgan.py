@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinsynth.errors import ParameterError
+from clinsynth.errors import parameter_error
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import critic_row_loss
 from clinsynth.synthesizers._base import _is_int
@@ -149,10 +149,12 @@ class CWGANGPSynthesizer(DeepSynthesizer):
         spec = table.columns.get(self.condition_column)
         if spec is None or self.condition_column not in candidates:
             found = "not a column" if spec is None else f"a {spec['sdtype']} column"
-            raise ParameterError(
-                f"The 'condition_column' parameter of {type(self).__name__} must be the name of "
-                f"a categorical column. Got {self.condition_column!r} ({found}). Categorical "
-                f"columns: {candidates}."
+            raise parameter_error(
+                type(self).__name__,
+                "condition_column",
+                self.condition_column,
+                "the name of a categorical column",
+                f"It is {found}; categorical columns: {candidates}.",
             )
 
     # ------------------------------------------------------------------ networks
@@ -166,9 +168,12 @@ class CWGANGPSynthesizer(DeepSynthesizer):
             joint = getattr(rule, "joint_column", None)
             if joint in names and self.condition_column in rule.columns:
                 return joint
-        raise ParameterError(
-            f"Column {self.condition_column!r} is not encoded by the model (a rule replaced "
-            "it); choose another condition_column."
+        raise parameter_error(
+            type(self).__name__,
+            "condition_column",
+            self.condition_column,
+            "a column the model encodes (a rule replaced this one)",
+            "Choose another condition_column.",
         )
 
     def _condition_span(self) -> tuple[np.ndarray, list[float]]:
@@ -178,9 +183,12 @@ class CWGANGPSynthesizer(DeepSynthesizer):
             if span.column == self._cond_column_ and span.role == "category":
                 transformer = self._transformer_.get_transformer(span.column)
                 return self._layout_.span_columns(i), list(transformer.frequencies_)
-        raise ParameterError(
-            f"Column {self._cond_column_!r} has no one-hot block in the encoding; choose "
-            "another condition_column."
+        raise parameter_error(
+            type(self).__name__,
+            "condition_column",
+            self._cond_column_,
+            "a column with a one-hot block in the encoding",
+            "Choose another condition_column.",
         )
 
     def _build_networks(self, generator: torch.Generator, device: torch.device) -> None:

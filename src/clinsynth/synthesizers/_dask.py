@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinsynth._utils import ProgressCallback, derive_seed, report
-from clinsynth.errors import DataError, ParameterError, SamplingError
+from clinsynth.errors import DataError, SamplingError, check_param
 from clinsynth.synthesizers import _stream
 
 if TYPE_CHECKING:
@@ -176,9 +176,8 @@ def sample_to_parquet(
     from clinsynth.io._atomic import atomic_path, atomic_write_text
 
     distributed = require("distributed", "Sampling on a Dask cluster")
-    _stream.check_batch_args(num_rows, partition_rows, seed)
-    if num_rows < 1:
-        raise ParameterError(f"num_rows must be an int >= 1. Got {num_rows!r}.")
+    _stream.check_batch_args(num_rows, partition_rows, seed, "sample_to_parquet")
+    check_param("sample_to_parquet", "num_rows", num_rows, num_rows >= 1, "an int >= 1")
     _stream.check_streamable(synth)
     output = Path(output)
     if output.exists() and not (output.is_dir() and (is_parts_folder(output) or _empty(output))):

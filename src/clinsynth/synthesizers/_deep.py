@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from clinsynth._utils import derive_seed, one_openmp_thread
-from clinsynth.errors import BundleError, DataError, ParameterError
+from clinsynth.errors import BundleError, DataError, check_param, parameter_error
 from clinsynth.io import _schema as S
 from clinsynth.metadata import Metadata
 from clinsynth.synthesizers._base import _RUNTIME_PARAMS, BaseSynthesizer, _is_float, _is_int
@@ -190,9 +190,12 @@ class DeepSynthesizer(BaseSynthesizer):
         """
         self._validate_params()
         if resume and self.checkpoint_dir is None:
-            raise ParameterError(
-                f"fit(resume=True) needs the folder of the checkpoint: set checkpoint_dir on "
-                f"{type(self).__name__}."
+            raise parameter_error(
+                type(self).__name__,
+                "checkpoint_dir",
+                None,
+                "the folder of the checkpoint with fit(resume=True)",
+                "Set checkpoint_dir, or fit without resume=True.",
             )
         self._check_params()
         self._trainer_ = Trainer(self, resume=resume)
@@ -321,11 +324,13 @@ class DeepSynthesizer(BaseSynthesizer):
         order = torch.as_tensor(self._layout_.order)
         for net in self._networks().values():
             net.eval()
-        if self.sample_precision not in PRECISIONS and self.sample_precision != "auto":
-            raise ParameterError(
-                f"The 'sample_precision' parameter of {type(self).__name__} must be "
-                f'"float32", "bfloat16" or "auto". Got {self.sample_precision!r}.'
-            )
+        check_param(
+            type(self).__name__,
+            "sample_precision",
+            self.sample_precision,
+            self.sample_precision in PRECISIONS or self.sample_precision == "auto",
+            '"float32", "bfloat16" or "auto"',
+        )
         low = PRECISIONS[self._sample_precision(device)]
         precision = (
             torch.autocast(device.type, dtype=low) if low is not None else contextlib.nullcontext()
@@ -494,10 +499,15 @@ def torch_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ParameterError(
-            f"device={device!r} but torch sees no CUDA GPU (torch.cuda.is_available() is "
-            "False). Use device='cpu', or 'auto' to take a GPU only when there is one."
+        raise parameter_error(
+            "the model",
+            "device",
+            device,
+            "a device torch sees, but torch sees no CUDA GPU (torch.cuda.is_available() is False)",
+            "Use device='cpu', or 'auto' to take a GPU only when there is one.",
         )
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ParameterError("device='mps' but torch sees no Apple GPU. Use device='cpu'.")
+        raise parameter_error(
+            "the model", "device", device, "a device torch sees (no Apple GPU)", "Use device='cpu'."
+        )
     return torch.device(device)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clinsynth.errors import ParameterError
+from clinsynth.errors import ParameterError, parameter_error
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_int
@@ -462,7 +462,7 @@ class HVAEGANSynthesizer(DeepSynthesizer):
             :attr:`latent_groups_`); ``shared``: the top latent shared by all groups.
         """
         if level not in ("groups", "shared"):
-            raise ParameterError(f"level must be 'groups' or 'shared'. Got {level!r}.")
+            raise parameter_error("encode", "level", level, "'groups' or 'shared'")
 
         def mean(x: torch.Tensor) -> torch.Tensor:
             mu = self.encoder_(x).chunk(2, dim=1)[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth._extras import require
-from clinsynth.errors import MissingDependencyError, ParameterError
+from clinsynth.errors import MissingDependencyError, ParameterError, parameter_error
 
 __all__ = ["MissingDependencyError", "latent_codes", "visualize_latent_space"]
 
@@ -125,10 +125,14 @@ def visualize_latent_space(
             "(TVAESynthesizer, HVAEGANSynthesizer)."
         )
     if method not in ("umap", "pca"):
-        raise ParameterError(f"method must be 'umap' or 'pca'. Got {method!r}.")
+        raise parameter_error("visualize_latent_space", "method", method, "'umap' or 'pca'")
     if color_by is not None and color_by not in data.columns:
-        raise ParameterError(
-            f"color_by={color_by!r} is not a column of the data. Columns: {list(data.columns)}."
+        raise parameter_error(
+            "visualize_latent_space",
+            "color_by",
+            color_by,
+            "None or a column of the data",
+            f"Columns: {list(data.columns)}.",
         )
     if len(data) > max_points:
         data = data.sample(n=max_points, random_state=random_state)

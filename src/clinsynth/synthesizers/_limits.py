@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from clinsynth.errors import DataError, ParameterError, SamplingError
+from clinsynth.errors import DataError, SamplingError, unknown_parameters
 from clinsynth.io._limits import check_memory, count
 from clinsynth.metadata import is_pii
 
@@ -38,8 +38,7 @@ def check_param_names(cls: type, params: dict[str, Any], *, extra: tuple[str, ..
     valid = [*cls._param_names(), *extra]  # type: ignore[attr-defined]
     unknown = [name for name in params if name not in valid]
     if unknown:
-        shown = ", ".join(repr(n) for n in unknown)
-        raise ParameterError(f"{cls.__name__} has no parameter {shown}. Valid: {', '.join(valid)}.")
+        raise unknown_parameters(cls.__name__, unknown, valid)
 
 
 def sample_bytes(synth: BaseSynthesizer, num_rows: int) -> int:

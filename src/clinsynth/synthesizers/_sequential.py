@@ -36,7 +36,13 @@ import pandas as pd
 import torch
 
 from clinsynth._utils import derive_seed, make_rng, report
-from clinsynth.errors import DataError, MetadataError, ParameterError, SamplingError
+from clinsynth.errors import (
+    DataError,
+    MetadataError,
+    ParameterError,
+    SamplingError,
+    parameter_error,
+)
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.synthesizers import _rules
 from clinsynth.synthesizers import _sequence_data as sd
@@ -186,9 +192,12 @@ class SequentialSynthesizer(BaseSynthesizer):
     def _check_options(self) -> None:
         self._validate_params()
         if self.refine:
-            raise ParameterError(
-                f"The 'refine' parameter of {type(self).__name__} works on single rows, not "
-                "sequences: use refine=False."
+            raise parameter_error(
+                type(self).__name__,
+                "refine",
+                self.refine,
+                "False (refinement works on single rows, not sequences)",
+                "Use refine=False.",
             )
 
     def fit(self, data: pd.DataFrame) -> SequentialSynthesizer:
@@ -595,7 +604,9 @@ class SequentialSynthesizer(BaseSynthesizer):
         else:
             patients = self._context_model_.sample_from_conditions(context)
             # Rows made group by group: fresh, unique patient identifiers.
-            patients = self._context_model_._transformer_.regenerate_ids(patients, self._sample_rng_)
+            patients = self._context_model_._transformer_.regenerate_ids(
+                patients, self._sample_rng_
+            )
         for column, value in self._constants_.items():
             patients[column] = value
         key = self._table_metadata().sequence_key

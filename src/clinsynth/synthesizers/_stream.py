@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from clinsynth._utils import one_openmp_thread
-from clinsynth.errors import ParameterError
+from clinsynth.errors import ParameterError, check_param
 
 if TYPE_CHECKING:
     from clinsynth.synthesizers._base import BaseSynthesizer
@@ -190,18 +190,18 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def check_batch_args(num_rows: Any, batch_size: Any, seed: Any) -> None:
-    """The standard parameter errors of :func:`sample_batches`."""
+def check_batch_args(
+    num_rows: Any, batch_size: Any, seed: Any, owner: str = "sample_batches"
+) -> None:
+    """The standard parameter errors of :func:`sample_batches` (or ``owner``)."""
 
     def _int(value: Any, low: int) -> bool:
         return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
 
-    if not _int(num_rows, 0):
-        raise ParameterError(f"num_rows must be an int >= 0. Got {num_rows!r}.")
-    if not _int(batch_size, 1):
-        raise ParameterError(f"batch_size must be an int >= 1. Got {batch_size!r}.")
-    if seed is not None and not _int(seed, 0):
-        raise ParameterError(f"seed must be None or an int >= 0. Got {seed!r}.")
+    check_param(owner, "num_rows", num_rows, _int(num_rows, 0), "an int >= 0")
+    check_param(owner, "batch_size", batch_size, _int(batch_size, 1), "an int >= 1")
+    ok = seed is None or _int(seed, 0)
+    check_param(owner, "seed", seed, ok, "None or an int >= 0")
 
 
 def sample_batches(

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from scipy import special
 
-from clinsynth.errors import ParameterError
+from clinsynth.errors import parameter_error
 from clinsynth.metadata import Metadata
 from clinsynth.privacy import functional
 from clinsynth.synthesizers._base import _is_float, _is_int
@@ -213,9 +213,12 @@ class TabDDPMSynthesizer(DeepSynthesizer):
             sdtype = table.columns.get(column, {}).get("sdtype")
             if sdtype not in ("categorical", "boolean", "ordinal"):
                 found = "not a column" if sdtype is None else f"{sdtype}"
-                raise ParameterError(
-                    f"The 'condition_column' parameter of {type(self).__name__} must name a "
-                    f"categorical, boolean or ordinal column. Got {column!r} ({found})."
+                raise parameter_error(
+                    type(self).__name__,
+                    "condition_column",
+                    column,
+                    "a categorical, boolean or ordinal column",
+                    f"It is {found}.",
                 )
 
     def _setup_diffusion(self, device: torch.device) -> None:
@@ -228,10 +231,13 @@ class TabDDPMSynthesizer(DeepSynthesizer):
             if column is not None and s.column == column and s.role == "category"
         ]
         if column is not None and not label:
-            raise ParameterError(
-                f"The condition column {column!r} of {type(self).__name__} has no categorical "
-                "encoding (a rule such as FixedCombinations may have merged it into a joint "
-                "column). Condition on another column or drop the rule."
+            raise parameter_error(
+                type(self).__name__,
+                "condition_column",
+                column,
+                "a column with a categorical encoding (a rule such as FixedCombinations may "
+                "have merged it into a joint column)",
+                "Condition on another column or drop the rule.",
             )
         diffused = [i for i in range(len(spans)) if i not in label]
         inner = SpanLayout([spans[i] for i in diffused])

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clinsynth.errors import ParameterError
+from clinsynth.errors import ParameterError, parameter_error
 from clinsynth.synthesizers._guard import MemorizationGuard, check_every, holdout_split
 from clinsynth.synthesizers.nn import SpanLayout, TrainingEngine, load_checkpoint
 from clinsynth.synthesizers.nn._spans import _TINY
@@ -98,33 +98,49 @@ class Trainer:
         name = type(model).__name__
         if model.training_precision == "bfloat16":
             if not model._bf16_training:
-                raise ParameterError(
-                    f"training_precision={model.training_precision!r} is available for TVAE, "
-                    f"CTGAN and CWGAN-GP; {name} trains in float32. Leave "
-                    "training_precision out."
+                raise parameter_error(
+                    name,
+                    "training_precision",
+                    model.training_precision,
+                    f"float32 ({name} trains in float32; bfloat16 is for TVAE, CTGAN and CWGAN-GP)",
+                    "Leave training_precision out.",
                 )
             if model.dp_enabled:
-                raise ParameterError(
-                    f"{name} with differential privacy trains in float32: leave "
-                    "training_precision out, or drop epsilon."
+                raise parameter_error(
+                    name,
+                    "training_precision",
+                    model.training_precision,
+                    "float32 with differential privacy",
+                    "Leave training_precision out, or drop epsilon.",
                 )
         if model.early_stopping_patience is not None and model.validation_split == 0:
-            raise ParameterError(
-                f"early_stopping_patience of {name} needs validation rows: set "
-                "validation_split > 0 (e.g. 0.1)."
+            raise parameter_error(
+                name,
+                "early_stopping_patience",
+                model.early_stopping_patience,
+                "None without validation rows (validation_split=0)",
+                "Set validation_split > 0 (e.g. 0.1).",
             )
         model._torch_device()
         if not model.dp_enabled:
             return
         if model.validation_split:
-            raise ParameterError(
-                f"validation_split of {name} must be 0 with epsilon: the validation loss is "
-                "computed on real rows outside the privacy budget."
+            raise parameter_error(
+                name,
+                "validation_split",
+                model.validation_split,
+                "0 with epsilon (the validation loss is computed on real rows outside the "
+                "privacy budget)",
+                "Use validation_split=0.",
             )
         if model.early_stopping_patience is not None:
-            raise ParameterError(
-                f"early_stopping_patience of {name} must be None with epsilon: stopping on a "
-                "real-data loss spends privacy outside the budget."
+            raise parameter_error(
+                name,
+                "early_stopping_patience",
+                model.early_stopping_patience,
+                "None with epsilon (stopping on a real-data loss spends privacy outside the "
+                "budget)",
+                "Leave early_stopping_patience out.",
             )
 
     # ------------------------------------------------------------------ before encoding
