@@ -59,7 +59,9 @@ def test_dp_training_is_reproducible():
 
 def test_dp_parameter_errors():
     df, md, params = _setup("tvae")
-    with pytest.raises(ParameterError, match="validation_split .* must be 0 with epsilon"):
+    with pytest.raises(
+        ParameterError, match="'validation_split' parameter .* must be 0 with epsilon"
+    ):
         TVAESynthesizer(md, **params, validation_split=0.2).fit(df)
     with pytest.raises(ParameterError, match="early_stopping_patience"):
         TVAESynthesizer(md, **{**params, "early_stopping_patience": 2}).fit(df)

@@ -132,7 +132,7 @@ def visualize_latent_space(
             "color_by",
             color_by,
             "None or a column of the data",
-            f"Columns: {list(data.columns)}.",
+            f"It is not a column; columns: {list(data.columns)}.",
         )
     if len(data) > max_points:
         data = data.sample(n=max_points, random_state=random_state)
