@@ -107,7 +107,7 @@ class SequentialSynthesizer(BaseSynthesizer):
     max_sequence_length : int, optional
         With ``epsilon``: the events kept per patient, the first ones in time (longer
         sequences are cut, which bounds a patient's influence); None gives
-        :data:`~clinsynth.synthesizers._sequential_dp.DEFAULT_MAX_SEQUENCE_LENGTH` (20).
+        :data:`~clinsynth.synthesizers._sequential_dp.DEFAULT_MAX_SEQUENCE_LENGTH` (32).
         Without ``epsilon`` every event is learned.
     **kwargs
         ``random_state``, ``device``, ``verbose``, ``progress``, ``constraints``, ... as for
