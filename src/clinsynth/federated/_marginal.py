@@ -44,6 +44,7 @@ from clinsynth.errors import FederationError
 from clinsynth.metadata import Metadata, TableMetadata
 from clinsynth.privacy import PrivacyAccountant
 from clinsynth.synthesizers import DPMarginalSynthesizer
+from clinsynth.synthesizers import _assembly as assembly
 from clinsynth.synthesizers import _marginal_tree as T
 from clinsynth.transform import TableTransformer
 
@@ -372,6 +373,6 @@ def build_model(
         budget_split=tuple(split),
         random_state=seed,
     )
-    model._transformer_ = transformer
-    model._set_tree(attrs, tree)
+    assembly.attach_transformer(model, transformer)
+    assembly.set_marginal_tree(model, attrs, tree)
     return model

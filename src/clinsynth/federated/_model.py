@@ -33,8 +33,8 @@ from clinsynth.privacy import (
     sampled_gaussian_rdp,
 )
 from clinsynth.synthesizers import TVAESynthesizer
+from clinsynth.synthesizers import _assembly as assembly
 from clinsynth.synthesizers._dp import ACCOUNTANT
-from clinsynth.synthesizers.nn import SpanLayout
 from clinsynth.synthesizers.nn._optim import adam
 from clinsynth.transform import TableTransformer
 
@@ -75,21 +75,23 @@ def build_model(
         epsilon=float(p.get("epsilon", 1.0)),
         random_state=seed,
     )
-    model._transformer_ = transformer
-    model._layout_ = SpanLayout(transformer.output_info, level_major=True)
-    model._build_networks(torch.Generator().manual_seed(seed), torch.device("cpu"))
+    assembly.attach_transformer(model, transformer, seed=seed)
     return model
 
 
 def weight_names(model: TVAESynthesizer) -> list[str]:
     """The order of the weight arrays exchanged (every network's state, sorted)."""
-    return [f"{name}.{key}" for name, net in model._networks().items() for key in net.state_dict()]
+    return [
+        f"{name}.{key}"
+        for name, net in assembly.networks(model).items()
+        for key in net.state_dict()
+    ]
 
 
 def get_weights(model: TVAESynthesizer) -> list[np.ndarray]:
     return [
         v.detach().cpu().numpy().copy()
-        for net in model._networks().values()
+        for net in assembly.networks(model).values()
         for v in net.state_dict().values()
     ]
 
@@ -103,7 +105,7 @@ def set_weights(model: TVAESynthesizer, weights: list[np.ndarray]) -> None:
             "and the site run different model settings or versions."
         )
     i = 0
-    for net in model._networks().values():
+    for net in assembly.networks(model).values():
         state = net.state_dict()
         new = {}
         for key, value in state.items():
@@ -167,11 +169,8 @@ class SiteTrainer:
         self.epsilon, self.delta = float(epsilon), float(delta)
         self.accountant = accountant
         self.local_steps = int(local_steps)
-        encoded = model._transformer_.transform(data, random_state=seed)
-        x = torch.from_numpy(np.ascontiguousarray(encoded[:, model._layout_.order]))
-        x.masked_fill_(x.abs() < 1e-30, 0.0)
-        self.data = x
-        n = len(x)
+        self.data = assembly.training_rows(model, data, seed=seed)
+        n = len(self.data)
         self.sample_rate = min(int(model.batch_size), n) / n
         self.generator = torch.Generator().manual_seed(seed + 1)
         try:
@@ -237,7 +236,7 @@ class SiteTrainer:
         for _ in range(self.local_steps):
             x = self.data[poisson_batch(len(self.data), self.sample_rate, self.generator)]
             eps = torch.randn(len(x), model.embedding_dim, generator=self.generator)
-            self.engine.step(model._dp_row_loss, x, eps)
+            self.engine.step(assembly.row_loss(model), x, eps)
             optimizer.step()
             with torch.no_grad():
                 model.decoder_.sigma.clamp_(0.01, 1.0)
@@ -258,11 +257,6 @@ def federated_model(
     """``model`` with the averaged ``weights``, ready to sample and save as a normal bundle;
     its privacy report lists what each site spent (accounted at the sites)."""
     set_weights(model, weights)
-    for net in model._networks().values():
-        net.eval()
-    model._batch_loss_history_ = pd.DataFrame(
-        {"epoch": pd.Series(dtype="int64"), "batch": pd.Series(dtype="int64"), "loss": []}
-    )
     model.stopped_early_, model.best_epoch_ = False, None
     model.trained_precision_ = "float32"
     model.stopped_by_guard_, model.memorization_ = None, []
@@ -293,18 +287,9 @@ def finish(
 ) -> Any:
     """Mark a model built by the federation as fitted (what ``fit`` would set), with a privacy
     report that lists what each site spent (accounted at the sites) and ``details``."""
-    model._dtypes_ = dict(dtypes)
-    model._rules_ = []
-    model._refiner_ = None
-    model._loss_history_ = None
-    model.num_training_rows_ = int(num_rows)
-    rng = np.random.default_rng(model.random_state)
-    model._fit_seed_ = int(rng.integers(0, 2**31 - 1))
-    model._sample_seed_ = int(rng.integers(0, 2**31 - 1))
-    model.fit_seconds_ = float(seconds)
     eps = [s["epsilon"] for s in sites]
     model.epsilon = float(max(eps)) if eps else None
-    model.privacy_budget_ = {
+    budget = {
         "differential_privacy": True,
         "guarantee": (
             "federated: each site's rows are differentially private at that site's own "
@@ -322,9 +307,9 @@ def finish(
         "federated": {"rounds": int(rounds), "sites": sites},
         "ledger": [],
     }
-    model._fitted_ = True
-    model.reset_sampling()
-    return model
+    return assembly.mark_fitted(
+        model, dtypes=dtypes, num_rows=num_rows, seconds=seconds, privacy_budget=budget
+    )
 
 
 def rows_weight(noisy_rows: float) -> float:
