@@ -494,10 +494,7 @@ class SequentialSynthesizer(BaseSynthesizer):
             return
         history = train(
             self._net_,
-            events.to(device),
-            torch.from_numpy(lengths.astype(np.int64)).to(device),
-            context.to(device),
-            torch.from_numpy(room).to(device),
+            *self._on_device(events, lengths, context, room),
             self._layout_,
             epochs=epochs,
             batch_size=self.batch_size,
@@ -509,6 +506,18 @@ class SequentialSynthesizer(BaseSynthesizer):
         self._net_.eval()
         self._loss_history_ = pd.DataFrame(
             {"epoch": np.arange(1, len(history) + 1), "loss": history}
+        )
+
+    def _on_device(
+        self, events: torch.Tensor, lengths: np.ndarray, context: torch.Tensor, room: np.ndarray
+    ) -> tuple[torch.Tensor, ...]:
+        """The training tensors (events, lengths, context, room) on the model's device."""
+        device = self._device()
+        return (
+            events.to(device),
+            torch.from_numpy(lengths.astype(np.int64)).to(device),
+            context.to(device),
+            torch.from_numpy(room).to(device),
         )
 
     def _train_private(
@@ -523,7 +532,6 @@ class SequentialSynthesizer(BaseSynthesizer):
     ) -> None:
         """DP-SGD over whole sequences (one patient, one clipped gradient), its noise
         calibrated to spend what the other parts left of the budget."""
-        device = self._device()
         n = len(lengths)
         batch = min(int(self.batch_size), n)
         per_epoch = -(-n // batch)
@@ -531,10 +539,7 @@ class SequentialSynthesizer(BaseSynthesizer):
         private = dp.sgd(self._net_, n, batch, epochs * per_epoch, generator)
         train_private(
             self._net_,
-            events.to(device),
-            torch.from_numpy(lengths.astype(np.int64)).to(device),
-            context.to(device),
-            torch.from_numpy(room).to(device),
+            *self._on_device(events, lengths, context, room),
             self._layout_,
             private,
             epochs=epochs,

@@ -117,6 +117,29 @@ class SequenceNet(nn.Module):
         mu, logvar = params.chunk(2, dim=-1)
         return mu, logvar.clamp(-10.0, 10.0)
 
+    def _step_conditions(
+        self,
+        events: torch.Tensor,
+        context: torch.Tensor,
+        lengths: torch.Tensor,
+        room: torch.Tensor,
+        *,
+        unrolled: bool,
+    ) -> torch.Tensor:
+        """What each step of a padded batch ``(b, t, dim)`` is conditioned on: the GRU state
+        after the previous events, the context, the step features and the previous event
+        ``(b, t, ...)``. ``unrolled``: the GRU computed step by step (batchable by vmap)."""
+        b, t, d = events.shape
+        previous = torch.cat([events.new_zeros(b, 1, d), events[:, :-1]], dim=1)
+        if unrolled:
+            states = self._unrolled_gru(previous, self.start(context))
+        else:
+            states, _ = self.gru(previous, self.start(context).unsqueeze(0))
+        steps = step_features(
+            torch.arange(t, device=events.device).expand(b, t), lengths.unsqueeze(1), room
+        )
+        return torch.cat([states, context.unsqueeze(1).expand(b, t, -1), steps, previous], dim=2)
+
     def loss(
         self,
         events: torch.Tensor,
@@ -130,15 +153,7 @@ class SequenceNet(nn.Module):
     ) -> torch.Tensor:
         """Mean negative ELBO per event of a padded batch ``(patients, steps, dim)``;
         ``room`` ``(patients, steps)`` as :func:`step_features` wants it."""
-        b, t, d = events.shape
-        previous = torch.cat([events.new_zeros(b, 1, d), events[:, :-1]], dim=1)
-        states, _ = self.gru(previous, self.start(context).unsqueeze(0))
-        steps = step_features(
-            torch.arange(t, device=events.device).expand(b, t), lengths.unsqueeze(1), room
-        )
-        cond = torch.cat([states, context.unsqueeze(1).expand(b, t, -1), steps, previous], dim=2)[
-            mask
-        ]
+        cond = self._step_conditions(events, context, lengths, room, unrolled=False)[mask]
         x = events[mask]
         mu_p, lv_p = self._gaussian(self.prior(cond))
         mu_q, lv_q = self._gaussian(self.encoder(torch.cat([cond, x], dim=1)))
@@ -182,12 +197,7 @@ class SequenceNet(nn.Module):
         and no cuDNN GRU: the function is batched per sequence by ``torch.func.vmap``.
         """
         b, t, d = events.shape
-        previous = torch.cat([events.new_zeros(b, 1, d), events[:, :-1]], dim=1)
-        states = self._unrolled_gru(previous, self.start(context))
-        steps = step_features(
-            torch.arange(t, device=events.device).expand(b, t), lengths.unsqueeze(1), room
-        )
-        cond = torch.cat([states, context.unsqueeze(1).expand(b, t, -1), steps, previous], dim=2)
+        cond = self._step_conditions(events, context, lengths, room, unrolled=True)
         mu_p, lv_p = self._gaussian(self.prior(cond))
         mu_q, lv_q = self._gaussian(self.encoder(torch.cat([cond, events], dim=2)))
         z = mu_q + noise * torch.exp(0.5 * lv_q)
